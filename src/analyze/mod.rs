@@ -1,0 +1,1 @@
+//! Analyzers (istioctl analyze).

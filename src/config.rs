@@ -1,0 +1,308 @@
+//! The loaded configuration: typed resources with their metadata and the place
+//! in the source each came from. Produced by `load`, read by `validate`,
+//! `analyze` and (later) the route compiler. No I/O here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::model::{self, k8s};
+
+/// The resource kinds strait understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    VirtualService,
+    DestinationRule,
+    ServiceEntry,
+    WorkloadEntry,
+    Gateway,
+    Sidecar,
+    Service,
+    Pod,
+    Namespace,
+    Secret,
+    Node,
+    Deployment,
+    /// `gateway.networking.k8s.io` Gateway (only its existence and listeners matter).
+    KubernetesGateway,
+    /// `security.istio.io` RequestAuthentication (only its selector matters).
+    RequestAuthentication,
+}
+
+impl Kind {
+    /// Kind from `apiVersion` group and `kind`; `None` for kinds strait skips.
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Kind> {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        Some(match (group, kind) {
+            ("networking.istio.io", "VirtualService") => Kind::VirtualService,
+            ("networking.istio.io", "DestinationRule") => Kind::DestinationRule,
+            ("networking.istio.io", "ServiceEntry") => Kind::ServiceEntry,
+            ("networking.istio.io", "WorkloadEntry") => Kind::WorkloadEntry,
+            ("networking.istio.io", "Gateway") => Kind::Gateway,
+            ("networking.istio.io", "Sidecar") => Kind::Sidecar,
+            ("security.istio.io", "RequestAuthentication") => Kind::RequestAuthentication,
+            ("gateway.networking.k8s.io", "Gateway") => Kind::KubernetesGateway,
+            ("", "Service") => Kind::Service,
+            ("", "Pod") => Kind::Pod,
+            ("", "Namespace") => Kind::Namespace,
+            ("", "Secret") => Kind::Secret,
+            ("", "Node") => Kind::Node,
+            ("apps", "Deployment") => Kind::Deployment,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VirtualService => "VirtualService",
+            Kind::DestinationRule => "DestinationRule",
+            Kind::ServiceEntry => "ServiceEntry",
+            Kind::WorkloadEntry => "WorkloadEntry",
+            Kind::Gateway | Kind::KubernetesGateway => "Gateway",
+            Kind::Sidecar => "Sidecar",
+            Kind::Service => "Service",
+            Kind::Pod => "Pod",
+            Kind::Namespace => "Namespace",
+            Kind::Secret => "Secret",
+            Kind::Node => "Node",
+            Kind::Deployment => "Deployment",
+            Kind::RequestAuthentication => "RequestAuthentication",
+        }
+    }
+
+    /// Cluster-scoped kinds never take a default namespace.
+    pub fn cluster_scoped(self) -> bool {
+        matches!(self, Kind::Namespace | Kind::Node)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Line of each field inside one YAML document, keyed by field path
+/// (`spec.http[0].route[1].destination.host`). Lines are 1-based.
+#[derive(Clone, Debug, Default)]
+pub struct LineIndex {
+    lines: HashMap<String, usize>,
+}
+
+impl LineIndex {
+    pub fn insert(&mut self, path: String, line: usize) {
+        self.lines.entry(path).or_insert(line);
+    }
+
+    /// Line of `path`, or of its nearest ancestor that has one.
+    pub fn line_of(&self, path: &str) -> Option<usize> {
+        let mut p = path;
+        loop {
+            if let Some(l) = self.lines.get(p) {
+                return Some(*l);
+            }
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+/// Where a resource came from.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// Path as the user gave it (`-` for stdin); empty for built-in resources.
+    pub file: Arc<str>,
+    /// First line of the YAML document (1-based).
+    pub line: usize,
+    pub lines: Arc<LineIndex>,
+}
+
+impl Origin {
+    /// Line of a field path, falling back to the document's first line.
+    pub fn line_of(&self, path: &str) -> usize {
+        self.lines.line_of(path).unwrap_or(self.line)
+    }
+
+    /// `file:line` for a field path, as istioctl prints it; `None` when the
+    /// resource did not come from a file.
+    pub fn reference(&self, path: Option<&str>) -> Option<String> {
+        if self.file.is_empty() {
+            return None;
+        }
+        let line = path.map_or(self.line, |p| self.line_of(p));
+        Some(format!("{}:{}", self.file, line))
+    }
+}
+
+/// Kubernetes object metadata (the part strait uses).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub creation_timestamp: Option<String>,
+    #[serde(default)]
+    pub generation: Option<i64>,
+    #[serde(default)]
+    pub resource_version: Option<String>,
+}
+
+/// One typed resource.
+#[derive(Clone, Debug)]
+pub struct Resource<T> {
+    pub kind: Kind,
+    pub api_version: String,
+    pub meta: Meta,
+    pub spec: T,
+    /// `status`, kept raw (the ServiceEntry analyzer reads `status.addresses`).
+    pub status: Option<serde_json::Value>,
+    pub origin: Origin,
+    /// Position in load order; Istio orders same-age resources by name, then
+    /// namespace, but load order breaks the remaining ties deterministically.
+    pub seq: usize,
+}
+
+impl<T> Resource<T> {
+    /// `namespace/name`, or `name` when the resource has no namespace (Istio's
+    /// `FriendlyName` without the kind).
+    pub fn key(&self) -> String {
+        if self.meta.namespace.is_empty() {
+            self.meta.name.clone()
+        } else {
+            format!("{}/{}", self.meta.namespace, self.meta.name)
+        }
+    }
+
+    /// `Kind namespace/name`, as istioctl prints it.
+    pub fn friendly_name(&self) -> String {
+        format!("{} {}", self.kind, self.key())
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.meta.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    pub fn reference(&self) -> ResourceRef {
+        ResourceRef {
+            kind: self.kind,
+            namespace: self.meta.namespace.clone(),
+            name: self.meta.name.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// A resource identity plus its origin, detached from the spec type.
+#[derive(Clone, Debug)]
+pub struct ResourceRef {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub origin: Origin,
+}
+
+impl ResourceRef {
+    pub fn friendly_name(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// A problem found while turning a YAML document into a typed resource: a
+/// field of the wrong type, an unknown field, a field in the wrong kind.
+/// The resource is still loaded (without the offending field) so that
+/// analysis can go on; `check` reports these as IST0106.
+#[derive(Clone, Debug)]
+pub struct SchemaProblem {
+    pub resource: ResourceRef,
+    /// Field path, e.g. `spec.http[0].match[0].sourcelabels`.
+    pub path: String,
+    pub message: String,
+}
+
+/// A file or document that could not be read at all (exit code 65).
+#[derive(Clone, Debug)]
+pub struct LoadError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Everything loaded, in load order within each kind.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSet {
+    pub virtual_services: Vec<Resource<model::VirtualService>>,
+    pub destination_rules: Vec<Resource<model::DestinationRule>>,
+    pub service_entries: Vec<Resource<model::ServiceEntry>>,
+    pub workload_entries: Vec<Resource<model::WorkloadEntry>>,
+    pub gateways: Vec<Resource<model::Gateway>>,
+    pub sidecars: Vec<Resource<model::Sidecar>>,
+    pub services: Vec<Resource<k8s::ServiceSpec>>,
+    /// Pods, plus one pod per Deployment (its template's labels).
+    pub pods: Vec<Resource<k8s::PodSpec>>,
+    pub namespaces: Vec<Resource<k8s::NamespaceSpec>>,
+    pub secrets: Vec<Resource<k8s::SecretSpec>>,
+    pub nodes: Vec<Resource<k8s::NodeSpec>>,
+    pub kubernetes_gateways: Vec<Resource<k8s::KubernetesGatewaySpec>>,
+    pub request_authentications: Vec<Resource<k8s::RequestAuthenticationSpec>>,
+    pub problems: Vec<SchemaProblem>,
+    pub load_errors: Vec<LoadError>,
+    /// Files read, in order (for the "No validation issues found" line).
+    pub files: Vec<String>,
+}
+
+impl ConfigSet {
+    /// Append another set, keeping load order.
+    pub fn extend(&mut self, other: ConfigSet) {
+        self.virtual_services.extend(other.virtual_services);
+        self.destination_rules.extend(other.destination_rules);
+        self.service_entries.extend(other.service_entries);
+        self.workload_entries.extend(other.workload_entries);
+        self.gateways.extend(other.gateways);
+        self.sidecars.extend(other.sidecars);
+        self.services.extend(other.services);
+        self.pods.extend(other.pods);
+        self.namespaces.extend(other.namespaces);
+        self.secrets.extend(other.secrets);
+        self.nodes.extend(other.nodes);
+        self.kubernetes_gateways.extend(other.kubernetes_gateways);
+        self.request_authentications
+            .extend(other.request_authentications);
+        self.problems.extend(other.problems);
+        self.load_errors.extend(other.load_errors);
+        self.files.extend(other.files);
+    }
+}

@@ -1,0 +1,12 @@
+//! strait: a service-mesh proxy that speaks Istio's traffic-management API.
+//!
+//! Config flows one way: YAML (`load`) → typed Istio model (`model`) inside a
+//! [`config::ConfigSet`] → validation (`validate`) and analysis (`analyze`).
+//! See ARCHITECTURE.md for the map.
+
+pub mod analyze;
+pub mod cli;
+pub mod config;
+pub mod load;
+pub mod model;
+pub mod validate;

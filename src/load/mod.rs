@@ -1,0 +1,1 @@
+//! Loading YAML into a ConfigSet.

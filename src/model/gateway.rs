@@ -1,0 +1,3 @@
+//! Placeholder, replaced by the model.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Gateway {}
