@@ -108,6 +108,22 @@ impl LineIndex {
         }
     }
 
+    /// The entries under `prefix` (e.g. `items[2].`), re-rooted.
+    pub fn sub_index(&self, prefix: &str) -> LineIndex {
+        LineIndex {
+            lines: self
+                .lines
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), *v)))
+                .collect(),
+        }
+    }
+
+    /// Smallest line recorded (a document's first field).
+    pub fn min_line(&self) -> Option<usize> {
+        self.lines.values().min().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.lines.len()
     }

@@ -1,3 +1,117 @@
-fn main() {
-    println!("strait");
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use strait::analyze::Level;
+use strait::cli::check::{self, CheckArgs, Format};
+
+/// strait: Istio's traffic management in one binary.
+///
+/// A VirtualService picks the destination; a DestinationRule configures it.
+/// strait reads the same YAML you give Istio.
+#[derive(Parser)]
+#[command(name = "strait", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyze Istio config files, as `istioctl analyze` does, offline.
+    ///
+    /// Exit codes: 0 clean, 79 findings at or above --failure-threshold,
+    /// 65 unparsable input, 64 usage error.
+    Check {
+        /// Files or directories (.yaml, .yml, .json, recursively); `-` reads stdin.
+        #[arg(required_unless_present = "list_analyzers")]
+        paths: Vec<PathBuf>,
+        /// Namespace for resources without one (default `default`). When given,
+        /// only messages on that namespace's resources are shown (unless -A).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Show messages for every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "log")]
+        output: Format,
+        /// Lowest level that makes the exit code 79: Info, Warning or Error.
+        #[arg(long, default_value = "Error", value_parser = parse_level)]
+        failure_threshold: Level,
+        /// Lowest level printed: Info, Warning or Error.
+        #[arg(long, default_value = "Info", value_parser = parse_level)]
+        output_threshold: Level,
+        /// Run only this analyzer (repeatable), by Istio's name.
+        #[arg(long = "analyzer", value_name = "NAME")]
+        analyzers: Vec<String>,
+        /// List the analyzers and exit.
+        #[arg(short = 'L', long)]
+        list_analyzers: bool,
+        /// MeshConfig YAML merged over Istio's defaults.
+        #[arg(long, value_name = "FILE")]
+        mesh_config: Option<PathBuf>,
+        /// Colour the level (default: when stdout is a terminal).
+        #[arg(long)]
+        color: Option<bool>,
+    },
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    Level::parse(s).ok_or_else(|| format!("invalid level {s:?}: use Info, Warning or Error"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(check::EXIT_USAGE as u8),
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match cli.command {
+        Command::Check {
+            paths,
+            namespace,
+            all_namespaces,
+            output,
+            failure_threshold,
+            output_threshold,
+            analyzers,
+            list_analyzers,
+            mesh_config,
+            color,
+        } => {
+            if list_analyzers {
+                check::list_analyzers(&mut std::io::stdout());
+                0
+            } else {
+                let args = CheckArgs {
+                    paths,
+                    namespace,
+                    all_namespaces,
+                    output,
+                    failure_threshold,
+                    output_threshold,
+                    analyzers,
+                    mesh_config,
+                    color,
+                };
+                check::run(&args, &mut std::io::stdout(), &mut std::io::stderr())
+            }
+        }
+    };
+    ExitCode::from(code as u8)
 }

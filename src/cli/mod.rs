@@ -1,1 +1,2 @@
 //! Command implementations.
+pub mod check;

@@ -4,17 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize, Serializer};
-
-use crate::model::Duration;
-
-/// Durations serialize back to the text they were written as, so a config
-/// dump round-trips what the user wrote.
-impl Serialize for Duration {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
-    }
-}
+use serde::{Deserialize, Serialize};
 
 /// `istio.networking.v1alpha3.StringMatch` (oneof `exact` / `prefix` / `regex`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -178,6 +168,7 @@ impl std::fmt::Display for Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Duration;
     use serde_json::json;
 
     #[test]

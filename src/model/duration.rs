@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A parsed duration that remembers how it was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +49,13 @@ impl Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// Serializes as written, so config dumps show what the user wrote.
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
     }
 }
 
@@ -208,7 +215,10 @@ mod tests {
         assert_eq!(parse_go_duration(".5s"), Ok(500 * MS));
         assert_eq!(parse_go_duration("5.s"), Ok(5 * S));
         assert_eq!(parse_go_duration("-2s"), Ok(-2 * S));
-        assert_eq!(parse_go_duration("1h1m1s1ms1us1ns"), Ok(3661 * S + MS + 1001));
+        assert_eq!(
+            parse_go_duration("1h1m1s1ms1us1ns"),
+            Ok(3661 * S + MS + 1001)
+        );
     }
 
     #[test]
@@ -225,7 +235,15 @@ mod tests {
             parse_go_duration("5 seconds"),
             Err("time: unknown unit \" seconds\" in duration \"5 seconds\"".into())
         );
-        for bad in ["", "s", ".s", "-", "1.2.3s", "9999999999999999999h", "3000000h"] {
+        for bad in [
+            "",
+            "s",
+            ".s",
+            "-",
+            "1.2.3s",
+            "9999999999999999999h",
+            "3000000h",
+        ] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -1,0 +1,219 @@
+//! `strait check`: `istioctl analyze` for files, offline.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::analyze::{self, Context, Level, MeshConfig, Message};
+use crate::load::{self, LoadOptions};
+
+/// Exit codes, as istioctl's (`istioctl/cmd/sysexits.go`).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_USAGE: i32 = 64;
+pub const EXIT_PARSE: i32 = 65;
+pub const EXIT_FINDINGS: i32 = 79;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Log,
+    Json,
+    Yaml,
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckArgs {
+    pub paths: Vec<PathBuf>,
+    /// Namespace for resources without one; when set explicitly, only
+    /// messages on that namespace's resources are printed (as istioctl).
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+    pub output: Format,
+    pub failure_threshold: Level,
+    pub output_threshold: Level,
+    pub analyzers: Vec<String>,
+    pub mesh_config: Option<PathBuf>,
+    pub color: Option<bool>,
+}
+
+/// Run `check`, writing to the given streams; returns the exit code.
+pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let mesh = match &args.mesh_config {
+        None => MeshConfig::default(),
+        Some(p) => match std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| MeshConfig::from_yaml(&t))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = writeln!(
+                    stderr,
+                    "Error: cannot read mesh config {}: {e}",
+                    p.display()
+                );
+                return EXIT_USAGE;
+            }
+        },
+    };
+    let opts = LoadOptions {
+        namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
+        ..LoadOptions::default()
+    };
+    let config = load::load_paths(&args.paths, &opts);
+    for e in &config.load_errors {
+        let _ = writeln!(stderr, "Error: {e}");
+    }
+    let ctx = Context::new(&config, &mesh);
+    let messages = match analyze::run(&ctx, &args.analyzers) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(stderr, "Error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let filter_ns = if args.all_namespaces {
+        None
+    } else {
+        args.namespace.as_deref()
+    };
+    let shown: Vec<&Message> = messages
+        .iter()
+        .filter(|m| m.level().at_least(args.output_threshold))
+        .filter(|m| match (filter_ns, &m.resource) {
+            (Some(ns), Some(r)) => r.namespace.is_empty() || r.namespace == ns,
+            _ => true,
+        })
+        .collect();
+    let target = describe_target(args);
+    match args.output {
+        Format::Log => {
+            let color = args.color.unwrap_or_else(|| {
+                std::io::stdout().is_terminal()
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            });
+            for m in &shown {
+                let _ = writeln!(stdout, "{}", render_log(m, color));
+            }
+        }
+        Format::Json => {
+            let items: Vec<JsonMessage> = shown.iter().map(|m| JsonMessage::from(*m)).collect();
+            let _ = writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".into())
+            );
+        }
+        Format::Yaml => {
+            let items: Vec<JsonMessage> = shown.iter().map(|m| JsonMessage::from(*m)).collect();
+            let _ = write!(stdout, "{}", to_yaml(&items));
+        }
+    }
+    let failed = shown
+        .iter()
+        .any(|m| m.level().at_least(args.failure_threshold));
+    if shown.is_empty() {
+        let parse_note = if config.load_errors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (but {} file(s) could not be parsed)",
+                config.load_errors.len()
+            )
+        };
+        let _ = writeln!(
+            stderr,
+            "\u{2714} No validation issues found when analyzing {target}{parse_note}."
+        );
+    } else if failed {
+        let _ = writeln!(
+            stderr,
+            "Error: Analyzers found issues when analyzing {target}.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions."
+        );
+    }
+    if !config.load_errors.is_empty() {
+        EXIT_PARSE
+    } else if failed {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
+}
+
+fn describe_target(args: &CheckArgs) -> String {
+    if args.paths.is_empty() {
+        return "no files".into();
+    }
+    let names: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
+fn render_log(m: &Message, color: bool) -> String {
+    let line = m.to_string();
+    if !color {
+        return line;
+    }
+    let prefix = match m.level() {
+        Level::Error => "\x1b[1;31m",
+        Level::Warning => "\x1b[33m",
+        Level::Info => return line,
+    };
+    let level = m.level().as_str();
+    format!("{prefix}{level}\x1b[0m{}", &line[level.len()..])
+}
+
+/// istioctl's JSON/YAML message object.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonMessage {
+    code: &'static str,
+    level: &'static str,
+    origin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
+    message: String,
+    documentation_url: String,
+}
+
+impl From<&Message> for JsonMessage {
+    fn from(m: &Message) -> Self {
+        JsonMessage {
+            code: m.kind.code,
+            level: m.level().as_str(),
+            origin: m.origin().unwrap_or_default(),
+            reference: m.reference(),
+            message: m.text.clone(),
+            documentation_url: m.documentation_url(),
+        }
+    }
+}
+
+/// The message list as YAML (strings double-quoted, which YAML reads as JSON strings).
+fn to_yaml(items: &[JsonMessage]) -> String {
+    if items.is_empty() {
+        return "[]\n".into();
+    }
+    let mut out = String::new();
+    for it in items {
+        let v = serde_json::to_value(it).unwrap_or_default();
+        let mut first = true;
+        if let Some(obj) = v.as_object() {
+            for (k, val) in obj {
+                out.push_str(if first { "- " } else { "  " });
+                first = false;
+                out.push_str(k);
+                out.push_str(": ");
+                out.push_str(&val.to_string());
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// `--list-analyzers`.
+pub fn list_analyzers(stdout: &mut dyn Write) {
+    let _ = writeln!(stdout, "Available analyzers:");
+    for a in analyze::all() {
+        let _ = writeln!(stdout, "* {}:\n    {}", a.name(), a.description());
+    }
+}

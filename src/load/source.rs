@@ -1,0 +1,353 @@
+//! Files, directories and stdin → [`ConfigSet`]. The only module of the
+//! config layers that does I/O.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::decode::decode;
+use super::yaml::{Limits, parse_documents};
+use crate::config::{ConfigSet, Kind, LineIndex, LoadError, Meta, Origin, Resource, SchemaProblem};
+use crate::model::k8s;
+
+/// How to load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Namespace for resources without `metadata.namespace`; `None` keeps it
+    /// empty (what Istio's analyzer test harness does).
+    pub namespace: Option<String>,
+    pub limits: Limits,
+}
+
+/// Most files read from one directory tree.
+const MAX_FILES: usize = 100_000;
+
+/// Load every path: files, directories (recursively: `.yaml`, `.yml`, `.json`)
+/// and `-` for stdin. Unreadable input becomes a `LoadError`, never a panic.
+pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
+    let mut loader = Loader::new(opts);
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let mut text = String::new();
+            let limit = opts.limits.max_file_bytes;
+            match std::io::stdin().take(limit + 1).read_to_string(&mut text) {
+                Ok(n) if n as u64 > limit => loader.error("-", None, too_big(limit)),
+                Ok(_) => loader.text(&text, "-"),
+                Err(e) => loader.error("-", None, format!("cannot read stdin: {e}")),
+            }
+            continue;
+        }
+        let mut files = Vec::new();
+        if let Err(e) = collect_files(p, &mut files, 0) {
+            loader.error(&p.display().to_string(), None, e);
+            continue;
+        }
+        for f in files {
+            loader.file(&f);
+        }
+    }
+    loader.set
+}
+
+/// Load YAML text; `file` names it in messages.
+pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> ConfigSet {
+    let mut loader = Loader::new(opts);
+    loader.text(text, file);
+    loader.set
+}
+
+fn too_big(limit: u64) -> String {
+    format!(
+        "file is larger than the {} MiB limit",
+        limit / (1024 * 1024)
+    )
+}
+
+fn collect_files(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> {
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.is_file() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        return Err("not a file or directory".into());
+    }
+    if depth > 32 {
+        return Err("directories nested deeper than 32 levels (symlink loop?)".into());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(|e| format!("cannot read directory: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for e in entries {
+        if out.len() >= MAX_FILES {
+            return Err(format!("more than {MAX_FILES} files"));
+        }
+        let hidden = e
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if e.is_dir() {
+            collect_files(&e, out, depth + 1)?;
+        } else if e
+            .extension()
+            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+struct Loader<'a> {
+    opts: &'a LoadOptions,
+    set: ConfigSet,
+    seq: usize,
+}
+
+impl<'a> Loader<'a> {
+    fn new(opts: &'a LoadOptions) -> Self {
+        Loader {
+            opts,
+            set: ConfigSet::default(),
+            seq: 0,
+        }
+    }
+
+    fn error(&mut self, file: &str, line: Option<usize>, message: String) {
+        self.set.load_errors.push(LoadError {
+            file: file.to_string(),
+            line,
+            message,
+        });
+    }
+
+    fn file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        let limit = self.opts.limits.max_file_bytes;
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() > limit => return self.error(&name, None, too_big(limit)),
+            Err(e) => return self.error(&name, None, format!("cannot read: {e}")),
+            Ok(_) => {}
+        }
+        match std::fs::read(path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => self.text(&text, &name),
+                Err(_) => self.error(&name, None, "file is not UTF-8 text".into()),
+            },
+            Err(e) => self.error(&name, None, format!("cannot read: {e}")),
+        }
+    }
+
+    fn text(&mut self, text: &str, file: &str) {
+        self.set.files.push(file.to_string());
+        let docs = match parse_documents(text, &self.opts.limits) {
+            Ok(d) => d,
+            Err(e) => {
+                return self.error(file, Some(e.line), format!("invalid YAML: {}", e.message));
+            }
+        };
+        let file: Arc<str> = Arc::from(file);
+        for doc in docs {
+            let lines = Arc::new(doc.lines);
+            self.document(doc.value, &file, doc.line, &lines, "", &doc.yaml11_bools);
+        }
+    }
+
+    /// One object; `prefix` is its path inside the document (`items[3].` for
+    /// a `kind: List` entry).
+    fn document(
+        &mut self,
+        value: Value,
+        file: &Arc<str>,
+        line: usize,
+        lines: &Arc<LineIndex>,
+        prefix: &str,
+        yaml11: &[String],
+    ) {
+        let Value::Object(mut obj) = value else {
+            return self.error(
+                file,
+                Some(line),
+                "document is not a mapping; expected a Kubernetes resource".into(),
+            );
+        };
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind_name = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if kind_name.is_empty() {
+            return self.error(file, Some(line), "resource has no `kind`".into());
+        }
+        let lines = if prefix.is_empty() {
+            lines.clone()
+        } else {
+            Arc::new(lines.sub_index(prefix))
+        };
+        let line = lines.min_line().unwrap_or(line);
+        if kind_name == "List" || kind_name.ends_with("List") && api_version == "v1" {
+            if let Some(Value::Array(items)) = obj.remove("items") {
+                for (i, item) in items.into_iter().enumerate() {
+                    let p = format!("{prefix}items[{i}].");
+                    self.document(item, file, line, &lines, &p, yaml11);
+                }
+            }
+            return;
+        }
+        let Some(kind) = Kind::from_type(&api_version, &kind_name) else {
+            tracing::debug!(file = %file, line, kind = %kind_name, api_version = %api_version, "skipping a kind strait does not use");
+            return;
+        };
+        let origin = Origin {
+            file: file.clone(),
+            line,
+            lines,
+        };
+        let meta: Meta = match obj.get("metadata") {
+            Some(m) => serde_json::from_value(m.clone()).unwrap_or_else(|e| {
+                self.error(file, Some(line), format!("invalid metadata: {e}"));
+                Meta::default()
+            }),
+            None => Meta::default(),
+        };
+        let mut meta = meta;
+        if meta.namespace.is_empty()
+            && !kind.cluster_scoped()
+            && let Some(ns) = &self.opts.namespace
+        {
+            meta.namespace = ns.clone();
+        }
+        let status = obj.remove("status");
+        let spec = obj
+            .remove("spec")
+            .unwrap_or(Value::Object(Default::default()));
+        let yaml11: Vec<String> = yaml11
+            .iter()
+            .filter_map(|p| p.strip_prefix(prefix).map(str::to_string))
+            .collect();
+        let mut ctx = Ctx {
+            kind,
+            api_version,
+            meta,
+            status,
+            origin,
+            yaml11,
+        };
+        let set = &mut self.set;
+        let seq = &mut self.seq;
+        match kind {
+            Kind::VirtualService => ctx.push(spec, set, seq, |s| &mut s.virtual_services),
+            Kind::DestinationRule => ctx.push(spec, set, seq, |s| &mut s.destination_rules),
+            Kind::ServiceEntry => ctx.push(spec, set, seq, |s| &mut s.service_entries),
+            Kind::WorkloadEntry => ctx.push(spec, set, seq, |s| &mut s.workload_entries),
+            Kind::Gateway => ctx.push(spec, set, seq, |s| &mut s.gateways),
+            Kind::Sidecar => ctx.push(spec, set, seq, |s| &mut s.sidecars),
+            Kind::Service => ctx.push_lenient(spec, set, seq, |s| &mut s.services),
+            Kind::Pod => ctx.push_lenient(spec, set, seq, |s| &mut s.pods),
+            Kind::Namespace => ctx.push_lenient(spec, set, seq, |s| &mut s.namespaces),
+            Kind::Node => ctx.push_lenient(spec, set, seq, |s| &mut s.nodes),
+            Kind::KubernetesGateway => {
+                ctx.push_lenient(spec, set, seq, |s| &mut s.kubernetes_gateways)
+            }
+            Kind::RequestAuthentication => {
+                ctx.push_lenient(spec, set, seq, |s| &mut s.request_authentications)
+            }
+            Kind::Secret => {
+                // A Secret's data lives beside metadata, not under `spec`.
+                obj.remove("metadata");
+                ctx.push_lenient(Value::Object(obj), set, seq, |s| &mut s.secrets)
+            }
+            Kind::Deployment => {
+                // Analysis needs workload labels: a Deployment counts as one pod.
+                let d: k8s::DeploymentSpec = serde_json::from_value(spec).unwrap_or_default();
+                let template = d.template.unwrap_or_default();
+                ctx.meta.labels = template.metadata.unwrap_or_default().labels;
+                ctx.kind = Kind::Pod;
+                let pod = template.spec.unwrap_or_default();
+                ctx.push_value(pod, set, seq, |s| &mut s.pods)
+            }
+        }
+    }
+}
+
+struct Ctx {
+    kind: Kind,
+    api_version: String,
+    meta: Meta,
+    status: Option<Value>,
+    origin: Origin,
+    yaml11: Vec<String>,
+}
+
+impl Ctx {
+    fn push<T: DeserializeOwned>(
+        self,
+        spec: Value,
+        set: &mut ConfigSet,
+        seq: &mut usize,
+        list: fn(&mut ConfigSet) -> &mut Vec<Resource<T>>,
+    ) {
+        let decoded = decode::<T>(self.kind, spec, "spec", &self.yaml11);
+        let reference = crate::config::ResourceRef {
+            kind: self.kind,
+            namespace: self.meta.namespace.clone(),
+            name: self.meta.name.clone(),
+            origin: self.origin.clone(),
+        };
+        for (path, message) in decoded.problems {
+            set.problems.push(SchemaProblem {
+                resource: reference.clone(),
+                path,
+                message,
+            });
+        }
+        if let Some(spec) = decoded.value {
+            self.push_value(spec, set, seq, list);
+        }
+    }
+
+    fn push_lenient<T: DeserializeOwned + Default>(
+        self,
+        spec: Value,
+        set: &mut ConfigSet,
+        seq: &mut usize,
+        list: fn(&mut ConfigSet) -> &mut Vec<Resource<T>>,
+    ) {
+        let spec = serde_json::from_value(spec).unwrap_or_else(|e| {
+            tracing::debug!(resource = %self.meta.name, error = %e, "lenient decode fell back to defaults");
+            T::default()
+        });
+        self.push_value(spec, set, seq, list);
+    }
+
+    fn push_value<T>(
+        self,
+        spec: T,
+        set: &mut ConfigSet,
+        seq: &mut usize,
+        list: fn(&mut ConfigSet) -> &mut Vec<Resource<T>>,
+    ) {
+        *seq += 1;
+        list(set).push(Resource {
+            kind: self.kind,
+            api_version: self.api_version,
+            meta: self.meta,
+            spec,
+            status: self.status,
+            origin: self.origin,
+            seq: *seq,
+        });
+    }
+}

@@ -1,0 +1,576 @@
+//! YAML text → JSON values, one per document, with the line of every field.
+//!
+//! Istio reads YAML through `sigs.k8s.io/yaml` (go-yaml v2 → JSON), so scalars
+//! resolve as YAML 1.1 does there: unquoted `yes`/`no`/`on`/`off` are booleans.
+//! Built on saphyr-parser's event stream so that hostile input is bounded here:
+//! nesting depth, node count (alias expansion included) and document count.
+
+use std::borrow::Cow;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use serde_json::{Map, Number, Value};
+
+use crate::config::LineIndex;
+
+/// Bounds on what one input may cost. Exceeding any is an error, never a hang.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest file read, in bytes.
+    pub max_file_bytes: u64,
+    /// Most documents in one file.
+    pub max_documents: usize,
+    /// Deepest nesting of mappings and sequences.
+    pub max_depth: usize,
+    /// Most nodes built from one file, counting every node an alias copies.
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 64 * 1024 * 1024,
+            max_documents: 100_000,
+            max_depth: 128,
+            max_nodes: 5_000_000,
+        }
+    }
+}
+
+/// One parsed YAML document.
+#[derive(Debug)]
+pub struct Document {
+    pub value: Value,
+    pub lines: LineIndex,
+    /// Line where the document's content starts (1-based).
+    pub line: usize,
+    /// Paths of unquoted YAML 1.1 booleans (`yes`, `on`…), to explain type errors.
+    pub yaml11_bools: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlError {
+    pub line: usize,
+    pub message: String,
+}
+
+enum Frame {
+    Map {
+        map: Map<String, Value>,
+        /// Entries from `<<` merge keys; explicit keys override them.
+        merged: Map<String, Value>,
+        key: Option<String>,
+        key_line: usize,
+        path: String,
+        anchor: usize,
+    },
+    Seq {
+        items: Vec<Value>,
+        path: String,
+        anchor: usize,
+    },
+}
+
+struct Builder<'a> {
+    limits: &'a Limits,
+    stack: Vec<Frame>,
+    anchors: Vec<(usize, Value, usize)>,
+    nodes: usize,
+    doc: Option<Document>,
+    docs: Vec<Document>,
+}
+
+fn err(span: &Span, message: impl Into<String>) -> YamlError {
+    YamlError {
+        line: span.start.line(),
+        message: message.into(),
+    }
+}
+
+/// Parse every document of `text`. Empty documents are skipped.
+pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
+    let mut b = Builder {
+        limits,
+        stack: Vec::new(),
+        anchors: Vec::new(),
+        nodes: 0,
+        doc: None,
+        docs: Vec::new(),
+    };
+    for ev in Parser::new_from_str(text) {
+        let (event, span) = ev.map_err(|e| YamlError {
+            line: e.marker().line(),
+            message: e.info().to_string(),
+        })?;
+        b.event(event, span)?;
+    }
+    Ok(b.docs)
+}
+
+impl Builder<'_> {
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
+        match event {
+            Event::DocumentStart(_) => {
+                if self.docs.len() >= self.limits.max_documents {
+                    return Err(err(
+                        &span,
+                        format!(
+                            "more than {} YAML documents in one file",
+                            self.limits.max_documents
+                        ),
+                    ));
+                }
+                self.anchors.clear();
+                self.doc = Some(Document {
+                    value: Value::Null,
+                    lines: LineIndex::default(),
+                    line: span.start.line(),
+                    yaml11_bools: Vec::new(),
+                });
+            }
+            Event::DocumentEnd => {
+                if let Some(doc) = self.doc.take()
+                    && !doc.value.is_null()
+                {
+                    self.docs.push(doc);
+                }
+            }
+            Event::MappingStart(anchor, _) => {
+                self.check_depth(&span)?;
+                let path = self.child_path(&span)?;
+                self.count(&span, 1)?;
+                self.record_line(&span)?;
+                self.stack.push(Frame::Map {
+                    map: Map::new(),
+                    merged: Map::new(),
+                    key: None,
+                    key_line: span.start.line(),
+                    path,
+                    anchor,
+                });
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.check_depth(&span)?;
+                let path = self.child_path(&span)?;
+                self.count(&span, 1)?;
+                self.record_line(&span)?;
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    path,
+                    anchor,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let (value, anchor) = match self.stack.pop() {
+                    Some(Frame::Map {
+                        mut map,
+                        merged,
+                        anchor,
+                        ..
+                    }) => {
+                        for (k, v) in merged {
+                            map.entry(k).or_insert(v);
+                        }
+                        (Value::Object(map), anchor)
+                    }
+                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
+                    None => return Err(err(&span, "unbalanced YAML structure")),
+                };
+                if anchor != 0 {
+                    let size = count_nodes(&value);
+                    self.anchors.push((anchor, value.clone(), size));
+                }
+                self.attach(value, &span)?;
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                self.count(&span, 1)?;
+                let in_key_position =
+                    matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+                if in_key_position {
+                    // Keys keep their text: JSON keys are strings, and `on:` or
+                    // `y:` as a key is never meant as a boolean.
+                    let key = text.to_string();
+                    if let Some(Frame::Map {
+                        map,
+                        key: slot,
+                        key_line,
+                        path,
+                        ..
+                    }) = self.stack.last_mut()
+                    {
+                        if map.contains_key(&key) && key != "<<" {
+                            return Err(err(
+                                &span,
+                                format!("mapping key {key:?} already defined{}", at(path)),
+                            ));
+                        }
+                        *slot = Some(key);
+                        *key_line = span.start.line();
+                    }
+                    return Ok(());
+                }
+                let (value, yaml11) = resolve_scalar(&text, style, tag.as_deref());
+                if yaml11 {
+                    let path = self.child_path(&span)?;
+                    if let Some(doc) = self.doc.as_mut() {
+                        doc.yaml11_bools.push(path);
+                    }
+                }
+                if anchor != 0 {
+                    self.anchors.push((anchor, value.clone(), 1));
+                }
+                self.record_line(&span)?;
+                self.attach(value, &span)?;
+            }
+            Event::Alias(id) => {
+                let Some((_, value, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
+                else {
+                    return Err(err(&span, "alias refers to an unknown anchor"));
+                };
+                let (value, size) = (value.clone(), *size);
+                self.count(&span, size)?;
+                if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
+                    return Err(err(&span, "an alias cannot be used as a mapping key"));
+                }
+                self.record_line(&span)?;
+                self.attach(value, &span)?;
+            }
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn check_depth(&self, span: &Span) -> Result<(), YamlError> {
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(err(
+                span,
+                format!("YAML nested deeper than {} levels", self.limits.max_depth),
+            ));
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, span: &Span, n: usize) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > self.limits.max_nodes {
+            return Err(err(
+                span,
+                format!(
+                    "YAML expands to more than {} nodes (alias bomb?)",
+                    self.limits.max_nodes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Path of the node about to be attached to the top frame.
+    fn child_path(&self, span: &Span) -> Result<String, YamlError> {
+        Ok(match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Map {
+                key: Some(k), path, ..
+            }) => join(path, k),
+            Some(Frame::Map { key: None, .. }) => {
+                return Err(err(span, "complex mapping keys are not supported"));
+            }
+            Some(Frame::Seq { items, path, .. }) => format!("{path}[{}]", items.len()),
+        })
+    }
+
+    fn record_line(&mut self, span: &Span) -> Result<(), YamlError> {
+        let path = self.child_path(span)?;
+        let line = match self.stack.last() {
+            Some(Frame::Map { key_line, .. }) => *key_line,
+            _ => span.start.line(),
+        };
+        if let Some(doc) = self.doc.as_mut()
+            && !path.is_empty()
+        {
+            doc.lines.insert(path, line);
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, value: Value, span: &Span) -> Result<(), YamlError> {
+        match self.stack.last_mut() {
+            None => {
+                if let Some(doc) = self.doc.as_mut() {
+                    if let Value::Object(m) = &value
+                        && !m.is_empty()
+                    {
+                        doc.line = doc.lines.min_line().unwrap_or(span.start.line());
+                    }
+                    doc.value = value;
+                }
+            }
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Map {
+                map, merged, key, ..
+            }) => {
+                let k = key.take().unwrap_or_default();
+                if k == "<<" {
+                    merge_into(merged, value);
+                } else {
+                    map.insert(k, value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn at(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" in {path}")
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// YAML 1.1 merge key (`<<: *base`): keys already present win.
+fn merge_into(map: &mut Map<String, Value>, value: Value) {
+    match value {
+        Value::Object(src) => {
+            for (k, v) in src {
+                map.entry(k).or_insert(v);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                merge_into(map, item);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn count_nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Resolve a scalar as go-yaml v2 does. Returns the value and whether it was
+/// an unquoted YAML 1.1 boolean word that YAML 1.2 would read as a string.
+fn resolve_scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> (Value, bool) {
+    if let Some(tag) = tag
+        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
+    {
+        match tag.suffix.as_str() {
+            "str" | "binary" | "timestamp" => return (Value::String(text.to_string()), false),
+            "null" => return (Value::Null, false),
+            _ => {}
+        }
+    }
+    if style != ScalarStyle::Plain {
+        return (Value::String(text.to_string()), false);
+    }
+    let s: &str = text;
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return (Value::Null, false),
+        "true" | "True" | "TRUE" => return (Value::Bool(true), false),
+        "false" | "False" | "FALSE" => return (Value::Bool(false), false),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return (Value::Bool(true), true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return (Value::Bool(false), true);
+        }
+        _ => {}
+    }
+    if let Some(n) = parse_int(s) {
+        return (Value::Number(n), false);
+    }
+    if let Some(f) = parse_float(s)
+        && let Some(n) = Number::from_f64(f)
+    {
+        return (Value::Number(n), false);
+    }
+    (Value::String(s.to_string()), false)
+}
+
+fn parse_int(s: &str) -> Option<Number> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let cleaned: Cow<'_, str> = if body.contains('_') {
+        Cow::Owned(body.replace('_', ""))
+    } else {
+        Cow::Borrowed(body)
+    };
+    let (radix, digits) = if let Some(h) = cleaned.strip_prefix("0x") {
+        (16, h)
+    } else if let Some(o) = cleaned.strip_prefix("0o") {
+        (8, o)
+    } else if let Some(b) = cleaned.strip_prefix("0b") {
+        (2, b)
+    } else if cleaned.len() > 1 && cleaned.starts_with('0') {
+        (8, &cleaned[1..])
+    } else {
+        (10, &cleaned[..])
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let mag = u64::from_str_radix(digits, radix).ok()?;
+    if neg {
+        let v = i64::try_from(mag).ok()?;
+        Some(Number::from(-v))
+    } else {
+        Some(Number::from(mag))
+    }
+}
+
+fn parse_float(s: &str) -> Option<f64> {
+    match s {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    let body = s.trim_start_matches(['-', '+']);
+    let first = body.chars().next()?;
+    if !(first.is_ascii_digit() || first == '.') {
+        return None;
+    }
+    if !body
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+' | '_'))
+    {
+        return None;
+    }
+    s.replace('_', "").parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Vec<Document> {
+        parse_documents(s, &Limits::default()).expect("parses")
+    }
+
+    #[test]
+    fn multi_document_with_lines() {
+        let docs = parse(
+            "# comment\n---\napiVersion: v1\nkind: A\n---\n---\nkind: B\nspec:\n  http:\n  - route:\n    - destination:\n        host: reviews\n",
+        );
+        assert_eq!(docs.len(), 2, "empty document skipped");
+        assert_eq!(docs[0].line, 3);
+        assert_eq!(docs[1].value["kind"], "B");
+        assert_eq!(
+            docs[1]
+                .lines
+                .line_of("spec.http[0].route[0].destination.host"),
+            Some(12)
+        );
+        assert_eq!(docs[1].lines.line_of("spec.http[0]"), Some(10));
+        assert_eq!(
+            docs[1]
+                .lines
+                .line_of("spec.http[0].route[0].destination.nope"),
+            Some(11)
+        );
+    }
+
+    #[test]
+    fn scalars_resolve_as_go_yaml_v2() {
+        let d = &parse(
+            "a: 1\nb: 1.5\nc: yes\nd: 'yes'\ne: ~\nf: 0x10\ng: abc\nh: 90\ni: -3\nj: \"5\"\n",
+        )[0];
+        let v = &d.value;
+        assert_eq!(v["a"], 1);
+        assert_eq!(v["b"], 1.5);
+        assert_eq!(v["c"], true);
+        assert_eq!(v["d"], "yes");
+        assert!(v["e"].is_null());
+        assert_eq!(v["f"], 16);
+        assert_eq!(v["g"], "abc");
+        assert_eq!(v["i"], -3);
+        assert_eq!(v["j"], "5");
+        assert_eq!(d.yaml11_bools, vec!["c".to_string()]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let e = parse_documents("a: 1\na: 2\n", &Limits::default()).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("already defined"), "{}", e.message);
+    }
+
+    #[test]
+    fn merge_keys_and_aliases() {
+        let d = &parse("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\nlist: [*b]\n")[0];
+        assert_eq!(d.value["other"]["x"], 1);
+        assert_eq!(d.value["other"]["y"], 3);
+        assert_eq!(d.value["list"][0]["y"], 2);
+    }
+
+    #[test]
+    fn alias_bomb_is_bounded() {
+        let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = format!("*a{}", i - 1);
+            s.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                std::iter::repeat_n(prev.as_str(), 10)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let e = parse_documents(&s, &Limits::default()).unwrap_err();
+        assert!(e.message.contains("alias bomb"), "{}", e.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let s = "[".repeat(10_000) + &"]".repeat(10_000);
+        let e = parse_documents(&s, &Limits::default()).unwrap_err();
+        // saphyr-parser stops first (its own recursion limit), else ours does.
+        assert!(
+            e.message.contains("nested deeper") || e.message.contains("recursion limit"),
+            "{}",
+            e.message
+        );
+        let s = "a:\n".to_string()
+            + &(1..200)
+                .map(|i| format!("{}b:\n", " ".repeat(i)))
+                .collect::<String>();
+        let e = parse_documents(&s, &Limits::default()).unwrap_err();
+        assert!(e.message.contains("nested deeper"), "{}", e.message);
+    }
+
+    #[test]
+    fn document_count_is_bounded() {
+        let limits = Limits {
+            max_documents: 10,
+            ..Limits::default()
+        };
+        let s = "---\na: 1\n".repeat(11);
+        let e = parse_documents(&s, &limits).unwrap_err();
+        assert!(
+            e.message.contains("more than 10 YAML documents"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let e = parse_documents("a: 1\nb: [1, 2\nc: 3\n", &Limits::default()).unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+    }
+}
