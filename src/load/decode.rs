@@ -273,6 +273,7 @@ mod tests {
 
     #[derive(Deserialize, Debug, Default)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
     struct Match {
         #[serde(default)]
         source_labels: BTreeMap<String, String>,
@@ -280,6 +281,7 @@ mod tests {
     }
     #[derive(Deserialize, Debug, Default)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
     struct Route {
         #[serde(rename = "match", default)]
         match_: Vec<Match>,
@@ -288,6 +290,7 @@ mod tests {
     }
     #[derive(Deserialize, Debug, Default)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
     struct Spec {
         #[serde(default)]
         hosts: Vec<String>,

@@ -362,7 +362,7 @@ fn count_nodes(v: &Value) -> usize {
 
 /// Resolve a scalar as go-yaml v2 does. Returns the value and whether it was
 /// an unquoted YAML 1.1 boolean word that YAML 1.2 would read as a string.
-fn resolve_scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> (Value, bool) {
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> (Value, bool) {
     if let Some(tag) = tag
         && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
     {
@@ -375,7 +375,7 @@ fn resolve_scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) ->
     if style != ScalarStyle::Plain {
         return (Value::String(text.to_string()), false);
     }
-    let s: &str = text;
+    let s = text;
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return (Value::Null, false),
         "true" | "True" | "TRUE" => return (Value::Bool(true), false),
