@@ -6,7 +6,9 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod load;
 pub mod model;
+pub mod route;
 pub mod validate;

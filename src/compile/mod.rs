@@ -1,0 +1,97 @@
+//! `ConfigSet` → immutable [`Snapshot`]: the routing table a sidecar in
+//! `--namespace` would get, plus its clusters. Pure: no I/O, no runtime.
+//! Invalid bits are skipped, never fatal (validation reports them first).
+
+pub mod routes;
+pub mod services;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::config::ConfigSet;
+use crate::model::{Protocol, WorkloadEntry};
+use crate::route::{ClusterKey, RouteTable, UpstreamProtocol};
+
+/// Who the proxy is: its namespace and labels decide which config applies.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub domain: String,
+    pub root_namespace: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: "default".into(),
+            labels: BTreeMap::new(),
+            domain: "cluster.local".into(),
+            root_namespace: "istio-system".into(),
+        }
+    }
+}
+
+/// One service of the registry (a ServiceEntry host).
+#[derive(Debug)]
+pub struct ServiceInfo {
+    pub fqdn: String,
+    pub namespace: String,
+    /// Short name (`destination_service_name`).
+    pub name: String,
+    pub ports: Vec<ServicePortInfo>,
+    pub endpoints: Vec<WorkloadEntry>,
+    /// `namespace/name` of the ServiceEntry.
+    pub source: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServicePortInfo {
+    pub number: u16,
+    pub name: String,
+    pub protocol: Protocol,
+    pub target_port: Option<u16>,
+}
+
+/// One upstream endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `ip:port` or `hostname:port` (DNS resolution at connect time).
+    pub authority: Arc<str>,
+    pub labels: BTreeMap<String, String>,
+    pub weight: u32,
+}
+
+/// An Envoy cluster: one service port, optionally narrowed to a subset.
+#[derive(Debug)]
+pub struct Cluster {
+    pub key: ClusterKey,
+    pub name: Arc<str>,
+    pub protocol: UpstreamProtocol,
+    pub service: Arc<ServiceInfo>,
+    pub subset: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Everything the request path reads, immutable once built.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub routes: RouteTable,
+    pub clusters: HashMap<ClusterKey, Arc<Cluster>>,
+    pub services: Vec<Arc<ServiceInfo>>,
+}
+
+/// Build the snapshot for a proxy described by `opts`.
+pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
+    let services = services::services(config, opts);
+    let clusters = services::clusters(config, &services, opts);
+    let routes = routes::route_table(config, &services, opts);
+    Snapshot {
+        routes,
+        clusters,
+        services,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! Services, endpoints and clusters: ServiceEntries (with inline endpoints
+//! or WorkloadEntries picked by `workloadSelector`) and the DestinationRule
+//! subsets that split them into Envoy clusters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::{Cluster, Endpoint, Options, ServiceInfo, ServicePortInfo};
+use crate::config::{ConfigSet, Resource};
+use crate::model::{DestinationRule, Protocol, Resolution, ServiceEntry, WorkloadEntry, host};
+use crate::route::{ClusterKey, UpstreamProtocol};
+
+/// Whether a resource with `export_to` in namespace `ns` is visible to a
+/// proxy in `proxy_ns` (empty exportTo is the mesh default `*`).
+pub fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
+    export_to.is_empty()
+        || export_to
+            .iter()
+            .any(|e| e == "*" || (e == "." && ns == proxy_ns) || e == proxy_ns)
+}
+
+/// Every service visible to the proxy, by FQDN (first definition wins).
+pub fn services(config: &ConfigSet, opts: &Options) -> Vec<Arc<ServiceInfo>> {
+    let mut seen = HashMap::new();
+    let mut out = Vec::new();
+    for se in &config.service_entries {
+        if !visible(&se.spec.export_to, se.namespace(), &opts.namespace) {
+            continue;
+        }
+        let endpoints = endpoints_of(se, &config.workload_entries);
+        for h in &se.spec.hosts {
+            if seen.contains_key(h) {
+                continue;
+            }
+            let ports = se
+                .spec
+                .ports
+                .iter()
+                .filter_map(|p| {
+                    let number = u16::try_from(p.number?).ok().filter(|n| *n > 0)?;
+                    Some(ServicePortInfo {
+                        number,
+                        name: p.name.clone().unwrap_or_default(),
+                        protocol: Protocol::parse(p.protocol.as_deref().unwrap_or("")),
+                        target_port: p.target_port.and_then(|t| u16::try_from(t).ok()),
+                    })
+                })
+                .collect();
+            let dns_self = matches!(
+                se.spec.resolution,
+                Some(Resolution::Dns) | Some(Resolution::DnsRoundRobin)
+            ) && endpoints.is_empty()
+                && !host::is_wildcard(h);
+            let svc = Arc::new(ServiceInfo {
+                fqdn: h.clone(),
+                namespace: se.namespace().to_string(),
+                name: short_name(h),
+                ports,
+                endpoints: if dns_self {
+                    vec![WorkloadEntry {
+                        address: Some(h.clone()),
+                        ..Default::default()
+                    }]
+                } else {
+                    endpoints.clone()
+                },
+                source: se.key(),
+            });
+            seen.insert(h.clone(), out.len());
+            out.push(svc);
+        }
+    }
+    out
+}
+
+/// First label of a host, as Istio's `destination_service_name`.
+fn short_name(h: &str) -> String {
+    h.split('.').next().unwrap_or(h).to_string()
+}
+
+/// Inline endpoints, or the same-namespace WorkloadEntries the selector picks.
+fn endpoints_of(
+    se: &Resource<ServiceEntry>,
+    wes: &[Resource<WorkloadEntry>],
+) -> Vec<WorkloadEntry> {
+    if let Some(sel) = &se.spec.workload_selector {
+        return wes
+            .iter()
+            .filter(|we| {
+                we.namespace() == se.namespace() && labels_match(&sel.labels, &we.spec.labels)
+            })
+            .map(|we| we.spec.clone())
+            .collect();
+    }
+    se.spec.endpoints.clone()
+}
+
+/// `selector ⊆ labels`.
+pub fn labels_match(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The DestinationRule that applies to `svc` for a proxy in `proxy_ns`
+/// (`PushContext.destinationRule`): the proxy's namespace first, then the
+/// service's, then the root namespace; in each, the most specific host wins.
+pub fn destination_rule_for<'a>(
+    config: &'a ConfigSet,
+    svc: &ServiceInfo,
+    opts: &Options,
+) -> Option<&'a Resource<DestinationRule>> {
+    let candidates = |ns: &str, need_export: bool| {
+        config
+            .destination_rules
+            .iter()
+            .filter(move |dr| dr.namespace() == ns)
+            .filter(move |dr| {
+                !need_export || visible(&dr.spec.export_to, dr.namespace(), &opts.namespace)
+            })
+            .filter(|dr| dr.spec.workload_selector.is_none())
+            .filter_map(|dr| {
+                let h = host::resolve_short_name(
+                    dr.spec.host.as_deref()?,
+                    dr.namespace(),
+                    &opts.domain,
+                );
+                host::subset_of(&svc.fqdn, &h).then_some((specificity(&h), dr))
+            })
+            // Most specific host; among equals, the first loaded.
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.seq.cmp(&a.1.seq)))
+            .map(|(_, dr)| dr)
+    };
+    candidates(&opts.namespace, false)
+        .or_else(|| candidates(&svc.namespace, true))
+        .or_else(|| candidates(&opts.root_namespace, true))
+}
+
+/// Exact hosts beat wildcards; longer wildcards beat shorter ones.
+fn specificity(h: &str) -> (bool, usize) {
+    (!host::is_wildcard(h), h.len())
+}
+
+/// Clusters for every port of every service: the subset-less one and one per
+/// subset of the applicable DestinationRule.
+pub fn clusters(
+    config: &ConfigSet,
+    services: &[Arc<ServiceInfo>],
+    opts: &Options,
+) -> HashMap<ClusterKey, Arc<Cluster>> {
+    let mut out = HashMap::new();
+    for svc in services {
+        let dr = destination_rule_for(config, svc, opts);
+        for port in &svc.ports {
+            let protocol = match port.protocol {
+                Protocol::Http2 | Protocol::Grpc => UpstreamProtocol::H2c,
+                _ => UpstreamProtocol::Http1,
+            };
+            let all: Vec<(Endpoint, &BTreeMap<String, String>)> = svc
+                .endpoints
+                .iter()
+                .filter_map(|we| Some((endpoint(we, port)?, &we.labels)))
+                .collect();
+            let mut add = |subset: &str, eps: Vec<Endpoint>| {
+                let key = ClusterKey {
+                    port: port.number,
+                    subset: subset.to_string(),
+                    host: svc.fqdn.clone(),
+                };
+                let c = Cluster {
+                    name: key.to_string().into(),
+                    key: key.clone(),
+                    protocol,
+                    service: svc.clone(),
+                    subset: subset.to_string(),
+                    endpoints: eps,
+                };
+                out.entry(key).or_insert_with(|| Arc::new(c));
+            };
+            add("", all.iter().map(|(e, _)| e.clone()).collect());
+            if let Some(dr) = dr {
+                for s in &dr.spec.subsets {
+                    let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
+                        continue;
+                    };
+                    let eps = all
+                        .iter()
+                        .filter(|(_, l)| labels_match(&s.labels, l))
+                        .map(|(e, _)| e.clone())
+                        .collect();
+                    add(name, eps);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The endpoint address for one service port: the WorkloadEntry's port for
+/// the port's name, else the service's targetPort, else its number.
+fn endpoint(we: &WorkloadEntry, port: &ServicePortInfo) -> Option<Endpoint> {
+    let address = we.address.as_deref().filter(|a| !a.is_empty())?;
+    if address.starts_with("unix://") {
+        return None;
+    }
+    let p = we
+        .ports
+        .get(&port.name)
+        .and_then(|p| u16::try_from(*p).ok())
+        .or(port.target_port)
+        .unwrap_or(port.number);
+    let authority = if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{p}")
+    } else {
+        format!("{address}:{p}")
+    };
+    Some(Endpoint {
+        authority: authority.into(),
+        labels: we.labels.clone(),
+        weight: we.weight.unwrap_or(1).max(1),
+    })
+}

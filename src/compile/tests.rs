@@ -1,0 +1,281 @@
+use super::*;
+use crate::load::{LoadOptions, load_paths, load_str};
+use crate::route::{Action, RequestView, Route};
+
+fn snap(yaml: &str) -> Snapshot {
+    let cfg = load_str(
+        yaml,
+        "t.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    compile(&cfg, &Options::default())
+}
+
+fn bookinfo() -> Snapshot {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bookinfo");
+    let cfg = load_paths(
+        &[dir],
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    compile(&cfg, &Options::default())
+}
+
+fn get<'a>(
+    s: &'a Snapshot,
+    authority: &str,
+    path: &str,
+    headers: &'a http::HeaderMap,
+) -> Option<&'a Route> {
+    let view = RequestView {
+        method: "GET",
+        scheme: "http",
+        authority,
+        path,
+        query: None,
+        headers,
+    };
+    s.routes.vhost(authority)?.select(&view)
+}
+
+fn clusters_of(r: &Route) -> Vec<(String, u32)> {
+    match &r.action {
+        Action::Forward(w) => w.iter().map(|c| (c.name.to_string(), c.weight)).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn bookinfo_routes_jason_to_v2_and_splits_the_rest() {
+    let s = bookinfo();
+    let mut h = http::HeaderMap::new();
+    let r = get(&s, "reviews:9080", "/", &h).expect("a route");
+    assert_eq!(
+        clusters_of(r),
+        vec![
+            (
+                "outbound|9080|v1|reviews.default.svc.cluster.local".into(),
+                90
+            ),
+            (
+                "outbound|9080|v2|reviews.default.svc.cluster.local".into(),
+                10
+            )
+        ]
+    );
+    h.insert("end-user", "jason".parse().unwrap());
+    let r = get(&s, "reviews:9080", "/", &h).expect("a route");
+    assert_eq!(&*r.name, "jason");
+    assert_eq!(
+        clusters_of(r),
+        vec![(
+            "outbound|9080|v2|reviews.default.svc.cluster.local".into(),
+            100
+        )]
+    );
+    let v1 = &s.clusters[&ClusterKey {
+        port: 9080,
+        subset: "v1".into(),
+        host: "reviews.default.svc.cluster.local".into(),
+    }];
+    assert_eq!(v1.endpoints.len(), 1);
+    assert_eq!(&*v1.endpoints[0].authority, "127.0.1.1:9080");
+}
+
+#[test]
+fn sidecar_domain_forms_of_a_kubernetes_host() {
+    let s = bookinfo();
+    let h = http::HeaderMap::new();
+    for a in [
+        "reviews:9080",
+        "reviews.default:9080",
+        "reviews.default.svc:9080",
+        "reviews.default.svc.cluster.local:9080",
+        "REVIEWS:9080",
+    ] {
+        assert!(get(&s, a, "/", &h).is_some(), "{a} routes");
+    }
+    assert!(
+        get(&s, "reviews", "/", &h).is_none(),
+        "no port means 80, and reviews has only 9080"
+    );
+}
+
+const SVC: &str = "
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: r}
+spec:
+  hosts: [r.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.2, labels: {version: v1}}
+";
+
+#[test]
+fn service_without_virtual_service_gets_istio_default_route() {
+    let s = snap(SVC);
+    let h = http::HeaderMap::new();
+    let r = get(&s, "r", "/anything", &h).expect("default route");
+    assert_eq!(&*r.name, "default");
+    assert_eq!(
+        clusters_of(r),
+        vec![("outbound|80||r.default.svc.cluster.local".into(), 100)]
+    );
+    assert_eq!(
+        r.retry.as_ref().unwrap().num_retries,
+        2,
+        "default retry policy"
+    );
+    assert_eq!(
+        r.timeout, None,
+        "Istio disables the route timeout by default"
+    );
+}
+
+#[test]
+fn first_match_wins_and_nothing_after_a_catch_all() {
+    let s = snap(&format!(
+        "{SVC}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: r}}
+spec:
+  hosts: [r]
+  http:
+  - name: api
+    match: [{{uri: {{prefix: /api}}}}]
+    route: [{{destination: {{host: r}}}}]
+  - name: all
+    route: [{{destination: {{host: r}}}}]
+  - name: never
+    match: [{{uri: {{prefix: /never}}}}]
+    route: [{{destination: {{host: r}}}}]
+"
+    ));
+    let h = http::HeaderMap::new();
+    assert_eq!(&*get(&s, "r", "/api/x", &h).unwrap().name, "api");
+    assert_eq!(&*get(&s, "r", "/never", &h).unwrap().name, "all");
+    assert_eq!(
+        s.routes.vhost("r").unwrap().routes.len(),
+        2,
+        "routes after a catch-all are not generated"
+    );
+}
+
+#[test]
+fn no_matching_rule_means_no_route() {
+    let s = snap(&format!(
+        "{SVC}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: r}}
+spec:
+  hosts: [r]
+  http:
+  - match: [{{uri: {{exact: /only}}}}]
+    route: [{{destination: {{host: r}}}}]
+"
+    ));
+    let h = http::HeaderMap::new();
+    assert!(get(&s, "r", "/other", &h).is_none());
+}
+
+#[test]
+fn undeclared_subset_has_no_cluster() {
+    let s = snap(&format!(
+        "{SVC}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: r}}
+spec:
+  hosts: [r]
+  http:
+  - route: [{{destination: {{host: r, subset: v9}}}}]
+"
+    ));
+    let h = http::HeaderMap::new();
+    let r = get(&s, "r", "/", &h).unwrap();
+    let Action::Forward(w) = &r.action else {
+        panic!()
+    };
+    assert!(
+        !s.clusters.contains_key(&w[0].cluster),
+        "503 NC at request time"
+    );
+}
+
+#[test]
+fn match_port_selects_the_listener_port_at_config_time() {
+    let s = snap(&format!(
+        "{SVC}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: r}}
+spec:
+  hosts: [r]
+  http:
+  - name: other-port
+    match: [{{port: 8080}}]
+    route: [{{destination: {{host: r}}}}]
+  - name: fallback
+    route: [{{destination: {{host: r}}}}]
+"
+    ));
+    let h = http::HeaderMap::new();
+    assert_eq!(&*get(&s, "r", "/", &h).unwrap().name, "fallback");
+}
+
+#[test]
+fn several_virtual_services_for_one_host_first_by_name_wins() {
+    let s = snap(&format!(
+        "{SVC}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: b-second}}
+spec:
+  hosts: [r]
+  http: [{{name: b, route: [{{destination: {{host: r}}}}]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: a-first}}
+spec:
+  hosts: [r]
+  http: [{{name: a, route: [{{destination: {{host: r}}}}]}}]
+"
+    ));
+    let h = http::HeaderMap::new();
+    assert_eq!(
+        &*get(&s, "r", "/", &h).unwrap().name,
+        "a",
+        "no merge on sidecars; first wins"
+    );
+}
+
+#[test]
+fn zero_weight_destination_is_dropped_when_there_are_several() {
+    let s = snap(&format!(
+        "{SVC}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: r}}
+spec:
+  hosts: [r]
+  http:
+  - route:
+    - {{destination: {{host: r, subset: a}}, weight: 0}}
+    - {{destination: {{host: r, subset: b}}, weight: 5}}
+"
+    ));
+    let h = http::HeaderMap::new();
+    assert_eq!(clusters_of(get(&s, "r", "/", &h).unwrap()).len(), 1);
+}

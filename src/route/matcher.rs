@@ -1,0 +1,309 @@
+//! Request matching as Envoy does it for Istio's `HTTPMatchRequest`: fields
+//! ANDed; exact and prefix case-sensitive (URI aside with `ignoreUriCase`);
+//! regexes RE2 and full-match; headers with several values joined by `,`.
+
+use http::{HeaderMap, HeaderName};
+use regex::Regex;
+
+/// The parts of a request that matching reads, borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    pub scheme: &'a str,
+    pub authority: &'a str,
+    /// Path without the query string.
+    pub path: &'a str,
+    /// Raw query string (after `?`), if any.
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+}
+
+/// A compiled `StringMatch`.
+#[derive(Debug, Clone)]
+pub enum StrMatch {
+    Exact(String),
+    Prefix(String),
+    Regex(Regex),
+    /// `{}` or `regex: "*"` on a header or query parameter: presence only.
+    Present,
+}
+
+impl StrMatch {
+    pub fn matches(&self, v: &str) -> bool {
+        match self {
+            StrMatch::Exact(e) => v == e,
+            StrMatch::Prefix(p) => v.starts_with(p.as_str()),
+            StrMatch::Regex(r) => r.is_match(v),
+            StrMatch::Present => true,
+        }
+    }
+
+    fn matches_ignore_case(&self, v: &str) -> bool {
+        match self {
+            StrMatch::Exact(e) => v.eq_ignore_ascii_case(e),
+            StrMatch::Prefix(p) => {
+                v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
+            other => other.matches(v),
+        }
+    }
+
+    /// Human form for `explain` and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            StrMatch::Exact(e) => format!("exact {e:?}"),
+            StrMatch::Prefix(p) => format!("prefix {p:?}"),
+            StrMatch::Regex(r) => format!("regex {:?}", r.as_str()),
+            StrMatch::Present => "present".into(),
+        }
+    }
+}
+
+/// One header (or withoutHeaders) condition.
+#[derive(Debug, Clone)]
+pub struct HeaderMatch {
+    pub name: HeaderName,
+    pub matcher: StrMatch,
+}
+
+/// A compiled `HTTPMatchRequest` (or the catch-all when every field is empty).
+#[derive(Debug, Clone, Default)]
+pub struct RouteMatch {
+    pub uri: Option<StrMatch>,
+    pub ignore_uri_case: bool,
+    pub scheme: Option<StrMatch>,
+    pub method: Option<StrMatch>,
+    pub authority: Option<StrMatch>,
+    pub headers: Vec<HeaderMatch>,
+    pub without_headers: Vec<HeaderMatch>,
+    pub query_params: Vec<(String, StrMatch)>,
+}
+
+/// Why a match failed, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    pub field: String,
+    pub wanted: String,
+}
+
+impl RouteMatch {
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
+        self.check(req).is_ok()
+    }
+
+    /// Match, saying which field failed first.
+    pub fn check(&self, req: &RequestView<'_>) -> Result<(), Miss> {
+        let miss = |field: &str, m: &StrMatch| Miss {
+            field: field.to_string(),
+            wanted: m.describe(),
+        };
+        if let Some(m) = &self.uri {
+            let ok = if self.ignore_uri_case {
+                m.matches_ignore_case(req.path)
+            } else {
+                m.matches(req.path)
+            };
+            if !ok {
+                return Err(miss("uri", m));
+            }
+        }
+        if let Some(m) = &self.scheme {
+            if !m.matches(req.scheme) {
+                return Err(miss("scheme", m));
+            }
+        }
+        if let Some(m) = &self.method {
+            if !m.matches(req.method) {
+                return Err(miss("method", m));
+            }
+        }
+        if let Some(m) = &self.authority {
+            if !m.matches(req.authority) {
+                return Err(miss("authority", m));
+            }
+        }
+        for h in &self.headers {
+            let ok = match header_value(req.headers, &h.name) {
+                Some(v) => h.matcher.matches(&v),
+                None => false,
+            };
+            if !ok {
+                return Err(miss(&format!("headers.{}", h.name), &h.matcher));
+            }
+        }
+        for h in &self.without_headers {
+            // Envoy's invert_match with treat_missing_header_as_empty: a
+            // missing header is "" for value matchers, absent for presence.
+            let hit = match (header_value(req.headers, &h.name), &h.matcher) {
+                (None, StrMatch::Present) => false,
+                (None, m) => m.matches(""),
+                (Some(v), m) => m.matches(&v),
+            };
+            if hit {
+                return Err(Miss {
+                    field: format!("withoutHeaders.{}", h.name),
+                    wanted: format!("not {}", h.matcher.describe()),
+                });
+            }
+        }
+        for (name, m) in &self.query_params {
+            let ok = match query_value(req.query, name) {
+                Some(v) => m.matches(v),
+                None => false,
+            };
+            if !ok {
+                return Err(miss(&format!("queryParams.{name}"), m));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URI prefix a prefix rewrite replaces (the match's prefix), if any.
+    pub fn uri_prefix(&self) -> Option<&str> {
+        match &self.uri {
+            Some(StrMatch::Prefix(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// A header's value; several values are joined with `,` as Envoy does.
+fn header_value<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let mut it = headers.get_all(name).iter();
+    let first = it.next()?;
+    let first = first.to_str().unwrap_or("");
+    match it.next() {
+        None => Some(std::borrow::Cow::Borrowed(first)),
+        Some(second) => {
+            let mut s = String::from(first);
+            s.push(',');
+            s.push_str(second.to_str().unwrap_or(""));
+            for v in it {
+                s.push(',');
+                s.push_str(v.to_str().unwrap_or(""));
+            }
+            Some(std::borrow::Cow::Owned(s))
+        }
+    }
+}
+
+/// The first value of a query parameter, undecoded; `?key` gives `""`.
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view<'a>(path: &'a str, query: Option<&'a str>, headers: &'a HeaderMap) -> RequestView<'a> {
+        RequestView {
+            method: "GET",
+            scheme: "http",
+            authority: "reviews:9080",
+            path,
+            query,
+            headers,
+        }
+    }
+
+    #[test]
+    fn prefix_is_a_plain_string_prefix() {
+        let m = RouteMatch {
+            uri: Some(StrMatch::Prefix("/foo".into())),
+            ..Default::default()
+        };
+        let h = HeaderMap::new();
+        assert!(
+            m.matches(&view("/foobar", None, &h)),
+            "Envoy prefix /foo matches /foobar"
+        );
+        assert!(!m.matches(&view("/fo", None, &h)));
+    }
+
+    #[test]
+    fn ignore_uri_case_applies_to_exact_and_prefix() {
+        let m = RouteMatch {
+            uri: Some(StrMatch::Exact("/Login".into())),
+            ignore_uri_case: true,
+            ..Default::default()
+        };
+        let h = HeaderMap::new();
+        assert!(m.matches(&view("/LOGIN", None, &h)));
+    }
+
+    #[test]
+    fn headers_are_anded_and_missing_header_fails() {
+        let m = RouteMatch {
+            headers: vec![HeaderMatch {
+                name: HeaderName::from_static("end-user"),
+                matcher: StrMatch::Exact("jason".into()),
+            }],
+            ..Default::default()
+        };
+        let mut h = HeaderMap::new();
+        assert!(!m.matches(&view("/", None, &h)));
+        h.insert("end-user", "jason".parse().unwrap());
+        assert!(m.matches(&view("/", None, &h)));
+        let err = m.check(&view("/", None, &HeaderMap::new())).unwrap_err();
+        assert_eq!(err.field, "headers.end-user");
+    }
+
+    #[test]
+    fn without_headers_treats_missing_as_empty() {
+        let absent = |matcher| RouteMatch {
+            without_headers: vec![HeaderMatch {
+                name: HeaderName::from_static("x-canary"),
+                matcher,
+            }],
+            ..Default::default()
+        };
+        let h = HeaderMap::new();
+        assert!(
+            absent(StrMatch::Present).matches(&view("/", None, &h)),
+            "absent header passes a presence withoutHeaders"
+        );
+        assert!(absent(StrMatch::Exact("yes".into())).matches(&view("/", None, &h)));
+        assert!(
+            !absent(StrMatch::Exact(String::new())).matches(&view("/", None, &h)),
+            "missing counts as empty"
+        );
+        let mut h = HeaderMap::new();
+        h.insert("x-canary", "yes".parse().unwrap());
+        assert!(!absent(StrMatch::Exact("yes".into())).matches(&view("/", None, &h)));
+    }
+
+    #[test]
+    fn query_exact_empty_matches_bare_key() {
+        let m = RouteMatch {
+            query_params: vec![("debug".into(), StrMatch::Exact(String::new()))],
+            ..Default::default()
+        };
+        let h = HeaderMap::new();
+        assert!(m.matches(&view("/", Some("debug"), &h)));
+        assert!(m.matches(&view("/", Some("a=1&debug="), &h)));
+        assert!(!m.matches(&view("/", Some("debug=1"), &h)));
+        assert!(!m.matches(&view("/", None, &h)));
+    }
+
+    #[test]
+    fn multiple_header_values_are_joined_with_commas() {
+        let m = RouteMatch {
+            headers: vec![HeaderMatch {
+                name: HeaderName::from_static("x-a"),
+                matcher: StrMatch::Exact("1,2".into()),
+            }],
+            ..Default::default()
+        };
+        let mut h = HeaderMap::new();
+        h.append("x-a", "1".parse().unwrap());
+        h.append("x-a", "2".parse().unwrap());
+        assert!(m.matches(&view("/", None, &h)));
+    }
+}
