@@ -539,6 +539,26 @@ mod tests {
         );
     }
 
+    /// Self-signed P-256 certificate for ok.example.com, valid for 100 years.
+    const VALID_CERT_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJpVENDQVMrZ0F3SUJBZ0lVRldZMGs4LzUyQ3JlRmVhcU5ua2Q5K3VhVHlrd0NnWUlLb1pJemowRUF3SXcKR1RFWE1CVUdBMVVFQXd3T2Iyc3VaWGhoYlhCc1pTNWpiMjB3SUJjTk1qWXhNVEkzTVRNMU1ESXhXaGdQTWpFeQpOakV4TURNeE16VXdNakZhTUJreEZ6QVZCZ05WQkFNTURtOXJMbVY0WVcxd2JHVXVZMjl0TUZrd0V3WUhLb1pJCnpqMENBUVlJS29aSXpqMERBUWNEUWdBRWN1MVBoRHl2RWUvby9UMStxVTgyT0FGSGwwQWZsbVl1cnZxT3oveDQKN0VGQkc4ZDA1Vkw0MU4wdk1Kbm9jYUhNaXZjYnJxM2IxMXByU1lZMnZJYWt6S05UTUZFd0hRWURWUjBPQkJZRQpGT3IwbE9yNlh3eEhnKy9GQmF5cS85VTBHd0EwTUI4R0ExVWRJd1FZTUJhQUZPcjBsT3I2WHd4SGcrL0ZCYXlxCi85VTBHd0EwTUE4R0ExVWRFd0VCL3dRRk1BTUJBZjh3Q2dZSUtvWkl6ajBFQXdJRFNBQXdSUUloQU1jYjM0aWkKeGFPYTljdFQyNTV5a2UyanhHMzNpMHBjdTJiY2JqSkxYR0lMQWlCS1c0OWw0MUhBOGh6WXJoS1lHdDRpWWVSbApRTW9sTnVta3FnTi9ONGxJeUE9PQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==";
+    const VALID_KEY_B64: &str = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JR0hBZ0VBTUJNR0J5cUdTTTQ5QWdFR0NDcUdTTTQ5QXdFSEJHMHdhd0lCQVFRZ3NhK0FCL3Y2V1ZkRDh3Z2QKRXVrbXFNNThQZHZheUF1UTdIbTd5OGdvTTZ5aFJBTkNBQVJ5N1UrRVBLOFI3K2o5UFg2cFR6WTRBVWVYUUIrVwpaaTZ1K283UC9IanNRVUVieDNUbFV2alUzUzh3bWVoeG9jeUs5eHV1cmR2WFdtdEpoamE4aHFUTQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg==";
+
+    #[test]
+    fn valid_certificate_in_either_key_layout_is_accepted() {
+        let mut s = SecretSpec::default();
+        s.data.insert("tls.crt".into(), VALID_CERT_B64.into());
+        s.data.insert("tls.key".into(), VALID_KEY_B64.into());
+        assert!(is_valid_secret(&s));
+        let mut generic = SecretSpec::default();
+        generic.data.insert("cert".into(), VALID_CERT_B64.into());
+        generic.data.insert("key".into(), VALID_KEY_B64.into());
+        assert!(is_valid_secret(&generic));
+        // A certificate without its key is not a usable credential.
+        let mut no_key = SecretSpec::default();
+        no_key.data.insert("tls.crt".into(), VALID_CERT_B64.into());
+        assert!(!is_valid_secret(&no_key));
+    }
+
     #[test]
     fn certificate_validation_rejects_garbage_without_panicking() {
         assert!(!validate_certificate(b""));
