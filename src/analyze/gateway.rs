@@ -1,6 +1,53 @@
-//! Placeholder analyzers.
-use super::{Analyzer, Context, Message};
+//! Gateway analyzers (`pkg/config/analysis/analyzers/gateway`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+
+use super::message::{
+    CONFLICTING_GATEWAYS, GATEWAY_DUPLICATE_CERTIFICATE, GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+    INVALID_GATEWAY_CREDENTIAL, REFERENCED_RESOURCE_NOT_FOUND, go_list, q,
+};
+use super::{Analyzer, Context, Message};
+use crate::config::Resource;
+use crate::model::k8s::{IntOrString, SecretSpec};
+use crate::model::{self, ServerTLSSettings};
+
+/// Kubernetes `labels.SelectorFromSet(set).String()`: `k1=v1,k2=v2`, sorted.
+pub(crate) fn selector_string(sel: &BTreeMap<String, String>) -> String {
+    sel.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `labels.SelectorFromSet(sel).Matches(labels)`; an empty selector matches all.
+pub(crate) fn selector_matches(
+    sel: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Field path of the selector's first label (`util.GatewaySelector`).
+fn selector_path(sel: &BTreeMap<String, String>) -> String {
+    match sel.keys().next() {
+        Some(k) => format!("spec.selector.{k}"),
+        None => "spec.selector".to_string(),
+    }
+}
+
+fn selector_not_found(gw: &Resource<model::Gateway>) -> Message {
+    let s = selector_string(&gw.spec.selector);
+    Message::new(
+        &REFERENCED_RESOURCE_NOT_FOUND,
+        gw.reference(),
+        Some(selector_path(&gw.spec.selector)),
+        format!("Referenced selector not found: {}", q(&s)),
+    )
+}
+
+/// IST0138: the same certificate on gateways serving the same workloads.
 pub struct CertificateAnalyzer;
 
 impl Analyzer for CertificateAnalyzer {
@@ -8,11 +55,64 @@ impl Analyzer for CertificateAnalyzer {
         "gateway.CertificateAnalyzer"
     }
     fn description(&self) -> &'static str {
-        ""
+        "Checks a gateway certificate"
     }
-    fn analyze(&self, _ctx: &Context<'_>, _out: &mut Vec<Message>) {}
+    fn analyze(&self, ctx: &Context<'_>, out: &mut Vec<Message>) {
+        let gws = &ctx.config.gateways;
+        for cur in gws {
+            for other in gws {
+                if other.key() == cur.key() {
+                    continue;
+                }
+                // `getGatewaysWithSelector`: the other selector must contain
+                // all of ours (every gateway when ours is empty).
+                if !selector_matches(&cur.spec.selector, &other.spec.selector) {
+                    continue;
+                }
+                for cs in &cur.spec.servers {
+                    for os in &other.spec.servers {
+                        let (Some(a), Some(b)) = (cs.tls.as_ref(), os.tls.as_ref()) else {
+                            continue;
+                        };
+                        if have_same_certificate(a, b) {
+                            out.push(Message::new(
+                                &GATEWAY_DUPLICATE_CERTIFICATE,
+                                cur.reference(),
+                                Some("metadata.name".to_string()),
+                                format!(
+                                    "Duplicate certificate in multiple gateways {} may cause 404s if clients re-use HTTP2 connections.",
+                                    go_list(&[cur.key(), other.key()])
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
+fn have_same_certificate(a: &ServerTLSSettings, b: &ServerTLSSettings) -> bool {
+    let s = |v: &Option<String>| v.as_deref().unwrap_or("").to_string();
+    let (ac, bc) = (s(&a.credential_name), s(&b.credential_name));
+    if !ac.is_empty() && !bc.is_empty() {
+        return ac == bc;
+    }
+    if ac.is_empty() && bc.is_empty() {
+        let (acert, bcert) = (s(&a.server_certificate), s(&b.server_certificate));
+        if !acert.is_empty() && acert == bcert {
+            let (ak, bk) = (s(&a.private_key), s(&b.private_key));
+            return !ak.is_empty() && ak == bk;
+        }
+    }
+    false
+}
+
+type Labels = BTreeMap<String, String>;
+/// Host → bind of one server.
+type HostsBind = BTreeMap<String, String>;
+
+/// IST0145: gateways on the same workloads and port claiming the same host.
 pub struct ConflictingGatewayAnalyzer;
 
 impl Analyzer for ConflictingGatewayAnalyzer {
@@ -20,11 +120,96 @@ impl Analyzer for ConflictingGatewayAnalyzer {
         "gateway.ConflictingGatewayAnalyzer"
     }
     fn description(&self) -> &'static str {
-        ""
+        "Checks a gateway's selector, port number and hosts"
     }
-    fn analyze(&self, _ctx: &Context<'_>, _out: &mut Vec<Message>) {}
+    fn analyze(&self, ctx: &Context<'_>, out: &mut Vec<Message>) {
+        // `initGatewaysMap`: (selector string, port) → gateway → host → bind.
+        // A later server of one gateway on the same key replaces an earlier one.
+        let mut map: BTreeMap<(String, u32), (Labels, BTreeMap<String, HostsBind>)> =
+            BTreeMap::new();
+        for gw in &ctx.config.gateways {
+            let sel = selector_string(&gw.spec.selector);
+            for server in &gw.spec.servers {
+                let port = server.port.as_ref().and_then(|p| p.number).unwrap_or(0);
+                let bind = server.bind.clone().unwrap_or_default();
+                let hb: HostsBind = server
+                    .hosts
+                    .iter()
+                    .map(|h| (h.clone(), bind.clone()))
+                    .collect();
+                let entry = map
+                    .entry((sel.clone(), port))
+                    .or_insert_with(|| (gw.spec.selector.clone(), BTreeMap::new()));
+                entry.1.insert(gw.key(), hb);
+            }
+        }
+        let pods = &ctx.config.pods;
+        for gw in &ctx.config.gateways {
+            let sel = selector_string(&gw.spec.selector);
+            let mut hit: Vec<&(String, u32)> = Vec::new();
+            for (key, (xsel_map, _)) in &map {
+                let xsel = &key.0;
+                let matched = if *xsel == sel {
+                    true
+                } else if xsel.contains(&sel) || sel.contains(xsel.as_str()) {
+                    pods.iter().any(|p| {
+                        selector_matches(&gw.spec.selector, &p.meta.labels)
+                            && selector_matches(xsel_map, &p.meta.labels)
+                    })
+                } else {
+                    false
+                };
+                if matched {
+                    hit.push(key);
+                }
+            }
+            if !sel.is_empty() && hit.is_empty() {
+                out.push(selector_not_found(gw));
+                continue;
+            }
+            for (i, server) in gw.spec.servers.iter().enumerate() {
+                let port = server.port.as_ref().and_then(|p| p.number).unwrap_or(0);
+                let bind = server.bind.as_deref().unwrap_or("");
+                let mut others: Vec<String> = Vec::new();
+                for key in &hit {
+                    if key.1 != port {
+                        continue;
+                    }
+                    let Some((_, gateways)) = map.get(*key) else {
+                        continue;
+                    };
+                    for (name, hosts_bind) in gateways {
+                        // `model.CheckDuplicates`: an identical host with the same bind.
+                        if *name != gw.key()
+                            && server
+                                .hosts
+                                .iter()
+                                .any(|h| hosts_bind.get(h).is_some_and(|b| b == bind))
+                        {
+                            others.push(name.clone());
+                        }
+                    }
+                }
+                if others.is_empty() {
+                    continue;
+                }
+                others.sort();
+                out.push(Message::new(
+                    &CONFLICTING_GATEWAYS,
+                    gw.reference(),
+                    Some(format!("spec.servers[{i}].port")),
+                    format!(
+                        "Conflict with gateways {} (workload selector {sel}, port {port}, hosts {}).",
+                        others.join(","),
+                        server.hosts.join(",")
+                    ),
+                ));
+            }
+        }
+    }
 }
 
+/// IST0101 (no gateway workload) and IST0162 (port missing on the Service).
 pub struct IngressGatewayPortAnalyzer;
 
 impl Analyzer for IngressGatewayPortAnalyzer {
@@ -32,11 +217,64 @@ impl Analyzer for IngressGatewayPortAnalyzer {
         "gateway.IngressGatewayPortAnalyzer"
     }
     fn description(&self) -> &'static str {
-        ""
+        "Checks a gateway's ports against the gateway's Kubernetes service ports"
     }
-    fn analyze(&self, _ctx: &Context<'_>, _out: &mut Vec<Message>) {}
+    fn analyze(&self, ctx: &Context<'_>, out: &mut Vec<Message>) {
+        for gw in &ctx.config.gateways {
+            let mut service_ports: BTreeSet<u32> = BTreeSet::new();
+            let mut matches = 0usize;
+            for pod in &ctx.config.pods {
+                if !selector_matches(&gw.spec.selector, &pod.meta.labels) {
+                    continue;
+                }
+                matches += 1;
+                for svc in &ctx.config.services {
+                    if svc.namespace() != pod.namespace()
+                        || !selector_matches(&svc.spec.selector, &pod.meta.labels)
+                    {
+                        continue;
+                    }
+                    for p in &svc.spec.ports {
+                        if p.protocol.as_deref() != Some("TCP") {
+                            continue;
+                        }
+                        // The gateway may listen on the Service port or on
+                        // its numeric target port.
+                        service_ports.insert(p.port);
+                        if let Some(IntOrString::Int(t)) = p.target_port
+                            && let Ok(t) = u32::try_from(t)
+                        {
+                            service_ports.insert(t);
+                        }
+                    }
+                }
+            }
+            if matches == 0 {
+                out.push(selector_not_found(gw));
+                continue;
+            }
+            let sel = selector_string(&gw.spec.selector);
+            for server in &gw.spec.servers {
+                let Some(port) = server.port.as_ref() else {
+                    continue;
+                };
+                let number = port.number.unwrap_or(0);
+                if !service_ports.contains(&number) {
+                    out.push(Message::new(
+                        &GATEWAY_PORT_NOT_DEFINED_ON_SERVICE,
+                        gw.reference(),
+                        Some(selector_path(&gw.spec.selector)),
+                        format!(
+                            "The gateway is listening on a target port (port {number}) that is not defined in the Service associated with its workload instances (Pod selector {sel}). If you need to access the gateway port through the gateway Service, it will not be available."
+                        ),
+                    ));
+                }
+            }
+        }
+    }
 }
 
+/// IST0101 (credentialName secret missing) and IST0161 (secret invalid).
 pub struct SecretAnalyzer;
 
 impl Analyzer for SecretAnalyzer {
@@ -44,7 +282,290 @@ impl Analyzer for SecretAnalyzer {
         "gateway.SecretAnalyzer"
     }
     fn description(&self) -> &'static str {
-        ""
+        "Checks a gateway's referenced secrets for correctness"
     }
-    fn analyze(&self, _ctx: &Context<'_>, _out: &mut Vec<Message>) {}
+    fn analyze(&self, ctx: &Context<'_>, out: &mut Vec<Message>) {
+        for gw in &ctx.config.gateways {
+            // The namespace of the first selected workload, not of the Gateway.
+            let gw_ns = ctx
+                .config
+                .pods
+                .iter()
+                .find(|p| selector_matches(&gw.spec.selector, &p.meta.labels))
+                .map(|p| p.namespace())
+                .unwrap_or("");
+            if gw_ns.is_empty() {
+                out.push(selector_not_found(gw));
+                continue;
+            }
+            for (i, server) in gw.spec.servers.iter().enumerate() {
+                let cn = server
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.credential_name.as_deref())
+                    .unwrap_or("");
+                if cn.is_empty() {
+                    continue;
+                }
+                let (ns, name) = cn.split_once('/').unwrap_or((gw_ns, cn));
+                let path = Some(format!("spec.servers[{i}].tls.credentialName"));
+                let secret = ctx
+                    .config
+                    .secrets
+                    .iter()
+                    .find(|s| s.namespace() == ns && s.name() == name);
+                match secret {
+                    None => out.push(Message::new(
+                        &REFERENCED_RESOURCE_NOT_FOUND,
+                        gw.reference(),
+                        path,
+                        format!("Referenced credentialName not found: {}", q(cn)),
+                    )),
+                    Some(s) if !is_valid_secret(&s.spec) => out.push(Message::new(
+                        &INVALID_GATEWAY_CREDENTIAL,
+                        gw.reference(),
+                        path,
+                        format!(
+                            "The credential referenced by the Gateway {} in namespace {gw_ns} is invalid, which can cause the traffic not to work as expected.",
+                            gw.name()
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Secret data decoded from base64 (`stringData` counts as the API server
+/// would merge it); undecodable values count as empty.
+fn secret_data(s: &SecretSpec) -> BTreeMap<&str, Vec<u8>> {
+    let mut data: BTreeMap<&str, Vec<u8>> = s
+        .data
+        .iter()
+        .map(|(k, v)| {
+            let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .unwrap_or_default();
+            (k.as_str(), bytes)
+        })
+        .collect();
+    for (k, v) in &s.string_data {
+        data.insert(k.as_str(), v.as_bytes().to_vec());
+    }
+    data
+}
+
+/// `kube.ExtractCertInfo` then `xds.ValidateCertificate` on the cert chain.
+fn is_valid_secret(s: &SecretSpec) -> bool {
+    let data = secret_data(s);
+    let has_value = |k: &str| data.get(k).is_some_and(|v| !v.is_empty());
+    let cert = if has_value("cert") && has_value("key") {
+        &data["cert"]
+    } else if has_value("tls.crt") && has_value("tls.key") {
+        &data["tls.crt"]
+    } else {
+        return false;
+    };
+    validate_certificate(cert)
+}
+
+/// First PEM block (Go's `pem.Decode`): its base64 body, decoded.
+fn pem_first_block(data: &[u8]) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    let label = loop {
+        let l = lines.next()?.trim();
+        if let Some(rest) = l.strip_prefix("-----BEGIN ")
+            && let Some(label) = rest.strip_suffix("-----")
+        {
+            break label.to_string();
+        }
+    };
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    for l in lines {
+        let l = l.trim();
+        if l == end {
+            return base64::engine::general_purpose::STANDARD.decode(body).ok();
+        }
+        if l.contains(':') {
+            continue; // RFC 1421 header
+        }
+        body.push_str(l);
+    }
+    None
+}
+
+/// Decodes the first PEM block as DER certificates, all currently valid.
+fn validate_certificate(data: &[u8]) -> bool {
+    use x509_parser::prelude::FromDer;
+    let Some(der) = pem_first_block(data) else {
+        return false;
+    };
+    let mut rest: &[u8] = &der;
+    while !rest.is_empty() {
+        match x509_parser::certificate::X509Certificate::from_der(rest) {
+            Ok((rem, cert)) => {
+                if !cert.validity().is_valid() {
+                    return false;
+                }
+                rest = rem;
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::MeshConfig;
+    use crate::load::{LoadOptions, load_str};
+
+    fn run(a: &dyn Analyzer, yaml: &str) -> Vec<String> {
+        let config = load_str(
+            yaml,
+            "t.yaml",
+            &LoadOptions {
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+        );
+        let mesh = MeshConfig::default();
+        let ctx = Context::new(&config, &mesh);
+        let mut out = Vec::new();
+        a.analyze(&ctx, &mut out);
+        out.iter().map(|m| m.to_string()).collect()
+    }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: gw, namespace: istio-system, labels: {istio: ingressgateway}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: gw, namespace: istio-system}\nspec:\n  selector: {istio: ingressgateway}\n  ports: [{port: 80, targetPort: 8080, protocol: TCP}]\n---\n";
+
+    fn gateway(name: &str, port: u32, host: &str, tls: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - port: {{number: {port}, name: p, protocol: HTTPS}}\n    hosts: ['{host}']\n{tls}---\n"
+        )
+    }
+
+    #[test]
+    fn gateway_without_workload_is_reported() {
+        let out = run(
+            &IngressGatewayPortAnalyzer,
+            &gateway("g", 80, "*", "").replace("ingressgateway", "nothing"),
+        );
+        assert_eq!(
+            out,
+            vec!["Error [IST0101] (Gateway default/g t.yaml:5) Referenced selector not found: \"istio=nothing\"".to_string()]
+        );
+    }
+
+    #[test]
+    fn gateway_port_must_be_service_or_target_port() {
+        let yaml = format!(
+            "{POD}{}{}{}",
+            gateway("a", 80, "*", ""),
+            gateway("b", 8080, "*", ""),
+            gateway("c", 9000, "*", "")
+        );
+        let out = run(&IngressGatewayPortAnalyzer, &yaml);
+        assert_eq!(
+            out,
+            vec!["Warning [IST0162] (Gateway default/c t.yaml:34) The gateway is listening on a target port (port 9000) that is not defined in the Service associated with its workload instances (Pod selector istio=ingressgateway). If you need to access the gateway port through the gateway Service, it will not be available.".to_string()]
+        );
+    }
+
+    #[test]
+    fn same_host_and_port_conflicts() {
+        let yaml = format!(
+            "{POD}{}{}{}",
+            gateway("a", 443, "x.example.com", ""),
+            gateway("b", 443, "x.example.com", ""),
+            gateway("c", 443, "y.example.com", "")
+        );
+        let out = run(&ConflictingGatewayAnalyzer, &yaml);
+        assert_eq!(
+            out,
+            vec![
+                "Error [IST0145] (Gateway default/a t.yaml:18) Conflict with gateways default/b (workload selector istio=ingressgateway, port 443, hosts x.example.com).".to_string(),
+                "Error [IST0145] (Gateway default/b t.yaml:27) Conflict with gateways default/a (workload selector istio=ingressgateway, port 443, hosts x.example.com).".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn shared_credential_is_a_duplicate_certificate() {
+        let tls = "    tls: {mode: SIMPLE, credentialName: cred}\n";
+        let yaml = format!(
+            "{}{}",
+            gateway("a", 443, "a.example.com", tls),
+            gateway("b", 443, "b.example.com", tls)
+        );
+        let out = run(&CertificateAnalyzer, &yaml);
+        assert_eq!(
+            out,
+            vec![
+                "Warning [IST0138] (Gateway default/a t.yaml:3) Duplicate certificate in multiple gateways [default/a default/b] may cause 404s if clients re-use HTTP2 connections.".to_string(),
+                "Warning [IST0138] (Gateway default/b t.yaml:13) Duplicate certificate in multiple gateways [default/b default/a] may cause 404s if clients re-use HTTP2 connections.".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_invalid_credentials() {
+        let yaml = format!(
+            "{POD}apiVersion: v1\nkind: Secret\nmetadata: {{name: bad, namespace: istio-system}}\ntype: kubernetes.io/tls\ndata: {{tls.crt: aHVzaAo=, tls.key: aHVzaAo=}}\n---\n{}{}",
+            gateway(
+                "a",
+                443,
+                "a",
+                "    tls: {mode: SIMPLE, credentialName: missing}\n"
+            ),
+            gateway(
+                "b",
+                443,
+                "b",
+                "    tls: {mode: SIMPLE, credentialName: bad}\n"
+            )
+        );
+        let out = run(&SecretAnalyzer, &yaml);
+        assert_eq!(
+            out,
+            vec![
+                "Error [IST0101] (Gateway default/a t.yaml:26) Referenced credentialName not found: \"missing\"".to_string(),
+                "Error [IST0161] (Gateway default/b t.yaml:36) The credential referenced by the Gateway b in namespace istio-system is invalid, which can cause the traffic not to work as expected.".to_string(),
+            ]
+        );
+    }
+
+    /// Self-signed P-256 certificate for ok.example.com, valid for 100 years.
+    const VALID_CERT_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJpVENDQVMrZ0F3SUJBZ0lVRldZMGs4LzUyQ3JlRmVhcU5ua2Q5K3VhVHlrd0NnWUlLb1pJemowRUF3SXcKR1RFWE1CVUdBMVVFQXd3T2Iyc3VaWGhoYlhCc1pTNWpiMjB3SUJjTk1qWXhNVEkzTVRNMU1ESXhXaGdQTWpFeQpOakV4TURNeE16VXdNakZhTUJreEZ6QVZCZ05WQkFNTURtOXJMbVY0WVcxd2JHVXVZMjl0TUZrd0V3WUhLb1pJCnpqMENBUVlJS29aSXpqMERBUWNEUWdBRWN1MVBoRHl2RWUvby9UMStxVTgyT0FGSGwwQWZsbVl1cnZxT3oveDQKN0VGQkc4ZDA1Vkw0MU4wdk1Kbm9jYUhNaXZjYnJxM2IxMXByU1lZMnZJYWt6S05UTUZFd0hRWURWUjBPQkJZRQpGT3IwbE9yNlh3eEhnKy9GQmF5cS85VTBHd0EwTUI4R0ExVWRJd1FZTUJhQUZPcjBsT3I2WHd4SGcrL0ZCYXlxCi85VTBHd0EwTUE4R0ExVWRFd0VCL3dRRk1BTUJBZjh3Q2dZSUtvWkl6ajBFQXdJRFNBQXdSUUloQU1jYjM0aWkKeGFPYTljdFQyNTV5a2UyanhHMzNpMHBjdTJiY2JqSkxYR0lMQWlCS1c0OWw0MUhBOGh6WXJoS1lHdDRpWWVSbApRTW9sTnVta3FnTi9ONGxJeUE9PQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==";
+    const VALID_KEY_B64: &str = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JR0hBZ0VBTUJNR0J5cUdTTTQ5QWdFR0NDcUdTTTQ5QXdFSEJHMHdhd0lCQVFRZ3NhK0FCL3Y2V1ZkRDh3Z2QKRXVrbXFNNThQZHZheUF1UTdIbTd5OGdvTTZ5aFJBTkNBQVJ5N1UrRVBLOFI3K2o5UFg2cFR6WTRBVWVYUUIrVwpaaTZ1K283UC9IanNRVUVieDNUbFV2alUzUzh3bWVoeG9jeUs5eHV1cmR2WFdtdEpoamE4aHFUTQotLS0tLUVORCBQUklWQVRFIEtFWS0tLS0tCg==";
+
+    #[test]
+    fn valid_certificate_in_either_key_layout_is_accepted() {
+        let mut s = SecretSpec::default();
+        s.data.insert("tls.crt".into(), VALID_CERT_B64.into());
+        s.data.insert("tls.key".into(), VALID_KEY_B64.into());
+        assert!(is_valid_secret(&s));
+        let mut generic = SecretSpec::default();
+        generic.data.insert("cert".into(), VALID_CERT_B64.into());
+        generic.data.insert("key".into(), VALID_KEY_B64.into());
+        assert!(is_valid_secret(&generic));
+        // A certificate without its key is not a usable credential.
+        let mut no_key = SecretSpec::default();
+        no_key.data.insert("tls.crt".into(), VALID_CERT_B64.into());
+        assert!(!is_valid_secret(&no_key));
+    }
+
+    #[test]
+    fn certificate_validation_rejects_garbage_without_panicking() {
+        assert!(!validate_certificate(b""));
+        assert!(!validate_certificate(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        ));
+        assert!(!validate_certificate(b"-----BEGIN CERTIFICATE-----\n!!!\n"));
+        assert!(!is_valid_secret(&SecretSpec::default()));
+    }
 }
