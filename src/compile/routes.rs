@@ -101,15 +101,14 @@ pub fn route_table(
 fn domains(svc: &ServiceInfo, opts: &Options) -> Vec<String> {
     let mut out = vec![svc.fqdn.clone()];
     let suffix = format!(".svc.{}", opts.domain);
-    if let Some(base) = svc.fqdn.strip_suffix(&suffix) {
-        if let Some((name, ns)) = base.split_once('.') {
-            if !ns.contains('.') {
-                out.push(format!("{name}.{ns}.svc"));
-                out.push(format!("{name}.{ns}"));
-                if ns == opts.namespace {
-                    out.push(name.to_string());
-                }
-            }
+    if let Some(base) = svc.fqdn.strip_suffix(&suffix)
+        && let Some((name, ns)) = base.split_once('.')
+        && !ns.contains('.')
+    {
+        out.push(format!("{name}.{ns}.svc"));
+        out.push(format!("{name}.{ns}"));
+        if ns == opts.namespace {
+            out.push(name.to_string());
         }
     }
     out

@@ -107,20 +107,20 @@ impl RouteMatch {
                 return Err(miss("uri", m));
             }
         }
-        if let Some(m) = &self.scheme {
-            if !m.matches(req.scheme) {
-                return Err(miss("scheme", m));
-            }
+        if let Some(m) = &self.scheme
+            && !m.matches(req.scheme)
+        {
+            return Err(miss("scheme", m));
         }
-        if let Some(m) = &self.method {
-            if !m.matches(req.method) {
-                return Err(miss("method", m));
-            }
+        if let Some(m) = &self.method
+            && !m.matches(req.method)
+        {
+            return Err(miss("method", m));
         }
-        if let Some(m) = &self.authority {
-            if !m.matches(req.authority) {
-                return Err(miss("authority", m));
-            }
+        if let Some(m) = &self.authority
+            && !m.matches(req.authority)
+        {
+            return Err(miss("authority", m));
         }
         for h in &self.headers {
             let ok = match header_value(req.headers, &h.name) {

@@ -106,14 +106,14 @@ fn itoa_u16(n: u16) -> String {
 
 /// Split `host[:port]` (IPv6 in brackets); the port defaults to 80.
 pub fn split_authority(authority: &str) -> (&str, u16) {
-    if let Some(rest) = authority.strip_prefix('[') {
-        if let Some((h, after)) = rest.split_once(']') {
-            let port = after
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(80);
-            return (h, port);
-        }
+    if let Some(rest) = authority.strip_prefix('[')
+        && let Some((h, after)) = rest.split_once(']')
+    {
+        let port = after
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(80);
+        return (h, port);
     }
     match authority.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => match p.parse() {

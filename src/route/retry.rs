@@ -152,11 +152,11 @@ fn parse_retry_on(text: &str) -> (RetryOn, Vec<u16>, String) {
     let mut codes = Vec::new();
     let mut tokens = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if let Ok(code) = part.parse::<u16>() {
-            if http::StatusCode::from_u16(code).is_ok_and(|s| s.canonical_reason().is_some()) {
-                codes.push(code);
-                continue;
-            }
+        if let Ok(code) = part.parse::<u16>()
+            && http::StatusCode::from_u16(code).is_ok_and(|s| s.canonical_reason().is_some())
+        {
+            codes.push(code);
+            continue;
         }
         tokens.push(part);
         match part {
