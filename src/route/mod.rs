@@ -66,7 +66,7 @@ impl RouteTable {
                 .any(|(s, p, _)| s == suffix && *p == port)
             {
                 self.wildcards.push((suffix.to_string(), port, idx));
-                self.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+                self.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
             }
         } else {
             self.domains.entry(format!("{d}:{port}")).or_insert(idx);
