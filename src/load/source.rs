@@ -351,3 +351,56 @@ impl Ctx {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_over_the_size_limit_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.yaml");
+        std::fs::write(&p, "a: 1\n".repeat(100)).unwrap();
+        let opts = LoadOptions {
+            limits: Limits {
+                max_file_bytes: 100,
+                ..Limits::default()
+            },
+            ..LoadOptions::default()
+        };
+        let set = load_paths(&[p], &opts);
+        assert_eq!(set.load_errors.len(), 1);
+        assert!(
+            set.load_errors[0].message.contains("larger than"),
+            "{}",
+            set.load_errors[0]
+        );
+    }
+
+    #[test]
+    fn namespace_defaults_only_when_missing_and_not_cluster_scoped() {
+        let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec: {host: x}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: e, namespace: other}\nspec: {host: x}\n";
+        let set = load_str(
+            yaml,
+            "t.yaml",
+            &LoadOptions {
+                namespace: Some("prod".into()),
+                ..LoadOptions::default()
+            },
+        );
+        assert_eq!(set.namespaces[0].meta.namespace, "");
+        assert_eq!(set.destination_rules[0].meta.namespace, "prod");
+        assert_eq!(set.destination_rules[1].meta.namespace, "other");
+    }
+
+    #[test]
+    fn deployment_counts_as_a_pod_with_template_labels() {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1, namespace: default}\nspec:\n  template:\n    metadata:\n      labels: {app: reviews, version: v1}\n    spec:\n      containers: [{name: app}]\n";
+        let set = load_str(yaml, "t.yaml", &LoadOptions::default());
+        assert_eq!(set.pods.len(), 1);
+        assert_eq!(
+            set.pods[0].meta.labels.get("version").map(String::as_str),
+            Some("v1")
+        );
+    }
+}
