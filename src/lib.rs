@@ -10,5 +10,6 @@ pub mod compile;
 pub mod config;
 pub mod load;
 pub mod model;
+pub mod proxy;
 pub mod route;
 pub mod validate;

@@ -2,8 +2,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use strait::analyze::Level;
+
 use strait::cli::check::{self, CheckArgs, Format};
+use strait::cli::{demo, run};
+use strait::proxy::access_log;
 
 /// strait: Istio's traffic management in one binary.
 ///
@@ -55,6 +60,57 @@ enum Command {
         #[arg(long)]
         color: Option<bool>,
     },
+    /// Run the proxy: route HTTP/1.1, HTTP/2 (h2c) and gRPC as an Istio
+    /// sidecar in --namespace would.
+    Run {
+        /// Config files or directories (repeatable).
+        #[arg(short, long = "config", required = true, value_name = "PATH")]
+        config: Vec<PathBuf>,
+        /// The proxy's namespace: default namespace of resources, and the
+        /// namespace whose view of the mesh the proxy gets.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// The proxy's own workload labels (k=v,k2=v2), for `sourceLabels` matches.
+        #[arg(long, value_parser = parse_labels, default_value = "")]
+        labels: BTreeMap<String, String>,
+        /// Outbound listener (HTTP/1.1 and h2c, auto-detected).
+        #[arg(long, default_value = "127.0.0.1:15001")]
+        listen: SocketAddr,
+        /// Admin listener (`/ready`).
+        #[arg(long, default_value = "127.0.0.1:15000")]
+        admin: SocketAddr,
+        /// Access log file, `-` for stdout (off when unset).
+        #[arg(long, value_name = "PATH|-")]
+        access_log: Option<String>,
+        /// Access log format: Istio's default text, or JSON with the same fields.
+        #[arg(long, value_enum, default_value = "text")]
+        access_log_format: access_log::Format,
+    },
+    /// Run the bundled example on real loopback traffic and show where the
+    /// requests went.
+    Demo {
+        /// The example's config directory.
+        #[arg(long, default_value = "examples/bookinfo")]
+        config: PathBuf,
+        /// Anonymous requests to send (and a tenth of that as end-user: jason).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Host header of the requests.
+        #[arg(long, default_value = "reviews:9080")]
+        host: String,
+    },
+}
+
+fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("label {kv:?} is not key=value"))
+        })
+        .collect()
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -112,6 +168,32 @@ fn main() -> ExitCode {
                 check::run(&args, &mut std::io::stdout(), &mut std::io::stderr())
             }
         }
+        Command::Run {
+            config,
+            namespace,
+            labels,
+            listen,
+            admin,
+            access_log,
+            access_log_format,
+        } => run::run(run::RunArgs {
+            config,
+            namespace,
+            labels,
+            listen,
+            admin,
+            access_log,
+            access_log_format,
+        }),
+        Command::Demo {
+            config,
+            requests,
+            host,
+        } => demo::run(demo::DemoArgs {
+            config,
+            requests,
+            host,
+        }),
     };
     ExitCode::from(code as u8)
 }

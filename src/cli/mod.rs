@@ -1,2 +1,4 @@
 //! Command implementations.
 pub mod check;
+pub mod demo;
+pub mod run;

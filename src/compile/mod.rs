@@ -71,6 +71,9 @@ pub struct Cluster {
     pub service: Arc<ServiceInfo>,
     pub subset: String,
     pub endpoints: Vec<Endpoint>,
+    /// Round-robin position. Balancing state moves out of the snapshot
+    /// when DestinationRule load balancers land (it must survive reloads).
+    pub cursor: std::sync::atomic::AtomicUsize,
 }
 
 /// Everything the request path reads, immutable once built.

@@ -1,0 +1,189 @@
+//! `strait demo`: the bundled example on real loopback traffic. Starts a
+//! small upstream for every endpoint of the example (answering with its
+//! labels), runs the proxy on the example config, sends requests and prints
+//! where they went.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::run::{compile_for, load_valid};
+use crate::proxy::access_log::AccessLog;
+
+#[derive(Clone, Debug)]
+pub struct DemoArgs {
+    pub config: PathBuf,
+    pub requests: usize,
+    pub host: String,
+}
+
+/// An upstream that answers every request with `labels` as JSON and the
+/// `version` label in `x-version`.
+pub async fn label_server(listener: TcpListener, labels: BTreeMap<String, String>) {
+    let body = Bytes::from(serde_json::to_vec(&labels).unwrap_or_default());
+    let version = labels.get("version").cloned().unwrap_or_default();
+    let labels = Arc::new((body, version));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let labels = labels.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |_req: Request<Incoming>| {
+                let labels = labels.clone();
+                async move {
+                    let mut r = Response::new(Full::new(labels.0.clone()));
+                    if let Ok(v) = http::HeaderValue::from_str(&labels.1) {
+                        r.headers_mut().insert("x-version", v);
+                    }
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+pub fn run(args: DemoArgs) -> i32 {
+    let mut out = std::io::stdout();
+    let (config, _) = match load_valid(std::slice::from_ref(&args.config), "default") {
+        Ok(c) => c,
+        Err((text, code)) => {
+            let _ = writeln!(std::io::stderr(), "{text}");
+            return code;
+        }
+    };
+    let snapshot = compile_for(&config, "default", &BTreeMap::new());
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
+        return 1;
+    };
+    rt.block_on(async move {
+        // One upstream per distinct endpoint address.
+        let mut started = BTreeMap::new();
+        for c in snapshot.clusters.values() {
+            for e in &c.endpoints {
+                if started.contains_key(&*e.authority) {
+                    continue;
+                }
+                let addr: SocketAddr = match e.authority.parse() {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                };
+                match TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        tokio::spawn(label_server(l, e.labels.clone()));
+                        started.insert(e.authority.to_string(), e.labels.clone());
+                    }
+                    Err(err) => {
+                        let _ = writeln!(std::io::stderr(), "Error: cannot start the demo upstream on {addr}: {err}");
+                        return 1;
+                    }
+                }
+            }
+        }
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let running = match crate::proxy::start(snapshot, loopback, loopback, AccessLog::off()).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "Error: cannot start the proxy: {e}");
+                return 1;
+            }
+        };
+        let _ = writeln!(
+            out,
+            "strait demo: {} through the proxy on {}; upstreams: {}",
+            args.config.display(),
+            running.listen,
+            started.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let classes: [(&str, Option<&str>, usize); 2] = [
+            ("anonymous", None, args.requests),
+            ("end-user: jason", Some("jason"), (args.requests / 10).max(1)),
+        ];
+        let _ = writeln!(out, "\n{:<18} {:>8} {:>8} {:>8}", "requests", "version", "count", "share");
+        for (label, user, n) in classes {
+            let counts = send_all(&client, running.listen, &args.host, user, n).await;
+            let mut first = true;
+            for (version, count) in &counts {
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:>8} {:>8} {:>7.1}%",
+                    if first { format!("{n} {label}") } else { String::new() },
+                    version,
+                    count,
+                    100.0 * *count as f64 / n as f64
+                );
+                first = false;
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nThe VirtualService sends end-user: jason to v2 and splits everyone else 90/10 between v1 and v2."
+        );
+        running.shutdown();
+        0
+    })
+}
+
+/// Send `n` requests (16 at a time) and count responses by `x-version`
+/// (or by status when the proxy answered itself).
+async fn send_all(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    proxy: SocketAddr,
+    host: &str,
+    user: Option<&str>,
+    n: usize,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    let mut done = 0;
+    while done < n {
+        let batch = (n - done).min(16);
+        let mut tasks = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let mut b = Request::get(format!("http://{proxy}/reviews/1")).header("host", host);
+            if let Some(u) = user {
+                b = b.header("end-user", u);
+            }
+            let Ok(req) = b.body(Empty::new()) else {
+                continue;
+            };
+            tasks.push(client.request(req));
+        }
+        for t in tasks {
+            let key = match t.await {
+                Ok(resp) => {
+                    let key = resp
+                        .headers()
+                        .get("x-version")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("HTTP {}", resp.status().as_u16()));
+                    let _ = resp.into_body().collect().await;
+                    key
+                }
+                Err(e) => format!("error: {e}"),
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        done += batch;
+    }
+    counts
+}

@@ -1,0 +1,155 @@
+//! `strait run`: load, validate, compile, serve.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::analyze::{self, Context, Level, MeshConfig, Message};
+use crate::compile::{self, Options, Snapshot};
+use crate::config::ConfigSet;
+use crate::load::{self, LoadOptions};
+use crate::proxy::access_log::{AccessLog, Format};
+
+#[derive(Clone, Debug)]
+pub struct RunArgs {
+    pub config: Vec<PathBuf>,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub access_log: Option<String>,
+    pub access_log_format: Format,
+}
+
+/// Load and validate; `Err` carries what to print and the exit code.
+pub fn load_valid(
+    paths: &[PathBuf],
+    namespace: &str,
+) -> Result<(ConfigSet, Vec<Message>), (String, i32)> {
+    let config = load::load_paths(
+        paths,
+        &LoadOptions {
+            namespace: Some(namespace.to_string()),
+            ..LoadOptions::default()
+        },
+    );
+    if !config.load_errors.is_empty() {
+        let text: Vec<String> = config
+            .load_errors
+            .iter()
+            .map(|e| format!("Error: {e}"))
+            .collect();
+        return Err((text.join("\n"), super::check::EXIT_PARSE));
+    }
+    let mesh = MeshConfig::default();
+    let names: Vec<String> = analyze::schema::ANALYZERS
+        .iter()
+        .map(|a| analyze::Analyzer::name(a).to_string())
+        .collect();
+    let messages = analyze::run(&Context::new(&config, &mesh), &names).unwrap_or_default();
+    if messages.iter().any(|m| m.level() == Level::Error) {
+        let text: Vec<String> = messages.iter().map(ToString::to_string).collect();
+        return Err((
+            format!(
+                "{}\nError: the configuration is invalid; fix the errors above (strait check shows them too)",
+                text.join("\n")
+            ),
+            super::check::EXIT_FINDINGS,
+        ));
+    }
+    Ok((config, messages))
+}
+
+pub fn compile_for(
+    config: &ConfigSet,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Snapshot {
+    compile::compile(
+        config,
+        &Options {
+            namespace: namespace.to_string(),
+            labels: labels.clone(),
+            ..Options::default()
+        },
+    )
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    let mut stderr = std::io::stderr();
+    let (config, warnings) = match load_valid(&args.config, &args.namespace) {
+        Ok(c) => c,
+        Err((text, code)) => {
+            let _ = writeln!(stderr, "{text}");
+            return code;
+        }
+    };
+    for w in &warnings {
+        let _ = writeln!(stderr, "{w}");
+    }
+    let snapshot = compile_for(&config, &args.namespace, &args.labels);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(stderr, "Error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let access_log = match &args.access_log {
+            None => AccessLog::off(),
+            Some(p) => match AccessLog::to_path(p, args.access_log_format) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "Error: cannot open access log {p}: {e}");
+                    return 1;
+                }
+            },
+        };
+        let services = snapshot.services.len();
+        let vhosts = snapshot.routes.vhosts.len();
+        let running = match crate::proxy::start(snapshot, args.listen, args.admin, access_log).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
+                return 1;
+            }
+        };
+        tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
+        let _ = writeln!(
+            std::io::stderr(),
+            "strait: listening on {} (admin {}), {services} services, {vhosts} virtual hosts",
+            running.listen,
+            running.admin
+        );
+        wait_for_signal().await;
+        running.shutdown();
+        0
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

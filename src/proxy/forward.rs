@@ -1,0 +1,427 @@
+//! Forwarding to a cluster: destination by weight, endpoint choice, request
+//! rewriting, the retry loop with per-try and route timeouts, mirrors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Uri, Version};
+use http_body_util::BodyExt;
+
+use super::Shared;
+use super::body::{self, Body, Prefixed};
+use super::flags::Flags;
+use super::handler::{Outcome, buffer_body, hit, strip_hop_by_hop};
+use super::local_reply::LocalReply;
+use super::upstream::SendError;
+use crate::compile::{Cluster, Snapshot};
+use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, WeightedCluster};
+
+/// Largest request body kept in memory so it can be retried or mirrored
+/// (Envoy's default per-request buffer limit is 1 MiB).
+pub const RETRY_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// The request body: replayable bytes, or a one-shot stream.
+enum ReqBody {
+    Buffered(Bytes),
+    Stream(Option<Body>),
+}
+
+impl ReqBody {
+    fn take(&mut self) -> Option<Body> {
+        match self {
+            ReqBody::Buffered(b) => Some(if b.is_empty() {
+                body::empty()
+            } else {
+                body::full(b.clone())
+            }),
+            ReqBody::Stream(s) => s.take(),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, ReqBody::Buffered(_))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    shared: &Arc<Shared>,
+    snap: &Arc<Snapshot>,
+    route: &Route,
+    clusters: &[WeightedCluster],
+    parts: &mut http::request::Parts,
+    body: Body,
+    authority: &str,
+    grpc: bool,
+    outcome: &mut Outcome,
+) -> Response<Body> {
+    let total = Action::total_weight(clusters);
+    let roll = if total > 1 {
+        rand::random_range(0..total)
+    } else {
+        0
+    };
+    let Some(dest) = Action::pick(clusters, roll) else {
+        let r = LocalReply::no_cluster();
+        outcome.local(&r);
+        return r.response(grpc);
+    };
+    outcome.upstream_cluster = Some(dest.name.clone());
+    let Some(cluster) = snap.clusters.get(&dest.cluster) else {
+        let r = LocalReply::no_cluster();
+        outcome.local(&r);
+        return r.response(grpc);
+    };
+    if cluster.endpoints.is_empty() {
+        let r = LocalReply::no_healthy_upstream();
+        outcome.local(&r);
+        return r.response(grpc);
+    }
+
+    // The upstream request's head, shared by every try.
+    let upgrade = parts.headers.contains_key(header::UPGRADE) && parts.version != Version::HTTP_2;
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers, upgrade);
+    headers.remove(header::HOST);
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    route.request_headers.apply(&mut headers);
+    dest.request_headers.apply(&mut headers);
+    let new_authority = route
+        .rewrite
+        .as_ref()
+        .and_then(|r| r.authority.clone())
+        .or_else(|| dest.authority.clone())
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(authority).unwrap_or(HeaderValue::from_static(""))
+        });
+    let path_and_query = rewrite_path(route, parts.uri.path(), parts.uri.query());
+
+    let mut req_body = if upgrade {
+        ReqBody::Stream(Some(body))
+    } else {
+        match buffer_body(body, RETRY_BUFFER_LIMIT).await {
+            Ok(Ok(b)) => ReqBody::Buffered(b),
+            Ok(Err((prefix, rest))) => {
+                ReqBody::Stream(Some(body::boxed(Prefixed::new(prefix, rest))))
+            }
+            Err(()) => {
+                outcome
+                    .flags
+                    .insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
+                outcome.details = "downstream_remote_disconnect".into();
+                let mut r = Response::new(body::empty());
+                *r.status_mut() = http::StatusCode::BAD_REQUEST;
+                return r;
+            }
+        }
+    };
+
+    if let ReqBody::Buffered(b) = &req_body {
+        mirror(
+            shared,
+            snap,
+            route,
+            parts,
+            &headers,
+            &new_authority,
+            &path_and_query,
+            b,
+        );
+    }
+
+    let downstream_upgrade = if upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+
+    let retry = route.retry.as_deref().filter(|_| req_body.replayable());
+    let deadline = route.timeout.map(|t| Instant::now() + t);
+    let mut tried: Vec<Arc<str>> = Vec::new();
+    let mut retries_done = 0u32;
+    loop {
+        let endpoint = pick_endpoint(
+            cluster,
+            &tried,
+            retry.is_some_and(|r| r.avoid_previous_hosts),
+        );
+        tried.push(endpoint.clone());
+        outcome.upstream_host = Some(endpoint.clone());
+        let Some(b) = req_body.take() else {
+            let r = LocalReply::connection_termination();
+            outcome.local(&r);
+            return r.response(grpc);
+        };
+        let req = match build_request(
+            parts,
+            &headers,
+            &new_authority,
+            &path_and_query,
+            cluster,
+            &endpoint,
+            b,
+        ) {
+            Some(r) => r,
+            None => {
+                let r = LocalReply::bad_request("invalid_upstream_request");
+                outcome.local(&r);
+                return r.response(grpc);
+            }
+        };
+        let now = Instant::now();
+        let remaining = deadline.map(|d| d.saturating_duration_since(now));
+        let per_try = retry.and_then(|r| r.per_try_timeout);
+        let limit = match (remaining, per_try) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let sent_at = Instant::now();
+        let send = shared.upstreams.send(&endpoint, cluster.protocol, req);
+        let result = match limit {
+            Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
+            None => Ok(send.await),
+        };
+        let more = retry.is_some_and(|r| retries_done < r.num_retries)
+            && deadline.is_none_or(|d| Instant::now() < d);
+        let failure = match result {
+            Ok(Ok(mut resp)) => {
+                let status = resp.status().as_u16();
+                let grpc_status = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| s.parse().ok());
+                if more && retry.is_some_and(|r| r.retries_status(status, grpc_status)) {
+                    None
+                } else {
+                    outcome.upstream_service_time = Some(sent_at.elapsed().as_millis() as u64);
+                    if status == 101
+                        && let Some(down) = downstream_upgrade
+                    {
+                        let up = hyper::upgrade::on(&mut resp);
+                        tokio::spawn(bridge_upgrade(down, up));
+                    }
+                    return finish_response(resp, outcome, upgrade);
+                }
+            }
+            Ok(Err(e)) => {
+                let (reply, retriable) = match &e {
+                    SendError::Connect(reason) => (
+                        LocalReply::connect_failure(reason),
+                        retry.is_some_and(|r| r.retries_connect_failure()),
+                    ),
+                    SendError::Reset { sent, .. } => (
+                        LocalReply::connection_termination(),
+                        retry.is_some_and(|r| {
+                            r.retries_reset() || (!sent && r.retries_connect_failure())
+                        }),
+                    ),
+                    SendError::Protocol(_) => (LocalReply::protocol_error(), false),
+                };
+                tracing::debug!(endpoint = %endpoint, error = e.reason(), "upstream request failed");
+                if more && retriable {
+                    outcome.flags.insert(reply.flags);
+                    None
+                } else {
+                    Some(reply)
+                }
+            }
+            Err(()) => {
+                let route_timeout = deadline.is_some_and(|d| Instant::now() >= d);
+                if more && !route_timeout && retry.is_some_and(|r| r.retries_timeout()) {
+                    outcome.flags.insert(Flags::UPSTREAM_REQUEST_TIMEOUT);
+                    None
+                } else {
+                    Some(LocalReply::timeout())
+                }
+            }
+        };
+        if let Some(reply) = failure {
+            if retries_done > 0 && retry.is_some_and(|r| retries_done >= r.num_retries) {
+                outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            }
+            outcome.local(&reply);
+            return reply.response(grpc);
+        }
+        retries_done += 1;
+        if let Some(r) = retry {
+            let mut wait = r.backoff(retries_done, rand::random::<f64>());
+            if let Some(d) = deadline {
+                wait = wait.min(d.saturating_duration_since(Instant::now()));
+            }
+            if wait > Duration::ZERO {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// The path (and query) after the route's rewrite: `uri` replaces the
+/// matched prefix (or the whole path for exact/regex matches);
+/// `uriRegexRewrite` substitutes every match in the path.
+fn rewrite_path(route: &Route, path: &str, query: Option<&str>) -> String {
+    let mut p = path.to_string();
+    if let Some(rw) = &route.rewrite {
+        if let Some(new) = &rw.uri {
+            p = match prefix_of(&route.matcher) {
+                Some(prefix) if path.len() >= prefix.len() => {
+                    let rest = &path[prefix.len()..];
+                    // Envoy keeps a single slash when the prefix ends the path.
+                    if new.is_empty() && rest.is_empty() {
+                        "/".to_string()
+                    } else {
+                        format!("{new}{rest}")
+                    }
+                }
+                _ => new.clone(),
+            };
+            if p.is_empty() {
+                p = "/".into();
+            }
+        }
+        if let Some((re, sub)) = &rw.uri_regex {
+            p = re.replace_all(&p, sub.as_str()).into_owned();
+        }
+    }
+    match query {
+        Some(q) => format!("{p}?{q}"),
+        None => p,
+    }
+}
+
+/// The literal prefix of a prefix URI match (case-insensitive matches keep
+/// the request's own spelling).
+fn prefix_of(m: &RouteMatch) -> Option<&str> {
+    match &m.uri {
+        Some(StrMatch::Prefix(p)) => Some(p),
+        None => Some(""),
+        _ => None,
+    }
+}
+
+/// Round-robin over the cluster's endpoints, skipping hosts already tried
+/// when there is another choice (Envoy's previous_hosts predicate).
+fn pick_endpoint(cluster: &Cluster, tried: &[Arc<str>], avoid_previous: bool) -> Arc<str> {
+    let n = cluster.endpoints.len();
+    for _ in 0..n.max(1) {
+        let i = cluster
+            .cursor
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % n;
+        let e = &cluster.endpoints[i].authority;
+        if !avoid_previous || !tried.contains(e) || tried.len() >= n {
+            return e.clone();
+        }
+    }
+    cluster.endpoints[0].authority.clone()
+}
+
+fn build_request(
+    parts: &http::request::Parts,
+    headers: &http::HeaderMap,
+    authority: &HeaderValue,
+    path_and_query: &str,
+    cluster: &Cluster,
+    _endpoint: &str,
+    body: Body,
+) -> Option<Request<Body>> {
+    let auth = authority.to_str().ok()?;
+    let (uri, version): (Uri, Version) = match cluster.protocol {
+        UpstreamProtocol::H2c => (
+            format!("http://{auth}{path_and_query}").parse().ok()?,
+            Version::HTTP_2,
+        ),
+        UpstreamProtocol::Http1 => (path_and_query.parse().ok()?, Version::HTTP_11),
+    };
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = headers.clone();
+    if version == Version::HTTP_11 {
+        req.headers_mut().insert(header::HOST, authority.clone());
+    }
+    Some(req)
+}
+
+fn finish_response(
+    resp: Response<hyper::body::Incoming>,
+    outcome: &mut Outcome,
+    upgrade: bool,
+) -> Response<Body> {
+    let (mut parts, incoming) = resp.into_parts();
+    let keep_upgrade = upgrade && parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(&mut parts.headers, keep_upgrade);
+    if let Some(t) = outcome.upstream_service_time {
+        parts
+            .headers
+            .insert("x-envoy-upstream-service-time", HeaderValue::from(t));
+    }
+    Response::from_parts(parts, body::boxed(incoming))
+}
+
+async fn bridge_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
+    let (Ok(down), Ok(up)) = (down.await, up.await) else {
+        return;
+    };
+    let mut down = hyper_util::rt::TokioIo::new(down);
+    let mut up = hyper_util::rt::TokioIo::new(up);
+    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+}
+
+/// Fire-and-forget copies; their responses are read and discarded and never
+/// touch the client's response.
+#[allow(clippy::too_many_arguments)]
+fn mirror(
+    shared: &Arc<Shared>,
+    snap: &Arc<Snapshot>,
+    route: &Route,
+    parts: &http::request::Parts,
+    headers: &http::HeaderMap,
+    authority: &HeaderValue,
+    path_and_query: &str,
+    body: &Bytes,
+) {
+    for m in &route.mirrors {
+        if !hit(m.fraction) {
+            continue;
+        }
+        let Some(cluster) = snap.clusters.get(&m.cluster).cloned() else {
+            continue;
+        };
+        if cluster.endpoints.is_empty() {
+            continue;
+        }
+        let endpoint = pick_endpoint(&cluster, &[], false);
+        let b = if body.is_empty() {
+            body::empty()
+        } else {
+            body::full(body.clone())
+        };
+        let Some(req) = build_request(
+            parts,
+            headers,
+            authority,
+            path_and_query,
+            &cluster,
+            &endpoint,
+            b,
+        ) else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Ok(resp) = shared
+                .upstreams
+                .send(&endpoint, cluster.protocol, req)
+                .await
+            {
+                let _ = resp.into_body().collect().await;
+            }
+        });
+    }
+}

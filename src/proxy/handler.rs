@@ -1,0 +1,499 @@
+//! One HTTP request through the proxy: route selection on the snapshot,
+//! fault injection, the route's action, and the access-log entry.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::Shared;
+use super::access_log::{Entry, format_time};
+use super::body::{self, Body, Counted};
+use super::flags::Flags;
+use super::forward;
+use super::local_reply::{LocalReply, grpc_response};
+use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_authority};
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// What the request path learned, for the access log.
+pub struct Outcome {
+    pub flags: Flags,
+    pub details: String,
+    pub transport_failure: Option<String>,
+    pub upstream_host: Option<Arc<str>>,
+    pub upstream_cluster: Option<Arc<str>>,
+    pub upstream_service_time: Option<u64>,
+    pub route_name: Option<Arc<str>>,
+}
+
+impl Outcome {
+    fn new() -> Outcome {
+        Outcome {
+            flags: Flags::NONE,
+            details: String::new(),
+            transport_failure: None,
+            upstream_host: None,
+            upstream_cluster: None,
+            upstream_service_time: None,
+            route_name: None,
+        }
+    }
+
+    pub fn local(&mut self, r: &LocalReply) {
+        self.flags.insert(r.flags);
+        self.details = r.details.clone();
+        if r.transport_failure.is_some() {
+            self.transport_failure = r.transport_failure.clone();
+        }
+    }
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+pub fn is_grpc(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Serve one request. Never fails: every error becomes a response.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let start_time = SystemTime::now();
+    let (mut parts, incoming) = req.into_parts();
+    // Istio's sidecar generates x-request-id when the client did not.
+    if !parts.headers.contains_key("x-request-id")
+        && let Ok(v) = HeaderValue::from_str(&request_id())
+    {
+        parts.headers.insert("x-request-id", v);
+    }
+    let grpc = is_grpc(&parts.headers);
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| header_str(&parts.headers, header::HOST));
+    let mut entry = Entry {
+        start: Some(start_time),
+        start_time: format_time(start_time),
+        method: parts.method.as_str().to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        protocol: protocol(parts.version),
+        x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
+        user_agent: header_str(&parts.headers, header::USER_AGENT),
+        request_id: header_str(&parts.headers, "x-request-id"),
+        authority: authority.clone(),
+        downstream_local_address: conn.local.to_string(),
+        downstream_remote_address: conn.remote.to_string(),
+        ..Default::default()
+    };
+    let mut outcome = Outcome::new();
+    let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let incoming = {
+        let counter = bytes_in.clone();
+        body::boxed(Counted::new(incoming, move |d| {
+            counter.store(d.bytes, Ordering::Relaxed)
+        }))
+    };
+    let response = match authority {
+        Some(a) if !smuggling_shape(&parts.headers, parts.version) => {
+            route(&shared, &conn, &mut parts, incoming, &a, grpc, &mut outcome).await
+        }
+        Some(_) => {
+            let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
+            outcome.local(&r);
+            r.response(grpc)
+        }
+        None => {
+            let r = LocalReply::bad_request("missing_host_header");
+            outcome.local(&r);
+            r.response(grpc)
+        }
+    };
+    entry.response_code = response.status().as_u16();
+    entry.route_name = outcome.route_name.as_deref().map(str::to_string);
+    entry.upstream_host = outcome.upstream_host.as_deref().map(str::to_string);
+    entry.upstream_cluster = outcome.upstream_cluster.as_deref().map(str::to_string);
+    entry.upstream_service_time = outcome.upstream_service_time;
+    entry.upstream_transport_failure_reason = outcome.transport_failure.clone();
+    entry.response_code_details = if outcome.details.is_empty() {
+        "via_upstream".to_string()
+    } else {
+        outcome.details.clone()
+    };
+    let mut flags = outcome.flags;
+    let (parts_out, body_out) = response.into_parts();
+    let logger = shared.clone();
+    let logged = Counted::new(body_out, move |done| {
+        if !done.complete {
+            flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
+        }
+        entry.response_flags = flags;
+        entry.bytes_sent = done.bytes;
+        entry.bytes_received = bytes_in.load(Ordering::Relaxed);
+        entry.duration = started.elapsed().as_millis() as u64;
+        logger.observe(&entry);
+    });
+    Ok(Response::from_parts(parts_out, body::boxed(logged)))
+}
+
+/// HTTP/1.x request smuggling shapes that must never be forwarded:
+/// Content-Length together with Transfer-Encoding.
+fn smuggling_shape(h: &HeaderMap, v: Version) -> bool {
+    v != Version::HTTP_2
+        && h.contains_key(header::TRANSFER_ENCODING)
+        && h.contains_key(header::CONTENT_LENGTH)
+}
+
+/// A random UUID v4, as Envoy's request-id extension generates.
+fn request_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        let byte = match i {
+            6 => (byte & 0x0f) | 0x40,
+            8 => (byte & 0x3f) | 0x80,
+            _ => *byte,
+        };
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
+
+/// Select the route and run its action.
+async fn route(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+    body: Body,
+    authority: &str,
+    grpc: bool,
+    outcome: &mut Outcome,
+) -> Response<Body> {
+    let snapshot = shared.snapshot.load_full();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let view = RequestView {
+        method: parts.method.as_str(),
+        scheme: parts.uri.scheme_str().unwrap_or("http"),
+        authority,
+        path: &path,
+        query: query.as_deref(),
+        headers: &parts.headers,
+    };
+    let Some(route) = snapshot
+        .routes
+        .vhost(authority)
+        .and_then(|vh| vh.select(&view))
+    else {
+        let r = LocalReply::no_route();
+        outcome.local(&r);
+        return r.response(grpc);
+    };
+    outcome.route_name = (!route.name.is_empty()).then(|| route.name.clone());
+
+    let origin = header_str(&parts.headers, header::ORIGIN);
+    if let (Some(cors), Some(origin)) = (&route.cors, &origin)
+        && parts.method == Method::OPTIONS
+        && parts
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && let Some(r) = preflight(cors, origin)
+    {
+        outcome.details = "cors_response".into();
+        return r;
+    }
+
+    if let Some(fault) = &route.fault {
+        if let Some((delay, fraction)) = fault.delay
+            && hit(fraction)
+        {
+            outcome.flags.insert(Flags::DELAY_INJECTED);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some((kind, fraction)) = fault.abort
+            && hit(fraction)
+        {
+            return match kind {
+                AbortKind::Http(status) => {
+                    let r = LocalReply::fault_abort(status);
+                    outcome.local(&r);
+                    r.response(false)
+                }
+                AbortKind::Grpc(code) => {
+                    outcome.flags.insert(Flags::FAULT_INJECTED);
+                    outcome.details = "fault_filter_abort".into();
+                    grpc_response(code, "fault filter abort")
+                }
+            };
+        }
+    }
+
+    let mut response = match &route.action {
+        Action::Direct { status, body: b } => {
+            outcome.details = "direct_response".into();
+            let mut r = Response::new(body::full(b.clone()));
+            *r.status_mut() = *status;
+            if !b.is_empty() {
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            }
+            r
+        }
+        Action::Redirect(rd) => {
+            outcome.details = "via_redirect".into();
+            redirect(
+                rd,
+                route,
+                &parts.uri,
+                authority,
+                &path,
+                query.as_deref(),
+                conn,
+            )
+        }
+        Action::Forward(clusters) => {
+            forward::forward(
+                shared, &snapshot, route, clusters, parts, body, authority, grpc, outcome,
+            )
+            .await
+        }
+    };
+    route.response_headers.apply(response.headers_mut());
+    if let (Some(cors), Some(origin)) = (&route.cors, &origin) {
+        decorate_cors(cors, origin, response.headers_mut());
+    }
+    response
+}
+
+/// A roll against a fraction in millionths.
+pub fn hit(fraction: u32) -> bool {
+    fraction >= 1_000_000 || (fraction > 0 && rand::random_range(0..1_000_000u32) < fraction)
+}
+
+fn redirect(
+    rd: &Redirect,
+    route: &Route,
+    uri: &Uri,
+    authority: &str,
+    path: &str,
+    query: Option<&str>,
+    conn: &ConnInfo,
+) -> Response<Body> {
+    let scheme = rd
+        .scheme
+        .as_deref()
+        .unwrap_or(uri.scheme_str().unwrap_or("http"));
+    let (orig_host, orig_port) = split_authority(authority);
+    let host = rd.authority.as_deref().unwrap_or(orig_host);
+    let port = rd.port.or_else(|| {
+        if rd.derive_port_from_request {
+            Some(conn.local.port())
+        } else if rd.authority.is_none() && authority.contains(':') && rd.scheme.is_none() {
+            Some(orig_port)
+        } else {
+            None
+        }
+    });
+    let new_path = match (&rd.uri, &rd.prefix_rewrite) {
+        (Some(u), _) => u.clone(),
+        (None, Some(p)) => match route.matcher.uri_prefix() {
+            Some(prefix) if path.starts_with(prefix) => format!("{p}{}", &path[prefix.len()..]),
+            _ => path.to_string(),
+        },
+        _ => path.to_string(),
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let mut location = format!("{scheme}://{host}");
+    if let Some(p) = port.filter(|p| *p != default_port) {
+        location.push_str(&format!(":{p}"));
+    }
+    location.push_str(&new_path);
+    if let Some(q) = query.filter(|_| !new_path.contains('?')) {
+        location.push('?');
+        location.push_str(q);
+    }
+    let mut r = Response::new(body::empty());
+    *r.status_mut() = rd.status;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn origin_allowed(cors: &Cors, origin: &str) -> bool {
+    cors.allow_origins.iter().any(|m| m.matches(origin))
+}
+
+/// A CORS preflight the proxy answers itself (Envoy's CORS filter); `None`
+/// forwards it upstream (unmatched origin with `unmatchedPreflights: FORWARD`).
+fn preflight(cors: &Cors, origin: &str) -> Option<Response<Body>> {
+    if !origin_allowed(cors, origin) {
+        if cors.forward_unmatched_preflights {
+            return None;
+        }
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::OK;
+        return Some(r);
+    }
+    let mut r = Response::new(body::empty());
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    if let Some(v) = &cors.allow_methods {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+    }
+    if let Some(v) = &cors.allow_headers {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+    }
+    if let Some(v) = &cors.max_age {
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, v.clone());
+    }
+    if cors.allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    Some(r)
+}
+
+fn decorate_cors(cors: &Cors, origin: &str, h: &mut HeaderMap) {
+    if !origin_allowed(cors, origin) {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    if let Some(v) = &cors.expose_headers {
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+    }
+    if cors.allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy.
+pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = h.get(header::CONNECTION).cloned()
+        && let Ok(s) = conn.to_str()
+    {
+        for name in s.split(',').map(str::trim) {
+            if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+                h.remove(n);
+            }
+        }
+    }
+    for n in [
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+    ] {
+        h.remove(n);
+    }
+    h.remove(header::TRANSFER_ENCODING);
+    if !keep_upgrade {
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+    if let Some(te) = h.get(header::TE)
+        && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
+    {
+        h.remove(header::TE);
+    }
+}
+
+/// Collect a body completely if it is at most `limit` bytes; otherwise
+/// return what was read so far and the rest of the stream.
+pub async fn buffer_body(mut body: Body, limit: usize) -> Result<Result<Bytes, (Bytes, Body)>, ()> {
+    use bytes::BytesMut;
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(Ok(Bytes::new()));
+    }
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ())?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > limit {
+                return Ok(Err((buf.freeze(), body)));
+            }
+        }
+    }
+    Ok(Ok(buf.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert(header::TE, "gzip".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-keep", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert!(!h.contains_key("x-secret"));
+        assert!(!h.contains_key(header::TE));
+        assert!(!h.contains_key(header::CONNECTION));
+        assert!(h.contains_key("x-keep"));
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, "trailers".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.contains_key(header::TE), "gRPC needs te: trailers");
+    }
+}

@@ -1,0 +1,185 @@
+//! Responses the proxy makes itself, with Envoy's status, body text and
+//! response-code details, converted to a gRPC status for gRPC callers (as
+//! Envoy's local replies are).
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use super::body::{self, Body};
+use super::flags::Flags;
+
+/// A locally generated reply.
+#[derive(Debug, Clone)]
+pub struct LocalReply {
+    pub status: StatusCode,
+    pub body: &'static str,
+    pub flags: Flags,
+    /// `%RESPONSE_CODE_DETAILS%`.
+    pub details: String,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`.
+    pub transport_failure: Option<String>,
+}
+
+impl LocalReply {
+    pub fn no_route() -> LocalReply {
+        LocalReply {
+            status: StatusCode::NOT_FOUND,
+            body: "",
+            flags: Flags::NO_ROUTE_FOUND,
+            details: "route_not_found".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn no_cluster() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "",
+            flags: Flags::NO_CLUSTER_FOUND,
+            details: "cluster_not_found".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn no_healthy_upstream() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "no healthy upstream",
+            flags: Flags::NO_HEALTHY_UPSTREAM,
+            details: "no_healthy_upstream".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn connect_failure(reason: &str) -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            flags: Flags::UPSTREAM_CONNECTION_FAILURE,
+            details: "upstream_reset_before_response_started{connection_failure}".into(),
+            transport_failure: Some(reason.to_string()),
+        }
+    }
+
+    pub fn connection_termination() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            flags: Flags::UPSTREAM_CONNECTION_TERMINATION,
+            details: "upstream_reset_before_response_started{connection_termination}".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn protocol_error() -> LocalReply {
+        LocalReply {
+            status: StatusCode::BAD_GATEWAY,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+            flags: Flags::UPSTREAM_PROTOCOL_ERROR,
+            details: "upstream_reset_before_response_started{protocol_error}".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn timeout() -> LocalReply {
+        LocalReply {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            body: "upstream request timeout",
+            flags: Flags::UPSTREAM_REQUEST_TIMEOUT,
+            details: "upstream_response_timeout".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn fault_abort(status: StatusCode) -> LocalReply {
+        LocalReply {
+            status,
+            body: "fault filter abort",
+            flags: Flags::FAULT_INJECTED,
+            details: "fault_filter_abort".into(),
+            transport_failure: None,
+        }
+    }
+
+    pub fn bad_request(details: &str) -> LocalReply {
+        LocalReply {
+            status: StatusCode::BAD_REQUEST,
+            body: "Bad Request",
+            flags: Flags::DOWNSTREAM_PROTOCOL_ERROR,
+            details: details.to_string(),
+            transport_failure: None,
+        }
+    }
+
+    /// The response a client sees; gRPC callers get HTTP 200 with
+    /// `grpc-status`/`grpc-message` (Envoy's `httpToGrpcStatus`).
+    pub fn response(&self, grpc: bool) -> Response<Body> {
+        if grpc {
+            return grpc_response(http_to_grpc(self.status.as_u16()), self.body);
+        }
+        let mut r = Response::new(if self.body.is_empty() {
+            body::empty()
+        } else {
+            body::full(Bytes::from_static(self.body.as_bytes()))
+        });
+        *r.status_mut() = self.status;
+        if !self.body.is_empty() {
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        }
+        if self.flags.contains(Flags::UPSTREAM_OVERFLOW) {
+            r.headers_mut()
+                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+        }
+        r
+    }
+}
+
+/// A trailers-only gRPC response carrying `status`.
+pub fn grpc_response(status: u32, message: &str) -> Response<Body> {
+    let mut r = Response::new(body::empty());
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", HeaderValue::from(status));
+    if let Ok(v) = HeaderValue::from_str(message)
+        && !message.is_empty()
+    {
+        h.insert("grpc-message", v);
+    }
+    r
+}
+
+/// Envoy's `Grpc::Utility::httpToGrpcStatus`.
+pub fn http_to_grpc(status: u16) -> u32 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_callers_get_unavailable_for_503() {
+        let r = LocalReply::no_healthy_upstream().response(true);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+    }
+
+    #[test]
+    fn no_route_is_404_with_empty_body() {
+        let r = LocalReply::no_route().response(false);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.headers().get(header::CONTENT_TYPE).is_none());
+    }
+}

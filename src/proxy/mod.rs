@@ -1,0 +1,158 @@
+//! The data plane: listeners, HTTP/1.1 and h2c on one port (auto-detected),
+//! the request path, upstream connections, and the admin listener.
+//! The request path only reads the current [`Snapshot`] (one atomic load).
+
+pub mod access_log;
+pub mod admin;
+pub mod body;
+pub mod flags;
+pub mod forward;
+pub mod handler;
+pub mod local_reply;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::compile::Snapshot;
+use access_log::{AccessLog, Entry};
+use handler::ConnInfo;
+use upstream::Upstreams;
+
+/// Istio's default connect timeout (`MeshConfig.connectTimeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slowloris guard: the whole request head must arrive within this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest HTTP/1 request head (line + headers); beyond it clients get 431.
+pub const MAX_HEADER_BYTES: usize = 60 * 1024;
+
+/// State shared by every connection.
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub upstreams: Upstreams,
+    pub access_log: AccessLog,
+    /// True once the first configuration is live.
+    pub ready: AtomicBool,
+    pub requests: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            upstreams: Upstreams::new(DEFAULT_CONNECT_TIMEOUT),
+            access_log,
+            ready: AtomicBool::new(true),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Called once per finished request.
+    pub fn observe(&self, e: &Entry) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.access_log.log(e);
+    }
+
+    /// Swap in a new snapshot; in-flight requests keep the one they loaded.
+    pub fn install(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// Serve the outbound listener until `shutdown` becomes true.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(1024)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(Some(1024));
+    let builder = Arc::new(builder);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, never exit.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(remote);
+        let conn = ConnInfo { local, remote };
+        let shared = shared.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handler::handle(shared.clone(), conn, req));
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
+            }
+        });
+    }
+}
+
+/// A running proxy (for `run`, `demo` and tests).
+pub struct Running {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Running {
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Bind the listeners and serve in the background.
+pub async fn start(
+    snapshot: Snapshot,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    access_log: AccessLog,
+) -> std::io::Result<Running> {
+    let shared = Shared::new(snapshot, access_log);
+    let listener = TcpListener::bind(listen).await?;
+    let admin_listener = TcpListener::bind(admin).await?;
+    let (tx, rx) = watch::channel(false);
+    let running = Running {
+        listen: listener.local_addr()?,
+        admin: admin_listener.local_addr()?,
+        shared: shared.clone(),
+        shutdown: tx,
+    };
+    tokio::spawn(serve(listener, shared.clone(), rx.clone()));
+    tokio::spawn(admin::serve(admin_listener, shared, rx));
+    Ok(running)
+}
