@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn start_time_is_rfc3339_millis() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_786_245_123);
-        assert_eq!(format_time(t), "2026-11-27T10:10:45.123Z");
+        assert_eq!(format_time(t), "2026-11-27T13:30:45.123Z");
         assert_eq!(format_time(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }
 
