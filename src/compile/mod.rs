@@ -2,6 +2,7 @@
 //! `--namespace` would get, plus its clusters. Pure: no I/O, no runtime.
 //! Invalid bits are skipped, never fatal (validation reports them first).
 
+pub mod policy;
 pub mod routes;
 pub mod services;
 

@@ -79,11 +79,20 @@ pub struct RouteMatch {
     pub query_params: Vec<(String, StrMatch)>,
 }
 
-/// Why a match failed, for `explain`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Miss {
-    pub field: String,
-    pub wanted: String,
+/// Which condition of a match failed first (for `explain`); cheap to make,
+/// so the request path can use the same check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    Uri,
+    Scheme,
+    Method,
+    Authority,
+    /// Index into `headers`.
+    Header(usize),
+    /// Index into `without_headers`.
+    WithoutHeader(usize),
+    /// Index into `query_params`.
+    QueryParam(usize),
 }
 
 impl RouteMatch {
@@ -91,12 +100,8 @@ impl RouteMatch {
         self.check(req).is_ok()
     }
 
-    /// Match, saying which field failed first.
+    /// Match, saying which condition failed first.
     pub fn check(&self, req: &RequestView<'_>) -> Result<(), Miss> {
-        let miss = |field: &str, m: &StrMatch| Miss {
-            field: field.to_string(),
-            wanted: m.describe(),
-        };
         if let Some(m) = &self.uri {
             let ok = if self.ignore_uri_case {
                 m.matches_ignore_case(req.path)
@@ -104,34 +109,28 @@ impl RouteMatch {
                 m.matches(req.path)
             };
             if !ok {
-                return Err(miss("uri", m));
+                return Err(Miss::Uri);
             }
         }
-        if let Some(m) = &self.scheme
-            && !m.matches(req.scheme)
-        {
-            return Err(miss("scheme", m));
+        if self.scheme.as_ref().is_some_and(|m| !m.matches(req.scheme)) {
+            return Err(Miss::Scheme);
         }
-        if let Some(m) = &self.method
-            && !m.matches(req.method)
-        {
-            return Err(miss("method", m));
+        if self.method.as_ref().is_some_and(|m| !m.matches(req.method)) {
+            return Err(Miss::Method);
         }
-        if let Some(m) = &self.authority
-            && !m.matches(req.authority)
-        {
-            return Err(miss("authority", m));
+        if self.authority.as_ref().is_some_and(|m| !m.matches(req.authority)) {
+            return Err(Miss::Authority);
         }
-        for h in &self.headers {
+        for (i, h) in self.headers.iter().enumerate() {
             let ok = match header_value(req.headers, &h.name) {
                 Some(v) => h.matcher.matches(&v),
                 None => false,
             };
             if !ok {
-                return Err(miss(&format!("headers.{}", h.name), &h.matcher));
+                return Err(Miss::Header(i));
             }
         }
-        for h in &self.without_headers {
+        for (i, h) in self.without_headers.iter().enumerate() {
             // Envoy's invert_match with treat_missing_header_as_empty: a
             // missing header is "" for value matchers, absent for presence.
             let hit = match (header_value(req.headers, &h.name), &h.matcher) {
@@ -140,22 +139,46 @@ impl RouteMatch {
                 (Some(v), m) => m.matches(&v),
             };
             if hit {
-                return Err(Miss {
-                    field: format!("withoutHeaders.{}", h.name),
-                    wanted: format!("not {}", h.matcher.describe()),
-                });
+                return Err(Miss::WithoutHeader(i));
             }
         }
-        for (name, m) in &self.query_params {
+        for (i, (name, m)) in self.query_params.iter().enumerate() {
             let ok = match query_value(req.query, name) {
                 Some(v) => m.matches(v),
                 None => false,
             };
             if !ok {
-                return Err(miss(&format!("queryParams.{name}"), m));
+                return Err(Miss::QueryParam(i));
             }
         }
         Ok(())
+    }
+
+    /// `(field, what it wanted)` for a miss, for humans.
+    pub fn describe_miss(&self, miss: Miss) -> (String, String) {
+        let d = |m: &Option<StrMatch>| m.as_ref().map(StrMatch::describe).unwrap_or_default();
+        match miss {
+            Miss::Uri => (
+                "uri".into(),
+                if self.ignore_uri_case {
+                    format!("{} (ignoring case)", d(&self.uri))
+                } else {
+                    d(&self.uri)
+                },
+            ),
+            Miss::Scheme => ("scheme".into(), d(&self.scheme)),
+            Miss::Method => ("method".into(), d(&self.method)),
+            Miss::Authority => ("authority".into(), d(&self.authority)),
+            Miss::Header(i) => self.headers.get(i).map_or_else(Default::default, |h| {
+                (format!("headers.{}", h.name), h.matcher.describe())
+            }),
+            Miss::WithoutHeader(i) => self.without_headers.get(i).map_or_else(Default::default, |h| {
+                (format!("withoutHeaders.{}", h.name), format!("not {}", h.matcher.describe()))
+            }),
+            Miss::QueryParam(i) => self.query_params.get(i).map_or_else(Default::default, |(n, m)| {
+                (format!("queryParams.{n}"), m.describe())
+            }),
+        }
     }
 
     /// The URI prefix a prefix rewrite replaces (the match's prefix), if any.
@@ -252,7 +275,8 @@ mod tests {
         h.insert("end-user", "jason".parse().unwrap());
         assert!(m.matches(&view("/", None, &h)));
         let err = m.check(&view("/", None, &HeaderMap::new())).unwrap_err();
-        assert_eq!(err.field, "headers.end-user");
+        assert_eq!(err, Miss::Header(0));
+        assert_eq!(m.describe_miss(err), ("headers.end-user".to_string(), "exact \"jason\"".to_string()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
-pub use matcher::{RequestView, RouteMatch, StrMatch};
+pub use matcher::{Miss, RequestView, RouteMatch, StrMatch};
 pub use retry::RetryPolicy;
 
 /// Envoy's cluster identity: `outbound|<port>|<subset>|<fqdn>`.
@@ -137,7 +137,24 @@ pub struct VirtualHost {
 impl VirtualHost {
     /// First route whose match accepts the request (first match wins).
     pub fn select(&self, req: &RequestView<'_>) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matcher.matches(req))
+        self.select_traced(req, |_, _| {})
+    }
+
+    /// [`select`](Self::select), reporting every route it looked at and why
+    /// it matched or not: the one selection function, shared with `explain`.
+    pub fn select_traced(
+        &self,
+        req: &RequestView<'_>,
+        mut trace: impl FnMut(&Route, Result<(), Miss>),
+    ) -> Option<&Route> {
+        for r in &self.routes {
+            let res = r.matcher.check(req);
+            trace(r, res);
+            if res.is_ok() {
+                return Some(r);
+            }
+        }
+        None
     }
 }
 
