@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod explain;
 pub mod load;
 pub mod model;
 pub mod proxy;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use strait::analyze::Level;
 
 use strait::cli::check::{self, CheckArgs, Format};
-use strait::cli::{demo, run};
+use strait::cli::{demo, explain, run};
 use strait::proxy::access_log;
 
 /// strait: Istio's traffic management in one binary.
@@ -85,6 +85,29 @@ enum Command {
         /// Access log format: Istio's default text, or JSON with the same fields.
         #[arg(long, value_enum, default_value = "text")]
         access_log_format: access_log::Format,
+    },
+    /// Show which VirtualService, route, subset and policy a request gets, and why.
+    Explain {
+        /// Config files or directories (repeatable).
+        #[arg(short, long = "config", required = true, value_name = "PATH")]
+        config: Vec<PathBuf>,
+        /// The proxy's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// The proxy's own workload labels (k=v,k2=v2).
+        #[arg(long, value_parser = parse_labels, default_value = "")]
+        labels: BTreeMap<String, String>,
+        /// Request method.
+        #[arg(short = 'X', long = "request", default_value = "GET")]
+        method: String,
+        /// Request header `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// Output format: text or json.
+        #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+        /// The request URL, e.g. http://reviews:9080/reviews/1
+        url: String,
     },
     /// Run the bundled example on real loopback traffic and show where the
     /// requests went.
@@ -184,6 +207,23 @@ fn main() -> ExitCode {
             admin,
             access_log,
             access_log_format,
+        }),
+        Command::Explain {
+            config,
+            namespace,
+            labels,
+            method,
+            headers,
+            output,
+            url,
+        } => explain::run(explain::ExplainArgs {
+            config,
+            namespace,
+            labels,
+            method,
+            headers,
+            url,
+            json: output == "json",
         }),
         Command::Demo {
             config,

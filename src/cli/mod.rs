@@ -1,4 +1,5 @@
 //! Command implementations.
 pub mod check;
 pub mod demo;
+pub mod explain;
 pub mod run;

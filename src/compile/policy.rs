@@ -99,7 +99,10 @@ mod tests {
             "portLevelSettings": [{"port": {"number": 9080}, "loadBalancer": {"simple": "ROUND_ROBIN"}}]}}));
         let p = effective(&d, 9080, None);
         assert_eq!(lb(&p), Some(SimpleLB::RoundRobin));
-        assert!(p.as_ref().unwrap().connection_pool.is_none(), "omitted blocks fall back to defaults, not to the top level");
+        assert!(
+            p.as_ref().unwrap().connection_pool.is_none(),
+            "omitted blocks fall back to defaults, not to the top level"
+        );
         let other = effective(&d, 80, None);
         assert_eq!(lb(&other), Some(SimpleLB::Random));
         assert!(other.unwrap().connection_pool.is_some());
@@ -115,8 +118,14 @@ mod tests {
         let p = effective(&d, 9080, Some("v1")).unwrap();
         let l = p.load_balancer.as_ref().unwrap();
         assert_eq!(l.simple, Some(SimpleLB::RoundRobin));
-        assert!(l.locality_lb_setting.is_none(), "the subset's block replaces the whole top-level block");
-        assert!(p.connection_pool.is_some(), "blocks the subset leaves out are inherited");
+        assert!(
+            l.locality_lb_setting.is_none(),
+            "the subset's block replaces the whole top-level block"
+        );
+        assert!(
+            p.connection_pool.is_some(),
+            "blocks the subset leaves out are inherited"
+        );
     }
 
     #[test]
@@ -124,7 +133,10 @@ mod tests {
         let d = dr(json!({"host": "r",
             "subsets": [{"name": "v1", "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}}}]}));
         assert_eq!(effective(&d, 9080, None), None);
-        assert_eq!(lb(&effective(&d, 9080, Some("v1"))), Some(SimpleLB::RoundRobin));
+        assert_eq!(
+            lb(&effective(&d, 9080, Some("v1"))),
+            Some(SimpleLB::RoundRobin)
+        );
     }
 
     #[test]
@@ -135,7 +147,10 @@ mod tests {
                 {"port": {"number": 9080}, "outlierDetection": {"consecutive5xxErrors": 3}}]}}]}));
         let p = effective(&d, 9080, Some("v1")).unwrap();
         assert!(p.outlier_detection.is_some());
-        assert!(p.load_balancer.is_none(), "a subset port entry resets the blocks it omits");
+        assert!(
+            p.load_balancer.is_none(),
+            "a subset port entry resets the blocks it omits"
+        );
         assert!(p.connection_pool.is_none());
     }
 }

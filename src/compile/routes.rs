@@ -23,7 +23,7 @@ use crate::route::{
 /// Mesh-bound VirtualServices visible to the proxy, in the order Istio
 /// considers them: private to the proxy's namespace, then exported to it by
 /// name, then public; within a group by creation time, name, namespace.
-fn ordered_virtual_services<'a>(
+pub fn ordered_virtual_services<'a>(
     config: &'a ConfigSet,
     opts: &Options,
 ) -> Vec<&'a Resource<VirtualService>> {

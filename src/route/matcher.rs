@@ -118,7 +118,11 @@ impl RouteMatch {
         if self.method.as_ref().is_some_and(|m| !m.matches(req.method)) {
             return Err(Miss::Method);
         }
-        if self.authority.as_ref().is_some_and(|m| !m.matches(req.authority)) {
+        if self
+            .authority
+            .as_ref()
+            .is_some_and(|m| !m.matches(req.authority))
+        {
             return Err(Miss::Authority);
         }
         for (i, h) in self.headers.iter().enumerate() {
@@ -172,12 +176,22 @@ impl RouteMatch {
             Miss::Header(i) => self.headers.get(i).map_or_else(Default::default, |h| {
                 (format!("headers.{}", h.name), h.matcher.describe())
             }),
-            Miss::WithoutHeader(i) => self.without_headers.get(i).map_or_else(Default::default, |h| {
-                (format!("withoutHeaders.{}", h.name), format!("not {}", h.matcher.describe()))
-            }),
-            Miss::QueryParam(i) => self.query_params.get(i).map_or_else(Default::default, |(n, m)| {
-                (format!("queryParams.{n}"), m.describe())
-            }),
+            Miss::WithoutHeader(i) => {
+                self.without_headers
+                    .get(i)
+                    .map_or_else(Default::default, |h| {
+                        (
+                            format!("withoutHeaders.{}", h.name),
+                            format!("not {}", h.matcher.describe()),
+                        )
+                    })
+            }
+            Miss::QueryParam(i) => self
+                .query_params
+                .get(i)
+                .map_or_else(Default::default, |(n, m)| {
+                    (format!("queryParams.{n}"), m.describe())
+                }),
         }
     }
 
@@ -276,7 +290,13 @@ mod tests {
         assert!(m.matches(&view("/", None, &h)));
         let err = m.check(&view("/", None, &HeaderMap::new())).unwrap_err();
         assert_eq!(err, Miss::Header(0));
-        assert_eq!(m.describe_miss(err), ("headers.end-user".to_string(), "exact \"jason\"".to_string()));
+        assert_eq!(
+            m.describe_miss(err),
+            (
+                "headers.end-user".to_string(),
+                "exact \"jason\"".to_string()
+            )
+        );
     }
 
     #[test]

@@ -1,0 +1,476 @@
+//! `explain`: which VirtualService, route, subset and policy a request gets,
+//! and why. Uses the proxy's own selection (`VirtualHost::select_traced`) on
+//! the same compiled snapshot, so the answer is what the proxy would do.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use http::HeaderMap;
+use serde::Serialize;
+
+use crate::compile::routes::ordered_virtual_services;
+use crate::compile::services::{destination_rule_for, visible};
+use crate::compile::{Options, Snapshot, policy};
+use crate::config::ConfigSet;
+use crate::model::host;
+use crate::route::{Action, RequestView, Route, split_authority};
+
+/// The request to explain.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+}
+
+impl Request {
+    /// From a URL (`http://reviews:9080/x?y=1`) or a `host/path` shorthand.
+    pub fn parse(method: &str, url: &str, headers: HeaderMap) -> Result<Request, String> {
+        let full = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        let uri: http::Uri = full
+            .parse()
+            .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .ok_or_else(|| format!("URL {url:?} has no host"))?;
+        Ok(Request {
+            method: method.to_ascii_uppercase(),
+            scheme: uri.scheme_str().unwrap_or("http").to_string(),
+            authority,
+            path: uri.path().to_string(),
+            query: uri.query().map(str::to_string),
+            headers,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouteRef {
+    /// 0-based position in the VirtualService's `http` list.
+    pub index: Option<usize>,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouteTrace {
+    pub index: Option<usize>,
+    pub name: String,
+    pub matched: bool,
+    /// Why it did not match (the first failing condition).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtherVirtualService {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Destination {
+    pub host: String,
+    pub subset: Option<String>,
+    pub port: u16,
+    pub weight: u32,
+    pub cluster: String,
+    pub destination_rule: Option<String>,
+    /// The merged DestinationRule policy for this destination (empty: defaults).
+    pub policy: serde_json::Value,
+    /// The effective settings, defaults spelled out.
+    pub effective: BTreeMap<String, String>,
+    pub endpoints: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub request: String,
+    pub virtual_host: Option<String>,
+    pub virtual_service: Option<String>,
+    pub other_virtual_services: Vec<OtherVirtualService>,
+    pub routes: Vec<RouteTrace>,
+    pub route: Option<RouteRef>,
+    pub action: Option<String>,
+    pub destinations: Vec<Destination>,
+    pub timeout: String,
+    pub retries: String,
+    pub problems: Vec<String>,
+}
+
+/// Explain `req` for a proxy described by `opts`.
+pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Request) -> Report {
+    let mut r = Report {
+        request: format!(
+            "{} {}://{}{}{}",
+            req.method,
+            req.scheme,
+            req.authority,
+            req.path,
+            req.query
+                .as_deref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
+        ),
+        virtual_host: None,
+        virtual_service: None,
+        other_virtual_services: Vec::new(),
+        routes: Vec::new(),
+        route: None,
+        action: None,
+        destinations: Vec::new(),
+        timeout: String::new(),
+        retries: String::new(),
+        problems: Vec::new(),
+    };
+    let Some(vhost) = snap.routes.vhost(&req.authority) else {
+        let (h, port) = split_authority(&req.authority);
+        let known: Vec<String> = snap
+            .services
+            .iter()
+            .filter(|s| s.fqdn == h || s.name == h || s.fqdn.starts_with(&format!("{h}.")))
+            .flat_map(|s| s.ports.iter().map(|p| p.number.to_string()))
+            .collect();
+        r.problems.push(if known.is_empty() {
+            format!("no service is known as {h:?} to a proxy in namespace {:?}: requests get 404 NR (declare it with a ServiceEntry, or check the Host header)", opts.namespace)
+        } else {
+            format!(
+                "{h} does not listen on port {port} (it has {}): requests get 404 NR; put the port in the Host header",
+                known.join(", ")
+            )
+        });
+        return r;
+    };
+    r.virtual_host = Some(vhost.name.clone());
+    r.virtual_service = vhost.virtual_service.clone();
+    let fqdn = vhost
+        .name
+        .rsplit_once(':')
+        .map_or(vhost.name.as_str(), |(h, _)| h);
+    r.other_virtual_services = others(config, opts, fqdn, vhost.virtual_service.as_deref());
+
+    let view = RequestView {
+        method: &req.method,
+        scheme: &req.scheme,
+        authority: &req.authority,
+        path: &req.path,
+        query: req.query.as_deref(),
+        headers: &req.headers,
+    };
+    let mut traces = Vec::new();
+    let chosen = vhost.select_traced(&view, |route, res| {
+        traces.push(RouteTrace {
+            index: route.rule_index,
+            name: route.name.to_string(),
+            matched: res.is_ok(),
+            reason: res.err().map(|m| {
+                let (field, wanted) = route.matcher.describe_miss(m);
+                format!("{field} wanted {wanted}")
+            }),
+        });
+    });
+    r.routes = traces;
+    let Some(route) = chosen else {
+        r.problems
+            .push("no route matches this request: it gets 404 NR (add a rule without `match` at the end as a catch-all)".into());
+        return r;
+    };
+    r.route = Some(RouteRef {
+        index: route.rule_index,
+        name: route.name.to_string(),
+    });
+    describe_route(config, snap, opts, route, &mut r);
+    r
+}
+
+/// Other VirtualServices naming this host, and why they do not apply.
+fn others(
+    config: &ConfigSet,
+    opts: &Options,
+    fqdn: &str,
+    winner: Option<&str>,
+) -> Vec<OtherVirtualService> {
+    let names_host = |vs: &crate::config::Resource<crate::model::VirtualService>| {
+        vs.spec.hosts.iter().any(|h| {
+            let h = host::resolve_short_name(h, vs.namespace(), &opts.domain);
+            h == fqdn || (host::is_wildcard(&h) && host::subset_of(fqdn, &h))
+        })
+    };
+    let ordered: Vec<String> = ordered_virtual_services(config, opts)
+        .into_iter()
+        .filter(|vs| names_host(vs))
+        .map(|vs| vs.key())
+        .collect();
+    let mut out = Vec::new();
+    for vs in config.virtual_services.iter().filter(|vs| names_host(vs)) {
+        let key = vs.key();
+        if Some(key.as_str()) == winner {
+            continue;
+        }
+        let reason = if !(vs.spec.gateways.is_empty()
+            || vs.spec.gateways.iter().any(|g| g == "mesh"))
+        {
+            "bound only to gateways (its `gateways` does not include mesh)".to_string()
+        } else if !visible(&vs.spec.export_to, vs.namespace(), &opts.namespace) {
+            format!("not exported to namespace {:?}", opts.namespace)
+        } else if let Some(w) = winner {
+            let pos = |k: &str| ordered.iter().position(|x| x == k);
+            format!(
+                "{w} comes first in Istio's order (namespace-private, then exported by name, then public; then creation time, name, namespace: position {} vs {}); sidecars do not merge VirtualServices — merge them into one",
+                pos(w).map_or("-".into(), |p| p.to_string()),
+                pos(&key).map_or("-".into(), |p| p.to_string())
+            )
+        } else {
+            "does not apply".to_string()
+        };
+        out.push(OtherVirtualService { name: key, reason });
+    }
+    out
+}
+
+fn describe_route(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &Options,
+    route: &Route,
+    r: &mut Report,
+) {
+    r.timeout = match route.timeout {
+        Some(t) => format!("{}ms (covers all tries)", t.as_millis()),
+        None => "none (Istio's default: no route timeout)".into(),
+    };
+    let vs_rule = r
+        .virtual_service
+        .as_deref()
+        .and_then(|k| config.virtual_services.iter().find(|v| v.key() == k))
+        .and_then(|vs| route.rule_index.and_then(|i| vs.spec.http.get(i)));
+    let explicit = vs_rule.is_some_and(|rule| rule.retries.is_some());
+    r.retries = match &route.retry {
+        None => "disabled (attempts: 0)".into(),
+        Some(p) => format!(
+            "{}{} retries on {}{}{}",
+            if explicit { "" } else { "Istio's default: " },
+            p.num_retries,
+            p.retry_on_text,
+            if p.retriable_status_codes.is_empty() {
+                String::new()
+            } else {
+                format!(" (status codes {:?})", p.retriable_status_codes)
+            },
+            p.per_try_timeout.map_or_else(
+                || ", no per-try timeout".to_string(),
+                |t| format!(", per-try timeout {}ms", t.as_millis())
+            )
+        ),
+    };
+    let clusters = match &route.action {
+        Action::Forward(c) => {
+            r.action = Some("route".into());
+            c
+        }
+        Action::Redirect(rd) => {
+            r.action = Some(format!("redirect ({})", rd.status.as_u16()));
+            return;
+        }
+        Action::Direct { status, .. } => {
+            r.action = Some(format!("direct response ({})", status.as_u16()));
+            return;
+        }
+    };
+    for wc in clusters {
+        let key = &wc.cluster;
+        let subset = (!key.subset.is_empty()).then(|| key.subset.clone());
+        let svc = snap.services.iter().find(|s| s.fqdn == key.host);
+        let dr = svc.and_then(|s| destination_rule_for(config, s, opts));
+        let pol = dr.and_then(|d| policy::effective(&d.spec, key.port, subset.as_deref()));
+        let cluster = snap.clusters.get(key);
+        let endpoints: Vec<String> = cluster
+            .map(|c| {
+                c.endpoints
+                    .iter()
+                    .map(|e| e.authority.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match (svc, cluster, &subset, dr) {
+            (None, _, _, _) => r.problems.push(format!(
+                "{} is not a known service: {} does not exist, requests get 503 NC (declare the host with a ServiceEntry)",
+                key.host, wc.name
+            )),
+            (Some(_), None, Some(s), None) => r.problems.push(format!(
+                "subset {s:?} of {}: no DestinationRule applies to this host, so no subset exists and requests get 503 NC; add a DestinationRule for {} that declares subset {s}",
+                key.host, key.host
+            )),
+            (Some(_), None, Some(s), Some(d)) => {
+                let declared: Vec<&str> = d.spec.subsets.iter().filter_map(|x| x.name.as_deref()).collect();
+                r.problems.push(format!(
+                    "subset {s:?} is not declared in DestinationRule {} (it declares {}): requests get 503 NC; declare the subset or route to a declared one",
+                    d.key(),
+                    if declared.is_empty() { "none".into() } else { declared.join(", ") }
+                ));
+            }
+            (Some(_), None, None, _) => r.problems.push(format!(
+                "port {} is not a port of {}: {} does not exist, requests get 503 NC",
+                key.port, key.host, wc.name
+            )),
+            (Some(_), Some(c), _, _) if c.endpoints.is_empty() => r.problems.push(match (&subset, dr) {
+                (Some(s), Some(d)) => {
+                    let labels = d
+                        .spec
+                        .subsets
+                        .iter()
+                        .find(|x| x.name.as_deref() == Some(s))
+                        .map(|x| x.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+                        .unwrap_or_default();
+                    format!("subset {s:?} selects no endpoint (labels {labels}): requests get 503 UH; label an endpoint to match or fix the subset's labels")
+                }
+                _ => format!("{} has no endpoints: requests get 503 UH", key.host),
+            }),
+            _ => {}
+        }
+        r.destinations.push(Destination {
+            host: key.host.clone(),
+            subset,
+            port: key.port,
+            weight: wc.weight,
+            cluster: wc.name.to_string(),
+            destination_rule: dr.map(|d| d.key()),
+            policy: pol
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok())
+                .unwrap_or(serde_json::json!({})),
+            effective: spelled_out(pol.as_ref()),
+            endpoints,
+        });
+    }
+}
+
+/// The policy with Istio's defaults written out.
+fn spelled_out(p: Option<&crate::model::TrafficPolicy>) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let lb = p.and_then(|p| p.load_balancer.as_ref());
+    m.insert(
+        "loadBalancer".into(),
+        match lb {
+            None => "LEAST_REQUEST (Istio's default)".into(),
+            Some(l) => json(l),
+        },
+    );
+    m.insert(
+        "connectionPool".into(),
+        p.and_then(|p| p.connection_pool.as_ref()).map_or_else(
+            || "no limits (Istio's default: 2^32-1); connectTimeout 10s".into(),
+            json,
+        ),
+    );
+    m.insert(
+        "outlierDetection".into(),
+        p.and_then(|p| p.outlier_detection.as_ref()).map_or_else(
+            || "off (Istio's default without an outlierDetection block)".into(),
+            json,
+        ),
+    );
+    m.insert(
+        "tls".into(),
+        p.and_then(|p| p.tls.as_ref())
+            .map_or_else(|| "plaintext (no tls block)".into(), json),
+    );
+    m
+}
+
+/// Compact JSON text of a policy block.
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The report as text for a terminal.
+pub fn render_text(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Request:         {}", r.request);
+    match &r.virtual_host {
+        Some(v) => {
+            let _ = writeln!(s, "Virtual host:    {v}");
+        }
+        None => {
+            let _ = writeln!(s, "Virtual host:    none");
+        }
+    }
+    if r.virtual_host.is_some() {
+        let _ = writeln!(
+            s,
+            "VirtualService:  {}",
+            r.virtual_service
+                .as_deref()
+                .unwrap_or("none (the service's default route: everything to all endpoints)")
+        );
+        for o in &r.other_virtual_services {
+            let _ = writeln!(s, "  not used: {} — {}", o.name, o.reason);
+        }
+    }
+    if !r.routes.is_empty() {
+        let _ = writeln!(s, "Routes (first match wins):");
+        for t in &r.routes {
+            let idx = t.index.map_or("-".into(), |i| i.to_string());
+            let name = if t.name.is_empty() {
+                "(unnamed)"
+            } else {
+                &t.name
+            };
+            match &t.reason {
+                None => {
+                    let _ = writeln!(s, "  [{idx}] {name:<16} MATCH");
+                }
+                Some(why) => {
+                    let _ = writeln!(s, "  [{idx}] {name:<16} no match: {why}");
+                }
+            }
+        }
+    }
+    if let Some(rt) = &r.route {
+        let idx = rt.index.map_or("-".into(), |i| i.to_string());
+        let _ = writeln!(
+            s,
+            "Chosen route:    [{idx}] {} -> {}",
+            rt.name,
+            r.action.as_deref().unwrap_or("-")
+        );
+        let _ = writeln!(s, "Timeout:         {}", r.timeout);
+        let _ = writeln!(s, "Retries:         {}", r.retries);
+    }
+    if !r.destinations.is_empty() {
+        let _ = writeln!(s, "Destinations:");
+        for d in &r.destinations {
+            let _ = writeln!(s, "  weight {:>3}  {}", d.weight, d.cluster);
+            let _ = writeln!(
+                s,
+                "              DestinationRule: {}",
+                d.destination_rule.as_deref().unwrap_or("none")
+            );
+            for (k, v) in &d.effective {
+                let _ = writeln!(s, "              {k}: {v}");
+            }
+            let _ = writeln!(
+                s,
+                "              endpoints: {}",
+                if d.endpoints.is_empty() {
+                    "none".into()
+                } else {
+                    d.endpoints.join(", ")
+                }
+            );
+        }
+    }
+    for p in &r.problems {
+        let _ = writeln!(s, "Problem: {p}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

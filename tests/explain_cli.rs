@@ -1,0 +1,66 @@
+//! `strait explain` as a user runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn explain(args: &[&str]) -> (i32, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bookinfo");
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .arg("explain")
+        .arg("-c")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("strait runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn json_report_has_the_documented_keys() {
+    let (code, out) = explain(&[
+        "-o",
+        "json",
+        "-H",
+        "end-user: jason",
+        "http://reviews:9080/reviews/1",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["virtual_service"], "default/reviews");
+    assert_eq!(v["route"]["index"], 0);
+    assert_eq!(v["route"]["name"], "jason");
+    let d = &v["destinations"][0];
+    assert_eq!(d["host"], "reviews.default.svc.cluster.local");
+    assert_eq!(d["subset"], "v2");
+    assert_eq!(d["port"], 9080);
+    assert_eq!(d["weight"], 100);
+    assert_eq!(
+        d["cluster"],
+        "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
+    assert_eq!(d["policy"]["loadBalancer"]["simple"], "LEAST_REQUEST");
+    assert_eq!(d["endpoints"][0], "127.0.1.2:9080");
+    assert!(v["timeout"].is_string());
+    assert!(v["retries"].as_str().unwrap().contains("2 retries"));
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn text_report_names_the_failed_condition() {
+    let (code, out) = explain(&["http://reviews:9080/"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("[0] jason            no match: headers.end-user wanted exact \"jason\""),
+        "{out}"
+    );
+    assert!(out.contains("[1] split            MATCH"), "{out}");
+}
+
+#[test]
+fn a_bad_header_is_a_usage_error() {
+    let (code, _) = explain(&["-H", "no-colon", "http://reviews:9080/"]);
+    assert_eq!(code, 64);
+}
