@@ -12,5 +12,6 @@ pub mod explain;
 pub mod load;
 pub mod model;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod validate;

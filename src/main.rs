@@ -85,6 +85,9 @@ enum Command {
         /// Access log format: Istio's default text, or JSON with the same fields.
         #[arg(long, value_enum, default_value = "text")]
         access_log_format: access_log::Format,
+        /// On SIGTERM, how long to wait for in-flight requests (Go duration).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        drain_timeout: std::time::Duration,
     },
     /// Show which VirtualService, route, subset and policy a request gets, and why.
     Explain {
@@ -122,6 +125,10 @@ enum Command {
         #[arg(long, default_value = "reviews:9080")]
         host: String,
     },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    strait::model::Duration::parse(s).map(|d| d.as_std())
 }
 
 fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -199,6 +206,7 @@ fn main() -> ExitCode {
             admin,
             access_log,
             access_log_format,
+            drain_timeout,
         } => run::run(run::RunArgs {
             config,
             namespace,
@@ -207,6 +215,7 @@ fn main() -> ExitCode {
             admin,
             access_log,
             access_log_format,
+            drain_timeout,
         }),
         Command::Explain {
             config,

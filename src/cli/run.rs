@@ -20,6 +20,8 @@ pub struct RunArgs {
     pub admin: SocketAddr,
     pub access_log: Option<String>,
     pub access_log_format: Format,
+    /// How long SIGTERM waits for in-flight requests.
+    pub drain_timeout: std::time::Duration,
 }
 
 /// Load and validate; `Err` carries what to print and the exit code.
@@ -119,6 +121,27 @@ pub fn run(args: RunArgs) -> i32 {
                 return 1;
             }
         };
+        let reloader = std::sync::Arc::new(crate::reload::Reloader {
+            paths: args.config.clone(),
+            namespace: args.namespace.clone(),
+            labels: args.labels.clone(),
+            shared: running.shared.clone(),
+        });
+        {
+            let mut st = running.shared.status.lock().unwrap_or_else(|p| p.into_inner());
+            st.options = Options {
+                namespace: args.namespace.clone(),
+                labels: args.labels.clone(),
+                ..Options::default()
+            };
+        }
+        // The snapshot being served is version 1; the watcher rebuilds from the files.
+        let now = crate::proxy::access_log::format_time(std::time::SystemTime::now());
+        running
+            .shared
+            .record_config(std::sync::Arc::new(config), now, &args.config);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(reloader.watch(stop_rx));
         tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
         let _ = writeln!(
             std::io::stderr(),
@@ -127,7 +150,11 @@ pub fn run(args: RunArgs) -> i32 {
             running.admin
         );
         wait_for_signal().await;
-        running.shutdown();
+        let _ = stop_tx.send(true);
+        let left = running.drain(args.drain_timeout).await;
+        if left > 0 {
+            tracing::warn!(connections = left, "drain timeout: closing connections with requests in flight");
+        }
         0
     })
 }

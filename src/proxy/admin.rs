@@ -52,7 +52,175 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 reply(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n")
             }
         }
-        (_, "/ready") => reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
-        _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+        (&Method::GET, "/config_dump") => json(&config_dump(&shared)),
+        (&Method::GET, "/clusters") => json(&clusters(&shared)),
+        (&Method::GET, "/routes") => json(&routes(&shared)),
+        (&Method::GET, "/explain") => explain(&shared, req.uri().query().unwrap_or("")),
+        (_, "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain") => {
+            reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "not found; endpoints: /ready /config_dump /clusters /routes /explain?url=...\n",
+        ),
     })
+}
+
+fn json(v: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(body::full(
+        serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
+    ));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The live configuration (deterministic order; Secret data redacted).
+fn config_dump(shared: &Shared) -> serde_json::Value {
+    let st = shared
+        .status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let c = &st.config;
+    let mut configs: Vec<(String, String, String, serde_json::Value)> = Vec::new();
+    macro_rules! add {
+        ($list:expr) => {
+            for r in &$list {
+                configs.push((
+                    r.kind.to_string(),
+                    r.meta.namespace.clone(),
+                    r.meta.name.clone(),
+                    serde_json::json!({
+                        "kind": r.kind.to_string(),
+                        "apiVersion": r.api_version,
+                        "metadata": {"name": r.meta.name, "namespace": r.meta.namespace},
+                        "spec": serde_json::to_value(&r.spec).unwrap_or_default(),
+                    }),
+                ));
+            }
+        };
+    }
+    add!(c.virtual_services);
+    add!(c.destination_rules);
+    add!(c.service_entries);
+    add!(c.workload_entries);
+    add!(c.gateways);
+    add!(c.sidecars);
+    add!(c.services);
+    for s in &c.secrets {
+        configs.push((
+            "Secret".into(),
+            s.meta.namespace.clone(),
+            s.meta.name.clone(),
+            serde_json::json!({"kind": "Secret", "metadata": {"name": s.meta.name, "namespace": s.meta.namespace}, "data": "[redacted]"}),
+        ));
+    }
+    configs.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+    serde_json::json!({
+        "version_info": st.version.to_string(),
+        "last_updated": st.loaded_at,
+        "paths": st.paths,
+        "last_rejected": st.last_rejected,
+        "configs": configs.into_iter().map(|c| c.3).collect::<Vec<_>>(),
+    })
+}
+
+fn clusters(shared: &Shared) -> serde_json::Value {
+    let snap = shared.snapshot.load();
+    let mut list: Vec<_> = snap.clusters.values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    serde_json::Value::Array(
+        list.iter()
+            .map(|c| {
+                serde_json::json!({
+                    "name": &*c.name,
+                    "endpoints": c.endpoints.iter().map(|e| serde_json::json!({
+                        "address": &*e.authority,
+                        "labels": e.labels,
+                        "weight": e.weight,
+                        "health": "healthy",
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn routes(shared: &Shared) -> serde_json::Value {
+    let snap = shared.snapshot.load();
+    serde_json::Value::Array(
+        snap.routes
+            .vhosts
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "name": v.name,
+                    "virtual_service": v.virtual_service,
+                    "routes": v.routes.iter().map(|r| serde_json::json!({
+                        "name": &*r.name,
+                        "index": r.rule_index,
+                        "action": match &r.action {
+                            crate::route::Action::Forward(c) => serde_json::json!({
+                                "route": c.iter().map(|w| serde_json::json!({"cluster": &*w.name, "weight": w.weight})).collect::<Vec<_>>()
+                            }),
+                            crate::route::Action::Redirect(rd) => serde_json::json!({"redirect": rd.status.as_u16()}),
+                            crate::route::Action::Direct { status, .. } => serde_json::json!({"direct_response": status.as_u16()}),
+                        },
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `/explain?url=<url>&method=GET&header=Name:%20value`: `strait explain`
+/// on the live configuration.
+fn explain(shared: &Shared, query: &str) -> Response<Body> {
+    let mut url = None;
+    let mut method = "GET".to_string();
+    let mut headers = http::HeaderMap::new();
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        match k {
+            "url" => url = Some(v),
+            "method" => method = v,
+            "header" => match crate::cli::explain::parse_header(&v) {
+                Ok((n, val)) => {
+                    headers.append(n, val);
+                }
+                Err(e) => return text(StatusCode::BAD_REQUEST, e),
+            },
+            _ => {}
+        }
+    }
+    let Some(url) = url else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "missing url parameter: /explain?url=http://host:port/path".into(),
+        );
+    };
+    let req = match crate::explain::Request::parse(&method, &url, headers) {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let st = shared
+        .status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let snap = shared.snapshot.load();
+    let report = crate::explain::explain(&st.config, &snap, &st.options, &req);
+    json(&serde_json::to_value(&report).unwrap_or_default())
+}
+
+fn text(status: StatusCode, msg: String) -> Response<Body> {
+    let mut r = Response::new(body::full(msg + "\n"));
+    *r.status_mut() = status;
+    r
 }

@@ -12,8 +12,9 @@ pub mod local_reply;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -24,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::compile::Snapshot;
+use crate::config::ConfigSet;
+use crate::reload::{Rejected, Status};
 use access_log::{AccessLog, Entry};
 use handler::ConnInfo;
 use upstream::Upstreams;
@@ -43,6 +46,11 @@ pub struct Shared {
     /// True once the first configuration is live.
     pub ready: AtomicBool,
     pub requests: AtomicU64,
+    /// The live configuration's version and the last rejected change (admin
+    /// API; never read on the request path).
+    pub status: Mutex<Status>,
+    /// One clone per open downstream connection, for draining.
+    connections: Arc<()>,
 }
 
 impl Shared {
@@ -53,7 +61,47 @@ impl Shared {
             access_log,
             ready: AtomicBool::new(true),
             requests: AtomicU64::new(0),
+            status: Mutex::new(Status::default()),
+            connections: Arc::new(()),
         })
+    }
+
+    /// Open downstream connections.
+    pub fn open_connections(&self) -> usize {
+        Arc::strong_count(&self.connections) - 1
+    }
+
+    /// Install a validated configuration; returns its version.
+    pub fn install_config(
+        &self,
+        snapshot: Snapshot,
+        config: Arc<ConfigSet>,
+        at: String,
+        paths: &[PathBuf],
+    ) -> u64 {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        self.install(snapshot);
+        Self::record(&mut st, config, at, paths)
+    }
+
+    /// Record the configuration the current snapshot was built from.
+    pub fn record_config(&self, config: Arc<ConfigSet>, at: String, paths: &[PathBuf]) -> u64 {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        Self::record(&mut st, config, at, paths)
+    }
+
+    fn record(st: &mut Status, config: Arc<ConfigSet>, at: String, paths: &[PathBuf]) -> u64 {
+        st.version += 1;
+        st.loaded_at = at;
+        st.paths = paths.iter().map(|p| p.display().to_string()).collect();
+        st.config = config;
+        st.version
+    }
+
+    /// Record a change that did not validate (the live config is untouched).
+    pub fn reject_config(&self, r: Rejected) {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        st.last_rejected = Some(r);
     }
 
     /// Called once per finished request.
@@ -109,12 +157,21 @@ pub async fn serve(
         let conn = ConnInfo { local, remote };
         let shared = shared.clone();
         let builder = builder.clone();
+        let mut stop = shutdown.clone();
         tokio::spawn(async move {
+            let _alive = shared.connections.clone();
             let svc = service_fn(move |req| handler::handle(shared.clone(), conn, req));
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await
-            {
+            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            tokio::pin!(c);
+            let res = tokio::select! {
+                r = c.as_mut() => r,
+                _ = stop.changed() => {
+                    // Drain: finish in-flight requests, take no new ones.
+                    c.as_mut().graceful_shutdown();
+                    c.await
+                }
+            };
+            if let Err(e) = res {
                 tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
             }
         });
@@ -132,6 +189,17 @@ pub struct Running {
 impl Running {
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to `bound`).
+    /// Returns the connections still open when the bound ran out.
+    pub async fn drain(&self, bound: Duration) -> usize {
+        self.shutdown();
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.shared.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.shared.open_connections()
     }
 }
 

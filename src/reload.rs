@@ -1,0 +1,178 @@
+//! Hot reload: watch the config paths, and on a change (debounced) load,
+//! validate and compile off the request path, then swap the snapshot in one
+//! atomic store. A change that does not validate is rejected whole; the last
+//! good configuration keeps serving.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::run::{compile_for, load_valid};
+use crate::config::ConfigSet;
+use crate::proxy::Shared;
+
+/// How long the files must be quiet before a reload.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// A rejected change, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub at: String,
+    pub errors: Vec<String>,
+}
+
+/// What configuration is live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Increases with every applied configuration, from 1.
+    pub version: u64,
+    pub loaded_at: String,
+    pub paths: Vec<String>,
+    pub last_rejected: Option<Rejected>,
+    #[serde(skip)]
+    pub config: Arc<ConfigSet>,
+    /// The proxy identity the snapshot was compiled for.
+    #[serde(skip)]
+    pub options: crate::compile::Options,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            version: 0,
+            loaded_at: String::new(),
+            paths: Vec::new(),
+            last_rejected: None,
+            config: Arc::new(ConfigSet::default()),
+            options: crate::compile::Options::default(),
+        }
+    }
+}
+
+/// Everything needed to rebuild the snapshot from the files.
+pub struct Reloader {
+    pub paths: Vec<PathBuf>,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub shared: Arc<Shared>,
+}
+
+impl Reloader {
+    /// Load, validate, compile and install. Blocking (file I/O): run it off
+    /// the async workers. Returns the new version or the errors.
+    pub fn reload(&self) -> Result<u64, Vec<String>> {
+        let now = crate::proxy::access_log::format_time(SystemTime::now());
+        match load_valid(&self.paths, &self.namespace) {
+            Ok((config, _warnings)) => {
+                let snapshot = compile_for(&config, &self.namespace, &self.labels);
+                let version =
+                    self.shared
+                        .install_config(snapshot, Arc::new(config), now, &self.paths);
+                tracing::info!(version, "configuration applied");
+                Ok(version)
+            }
+            Err((text, _)) => {
+                let errors: Vec<String> = text.lines().map(str::to_string).collect();
+                for e in &errors {
+                    tracing::warn!(target: "strait::reload", "{e}");
+                }
+                tracing::warn!(
+                    "configuration change rejected; the last good configuration keeps serving"
+                );
+                self.shared.reject_config(Rejected {
+                    at: now,
+                    errors: errors.clone(),
+                });
+                Err(errors)
+            }
+        }
+    }
+
+    /// Watch the paths (and SIGHUP) until `shutdown`, reloading on changes.
+    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (tx, mut rx) = mpsc::channel::<()>(64);
+        let watcher = match self.start_watcher(tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config paths; reload with SIGHUP");
+                None
+            }
+        };
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_recv = std::future::pending::<Option<()>>();
+            let debounce = tokio::select! {
+                _ = shutdown.changed() => break,
+                e = rx.recv() => {
+                    if e.is_none() { break; }
+                    true
+                }
+                _ = hup_recv => false,
+            };
+            if debounce {
+                // Wait for the writes to settle: editors and ConfigMap updates
+                // come as bursts of events.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        _ => break,
+                    }
+                }
+            }
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.reload()).await;
+        }
+        drop(watcher);
+    }
+
+    fn start_watcher(&self, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+        let files: Vec<PathBuf> = self.paths.clone();
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else { return };
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            if ev.paths.iter().any(|p| relevant(p, &files)) {
+                let _ = tx.try_send(());
+            }
+        })?;
+        for p in &self.paths {
+            if p.is_dir() {
+                w.watch(p, RecursiveMode::Recursive)?;
+            } else {
+                // Watch the directory: editors and ConfigMaps replace files by
+                // rename and symlink swaps, which a watch on the file misses.
+                let dir = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                w.watch(dir, RecursiveMode::NonRecursive)?;
+            }
+        }
+        Ok(w)
+    }
+}
+
+/// Config files, the watched files themselves, and ConfigMap `..data` swaps.
+fn relevant(p: &Path, watched: &[PathBuf]) -> bool {
+    p.extension()
+        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        || watched
+            .iter()
+            .any(|w| w == p || p.file_name() == w.file_name())
+        || p.to_string_lossy().contains("..data")
+}
