@@ -126,12 +126,7 @@ impl Reloader {
             if debounce {
                 // Wait for the writes to settle: editors and ConfigMap updates
                 // come as bursts of events.
-                loop {
-                    match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        _ => break,
-                    }
-                }
+                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
             }
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || me.reload()).await;
