@@ -126,7 +126,11 @@ impl Reloader {
             if debounce {
                 // Wait for the writes to settle: editors and ConfigMap updates
                 // come as bursts of events.
-                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                // Bounded, so a file rewritten nonstop still reloads every second.
+                let until = tokio::time::Instant::now() + Duration::from_secs(1);
+                while tokio::time::Instant::now() < until
+                    && matches!(tokio::time::timeout(DEBOUNCE, rx.recv()).await, Ok(Some(())))
+                {}
             }
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || me.reload()).await;
