@@ -10,6 +10,8 @@ pub mod compile;
 pub mod config;
 pub mod explain;
 pub mod load;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod reload;

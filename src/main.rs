@@ -17,6 +17,9 @@ use strait::proxy::access_log;
 #[derive(Parser)]
 #[command(name = "strait", version, about, long_about = None)]
 struct Cli {
+    /// Log format on stderr (level from RUST_LOG, default warn).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: strait::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -160,13 +163,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    strait::logging::init(cli.log_format);
     let code = match cli.command {
         Command::Check {
             paths,

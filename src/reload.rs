@@ -129,7 +129,10 @@ impl Reloader {
                 // Bounded, so a file rewritten nonstop still reloads every second.
                 let until = tokio::time::Instant::now() + Duration::from_secs(1);
                 while tokio::time::Instant::now() < until
-                    && matches!(tokio::time::timeout(DEBOUNCE, rx.recv()).await, Ok(Some(())))
+                    && matches!(
+                        tokio::time::timeout(DEBOUNCE, rx.recv()).await,
+                        Ok(Some(()))
+                    )
                 {}
             }
             let me = self.clone();

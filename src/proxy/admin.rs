@@ -56,12 +56,39 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (&Method::GET, "/clusters") => json(&clusters(&shared)),
         (&Method::GET, "/routes") => json(&routes(&shared)),
         (&Method::GET, "/explain") => explain(&shared, req.uri().query().unwrap_or("")),
-        (_, "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain") => {
+        (&Method::GET, "/logging") => text(
+            StatusCode::OK,
+            format!("level: {}", crate::logging::level()),
+        ),
+        (&Method::POST, "/logging") => {
+            let level = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("level="))
+                .map(|v| {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                });
+            match level {
+                None => text(
+                    StatusCode::BAD_REQUEST,
+                    "use POST /logging?level=debug".into(),
+                ),
+                Some(l) => match crate::logging::set_level(&l) {
+                    Ok(()) => text(StatusCode::OK, format!("level: {l}")),
+                    Err(e) => text(StatusCode::BAD_REQUEST, e),
+                },
+            }
+        }
+        (_, "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain" | "/logging") => {
             reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
         }
         _ => reply(
             StatusCode::NOT_FOUND,
-            "not found; endpoints: /ready /config_dump /clusters /routes /explain?url=...\n",
+            "not found; endpoints: /ready /config_dump /clusters /routes /explain?url=... /stats/prometheus /logging\n",
         ),
     })
 }
