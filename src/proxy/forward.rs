@@ -185,8 +185,8 @@ pub async fn forward(
             Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
             None => Ok(send.await),
         };
-        let more = retry.is_some_and(|r| retries_done < r.num_retries)
-            && deadline.is_none_or(|d| Instant::now() < d);
+        let exhausted = retry.is_some_and(|r| retries_done >= r.num_retries);
+        let more = retry.is_some() && !exhausted && deadline.is_none_or(|d| Instant::now() < d);
         let failure = match result {
             Ok(Ok(mut resp)) => {
                 let status = resp.status().as_u16();
@@ -195,9 +195,14 @@ pub async fn forward(
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok());
-                if more && retry.is_some_and(|r| r.retries_status(status, grpc_status)) {
+                let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
+                if more && retriable {
                     None
                 } else {
+                    // Envoy's `NoRetryLimitExceeded` on response headers.
+                    if retriable && exhausted {
+                        outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+                    }
                     outcome.upstream_service_time = Some(sent_at.elapsed().as_millis() as u64);
                     if status == 101
                         && let Some(down) = downstream_upgrade
@@ -227,21 +232,24 @@ pub async fn forward(
                     outcome.flags.insert(reply.flags);
                     None
                 } else {
-                    Some(reply)
+                    Some((reply, retriable))
                 }
             }
             Err(()) => {
                 let route_timeout = deadline.is_some_and(|d| Instant::now() >= d);
-                if more && !route_timeout && retry.is_some_and(|r| r.retries_timeout()) {
+                let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
+                if more && retriable {
                     outcome.flags.insert(Flags::UPSTREAM_REQUEST_TIMEOUT);
                     None
                 } else {
-                    Some(LocalReply::timeout())
+                    Some((LocalReply::timeout(), retriable))
                 }
             }
         };
-        if let Some(reply) = failure {
-            if retries_done > 0 && retry.is_some_and(|r| retries_done >= r.num_retries) {
+        if let Some((reply, retriable)) = failure {
+            // Envoy's `NoRetryLimitExceeded`: this failure was retriable but
+            // no retries are left.
+            if retriable && exhausted {
                 outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
             }
             outcome.local(&reply);
