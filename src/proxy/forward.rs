@@ -228,8 +228,9 @@ pub async fn forward(
                     SendError::Protocol(_) => (LocalReply::protocol_error(), false),
                 };
                 tracing::debug!(endpoint = %endpoint, error = e.reason(), "upstream request failed");
+                // Like Envoy, a retried failure leaves no response flag:
+                // only the final outcome is logged.
                 if more && retriable {
-                    outcome.flags.insert(reply.flags);
                     None
                 } else {
                     Some((reply, retriable))
@@ -239,7 +240,6 @@ pub async fn forward(
                 let route_timeout = deadline.is_some_and(|d| Instant::now() >= d);
                 let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
                 if more && retriable {
-                    outcome.flags.insert(Flags::UPSTREAM_REQUEST_TIMEOUT);
                     None
                 } else {
                     Some((LocalReply::timeout(), retriable))
