@@ -171,6 +171,26 @@ async fn istio_default_retry_policy_retries_connect_failure_on_another_endpoint(
     assert_eq!(live.hits(), 3);
 }
 
+/// Envoy sets UF/UT on the downstream stream info only when the failure is
+/// final (router.cc `onUpstreamAbort`); a retried failure followed by a
+/// success logs no flag.
+#[tokio::test]
+async fn a_retried_failure_that_then_succeeds_logs_no_response_flag() {
+    let dead = dead_addr().await;
+    let live = Upstream::named("live").await;
+    let proxy = Proxy::start(&config(
+        "a.test",
+        &[dead, live.addr],
+        "  - route: [{destination: {host: a.test}}]\n",
+    ))
+    .await;
+    for _ in 0..2 {
+        assert_eq!(get(proxy.addr(), "a.test", "/").await.status, 200);
+    }
+    let log = proxy.log_entries(2).await;
+    assert!(log.iter().all(|e| e["response_flags"] == "-"), "{log:?}");
+}
+
 /// retry.go since Istio 1.24: the default policy has no retriable status
 /// codes, so an upstream 503 reaches the client after one try.
 #[tokio::test]
