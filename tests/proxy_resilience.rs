@@ -191,6 +191,33 @@ async fn a_retried_failure_that_then_succeeds_logs_no_response_flag() {
     assert!(log.iter().all(|e| e["response_flags"] == "-"), "{log:?}");
 }
 
+#[tokio::test]
+async fn a_retry_replays_the_request_body() {
+    let dead = dead_addr().await;
+    let live = Upstream::named("live").await;
+    let proxy = Proxy::start(&config(
+        "a.test",
+        &[dead, live.addr],
+        "  - route: [{destination: {host: a.test}}]\n",
+    ))
+    .await;
+    let c = h1_client();
+    for i in 0..2 {
+        let body = format!("payload {i}");
+        let got = send(&c, proxy.addr(), "POST", "a.test", "/", &[], &body).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(live.last().body, body);
+    }
+    let got = get(proxy.addr(), "a.test", "/").await;
+    assert_eq!(got.status, 200);
+    let seen = live.last();
+    assert!(seen.body.is_empty());
+    assert!(
+        !seen.headers.contains_key("transfer-encoding"),
+        "a GET without a body stays without one"
+    );
+}
+
 /// retry.go since Istio 1.24: the default policy has no retriable status
 /// codes, so an upstream 503 reaches the client after one try.
 #[tokio::test]
