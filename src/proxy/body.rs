@@ -152,3 +152,164 @@ where
         self.inner.size_hint()
     }
 }
+
+/// A request body shared by every try of one request, as Envoy's router
+/// keeps it: the first try streams it from the client (nothing waits for the
+/// end of the body, so bidirectional streams work) while a copy of up to
+/// `limit` bytes is kept; a retry replays the copy and then continues the
+/// client's stream. Past the limit the body can no longer be replayed.
+#[derive(Clone)]
+pub struct Replayable {
+    state: std::sync::Arc<std::sync::Mutex<ReplayState>>,
+}
+
+struct ReplayState {
+    inner: Body,
+    copy: Vec<Bytes>,
+    copied: usize,
+    limit: usize,
+    overflow: bool,
+    /// The client's stream has ended (`trailers` are its last frame, if any).
+    done: bool,
+    trailers: Option<http::HeaderMap>,
+    /// Bumped for every try; readers of earlier tries stop.
+    generation: u64,
+}
+
+impl Replayable {
+    pub fn new(inner: Body, limit: usize) -> Replayable {
+        Replayable {
+            state: std::sync::Arc::new(std::sync::Mutex::new(ReplayState {
+                inner,
+                copy: Vec::new(),
+                copied: 0,
+                limit,
+                overflow: false,
+                done: false,
+                trailers: None,
+                generation: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReplayState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether another try can still get the whole body.
+    pub fn replayable(&self) -> bool {
+        !self.lock().overflow
+    }
+
+    /// The body for the next try (earlier tries' readers stop); `None` once
+    /// the copy overflowed.
+    pub fn reader(&self) -> Option<Body> {
+        let mut s = self.lock();
+        if s.overflow {
+            return None;
+        }
+        s.generation += 1;
+        Some(boxed(ReplayReader {
+            state: self.state.clone(),
+            generation: s.generation,
+            next: 0,
+            trailers_sent: false,
+        }))
+    }
+}
+
+struct ReplayReader {
+    state: std::sync::Arc<std::sync::Mutex<ReplayState>>,
+    generation: u64,
+    next: usize,
+    trailers_sent: bool,
+}
+
+impl HttpBody for ReplayReader {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let mut s = this.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.generation != this.generation {
+            return Poll::Ready(Some(Err("request body taken by a retry".into())));
+        }
+        if !s.overflow && this.next < s.copy.len() {
+            this.next += 1;
+            return Poll::Ready(Some(Ok(Frame::data(s.copy[this.next - 1].clone()))));
+        }
+        if s.done {
+            if !this.trailers_sent
+                && let Some(t) = s.trailers.clone()
+            {
+                this.trailers_sent = true;
+                return Poll::Ready(Some(Ok(Frame::trailers(t))));
+            }
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut s.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    if !s.overflow {
+                        s.copied += d.len();
+                        if s.copied > s.limit {
+                            s.overflow = true;
+                            s.copy = Vec::new();
+                        } else {
+                            s.copy.push(d.clone());
+                            this.next += 1;
+                        }
+                    }
+                } else if let Some(t) = frame.trailers_ref() {
+                    s.trailers = Some(t.clone());
+                    s.done = true;
+                    this.trailers_sent = true;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                s.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.generation == self.generation
+            && (s.overflow || self.next >= s.copy.len())
+            && if s.done {
+                self.trailers_sent || s.trailers.is_none()
+            } else {
+                s.inner.is_end_stream()
+            }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let replay: u64 = if s.overflow {
+            0
+        } else {
+            s.copy[self.next.min(s.copy.len())..]
+                .iter()
+                .map(|b| b.len() as u64)
+                .sum()
+        };
+        if s.done {
+            return SizeHint::with_exact(replay);
+        }
+        let inner = s.inner.size_hint();
+        let mut h = SizeHint::new();
+        h.set_lower(inner.lower() + replay);
+        if let Some(u) = inner.upper() {
+            h.set_upper(u + replay);
+        }
+        h
+    }
+}

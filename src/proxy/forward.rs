@@ -10,7 +10,7 @@ use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
 use super::Shared;
-use super::body::{self, Body, Prefixed};
+use super::body::{self, Body, Prefixed, Replayable};
 use super::flags::Flags;
 use super::handler::{Outcome, buffer_body, hit, strip_hop_by_hop};
 use super::local_reply::LocalReply;
@@ -22,9 +22,11 @@ use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, Weight
 /// (Envoy's default per-request buffer limit is 1 MiB).
 pub const RETRY_BUFFER_LIMIT: usize = 1024 * 1024;
 
-/// The request body: replayable bytes, or a one-shot stream.
+/// The request body: replayable bytes, a stream replayable while its copy
+/// fits the buffer limit, or a one-shot stream.
 enum ReqBody {
     Buffered(Bytes),
+    Replay(Replayable),
     Stream(Option<Body>),
 }
 
@@ -36,12 +38,17 @@ impl ReqBody {
             } else {
                 body::full(b.clone())
             }),
+            ReqBody::Replay(r) => r.reader(),
             ReqBody::Stream(s) => s.take(),
         }
     }
 
     fn replayable(&self) -> bool {
-        matches!(self, ReqBody::Buffered(_))
+        match self {
+            ReqBody::Buffered(_) => true,
+            ReqBody::Replay(r) => r.replayable(),
+            ReqBody::Stream(_) => false,
+        }
     }
 }
 
@@ -102,7 +109,12 @@ pub async fn forward(
 
     let mut req_body = if upgrade {
         ReqBody::Stream(Some(body))
+    } else if route.mirrors.is_empty() {
+        // Streamed as it arrives (gRPC and other bidirectional streams never
+        // wait for the end of the request), copied for retries.
+        ReqBody::Replay(Replayable::new(body, RETRY_BUFFER_LIMIT))
     } else {
+        // Mirrors get a copy of the complete body.
         match buffer_body(body, RETRY_BUFFER_LIMIT).await {
             Ok(Ok(b)) => ReqBody::Buffered(b),
             Ok(Err((prefix, rest))) => {
@@ -139,7 +151,7 @@ pub async fn forward(
         None
     };
 
-    let retry = route.retry.as_deref().filter(|_| req_body.replayable());
+    let retry = route.retry.as_deref();
     let deadline = route.timeout.map(|t| Instant::now() + t);
     let mut tried: Vec<Arc<str>> = Vec::new();
     let mut retries_done = 0u32;
@@ -185,7 +197,10 @@ pub async fn forward(
             Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
             None => Ok(send.await),
         };
-        let more = retry.is_some_and(|r| retries_done < r.num_retries)
+        let exhausted = retry.is_some_and(|r| retries_done >= r.num_retries);
+        let more = retry.is_some()
+            && !exhausted
+            && req_body.replayable()
             && deadline.is_none_or(|d| Instant::now() < d);
         let failure = match result {
             Ok(Ok(mut resp)) => {
@@ -195,9 +210,14 @@ pub async fn forward(
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok());
-                if more && retry.is_some_and(|r| r.retries_status(status, grpc_status)) {
+                let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
+                if more && retriable {
                     None
                 } else {
+                    // Envoy's `NoRetryLimitExceeded` on response headers.
+                    if retriable && exhausted {
+                        outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+                    }
                     outcome.upstream_service_time = Some(sent_at.elapsed().as_millis() as u64);
                     if status == 101
                         && let Some(down) = downstream_upgrade
@@ -223,25 +243,28 @@ pub async fn forward(
                     SendError::Protocol(_) => (LocalReply::protocol_error(), false),
                 };
                 tracing::debug!(endpoint = %endpoint, error = e.reason(), "upstream request failed");
+                // Like Envoy, a retried failure leaves no response flag:
+                // only the final outcome is logged.
                 if more && retriable {
-                    outcome.flags.insert(reply.flags);
                     None
                 } else {
-                    Some(reply)
+                    Some((reply, retriable))
                 }
             }
             Err(()) => {
                 let route_timeout = deadline.is_some_and(|d| Instant::now() >= d);
-                if more && !route_timeout && retry.is_some_and(|r| r.retries_timeout()) {
-                    outcome.flags.insert(Flags::UPSTREAM_REQUEST_TIMEOUT);
+                let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
+                if more && retriable {
                     None
                 } else {
-                    Some(LocalReply::timeout())
+                    Some((LocalReply::timeout(), retriable))
                 }
             }
         };
-        if let Some(reply) = failure {
-            if retries_done > 0 && retry.is_some_and(|r| retries_done >= r.num_retries) {
+        if let Some((reply, retriable)) = failure {
+            // Envoy's `NoRetryLimitExceeded`: this failure was retriable but
+            // no retries are left.
+            if retriable && exhausted {
                 outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
             }
             outcome.local(&reply);

@@ -1,0 +1,527 @@
+//! Protocol handling as a client sees it: HTTP/1.1 keep-alive, chunked and
+//! 100-continue request bodies, Upgrade pass-through, protocol translation
+//! between h1 and h2c, gRPC unary and bidirectional streaming, and hostile
+//! HTTP/1.1 input (reliability.md §5 rows 9–12).
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, Request, Response, Version};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+use support::*;
+
+/// Generous bound on any single network wait (a hang fails, it never stalls CI).
+const BOUND: Duration = Duration::from_secs(10);
+
+fn vs(host: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: vs-{}}}\nspec:\n  hosts: [{host}]\n  http:\n  - route: [{{destination: {{host: {host}}}}}]\n---\n",
+        host.replace('.', "-")
+    )
+}
+
+/// A proxy with one HTTP/1.1 service `a.test` (port 80) backed by `up`.
+async fn proxy_for(up: SocketAddr, protocol: &str) -> Proxy {
+    Proxy::start(&(service_entry("a.test", 80, protocol, &[(up, &[])]) + &vs("a.test"))).await
+}
+
+/// A body fed from a channel (frames arrive as the test sends them).
+struct ChanBody(mpsc::Receiver<Frame<Bytes>>);
+
+impl http_body::Body for ChanBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|f| f.map(Ok))
+    }
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    timeout(BOUND, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Read one response head (through the blank line) from a raw stream.
+async fn read_head(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert!(buf.len() < 64 * 1024, "response head too long");
+        let n = timeout(BOUND, s.read(&mut byte))
+            .await
+            .expect("response head in time")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        buf.push(byte[0]);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Read until the peer closes; `true` if it closed (EOF or reset) in time.
+async fn closes(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    for _ in 0..1024 {
+        match timeout(BOUND, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+// -------------------------------------------------------------- HTTP/1.1
+
+#[tokio::test]
+async fn http1_keep_alive_serves_several_requests_on_one_connection() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(connect(proxy.addr()).await))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        sender.ready().await.expect("the connection stays open");
+        let req = Request::get(format!("/k{i}"))
+            .header("host", "a.test")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.expect("answered");
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "up");
+    }
+    assert_eq!(up.hits(), 3);
+}
+
+#[tokio::test]
+async fn chunked_request_body_larger_than_retry_buffer_reaches_upstream_intact() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(connect(proxy.addr()).await))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::channel(4);
+    let req = Request::post("/upload")
+        .header("host", "a.test")
+        .body(ChanBody(rx))
+        .unwrap();
+    const CHUNK: usize = 64 * 1024;
+    const TOTAL: usize = 3 * 1024 * 1024;
+    let expected: Vec<u8> = (0..TOTAL).map(|i| (i % 251) as u8).collect();
+    let chunks = expected.clone();
+    tokio::spawn(async move {
+        for c in chunks.chunks(CHUNK) {
+            if tx
+                .send(Frame::data(Bytes::copy_from_slice(c)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let resp = timeout(BOUND, sender.send_request(req))
+        .await
+        .expect("in time")
+        .expect("answered");
+    assert_eq!(resp.status(), 200);
+    let seen = up.last();
+    assert_eq!(seen.body.len(), TOTAL);
+    assert!(seen.body == expected[..], "the body arrived intact");
+}
+
+#[tokio::test]
+async fn expect_100_continue_gets_100_then_the_body_is_forwarded() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let mut s = connect(proxy.addr()).await;
+    s.write_all(
+        b"POST /c HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 100 Continue"), "{head}");
+    s.write_all(b"hello").await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(up.last().body, "hello");
+}
+
+/// A raw TCP upstream that answers an Upgrade with 101 and then echoes.
+async fn echo_upgrade_upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let h = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let head = read_head(&mut s).await;
+                h.lock().unwrap().push(head);
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                    .await;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[tokio::test]
+async fn websocket_upgrade_passes_through_and_bytes_echo() {
+    let (up, heads) = echo_upgrade_upstream().await;
+    let proxy = proxy_for(up, "HTTP").await;
+    let mut s = connect(proxy.addr()).await;
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    let up_head = heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(up_head.contains("upgrade: websocket"), "{up_head}");
+    assert!(up_head.contains("sec-websocket-key"), "{up_head}");
+    for msg in [&b"ping"[..], b"second message"] {
+        s.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        timeout(BOUND, s.read_exact(&mut got))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        assert_eq!(got, msg);
+    }
+}
+
+// ------------------------------------------------------ protocol translation
+
+#[tokio::test]
+async fn h2c_client_to_http1_upstream() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let got = h2_send(proxy.addr(), "POST", "a.test", "/h2", &[], "body").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "up");
+    let seen = up.last();
+    assert_eq!(seen.version, Version::HTTP_11);
+    assert_eq!(seen.body, "body");
+    assert_eq!(seen.headers["host"], "a.test");
+}
+
+#[tokio::test]
+async fn http1_client_to_http2_upstream_speaks_h2c() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP2").await;
+    let got = send(
+        &h1_client(),
+        proxy.addr(),
+        "POST",
+        "a.test",
+        "/h1",
+        &[],
+        "body",
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "up");
+    let seen = up.last();
+    assert_eq!(seen.version, Version::HTTP_2);
+    assert_eq!(seen.body, "body");
+    assert_eq!(seen.uri, "http://a.test/h1");
+}
+
+// ------------------------------------------------------------------- gRPC
+
+fn grpc_frame(msg: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + msg.len());
+    b.extend_from_slice(&[0]);
+    b.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    b.extend_from_slice(msg);
+    b.freeze()
+}
+
+/// Split complete length-prefixed messages off the front of `buf`.
+fn grpc_messages(buf: &mut BytesMut) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while buf.len() >= 5 {
+        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        if buf.len() < 5 + len {
+            break;
+        }
+        buf.advance(5);
+        out.push(buf.split_to(len).freeze());
+    }
+    out
+}
+
+/// An h2c gRPC server echoing every message as soon as it arrives, then
+/// `grpc-status: 0` in the trailers.
+async fn grpc_echo_upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    let (tx, rx) = mpsc::channel(16);
+                    let mut body = req.into_body();
+                    tokio::spawn(async move {
+                        let mut buf = BytesMut::new();
+                        while let Some(Ok(frame)) = body.frame().await {
+                            if let Ok(d) = frame.into_data() {
+                                buf.extend_from_slice(&d);
+                                for m in grpc_messages(&mut buf) {
+                                    let _ = tx.send(Frame::data(grpc_frame(&m))).await;
+                                }
+                            }
+                        }
+                        let mut t = HeaderMap::new();
+                        t.insert("grpc-status", "0".parse().unwrap());
+                        let _ = tx.send(Frame::trailers(t)).await;
+                    });
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(ChanBody(rx))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Open a gRPC call through the proxy; the request body is fed by the
+/// returned sender, the response arrives on the returned handle.
+async fn grpc_call(
+    proxy: SocketAddr,
+    path: &str,
+) -> (
+    mpsc::Sender<Frame<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<Response<Incoming>>>,
+) {
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(connect(proxy).await))
+        .await
+        .expect("h2c handshake");
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::channel(16);
+    let req = Request::post(format!("http://g.test{path}"))
+        .version(Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(ChanBody(rx))
+        .unwrap();
+    (
+        tx,
+        tokio::spawn(async move { sender.send_request(req).await }),
+    )
+}
+
+async fn grpc_response(
+    pending: tokio::task::JoinHandle<hyper::Result<Response<Incoming>>>,
+) -> Response<Incoming> {
+    let resp = timeout(BOUND, pending)
+        .await
+        .expect("response headers in time")
+        .unwrap()
+        .expect("the proxy answers");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/grpc");
+    resp
+}
+
+/// The next gRPC message, or the trailers once the stream is done.
+async fn next_message(body: &mut Incoming, buf: &mut BytesMut) -> Result<Bytes, HeaderMap> {
+    loop {
+        if let Some(m) = grpc_messages(buf).into_iter().next() {
+            return Ok(m);
+        }
+        let frame = timeout(BOUND, body.frame())
+            .await
+            .expect("a frame in time")
+            .expect("the stream carries trailers")
+            .expect("no stream error");
+        match frame.into_data() {
+            Ok(d) => buf.extend_from_slice(&d),
+            Err(f) => return Err(f.into_trailers().expect("data or trailers")),
+        }
+    }
+}
+
+async fn grpc_proxy() -> Proxy {
+    let up = grpc_echo_upstream().await;
+    Proxy::start(&(service_entry("g.test", 80, "GRPC", &[(up, &[])]) + &vs("g.test"))).await
+}
+
+#[tokio::test]
+async fn grpc_unary_call_through_proxy_gets_message_and_grpc_status_trailer() {
+    let proxy = grpc_proxy().await;
+    let (tx, pending) = grpc_call(proxy.addr(), "/echo.Echo/Unary").await;
+    tx.send(Frame::data(grpc_frame(b"hello"))).await.unwrap();
+    drop(tx);
+    let mut body = grpc_response(pending).await.into_body();
+    let mut buf = BytesMut::new();
+    assert_eq!(next_message(&mut body, &mut buf).await.unwrap(), "hello");
+    let trailers = next_message(&mut body, &mut buf).await.unwrap_err();
+    assert_eq!(trailers["grpc-status"], "0");
+}
+
+#[tokio::test]
+async fn grpc_bidirectional_streaming_exchanges_messages_one_by_one() {
+    let proxy = grpc_proxy().await;
+    let (tx, pending) = grpc_call(proxy.addr(), "/echo.Echo/Bidi").await;
+    // Ping-pong: each message is sent only after the previous echo came
+    // back, so nothing may wait for the end of the request stream.
+    tx.send(Frame::data(grpc_frame(b"one"))).await.unwrap();
+    let mut body = grpc_response(pending).await.into_body();
+    let mut buf = BytesMut::new();
+    assert_eq!(next_message(&mut body, &mut buf).await.unwrap(), "one");
+    for m in ["two", "three"] {
+        tx.send(Frame::data(grpc_frame(m.as_bytes())))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut body, &mut buf).await.unwrap(), m);
+    }
+    drop(tx);
+    let trailers = next_message(&mut body, &mut buf).await.unwrap_err();
+    assert_eq!(trailers["grpc-status"], "0");
+}
+
+// ---------------------------------------------------------- hostile input
+
+/// Send `raw` on a fresh connection; return the response head and whether
+/// the proxy closed the connection afterwards.
+async fn raw_exchange(proxy: SocketAddr, raw: &[u8]) -> (String, bool) {
+    let mut s = connect(proxy).await;
+    s.write_all(raw).await.unwrap();
+    let head = read_head(&mut s).await;
+    let closed = closes(&mut s).await;
+    (head, closed)
+}
+
+/// The proxy still serves a normal request.
+async fn canary(proxy: &Proxy) {
+    let got = get(proxy.addr(), "a.test", "/canary").await;
+    assert_eq!(got.status, 200, "the proxy keeps serving");
+}
+
+#[tokio::test]
+async fn malformed_request_line_is_400_and_connection_closes() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /x HTTP/9.9 extra\r\nHost: a.test\r\n\r\n",
+        b"GET  HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    ] {
+        let (head, closed) = raw_exchange(proxy.addr(), raw).await;
+        assert!(
+            head.starts_with("HTTP/1.1 400"),
+            "{:?} → {head}",
+            String::from_utf8_lossy(raw)
+        );
+        assert!(closed, "the connection closes after a 400");
+        canary(&proxy).await;
+    }
+    assert_eq!(up.hits(), 3, "only the canaries reached the upstream");
+}
+
+#[tokio::test]
+async fn request_headers_over_the_limit_are_431() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let big = "x".repeat(70 * 1024);
+    let raw = format!("GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: {big}\r\n\r\n");
+    let (head, closed) = raw_exchange(proxy.addr(), raw.as_bytes()).await;
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+    assert!(closed);
+    canary(&proxy).await;
+    assert_eq!(up.hits(), 1, "only the canary reached the upstream");
+}
+
+/// Envoy (`allow_chunked_length: false`) rejects this with 400. strait
+/// cannot yet: hyper's HTTP/1 parser drops Content-Length when
+/// Transfer-Encoding is present (it decodes as chunked and closes the
+/// connection afterwards, so nothing is smuggled), and the handler never sees
+/// both headers. Needs a guard on the raw request head.
+#[tokio::test]
+#[ignore = "known gap: hyper hides Content-Length next to Transfer-Encoding; see doc comment"]
+async fn content_length_with_chunked_is_400_and_never_forwarded() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let raw = b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let (head, closed) = raw_exchange(proxy.addr(), raw).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(closed, "nothing after the bad request is read as a request");
+    canary(&proxy).await;
+    assert_eq!(up.hits(), 1, "only the canary reached the upstream");
+    assert_eq!(up.last().uri, "/canary");
+}
+
+#[tokio::test]
+async fn obfuscated_transfer_encoding_is_rejected_and_never_forwarded() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    for te in [
+        "Transfer-Encoding: chunked, identity",
+        "Transfer-Encoding : chunked",
+        "Transfer-Encoding: xchunked",
+        "Transfer-Encoding:\tchunked\r\nTransfer-Encoding: identity",
+    ] {
+        let raw = format!("POST / HTTP/1.1\r\nHost: a.test\r\n{te}\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        let (head, closed) = raw_exchange(proxy.addr(), raw.as_bytes()).await;
+        assert!(
+            head.starts_with("HTTP/1.1 400") || head.starts_with("HTTP/1.1 501"),
+            "{te:?} → {head}"
+        );
+        assert!(closed, "{te:?}: the connection closes");
+        canary(&proxy).await;
+    }
+    assert_eq!(up.hits(), 4, "only the canaries reached the upstream");
+    assert!(
+        up.seen.lock().unwrap().iter().all(|s| s.uri == "/canary"),
+        "no obfuscated request was forwarded"
+    );
+}
