@@ -288,10 +288,20 @@ async fn route(
             )
         }
         Action::Forward(clusters) => {
-            forward::forward(
+            let mut r = forward::forward(
                 shared, &snapshot, route, clusters, parts, body, authority, grpc, outcome,
             )
-            .await
+            .await;
+            // The chosen destination's response operations, before the
+            // route's (Envoy's weighted-cluster entry, then its route).
+            if let Some(dest) = outcome
+                .upstream_cluster
+                .as_ref()
+                .and_then(|name| clusters.iter().find(|c| c.name == *name))
+            {
+                dest.response_headers.apply(r.headers_mut());
+            }
+            r
         }
     };
     route.response_headers.apply(response.headers_mut());
