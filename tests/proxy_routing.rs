@@ -273,6 +273,24 @@ async fn headers_match_exact_prefix_regex_and_presence() {
 }
 
 #[tokio::test]
+async fn pseudo_header_keys_match_the_request_line() {
+    let proxy = matcher_proxy(&[
+        ("post", "[{headers: {':method': {exact: POST}}}]"),
+        ("path", "[{headers: {':path': {exact: '/p?q=1'}}}]"),
+        ("status", "[{headers: {':status': {}}}]"),
+    ])
+    .await;
+    assert_eq!(which(&proxy, "POST", "/", &[]).await, "post");
+    assert_eq!(which(&proxy, "GET", "/p?q=1", &[]).await, "path");
+    assert_eq!(which(&proxy, "GET", "/p", &[]).await, "404");
+    assert_eq!(
+        which(&proxy, "GET", "/", &[]).await,
+        "404",
+        "no :status on a request"
+    );
+}
+
+#[tokio::test]
 async fn without_headers_excludes_requests_that_match() {
     let proxy = matcher_proxy(&[
         (
