@@ -17,7 +17,8 @@ use crate::model::{
 };
 use crate::route::{
     AbortKind, Action, ClusterKey, Cors, Fault, HeaderOps, Mirror, Redirect, RetryPolicy, Rewrite,
-    Route, RouteMatch, RouteTable, StrMatch, VirtualHost, WeightedCluster, matcher::HeaderMatch,
+    Route, RouteMatch, RouteTable, StrMatch, VirtualHost, WeightedCluster,
+    matcher::{HeaderKey, HeaderMatch},
 };
 
 /// Mesh-bound VirtualServices visible to the proxy, in the order Istio
@@ -373,7 +374,7 @@ fn compile_match(m: &HTTPMatchRequest) -> RouteMatch {
             .filter(|(k, _)| !matches!(k.as_str(), "uri" | "scheme" | "method" | "authority"))
             .filter_map(|(k, v)| {
                 Some(HeaderMatch {
-                    name: header_name(k)?,
+                    name: header_key(k)?,
                     matcher: str_match(v, true)?,
                 })
             })
@@ -395,10 +396,20 @@ fn compile_match(m: &HTTPMatchRequest) -> RouteMatch {
     }
 }
 
-/// Header names as HTTP/2 carries them (lowercase). Pseudo-headers (`:path`)
-/// are not headers in `http::HeaderMap`, so such matches are dropped here.
+/// Header names as HTTP/2 carries them (lowercase).
 fn header_name(k: &str) -> Option<HeaderName> {
     HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()).ok()
+}
+
+/// A match key: a header, or one of the request pseudo-headers Envoy
+/// matches like headers. Unknown pseudo-headers are rejected by validation.
+fn header_key(k: &str) -> Option<HeaderKey> {
+    const PSEUDO: [&str; 5] = [":method", ":scheme", ":authority", ":path", ":status"];
+    let lk = k.to_ascii_lowercase();
+    if let Some(p) = PSEUDO.iter().find(|p| **p == lk) {
+        return Some(HeaderKey::Pseudo(p));
+    }
+    header_name(k).map(HeaderKey::Header)
 }
 
 struct RouteCtx<'a> {

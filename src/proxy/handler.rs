@@ -129,7 +129,7 @@ pub async fn handle(
     };
     let response = match authority {
         Some(a) if !smuggling_shape(&parts.headers, parts.version) => {
-            route(&shared, &conn, &mut parts, incoming, &a, grpc, &mut outcome).await
+            route(&shared, &mut parts, incoming, &a, grpc, &mut outcome).await
         }
         Some(_) => {
             let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
@@ -198,7 +198,6 @@ fn request_id() -> String {
 /// Select the route and run its action.
 async fn route(
     shared: &Arc<Shared>,
-    conn: &ConnInfo,
     parts: &mut http::request::Parts,
     body: Body,
     authority: &str,
@@ -277,21 +276,23 @@ async fn route(
         }
         Action::Redirect(rd) => {
             outcome.details = "via_redirect".into();
-            redirect(
-                rd,
-                route,
-                &parts.uri,
-                authority,
-                &path,
-                query.as_deref(),
-                conn,
-            )
+            redirect(rd, route, &parts.uri, authority, &path, query.as_deref())
         }
         Action::Forward(clusters) => {
-            forward::forward(
+            let mut r = forward::forward(
                 shared, &snapshot, route, clusters, parts, body, authority, grpc, outcome,
             )
-            .await
+            .await;
+            // The chosen destination's response operations, before the
+            // route's (Envoy's weighted-cluster entry, then its route).
+            if let Some(dest) = outcome
+                .upstream_cluster
+                .as_ref()
+                .and_then(|name| clusters.iter().find(|c| c.name == *name))
+            {
+                dest.response_headers.apply(r.headers_mut());
+            }
+            r
         }
     };
     route.response_headers.apply(response.headers_mut());
@@ -313,23 +314,33 @@ fn redirect(
     authority: &str,
     path: &str,
     query: Option<&str>,
-    conn: &ConnInfo,
 ) -> Response<Body> {
     let scheme = rd
         .scheme
         .as_deref()
         .unwrap_or(uri.scheme_str().unwrap_or("http"));
-    let (orig_host, orig_port) = split_authority(authority);
-    let host = rd.authority.as_deref().unwrap_or(orig_host);
-    let port = rd.port.or_else(|| {
-        if rd.derive_port_from_request {
-            Some(conn.local.port())
-        } else if rd.authority.is_none() && authority.contains(':') && rd.scheme.is_none() {
-            Some(orig_port)
-        } else {
-            None
+    let (_, orig_port) = split_authority(authority);
+    let port_at = authority.rfind(':').filter(|_| !authority.ends_with(']'));
+    // FROM_REQUEST_PORT: Istio writes the port the route was built for, the
+    // service port the request was sent to.
+    let port = rd
+        .port
+        .or_else(|| rd.derive_port_from_request.then_some(orig_port));
+    // Envoy's `processRequestHost`: the request's host keeps its port unless
+    // a new port is set or the scheme changes away from that port's default.
+    let request_scheme = uri.scheme_str().unwrap_or("http");
+    let host = match &rd.authority {
+        Some(a) => a.as_str(),
+        None if port_at.is_none() => authority,
+        None if port.is_some()
+            || (scheme != request_scheme
+                && ((request_scheme == "http" && orig_port == 80)
+                    || (request_scheme == "https" && orig_port == 443))) =>
+        {
+            &authority[..port_at.unwrap_or(authority.len())]
         }
-    });
+        None => authority,
+    };
     let new_path = match (&rd.uri, &rd.prefix_rewrite) {
         (Some(u), _) => u.clone(),
         (None, Some(p)) => match route.matcher.uri_prefix() {

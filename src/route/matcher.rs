@@ -59,10 +59,34 @@ impl StrMatch {
     }
 }
 
+/// A header a match reads: a regular header or a request pseudo-header
+/// (`:method`, `:scheme`, `:authority`, `:path` with its query; `:status`
+/// is never on a request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderKey {
+    Header(HeaderName),
+    Pseudo(&'static str),
+}
+
+impl From<HeaderName> for HeaderKey {
+    fn from(n: HeaderName) -> HeaderKey {
+        HeaderKey::Header(n)
+    }
+}
+
+impl std::fmt::Display for HeaderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderKey::Header(n) => f.write_str(n.as_str()),
+            HeaderKey::Pseudo(p) => f.write_str(p),
+        }
+    }
+}
+
 /// One header (or withoutHeaders) condition.
 #[derive(Debug, Clone)]
 pub struct HeaderMatch {
-    pub name: HeaderName,
+    pub name: HeaderKey,
     pub matcher: StrMatch,
 }
 
@@ -126,7 +150,7 @@ impl RouteMatch {
             return Err(Miss::Authority);
         }
         for (i, h) in self.headers.iter().enumerate() {
-            let ok = match header_value(req.headers, &h.name) {
+            let ok = match header_value(req, &h.name) {
                 Some(v) => h.matcher.matches(&v),
                 None => false,
             };
@@ -137,7 +161,7 @@ impl RouteMatch {
         for (i, h) in self.without_headers.iter().enumerate() {
             // Envoy's invert_match with treat_missing_header_as_empty: a
             // missing header is "" for value matchers, absent for presence.
-            let hit = match (header_value(req.headers, &h.name), &h.matcher) {
+            let hit = match (header_value(req, &h.name), &h.matcher) {
                 (None, StrMatch::Present) => false,
                 (None, m) => m.matches(""),
                 (Some(v), m) => m.matches(&v),
@@ -205,15 +229,26 @@ impl RouteMatch {
 }
 
 /// A header's value; several values are joined with `,` as Envoy does.
-fn header_value<'a>(
-    headers: &'a HeaderMap,
-    name: &HeaderName,
-) -> Option<std::borrow::Cow<'a, str>> {
-    let mut it = headers.get_all(name).iter();
+fn header_value<'a>(req: &RequestView<'a>, key: &HeaderKey) -> Option<std::borrow::Cow<'a, str>> {
+    use std::borrow::Cow;
+    let name = match key {
+        HeaderKey::Header(n) => n,
+        HeaderKey::Pseudo(":method") => return Some(Cow::Borrowed(req.method)),
+        HeaderKey::Pseudo(":scheme") => return Some(Cow::Borrowed(req.scheme)),
+        HeaderKey::Pseudo(":authority") => return Some(Cow::Borrowed(req.authority)),
+        HeaderKey::Pseudo(":path") => {
+            return Some(match req.query {
+                Some(q) => Cow::Owned(format!("{}?{q}", req.path)),
+                None => Cow::Borrowed(req.path),
+            });
+        }
+        HeaderKey::Pseudo(_) => return None,
+    };
+    let mut it = req.headers.get_all(name).iter();
     let first = it.next()?;
     let first = first.to_str().unwrap_or("");
     match it.next() {
-        None => Some(std::borrow::Cow::Borrowed(first)),
+        None => Some(Cow::Borrowed(first)),
         Some(second) => {
             let mut s = String::from(first);
             s.push(',');
@@ -222,7 +257,7 @@ fn header_value<'a>(
                 s.push(',');
                 s.push_str(v.to_str().unwrap_or(""));
             }
-            Some(std::borrow::Cow::Owned(s))
+            Some(Cow::Owned(s))
         }
     }
 }
@@ -279,7 +314,7 @@ mod tests {
     fn headers_are_anded_and_missing_header_fails() {
         let m = RouteMatch {
             headers: vec![HeaderMatch {
-                name: HeaderName::from_static("end-user"),
+                name: HeaderName::from_static("end-user").into(),
                 matcher: StrMatch::Exact("jason".into()),
             }],
             ..Default::default()
@@ -300,10 +335,26 @@ mod tests {
     }
 
     #[test]
+    fn pseudo_headers_match_the_request_line() {
+        let m = |name, matcher| RouteMatch {
+            headers: vec![HeaderMatch {
+                name: HeaderKey::Pseudo(name),
+                matcher,
+            }],
+            ..Default::default()
+        };
+        let h = HeaderMap::new();
+        assert!(m(":method", StrMatch::Exact("GET".into())).matches(&view("/", None, &h)));
+        assert!(!m(":method", StrMatch::Exact("POST".into())).matches(&view("/", None, &h)));
+        assert!(m(":path", StrMatch::Exact("/a?b=1".into())).matches(&view("/a", Some("b=1"), &h)));
+        assert!(!m(":status", StrMatch::Present).matches(&view("/", None, &h)));
+    }
+
+    #[test]
     fn without_headers_treats_missing_as_empty() {
         let absent = |matcher| RouteMatch {
             without_headers: vec![HeaderMatch {
-                name: HeaderName::from_static("x-canary"),
+                name: HeaderName::from_static("x-canary").into(),
                 matcher,
             }],
             ..Default::default()
@@ -340,7 +391,7 @@ mod tests {
     fn multiple_header_values_are_joined_with_commas() {
         let m = RouteMatch {
             headers: vec![HeaderMatch {
-                name: HeaderName::from_static("x-a"),
+                name: HeaderName::from_static("x-a").into(),
                 matcher: StrMatch::Exact("1,2".into()),
             }],
             ..Default::default()
