@@ -72,6 +72,8 @@ pub struct Cluster {
     pub service: Arc<ServiceInfo>,
     pub subset: String,
     pub endpoints: Vec<Endpoint>,
+    /// The `destination_*` metric labels, built once.
+    pub metric: crate::metrics::Destination,
     /// Round-robin position. Balancing state moves out of the snapshot
     /// when DestinationRule load balancers land (it must survive reloads).
     pub cursor: std::sync::atomic::AtomicUsize,
@@ -80,6 +82,8 @@ pub struct Cluster {
 /// Everything the request path reads, immutable once built.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// The proxy identity this snapshot was compiled for.
+    pub identity: Options,
     pub routes: RouteTable,
     pub clusters: HashMap<ClusterKey, Arc<Cluster>>,
     pub services: Vec<Arc<ServiceInfo>>,
@@ -91,6 +95,7 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
     let clusters = services::clusters(config, &services, opts);
     let routes = routes::route_table(config, &services, opts);
     Snapshot {
+        identity: opts.clone(),
         routes,
         clusters,
         services,

@@ -169,6 +169,16 @@ pub fn clusters(
                     host: svc.fqdn.clone(),
                 };
                 let c = Cluster {
+                    metric: crate::metrics::Destination {
+                        service: Arc::new(svc.fqdn.clone()),
+                        name: Arc::new(svc.name.clone()),
+                        namespace: Arc::new(svc.namespace.clone()),
+                        version: Arc::new(if subset.is_empty() {
+                            "unknown".into()
+                        } else {
+                            subset.to_string()
+                        }),
+                    },
                     name: key.to_string().into(),
                     key: key.clone(),
                     protocol,

@@ -53,6 +53,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             }
         }
         (&Method::GET, "/config_dump") => json(&config_dump(&shared)),
+        (&Method::GET, "/stats/prometheus") => {
+            let mut r = Response::new(body::full(shared.metrics.encode()));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            r
+        }
         (&Method::GET, "/clusters") => json(&clusters(&shared)),
         (&Method::GET, "/routes") => json(&routes(&shared)),
         (&Method::GET, "/explain") => explain(&shared, req.uri().query().unwrap_or("")),
@@ -83,9 +91,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 },
             }
         }
-        (_, "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain" | "/logging") => {
-            reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
-        }
+        (
+            _,
+            "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain" | "/logging"
+            | "/stats/prometheus",
+        ) => reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         _ => reply(
             StatusCode::NOT_FOUND,
             "not found; endpoints: /ready /config_dump /clusters /routes /explain?url=... /stats/prometheus /logging\n",

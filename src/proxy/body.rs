@@ -78,6 +78,8 @@ pub struct Done {
     pub bytes: u64,
     /// The stream ended normally (false: dropped or failed midway).
     pub complete: bool,
+    /// `grpc-status` from the trailers, if any.
+    pub grpc_status: Option<u32>,
 }
 
 /// Counts data bytes and calls `on_done` exactly once: at end of stream, on
@@ -85,6 +87,7 @@ pub struct Done {
 pub struct Counted<B: HttpBody, F: FnOnce(Done)> {
     inner: B,
     bytes: u64,
+    grpc_status: Option<u32>,
     on_done: Option<F>,
 }
 
@@ -93,6 +96,7 @@ impl<B: HttpBody, F: FnOnce(Done)> Counted<B, F> {
         Counted {
             inner,
             bytes: 0,
+            grpc_status: None,
             on_done: Some(on_done),
         }
     }
@@ -102,6 +106,7 @@ impl<B: HttpBody, F: FnOnce(Done)> Counted<B, F> {
             f(Done {
                 bytes: self.bytes,
                 complete,
+                grpc_status: self.grpc_status,
             });
         }
     }
@@ -132,6 +137,11 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     self.bytes += d.len() as u64;
+                } else if let Some(t) = frame.trailers_ref() {
+                    self.grpc_status = t
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
                 }
                 if self.inner.is_end_stream() {
                     self.finish(true);

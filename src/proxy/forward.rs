@@ -16,6 +16,7 @@ use super::handler::{Outcome, buffer_body, hit, strip_hop_by_hop};
 use super::local_reply::LocalReply;
 use super::upstream::SendError;
 use crate::compile::{Cluster, Snapshot};
+use crate::metrics::Metrics;
 use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, WeightedCluster};
 
 /// Largest request body kept in memory so it can be retried or mirrored
@@ -81,6 +82,8 @@ pub async fn forward(
         outcome.local(&r);
         return r.response(grpc);
     };
+    outcome.cluster = Some(cluster.clone());
+    let stats = Metrics::cluster(&cluster.name);
     if cluster.endpoints.is_empty() {
         let r = LocalReply::no_healthy_upstream();
         outcome.local(&r);
@@ -192,6 +195,7 @@ pub async fn forward(
             (a, b) => a.or(b),
         };
         let sent_at = Instant::now();
+        shared.metrics.upstream_rq_total.get_or_create(&stats).inc();
         let send = shared.upstreams.send(&endpoint, cluster.protocol, req);
         let result = match limit {
             Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
@@ -231,7 +235,14 @@ pub async fn forward(
             Ok(Err(e)) => {
                 let (reply, retriable) = match &e {
                     SendError::Connect(reason) => (
-                        LocalReply::connect_failure(reason),
+                        {
+                            shared
+                                .metrics
+                                .upstream_cx_connect_fail
+                                .get_or_create(&stats)
+                                .inc();
+                            LocalReply::connect_failure(reason)
+                        },
                         retry.is_some_and(|r| r.retries_connect_failure()),
                     ),
                     SendError::Reset { sent, .. } => (
@@ -271,6 +282,7 @@ pub async fn forward(
             return reply.response(grpc);
         }
         retries_done += 1;
+        shared.metrics.upstream_rq_retry.get_or_create(&stats).inc();
         if let Some(r) = retry {
             let mut wait = r.backoff(retries_done, rand::random::<f64>());
             if let Some(d) = deadline {

@@ -37,6 +37,8 @@ pub struct Outcome {
     pub upstream_cluster: Option<Arc<str>>,
     pub upstream_service_time: Option<u64>,
     pub route_name: Option<Arc<str>>,
+    /// The cluster the request went to, for the metric labels.
+    pub cluster: Option<Arc<crate::compile::Cluster>>,
 }
 
 impl Outcome {
@@ -49,6 +51,7 @@ impl Outcome {
             upstream_cluster: None,
             upstream_service_time: None,
             route_name: None,
+            cluster: None,
         }
     }
 
@@ -155,6 +158,18 @@ pub async fn handle(
     };
     let mut flags = outcome.flags;
     let (parts_out, body_out) = response.into_parts();
+    // A trailers-only gRPC response carries its status in the headers.
+    let header_grpc_status = parts_out
+        .headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let destination = match &outcome.cluster {
+        Some(c) => c.metric.clone(),
+        None => {
+            crate::metrics::Destination::unknown(entry.authority.as_deref().unwrap_or("unknown"))
+        }
+    };
     let logger = shared.clone();
     let logged = Counted::new(body_out, move |done| {
         if !done.complete {
@@ -163,7 +178,18 @@ pub async fn handle(
         entry.response_flags = flags;
         entry.bytes_sent = done.bytes;
         entry.bytes_received = bytes_in.load(Ordering::Relaxed);
-        entry.duration = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        entry.duration = elapsed.as_millis() as u64;
+        logger.metrics.record(&crate::metrics::Record {
+            destination: &destination,
+            grpc,
+            response_code: entry.response_code,
+            grpc_status: done.grpc_status.or(header_grpc_status),
+            flags,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            request_bytes: entry.bytes_received,
+            response_bytes: entry.bytes_sent,
+        });
         logger.observe(&entry);
     });
     Ok(Response::from_parts(parts_out, body::boxed(logged)))

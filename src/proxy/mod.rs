@@ -46,6 +46,7 @@ pub struct Shared {
     /// True once the first configuration is live.
     pub ready: AtomicBool,
     pub requests: AtomicU64,
+    pub metrics: crate::metrics::Metrics,
     /// The live configuration's version and the last rejected change (admin
     /// API; never read on the request path).
     pub status: Mutex<Status>,
@@ -55,7 +56,10 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Arc<Shared> {
+        let source =
+            crate::metrics::Source::new(&snapshot.identity.namespace, &snapshot.identity.labels);
         Arc::new(Shared {
+            metrics: crate::metrics::Metrics::new(source),
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(DEFAULT_CONNECT_TIMEOUT),
             access_log,

@@ -1,0 +1,233 @@
+//! The admin listener: readiness, Istio metrics after known traffic, config
+//! dump, clusters, routes, live explain, logging level.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::*;
+
+async fn admin_get(admin: SocketAddr, path: &str) -> Got {
+    send(&h1_client(), admin, "GET", "admin", path, &[], "").await
+}
+
+fn config(v1: SocketAddr) -> String {
+    service_entry(
+        "reviews.default.svc.cluster.local",
+        9080,
+        "HTTP",
+        &[(v1, &[("version", "v1")])],
+    ) + "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: nowhere
+    match: [{uri: {prefix: /nowhere}}]
+    route: [{destination: {host: reviews, subset: v9}}]
+  - name: main
+    match: [{uri: {prefix: /}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+"
+}
+
+/// Value of the sample whose line contains every `needle`.
+fn sample(text: &str, metric: &str, needles: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .find(|l| needles.iter().all(|n| l.contains(n)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_known_traffic_with_istio_labels() {
+    let v1 = Upstream::named("v1").await;
+    let proxy = Proxy::start(&config(v1.addr)).await;
+    for _ in 0..3 {
+        assert_eq!(get(proxy.addr(), "reviews:9080", "/ok").await.status, 200);
+    }
+    assert_eq!(
+        get(proxy.addr(), "reviews:9080", "/nowhere").await.status,
+        503
+    );
+    assert_eq!(get(proxy.addr(), "unknown:80", "/").await.status, 404);
+    let admin = proxy.running.admin;
+    // Metrics are recorded when each response stream ends: poll briefly.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let got = admin_get(admin, "/stats/prometheus").await;
+        assert_eq!(got.status, 200);
+        assert!(
+            got.header("content-type")
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        text = got.text();
+        if sample(&text, "istio_requests_total", &["response_code=\"404\""]).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ok = [
+        "reporter=\"source\"",
+        "destination_service=\"reviews.default.svc.cluster.local\"",
+        "destination_service_name=\"reviews\"",
+        "destination_service_namespace=\"default\"",
+        "destination_version=\"v1\"",
+        "request_protocol=\"http\"",
+        "response_code=\"200\"",
+        "response_flags=\"-\"",
+    ];
+    assert_eq!(
+        sample(&text, "istio_requests_total", &ok),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &["response_code=\"404\"", "response_flags=\"NR\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &["response_code=\"503\"", "response_flags=\"NC\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "istio_request_duration_milliseconds_count",
+            &["response_code=\"200\""]
+        ),
+        Some(3.0)
+    );
+    assert!(text.contains("istio_request_bytes_bucket{"));
+    assert!(text.contains("istio_response_bytes_sum{"));
+    assert_eq!(
+        sample(
+            &text,
+            "envoy_cluster_upstream_rq_total",
+            &["cluster_name=\"outbound|9080|v1|reviews.default.svc.cluster.local\""]
+        ),
+        Some(3.0)
+    );
+    assert!(text.ends_with("# EOF\n"), "valid OpenMetrics exposition");
+}
+
+#[tokio::test]
+async fn admin_endpoints_describe_the_live_configuration() {
+    let v1 = Upstream::named("v1").await;
+    let proxy = Proxy::start(&config(v1.addr)).await;
+    let admin = proxy.running.admin;
+    let ready = admin_get(admin, "/ready").await;
+    assert_eq!(
+        (ready.status.as_u16(), ready.text().as_str()),
+        (200, "LIVE\n")
+    );
+
+    let clusters: serde_json::Value =
+        serde_json::from_slice(&admin_get(admin, "/clusters").await.body).unwrap();
+    let names: Vec<&str> = clusters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "outbound|9080|v1|reviews.default.svc.cluster.local",
+            "outbound|9080||reviews.default.svc.cluster.local"
+        ]
+    );
+    assert_eq!(clusters[0]["endpoints"][0]["address"], v1.addr.to_string());
+
+    let routes: serde_json::Value =
+        serde_json::from_slice(&admin_get(admin, "/routes").await.body).unwrap();
+    assert_eq!(routes[0]["virtual_service"], "default/reviews");
+    assert_eq!(routes[0]["routes"][1]["name"], "main");
+
+    strait::logging::init(strait::logging::LogFormat::Text);
+    let post = send(
+        &h1_client(),
+        admin,
+        "POST",
+        "admin",
+        "/logging?level=info",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(post.status, 200);
+    let bad = send(
+        &h1_client(),
+        admin,
+        "POST",
+        "admin",
+        "/logging?level=no%20such%20level%5B",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let wrong_method = send(&h1_client(), admin, "POST", "admin", "/ready", &[], "").await;
+    assert_eq!(wrong_method.status, 405);
+}
+
+#[tokio::test]
+async fn live_explain_uses_the_running_configuration() {
+    let v1 = Upstream::named("v1").await;
+    let proxy = Proxy::start(&config(v1.addr)).await;
+    // The harness compiles without recording the config; record it as `run` does.
+    let cfg = strait::load::load_str(
+        &config(v1.addr),
+        "test.yaml",
+        &strait::load::LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    proxy
+        .running
+        .shared
+        .record_config(std::sync::Arc::new(cfg), "now".into(), &[]);
+    let got = admin_get(
+        proxy.running.admin,
+        "/explain?url=http%3A%2F%2Freviews%3A9080%2Fnowhere",
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["route"]["name"], "nowhere");
+    assert!(v["problems"][0].as_str().unwrap().contains("503 NC"));
+    let dump: serde_json::Value =
+        serde_json::from_slice(&admin_get(proxy.running.admin, "/config_dump").await.body).unwrap();
+    assert_eq!(dump["version_info"], "1");
+    let kinds: Vec<&str> = dump["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["DestinationRule", "ServiceEntry", "VirtualService"],
+        "deterministic order"
+    );
+}
