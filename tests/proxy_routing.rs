@@ -624,6 +624,20 @@ async fn rewrite_uri_replaces_the_matched_prefix() {
     );
 }
 
+/// Istio gives a rule without a `uri` match the prefix `/`; Envoy's prefix
+/// rewrite then replaces that `/`, so `/x` becomes `/apix`.
+#[tokio::test]
+async fn rewrite_without_uri_match_replaces_the_implicit_slash_prefix() {
+    let (proxy, v1) = rewrite_proxy(
+        "  - rewrite: {uri: /api}
+    route: [{destination: {host: reviews}}]
+",
+    )
+    .await;
+    get(proxy.addr(), "reviews:9080", "/x").await;
+    assert_eq!(v1.last().uri, "/apix");
+}
+
 #[tokio::test]
 async fn rewrite_uri_on_an_exact_match_replaces_the_whole_path() {
     let (proxy, v1) = rewrite_proxy(

@@ -333,7 +333,9 @@ fn rewrite_path(route: &Route, path: &str, query: Option<&str>) -> String {
 fn prefix_of(m: &RouteMatch) -> Option<&str> {
     match &m.uri {
         Some(StrMatch::Prefix(p)) => Some(p),
-        None => Some(""),
+        // Istio gives a rule without a uri match the prefix `/`, so a
+        // rewrite to `/api` turns `/x` into `/apix` (a well-known surprise).
+        None => Some("/"),
         _ => None,
     }
 }
