@@ -61,6 +61,8 @@ pub struct Endpoint {
     pub authority: Arc<str>,
     pub labels: BTreeMap<String, String>,
     pub weight: u32,
+    /// `region/zone/subzone`, from the WorkloadEntry.
+    pub locality: Option<String>,
 }
 
 /// An Envoy cluster: one service port, optionally narrowed to a subset.
@@ -72,6 +74,11 @@ pub struct Cluster {
     pub service: Arc<ServiceInfo>,
     pub subset: String,
     pub endpoints: Vec<Endpoint>,
+    /// The DestinationRule policy in effect for this cluster (port and
+    /// subset merged as Istio does); `None` means every default.
+    pub policy: Option<crate::model::TrafficPolicy>,
+    /// The DestinationRule it came from (`namespace/name`).
+    pub destination_rule: Option<String>,
     /// The `destination_*` metric labels, built once.
     pub metric: crate::metrics::Destination,
     /// Round-robin position. Balancing state moves out of the snapshot

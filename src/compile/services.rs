@@ -169,6 +169,14 @@ pub fn clusters(
                     host: svc.fqdn.clone(),
                 };
                 let c = Cluster {
+                    policy: dr.and_then(|d| {
+                        super::policy::effective(
+                            &d.spec,
+                            port.number,
+                            (!subset.is_empty()).then_some(subset),
+                        )
+                    }),
+                    destination_rule: dr.map(|d| d.key()),
                     metric: crate::metrics::Destination {
                         service: Arc::new(svc.fqdn.clone()),
                         name: Arc::new(svc.name.clone()),
@@ -230,5 +238,6 @@ fn endpoint(we: &WorkloadEntry, port: &ServicePortInfo) -> Option<Endpoint> {
         authority: authority.into(),
         labels: we.labels.clone(),
         weight: we.weight.unwrap_or(1).max(1),
+        locality: we.locality.clone().filter(|l| !l.is_empty()),
     })
 }
