@@ -1,0 +1,141 @@
+//! `strait run` as an operator runs it: startup line, readiness, refusing an
+//! invalid config, and SIGTERM draining in-flight requests before exiting 0.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use support::*;
+
+/// Start `strait run` on ephemeral ports; returns the child and its listen
+/// and admin addresses (read from its startup line).
+fn start(config: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "-c",
+        ])
+        .arg(config)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("strait starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for _ in 0..50 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.strip_prefix("strait: listening on ") {
+            let (listen, rest) = rest.split_once(" (admin ").unwrap();
+            let admin = rest.split_once(')').unwrap().0;
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, listen.parse().unwrap(), admin.parse().unwrap());
+        }
+    }
+    let _ = child.kill();
+    panic!("no startup line from strait run");
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let (r, a) = (release.clone(), arrived.clone());
+    let slow = Upstream::start(
+        "slow",
+        Arc::new(move |_| {
+            let (r, a) = (r.clone(), a.clone());
+            Box::pin(async move {
+                a.notify_one();
+                r.notified().await;
+                Response::new(Full::new(Bytes::from("done")))
+            })
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        service_entry(
+            "slow.default.svc.cluster.local",
+            80,
+            "HTTP",
+            &[(slow.addr, &[])],
+        ),
+    )
+    .unwrap();
+    let (mut child, listen, admin) = start(dir.path());
+    assert_eq!(get(admin, "admin", "/ready").await.status, 200);
+
+    let in_flight = tokio::spawn(async move { get(listen, "slow", "/").await });
+    arrived.notified().await;
+    signal(&child, "-TERM");
+    // New connections are refused once the listener has stopped.
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(listen).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    release.notify_one();
+    let got = in_flight.await.unwrap();
+    assert_eq!(
+        (got.status.as_u16(), got.text().as_str()),
+        (200, "done"),
+        "the in-flight request finished"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn invalid_config_is_refused_at_startup_with_check_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vs.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - timeout: 0s\n    route: [{destination: {host: r}}]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "-c",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(79));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Error [IST0106] (VirtualService default/r"),
+        "{err}"
+    );
+    assert!(err.contains("spec.http[0].timeout"), "{err}");
+}
