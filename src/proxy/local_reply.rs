@@ -51,6 +51,33 @@ impl LocalReply {
         }
     }
 
+    /// `http2MaxRequests` exceeded: Envoy's connection pool fails the
+    /// stream with reset reason `overflow` (counted as
+    /// `upstream_rq_pending_overflow`); the reply carries
+    /// `x-envoy-overloaded: true`.
+    pub fn overflow() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            flags: Flags::UPSTREAM_OVERFLOW,
+            details: "upstream_reset_before_response_started{overflow}".into(),
+            transport_failure: None,
+        }
+    }
+
+    /// `loadBalancer.simple: PASSTHROUGH` needs the address the caller
+    /// originally dialled (iptables interception), which strait does not
+    /// have. Envoy's ORIGINAL_DST balancer finds no host in that case (UH).
+    pub fn passthrough_unsupported() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "loadBalancer PASSTHROUGH (original destination) is not supported by strait: it needs iptables interception",
+            flags: Flags::NO_HEALTHY_UPSTREAM,
+            details: "passthrough_lb_unsupported".into(),
+            transport_failure: None,
+        }
+    }
+
     pub fn connect_failure(reason: &str) -> LocalReply {
         LocalReply {
             status: StatusCode::SERVICE_UNAVAILABLE,
