@@ -141,9 +141,20 @@ impl LocalReply {
     /// The response a client sees; gRPC callers get HTTP 200 with
     /// `grpc-status`/`grpc-message` (Envoy's `httpToGrpcStatus`).
     pub fn response(&self, grpc: bool) -> Response<Body> {
-        if grpc {
-            return grpc_response(http_to_grpc(self.status.as_u16()), self.body);
+        let mut r = if grpc {
+            grpc_response(http_to_grpc(self.status.as_u16()), self.body)
+        } else {
+            self.http_response()
+        };
+        // Envoy's router adds it to overflow replies, gRPC ones included.
+        if self.flags.contains(Flags::UPSTREAM_OVERFLOW) {
+            r.headers_mut()
+                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         }
+        r
+    }
+
+    fn http_response(&self) -> Response<Body> {
         let mut r = Response::new(if self.body.is_empty() {
             body::empty()
         } else {
@@ -153,10 +164,6 @@ impl LocalReply {
         if !self.body.is_empty() {
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        }
-        if self.flags.contains(Flags::UPSTREAM_OVERFLOW) {
-            r.headers_mut()
-                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         }
         r
     }
@@ -201,6 +208,16 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["grpc-status"], "14");
         assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+    }
+
+    #[test]
+    fn overflow_replies_say_overloaded_to_grpc_callers_too() {
+        for grpc in [false, true] {
+            let r = LocalReply::overflow().response(grpc);
+            assert_eq!(r.headers()["x-envoy-overloaded"], "true");
+        }
+        let r = LocalReply::overflow().response(true);
+        assert_eq!(r.headers()["grpc-status"], "14");
     }
 
     #[test]
