@@ -42,6 +42,16 @@ fn vs(host: &str, route: &str) -> String {
     )
 }
 
+/// A DestinationRule with `loadBalancer: ROUND_ROBIN` for `host`, for tests
+/// that need every endpoint to get a first try (Istio's default is
+/// LEAST_REQUEST, which picks among idle hosts at random).
+fn round_robin(host: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: rr-{}}}\nspec:\n  host: {host}\n  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}\n---\n",
+        host.replace('.', "-")
+    )
+}
+
 /// The access-log entry of the request with `path` (waits for `n` entries).
 async fn entry(proxy: &Proxy, n: usize, path: &str) -> serde_json::Value {
     proxy
@@ -156,11 +166,13 @@ async fn route_timeout_caps_all_tries() {
 async fn istio_default_retry_policy_retries_connect_failure_on_another_endpoint() {
     let dead = dead_addr().await;
     let live = Upstream::named("live").await;
-    let proxy = Proxy::start(&config(
-        "a.test",
-        &[dead, live.addr],
-        "  - route: [{destination: {host: a.test}}]\n",
-    ))
+    let proxy = Proxy::start(
+        &(config(
+            "a.test",
+            &[dead, live.addr],
+            "  - route: [{destination: {host: a.test}}]\n",
+        ) + &round_robin("a.test")),
+    )
     .await;
     // Round robin over two endpoints: at least one of these tries `dead` first.
     for _ in 0..3 {
@@ -279,11 +291,13 @@ async fn retry_on_bare_status_code_retries_that_status() {
 async fn attempts_zero_disables_retries() {
     let dead = dead_addr().await;
     let live = Upstream::named("live").await;
-    let proxy = Proxy::start(&config(
-        "a.test",
-        &[dead, live.addr],
-        "  - retries: {attempts: 0}\n    route: [{destination: {host: a.test}}]\n",
-    ))
+    let proxy = Proxy::start(
+        &(config(
+            "a.test",
+            &[dead, live.addr],
+            "  - retries: {attempts: 0}\n    route: [{destination: {host: a.test}}]\n",
+        ) + &round_robin("a.test")),
+    )
     .await;
     // Round robin: one of two requests goes to the dead endpoint.
     let a = get(proxy.addr(), "a.test", "/1").await;
@@ -310,11 +324,11 @@ async fn attempts_zero_disables_retries() {
 async fn retries_go_to_a_different_host() {
     let bad = Upstream::status("bad", 503).await;
     let good = Upstream::named("good").await;
-    let proxy = Proxy::start(&config(
+    let proxy = Proxy::start(&(config(
         "a.test",
         &[bad.addr, good.addr],
         "  - retries: {attempts: 1, retryOn: \"503\"}\n    route: [{destination: {host: a.test}}]\n",
-    ))
+    ) + &round_robin("a.test")))
     .await;
     for _ in 0..4 {
         let got = get(proxy.addr(), "a.test", "/").await;

@@ -13,14 +13,17 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The config layers (model, load, validate, analyze, compile, route) know
-/// nothing of the async runtime or the HTTP server: they must stay usable
-/// from `check` and `explain` and testable without I/O.
+/// The config layers (model, load, validate, analyze, compile, route) and the
+/// cluster runtime state know nothing of the async runtime or the HTTP
+/// server: they must stay usable from `check` and `explain` and testable
+/// without I/O.
 #[test]
 fn config_layers_do_not_depend_on_the_proxy() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![src.join("config.rs")];
-    for d in ["model", "load", "validate", "analyze", "compile", "route"] {
+    for d in [
+        "model", "load", "validate", "analyze", "compile", "route", "cluster",
+    ] {
         rust_files(&src.join(d), &mut files);
     }
     let mut offenders = Vec::new();

@@ -81,9 +81,6 @@ pub struct Cluster {
     pub destination_rule: Option<String>,
     /// The `destination_*` metric labels, built once.
     pub metric: crate::metrics::Destination,
-    /// Round-robin position. Balancing state moves out of the snapshot
-    /// when DestinationRule load balancers land (it must survive reloads).
-    pub cursor: std::sync::atomic::AtomicUsize,
 }
 
 /// Everything the request path reads, immutable once built.

@@ -193,7 +193,6 @@ pub fn clusters(
                     service: svc.clone(),
                     subset: subset.to_string(),
                     endpoints: eps,
-                    cursor: Default::default(),
                 };
                 out.entry(key).or_insert_with(|| Arc::new(c));
             };

@@ -167,20 +167,56 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
 
 fn clusters(shared: &Shared) -> serde_json::Value {
     let snap = shared.snapshot.load();
+    let states = shared.clusters.all();
     let mut list: Vec<_> = snap.clusters.values().collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
     serde_json::Value::Array(
         list.iter()
             .map(|c| {
-                serde_json::json!({
+                let state = states.get(&c.key);
+                let endpoints: Vec<serde_json::Value> = match state {
+                    Some(st) => st
+                        .hosts
+                        .iter()
+                        .map(|h| {
+                            let e = &h.endpoint;
+                            serde_json::json!({
+                                "address": &*e.authority,
+                                "labels": e.labels,
+                                "weight": e.weight,
+                                "health": "healthy",
+                                "active_requests": h.active(),
+                            })
+                        })
+                        .collect(),
+                    None => c
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            serde_json::json!({
+                                "address": &*e.authority,
+                                "labels": e.labels,
+                                "weight": e.weight,
+                                "health": "healthy",
+                                "active_requests": 0,
+                            })
+                        })
+                        .collect(),
+                };
+                let mut v = serde_json::json!({
                     "name": &*c.name,
-                    "endpoints": c.endpoints.iter().map(|e| serde_json::json!({
-                        "address": &*e.authority,
-                        "labels": e.labels,
-                        "weight": e.weight,
-                        "health": "healthy",
-                    })).collect::<Vec<_>>(),
-                })
+                    "endpoints": endpoints,
+                });
+                if let Some(st) = state {
+                    v["lb_policy"] = st.balancer.kind().name().into();
+                    v["circuit_breakers"] = serde_json::json!({
+                        "max_requests": st.limits.requests.max(),
+                        "active_requests": st.limits.requests.count(),
+                        "max_retries": st.limits.retries.max(),
+                        "active_retries": st.limits.retries.count(),
+                    });
+                }
+                v
             })
             .collect(),
     )

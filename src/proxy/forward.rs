@@ -15,6 +15,7 @@ use super::flags::Flags;
 use super::handler::{Outcome, buffer_body, hit, strip_hop_by_hop};
 use super::local_reply::LocalReply;
 use super::upstream::SendError;
+use crate::cluster::{HostGuard, Permit, Pick, PickError};
 use crate::compile::{Cluster, Snapshot};
 use crate::metrics::Metrics;
 use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, WeightedCluster};
@@ -22,6 +23,27 @@ use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, Weight
 /// Largest request body kept in memory so it can be retried or mirrored
 /// (Envoy's default per-request buffer limit is 1 MiB).
 pub const RETRY_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// What a forwarded request holds until its response body ends: the
+/// cluster's `http2MaxRequests` permit, the `upstream_rq_active` gauge, and
+/// the chosen host's active-request count (for least-request balancing).
+pub struct InFlight {
+    _permit: Permit,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+    host: Option<HostGuard>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// The outcome of one upstream attempt.
+enum Attempt {
+    Response(Response<hyper::body::Incoming>),
+    Failed(LocalReply),
+}
 
 /// The request body: replayable bytes, a stream replayable while its copy
 /// fits the buffer limit, or a one-shot stream.
@@ -84,11 +106,34 @@ pub async fn forward(
     };
     outcome.cluster = Some(cluster.clone());
     let stats = Metrics::cluster(&cluster.name);
-    if cluster.endpoints.is_empty() {
+    let state = shared.clusters.state_for(cluster);
+    if state.hosts.is_empty() {
         let r = LocalReply::no_healthy_upstream();
         outcome.local(&r);
         return r.response(grpc);
     }
+    // Envoy's `max_requests` circuit breaker: fail fast, never queue.
+    let Some(permit) = state.limits.try_request() else {
+        shared
+            .metrics
+            .upstream_rq_pending_overflow
+            .get_or_create(&stats)
+            .inc();
+        let r = LocalReply::overflow();
+        outcome.local(&r);
+        return r.response(grpc);
+    };
+    let gauge = shared
+        .metrics
+        .upstream_rq_active
+        .get_or_create(&stats)
+        .clone();
+    gauge.inc();
+    outcome.in_flight = Some(InFlight {
+        _permit: permit,
+        gauge,
+        host: None,
+    });
 
     // The upstream request's head, shared by every try.
     let upgrade = parts.headers.contains_key(header::UPGRADE) && parts.version != Version::HTTP_2;
@@ -156,15 +201,30 @@ pub async fn forward(
 
     let retry = route.retry.as_deref();
     let deadline = route.timeout.map(|t| Instant::now() + t);
-    let mut tried: Vec<Arc<str>> = Vec::new();
+    let avoid_previous = retry.is_some_and(|r| r.avoid_previous_hosts);
+    let mut tried: Vec<Arc<crate::cluster::Host>> = Vec::new();
     let mut retries_done = 0u32;
+    // Envoy holds a `max_retries` unit from scheduling a retry until the
+    // next retry decision or the end of the request.
+    let mut retry_permit: Option<Permit> = None;
     loop {
-        let endpoint = pick_endpoint(
-            cluster,
-            &tried,
-            retry.is_some_and(|r| r.avoid_previous_hosts),
-        );
-        tried.push(endpoint.clone());
+        let avoid: &[Arc<crate::cluster::Host>] = if avoid_previous { &tried } else { &[] };
+        let host = match state.pick(&Pick::new(Instant::now(), avoid)) {
+            Ok(h) => h,
+            Err(e) => {
+                let r = match e {
+                    PickError::Passthrough => LocalReply::passthrough_unsupported(),
+                    PickError::NoHost => LocalReply::no_healthy_upstream(),
+                };
+                outcome.local(&r);
+                return r.response(grpc);
+            }
+        };
+        let endpoint = host.authority().clone();
+        if let Some(f) = outcome.in_flight.as_mut() {
+            f.host = Some(host.begin());
+        }
+        tried.push(host);
         outcome.upstream_host = Some(endpoint.clone());
         let Some(b) = req_body.take() else {
             let r = LocalReply::connection_termination();
@@ -206,8 +266,8 @@ pub async fn forward(
             && !exhausted
             && req_body.replayable()
             && deadline.is_none_or(|d| Instant::now() < d);
-        let failure = match result {
-            Ok(Ok(mut resp)) => {
+        let (attempt, retriable) = match result {
+            Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
                 let grpc_status = resp
                     .headers()
@@ -215,22 +275,7 @@ pub async fn forward(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok());
                 let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
-                if more && retriable {
-                    None
-                } else {
-                    // Envoy's `NoRetryLimitExceeded` on response headers.
-                    if retriable && exhausted {
-                        outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
-                    }
-                    outcome.upstream_service_time = Some(sent_at.elapsed().as_millis() as u64);
-                    if status == 101
-                        && let Some(down) = downstream_upgrade
-                    {
-                        let up = hyper::upgrade::on(&mut resp);
-                        tokio::spawn(bridge_upgrade(down, up));
-                    }
-                    return finish_response(resp, outcome, upgrade);
-                }
+                (Attempt::Response(resp), retriable)
             }
             Ok(Err(e)) => {
                 let (reply, retriable) = match &e {
@@ -254,32 +299,60 @@ pub async fn forward(
                     SendError::Protocol(_) => (LocalReply::protocol_error(), false),
                 };
                 tracing::debug!(endpoint = %endpoint, error = e.reason(), "upstream request failed");
-                // Like Envoy, a retried failure leaves no response flag:
-                // only the final outcome is logged.
-                if more && retriable {
-                    None
-                } else {
-                    Some((reply, retriable))
-                }
+                (Attempt::Failed(reply), retriable)
             }
             Err(()) => {
                 let route_timeout = deadline.is_some_and(|d| Instant::now() >= d);
                 let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
-                if more && retriable {
-                    None
-                } else {
-                    Some((LocalReply::timeout(), retriable))
-                }
+                (Attempt::Failed(LocalReply::timeout()), retriable)
             }
         };
-        if let Some((reply, retriable)) = failure {
-            // Envoy's `NoRetryLimitExceeded`: this failure was retriable but
+        let mut retrying = more && retriable;
+        if retrying {
+            // Envoy's `max_retries` circuit breaker: over the limit the retry
+            // is skipped and this attempt's outcome stands (flag UO).
+            // Release this request's previous retry unit first.
+            drop(retry_permit.take());
+            retry_permit = state.limits.try_retry();
+            if retry_permit.is_none() {
+                shared
+                    .metrics
+                    .upstream_rq_retry_overflow
+                    .get_or_create(&stats)
+                    .inc();
+                outcome.flags.insert(Flags::UPSTREAM_OVERFLOW);
+                retrying = false;
+            }
+        }
+        if !retrying {
+            // Envoy's `NoRetryLimitExceeded`: this outcome was retriable but
             // no retries are left.
             if retriable && exhausted {
                 outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
             }
-            outcome.local(&reply);
-            return reply.response(grpc);
+            return match attempt {
+                Attempt::Response(mut resp) => {
+                    outcome.upstream_service_time = Some(sent_at.elapsed().as_millis() as u64);
+                    if resp.status().as_u16() == 101
+                        && let Some(down) = downstream_upgrade
+                    {
+                        let up = hyper::upgrade::on(&mut resp);
+                        tokio::spawn(bridge_upgrade(down, up));
+                    }
+                    finish_response(resp, outcome, upgrade)
+                }
+                // Like Envoy, a retried failure leaves no response flag:
+                // only the final outcome is logged.
+                Attempt::Failed(reply) => {
+                    outcome.local(&reply);
+                    reply.response(grpc)
+                }
+            };
+        }
+        drop(attempt);
+        // The failed attempt no longer counts against its host.
+        if let Some(f) = outcome.in_flight.as_mut() {
+            f.host = None;
         }
         retries_done += 1;
         shared.metrics.upstream_rq_retry.get_or_create(&stats).inc();
@@ -338,23 +411,6 @@ fn prefix_of(m: &RouteMatch) -> Option<&str> {
         None => Some("/"),
         _ => None,
     }
-}
-
-/// Round-robin over the cluster's endpoints, skipping hosts already tried
-/// when there is another choice (Envoy's previous_hosts predicate).
-fn pick_endpoint(cluster: &Cluster, tried: &[Arc<str>], avoid_previous: bool) -> Arc<str> {
-    let n = cluster.endpoints.len();
-    for _ in 0..n.max(1) {
-        let i = cluster
-            .cursor
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            % n;
-        let e = &cluster.endpoints[i].authority;
-        if !avoid_previous || !tried.contains(e) || tried.len() >= n {
-            return e.clone();
-        }
-    }
-    cluster.endpoints[0].authority.clone()
 }
 
 fn build_request(
@@ -430,10 +486,17 @@ fn mirror(
         let Some(cluster) = snap.clusters.get(&m.cluster).cloned() else {
             continue;
         };
-        if cluster.endpoints.is_empty() {
+        // Shadow requests go through the cluster's circuit breaker and
+        // balancer too; over the limit they are dropped.
+        let state = shared.clusters.state_for(&cluster);
+        let Some(permit) = state.limits.try_request() else {
             continue;
-        }
-        let endpoint = pick_endpoint(&cluster, &[], false);
+        };
+        let Ok(host) = state.pick(&Pick::new(Instant::now(), &[])) else {
+            continue;
+        };
+        let guard = host.begin();
+        let endpoint = host.authority().clone();
         let b = if body.is_empty() {
             body::empty()
         } else {
@@ -452,6 +515,7 @@ fn mirror(
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _held = (permit, guard);
             if let Ok(resp) = shared
                 .upstreams
                 .send(&endpoint, cluster.protocol, req)

@@ -39,6 +39,9 @@ pub struct Outcome {
     pub route_name: Option<Arc<str>>,
     /// The cluster the request went to, for the metric labels.
     pub cluster: Option<Arc<crate::compile::Cluster>>,
+    /// Circuit-breaker permit and host guard, held until the response body
+    /// ends.
+    pub in_flight: Option<forward::InFlight>,
 }
 
 impl Outcome {
@@ -52,6 +55,7 @@ impl Outcome {
             upstream_service_time: None,
             route_name: None,
             cluster: None,
+            in_flight: None,
         }
     }
 
@@ -171,7 +175,10 @@ pub async fn handle(
         }
     };
     let logger = shared.clone();
+    let in_flight = outcome.in_flight.take();
     let logged = Counted::new(body_out, move |done| {
+        // The exchange is over: release the request's permit and host.
+        drop(in_flight);
         if !done.complete {
             flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
         }

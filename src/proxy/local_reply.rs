@@ -51,6 +51,33 @@ impl LocalReply {
         }
     }
 
+    /// `http2MaxRequests` exceeded: Envoy's connection pool fails the
+    /// stream with reset reason `overflow` (counted as
+    /// `upstream_rq_pending_overflow`); the reply carries
+    /// `x-envoy-overloaded: true`.
+    pub fn overflow() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            flags: Flags::UPSTREAM_OVERFLOW,
+            details: "upstream_reset_before_response_started{overflow}".into(),
+            transport_failure: None,
+        }
+    }
+
+    /// `loadBalancer.simple: PASSTHROUGH` needs the address the caller
+    /// originally dialled (iptables interception), which strait does not
+    /// have. Envoy's ORIGINAL_DST balancer finds no host in that case (UH).
+    pub fn passthrough_unsupported() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "loadBalancer PASSTHROUGH (original destination) is not supported by strait: it needs iptables interception",
+            flags: Flags::NO_HEALTHY_UPSTREAM,
+            details: "passthrough_lb_unsupported".into(),
+            transport_failure: None,
+        }
+    }
+
     pub fn connect_failure(reason: &str) -> LocalReply {
         LocalReply {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -114,9 +141,20 @@ impl LocalReply {
     /// The response a client sees; gRPC callers get HTTP 200 with
     /// `grpc-status`/`grpc-message` (Envoy's `httpToGrpcStatus`).
     pub fn response(&self, grpc: bool) -> Response<Body> {
-        if grpc {
-            return grpc_response(http_to_grpc(self.status.as_u16()), self.body);
+        let mut r = if grpc {
+            grpc_response(http_to_grpc(self.status.as_u16()), self.body)
+        } else {
+            self.http_response()
+        };
+        // Envoy's router adds it to overflow replies, gRPC ones included.
+        if self.flags.contains(Flags::UPSTREAM_OVERFLOW) {
+            r.headers_mut()
+                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         }
+        r
+    }
+
+    fn http_response(&self) -> Response<Body> {
         let mut r = Response::new(if self.body.is_empty() {
             body::empty()
         } else {
@@ -126,10 +164,6 @@ impl LocalReply {
         if !self.body.is_empty() {
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        }
-        if self.flags.contains(Flags::UPSTREAM_OVERFLOW) {
-            r.headers_mut()
-                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         }
         r
     }
@@ -174,6 +208,16 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["grpc-status"], "14");
         assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+    }
+
+    #[test]
+    fn overflow_replies_say_overloaded_to_grpc_callers_too() {
+        for grpc in [false, true] {
+            let r = LocalReply::overflow().response(grpc);
+            assert_eq!(r.headers()["x-envoy-overloaded"], "true");
+        }
+        let r = LocalReply::overflow().response(true);
+        assert_eq!(r.headers()["grpc-status"], "14");
     }
 
     #[test]

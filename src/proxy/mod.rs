@@ -41,6 +41,9 @@ pub const MAX_HEADER_BYTES: usize = 60 * 1024;
 /// State shared by every connection.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
+    /// Per-cluster runtime state (hosts, balancers, circuit breakers),
+    /// reconciled with every installed snapshot.
+    pub clusters: crate::cluster::Registry,
     pub upstreams: Upstreams,
     pub access_log: AccessLog,
     /// True once the first configuration is live.
@@ -58,7 +61,10 @@ impl Shared {
     pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Arc<Shared> {
         let source =
             crate::metrics::Source::new(&snapshot.identity.namespace, &snapshot.identity.labels);
+        let clusters = crate::cluster::Registry::new();
+        clusters.reconcile(&snapshot);
         Arc::new(Shared {
+            clusters,
             metrics: crate::metrics::Metrics::new(source),
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(DEFAULT_CONNECT_TIMEOUT),
@@ -115,7 +121,10 @@ impl Shared {
     }
 
     /// Swap in a new snapshot; in-flight requests keep the one they loaded.
+    /// Cluster state is reconciled first, so a request on the new snapshot
+    /// finds its cluster's state (unchanged clusters keep theirs).
     pub fn install(&self, snapshot: Snapshot) {
+        self.clusters.reconcile(&snapshot);
         self.snapshot.store(Arc::new(snapshot));
         self.ready.store(true, Ordering::Release);
     }

@@ -1,0 +1,520 @@
+//! Load balancers for a DestinationRule's `loadBalancer` (§2.5), with
+//! Envoy's algorithms:
+//!
+//! - `LEAST_REQUEST` (Istio's default for unset and `UNSPECIFIED`;
+//!   deprecated `LEAST_CONN` means the same): with equal weights, power of
+//!   two choices (two random hosts, the one with fewer active requests
+//!   wins, ties keep the first); with unequal weights, earliest-deadline-
+//!   first scheduling on `weight / (active + 1)` (Envoy's
+//!   `active_request_bias` 1.0).
+//! - `ROUND_ROBIN`: rotation with equal weights, EDF on the endpoint
+//!   weights otherwise.
+//! - `RANDOM`: uniform, or weighted by endpoint weight.
+//! - `PASSTHROUGH` (Envoy `ORIGINAL_DST`): forwarding to the address the
+//!   caller originally dialled needs iptables interception, which strait
+//!   does not do; picking fails with [`PickError::Passthrough`] and the
+//!   request gets a 503 saying so.
+//! - `consistentHash`: a slot for `hash.rs` (ring hash / Maglev) through
+//!   [`HashTable`]; until a table is plugged in, hosts are picked at
+//!   random by weight (what Envoy's hash balancers do without a hash key).
+//!
+//! Every pick considers only hosts that are available
+//! ([`Host::is_available`], outlier ejection later) and not in the
+//! request's `avoid` list (Envoy's `previous_hosts` retry predicate); when
+//! avoiding leaves nothing, the avoid list is ignored.
+
+use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::Host;
+use crate::model::{LoadBalancerSettings, SimpleLB};
+
+/// Envoy's default `choice_count` for the least-request balancer.
+pub const CHOICE_COUNT: usize = 2;
+
+/// A consistent-hash lookup table (ring hash or Maglev) built over a
+/// cluster's hosts: `pick` maps a request hash to an index into
+/// `ClusterState::hosts`.
+pub trait HashTable: Send + Sync + fmt::Debug {
+    fn pick(&self, hash: u64) -> usize;
+}
+
+/// What one pick needs to know about the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Pick<'a> {
+    pub now: Instant,
+    /// Hosts already tried by this request (skipped when possible).
+    pub avoid: &'a [Arc<Host>],
+    /// The request's hash for consistent hashing (`None`: no hash key).
+    pub hash: Option<u64>,
+}
+
+impl<'a> Pick<'a> {
+    pub fn new(now: Instant, avoid: &'a [Arc<Host>]) -> Pick<'a> {
+        Pick {
+            now,
+            avoid,
+            hash: None,
+        }
+    }
+}
+
+/// Why no host was picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickError {
+    /// No host is available (503 UH).
+    NoHost,
+    /// `PASSTHROUGH` (original destination) is not supported.
+    Passthrough,
+}
+
+/// The balancing policy Istio derives from `loadBalancer` (§2.5, §0.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    LeastRequest,
+    RoundRobin,
+    Random,
+    Passthrough,
+    ConsistentHash,
+}
+
+impl Kind {
+    /// Istio's `defaultLBAlgorithm` (LEAST_REQUEST) for unset,
+    /// `UNSPECIFIED` and the deprecated `LEAST_CONN`.
+    pub fn of(lb: Option<&LoadBalancerSettings>) -> Kind {
+        let Some(lb) = lb else {
+            return Kind::LeastRequest;
+        };
+        if lb.consistent_hash.is_some() {
+            return Kind::ConsistentHash;
+        }
+        match lb.simple.unwrap_or_default() {
+            SimpleLB::Unspecified | SimpleLB::LeastConn | SimpleLB::LeastRequest => {
+                Kind::LeastRequest
+            }
+            SimpleLB::RoundRobin => Kind::RoundRobin,
+            SimpleLB::Random => Kind::Random,
+            SimpleLB::Passthrough => Kind::Passthrough,
+        }
+    }
+
+    /// Istio's spelling, for the admin API and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::LeastRequest => "LEAST_REQUEST",
+            Kind::RoundRobin => "ROUND_ROBIN",
+            Kind::Random => "RANDOM",
+            Kind::Passthrough => "PASSTHROUGH",
+            Kind::ConsistentHash => "CONSISTENT_HASH",
+        }
+    }
+}
+
+/// One cluster's load balancer, built over its host list (indexes into
+/// that list are stable for the balancer's life).
+#[derive(Debug)]
+pub enum Balancer {
+    LeastRequest {
+        /// Present when endpoint weights differ.
+        edf: Option<Mutex<Edf>>,
+    },
+    RoundRobin {
+        cursor: AtomicUsize,
+        /// Present when endpoint weights differ.
+        edf: Option<Mutex<Edf>>,
+    },
+    Random {
+        weighted: bool,
+    },
+    ConsistentHash {
+        /// Filled by `hash.rs`; `None` until it exists.
+        table: Option<Arc<dyn HashTable>>,
+    },
+    Passthrough,
+}
+
+fn weights_differ(hosts: &[Arc<Host>]) -> bool {
+    hosts.windows(2).any(|w| w[0].weight() != w[1].weight())
+}
+
+impl Balancer {
+    pub fn new(lb: Option<&LoadBalancerSettings>, hosts: &[Arc<Host>]) -> Balancer {
+        let weighted = weights_differ(hosts);
+        match Kind::of(lb) {
+            Kind::LeastRequest => Balancer::LeastRequest {
+                edf: weighted.then(|| Mutex::new(Edf::new(hosts.len(), |i| lr_weight(&hosts[i])))),
+            },
+            Kind::RoundRobin => Balancer::RoundRobin {
+                // Envoy starts each balancer at a random position so that
+                // proxies do not all hit the first host together.
+                cursor: AtomicUsize::new(if hosts.is_empty() {
+                    0
+                } else {
+                    rand::random_range(0..hosts.len())
+                }),
+                edf: weighted
+                    .then(|| Mutex::new(Edf::new(hosts.len(), |i| hosts[i].weight() as f64))),
+            },
+            Kind::Random => Balancer::Random { weighted },
+            Kind::Passthrough => Balancer::Passthrough,
+            Kind::ConsistentHash => Balancer::ConsistentHash { table: None },
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Balancer::LeastRequest { .. } => Kind::LeastRequest,
+            Balancer::RoundRobin { .. } => Kind::RoundRobin,
+            Balancer::Random { .. } => Kind::Random,
+            Balancer::ConsistentHash { .. } => Kind::ConsistentHash,
+            Balancer::Passthrough => Kind::Passthrough,
+        }
+    }
+
+    /// The index in `hosts` of the host for this request.
+    pub fn pick(&self, hosts: &[Arc<Host>], p: &Pick<'_>) -> Result<usize, PickError> {
+        if matches!(self, Balancer::Passthrough) {
+            return Err(PickError::Passthrough);
+        }
+        let available = |i: usize| hosts[i].is_available(p.now);
+        let fresh = |i: usize| available(i) && !p.avoid.iter().any(|a| Arc::ptr_eq(a, &hosts[i]));
+        if !p.avoid.is_empty()
+            && let Some(i) = self.choose(hosts, p.hash, &fresh)
+        {
+            return Ok(i);
+        }
+        self.choose(hosts, p.hash, &available)
+            .ok_or(PickError::NoHost)
+    }
+
+    fn choose(
+        &self,
+        hosts: &[Arc<Host>],
+        hash: Option<u64>,
+        ok: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let n = hosts.len();
+        if n == 0 {
+            return None;
+        }
+        match self {
+            Balancer::LeastRequest { edf: Some(edf) } => {
+                lock(edf).pick(ok, |i| lr_weight(&hosts[i]))
+            }
+            Balancer::LeastRequest { edf: None } => {
+                let m = (0..n).filter(|&i| ok(i)).count();
+                if m == 0 {
+                    return None;
+                }
+                let mut best: Option<usize> = None;
+                for _ in 0..CHOICE_COUNT {
+                    let i = nth(n, ok, rand::random_range(0..m))?;
+                    if best.is_none_or(|b| hosts[i].active() < hosts[b].active()) {
+                        best = Some(i);
+                    }
+                }
+                best
+            }
+            Balancer::RoundRobin { edf: Some(edf), .. } => {
+                lock(edf).pick(ok, |i| hosts[i].weight() as f64)
+            }
+            Balancer::RoundRobin { cursor, edf: None } => (0..n)
+                .map(|_| cursor.fetch_add(1, Ordering::Relaxed) % n)
+                .find(|&i| ok(i)),
+            Balancer::Random { weighted } => random(hosts, ok, *weighted),
+            Balancer::ConsistentHash { table } => {
+                if let Some(t) = table {
+                    let i = t.pick(hash.unwrap_or_else(rand::random));
+                    if i < n && ok(i) {
+                        return Some(i);
+                    }
+                }
+                random(hosts, ok, true)
+            }
+            Balancer::Passthrough => None,
+        }
+    }
+}
+
+fn lock(m: &Mutex<Edf>) -> std::sync::MutexGuard<'_, Edf> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Envoy's least-request weight with `active_request_bias` 1.0.
+fn lr_weight(h: &Host) -> f64 {
+    h.weight() as f64 / (h.active() as f64 + 1.0)
+}
+
+/// The `k`-th index below `n` that satisfies `ok`.
+fn nth(n: usize, ok: &dyn Fn(usize) -> bool, k: usize) -> Option<usize> {
+    (0..n).filter(|&i| ok(i)).nth(k)
+}
+
+fn random(hosts: &[Arc<Host>], ok: &dyn Fn(usize) -> bool, weighted: bool) -> Option<usize> {
+    let n = hosts.len();
+    if !weighted {
+        let m = (0..n).filter(|&i| ok(i)).count();
+        return (m > 0).then(|| nth(n, ok, rand::random_range(0..m)))?;
+    }
+    let total: u64 = (0..n)
+        .filter(|&i| ok(i))
+        .map(|i| hosts[i].weight() as u64)
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut roll = rand::random_range(0..total);
+    for i in (0..n).filter(|&i| ok(i)) {
+        let w = hosts[i].weight() as u64;
+        if roll < w {
+            return Some(i);
+        }
+        roll -= w;
+    }
+    None
+}
+
+/// Envoy's earliest-deadline-first scheduler: each host is due at
+/// `now + 1 / weight`; the earliest is picked and rescheduled with its
+/// weight at that moment.
+#[derive(Debug)]
+pub struct Edf {
+    now: f64,
+    seq: u64,
+    heap: BinaryHeap<Reverse<Slot>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    deadline: f64,
+    seq: u64,
+    idx: usize,
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == CmpOrdering::Equal
+    }
+}
+impl Eq for Slot {}
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Slot {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        self.deadline
+            .total_cmp(&o.deadline)
+            .then(self.seq.cmp(&o.seq))
+    }
+}
+
+impl Edf {
+    pub fn new(n: usize, weight: impl Fn(usize) -> f64) -> Edf {
+        let mut e = Edf {
+            now: 0.0,
+            seq: 0,
+            heap: BinaryHeap::with_capacity(n),
+        };
+        for i in 0..n {
+            e.push(i, weight(i));
+        }
+        e
+    }
+
+    fn push(&mut self, idx: usize, weight: f64) {
+        let w = if weight > 0.0 {
+            weight
+        } else {
+            f64::MIN_POSITIVE
+        };
+        self.seq += 1;
+        self.heap.push(Reverse(Slot {
+            deadline: self.now + 1.0 / w,
+            seq: self.seq,
+            idx,
+        }));
+    }
+
+    /// The earliest-due host that satisfies `ok`; hosts skipped keep their
+    /// place. At most one pass over the hosts.
+    pub fn pick(
+        &mut self,
+        ok: &dyn Fn(usize) -> bool,
+        weight: impl Fn(usize) -> f64,
+    ) -> Option<usize> {
+        let mut skipped = Vec::new();
+        let mut found = None;
+        while let Some(Reverse(s)) = self.heap.pop() {
+            if ok(s.idx) {
+                self.now = self.now.max(s.deadline);
+                found = Some(s.idx);
+                break;
+            }
+            skipped.push(s);
+        }
+        for s in skipped {
+            self.heap.push(Reverse(s));
+        }
+        if let Some(i) = found {
+            self.push(i, weight(i));
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Endpoint;
+
+    fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                Arc::new(Host::new(Endpoint {
+                    authority: format!("10.0.0.{i}:80").into(),
+                    labels: Default::default(),
+                    weight: *w,
+                    locality: None,
+                }))
+            })
+            .collect()
+    }
+
+    fn lb(simple: SimpleLB) -> LoadBalancerSettings {
+        LoadBalancerSettings {
+            simple: Some(simple),
+            ..Default::default()
+        }
+    }
+
+    fn counts(b: &Balancer, h: &[Arc<Host>], n: usize) -> Vec<usize> {
+        let mut c = vec![0; h.len()];
+        for _ in 0..n {
+            c[b.pick(h, &Pick::new(Instant::now(), &[])).unwrap()] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn default_lb_algorithm_is_least_request() {
+        assert_eq!(Kind::of(None), Kind::LeastRequest);
+        assert_eq!(Kind::of(Some(&Default::default())), Kind::LeastRequest);
+        assert_eq!(
+            Kind::of(Some(&lb(SimpleLB::Unspecified))),
+            Kind::LeastRequest
+        );
+        assert_eq!(Kind::of(Some(&lb(SimpleLB::LeastConn))), Kind::LeastRequest);
+        assert_eq!(Kind::of(Some(&lb(SimpleLB::RoundRobin))), Kind::RoundRobin);
+        let ch = LoadBalancerSettings {
+            consistent_hash: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(Kind::of(Some(&ch)), Kind::ConsistentHash);
+    }
+
+    #[test]
+    fn round_robin_rotates_evenly() {
+        let h = hosts(&[1, 1, 1]);
+        let b = Balancer::new(Some(&lb(SimpleLB::RoundRobin)), &h);
+        assert_eq!(counts(&b, &h, 300), vec![100, 100, 100]);
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_weights_exactly() {
+        let h = hosts(&[1, 3]);
+        let b = Balancer::new(Some(&lb(SimpleLB::RoundRobin)), &h);
+        assert_eq!(counts(&b, &h, 400), vec![100, 300]);
+    }
+
+    #[test]
+    fn weighted_random_follows_weights() {
+        let h = hosts(&[1, 9]);
+        let b = Balancer::new(Some(&lb(SimpleLB::Random)), &h);
+        let c = counts(&b, &h, 2000);
+        // Expected 200 / 1800; the bounds are many standard deviations wide.
+        assert!(c[0] > 80 && c[0] < 350, "{c:?}");
+    }
+
+    #[test]
+    fn least_request_prefers_the_idle_host() {
+        let h = hosts(&[1, 1]);
+        let b = Balancer::new(None, &h);
+        let _busy: Vec<_> = (0..5).map(|_| h[0].begin()).collect();
+        let c = counts(&b, &h, 400);
+        // Two choices: host 0 wins only when both draws are host 0 (1/4).
+        assert!(c[1] > c[0] * 2, "{c:?}");
+    }
+
+    #[test]
+    fn weighted_least_request_divides_weight_by_active_requests() {
+        let h = hosts(&[2, 1]);
+        let b = Balancer::new(None, &h);
+        assert!(matches!(b, Balancer::LeastRequest { edf: Some(_) }));
+        assert_eq!(counts(&b, &h, 300), vec![200, 100]);
+        // Host 0 with 3 active requests has effective weight 2/4 < 1.
+        let _busy: Vec<_> = (0..3).map(|_| h[0].begin()).collect();
+        let c = counts(&b, &h, 300);
+        assert!(c[1] > c[0], "{c:?}");
+    }
+
+    #[test]
+    fn previous_hosts_are_avoided_while_there_is_another_choice() {
+        for simple in [
+            SimpleLB::RoundRobin,
+            SimpleLB::Random,
+            SimpleLB::LeastRequest,
+        ] {
+            let h = hosts(&[1, 1, 1]);
+            let b = Balancer::new(Some(&lb(simple)), &h);
+            let avoid = vec![h[0].clone(), h[1].clone()];
+            for _ in 0..50 {
+                assert_eq!(b.pick(&h, &Pick::new(Instant::now(), &avoid)), Ok(2));
+            }
+            let all = h.clone();
+            assert!(b.pick(&h, &Pick::new(Instant::now(), &all)).is_ok());
+        }
+    }
+
+    #[test]
+    fn passthrough_and_empty_clusters_fail() {
+        let h = hosts(&[1]);
+        let b = Balancer::new(Some(&lb(SimpleLB::Passthrough)), &h);
+        assert_eq!(
+            b.pick(&h, &Pick::new(Instant::now(), &[])),
+            Err(PickError::Passthrough)
+        );
+        let b = Balancer::new(None, &[]);
+        assert_eq!(
+            b.pick(&[], &Pick::new(Instant::now(), &[])),
+            Err(PickError::NoHost)
+        );
+    }
+
+    #[test]
+    fn consistent_hash_uses_the_plugged_table() {
+        #[derive(Debug)]
+        struct Fixed;
+        impl HashTable for Fixed {
+            fn pick(&self, hash: u64) -> usize {
+                (hash % 3) as usize
+            }
+        }
+        let h = hosts(&[1, 1, 1]);
+        let b = Balancer::ConsistentHash {
+            table: Some(Arc::new(Fixed)),
+        };
+        let p = Pick {
+            hash: Some(4),
+            ..Pick::new(Instant::now(), &[])
+        };
+        assert_eq!(b.pick(&h, &p), Ok(1));
+    }
+}
