@@ -9,6 +9,7 @@
 
 pub mod balance;
 pub mod limits;
+pub mod outlier;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
