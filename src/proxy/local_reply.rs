@@ -61,6 +61,18 @@ impl LocalReply {
         }
     }
 
+    /// Circuit breaking: `maxConnections` reached and the pending queue
+    /// (`http1MaxPendingRequests`) full.
+    pub fn overflow() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            flags: Flags::UPSTREAM_OVERFLOW,
+            details: "upstream_reset_before_response_started{overflow}".into(),
+            transport_failure: None,
+        }
+    }
+
     pub fn connection_termination() -> LocalReply {
         LocalReply {
             status: StatusCode::SERVICE_UNAVAILABLE,
