@@ -203,6 +203,19 @@ impl ClusterPool {
         }
     }
 
+    /// Requests waiting for a connection now.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Connections open now (or being opened).
+    pub fn open_connections(&self) -> usize {
+        self.settings
+            .max_connections
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.permits.available_permits())
+    }
+
     /// The protocol spoken upstream for this request.
     fn effective(&self, downstream: Version, req: &Request<Body>) -> UpstreamProtocol {
         // Upgrades (WebSocket) need HTTP/1.1.
