@@ -416,3 +416,52 @@ spec:
         .unwrap();
     assert!(reason.contains("ISTIO_MUTUAL"), "{reason}");
 }
+
+#[test]
+fn run_refuses_istio_mutual_and_credential_name_at_load_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dr.yaml");
+    let yaml = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: backend}
+spec:
+  hosts: [backend.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: backend}
+spec:
+  host: backend.test
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+  subsets:
+  - name: v1
+    trafficPolicy:
+      tls: {mode: SIMPLE, credentialName: backend-ca}
+";
+    std::fs::write(&path, yaml).unwrap();
+    let (text, _) = strait::cli::run::load_valid(std::slice::from_ref(&path), "default")
+        .expect_err("refused at load time");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("IST0106")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("Error [IST0106] (DestinationRule default/backend ")
+            && lines
+                .iter()
+                .any(|l| l.contains("spec.trafficPolicy.tls.mode") && l.contains("ISTIO_MUTUAL"))
+            && lines.iter().any(|l| l.contains("credentialName")),
+        "{text}"
+    );
+    // Without those fields the same config loads.
+    std::fs::write(
+        &path,
+        yaml.replace("{mode: ISTIO_MUTUAL}", "{mode: DISABLE}")
+            .replace(", credentialName: backend-ca", ""),
+    )
+    .unwrap();
+    assert!(strait::cli::run::load_valid(&[path], "default").is_ok());
+}

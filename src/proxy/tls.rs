@@ -124,7 +124,7 @@ pub fn origination(tls: Option<&ClientTLSSettings>) -> Result<Option<Origination
 pub fn unsupported(tls: &ClientTLSSettings) -> Option<String> {
     if tls.mode == Some(ClientTLSMode::IstioMutual) {
         return Some(
-            "tls.mode ISTIO_MUTUAL is not supported yet: strait has no Istio workload certificates; use SIMPLE or MUTUAL with certificate files".into(),
+            "ISTIO_MUTUAL is not supported yet: strait has no Istio workload certificates; use SIMPLE or MUTUAL with certificate files".into(),
         );
     }
     if tls
@@ -133,7 +133,7 @@ pub fn unsupported(tls: &ClientTLSSettings) -> Option<String> {
         .is_some_and(|c| !c.is_empty())
     {
         return Some(
-            "tls.credentialName is not supported: Kubernetes secrets are not available outside Kubernetes; use caCertificates, clientCertificate and privateKey files".into(),
+            "credentialName is not supported: Kubernetes secrets are not available outside Kubernetes; use caCertificates, clientCertificate and privateKey files".into(),
         );
     }
     None
