@@ -21,7 +21,12 @@ fn explain_output_matches_the_golden_files() {
             .args(args.split_whitespace())
             .output()
             .expect("strait runs");
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let got = String::from_utf8_lossy(&out.stdout).replace(&dir.display().to_string(), "<dir>");
         let golden = dir.join(format!("{name}.txt"));
         if bless {

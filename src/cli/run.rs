@@ -50,6 +50,8 @@ pub fn load_valid(
         .map(|a| analyze::Analyzer::name(a).to_string())
         .collect();
     let messages = analyze::run(&Context::new(&config, &mesh), &names).unwrap_or_default();
+    let mut messages = messages;
+    messages.extend(unsupported_tls(&config, namespace));
     if messages.iter().any(|m| m.level() == Level::Error) {
         let text: Vec<String> = messages.iter().map(ToString::to_string).collect();
         return Err((
@@ -61,6 +63,57 @@ pub fn load_valid(
         ));
     }
     Ok((config, messages))
+}
+
+/// DestinationRules this proxy uses whose `tls` strait cannot honour
+/// (ISTIO_MUTUAL, credentialName): refused at load time rather than served
+/// as plaintext or failing every request.
+fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
+    let snapshot = compile_for(config, namespace, &BTreeMap::new());
+    let used: std::collections::HashSet<&str> = snapshot
+        .clusters
+        .values()
+        .filter_map(|c| c.destination_rule.as_deref())
+        .collect();
+    let mut out = Vec::new();
+    for dr in &config.destination_rules {
+        if !used.contains(format!("{}/{}", dr.namespace(), dr.name()).as_str()) {
+            continue;
+        }
+        let mut policies: Vec<(String, &crate::model::TrafficPolicy)> = Vec::new();
+        if let Some(tp) = &dr.spec.traffic_policy {
+            policies.push(("spec.trafficPolicy".into(), tp));
+        }
+        for (i, s) in dr.spec.subsets.iter().enumerate() {
+            if let Some(tp) = &s.traffic_policy {
+                policies.push((format!("spec.subsets[{i}].trafficPolicy"), tp));
+            }
+        }
+        for (base, tp) in policies {
+            let mut tls = vec![(format!("{base}.tls"), tp.tls.as_ref())];
+            for (i, p) in tp.port_level_settings.iter().enumerate() {
+                tls.push((format!("{base}.portLevelSettings[{i}].tls"), p.tls.as_ref()));
+            }
+            for (path, t) in tls {
+                let Some(t) = t else { continue };
+                let Some(reason) = crate::proxy::tls::unsupported(t) else {
+                    continue;
+                };
+                let field = if t.mode == Some(crate::model::ClientTLSMode::IstioMutual) {
+                    "mode"
+                } else {
+                    "credentialName"
+                };
+                out.push(Message::new(
+                    &analyze::message::SCHEMA_VALIDATION_ERROR,
+                    dr.reference(),
+                    Some(format!("{path}.{field}")),
+                    format!("{path}.{field}: {reason}"),
+                ));
+            }
+        }
+    }
+    out
 }
 
 pub fn compile_for(

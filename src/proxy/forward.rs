@@ -41,7 +41,7 @@ impl Drop for InFlight {
 
 /// The outcome of one upstream attempt.
 enum Attempt {
-    Response(Response<hyper::body::Incoming>),
+    Response(Response<Body>),
     Failed(LocalReply),
 }
 
@@ -256,7 +256,9 @@ pub async fn forward(
         };
         let sent_at = Instant::now();
         shared.metrics.upstream_rq_total.get_or_create(&stats).inc();
-        let send = shared.upstreams.send(&endpoint, cluster.protocol, req);
+        let send = shared
+            .upstreams
+            .send(cluster, &endpoint, parts.version, req);
         let result = match limit {
             Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
             None => Ok(send.await),
@@ -297,6 +299,14 @@ pub async fn forward(
                         }),
                     ),
                     SendError::Protocol(_) => (LocalReply::protocol_error(), false),
+                    SendError::Overflow => {
+                        shared
+                            .metrics
+                            .upstream_rq_pending_overflow
+                            .get_or_create(&stats)
+                            .inc();
+                        (LocalReply::overflow(), false)
+                    }
                 };
                 tracing::debug!(endpoint = %endpoint, error = e.reason(), "upstream request failed");
                 (Attempt::Failed(reply), retriable)
@@ -441,11 +451,7 @@ fn build_request(
     Some(req)
 }
 
-fn finish_response(
-    resp: Response<hyper::body::Incoming>,
-    outcome: &mut Outcome,
-    upgrade: bool,
-) -> Response<Body> {
+fn finish_response(resp: Response<Body>, outcome: &mut Outcome, upgrade: bool) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
     let keep_upgrade = upgrade && parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(&mut parts.headers, keep_upgrade);
@@ -454,7 +460,7 @@ fn finish_response(
             .headers
             .insert("x-envoy-upstream-service-time", HeaderValue::from(t));
     }
-    Response::from_parts(parts, body::boxed(incoming))
+    Response::from_parts(parts, incoming)
 }
 
 async fn bridge_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
@@ -514,11 +520,12 @@ fn mirror(
             continue;
         };
         let shared = shared.clone();
+        let version = parts.version;
         tokio::spawn(async move {
             let _held = (permit, guard);
             if let Ok(resp) = shared
                 .upstreams
-                .send(&endpoint, cluster.protocol, req)
+                .send(&cluster, &endpoint, version, req)
                 .await
             {
                 let _ = resp.into_body().collect().await;

@@ -51,9 +51,10 @@ impl LocalReply {
         }
     }
 
-    /// `http2MaxRequests` exceeded: Envoy's connection pool fails the
-    /// stream with reset reason `overflow` (counted as
-    /// `upstream_rq_pending_overflow`); the reply carries
+    /// Circuit breaking (`http2MaxRequests` exceeded, or `maxConnections`
+    /// reached with the `http1MaxPendingRequests` queue full): Envoy's
+    /// connection pool fails the stream with reset reason `overflow`
+    /// (counted as `upstream_rq_pending_overflow`); the reply carries
     /// `x-envoy-overloaded: true`.
     pub fn overflow() -> LocalReply {
         LocalReply {

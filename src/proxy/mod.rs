@@ -9,6 +9,8 @@ pub mod flags;
 pub mod forward;
 pub mod handler;
 pub mod local_reply;
+pub mod pool;
+pub mod tls;
 pub mod upstream;
 
 use std::net::SocketAddr;

@@ -1,17 +1,32 @@
-//! Upstream connections: HTTP/1.1 keep-alive reuse and one multiplexed
-//! HTTP/2 (h2c prior knowledge) connection per endpoint, over plain TCP.
+//! Upstream connections, one pool per cluster configured from its
+//! DestinationRule (`connectionPool`, `tls`): HTTP/1.1 keep-alive reuse and
+//! multiplexed HTTP/2 (h2c prior knowledge, or h2 over TLS), the
+//! cluster-wide `maxConnections` cap with a bounded queue of pending
+//! requests (overflow is Envoy's UO), per-connection request and lifetime
+//! limits, idle timeouts, TCP keepalive and TLS origination.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Uri, Version};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::body::Body;
+use super::body::{self, Body};
+use super::pool::PoolSettings;
+use super::tls::{self, Origination};
+use crate::compile::Cluster;
 use crate::route::UpstreamProtocol;
 
 /// Idle HTTP/1.1 connections kept per endpoint.
@@ -20,13 +35,17 @@ const MAX_IDLE_PER_ENDPOINT: usize = 128;
 /// Why an upstream exchange failed before response headers.
 #[derive(Debug, Clone)]
 pub enum SendError {
-    /// Could not connect (refused, unreachable, timed out): Envoy's UF.
+    /// Could not connect (refused, unreachable, timed out, TLS handshake or
+    /// TLS configuration): Envoy's UF.
     Connect(String),
     /// The connection closed or reset before response headers: UC / UR.
     /// `sent` is false when the request never left (safe to retry always).
     Reset { reason: String, sent: bool },
     /// The upstream answered with something that is not HTTP: UPE.
     Protocol(String),
+    /// `maxConnections` reached and more requests than
+    /// `http1MaxPendingRequests` already waiting: UO.
+    Overflow,
 }
 
 impl SendError {
@@ -34,149 +53,703 @@ impl SendError {
         match self {
             SendError::Connect(r) | SendError::Protocol(r) => r,
             SendError::Reset { reason, .. } => reason,
+            SendError::Overflow => "overflow",
         }
     }
 }
 
-#[derive(Default)]
-struct Pools {
-    h1: HashMap<Arc<str>, Vec<http1::SendRequest<Body>>>,
-    h2: HashMap<Arc<str>, http2::SendRequest<Body>>,
+/// Every cluster's pool, keyed by cluster name. A pool is rebuilt only when
+/// its cluster's policy or protocol changes, so connections survive reloads
+/// that leave a cluster alone.
+pub struct Upstreams {
+    clusters: Mutex<HashMap<Arc<str>, Entry>>,
+    /// The mesh default (`MeshConfig.connectTimeout`).
+    pub connect_timeout: Duration,
 }
 
-pub struct Upstreams {
-    pools: Mutex<Pools>,
-    pub connect_timeout: Duration,
+struct Entry {
+    /// The cluster the pool was last used for; holding the `Weak` keeps its
+    /// address from being reused, so pointer equality is exact.
+    source: Weak<Cluster>,
+    pool: Arc<ClusterPool>,
 }
 
 impl Upstreams {
     pub fn new(connect_timeout: Duration) -> Upstreams {
         Upstreams {
-            pools: Mutex::new(Pools::default()),
+            clusters: Mutex::new(HashMap::new()),
             connect_timeout,
         }
     }
 
-    /// Send one request to `endpoint` and wait for the response headers.
+    /// The pool of `cluster`, built on first use.
+    pub fn pool(&self, cluster: &Arc<Cluster>) -> Arc<ClusterPool> {
+        let mut map = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map.get_mut(&cluster.name) {
+            if std::ptr::eq(e.source.as_ptr(), Arc::as_ptr(cluster)) {
+                return e.pool.clone();
+            }
+            if e.pool.policy == cluster.policy && e.pool.protocol == cluster.protocol {
+                e.source = Arc::downgrade(cluster);
+                return e.pool.clone();
+            }
+        }
+        // Forget pools of clusters no snapshot holds any more.
+        map.retain(|_, e| e.source.strong_count() > 0);
+        let pool = Arc::new(ClusterPool::new(cluster, self.connect_timeout));
+        map.insert(
+            cluster.name.clone(),
+            Entry {
+                source: Arc::downgrade(cluster),
+                pool: pool.clone(),
+            },
+        );
+        pool
+    }
+
+    /// Send one request to `endpoint` of `cluster` and wait for the response
+    /// headers. `downstream` is the client's HTTP version
+    /// (`useClientProtocol`).
     pub async fn send(
         &self,
+        cluster: &Arc<Cluster>,
         endpoint: &Arc<str>,
-        protocol: UpstreamProtocol,
+        downstream: Version,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
-        match protocol {
-            UpstreamProtocol::Http1 => self.send_h1(endpoint, req).await,
-            UpstreamProtocol::H2c => self.send_h2(endpoint, req).await,
+    ) -> Result<Response<Body>, SendError> {
+        let pool = self.pool(cluster);
+        pool.send(endpoint, downstream, req).await
+    }
+}
+
+/// One cluster's connections and limits.
+pub struct ClusterPool {
+    pub settings: PoolSettings,
+    policy: Option<crate::model::TrafficPolicy>,
+    protocol: UpstreamProtocol,
+    /// `Err` fails every request with UF and this reason.
+    tls: Result<Option<Origination>, String>,
+    /// One permit per open connection (`maxConnections`).
+    permits: Arc<Semaphore>,
+    /// Requests waiting for a connection.
+    pending: AtomicUsize,
+    /// A connection became idle, a stream ended or a connection closed.
+    changed: Arc<Notify>,
+    conns: Mutex<Conns>,
+    ids: AtomicU64,
+}
+
+#[derive(Default)]
+struct Conns {
+    h1: HashMap<Arc<str>, Vec<H1Conn>>,
+    h2: HashMap<Arc<str>, Vec<H2Conn>>,
+}
+
+struct H1Conn {
+    id: u64,
+    sender: http1::SendRequest<Body>,
+    born: Instant,
+    requests: u32,
+    /// Which idle period this is (so a stale idle timer does nothing).
+    idle_gen: u64,
+}
+
+#[derive(Clone)]
+struct H2Conn {
+    id: u64,
+    sender: http2::SendRequest<Body>,
+    born: Instant,
+    state: Arc<H2State>,
+}
+
+struct H2State {
+    active: AtomicUsize,
+    requests: AtomicUsize,
+    last_used: Mutex<Instant>,
+    closed: AtomicBool,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Decrements the pending count when a waiting request stops waiting.
+struct Pending<'a>(&'a AtomicUsize);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ClusterPool {
+    pub fn new(cluster: &Cluster, default_connect_timeout: Duration) -> ClusterPool {
+        let settings = PoolSettings::from_policy(cluster.policy.as_ref(), default_connect_timeout);
+        let tls = tls::origination(cluster.policy.as_ref().and_then(|p| p.tls.as_ref()));
+        if let Err(e) = &tls {
+            tracing::warn!(cluster = %cluster.name, error = %e, "upstream TLS settings unusable; requests fail with UF");
+        }
+        ClusterPool {
+            permits: Arc::new(Semaphore::new(
+                settings.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            settings,
+            policy: cluster.policy.clone(),
+            protocol: cluster.protocol,
+            tls,
+            pending: AtomicUsize::new(0),
+            changed: Arc::new(Notify::new()),
+            conns: Mutex::new(Conns::default()),
+            ids: AtomicU64::new(1),
         }
     }
 
-    async fn connect(&self, endpoint: &str) -> Result<TcpStream, SendError> {
-        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                Ok(s)
+    /// Requests waiting for a connection now.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Connections open now (or being opened).
+    pub fn open_connections(&self) -> usize {
+        self.settings
+            .max_connections
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// The protocol spoken upstream for this request.
+    fn effective(&self, downstream: Version, req: &Request<Body>) -> UpstreamProtocol {
+        // Upgrades (WebSocket) need HTTP/1.1.
+        if req.headers().contains_key(header::UPGRADE) && req.version() != Version::HTTP_2 {
+            return self.protocol;
+        }
+        if self.settings.use_client_protocol {
+            return if downstream == Version::HTTP_2 {
+                UpstreamProtocol::H2c
+            } else {
+                UpstreamProtocol::Http1
+            };
+        }
+        if self.protocol == UpstreamProtocol::Http1 && self.settings.h2_upgrade {
+            return UpstreamProtocol::H2c;
+        }
+        self.protocol
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conns> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expired(&self, born: Instant) -> bool {
+        self.settings
+            .max_connection_duration
+            .is_some_and(|d| born.elapsed() >= d)
+    }
+
+    /// How long an idle connection born at `born` may stay idle.
+    fn idle_wait(&self, born: Instant) -> Option<Duration> {
+        let life = self
+            .settings
+            .max_connection_duration
+            .map(|d| d.saturating_sub(born.elapsed()));
+        match (self.settings.idle_timeout, life) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub async fn send(
+        self: &Arc<Self>,
+        endpoint: &Arc<str>,
+        downstream: Version,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, SendError> {
+        let origination = match &self.tls {
+            Ok(o) => o.as_ref(),
+            Err(reason) => return Err(SendError::Connect(reason.clone())),
+        };
+        let proto = self.effective(downstream, &req);
+        let (req, host) = adapt(req, proto, origination.is_some())?;
+        let tls = match origination {
+            Some(o) => {
+                let name = o.server_name(&host).map_err(SendError::Connect)?;
+                let config = match proto {
+                    UpstreamProtocol::Http1 => o.h1.clone(),
+                    UpstreamProtocol::H2c => o.h2.clone(),
+                };
+                Some((config, name))
             }
-            Ok(Err(e)) => Err(SendError::Connect(connect_reason(&e))),
+            None => None,
+        };
+        // Connections are shared only by requests with the same SNI.
+        let key: Arc<str> = match &tls {
+            Some((_, name)) => format!("{endpoint}|{}", name.to_str()).into(),
+            None => endpoint.clone(),
+        };
+        match proto {
+            UpstreamProtocol::Http1 => self.send_h1(endpoint, key, tls, req).await,
+            UpstreamProtocol::H2c => self.send_h2(endpoint, key, tls, req).await,
+        }
+    }
+
+    /// Wait for `try_get` to succeed, opening a connection with `open`
+    /// when a permit is free; at the cap, queue (bounded by
+    /// `http1MaxPendingRequests` and the connect timeout).
+    async fn acquire<T, G, O, F>(&self, mut try_get: G, open: O) -> Result<T, SendError>
+    where
+        G: FnMut() -> Option<T>,
+        O: FnOnce(OwnedSemaphorePermit) -> F,
+        F: std::future::Future<Output = Result<T, SendError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
+        let mut waiting: Option<Pending<'_>> = None;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(c) = try_get() {
+                return Ok(c);
+            }
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                drop(waiting);
+                return open(permit).await;
+            }
+            // At the cap: an idle HTTP/1.1 connection to another endpoint
+            // makes room (its permit returns when it has closed).
+            self.evict_one_idle();
+            if waiting.is_none() {
+                if self.pending.fetch_add(1, Ordering::AcqRel) >= self.settings.max_pending {
+                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                    return Err(SendError::Overflow);
+                }
+                waiting = Some(Pending(&self.pending));
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(SendError::Connect(
+                    "timed out waiting for a connection (maxConnections reached)".into(),
+                ));
+            }
+        }
+    }
+
+    fn evict_one_idle(&self) {
+        let mut conns = self.lock();
+        for list in conns.h1.values_mut() {
+            if let Some(c) = list.pop() {
+                drop(c);
+                return;
+            }
+        }
+    }
+
+    /// TCP (and TLS) connect within the connect timeout.
+    async fn connect(
+        &self,
+        endpoint: &str,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    ) -> Result<Box<dyn Io>, SendError> {
+        let timeout = self.settings.connect_timeout;
+        let work = async {
+            let stream = TcpStream::connect(endpoint)
+                .await
+                .map_err(|e| SendError::Connect(connect_reason(&e)))?;
+            let _ = stream.set_nodelay(true);
+            if let Some(k) = &self.settings.keepalive {
+                set_keepalive(&stream, k);
+            }
+            match tls {
+                None => Ok(Box::new(stream) as Box<dyn Io>),
+                Some((config, name)) => {
+                    let s = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| SendError::Connect(format!("TLS_error: {e}")))?;
+                    Ok(Box::new(s) as Box<dyn Io>)
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
             Err(_) => Err(SendError::Connect("connection timeout".into())),
         }
     }
 
-    fn idle_h1(&self, endpoint: &Arc<str>) -> Option<http1::SendRequest<Body>> {
-        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let list = pools.h1.get_mut(endpoint)?;
-        // Busy connections (a response body still streaming) stay listed
-        // until they are ready again; closed ones go.
-        list.retain(|s| !s.is_closed());
-        let pos = list.iter().position(|s| s.is_ready())?;
+    fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ---- HTTP/1.1 ----
+
+    fn take_idle_h1(&self, key: &Arc<str>) -> Option<H1Conn> {
+        let mut conns = self.lock();
+        let list = conns.h1.get_mut(key)?;
+        list.retain(|c| !c.sender.is_closed() && !self.expired(c.born));
+        let pos = list.iter().position(|c| c.sender.is_ready())?;
         Some(list.swap_remove(pos))
     }
 
-    fn put_h1(&self, endpoint: &Arc<str>, s: http1::SendRequest<Body>) {
-        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let list = pools.h1.entry(endpoint.clone()).or_default();
-        if list.len() < MAX_IDLE_PER_ENDPOINT {
-            list.push(s);
-        }
+    async fn open_h1(
+        &self,
+        endpoint: &str,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<H1Conn, SendError> {
+        let io = self.connect(endpoint, tls).await?;
+        let (sender, conn) = http1::Builder::new()
+            .preserve_header_case(false)
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| SendError::Connect(e.to_string()))?;
+        let changed = self.changed.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
+            }
+            drop(permit);
+            changed.notify_waiters();
+        });
+        Ok(H1Conn {
+            id: self.next_id(),
+            sender,
+            born: Instant::now(),
+            requests: 0,
+            idle_gen: 0,
+        })
     }
 
     async fn send_h1(
-        &self,
+        self: &Arc<Self>,
         endpoint: &Arc<str>,
+        key: Arc<str>,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let mut sender = match self.idle_h1(endpoint) {
-            Some(s) => s,
-            None => self.handshake_h1(endpoint).await?,
-        };
-        match sender.send_request(req).await {
+    ) -> Result<Response<Body>, SendError> {
+        let mut conn = self
+            .acquire(
+                || self.take_idle_h1(&key),
+                |permit| self.open_h1(endpoint, tls, permit),
+            )
+            .await?;
+        conn.requests += 1;
+        let max = self.settings.max_requests_per_connection;
+        let last = max != 0 && conn.requests >= max;
+        match conn.sender.send_request(req).await {
             Ok(resp) => {
-                // Keep-alive: the sender becomes ready again once this
-                // response's body has been read; `idle_h1` checks that.
-                if !resp
+                let close = resp
                     .headers()
-                    .get(http::header::CONNECTION)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
-                {
-                    self.put_h1(endpoint, sender);
+                    .get(header::CONNECTION)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                if !close && !last && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    // Keep-alive: back to the pool once this response's
+                    // body has been read.
+                    let pool = self.clone();
+                    tokio::spawn(async move {
+                        if conn.sender.ready().await.is_ok() {
+                            pool.put_idle_h1(key, conn);
+                        }
+                    });
                 }
-                Ok(resp)
+                Ok(resp.map(body::boxed))
             }
             Err(e) => Err(classify(&e)),
         }
     }
 
-    async fn handshake_h1(
-        &self,
-        endpoint: &Arc<str>,
-    ) -> Result<http1::SendRequest<Body>, SendError> {
-        let stream = self.connect(endpoint).await?;
-        let (sender, conn) = http1::Builder::new()
-            .preserve_header_case(false)
-            .handshake(TokioIo::new(stream))
+    fn put_idle_h1(self: &Arc<Self>, key: Arc<str>, mut conn: H1Conn) {
+        if self.expired(conn.born) {
+            return;
+        }
+        let gen_ = self.next_id();
+        conn.idle_gen = gen_;
+        let id = conn.id;
+        let wait = self.idle_wait(conn.born);
+        {
+            let mut conns = self.lock();
+            let list = conns.h1.entry(key.clone()).or_default();
+            if list.len() >= MAX_IDLE_PER_ENDPOINT {
+                return;
+            }
+            list.push(conn);
+        }
+        self.changed.notify_waiters();
+        if let Some(wait) = wait {
+            let pool = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                if let Some(pool) = pool.upgrade() {
+                    let mut conns = pool.lock();
+                    if let Some(list) = conns.h1.get_mut(&key) {
+                        // Dropping the sender closes the idle connection.
+                        list.retain(|c| !(c.id == id && c.idle_gen == gen_));
+                    }
+                }
+            });
+        }
+    }
+
+    // ---- HTTP/2 ----
+
+    fn take_h2(&self, key: &Arc<str>) -> Option<H2Conn> {
+        let mut conns = self.lock();
+        let list = conns.h2.get_mut(key)?;
+        list.retain(|c| {
+            !c.sender.is_closed()
+                && !c.state.closed.load(Ordering::Acquire)
+                && !self.expired(c.born)
+        });
+        let max_req = self.settings.max_requests_per_connection as usize;
+        let c = list.iter().find(|c| {
+            c.state.active.load(Ordering::Acquire) < self.settings.max_concurrent_streams
+                && (max_req == 0 || c.state.requests.load(Ordering::Acquire) < max_req)
+        })?;
+        c.state.active.fetch_add(1, Ordering::AcqRel);
+        let n = c.state.requests.fetch_add(1, Ordering::AcqRel) + 1;
+        let c = c.clone();
+        if max_req != 0 && n >= max_req {
+            // Its last request: no new streams; it closes when done.
+            list.retain(|x| x.id != c.id);
+        }
+        Some(c)
+    }
+
+    async fn open_h2(
+        self: &Arc<Self>,
+        key: &Arc<str>,
+        endpoint: &str,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<H2Conn, SendError> {
+        let io = self.connect(endpoint, tls).await?;
+        let mut builder = http2::Builder::new(TokioExecutor::new());
+        builder.timer(TokioTimer::new());
+        let (sender, conn) = builder
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| SendError::Connect(e.to_string()))?;
+        let state = Arc::new(H2State {
+            active: AtomicUsize::new(1),
+            requests: AtomicUsize::new(1),
+            last_used: Mutex::new(Instant::now()),
+            closed: AtomicBool::new(false),
+        });
+        let changed = self.changed.clone();
+        let st = state.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+            }
+            st.closed.store(true, Ordering::Release);
+            drop(permit);
+            changed.notify_waiters();
+        });
+        let c = H2Conn {
+            id: self.next_id(),
+            sender,
+            born: Instant::now(),
+            state,
+        };
+        let max_req = self.settings.max_requests_per_connection as usize;
+        if max_req != 1 {
+            self.lock()
+                .h2
+                .entry(key.clone())
+                .or_default()
+                .push(c.clone());
+            self.watch_h2(key.clone(), &c);
+        }
+        Ok(c)
+    }
+
+    /// Drop the pool's handle on an HTTP/2 connection once it has been idle
+    /// for the idle timeout or lived `maxConnectionDuration` (it then
+    /// closes when its last stream ends).
+    fn watch_h2(self: &Arc<Self>, key: Arc<str>, c: &H2Conn) {
+        if self.settings.idle_timeout.is_none() && self.settings.max_connection_duration.is_none() {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        let (id, born, state) = (c.id, c.born, c.state.clone());
+        tokio::spawn(async move {
+            loop {
+                let Some(p) = pool.upgrade() else { return };
+                if state.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let since = *state.last_used.lock().unwrap_or_else(|e| e.into_inner());
+                let idle_left = p
+                    .settings
+                    .idle_timeout
+                    .map(|t| t.saturating_sub(since.elapsed()));
+                let life_left = p
+                    .settings
+                    .max_connection_duration
+                    .map(|d| d.saturating_sub(born.elapsed()));
+                let idle_done =
+                    idle_left == Some(Duration::ZERO) && state.active.load(Ordering::Acquire) == 0;
+                if idle_done || life_left == Some(Duration::ZERO) {
+                    if let Some(list) = p.lock().h2.get_mut(&key) {
+                        list.retain(|x| x.id != id);
+                    }
+                    return;
+                }
+                let wait = match (idle_left, life_left) {
+                    (Some(Duration::ZERO), Some(b)) => b.min(Duration::from_millis(50)),
+                    (Some(Duration::ZERO), None) => Duration::from_millis(50),
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b).unwrap_or(Duration::from_secs(1)),
+                };
+                drop(p);
+                tokio::time::sleep(wait).await;
             }
         });
-        Ok(sender)
     }
 
     async fn send_h2(
-        &self,
+        self: &Arc<Self>,
         endpoint: &Arc<str>,
+        key: Arc<str>,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let existing = {
-            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-            pools.h2.get(endpoint).filter(|s| !s.is_closed()).cloned()
+    ) -> Result<Response<Body>, SendError> {
+        let mut conn = self
+            .acquire(
+                || self.take_h2(&key),
+                |permit| self.open_h2(&key, endpoint, tls, permit),
+            )
+            .await?;
+        let guard = StreamGuard {
+            state: conn.state.clone(),
+            changed: self.changed.clone(),
         };
-        let mut sender = match existing {
-            Some(s) => s,
-            None => {
-                let stream = self.connect(endpoint).await?;
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| SendError::Connect(e.to_string()))?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
-                    }
-                });
-                let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-                pools.h2.insert(endpoint.clone(), sender.clone());
-                sender
-            }
-        };
-        if sender.ready().await.is_err() {
+        if conn.sender.ready().await.is_err() {
+            conn.state.closed.store(true, Ordering::Release);
             return Err(SendError::Reset {
                 reason: "connection closed".into(),
                 sent: false,
             });
         }
-        sender.send_request(req).await.map_err(|e| classify(&e))
+        match conn.sender.send_request(req).await {
+            Ok(resp) => Ok(resp.map(|b| {
+                body::boxed(Guarded {
+                    inner: b,
+                    _guard: guard,
+                })
+            })),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+/// One HTTP/2 stream in use; dropping it frees the stream's slot.
+struct StreamGuard {
+    state: Arc<H2State>,
+    changed: Arc<Notify>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        *self
+            .state
+            .last_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.state.active.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+}
+
+/// A response body holding its stream's slot until it is dropped.
+struct Guarded {
+    inner: Incoming,
+    _guard: StreamGuard,
+}
+
+impl HttpBody for Guarded {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Put the request in the form `proto` needs (absolute URI without `Host`
+/// for HTTP/2, origin form with `Host` for HTTP/1.1); returns the
+/// authority's host (the default SNI).
+fn adapt(
+    mut req: Request<Body>,
+    proto: UpstreamProtocol,
+    tls: bool,
+) -> Result<(Request<Body>, String), SendError> {
+    let authority = match req.uri().authority() {
+        Some(a) => a.as_str().to_string(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let bad = |e: String| SendError::Protocol(format!("invalid upstream request: {e}"));
+    match proto {
+        UpstreamProtocol::H2c => {
+            let scheme = if tls { "https" } else { "http" };
+            let uri: Uri = format!("{scheme}://{authority}{pq}")
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+            *req.uri_mut() = uri;
+            *req.version_mut() = Version::HTTP_2;
+            req.headers_mut().remove(header::HOST);
+        }
+        UpstreamProtocol::Http1 => {
+            let uri: Uri = pq
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+            *req.uri_mut() = uri;
+            *req.version_mut() = Version::HTTP_11;
+            if !req.headers().contains_key(header::HOST)
+                && let Ok(v) = HeaderValue::from_str(&authority)
+            {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+    }
+    let host = authority
+        .parse::<http::uri::Authority>()
+        .map(|a| a.host().to_string())
+        .unwrap_or(authority);
+    Ok((req, host))
+}
+
+fn set_keepalive(stream: &TcpStream, k: &super::pool::Keepalive) {
+    let sock = socket2::SockRef::from(stream);
+    let mut ka = socket2::TcpKeepalive::new();
+    if let Some(t) = k.time {
+        ka = ka.with_time(t);
+    }
+    if let Some(i) = k.interval {
+        ka = ka.with_interval(i);
+    }
+    if let Some(p) = k.probes {
+        ka = ka.with_retries(p);
+    }
+    if let Err(e) = sock.set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
     }
 }
 
@@ -202,5 +775,41 @@ fn classify(e: &hyper::Error) -> SendError {
     SendError::Reset {
         reason: e.to_string(),
         sent: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, host: Option<&str>) -> Request<Body> {
+        let mut b = Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(body::empty()).unwrap()
+    }
+
+    #[test]
+    fn adapt_h1_to_h2_and_back() {
+        let (r, host) = adapt(
+            req("/a?b=1", Some("svc.example:8080")),
+            UpstreamProtocol::H2c,
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.uri().to_string(), "https://svc.example:8080/a?b=1");
+        assert!(r.headers().get("host").is_none());
+        assert_eq!(r.version(), Version::HTTP_2);
+        assert_eq!(host, "svc.example");
+        let (r, host) = adapt(
+            req("http://svc.example/x", None),
+            UpstreamProtocol::Http1,
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.uri().to_string(), "/x");
+        assert_eq!(r.headers()["host"], "svc.example");
+        assert_eq!(host, "svc.example");
     }
 }
