@@ -6,6 +6,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod explain;

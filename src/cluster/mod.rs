@@ -1,0 +1,3 @@
+pub mod hash;
+pub mod locality;
+pub mod warmup;
