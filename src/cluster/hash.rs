@@ -361,7 +361,9 @@ fn ring_start(ring: &[(u64, usize)], hash: u64) -> Option<usize> {
 /// it from `ConsistentHashLB.hash_key` (`consistentHashToHashPolicy`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKey {
-    /// `httpHeaderName` (lower-cased, as Envoy's `LowerCaseString`).
+    /// `httpHeaderName` (lower-cased, as Envoy's `LowerCaseString`). Envoy can
+    /// also hash pseudo-headers such as `:authority`; an `http::HeaderMap`
+    /// does not hold them, so such a name finds no value here.
     Header(String),
     /// `httpCookie`.
     Cookie {
@@ -846,6 +848,9 @@ mod tests {
         let b = key.compute(&headers(&[("x-user", "a"), ("x-user", "b")]), None, SRC);
         assert_eq!(a.hash, b.hash);
         assert_eq!(a.hash, Some(xxh64(b"ab", 0)));
+        // Pseudo-headers are not in an http::HeaderMap: no key, no panic.
+        let authority = HashKey::Header(":authority".into());
+        assert_eq!(authority.compute(&headers(&[]), None, SRC).hash, None);
     }
 
     #[test]
