@@ -44,6 +44,7 @@ fn start(config: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no startup line from strait run");
 }
 

@@ -8,8 +8,11 @@
 //! No async runtime here: std atomics and locks only.
 
 pub mod balance;
+pub mod hash;
 pub mod limits;
+pub mod locality;
 pub mod outlier;
+pub mod warmup;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

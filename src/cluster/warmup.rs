@@ -1,0 +1,225 @@
+//! Slow start (`LoadBalancerSettings.warmup` / `warmupDurationSecs`): a new
+//! endpoint's weight ramps up over a window, as Envoy's `slow_start_config`.
+//! Pure: time comes in as an elapsed [`Duration`].
+
+use std::time::Duration;
+
+use crate::model::{LoadBalancerSettings, SimpleLB};
+
+/// Envoy's default `min_weight_percent` (and Istio's `minimumPercent` default).
+pub const DEFAULT_MIN_PERCENT: f64 = 10.0;
+/// Envoy's default `aggression` (and Istio's).
+pub const DEFAULT_AGGRESSION: f64 = 1.0;
+
+/// The weight multiplier for a host that became healthy `elapsed` ago.
+///
+/// Mirrors Envoy `EdfLoadBalancerBase::applySlowStartFactor` and
+/// `applyAggressionFactor` (load_balancer_impl.cc): while `elapsed < window`,
+/// `time_factor = max(1ms, elapsed) / window` (both in whole milliseconds)
+/// and the factor is `max(time_factor^(1/aggression), min_percent / 100)`;
+/// from the end of the window on it is `1.0`. `min_percent` is a percentage
+/// (0–100). An aggression ≤ 0 or NaN is treated as 1.0, as Envoy does for
+/// an invalid runtime value.
+pub fn slow_start_factor(
+    elapsed: Duration,
+    window: Duration,
+    min_percent: f64,
+    aggression: f64,
+) -> f64 {
+    let elapsed_ms = elapsed.as_millis();
+    let window_ms = window.as_millis();
+    if elapsed_ms >= window_ms {
+        return 1.0;
+    }
+    let aggression = if aggression <= 0.0 || aggression.is_nan() {
+        1.0
+    } else {
+        aggression
+    };
+    let time_factor = elapsed_ms.max(1) as f64 / window_ms as f64;
+    let ramped = if aggression == 1.0 || time_factor == 1.0 {
+        time_factor
+    } else {
+        time_factor.powf(1.0 / aggression)
+    };
+    ramped.max(min_percent / 100.0)
+}
+
+/// A cluster's slow-start configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowStart {
+    pub window: Duration,
+    /// Percentage, 0–100.
+    pub min_percent: f64,
+    pub aggression: f64,
+}
+
+impl SlowStart {
+    /// What Istio puts in the cluster's `slow_start_config`
+    /// (`applyRoundRobinLoadBalancer` / `applyLeastRequestLoadBalancer` with
+    /// `setWarmup` / `setSlowStartConfig`): only for ROUND_ROBIN and
+    /// LEAST_REQUEST (also UNSPECIFIED and the deprecated LEAST_CONN, which
+    /// become LEAST_REQUEST); a consistent hash replaces the LB config, so it
+    /// has none. `warmup` wins over the deprecated `warmupDurationSecs`,
+    /// which takes Envoy's defaults for the rest.
+    pub fn from_lb(lb: &LoadBalancerSettings) -> Option<SlowStart> {
+        if lb.consistent_hash.is_some() {
+            return None;
+        }
+        match lb.simple.unwrap_or_default() {
+            SimpleLB::RoundRobin
+            | SimpleLB::LeastRequest
+            | SimpleLB::LeastConn
+            | SimpleLB::Unspecified => {}
+            SimpleLB::Random | SimpleLB::Passthrough => return None,
+        }
+        if let Some(warmup) = &lb.warmup {
+            return Some(SlowStart {
+                window: warmup.duration.as_ref()?.as_std(),
+                min_percent: warmup.minimum_percent.unwrap_or(DEFAULT_MIN_PERCENT),
+                aggression: warmup.aggression.unwrap_or(DEFAULT_AGGRESSION),
+            });
+        }
+        lb.warmup_duration_secs.as_ref().map(|d| SlowStart {
+            window: d.as_std(),
+            min_percent: DEFAULT_MIN_PERCENT,
+            aggression: DEFAULT_AGGRESSION,
+        })
+    }
+
+    /// [`slow_start_factor`] with this configuration.
+    pub fn factor(&self, elapsed: Duration) -> f64 {
+        slow_start_factor(elapsed, self.window, self.min_percent, self.aggression)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConsistentHashLB, WarmupConfiguration};
+
+    const W: Duration = Duration::from_secs(10);
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn at_start_the_floor_applies() {
+        assert!(close(slow_start_factor(Duration::ZERO, W, 10.0, 1.0), 0.1));
+        // Without a floor, 1ms of the window.
+        assert!(close(
+            slow_start_factor(Duration::ZERO, W, 0.0, 1.0),
+            0.0001
+        ));
+    }
+
+    #[test]
+    fn mid_window_is_linear_with_aggression_one() {
+        assert!(close(
+            slow_start_factor(Duration::from_secs(5), W, 10.0, 1.0),
+            0.5
+        ));
+        assert!(close(
+            slow_start_factor(Duration::from_millis(2500), W, 10.0, 1.0),
+            0.25
+        ));
+        // Below the floor the floor wins.
+        assert!(close(
+            slow_start_factor(Duration::from_millis(500), W, 10.0, 1.0),
+            0.1
+        ));
+    }
+
+    #[test]
+    fn aggression_bends_the_curve() {
+        // 0.25^(1/2) = 0.5: aggression > 1 ramps faster early.
+        assert!(close(
+            slow_start_factor(Duration::from_millis(2500), W, 0.0, 2.0),
+            0.5
+        ));
+        // 0.5^(1/0.5) = 0.25: aggression < 1 ramps slower.
+        assert!(close(
+            slow_start_factor(Duration::from_secs(5), W, 0.0, 0.5),
+            0.25
+        ));
+        // Invalid aggression falls back to linear.
+        assert!(close(
+            slow_start_factor(Duration::from_secs(5), W, 0.0, 0.0),
+            0.5
+        ));
+        assert!(close(
+            slow_start_factor(Duration::from_secs(5), W, 0.0, f64::NAN),
+            0.5
+        ));
+    }
+
+    #[test]
+    fn end_of_window_and_after_is_full_weight() {
+        assert_eq!(slow_start_factor(W, W, 10.0, 1.0), 1.0);
+        assert_eq!(slow_start_factor(W * 3, W, 10.0, 2.0), 1.0);
+        assert_eq!(
+            slow_start_factor(Duration::ZERO, Duration::ZERO, 10.0, 1.0),
+            1.0
+        );
+        // Just before the end: almost full.
+        let f = slow_start_factor(W - Duration::from_millis(1), W, 10.0, 1.0);
+        assert!(f < 1.0 && f > 0.999);
+    }
+
+    #[test]
+    fn milliseconds_are_truncated() {
+        // 1.9ms counts as 1ms, as Envoy's duration_cast<milliseconds>.
+        let f = slow_start_factor(
+            Duration::from_micros(1900),
+            Duration::from_millis(100),
+            0.0,
+            1.0,
+        );
+        assert!(close(f, 0.01));
+    }
+
+    #[test]
+    fn from_lb_settings() {
+        let dur = |s: &str| Some(crate::model::Duration::parse(s).unwrap());
+        let lb = LoadBalancerSettings {
+            simple: Some(SimpleLB::RoundRobin),
+            warmup: Some(WarmupConfiguration {
+                duration: dur("30s"),
+                minimum_percent: Some(20.0),
+                aggression: None,
+            }),
+            ..Default::default()
+        };
+        let s = SlowStart::from_lb(&lb).unwrap();
+        assert_eq!(
+            s,
+            SlowStart {
+                window: Duration::from_secs(30),
+                min_percent: 20.0,
+                aggression: 1.0
+            }
+        );
+        assert!(close(s.factor(Duration::from_secs(15)), 0.5));
+        assert!(close(s.factor(Duration::from_secs(1)), 0.2));
+
+        let legacy = LoadBalancerSettings {
+            warmup_duration_secs: dur("10s"),
+            ..Default::default()
+        };
+        let s = SlowStart::from_lb(&legacy).unwrap();
+        assert_eq!((s.window, s.min_percent, s.aggression), (W, 10.0, 1.0));
+
+        let random = LoadBalancerSettings {
+            simple: Some(SimpleLB::Random),
+            ..legacy.clone()
+        };
+        assert_eq!(SlowStart::from_lb(&random), None);
+        let hashed = LoadBalancerSettings {
+            consistent_hash: Some(ConsistentHashLB::default()),
+            ..legacy
+        };
+        assert_eq!(SlowStart::from_lb(&hashed), None);
+        assert_eq!(SlowStart::from_lb(&LoadBalancerSettings::default()), None);
+    }
+}
