@@ -673,35 +673,11 @@ fn fault(f: &model::HTTPFaultInjection) -> Option<Fault> {
         let kind = if let Some(s) = a.http_status {
             AbortKind::Http(StatusCode::from_u16(u16::try_from(s).ok()?).ok()?)
         } else {
-            AbortKind::Grpc(grpc_code(a.grpc_status.as_deref()?)?)
+            AbortKind::Grpc(model::grpc_code(a.grpc_status.as_deref()?)?)
         };
         Some((kind, millionths(pct)))
     });
     (delay.is_some() || abort.is_some()).then_some(Fault { delay, abort })
-}
-
-/// gRPC status code names (`grpc/codes`).
-pub fn grpc_code(name: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
 }
 
 fn cors(c: &model::CorsPolicy) -> Cors {

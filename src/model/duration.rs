@@ -177,24 +177,7 @@ pub fn parse_go_duration(orig: &str) -> Result<i64, String> {
     Ok(total as i64)
 }
 
-/// Go's `%q`-style quoting, enough for error messages.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use super::names::go_quote;
 
 #[cfg(test)]
 mod tests {

@@ -45,27 +45,6 @@ const CORS_METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE", "*",
 ];
 
-/// `grpc.SupportedGRPCStatus`: the gRPC code names.
-const GRPC_STATUS_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 /// Go `net/http.StatusText` codes (a retryOn token that parses to one of
 /// these is a valid retriable status code).
 const GO_HTTP_STATUS_CODES: [u16; 62] = [
@@ -876,7 +855,7 @@ fn fault_abort(p: &str, a: &Abort, out: &mut Vec<Finding>) {
         ));
     }
     if let Some(g) = &a.grpc_status
-        && !GRPC_STATUS_NAMES.contains(&g.as_str())
+        && !crate::model::GRPC_STATUS_NAMES.contains(&g.as_str())
     {
         out.push(Finding::error(
             format!("{p}.grpcStatus"),
