@@ -22,10 +22,23 @@ use super::local_reply::{LocalReply, grpc_response};
 use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_authority};
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// Set when the connection carried a request with both Content-Length
+    /// and Transfer-Encoding (see `sniff`).
+    pub smuggling: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ConnInfo {
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            local,
+            remote,
+            smuggling: Arc::default(),
+        }
+    }
 }
 
 /// What the request path learned, for the access log.
@@ -135,13 +148,20 @@ pub async fn handle(
         }))
     };
     let response = match authority {
-        Some(a) if !smuggling_shape(&parts.headers, parts.version) => {
+        Some(a)
+            if !smuggling_shape(&parts.headers, parts.version)
+                && !conn.smuggling.load(Ordering::Acquire) =>
+        {
             route(&shared, &mut parts, incoming, &a, grpc, &mut outcome).await
         }
         Some(_) => {
             let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
             outcome.local(&r);
-            r.response(grpc)
+            let mut resp = r.response(grpc);
+            // Nothing after a smuggling shape may be read as a request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
         }
         None => {
             let r = LocalReply::bad_request("missing_host_header");

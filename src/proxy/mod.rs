@@ -10,6 +10,7 @@ pub mod forward;
 pub mod handler;
 pub mod local_reply;
 pub mod pool;
+pub mod sniff;
 pub mod tls;
 pub mod upstream;
 
@@ -169,13 +170,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(remote);
-        let conn = ConnInfo { local, remote };
+        let conn = ConnInfo::new(local, remote);
+        let stream = sniff::Watched::new(stream, conn.smuggling.clone());
         let shared = shared.clone();
         let builder = builder.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let _alive = shared.connections.clone();
-            let svc = service_fn(move |req| handler::handle(shared.clone(), conn, req));
+            let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             tokio::pin!(c);
             let res = tokio::select! {

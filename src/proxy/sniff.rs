@@ -1,0 +1,294 @@
+//! A read-side watcher on HTTP/1.1 connections for request-smuggling shapes
+//! that hyper silently normalises: a request carrying both Content-Length and
+//! Transfer-Encoding. hyper (per RFC 9112 §6.3) drops the Content-Length and
+//! decodes the body as chunked; Envoy rejects such requests with 400, and so
+//! does strait. The watcher follows message framing on the bytes hyper reads
+//! and raises a per-connection flag the request handler checks.
+//!
+//! Whenever the watcher is unsure (HTTP/2, an upgrade, a head it cannot parse,
+//! a head larger than hyper accepts) it stops watching: hyper itself rejects
+//! malformed input, so stopping never lets a smuggling shape through that
+//! hyper would accept with a Content-Length it kept.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Where the watcher is in the byte stream.
+#[derive(Debug)]
+enum State {
+    /// Collecting a request head.
+    Head(Vec<u8>),
+    /// Skipping a fixed-length body.
+    Fixed(u64),
+    /// Reading a chunk-size line.
+    ChunkSize(Vec<u8>),
+    /// Skipping chunk data plus its CRLF.
+    ChunkData(u64),
+    /// Reading trailer lines until an empty one.
+    Trailers(Vec<u8>),
+    /// Not watching any more.
+    Off,
+}
+
+/// Largest head or line the watcher buffers (hyper's limit is lower).
+const MAX_BUFFER: usize = 128 * 1024;
+
+#[derive(Debug)]
+pub struct Watcher {
+    state: State,
+    flag: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    pub fn new(flag: Arc<AtomicBool>) -> Watcher {
+        Watcher {
+            state: State::Head(Vec::new()),
+            flag,
+        }
+    }
+
+    /// Feed bytes read from the client.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match &mut self.state {
+                State::Off => return,
+                State::Head(buf) => {
+                    if buf.is_empty() && data.starts_with(b"PRI * HTTP/2.0") {
+                        self.state = State::Off;
+                        return;
+                    }
+                    let take = data.len();
+                    buf.extend_from_slice(data);
+                    data = &data[take..];
+                    let Some(end) = find(buf, b"\r\n\r\n") else {
+                        if buf.len() > MAX_BUFFER {
+                            self.state = State::Off;
+                        }
+                        continue;
+                    };
+                    let head_len = end + 4;
+                    let rest = buf.split_off(head_len);
+                    let head = std::mem::take(buf);
+                    self.state = self.after_head(&head);
+                    // Re-feed what followed the head.
+                    if !rest.is_empty() {
+                        self.feed(&rest);
+                    }
+                    return;
+                }
+                State::Fixed(n) => {
+                    let k = (*n).min(data.len() as u64);
+                    *n -= k;
+                    data = &data[k as usize..];
+                    if *n == 0 {
+                        self.state = State::Head(Vec::new());
+                    }
+                }
+                State::ChunkSize(line) => {
+                    let Some(pos) = data.iter().position(|b| *b == b'\n') else {
+                        line.extend_from_slice(data);
+                        if line.len() > MAX_BUFFER {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    line.extend_from_slice(&data[..=pos]);
+                    data = &data[pos + 1..];
+                    let text = String::from_utf8_lossy(line);
+                    let size = text.trim().split(';').next().unwrap_or("").trim();
+                    self.state = match u64::from_str_radix(size, 16) {
+                        Ok(0) => State::Trailers(Vec::new()),
+                        Ok(n) => State::ChunkData(n.saturating_add(2)),
+                        Err(_) => State::Off,
+                    };
+                }
+                State::ChunkData(n) => {
+                    let k = (*n).min(data.len() as u64);
+                    *n -= k;
+                    data = &data[k as usize..];
+                    if *n == 0 {
+                        self.state = State::ChunkSize(Vec::new());
+                    }
+                }
+                State::Trailers(line) => {
+                    let Some(pos) = data.iter().position(|b| *b == b'\n') else {
+                        line.extend_from_slice(data);
+                        if line.len() > MAX_BUFFER {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    line.extend_from_slice(&data[..=pos]);
+                    data = &data[pos + 1..];
+                    let empty = line.as_slice() == b"\r\n" || line.as_slice() == b"\n";
+                    line.clear();
+                    if empty {
+                        self.state = State::Head(Vec::new());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Framing of the body that follows a request head.
+    fn after_head(&self, head: &[u8]) -> State {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+            return State::Off;
+        }
+        let mut content_length: Option<u64> = None;
+        let mut te: Option<Vec<u8>> = None;
+        let mut upgrade = false;
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                content_length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+                if content_length.is_none() {
+                    return State::Off;
+                }
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                te = Some(h.value.to_ascii_lowercase());
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+            }
+        }
+        if te.is_some() && content_length.is_some() {
+            self.flag.store(true, Ordering::Release);
+        }
+        if upgrade || req.method == Some("CONNECT") {
+            return State::Off;
+        }
+        match (te, content_length) {
+            (Some(te), _) => {
+                let last = te
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .unwrap_or(&[])
+                    .trim_ascii()
+                    .to_vec();
+                if last == b"chunked" {
+                    State::ChunkSize(Vec::new())
+                } else {
+                    State::Off
+                }
+            }
+            (None, Some(0)) | (None, None) => State::Head(Vec::new()),
+            (None, Some(n)) => State::Fixed(n),
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A connection whose reads are shown to a [`Watcher`].
+pub struct Watched<T> {
+    inner: T,
+    watcher: Watcher,
+}
+
+impl<T> Watched<T> {
+    pub fn new(inner: T, flag: Arc<AtomicBool>) -> Self {
+        Watched {
+            inner,
+            watcher: Watcher::new(flag),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            let new = buf.filled()[before..].to_vec();
+            self.watcher.feed(&new);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flagged(chunks: &[&[u8]]) -> bool {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut w = Watcher::new(flag.clone());
+        for c in chunks {
+            w.feed(c);
+        }
+        flag.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_flagged() {
+        assert!(flagged(&[b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]));
+        assert!(flagged(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"]));
+    }
+
+    #[test]
+    fn ordinary_keep_alive_traffic_is_not_flagged() {
+        let body_mentions_headers = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 48\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(!flagged(&[body_mentions_headers]));
+        let chunked = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(!flagged(&[chunked]));
+        // Split at awkward places.
+        let parts: Vec<&[u8]> = chunked.chunks(3).collect();
+        assert!(!flagged(&parts));
+    }
+
+    #[test]
+    fn smuggled_second_request_is_flagged() {
+        let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert!(flagged(&[two]));
+    }
+
+    #[test]
+    fn http2_preface_turns_the_watcher_off() {
+        assert!(!flagged(&[
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: x\r\n\r\n"
+        ]));
+    }
+}
