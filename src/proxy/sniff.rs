@@ -212,8 +212,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &r {
-            let new = buf.filled()[before..].to_vec();
-            self.watcher.feed(&new);
+            self.watcher.feed(&buf.filled()[before..]);
         }
         r
     }
