@@ -287,7 +287,8 @@ fn describe_route(
         let key = &wc.cluster;
         let subset = (!key.subset.is_empty()).then(|| key.subset.clone());
         let svc = snap.services.iter().find(|s| s.fqdn == key.host);
-        let dr = svc.and_then(|s| destination_rule_for(config, s, opts));
+        let dr_owned = svc.and_then(|s| destination_rule_for(config, s, opts));
+        let dr = dr_owned.as_ref();
         let pol = dr.and_then(|d| policy::effective(&d.spec, key.port, subset.as_deref()));
         let cluster = snap.clusters.get(key);
         let endpoints: Vec<String> = cluster

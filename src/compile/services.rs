@@ -103,38 +103,91 @@ pub fn labels_match(
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// The DestinationRule that applies to `svc` for a proxy in `proxy_ns`
+/// The DestinationRule in effect for a service: one resource, or several
+/// merged as Istio merges them.
+#[derive(Debug, Clone)]
+pub struct AppliedRule {
+    /// `namespace/name`, or the merged names joined with `+`.
+    pub name: String,
+    pub spec: DestinationRule,
+}
+
+impl AppliedRule {
+    pub fn key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// The DestinationRule that applies to `svc` for the proxy
 /// (`PushContext.destinationRule`): the proxy's namespace first, then the
 /// service's, then the root namespace; in each, the most specific host wins.
-pub fn destination_rule_for<'a>(
-    config: &'a ConfigSet,
+/// A rule with a `workloadSelector` applies only to matching proxies in its
+/// namespace, and then before rules without one. Rules for the same host in
+/// the same namespace with the same selector and `exportTo` are merged:
+/// subsets concatenated (the first definition of a name wins) and the first
+/// top-level `trafficPolicy` kept.
+pub fn destination_rule_for(
+    config: &ConfigSet,
     svc: &ServiceInfo,
     opts: &Options,
-) -> Option<&'a Resource<DestinationRule>> {
-    let candidates = |ns: &str, need_export: bool| {
-        config
+) -> Option<AppliedRule> {
+    let stage = |ns: &str, proxy_ns: bool| -> Option<AppliedRule> {
+        let mut found: Vec<(&Resource<DestinationRule>, String)> = config
             .destination_rules
             .iter()
-            .filter(move |dr| dr.namespace() == ns)
-            .filter(move |dr| {
-                !need_export || visible(&dr.spec.export_to, dr.namespace(), &opts.namespace)
+            .filter(|dr| dr.namespace() == ns)
+            .filter(|dr| proxy_ns || visible(&dr.spec.export_to, dr.namespace(), &opts.namespace))
+            .filter(|dr| match &dr.spec.workload_selector {
+                None => true,
+                Some(sel) => proxy_ns && labels_match(&sel.match_labels, &opts.labels),
             })
-            .filter(|dr| dr.spec.workload_selector.is_none())
             .filter_map(|dr| {
                 let h = host::resolve_short_name(
                     dr.spec.host.as_deref()?,
                     dr.namespace(),
                     &opts.domain,
                 );
-                host::subset_of(&svc.fqdn, &h).then_some((specificity(&h), dr))
+                host::subset_of(&svc.fqdn, &h).then_some((dr, h))
             })
-            // Most specific host; among equals, the first loaded.
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.seq.cmp(&a.1.seq)))
-            .map(|(_, dr)| dr)
+            .collect();
+        let best = found.iter().map(|(_, h)| specificity(h)).max()?;
+        found.retain(|(_, h)| specificity(h) == best);
+        // A rule selecting this proxy beats rules for every workload.
+        if found
+            .iter()
+            .any(|(dr, _)| dr.spec.workload_selector.is_some())
+        {
+            found.retain(|(dr, _)| dr.spec.workload_selector.is_some());
+        }
+        found.sort_by_key(|(dr, _)| dr.seq);
+        let (first, host) = found.first().cloned()?;
+        let mut merged = first.spec.clone();
+        let mut names = vec![first.key()];
+        for (dr, h) in found.iter().skip(1) {
+            if *h != host
+                || dr.spec.export_to != first.spec.export_to
+                || dr.spec.workload_selector != first.spec.workload_selector
+            {
+                continue;
+            }
+            for sub in &dr.spec.subsets {
+                if !merged.subsets.iter().any(|x| x.name == sub.name) {
+                    merged.subsets.push(sub.clone());
+                }
+            }
+            if merged.traffic_policy.is_none() {
+                merged.traffic_policy = dr.spec.traffic_policy.clone();
+            }
+            names.push(dr.key());
+        }
+        Some(AppliedRule {
+            name: names.join("+"),
+            spec: merged,
+        })
     };
-    candidates(&opts.namespace, false)
-        .or_else(|| candidates(&svc.namespace, true))
-        .or_else(|| candidates(&opts.root_namespace, true))
+    stage(&opts.namespace, true)
+        .or_else(|| stage(&svc.namespace, false))
+        .or_else(|| stage(&opts.root_namespace, false))
 }
 
 /// Exact hosts beat wildcards; longer wildcards beat shorter ones.
@@ -169,14 +222,14 @@ pub fn clusters(
                     host: svc.fqdn.clone(),
                 };
                 let c = Cluster {
-                    policy: dr.and_then(|d| {
+                    policy: dr.as_ref().and_then(|d| {
                         super::policy::effective(
                             &d.spec,
                             port.number,
                             (!subset.is_empty()).then_some(subset),
                         )
                     }),
-                    destination_rule: dr.map(|d| d.key()),
+                    destination_rule: dr.as_ref().map(|d| d.key()),
                     metric: crate::metrics::Destination {
                         service: Arc::new(svc.fqdn.clone()),
                         name: Arc::new(svc.name.clone()),
@@ -197,7 +250,7 @@ pub fn clusters(
                 out.entry(key).or_insert_with(|| Arc::new(c));
             };
             add("", all.iter().map(|(e, _)| e.clone()).collect());
-            if let Some(dr) = dr {
+            if let Some(dr) = &dr {
                 for s in &dr.spec.subsets {
                     let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
                         continue;

@@ -279,3 +279,147 @@ spec:
     let h = http::HeaderMap::new();
     assert_eq!(clusters_of(get(&s, "r", "/", &h).unwrap()).len(), 1);
 }
+
+fn dr_for(yaml: &str, proxy_ns: &str, labels: &[(&str, &str)]) -> Option<String> {
+    let cfg = load_str(yaml, "t.yaml", &LoadOptions::default());
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    let opts = Options {
+        namespace: proxy_ns.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Options::default()
+    };
+    let svcs = services::services(&cfg, &opts);
+    let svc = svcs
+        .iter()
+        .find(|s| s.fqdn == "r.prod.svc.cluster.local")
+        .expect("service");
+    services::destination_rule_for(&cfg, svc, &opts).map(|d| d.name)
+}
+
+const SVC_PROD: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: r, namespace: prod}
+spec:
+  hosts: [r.prod.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.2}]
+";
+
+fn dr(ns: &str, name: &str, host: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  host: {host}\n{extra}"
+    )
+}
+
+#[test]
+fn destination_rule_lookup_client_namespace_then_service_then_root() {
+    let all = format!(
+        "{SVC_PROD}{}{}{}",
+        dr("client", "c", "r.prod.svc.cluster.local", ""),
+        dr("prod", "s", "r", ""),
+        dr("istio-system", "root", "r.prod.svc.cluster.local", "")
+    );
+    assert_eq!(dr_for(&all, "client", &[]).as_deref(), Some("client/c"));
+    assert_eq!(dr_for(&all, "other", &[]).as_deref(), Some("prod/s"));
+    let only_root = format!(
+        "{SVC_PROD}{}",
+        dr("istio-system", "root", "r.prod.svc.cluster.local", "")
+    );
+    assert_eq!(
+        dr_for(&only_root, "other", &[]).as_deref(),
+        Some("istio-system/root")
+    );
+    let elsewhere = format!(
+        "{SVC_PROD}{}",
+        dr("unrelated", "x", "r.prod.svc.cluster.local", "")
+    );
+    assert_eq!(
+        dr_for(&elsewhere, "other", &[]),
+        None,
+        "DRs outside the three namespaces never apply"
+    );
+}
+
+#[test]
+fn most_specific_destination_rule_host_wins() {
+    let yaml = format!(
+        "{SVC_PROD}{}{}",
+        dr("prod", "wild", "'*.prod.svc.cluster.local'", ""),
+        dr("prod", "exact", "r", "")
+    );
+    assert_eq!(dr_for(&yaml, "other", &[]).as_deref(), Some("prod/exact"));
+}
+
+#[test]
+fn private_destination_rule_in_the_service_namespace_is_not_visible_elsewhere() {
+    let yaml = format!("{SVC_PROD}{}", dr("prod", "s", "r", "  exportTo: ['.']\n"));
+    assert_eq!(dr_for(&yaml, "other", &[]), None);
+    assert_eq!(dr_for(&yaml, "prod", &[]).as_deref(), Some("prod/s"));
+}
+
+#[test]
+fn destination_rules_for_one_host_merge_first_subset_and_policy_win() {
+    let yaml = format!(
+        "{SVC_PROD}{}{}",
+        dr(
+            "prod",
+            "a",
+            "r",
+            "  subsets: [{name: v1, labels: {version: v1}}]\n"
+        ),
+        dr(
+            "prod",
+            "b",
+            "r",
+            "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets: [{name: v1, labels: {version: other}}, {name: v2, labels: {version: v2}}]\n"
+        )
+    );
+    let cfg = load_str(&yaml, "t.yaml", &LoadOptions::default());
+    let opts = Options {
+        namespace: "prod".into(),
+        ..Options::default()
+    };
+    let svcs = services::services(&cfg, &opts);
+    let applied = services::destination_rule_for(&cfg, &svcs[0], &opts).unwrap();
+    assert_eq!(applied.name, "prod/a+prod/b");
+    let subsets: Vec<(String, String)> = applied
+        .spec
+        .subsets
+        .iter()
+        .map(|s| (s.name.clone().unwrap(), s.labels["version"].clone()))
+        .collect();
+    assert_eq!(
+        subsets,
+        vec![("v1".into(), "v1".into()), ("v2".into(), "v2".into())]
+    );
+    assert!(
+        applied.spec.traffic_policy.is_some(),
+        "the first top-level policy is kept"
+    );
+}
+
+#[test]
+fn workload_selector_destination_rule_applies_only_to_matching_proxies() {
+    let yaml = format!(
+        "{SVC_PROD}{}{}",
+        dr("client", "all", "r.prod.svc.cluster.local", ""),
+        dr(
+            "client",
+            "mine",
+            "r.prod.svc.cluster.local",
+            "  workloadSelector: {matchLabels: {app: web}}\n"
+        )
+    );
+    assert_eq!(
+        dr_for(&yaml, "client", &[("app", "web")]).as_deref(),
+        Some("client/mine")
+    );
+    assert_eq!(
+        dr_for(&yaml, "client", &[("app", "api")]).as_deref(),
+        Some("client/all")
+    );
+}
