@@ -91,6 +91,9 @@ enum Command {
         /// On SIGTERM, how long to wait for in-flight requests (Go duration).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         drain_timeout: std::time::Duration,
+        /// Worker threads (default: one per CPU).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Show which VirtualService, route, subset and policy a request gets, and why.
     Explain {
@@ -204,6 +207,7 @@ fn main() -> ExitCode {
             access_log,
             access_log_format,
             drain_timeout,
+            workers,
         } => run::run(run::RunArgs {
             config,
             namespace,
@@ -213,6 +217,7 @@ fn main() -> ExitCode {
             access_log,
             access_log_format,
             drain_timeout,
+            workers,
         }),
         Command::Explain {
             config,

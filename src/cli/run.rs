@@ -22,6 +22,8 @@ pub struct RunArgs {
     pub access_log_format: Format,
     /// How long SIGTERM waits for in-flight requests.
     pub drain_timeout: std::time::Duration,
+    /// Worker threads (default: one per CPU).
+    pub workers: Option<usize>,
 }
 
 /// Load and validate; `Err` carries what to print and the exit code.
@@ -144,10 +146,11 @@ pub fn run(args: RunArgs) -> i32 {
         let _ = writeln!(stderr, "{w}");
     }
     let snapshot = compile_for(&config, &args.namespace, &args.labels);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers.filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(stderr, "Error: cannot start the runtime: {e}");
