@@ -562,4 +562,39 @@ mod tests {
         };
         assert_eq!(b.pick(&h, &p), Ok(1));
     }
+
+    #[test]
+    fn consistent_hash_skips_ineligible_hosts_along_the_ring() {
+        let h = hosts(&[1, 1, 1]);
+        let ch = LoadBalancerSettings {
+            consistent_hash: Some(crate::model::ConsistentHashLB {
+                http_header_name: Some("x-user".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let b = Balancer::new(Some(&ch), &h);
+        let pick = |hash: u64, eligible: Option<&[bool]>| {
+            let p = Pick {
+                hash: Some(hash),
+                eligible,
+                ..Pick::new(Instant::now(), &[])
+            };
+            b.pick(&h, &p).unwrap()
+        };
+        for hash in [1u64, 42, 1 << 40, u64::MAX / 3] {
+            let first = pick(hash, None);
+            assert_eq!(pick(hash, None), first, "sticky");
+            let mut mask = vec![true; 3];
+            mask[first] = false;
+            let other = pick(hash, Some(&mask));
+            assert_ne!(other, first, "the ejected host is skipped");
+            assert_eq!(pick(hash, Some(&mask)), other, "deterministically");
+        }
+        let none = Pick {
+            eligible: Some(&[false, false, false]),
+            ..Pick::new(Instant::now(), &[])
+        };
+        assert_eq!(b.pick(&h, &none), Err(PickError::NoHost));
+    }
 }
