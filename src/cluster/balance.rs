@@ -14,12 +14,17 @@
 //!   caller originally dialled needs iptables interception, which strait
 //!   does not do; picking fails with [`PickError::Passthrough`] and the
 //!   request gets a 503 saying so.
-//! - `consistentHash`: a slot for `hash.rs` (ring hash / Maglev) through
-//!   [`HashTable`]; until a table is plugged in, hosts are picked at
-//!   random by weight (what Envoy's hash balancers do without a hash key).
+//! - `consistentHash`: `hash.rs`'s ring hash (default, 1024 entries) or
+//!   Maglev table over the hosts' `ip:port` and weights, through
+//!   [`HashTable`]; a request without a hash key gets a random hash (as
+//!   Envoy). Hosts that cannot be used are skipped with
+//!   [`HashTable::pick_excluding`] (walking the ring / Envoy's Maglev
+//!   retry mutation). If the table cannot be built (Maglev size not
+//!   prime) hosts are picked at random by weight.
 //!
 //! Every pick considers only hosts that are available
-//! ([`Host::is_available`], outlier ejection later) and not in the
+//! ([`Host::is_available`] and [`Pick::eligible`], outlier detection's
+//! mask) and not in the
 //! request's `avoid` list (Envoy's `previous_hosts` retry predicate); when
 //! avoiding leaves nothing, the avoid list is ignored.
 
@@ -31,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::Host;
+use super::hash::{HashAlgorithm, HashRing};
 use crate::model::{LoadBalancerSettings, SimpleLB};
 
 /// Envoy's default `choice_count` for the least-request balancer.
@@ -41,6 +47,21 @@ pub const CHOICE_COUNT: usize = 2;
 /// `ClusterState::hosts`.
 pub trait HashTable: Send + Sync + fmt::Debug {
     fn pick(&self, hash: u64) -> usize;
+
+    /// The host for `hash` among those `skip` does not reject.
+    fn pick_excluding(&self, hash: u64, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
+        Some(self.pick(hash)).filter(|&i| !skip(i))
+    }
+}
+
+impl HashTable for HashRing {
+    fn pick(&self, hash: u64) -> usize {
+        HashRing::pick(self, hash).unwrap_or(usize::MAX)
+    }
+
+    fn pick_excluding(&self, hash: u64, skip: &dyn Fn(usize) -> bool) -> Option<usize> {
+        HashRing::pick_excluding(self, hash, skip)
+    }
 }
 
 /// What one pick needs to know about the request.
@@ -51,6 +72,9 @@ pub struct Pick<'a> {
     pub avoid: &'a [Arc<Host>],
     /// The request's hash for consistent hashing (`None`: no hash key).
     pub hash: Option<u64>,
+    /// Per host index, whether outlier detection lets it be picked
+    /// (`None`: every host).
+    pub eligible: Option<&'a [bool]>,
 }
 
 impl<'a> Pick<'a> {
@@ -59,6 +83,7 @@ impl<'a> Pick<'a> {
             now,
             avoid,
             hash: None,
+            eligible: None,
         }
     }
 }
@@ -131,7 +156,7 @@ pub enum Balancer {
         weighted: bool,
     },
     ConsistentHash {
-        /// Filled by `hash.rs`; `None` until it exists.
+        /// The ring or Maglev table; `None` when it could not be built.
         table: Option<Arc<dyn HashTable>>,
     },
     Passthrough,
@@ -161,7 +186,25 @@ impl Balancer {
             },
             Kind::Random => Balancer::Random { weighted },
             Kind::Passthrough => Balancer::Passthrough,
-            Kind::ConsistentHash => Balancer::ConsistentHash { table: None },
+            Kind::ConsistentHash => Balancer::ConsistentHash {
+                table: lb.and_then(|l| l.consistent_hash.as_ref()).and_then(|ch| {
+                    let algorithm = HashAlgorithm::from_policy(ch);
+                    let addrs: Vec<(&str, u32)> = hosts
+                        .iter()
+                        .map(|h| (&**h.authority(), h.weight()))
+                        .collect();
+                    match HashRing::build(algorithm, &addrs) {
+                        Ok(ring) => Some(Arc::new(ring) as Arc<dyn HashTable>),
+                        Err(e) => {
+                            tracing::warn!(
+                                error = %e,
+                                "consistentHash table not built: hosts are picked at random"
+                            );
+                            None
+                        }
+                    }
+                }),
+            },
         }
     }
 
@@ -180,7 +223,9 @@ impl Balancer {
         if matches!(self, Balancer::Passthrough) {
             return Err(PickError::Passthrough);
         }
-        let available = |i: usize| hosts[i].is_available(p.now);
+        let available = |i: usize| {
+            hosts[i].is_available(p.now) && p.eligible.is_none_or(|m| m.get(i) != Some(&false))
+        };
         let fresh = |i: usize| available(i) && !p.avoid.iter().any(|a| Arc::ptr_eq(a, &hosts[i]));
         if !p.avoid.is_empty()
             && let Some(i) = self.choose(hosts, p.hash, &fresh)
@@ -227,11 +272,11 @@ impl Balancer {
                 .find(|&i| ok(i)),
             Balancer::Random { weighted } => random(hosts, ok, *weighted),
             Balancer::ConsistentHash { table } => {
-                if let Some(t) = table {
-                    let i = t.pick(hash.unwrap_or_else(rand::random));
-                    if i < n && ok(i) {
-                        return Some(i);
-                    }
+                if let Some(t) = table
+                    && let Some(i) =
+                        t.pick_excluding(hash.unwrap_or_else(rand::random), &|i| !(i < n && ok(i)))
+                {
+                    return Some(i);
                 }
                 random(hosts, ok, true)
             }
@@ -516,5 +561,40 @@ mod tests {
             ..Pick::new(Instant::now(), &[])
         };
         assert_eq!(b.pick(&h, &p), Ok(1));
+    }
+
+    #[test]
+    fn consistent_hash_skips_ineligible_hosts_along_the_ring() {
+        let h = hosts(&[1, 1, 1]);
+        let ch = LoadBalancerSettings {
+            consistent_hash: Some(crate::model::ConsistentHashLB {
+                http_header_name: Some("x-user".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let b = Balancer::new(Some(&ch), &h);
+        let pick = |hash: u64, eligible: Option<&[bool]>| {
+            let p = Pick {
+                hash: Some(hash),
+                eligible,
+                ..Pick::new(Instant::now(), &[])
+            };
+            b.pick(&h, &p).unwrap()
+        };
+        for hash in [1u64, 42, 1 << 40, u64::MAX / 3] {
+            let first = pick(hash, None);
+            assert_eq!(pick(hash, None), first, "sticky");
+            let mut mask = vec![true; 3];
+            mask[first] = false;
+            let other = pick(hash, Some(&mask));
+            assert_ne!(other, first, "the ejected host is skipped");
+            assert_eq!(pick(hash, Some(&mask)), other, "deterministically");
+        }
+        let none = Pick {
+            eligible: Some(&[false, false, false]),
+            ..Pick::new(Instant::now(), &[])
+        };
+        assert_eq!(b.pick(&h, &none), Err(PickError::NoHost));
     }
 }

@@ -26,6 +26,7 @@ use crate::model::TrafficPolicy;
 use crate::route::ClusterKey;
 pub use balance::{Balancer, HashTable, Kind, Pick, PickError};
 pub use limits::{Limits, Permit};
+use outlier::{Ejection, OutlierConfig, OutlierDetector};
 
 /// One upstream endpoint of a cluster, with its runtime counters.
 #[derive(Debug)]
@@ -60,8 +61,9 @@ impl Host {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// Whether the host may receive requests at `now`. Always true until
-    /// outlier detection ejects hosts.
+    /// Whether the host may receive requests at `now`, for reasons of its
+    /// own. Outlier ejection is cluster state: [`ClusterState::pick`]
+    /// passes it to the balancer as [`Pick::eligible`].
     pub fn is_available(&self, _now: Instant) -> bool {
         true
     }
@@ -102,6 +104,12 @@ pub struct ClusterState {
     pub limits: Arc<Limits>,
     /// The merged DestinationRule policy this state was built from.
     pub policy: Option<TrafficPolicy>,
+    /// Present when the policy has an `outlierDetection` block (Istio has
+    /// none otherwise). Indexed like `hosts`; shared with the next state
+    /// when a reload keeps the outlier config (see [`ClusterState::new`]).
+    pub outlier: Option<Arc<OutlierDetector>>,
+    /// The request hash policy of a `consistentHash` balancer.
+    pub hash_key: Option<hash::HashKey>,
 }
 
 impl ClusterState {
@@ -127,6 +135,10 @@ impl ClusterState {
             .as_ref()
             .and_then(|p| p.load_balancer.as_ref());
         let balancer = Balancer::new(lb, &hosts);
+        let hash_key = lb
+            .and_then(|l| l.consistent_hash.as_ref())
+            .and_then(hash::HashKey::from_policy);
+        let outlier = outlier_state(cluster, previous, &hosts);
         if balancer.kind() == Kind::Passthrough {
             tracing::warn!(
                 cluster = %cluster.name,
@@ -139,6 +151,8 @@ impl ClusterState {
             balancer,
             limits,
             policy: cluster.policy.clone(),
+            outlier,
+            hash_key,
         }
     }
 
@@ -154,12 +168,82 @@ impl ClusterState {
                 .all(|(h, e)| h.endpoint == *e)
     }
 
-    /// The host for one request attempt.
+    /// The host for one request attempt, among the hosts outlier detection
+    /// leaves eligible (`NoHost` when it ejected all of them and panic
+    /// mode is off: 503 UH).
     pub fn pick(&self, p: &Pick<'_>) -> Result<Arc<Host>, PickError> {
+        let mask = match &self.outlier {
+            Some(od) => Some(od.eligible(p.now).ok_or(PickError::NoHost)?),
+            None => None,
+        };
+        let p = Pick {
+            eligible: mask.as_deref().or(p.eligible),
+            ..*p
+        };
         self.balancer
-            .pick(&self.hosts, p)
+            .pick(&self.hosts, &p)
             .map(|i| self.hosts[i].clone())
     }
+
+    /// The index of `host` in this state.
+    pub fn index_of(&self, host: &Arc<Host>) -> Option<usize> {
+        self.hosts.iter().position(|h| Arc::ptr_eq(h, host))
+    }
+
+    /// Report one attempt's outcome on `host` to outlier detection (no-op
+    /// without it, or when the host is no longer in this state).
+    pub fn record(
+        &self,
+        host: &Arc<Host>,
+        outcome: outlier::Outcome,
+        now: Instant,
+    ) -> Option<Ejection> {
+        let od = self.outlier.as_ref()?;
+        od.record(self.index_of(host)?, outcome, now)
+    }
+
+    /// Per host: ejected by outlier detection at `now`, and times ejected.
+    pub fn host_health(&self, now: Instant) -> Vec<(bool, u32)> {
+        match &self.outlier {
+            Some(od) => {
+                let available = od.available(now);
+                (0..self.hosts.len())
+                    .map(|i| {
+                        let ejected = !available.get(i).copied().unwrap_or(true);
+                        let n = od.host_ejections(i).map_or(0, |(n, _)| n);
+                        (ejected, n)
+                    })
+                    .collect()
+            }
+            None => vec![(false, 0); self.hosts.len()],
+        }
+    }
+}
+
+/// The outlier detector for a new state: none without an
+/// `outlierDetection` block; the previous one, re-indexed with `retain`,
+/// when the outlier config is unchanged (Envoy keeps host monitors across
+/// EDS updates); a fresh one otherwise (a changed cluster config).
+fn outlier_state(
+    cluster: &Cluster,
+    previous: Option<&ClusterState>,
+    hosts: &[Arc<Host>],
+) -> Option<Arc<OutlierDetector>> {
+    let od = cluster.policy.as_ref()?.outlier_detection.as_ref()?;
+    let config = OutlierConfig::from_istio(od);
+    if let Some(prev) = previous
+        && let Some(old) = &prev.outlier
+        && *old.config() == config
+    {
+        let keep: Vec<Option<usize>> = hosts.iter().map(|h| prev.index_of(h)).collect();
+        old.retain(&keep);
+        return Some(old.clone());
+    }
+    Some(Arc::new(OutlierDetector::new(
+        config,
+        hosts.len(),
+        Instant::now(),
+    )))
 }
 
 /// Every cluster's runtime state, swapped atomically on reconcile.
@@ -205,6 +289,28 @@ impl Registry {
     pub fn state_for(&self, cluster: &Cluster) -> Arc<ClusterState> {
         self.get(&cluster.key)
             .unwrap_or_else(|| Arc::new(ClusterState::new(cluster, None)))
+    }
+
+    /// Report an attempt's outcome on `host`, picked from `state`. A reload
+    /// may since have re-indexed the shared detector for a newer state, so
+    /// the outcome goes through the registry's current state when it shares
+    /// `state`'s detector (an outcome from a replaced detector is kept by
+    /// that detector only).
+    pub fn record(
+        &self,
+        state: &ClusterState,
+        key: &ClusterKey,
+        host: &Arc<Host>,
+        outcome: outlier::Outcome,
+        now: Instant,
+    ) -> Option<Ejection> {
+        let od = state.outlier.as_ref()?;
+        match self.get(key) {
+            Some(cur) if cur.outlier.as_ref().is_some_and(|c| Arc::ptr_eq(c, od)) => {
+                cur.record(host, outcome, now)
+            }
+            _ => state.record(host, outcome, now),
+        }
     }
 
     /// All clusters (admin API).
@@ -275,6 +381,62 @@ mod tests {
 
         reg.reconcile(&snapshot(""));
         assert!(reg.get(&key()).is_none());
+    }
+
+    const DR_OD: &str = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}}\n";
+
+    #[test]
+    fn outlier_state_is_kept_across_endpoint_reloads_and_reset_by_config_changes() {
+        let reg = Registry::new();
+        reg.reconcile(&snapshot(&se(&["10.0.0.1", "10.0.0.2"])));
+        assert!(
+            reg.get(&key()).unwrap().outlier.is_none(),
+            "off without a block"
+        );
+
+        reg.reconcile(&snapshot(&(se(&["10.0.0.1", "10.0.0.2"]) + DR_OD)));
+        let a = reg.get(&key()).unwrap();
+        let now = Instant::now();
+        let bad = a.hosts[1].clone();
+        let e = reg.record(&a, &key(), &bad, outlier::Outcome::Status(500), now);
+        assert_eq!(e.map(|e| e.host), Some(1));
+        assert_eq!(a.host_health(now), vec![(false, 0), (true, 1)]);
+        let picked = a.pick(&Pick::new(now, &[])).unwrap();
+        assert!(
+            Arc::ptr_eq(&picked, &a.hosts[0]),
+            "the ejected host is skipped"
+        );
+
+        // Endpoints change, outlier config does not: 10.0.0.2 moves to
+        // index 0 and stays ejected; the new host starts healthy.
+        reg.reconcile(&snapshot(&(se(&["10.0.0.2", "10.0.0.3"]) + DR_OD)));
+        let b = reg.get(&key()).unwrap();
+        assert!(Arc::ptr_eq(
+            b.outlier.as_ref().unwrap(),
+            a.outlier.as_ref().unwrap()
+        ));
+        assert_eq!(b.host_health(now), vec![(true, 1), (false, 0)]);
+        let fresh = b.hosts[1].clone();
+        assert_eq!(
+            reg.record(&b, &key(), &fresh, outlier::Outcome::Status(503), now)
+                .map(|e| e.host),
+            Some(1)
+        );
+        assert_eq!(
+            b.pick(&Pick::new(now, &[])).err(),
+            Some(PickError::NoHost),
+            "all ejected: UH"
+        );
+
+        // A changed outlier config starts fresh.
+        let changed = DR_OD.replace("consecutive5xxErrors: 1", "consecutive5xxErrors: 2");
+        reg.reconcile(&snapshot(&(se(&["10.0.0.2", "10.0.0.3"]) + &changed)));
+        let c = reg.get(&key()).unwrap();
+        assert!(!Arc::ptr_eq(
+            c.outlier.as_ref().unwrap(),
+            b.outlier.as_ref().unwrap()
+        ));
+        assert_eq!(c.host_health(now), vec![(false, 0), (false, 0)]);
     }
 
     #[test]

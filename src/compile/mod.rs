@@ -97,7 +97,7 @@ pub struct Snapshot {
 pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
     let services = services::services(config, opts);
     let clusters = services::clusters(config, &services, opts);
-    let routes = routes::route_table(config, &services, opts);
+    let routes = routes::route_table(config, &services, &clusters, opts);
     Snapshot {
         identity: opts.clone(),
         routes,

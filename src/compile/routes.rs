@@ -1,6 +1,7 @@
 //! VirtualServices → virtual hosts and routes, as pilot builds a sidecar's
 //! outbound route configuration (`httproute.go`, `route/route.go`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::services::visible;
-use super::{Options, ServiceInfo};
+use super::{Cluster, Options, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{
     self, HTTPMatchRequest, HTTPRoute, HeaderOperations, Protocol, StringMatch, VirtualService,
@@ -63,6 +64,7 @@ pub fn ordered_virtual_services<'a>(
 pub fn route_table(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
+    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
     opts: &Options,
 ) -> RouteTable {
     let vss = ordered_virtual_services(config, opts);
@@ -80,8 +82,8 @@ pub fn route_table(
             .filter(|p| p.protocol.is_http() || p.protocol == Protocol::Unsupported)
         {
             let routes = match vs {
-                Some(vs) => build_routes(config, vs, port.number, svc, services, opts),
-                None => vec![default_route(svc, port.number)],
+                Some(vs) => build_routes(config, vs, port.number, svc, services, clusters, opts),
+                None => vec![default_route(svc, port.number, clusters)],
             };
             let idx = table.add_vhost(VirtualHost {
                 name: format!("{}:{}", svc.fqdn, port.number),
@@ -117,12 +119,17 @@ fn domains(svc: &ServiceInfo, opts: &Options) -> Vec<String> {
 
 /// The route a service without a VirtualService gets: everything to the
 /// subset-less cluster, default retries, no timeout. Istio names it `default`.
-fn default_route(svc: &ServiceInfo, port: u16) -> Route {
+fn default_route(
+    svc: &ServiceInfo,
+    port: u16,
+    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+) -> Route {
     let key = ClusterKey {
         port,
         subset: String::new(),
         host: svc.fqdn.clone(),
     };
+    let hashed = uses_consistent_hash(clusters, [&key]);
     Route {
         name: "default".into(),
         rule_index: None,
@@ -136,7 +143,7 @@ fn default_route(svc: &ServiceInfo, port: u16) -> Route {
             authority: None,
         }]),
         timeout: None,
-        retry: RetryPolicy::from_istio(None, false).map(Arc::new),
+        retry: RetryPolicy::from_istio(None, hashed).map(Arc::new),
         fault: None,
         mirrors: Vec::new(),
         request_headers: HeaderOps::default(),
@@ -144,6 +151,32 @@ fn default_route(svc: &ServiceInfo, port: u16) -> Route {
         rewrite: None,
         cors: None,
     }
+}
+
+/// Whether the route to `keys` gets a consistent-hash policy: every
+/// destination cluster's DestinationRule has `consistentHash` with a hash
+/// key. Istio then leaves out the default `previous_hosts` retry
+/// predicate (§2.5). Requiring all destinations of a weighted route is our
+/// reading.
+fn uses_consistent_hash<'k>(
+    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    keys: impl IntoIterator<Item = &'k ClusterKey>,
+) -> bool {
+    let mut any = false;
+    for k in keys {
+        let hashed = clusters
+            .get(k)
+            .and_then(|c| c.policy.as_ref())
+            .and_then(|p| p.load_balancer.as_ref())
+            .and_then(|lb| lb.consistent_hash.as_ref())
+            .and_then(crate::cluster::hash::HashKey::from_policy)
+            .is_some();
+        if !hashed {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// The HTTP rules of `vs` for listener `port`, with delegates inlined.
@@ -154,6 +187,7 @@ fn build_routes(
     port: u16,
     svc: &ServiceInfo,
     services: &[Arc<ServiceInfo>],
+    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
     opts: &Options,
 ) -> Vec<Route> {
     let mut out = Vec::new();
@@ -162,6 +196,7 @@ fn build_routes(
         port,
         svc,
         services,
+        clusters,
         opts,
     };
     for (i, rule) in vs.spec.http.iter().enumerate() {
@@ -417,6 +452,7 @@ struct RouteCtx<'a> {
     port: u16,
     svc: &'a ServiceInfo,
     services: &'a [Arc<ServiceInfo>],
+    clusters: &'a HashMap<ClusterKey, Arc<Cluster>>,
     opts: &'a Options,
 }
 
@@ -447,6 +483,10 @@ impl RouteCtx<'_> {
             }
         } else {
             Action::Forward(self.destinations(rule))
+        };
+        let hashed = match &action {
+            Action::Forward(d) => uses_consistent_hash(self.clusters, d.iter().map(|w| &w.cluster)),
+            _ => false,
         };
         let (req_ops, resp_ops, header_authority) = rule
             .headers
@@ -489,7 +529,7 @@ impl RouteCtx<'_> {
                 .as_ref()
                 .map(|t| t.as_std())
                 .filter(|t| !t.is_zero()),
-            retry: RetryPolicy::from_istio(rule.retries.as_ref(), false).map(Arc::new),
+            retry: RetryPolicy::from_istio(rule.retries.as_ref(), hashed).map(Arc::new),
             fault: rule.fault.as_ref().and_then(fault),
             mirrors: self.mirrors(rule),
             request_headers: req_ops,

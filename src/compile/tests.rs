@@ -423,3 +423,27 @@ fn workload_selector_destination_rule_applies_only_to_matching_proxies() {
         Some("client/all")
     );
 }
+
+#[test]
+fn consistent_hash_destinations_drop_the_default_previous_hosts_retry_predicate() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: r}\nspec:\n  hosts: [r.default.svc.cluster.local, s.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints: [{address: 10.0.0.1}]\n";
+    let dr = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n";
+    let vs = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: s}\nspec:\n  hosts: [s]\n  http:\n  - match: [{uri: {prefix: /explicit}}]\n    retries: {attempts: 1, retryIgnorePreviousHosts: true}\n    route: [{destination: {host: r}}]\n  - route: [{destination: {host: r}}]\n";
+    let s = snap(&format!("{se}{dr}{vs}"));
+    let h = http::HeaderMap::new();
+    let avoid = |authority: &str, path: &str| {
+        get(&s, authority, path, &h)
+            .expect("a route")
+            .retry
+            .as_ref()
+            .unwrap()
+            .avoid_previous_hosts
+    };
+    assert!(!avoid("r:80", "/"), "default route to a hashed cluster");
+    assert!(!avoid("s:80", "/"), "VS route to a hashed cluster");
+    assert!(avoid("s:80", "/explicit"), "an explicit true still adds it");
+
+    let plain = snap(&format!("{se}{vs}"));
+    let r = get(&plain, "s:80", "/", &h).unwrap();
+    assert!(r.retry.as_ref().unwrap().avoid_previous_hosts);
+}

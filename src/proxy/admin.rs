@@ -54,6 +54,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         (&Method::GET, "/config_dump") => json(&config_dump(&shared)),
         (&Method::GET, "/stats/prometheus") => {
+            refresh_outlier_gauges(&shared);
             let mut r = Response::new(body::full(shared.metrics.encode()));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
@@ -165,7 +166,23 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
     })
 }
 
+/// Bring the `ejections_active` gauges up to date (un-ejection happens
+/// lazily, when the detector is next consulted).
+fn refresh_outlier_gauges(shared: &Shared) {
+    let now = std::time::Instant::now();
+    for st in shared.clusters.all().values() {
+        if let Some(od) = &st.outlier {
+            shared
+                .metrics
+                .outlier_detection_ejections_active
+                .get_or_create(&crate::metrics::Metrics::cluster(&st.name))
+                .set(od.ejected_count(now) as i64);
+        }
+    }
+}
+
 fn clusters(shared: &Shared) -> serde_json::Value {
+    let now = std::time::Instant::now();
     let snap = shared.snapshot.load();
     let states = shared.clusters.all();
     let mut list: Vec<_> = snap.clusters.values().collect();
@@ -178,13 +195,15 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                     Some(st) => st
                         .hosts
                         .iter()
-                        .map(|h| {
+                        .zip(st.host_health(now))
+                        .map(|(h, (ejected, ejections))| {
                             let e = &h.endpoint;
                             serde_json::json!({
                                 "address": &*e.authority,
                                 "labels": e.labels,
                                 "weight": e.weight,
-                                "health": "healthy",
+                                "health": if ejected { "ejected" } else { "healthy" },
+                                "ejections": ejections,
                                 "active_requests": h.active(),
                             })
                         })
@@ -198,6 +217,7 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                                 "labels": e.labels,
                                 "weight": e.weight,
                                 "health": "healthy",
+                                "ejections": 0,
                                 "active_requests": 0,
                             })
                         })
@@ -215,6 +235,13 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                         "max_retries": st.limits.retries.max(),
                         "active_retries": st.limits.retries.count(),
                     });
+                    if let Some(od) = &st.outlier {
+                        v["outlier_detection"] = serde_json::json!({
+                            "ejections_enforced_total": od.ejections_total(),
+                            "ejections_overflow": od.ejections_overflow(),
+                            "ejections_active": od.ejected_count(now),
+                        });
+                    }
                 }
                 v
             })

@@ -12,10 +12,11 @@ use http_body_util::BodyExt;
 use super::Shared;
 use super::body::{self, Body, Prefixed, Replayable};
 use super::flags::Flags;
-use super::handler::{Outcome, buffer_body, hit, strip_hop_by_hop};
+use super::handler::{ConnInfo, Outcome, buffer_body, hit, strip_hop_by_hop};
 use super::local_reply::LocalReply;
 use super::upstream::SendError;
-use crate::cluster::{HostGuard, Permit, Pick, PickError};
+use crate::cluster::outlier::Outcome as HostOutcome;
+use crate::cluster::{ClusterState, Host, HostGuard, Permit, Pick, PickError, Registry};
 use crate::compile::{Cluster, Snapshot};
 use crate::metrics::Metrics;
 use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, WeightedCluster};
@@ -199,6 +200,21 @@ pub async fn forward(
         None
     };
 
+    // Consistent hashing: the request's hash, and a generated cookie for
+    // the client's response (Envoy's `addDownstreamSetCookie`).
+    let hashed = state.hash_key.as_ref().map(|k| {
+        let conn = parts.extensions.get::<ConnInfo>();
+        let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        k.compute_for_connection(
+            &parts.headers,
+            parts.uri.query(),
+            conn.map_or(unspecified, |c| c.remote),
+            conn.map_or(unspecified, |c| c.local),
+        )
+    });
+    let request_hash = hashed.as_ref().and_then(|h| h.hash);
+    let set_cookie = hashed.and_then(|h| h.set_cookie);
+
     let retry = route.retry.as_deref();
     let deadline = route.timeout.map(|t| Instant::now() + t);
     let avoid_previous = retry.is_some_and(|r| r.avoid_previous_hosts);
@@ -209,7 +225,14 @@ pub async fn forward(
     let mut retry_permit: Option<Permit> = None;
     loop {
         let avoid: &[Arc<crate::cluster::Host>] = if avoid_previous { &tried } else { &[] };
-        let host = match state.pick(&Pick::new(Instant::now(), avoid)) {
+        // The registry's current state: after a reload the outlier
+        // detector is indexed by the new host list.
+        let live = shared.clusters.state_for(cluster);
+        let pick = Pick {
+            hash: request_hash,
+            ..Pick::new(Instant::now(), avoid)
+        };
+        let host = match live.pick(&pick) {
             Ok(h) => h,
             Err(e) => {
                 let r = match e {
@@ -224,7 +247,7 @@ pub async fn forward(
         if let Some(f) = outcome.in_flight.as_mut() {
             f.host = Some(host.begin());
         }
-        tried.push(host);
+        tried.push(host.clone());
         outcome.upstream_host = Some(endpoint.clone());
         let Some(b) = req_body.take() else {
             let r = LocalReply::connection_termination();
@@ -268,6 +291,20 @@ pub async fn forward(
             && !exhausted
             && req_body.replayable()
             && deadline.is_none_or(|d| Instant::now() < d);
+        // What outlier detection learns from this attempt (Envoy's router:
+        // the upstream status; resets and connect failures are local-origin
+        // `LocalOriginConnectFailed`; timeouts `LocalOriginTimeout`;
+        // circuit-breaker overflow is not the host's fault).
+        let host_outcome = match &result {
+            Ok(Ok(resp)) => Some(HostOutcome::Status(resp.status().as_u16())),
+            Ok(Err(SendError::Connect(_))) => Some(HostOutcome::LocalOriginFailure),
+            Ok(Err(SendError::Reset { .. } | SendError::Protocol(_))) => Some(HostOutcome::Reset),
+            Ok(Err(SendError::Overflow)) => None,
+            Err(()) => Some(HostOutcome::Timeout),
+        };
+        if let Some(o) = host_outcome {
+            record_outcome(shared, &state, cluster, &stats, &host, o);
+        }
         let (attempt, retriable) = match result {
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
@@ -349,7 +386,11 @@ pub async fn forward(
                         let up = hyper::upgrade::on(&mut resp);
                         tokio::spawn(bridge_upgrade(down, up));
                     }
-                    finish_response(resp, outcome, upgrade)
+                    let mut resp = finish_response(resp, outcome, upgrade);
+                    if let Some(c) = set_cookie {
+                        resp.headers_mut().append(header::SET_COOKIE, c);
+                    }
+                    resp
                 }
                 // Like Envoy, a retried failure leaves no response flag:
                 // only the final outcome is logged.
@@ -375,6 +416,44 @@ pub async fn forward(
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+}
+
+/// Report one attempt's outcome to the cluster's outlier detection and
+/// count an ejection it causes.
+fn record_outcome(
+    shared: &Shared,
+    state: &ClusterState,
+    cluster: &Cluster,
+    stats: &crate::metrics::ClusterLabels,
+    host: &Arc<Host>,
+    o: HostOutcome,
+) {
+    let registry: &Registry = &shared.clusters;
+    let now = Instant::now();
+    if let Some(e) = registry.record(state, &cluster.key, host, o, now) {
+        tracing::info!(
+            cluster = %cluster.name,
+            host = %host.authority(),
+            kind = ?e.kind,
+            duration_ms = e.duration.as_millis() as u64,
+            "outlier detection ejected a host"
+        );
+        shared
+            .metrics
+            .outlier_detection_ejections_total
+            .get_or_create(stats)
+            .inc();
+        let active = registry
+            .state_for(cluster)
+            .outlier
+            .as_ref()
+            .map_or(0, |od| od.ejected_count(now));
+        shared
+            .metrics
+            .outlier_detection_ejections_active
+            .get_or_create(stats)
+            .set(active as i64);
     }
 }
 

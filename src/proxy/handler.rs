@@ -110,6 +110,8 @@ pub async fn handle(
     let started = Instant::now();
     let start_time = SystemTime::now();
     let (mut parts, incoming) = req.into_parts();
+    // For consistent hashing (source IP, generated cookies).
+    parts.extensions.insert(conn.clone());
     // Istio's sidecar generates x-request-id when the client did not.
     if !parts.headers.contains_key("x-request-id")
         && let Ok(v) = HeaderValue::from_str(&request_id())
