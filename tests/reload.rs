@@ -194,3 +194,55 @@ async fn reload_now_reports_errors_and_keeps_the_last_good_config() {
     assert_eq!(get(running.listen, "r", "/").await.text(), "v1");
     running.shutdown();
 }
+
+/// Kubernetes ConfigMap volumes update by swapping a `..data` symlink; the
+/// visible file is itself a symlink through it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_style_symlink_swap_is_picked_up() {
+    let v1 = Upstream::named("v1").await;
+    let v2 = Upstream::named("v2").await;
+    let dir = tempfile::tempdir().unwrap();
+    let write_version = |name: &str, up: SocketAddr| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            d.join("config.yaml"),
+            service_entry("r.default.svc.cluster.local", 80, "HTTP", &[(up, &[])]),
+        )
+        .unwrap();
+    };
+    write_version("..2026_01", v1.addr);
+    std::os::unix::fs::symlink("..2026_01", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/config.yaml", dir.path().join("config.yaml")).unwrap();
+
+    let paths = vec![dir.path().to_path_buf()];
+    let (config, _) = strait::cli::run::load_valid(&paths, "default").expect("valid");
+    let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let running = strait::proxy::start(
+        strait::cli::run::compile_for(&config, "default", &Default::default()),
+        lo,
+        lo,
+        strait::proxy::access_log::AccessLog::off(),
+    )
+    .await
+    .unwrap();
+    let reloader = Arc::new(strait::reload::Reloader {
+        paths,
+        namespace: "default".into(),
+        labels: Default::default(),
+        shared: running.shared.clone(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(reloader.watch(stop_rx));
+    assert_eq!(get(running.listen, "r", "/").await.text(), "v1");
+
+    // The kubelet's update: a new timestamped directory, then an atomic
+    // rename of a fresh symlink over `..data`.
+    write_version("..2026_02", v2.addr);
+    std::os::unix::fs::symlink("..2026_02", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    assert!(until_answer(running.listen, "v2", Duration::from_secs(5)).await);
+    let _ = stop_tx.send(true);
+    running.shutdown();
+}

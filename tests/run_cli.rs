@@ -140,3 +140,77 @@ fn invalid_config_is_refused_at_startup_with_check_messages() {
     );
     assert!(err.contains("spec.http[0].timeout"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_now() {
+    let up = Upstream::named("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        service_entry(
+            "up.default.svc.cluster.local",
+            80,
+            "HTTP",
+            &[(up.addr, &[])],
+        ),
+    )
+    .unwrap();
+    let (mut child, _listen, admin) = start(dir.path());
+    let version = |body: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["version_info"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        version(&get(admin, "admin", "/config_dump").await.text()),
+        "1"
+    );
+    signal(&child, "-HUP");
+    let mut reloaded = false;
+    for _ in 0..300 {
+        if version(&get(admin, "admin", "/config_dump").await.text()) == "2" {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reloaded, "SIGHUP reloads (and does not kill the proxy)");
+    signal(&child, "-TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn demo_shows_the_split_and_the_jason_route() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--requests", "400"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let share = |prefix: &str, version: &str| -> f64 {
+        let line = text
+            .lines()
+            .skip_while(|l| !l.starts_with(prefix))
+            .take(3)
+            .find(|l| l.split_whitespace().any(|w| w == version))
+            .unwrap_or_else(|| panic!("{prefix} {version} in {text}"));
+        line.trim_end_matches('%')
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let v1 = share("400 anonymous", "v1");
+    assert!((80.0..=97.0).contains(&v1), "about 90% v1: {v1}\n{text}");
+    assert_eq!(share("40 end-user: jason", "v2"), 100.0, "{text}");
+}
