@@ -160,6 +160,7 @@ pub struct Metrics {
     pub upstream_rq_retry_overflow: Family<ClusterLabels, Counter>,
     pub upstream_rq_pending_overflow: Family<ClusterLabels, Counter>,
     pub upstream_rq_active: Family<ClusterLabels, Gauge>,
+    pub upstream_cx_active: Family<ClusterLabels, Gauge>,
     pub upstream_cx_connect_fail: Family<ClusterLabels, Counter>,
     pub outlier_detection_ejections_total: Family<ClusterLabels, Counter>,
     pub outlier_detection_ejections_active: Family<ClusterLabels, Gauge>,
@@ -243,6 +244,12 @@ impl Metrics {
             "Requests in flight upstream, per cluster",
             upstream_rq_active.clone(),
         );
+        let upstream_cx_active = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "envoy_cluster_upstream_cx_active",
+            "Open upstream connections, per cluster",
+            upstream_cx_active.clone(),
+        );
         let outlier_detection_ejections_active = Family::<ClusterLabels, Gauge>::default();
         registry.register(
             "envoy_cluster_outlier_detection_ejections_active",
@@ -262,6 +269,7 @@ impl Metrics {
             upstream_rq_retry_overflow,
             upstream_rq_pending_overflow,
             upstream_rq_active,
+            upstream_cx_active,
             upstream_cx_connect_fail,
             outlier_detection_ejections_total,
             outlier_detection_ejections_active,

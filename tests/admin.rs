@@ -127,6 +127,15 @@ async fn metrics_count_known_traffic_with_istio_labels() {
         ),
         Some(3.0)
     );
+    assert!(
+        sample(
+            &text,
+            "envoy_cluster_upstream_cx_active",
+            &["cluster_name=\"outbound|9080|v1|reviews.default.svc.cluster.local\""]
+        )
+        .is_some_and(|v| v >= 1.0),
+        "keep-alive connections to v1 are open"
+    );
     assert!(text.ends_with("# EOF\n"), "valid OpenMetrics exposition");
 }
 
@@ -216,6 +225,17 @@ async fn live_explain_uses_the_running_configuration() {
     let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(v["route"]["name"], "nowhere");
     assert!(v["problems"][0].as_str().unwrap().contains("503 NC"));
+    let got = admin_get(
+        proxy.running.admin,
+        "/explain?url=http%3A%2F%2Freviews%3A9080%2F",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["route"]["name"], "main");
+    assert_eq!(
+        v["destinations"][0]["endpoint_health"][0]["health"], "healthy",
+        "{v}"
+    );
     let dump: serde_json::Value =
         serde_json::from_slice(&admin_get(proxy.running.admin, "/config_dump").await.body).unwrap();
     assert_eq!(dump["version_info"], "1");

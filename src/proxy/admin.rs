@@ -54,7 +54,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         (&Method::GET, "/config_dump") => json(&config_dump(&shared)),
         (&Method::GET, "/stats/prometheus") => {
-            refresh_outlier_gauges(&shared);
+            refresh_gauges(&shared);
             let mut r = Response::new(body::full(shared.metrics.encode()));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
@@ -168,7 +168,16 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
 
 /// Bring the `ejections_active` gauges up to date (un-ejection happens
 /// lazily, when the detector is next consulted).
-fn refresh_outlier_gauges(shared: &Shared) {
+/// Gauges whose values live elsewhere (ejections end lazily, connections
+/// belong to the pools): read them at scrape time.
+fn refresh_gauges(shared: &Shared) {
+    for (name, open) in shared.upstreams.open_connections_by_cluster() {
+        shared
+            .metrics
+            .upstream_cx_active
+            .get_or_create(&crate::metrics::Metrics::cluster(&name))
+            .set(open as i64);
+    }
     let now = std::time::Instant::now();
     for st in shared.clusters.all().values() {
         if let Some(od) = &st.outlier {
@@ -316,7 +325,38 @@ fn explain(shared: &Shared, query: &str) -> Response<Body> {
         .clone();
     let snap = shared.snapshot.load();
     let report = crate::explain::explain(&st.config, &snap, &st.options, &req);
-    json(&serde_json::to_value(&report).unwrap_or_default())
+    let mut v = serde_json::to_value(&report).unwrap_or_default();
+    // The live view adds what only the running proxy knows: host health.
+    let states = shared.clusters.all();
+    let now = std::time::Instant::now();
+    if let Some(dests) = v.get_mut("destinations").and_then(|d| d.as_array_mut()) {
+        for (d, rd) in dests.iter_mut().zip(&report.destinations) {
+            let Some(st) = snap
+                .clusters
+                .values()
+                .find(|c| *c.name == *rd.cluster)
+                .and_then(|c| states.get(&c.key))
+            else {
+                continue;
+            };
+            let health = st.host_health(now);
+            d["endpoint_health"] = serde_json::Value::Array(
+                st.hosts
+                    .iter()
+                    .zip(health)
+                    .map(|(h, (ejected, n))| {
+                        serde_json::json!({
+                            "address": &**h.authority(),
+                            "health": if ejected { "ejected" } else { "healthy" },
+                            "ejections": n,
+                            "active_requests": h.active(),
+                        })
+                    })
+                    .collect(),
+            );
+        }
+    }
+    json(&v)
 }
 
 fn text(status: StatusCode, msg: String) -> Response<Body> {

@@ -82,6 +82,14 @@ impl Upstreams {
         }
     }
 
+    /// Open upstream connections per cluster name (for the metrics).
+    pub fn open_connections_by_cluster(&self) -> Vec<(Arc<str>, usize)> {
+        let map = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(name, e)| (name.clone(), e.pool.open_connections()))
+            .collect()
+    }
+
     /// The pool of `cluster`, built on first use.
     pub fn pool(&self, cluster: &Arc<Cluster>) -> Arc<ClusterPool> {
         let mut map = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
