@@ -249,3 +249,34 @@ async fn use_client_protocol_follows_the_downstream_version() {
     assert_eq!(got.status, 200);
     assert_eq!(up.last().version, http::Version::HTTP_2);
 }
+
+#[tokio::test]
+async fn max_connection_duration_replaces_old_connections() {
+    let up = Counting::start().await;
+    let proxy = Proxy::start(&config(
+        up.addr,
+        "HTTP",
+        "      tcp: {maxConnectionDuration: 50ms}",
+    ))
+    .await;
+    assert_eq!(get(proxy.addr(), "backend.test", "/").await.status, 200);
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    // The first connection is closed once it is older than the limit, and
+    // later requests use a new one.
+    eventually("the old connection is closed", || {
+        up.closed.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert_eq!(get(proxy.addr(), "backend.test", "/").await.status, 200);
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn without_max_connection_duration_keep_alive_reuses_one_connection() {
+    let up = Counting::start().await;
+    let proxy = Proxy::start(&config(up.addr, "HTTP", "      tcp: {maxConnections: 100}")).await;
+    for _ in 0..5 {
+        assert_eq!(get(proxy.addr(), "backend.test", "/").await.status, 200);
+    }
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+}
