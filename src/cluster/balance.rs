@@ -85,6 +85,10 @@ pub struct Pick<'a> {
     /// Per host index, whether outlier detection lets it be picked
     /// (`None`: every host).
     pub eligible: Option<&'a [bool]>,
+    /// Locality load balancing's choice: only hosts `i` with
+    /// `groups[i] == chosen` (a priority or a locality, see
+    /// `ClusterState::pick`). `None`: every host.
+    pub group: Option<(&'a [u32], u32)>,
 }
 
 impl<'a> Pick<'a> {
@@ -94,6 +98,7 @@ impl<'a> Pick<'a> {
             avoid,
             hash: None,
             eligible: None,
+            group: None,
         }
     }
 }
@@ -162,6 +167,9 @@ pub enum Balancer {
     },
     RoundRobin {
         cursor: AtomicUsize,
+        /// One rotation per locality group ([`Pick::group`]; ids are
+        /// below the host count), as Envoy keeps one per locality.
+        group_cursors: Vec<AtomicUsize>,
         /// Present when endpoint weights differ or slow start is on.
         edf: Option<Mutex<Edf>>,
         weighted: bool,
@@ -205,6 +213,9 @@ impl Balancer {
                 } else {
                     rand::random_range(0..hosts.len())
                 }),
+                group_cursors: (0..hosts.len())
+                    .map(|_| AtomicUsize::new(rand::random_range(0..hosts.len())))
+                    .collect(),
                 edf: edf.then(|| {
                     Mutex::new(Edf::new(hosts.len(), |i| {
                         rr_weight(&hosts[i], slow.as_ref(), now)
@@ -253,7 +264,9 @@ impl Balancer {
             return Err(PickError::Passthrough);
         }
         let available = |i: usize| {
-            hosts[i].is_available(p.now) && p.eligible.is_none_or(|m| m.get(i) != Some(&false))
+            hosts[i].is_available(p.now)
+                && p.eligible.is_none_or(|m| m.get(i) != Some(&false))
+                && p.group.is_none_or(|(g, chosen)| g.get(i) == Some(&chosen))
         };
         let fresh = |i: usize| available(i) && !p.avoid.iter().any(|a| Arc::ptr_eq(a, &hosts[i]));
         if !p.avoid.is_empty()
@@ -305,9 +318,19 @@ impl Balancer {
             } if *weighted || warming(hosts, slow.as_ref(), now) => {
                 lock(edf).pick(ok, |i| rr_weight(&hosts[i], slow.as_ref(), now))
             }
-            Balancer::RoundRobin { cursor, .. } => (0..n)
-                .map(|_| cursor.fetch_add(1, Ordering::Relaxed) % n)
-                .find(|&i| ok(i)),
+            Balancer::RoundRobin {
+                cursor,
+                group_cursors,
+                ..
+            } => {
+                let cursor = p
+                    .group
+                    .and_then(|(_, g)| group_cursors.get(g as usize))
+                    .unwrap_or(cursor);
+                (0..n)
+                    .map(|_| cursor.fetch_add(1, Ordering::Relaxed) % n)
+                    .find(|&i| ok(i))
+            }
             Balancer::Random { weighted } => random(hosts, ok, *weighted),
             Balancer::ConsistentHash { table } => {
                 if let Some(t) = table
