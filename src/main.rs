@@ -76,6 +76,10 @@ enum Command {
         /// The proxy's own workload labels (k=v,k2=v2), for `sourceLabels` matches.
         #[arg(long, value_parser = parse_labels, default_value = "")]
         labels: BTreeMap<String, String>,
+        /// The proxy's locality `region/zone/subzone`, for locality load
+        /// balancing (`localityLbSetting`; off when empty).
+        #[arg(long, default_value = "", value_name = "REGION/ZONE/SUBZONE")]
+        locality: String,
         /// Outbound listener (HTTP/1.1 and h2c, auto-detected).
         #[arg(long, default_value = "127.0.0.1:15001")]
         listen: SocketAddr,
@@ -202,6 +206,7 @@ fn main() -> ExitCode {
             config,
             namespace,
             labels,
+            locality,
             listen,
             admin,
             access_log,
@@ -212,6 +217,7 @@ fn main() -> ExitCode {
             config,
             namespace,
             labels,
+            locality,
             listen,
             admin,
             access_log,

@@ -12,7 +12,7 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::run::{compile_for, load_valid};
+use crate::cli::run::load_valid;
 use crate::config::ConfigSet;
 use crate::proxy::Shared;
 
@@ -69,7 +69,18 @@ impl Reloader {
         let now = crate::proxy::access_log::format_time(SystemTime::now());
         match load_valid(&self.paths, &self.namespace) {
             Ok((config, _warnings)) => {
-                let snapshot = compile_for(&config, &self.namespace, &self.labels);
+                // The locality is fixed for the proxy's life: keep the one
+                // the running snapshot was compiled for.
+                let locality = self.shared.snapshot.load().identity.locality.clone();
+                let snapshot = crate::compile::compile(
+                    &config,
+                    &crate::compile::Options {
+                        namespace: self.namespace.clone(),
+                        labels: self.labels.clone(),
+                        locality,
+                        ..Default::default()
+                    },
+                );
                 let version =
                     self.shared
                         .install_config(snapshot, Arc::new(config), now, &self.paths);

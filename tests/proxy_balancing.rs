@@ -590,3 +590,74 @@ async fn cluster_state_survives_a_reload_that_does_not_change_it() {
         0
     );
 }
+
+// ------------------------------------------------------------ slow start
+
+/// Requests to `a.test` answered by each of `names`.
+async fn shares(proxy: &Proxy, names: &[&str], n: usize) -> Vec<usize> {
+    let mut c = vec![0; names.len()];
+    for _ in 0..n {
+        let got = get(proxy.addr(), HOST, "/").await;
+        assert_eq!(got.status, 200);
+        let text = got.text();
+        c[names
+            .iter()
+            .position(|n| *n == text)
+            .expect("known upstream")] += 1;
+    }
+    c
+}
+
+/// `warmup` (§2.5, Envoy slow start): an endpoint added by a reload while
+/// the others are past their window starts at `minimumPercent` of its
+/// weight and ramps up; after its window it gets its full share. Hosts
+/// present when the proxy starts are all in their window together, so the
+/// first host is left to age out of it (a bounded poll on its join time).
+#[tokio::test]
+async fn warmup_ramps_up_a_newly_added_endpoint() {
+    let a = Upstream::named("a").await;
+    let b = Upstream::named("b").await;
+    let window = Duration::from_secs(2);
+    for lb in ["ROUND_ROBIN", "LEAST_REQUEST"] {
+        // Aggression 0.2: the factor stays at the 10% floor for 63% of the
+        // window, so the count below does not depend on the machine's speed.
+        let policy = format!(
+            "{{loadBalancer: {{simple: {lb}, warmup: {{duration: 2s, minimumPercent: 10, aggression: 0.2}}}}}}"
+        );
+        let proxy = Proxy::start(&config(&equal(&[a.addr]), ROUTE, Some(&policy))).await;
+        let shared = proxy.running.shared.clone();
+        let key = strait::route::ClusterKey {
+            port: 80,
+            subset: String::new(),
+            host: HOST.into(),
+        };
+        let first = shared.clusters.get(&key).expect("cluster state").hosts[0].clone();
+        for _ in 0..200 {
+            if first.added.elapsed() > window {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(first.added.elapsed() > window, "a left its window");
+
+        shared.install(compile(&config(
+            &equal(&[a.addr, b.addr]),
+            ROUTE,
+            Some(&policy),
+        )));
+        let state = shared.clusters.get(&key).unwrap();
+        assert!(Arc::ptr_eq(&state.hosts[0], &first), "a kept its join time");
+        let c = shares(&proxy, &["a", "b"], 300).await;
+        assert!(c[1] > 0 && c[1] * 3 < 300, "{lb}: b is warming: {c:?}");
+
+        // After b's window: its share (bounded poll in batches of 100).
+        let mut c = vec![0, 0];
+        for _ in 0..100 {
+            c = shares(&proxy, &["a", "b"], 100).await;
+            if c[1] >= 35 && state.hosts[1].added.elapsed() > window {
+                break;
+            }
+        }
+        assert!(c[1] >= 35, "{lb}: b warmed up: {c:?}");
+    }
+}

@@ -17,6 +17,11 @@ use support::*;
 /// Start `strait run` on ephemeral ports; returns the child and its listen
 /// and admin addresses (read from its startup line).
 fn start(config: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
+    start_with(config, &[])
+}
+
+/// [`start`] with more `strait run` arguments.
+fn start_with(config: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
         .args([
             "run",
@@ -27,6 +32,7 @@ fn start(config: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
             "-c",
         ])
         .arg(config)
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -213,4 +219,37 @@ fn demo_shows_the_split_and_the_jason_route() {
     let v1 = share("400 anonymous", "v1");
     assert!((80.0..=97.0).contains(&v1), "about 90% v1: {v1}\n{text}");
     assert_eq!(share("40 end-user: jason", "v2"), 100.0, "{text}");
+}
+
+/// `--locality` is the proxy's locality for `localityLbSetting`: with
+/// outlier detection configured, traffic stays in the proxy's locality;
+/// without the flag, both localities get traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locality_flag_keeps_traffic_in_the_proxy_locality() {
+    let east = Upstream::named("east").await;
+    let west = Upstream::named("west").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec:\n  hosts: [a.test]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 80, name: p, protocol: HTTP}]\n  endpoints:\n".to_string();
+    for (addr, locality) in [(west.addr, "us-west/b"), (east.addr, "us-east/a")] {
+        yaml.push_str(&format!(
+            "  - {{address: {}, ports: {{p: {}}}, locality: {locality}}}\n",
+            addr.ip(),
+            addr.port()
+        ));
+    }
+    yaml.push_str("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a.test\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: {consecutive5xxErrors: 5}}\n");
+    std::fs::write(dir.path().join("a.yaml"), yaml).unwrap();
+    for (args, want_west) in [(&["--locality", "us-east/a"][..], 0), (&[][..], 10)] {
+        let (mut child, listen, admin) = start_with(dir.path(), args);
+        assert_eq!(get(admin, "admin", "/ready").await.status, 200);
+        let mut west_hits = 0;
+        for _ in 0..20 {
+            let got = get(listen, "a.test", "/").await;
+            assert_eq!(got.status, 200);
+            west_hits += usize::from(got.text() == "west");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(west_hits, want_west, "{args:?}");
+    }
 }

@@ -16,6 +16,8 @@ pub struct RunArgs {
     pub config: Vec<PathBuf>,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// The proxy's locality, `region/zone/subzone` (empty: none).
+    pub locality: String,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub access_log: Option<String>,
@@ -145,7 +147,13 @@ pub fn run(args: RunArgs) -> i32 {
     for w in &warnings {
         let _ = writeln!(stderr, "{w}");
     }
-    let snapshot = compile_for(&config, &args.namespace, &args.labels);
+    let options = Options {
+        namespace: args.namespace.clone(),
+        labels: args.labels.clone(),
+        locality: args.locality.clone(),
+        ..Options::default()
+    };
+    let snapshot = compile::compile(&config, &options);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers.filter(|n| *n > 0) {
         builder.worker_threads(n);
@@ -185,11 +193,7 @@ pub fn run(args: RunArgs) -> i32 {
         });
         {
             let mut st = running.shared.status.lock().unwrap_or_else(|p| p.into_inner());
-            st.options = Options {
-                namespace: args.namespace.clone(),
-                labels: args.labels.clone(),
-                ..Options::default()
-            };
+            st.options = options;
         }
         // The snapshot being served is version 1; the watcher rebuilds from the files.
         let now = crate::proxy::access_log::format_time(std::time::SystemTime::now());

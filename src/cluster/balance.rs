@@ -22,6 +22,15 @@
 //!   retry mutation). If the table cannot be built (Maglev size not
 //!   prime) hosts are picked at random by weight.
 //!
+//! Slow start (`warmup` / `warmupDurationSecs`, ROUND_ROBIN and
+//! LEAST_REQUEST only, see [`SlowStart::from_lb`]): a host's weight is
+//! multiplied by [`SlowStart::factor`] of the time since it joined
+//! ([`Host::added`]), as Envoy's `applySlowStartFactor` does through the EDF
+//! weights. While any host is in its window the EDF scheduler is used even
+//! with equal weights (Envoy's `noHostsAreInSlowStart` pivot); the weight
+//! is recomputed each time the host is rescheduled, so nothing is
+//! allocated per request for it.
+//!
 //! Every pick considers only hosts that are available
 //! ([`Host::is_available`] and [`Pick::eligible`], outlier detection's
 //! mask) and not in the
@@ -37,6 +46,7 @@ use std::time::Instant;
 
 use super::Host;
 use super::hash::{HashAlgorithm, HashRing};
+use super::warmup::SlowStart;
 use crate::model::{LoadBalancerSettings, SimpleLB};
 
 /// Envoy's default `choice_count` for the least-request balancer.
@@ -75,6 +85,10 @@ pub struct Pick<'a> {
     /// Per host index, whether outlier detection lets it be picked
     /// (`None`: every host).
     pub eligible: Option<&'a [bool]>,
+    /// Locality load balancing's choice: only hosts `i` with
+    /// `groups[i] == chosen` (a priority or a locality, see
+    /// `ClusterState::pick`). `None`: every host.
+    pub group: Option<(&'a [u32], u32)>,
 }
 
 impl<'a> Pick<'a> {
@@ -84,6 +98,7 @@ impl<'a> Pick<'a> {
             avoid,
             hash: None,
             eligible: None,
+            group: None,
         }
     }
 }
@@ -144,13 +159,21 @@ impl Kind {
 #[derive(Debug)]
 pub enum Balancer {
     LeastRequest {
-        /// Present when endpoint weights differ.
+        /// Present when endpoint weights differ or slow start is on.
         edf: Option<Mutex<Edf>>,
+        /// Equal weights: the EDF is used only while a host is warming.
+        weighted: bool,
+        slow: Option<SlowStart>,
     },
     RoundRobin {
         cursor: AtomicUsize,
-        /// Present when endpoint weights differ.
+        /// One rotation per locality group ([`Pick::group`]; ids are
+        /// below the host count), as Envoy keeps one per locality.
+        group_cursors: Vec<AtomicUsize>,
+        /// Present when endpoint weights differ or slow start is on.
         edf: Option<Mutex<Edf>>,
+        weighted: bool,
+        slow: Option<SlowStart>,
     },
     Random {
         weighted: bool,
@@ -169,9 +192,18 @@ fn weights_differ(hosts: &[Arc<Host>]) -> bool {
 impl Balancer {
     pub fn new(lb: Option<&LoadBalancerSettings>, hosts: &[Arc<Host>]) -> Balancer {
         let weighted = weights_differ(hosts);
+        let slow = lb.and_then(SlowStart::from_lb);
+        let now = Instant::now();
+        let edf = weighted || slow.is_some();
         match Kind::of(lb) {
             Kind::LeastRequest => Balancer::LeastRequest {
-                edf: weighted.then(|| Mutex::new(Edf::new(hosts.len(), |i| lr_weight(&hosts[i])))),
+                edf: edf.then(|| {
+                    Mutex::new(Edf::new(hosts.len(), |i| {
+                        lr_weight(&hosts[i], slow.as_ref(), now)
+                    }))
+                }),
+                weighted,
+                slow,
             },
             Kind::RoundRobin => Balancer::RoundRobin {
                 // Envoy starts each balancer at a random position so that
@@ -181,8 +213,16 @@ impl Balancer {
                 } else {
                     rand::random_range(0..hosts.len())
                 }),
-                edf: weighted
-                    .then(|| Mutex::new(Edf::new(hosts.len(), |i| hosts[i].weight() as f64))),
+                group_cursors: (0..hosts.len())
+                    .map(|_| AtomicUsize::new(rand::random_range(0..hosts.len())))
+                    .collect(),
+                edf: edf.then(|| {
+                    Mutex::new(Edf::new(hosts.len(), |i| {
+                        rr_weight(&hosts[i], slow.as_ref(), now)
+                    }))
+                }),
+                weighted,
+                slow,
             },
             Kind::Random => Balancer::Random { weighted },
             Kind::Passthrough => Balancer::Passthrough,
@@ -224,33 +264,39 @@ impl Balancer {
             return Err(PickError::Passthrough);
         }
         let available = |i: usize| {
-            hosts[i].is_available(p.now) && p.eligible.is_none_or(|m| m.get(i) != Some(&false))
+            hosts[i].is_available(p.now)
+                && p.eligible.is_none_or(|m| m.get(i) != Some(&false))
+                && p.group.is_none_or(|(g, chosen)| g.get(i) == Some(&chosen))
         };
         let fresh = |i: usize| available(i) && !p.avoid.iter().any(|a| Arc::ptr_eq(a, &hosts[i]));
         if !p.avoid.is_empty()
-            && let Some(i) = self.choose(hosts, p.hash, &fresh)
+            && let Some(i) = self.choose(hosts, p, &fresh)
         {
             return Ok(i);
         }
-        self.choose(hosts, p.hash, &available)
-            .ok_or(PickError::NoHost)
+        self.choose(hosts, p, &available).ok_or(PickError::NoHost)
     }
 
     fn choose(
         &self,
         hosts: &[Arc<Host>],
-        hash: Option<u64>,
+        p: &Pick<'_>,
         ok: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let n = hosts.len();
         if n == 0 {
             return None;
         }
+        let (now, hash) = (p.now, p.hash);
         match self {
-            Balancer::LeastRequest { edf: Some(edf) } => {
-                lock(edf).pick(ok, |i| lr_weight(&hosts[i]))
+            Balancer::LeastRequest {
+                edf: Some(edf),
+                weighted,
+                slow,
+            } if *weighted || warming(hosts, slow.as_ref(), now) => {
+                lock(edf).pick(ok, |i| lr_weight(&hosts[i], slow.as_ref(), now))
             }
-            Balancer::LeastRequest { edf: None } => {
+            Balancer::LeastRequest { .. } => {
                 let m = (0..n).filter(|&i| ok(i)).count();
                 if m == 0 {
                     return None;
@@ -264,12 +310,27 @@ impl Balancer {
                 }
                 best
             }
-            Balancer::RoundRobin { edf: Some(edf), .. } => {
-                lock(edf).pick(ok, |i| hosts[i].weight() as f64)
+            Balancer::RoundRobin {
+                edf: Some(edf),
+                weighted,
+                slow,
+                ..
+            } if *weighted || warming(hosts, slow.as_ref(), now) => {
+                lock(edf).pick(ok, |i| rr_weight(&hosts[i], slow.as_ref(), now))
             }
-            Balancer::RoundRobin { cursor, edf: None } => (0..n)
-                .map(|_| cursor.fetch_add(1, Ordering::Relaxed) % n)
-                .find(|&i| ok(i)),
+            Balancer::RoundRobin {
+                cursor,
+                group_cursors,
+                ..
+            } => {
+                let cursor = p
+                    .group
+                    .and_then(|(_, g)| group_cursors.get(g as usize))
+                    .unwrap_or(cursor);
+                (0..n)
+                    .map(|_| cursor.fetch_add(1, Ordering::Relaxed) % n)
+                    .find(|&i| ok(i))
+            }
             Balancer::Random { weighted } => random(hosts, ok, *weighted),
             Balancer::ConsistentHash { table } => {
                 if let Some(t) = table
@@ -289,9 +350,29 @@ fn lock(m: &Mutex<Edf>) -> std::sync::MutexGuard<'_, Edf> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Envoy's least-request weight with `active_request_bias` 1.0.
-fn lr_weight(h: &Host) -> f64 {
-    h.weight() as f64 / (h.active() as f64 + 1.0)
+/// The host's endpoint weight, scaled by the slow-start factor while the
+/// host is in its window (Envoy `applySlowStartFactor`).
+pub fn rr_weight(h: &Host, slow: Option<&SlowStart>, now: Instant) -> f64 {
+    let w = h.weight() as f64;
+    match slow {
+        Some(s) => w * s.factor(now.saturating_duration_since(h.added)),
+        None => w,
+    }
+}
+
+/// Envoy's least-request weight with `active_request_bias` 1.0, after slow
+/// start.
+pub fn lr_weight(h: &Host, slow: Option<&SlowStart>, now: Instant) -> f64 {
+    rr_weight(h, slow, now) / (h.active() as f64 + 1.0)
+}
+
+/// Whether some host is still in its slow-start window at `now`.
+fn warming(hosts: &[Arc<Host>], slow: Option<&SlowStart>, now: Instant) -> bool {
+    slow.is_some_and(|s| {
+        hosts
+            .iter()
+            .any(|h| now.saturating_duration_since(h.added) < s.window)
+    })
 }
 
 /// The `k`-th index below `n` that satisfies `ok`.
@@ -417,6 +498,7 @@ impl Edf {
 mod tests {
     use super::*;
     use crate::compile::Endpoint;
+    use std::time::Duration;
 
     fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
         weights
@@ -502,7 +584,7 @@ mod tests {
     fn weighted_least_request_divides_weight_by_active_requests() {
         let h = hosts(&[2, 1]);
         let b = Balancer::new(None, &h);
-        assert!(matches!(b, Balancer::LeastRequest { edf: Some(_) }));
+        assert!(matches!(b, Balancer::LeastRequest { edf: Some(_), .. }));
         assert_eq!(counts(&b, &h, 300), vec![200, 100]);
         // Host 0 with 3 active requests has effective weight 2/4 < 1.
         let _busy: Vec<_> = (0..3).map(|_| h[0].begin()).collect();
@@ -525,6 +607,68 @@ mod tests {
             }
             let all = h.clone();
             assert!(b.pick(&h, &Pick::new(Instant::now(), &all)).is_ok());
+        }
+    }
+
+    fn slow_lb(simple: SimpleLB, window: &str) -> LoadBalancerSettings {
+        serde_json::from_value(serde_json::json!({
+            "simple": simple,
+            "warmup": {"duration": window, "minimumPercent": 10},
+        }))
+        .unwrap()
+    }
+
+    /// Host 1 joined `late` after host 0; picks at `at` after host 1 joined.
+    fn warm_counts(simple: SimpleLB, late: Duration, at: Duration, n: usize) -> Vec<usize> {
+        let h = hosts(&[1, 1]);
+        let h1 = Arc::new(Host {
+            endpoint: h[1].endpoint.clone(),
+            active: Default::default(),
+            added: h[0].added + late,
+        });
+        let h = vec![h[0].clone(), h1];
+        let b = Balancer::new(Some(&slow_lb(simple, "10s")), &h);
+        let now = h[1].added + at;
+        let mut c = vec![0; 2];
+        for _ in 0..n {
+            c[b.pick(&h, &Pick::new(now, &[])).unwrap()] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn slow_start_scales_the_weight_of_a_host_in_its_window() {
+        let slow = SlowStart::from_lb(&slow_lb(SimpleLB::RoundRobin, "10s")).unwrap();
+        let h = hosts(&[4]);
+        let t = h[0].added;
+        let w = |after: u64| rr_weight(&h[0], Some(&slow), t + Duration::from_millis(after));
+        assert!((w(0) - 0.4).abs() < 1e-9, "floor: 10% of 4");
+        assert!((w(5_000) - 2.0).abs() < 1e-9, "half way: half the weight");
+        assert!((w(10_000) - 4.0).abs() < 1e-9, "window over: full weight");
+        assert_eq!(rr_weight(&h[0], None, t), 4.0);
+        let _busy = h[0].begin();
+        assert!((lr_weight(&h[0], Some(&slow), t + Duration::from_secs(5)) - 1.0).abs() < 1e-9);
+        assert!(SlowStart::from_lb(&slow_lb(SimpleLB::Random, "10s")).is_none());
+    }
+
+    #[test]
+    fn a_warming_host_gets_proportionally_less_traffic() {
+        let (late, zero) = (Duration::from_secs(100), Duration::ZERO);
+        for simple in [SimpleLB::RoundRobin, SimpleLB::LeastRequest] {
+            // Host 0 is past its window, host 1 at the 10% floor: 10 to 1.
+            let c = warm_counts(simple, late, zero, 1100);
+            assert!(c[1] >= 90 && c[1] <= 110, "{simple:?} {c:?}");
+            // Half way through host 1's window: 2 to 1.
+            let c = warm_counts(simple, late, Duration::from_secs(5), 300);
+            assert!(c[1] >= 95 && c[1] <= 105, "{simple:?} {c:?}");
+            // After the window: even (least request is back to two random
+            // choices, which with no requests in flight is a coin flip; the
+            // bounds are many standard deviations wide).
+            let c = warm_counts(simple, late, Duration::from_secs(10), 300);
+            assert!(c[1] >= 100 && c[1] <= 200, "{simple:?} {c:?}");
+            // Both hosts joined together: equal factors, even shares.
+            let c = warm_counts(simple, zero, zero, 300);
+            assert!(c[1] >= 145 && c[1] <= 155, "{simple:?} {c:?}");
         }
     }
 

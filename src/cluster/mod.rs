@@ -21,11 +21,12 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::compile::{Cluster, Endpoint, Snapshot};
+use crate::compile::{Cluster, Endpoint, Options, Snapshot};
 use crate::model::TrafficPolicy;
 use crate::route::ClusterKey;
 pub use balance::{Balancer, HashTable, Kind, Pick, PickError};
 pub use limits::{Limits, Permit};
+use locality::{EndpointLocality, Locality};
 use outlier::{Ejection, OutlierConfig, OutlierDetector};
 
 /// One upstream endpoint of a cluster, with its runtime counters.
@@ -110,12 +111,145 @@ pub struct ClusterState {
     pub outlier: Option<Arc<OutlierDetector>>,
     /// The request hash policy of a `consistentHash` balancer.
     pub hash_key: Option<hash::HashKey>,
+    /// Locality load balancing, when it changes anything for this proxy.
+    pub locality: Option<LocalityLb>,
+}
+
+/// Locality load balancing for one cluster (§2.6), as Istio lays out the
+/// endpoints for Envoy: failover priorities, or `distribute` weights per
+/// locality. Built once per state; picking allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalityLb {
+    /// Envoy priority per host (0 preferred). A pick uses the lowest
+    /// priority that has an available host: failover happens when outlier
+    /// detection ejected every host of the better ones. (Envoy also
+    /// spills part of the load over as soon as a priority is less than
+    /// 1/1.4 healthy; strait only moves when none is left.)
+    Priorities(Vec<u32>),
+    /// Locality index per host, and each locality's weight (`0`: the
+    /// locality was dropped). A pick first chooses a locality with an
+    /// available host, at random by weight, then a host in it (Envoy's
+    /// locality-weighted balancing, without its health scaling).
+    Distribute {
+        locality: Vec<u32>,
+        weights: Vec<u32>,
+    },
+}
+
+impl LocalityLb {
+    /// Istio's `ApplyLocalityLoadBalancer` for `hosts` and a proxy with
+    /// `identity`, with Istio's default mesh setting (`{enabled: true}`).
+    /// `None` when it changes nothing: locality LB off, the proxy's
+    /// locality unknown (and no `failoverPriority`), one priority only and
+    /// no `distribute` rule for the proxy.
+    pub fn new(cluster: &Cluster, hosts: &[Arc<Host>], identity: &Options) -> Option<LocalityLb> {
+        let policy = cluster.policy.as_ref();
+        let dr = policy
+            .and_then(|p| p.load_balancer.as_ref())
+            .and_then(|l| l.locality_lb_setting.as_ref());
+        let setting = locality::effective_setting(dr, None)?;
+        let proxy = Locality::parse(&identity.locality);
+        if proxy.is_empty() && setting.failover_priority.is_empty() {
+            return None;
+        }
+        let endpoints: Vec<EndpointLocality> = hosts
+            .iter()
+            .map(|h| EndpointLocality {
+                locality: Locality::parse(h.endpoint.locality.as_deref().unwrap_or("")),
+                labels: h.endpoint.labels.clone(),
+                weight: h.weight(),
+            })
+            .collect();
+        // Istio: failover needs outlier detection, or Envoy would never
+        // move down a priority.
+        let outlier = policy.is_some_and(|p| p.outlier_detection.is_some());
+        let priorities = locality::priorities_with_labels(
+            &proxy,
+            &identity.labels,
+            &endpoints,
+            &setting,
+            outlier,
+        );
+        if priorities.iter().any(|&p| p > 0) {
+            return Some(LocalityLb::Priorities(priorities));
+        }
+        let weights = locality::distribute_weights(&proxy, &endpoints, &setting);
+        let natural = locality::distribute_weights(
+            &proxy,
+            &endpoints,
+            &crate::model::LocalityLoadBalancerSetting {
+                distribute: Vec::new(),
+                ..setting.clone()
+            },
+        );
+        if weights == natural {
+            return None;
+        }
+        let mut seen: Vec<&Locality> = Vec::new();
+        let mut per_locality = Vec::new();
+        let index = endpoints
+            .iter()
+            .zip(&weights)
+            .map(
+                |(ep, &w)| match seen.iter().position(|l| **l == ep.locality) {
+                    Some(i) => i as u32,
+                    None => {
+                        seen.push(&ep.locality);
+                        per_locality.push(w);
+                        (seen.len() - 1) as u32
+                    }
+                },
+            )
+            .collect();
+        Some(LocalityLb::Distribute {
+            locality: index,
+            weights: per_locality,
+        })
+    }
+
+    /// The group for one pick among the hosts `available` accepts: the
+    /// lowest priority with one, or a locality by weight. `None`: no
+    /// available host in any group.
+    fn choose(&self, n: usize, available: &dyn Fn(usize) -> bool) -> Option<(&[u32], u32)> {
+        match self {
+            LocalityLb::Priorities(prio) => (0..n)
+                .filter(|&i| available(i))
+                .map(|i| prio[i])
+                .min()
+                .map(|p| (&prio[..], p)),
+            LocalityLb::Distribute { locality, weights } => {
+                let live = |g: usize| {
+                    weights[g] > 0 && (0..n).any(|i| locality[i] as usize == g && available(i))
+                };
+                let total: u64 = (0..weights.len())
+                    .filter(|&g| live(g))
+                    .map(|g| u64::from(weights[g]))
+                    .sum();
+                if total == 0 {
+                    return None;
+                }
+                let mut roll = rand::random_range(0..total);
+                for g in (0..weights.len()).filter(|&g| live(g)) {
+                    let w = u64::from(weights[g]);
+                    if roll < w {
+                        return Some((&locality[..], g as u32));
+                    }
+                    roll -= w;
+                }
+                None
+            }
+        }
+    }
 }
 
 impl ClusterState {
     /// State for `cluster`, reusing the hosts (by identical endpoint) and,
     /// when the policy is unchanged, the circuit breakers of `previous`.
-    pub fn new(cluster: &Cluster, previous: Option<&ClusterState>) -> ClusterState {
+    pub fn new(
+        cluster: &Cluster,
+        previous: Option<&ClusterState>,
+        identity: &Options,
+    ) -> ClusterState {
         let hosts: Vec<Arc<Host>> = cluster
             .endpoints
             .iter()
@@ -139,6 +273,7 @@ impl ClusterState {
             .and_then(|l| l.consistent_hash.as_ref())
             .and_then(hash::HashKey::from_policy);
         let outlier = outlier_state(cluster, previous, &hosts);
+        let locality = LocalityLb::new(cluster, &hosts, identity);
         if balancer.kind() == Kind::Passthrough {
             tracing::warn!(
                 cluster = %cluster.name,
@@ -153,6 +288,7 @@ impl ClusterState {
             policy: cluster.policy.clone(),
             outlier,
             hash_key,
+            locality,
         }
     }
 
@@ -176,8 +312,23 @@ impl ClusterState {
             Some(od) => Some(od.eligible(p.now).ok_or(PickError::NoHost)?),
             None => None,
         };
+        let eligible = mask.as_deref().or(p.eligible);
+        let group = match &self.locality {
+            Some(l) => {
+                let available = |i: usize| {
+                    self.hosts[i].is_available(p.now)
+                        && eligible.is_none_or(|m| m.get(i) != Some(&false))
+                };
+                match l.choose(self.hosts.len(), &available) {
+                    Some(g) => Some(g),
+                    None => return Err(PickError::NoHost),
+                }
+            }
+            None => None,
+        };
         let p = Pick {
-            eligible: mask.as_deref().or(p.eligible),
+            eligible,
+            group: group.or(p.group),
             ..*p
         };
         self.balancer
@@ -250,6 +401,9 @@ fn outlier_state(
 #[derive(Debug, Default)]
 pub struct Registry {
     clusters: ArcSwap<HashMap<ClusterKey, Arc<ClusterState>>>,
+    /// The proxy identity of the last reconcile (locality load balancing
+    /// depends on it).
+    identity: ArcSwap<Options>,
     /// Serializes reconciles (reads never take it).
     write: Mutex<()>,
 }
@@ -265,19 +419,23 @@ impl Registry {
     pub fn reconcile(&self, snap: &Snapshot) {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.clusters.load_full();
+        let prev_id = self.identity.load_full();
+        let same_id =
+            prev_id.locality == snap.identity.locality && prev_id.labels == snap.identity.labels;
         let next: HashMap<ClusterKey, Arc<ClusterState>> = snap
             .clusters
             .iter()
             .map(|(key, c)| {
                 let prev = old.get(key);
                 let state = match prev {
-                    Some(p) if p.matches(c) => p.clone(),
-                    _ => Arc::new(ClusterState::new(c, prev.map(|p| &**p))),
+                    Some(p) if same_id && p.matches(c) => p.clone(),
+                    _ => Arc::new(ClusterState::new(c, prev.map(|p| &**p), &snap.identity)),
                 };
                 (key.clone(), state)
             })
             .collect();
         self.clusters.store(Arc::new(next));
+        self.identity.store(Arc::new(snap.identity.clone()));
     }
 
     pub fn get(&self, key: &ClusterKey) -> Option<Arc<ClusterState>> {
@@ -288,7 +446,7 @@ impl Registry {
     /// request still holds a snapshot whose cluster was since removed.
     pub fn state_for(&self, cluster: &Cluster) -> Arc<ClusterState> {
         self.get(&cluster.key)
-            .unwrap_or_else(|| Arc::new(ClusterState::new(cluster, None)))
+            .unwrap_or_else(|| Arc::new(ClusterState::new(cluster, None, &self.identity.load())))
     }
 
     /// Report an attempt's outcome on `host`, picked from `state`. A reload
@@ -437,6 +595,113 @@ mod tests {
             b.outlier.as_ref().unwrap()
         ));
         assert_eq!(c.host_health(now), vec![(false, 0), (false, 0)]);
+    }
+
+    /// `r` with endpoints `(address, locality)`, a DestinationRule with
+    /// `policy`, compiled for a proxy in `at`.
+    fn located(eps: &[(&str, &str)], policy: &str, at: &str) -> Snapshot {
+        let mut yaml = se(&[]);
+        for (a, l) in eps {
+            yaml.push_str(&format!("  - {{address: {a}, locality: {l}}}\n"));
+        }
+        yaml.push_str(&format!("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: r\n  trafficPolicy: {policy}\n"));
+        let cfg = load_str(
+            &yaml,
+            "t.yaml",
+            &LoadOptions {
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+        );
+        assert!(cfg.load_errors.is_empty() && cfg.problems.is_empty());
+        crate::compile::compile(
+            &cfg,
+            &Options {
+                locality: at.into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn pick_counts(st: &ClusterState, n: usize) -> Vec<usize> {
+        let mut c = vec![0; st.hosts.len()];
+        for _ in 0..n {
+            let h = st.pick(&Pick::new(Instant::now(), &[])).unwrap();
+            c[st.index_of(&h).unwrap()] += 1;
+        }
+        c
+    }
+
+    const OD1: &str = "outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}";
+
+    #[test]
+    fn locality_failover_prefers_the_local_priority_and_fails_over_on_ejection() {
+        let eps = [("10.0.0.1", "us-west/b"), ("10.0.0.2", "us-east/a")];
+        let reg = Registry::new();
+        reg.reconcile(&located(&eps, &format!("{{{OD1}}}"), "us-east/a"));
+        let st = reg.get(&key()).unwrap();
+        assert_eq!(st.locality, Some(LocalityLb::Priorities(vec![1, 0])));
+        assert_eq!(pick_counts(&st, 50), vec![0, 50]);
+        let now = Instant::now();
+        let local = st.hosts[1].clone();
+        assert!(
+            reg.record(&st, &key(), &local, outlier::Outcome::Status(500), now)
+                .is_some()
+        );
+        assert_eq!(pick_counts(&st, 50), vec![50, 0], "failover to us-west/b");
+
+        // Without outlier detection Istio sets no failover priorities.
+        reg.reconcile(&located(
+            &eps,
+            "{loadBalancer: {simple: ROUND_ROBIN}}",
+            "us-east/a",
+        ));
+        let st = reg.get(&key()).unwrap();
+        assert_eq!(st.locality, None);
+        assert_eq!(pick_counts(&st, 50), vec![25, 25]);
+
+        // Locality LB disabled, or a proxy of unknown locality: none.
+        let off = format!("{{{OD1}, loadBalancer: {{localityLbSetting: {{enabled: false}}}}}}");
+        reg.reconcile(&located(&eps, &off, "us-east/a"));
+        assert_eq!(reg.get(&key()).unwrap().locality, None);
+        reg.reconcile(&located(&eps, &format!("{{{OD1}}}"), ""));
+        assert_eq!(reg.get(&key()).unwrap().locality, None);
+        // A changed proxy locality rebuilds the state.
+        reg.reconcile(&located(&eps, &format!("{{{OD1}}}"), "us-west/b"));
+        assert_eq!(
+            reg.get(&key()).unwrap().locality,
+            Some(LocalityLb::Priorities(vec![0, 1]))
+        );
+    }
+
+    #[test]
+    fn locality_distribute_splits_traffic_by_locality_weight() {
+        let eps = [
+            ("10.0.0.1", "us-east/a"),
+            ("10.0.0.2", "us-west/b"),
+            ("10.0.0.3", "us-east/a"),
+        ];
+        let policy = "{loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {distribute: [{from: us-east/*, to: {\"us-east/a\": 80, \"us-west/b\": 20}}]}}}";
+        let reg = Registry::new();
+        reg.reconcile(&located(&eps, policy, "us-east/a"));
+        let st = reg.get(&key()).unwrap();
+        assert_eq!(
+            st.locality,
+            Some(LocalityLb::Distribute {
+                locality: vec![0, 1, 0],
+                weights: vec![80, 20]
+            })
+        );
+        let c = pick_counts(&st, 2000);
+        // Expected 800 / 400 / 800; the bounds are many deviations wide.
+        assert!(c[1] > 280 && c[1] < 520, "{c:?}");
+        assert!(
+            c[0].abs_diff(c[2]) <= 1,
+            "round robin within us-east/a: {c:?}"
+        );
+        // A proxy the rule does not apply to: natural weights, no locality step.
+        reg.reconcile(&located(&eps, policy, "eu/x"));
+        assert_eq!(reg.get(&key()).unwrap().locality, None);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Options {
     pub labels: BTreeMap<String, String>,
     pub domain: String,
     pub root_namespace: String,
+    /// The proxy's own locality, `region/zone/subzone` (empty: unknown; no
+    /// locality load balancing then).
+    pub locality: String,
 }
 
 impl Default for Options {
@@ -29,6 +32,7 @@ impl Default for Options {
             labels: BTreeMap::new(),
             domain: "cluster.local".into(),
             root_namespace: "istio-system".into(),
+            locality: String::new(),
         }
     }
 }

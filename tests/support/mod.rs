@@ -212,6 +212,18 @@ impl Proxy {
     }
 
     pub async fn start_with(yaml: &str, labels: BTreeMap<String, String>) -> Proxy {
+        Self::start_as(
+            yaml,
+            strait::compile::Options {
+                labels,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// A proxy with identity `options` (its namespace must be `default`).
+    pub async fn start_as(yaml: &str, options: strait::compile::Options) -> Proxy {
         let cfg = load_str(
             yaml,
             "test.yaml",
@@ -222,7 +234,7 @@ impl Proxy {
         );
         assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
         assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
-        let snapshot = strait::cli::run::compile_for(&cfg, "default", &labels);
+        let snapshot = strait::compile::compile(&cfg, &options);
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("access.log");
         let log = AccessLog::to_path(log_path.to_str().unwrap(), Format::Json).unwrap();
