@@ -280,3 +280,59 @@ async fn without_max_connection_duration_keep_alive_reuses_one_connection() {
     }
     assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
 }
+
+/// A loopback listener that never accepts, with its accept queue already
+/// full: Linux then drops new SYNs, so a connect hangs until it times out.
+fn unanswered_listener() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Fill the backlog (bounded): connects that complete go to the queue.
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+            Ok(c) => fillers.push(c),
+            Err(_) => break,
+        }
+    }
+    (s, fillers, addr)
+}
+
+#[tokio::test]
+async fn connect_timeout_is_uf_after_the_configured_time() {
+    let (_listener, _fillers, addr) = unanswered_listener();
+    let proxy = Proxy::start(&config(addr, "HTTP", "      tcp: {connectTimeout: 150ms}")).await;
+    let started = std::time::Instant::now();
+    let got = get(proxy.addr(), "backend.test", "/").await;
+    assert_eq!(got.status, 503);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "waited for the connect timeout"
+    );
+    let log = proxy.log_entries(1).await;
+    assert!(
+        log[0]["response_flags"].as_str().unwrap().starts_with("UF"),
+        "{}",
+        log[0]
+    );
+    assert!(
+        log[0]["upstream_transport_failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("timeout"),
+        "{}",
+        log[0]
+    );
+}
