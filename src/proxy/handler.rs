@@ -124,7 +124,8 @@ pub async fn handle(
         .authority()
         .map(|a| a.as_str().to_string())
         .or_else(|| header_str(&parts.headers, header::HOST));
-    let mut entry = Entry {
+    // The access-log fields cost a dozen strings: only when a log is on.
+    let mut entry = shared.access_log.enabled().then(|| Entry {
         start: Some(start_time),
         start_time: format_time(start_time),
         method: parts.method.as_str().to_string(),
@@ -140,7 +141,7 @@ pub async fn handle(
         downstream_local_address: conn.local.to_string(),
         downstream_remote_address: conn.remote.to_string(),
         ..Default::default()
-    };
+    });
     let mut outcome = Outcome::new();
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let incoming = {
@@ -149,12 +150,12 @@ pub async fn handle(
             counter.store(d.bytes, Ordering::Relaxed)
         }))
     };
-    let response = match authority {
+    let response = match authority.as_deref() {
         Some(a)
             if !smuggling_shape(&parts.headers, parts.version)
                 && !conn.smuggling.load(Ordering::Acquire) =>
         {
-            route(&shared, &mut parts, incoming, &a, grpc, &mut outcome).await
+            route(&shared, &mut parts, incoming, a, grpc, &mut outcome).await
         }
         Some(_) => {
             let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
@@ -171,17 +172,20 @@ pub async fn handle(
             r.response(grpc)
         }
     };
-    entry.response_code = response.status().as_u16();
-    entry.route_name = outcome.route_name.as_deref().map(str::to_string);
-    entry.upstream_host = outcome.upstream_host.as_deref().map(str::to_string);
-    entry.upstream_cluster = outcome.upstream_cluster.as_deref().map(str::to_string);
-    entry.upstream_service_time = outcome.upstream_service_time;
-    entry.upstream_transport_failure_reason = outcome.transport_failure.clone();
-    entry.response_code_details = if outcome.details.is_empty() {
-        "via_upstream".to_string()
-    } else {
-        outcome.details.clone()
-    };
+    let response_code = response.status().as_u16();
+    if let Some(e) = entry.as_mut() {
+        e.response_code = response_code;
+        e.route_name = outcome.route_name.as_deref().map(str::to_string);
+        e.upstream_host = outcome.upstream_host.as_deref().map(str::to_string);
+        e.upstream_cluster = outcome.upstream_cluster.as_deref().map(str::to_string);
+        e.upstream_service_time = outcome.upstream_service_time;
+        e.upstream_transport_failure_reason = outcome.transport_failure.clone();
+        e.response_code_details = if outcome.details.is_empty() {
+            "via_upstream".to_string()
+        } else {
+            outcome.details.clone()
+        };
+    }
     let mut flags = outcome.flags;
     let (parts_out, body_out) = response.into_parts();
     // A trailers-only gRPC response carries its status in the headers.
@@ -192,9 +196,7 @@ pub async fn handle(
         .and_then(|v| v.parse().ok());
     let destination = match &outcome.cluster {
         Some(c) => c.metric.clone(),
-        None => {
-            crate::metrics::Destination::unknown(entry.authority.as_deref().unwrap_or("unknown"))
-        }
+        None => crate::metrics::Destination::unknown(authority.as_deref().unwrap_or("unknown")),
     };
     let logger = shared.clone();
     let in_flight = outcome.in_flight.take();
@@ -204,22 +206,26 @@ pub async fn handle(
         if !done.complete {
             flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
         }
-        entry.response_flags = flags;
-        entry.bytes_sent = done.bytes;
-        entry.bytes_received = bytes_in.load(Ordering::Relaxed);
+        let bytes_received = bytes_in.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
-        entry.duration = elapsed.as_millis() as u64;
         logger.metrics.record(&crate::metrics::Record {
             destination: &destination,
             grpc,
-            response_code: entry.response_code,
+            response_code,
             grpc_status: done.grpc_status.or(header_grpc_status),
             flags,
             duration_ms: elapsed.as_secs_f64() * 1000.0,
-            request_bytes: entry.bytes_received,
-            response_bytes: entry.bytes_sent,
+            request_bytes: bytes_received,
+            response_bytes: done.bytes,
         });
-        logger.observe(&entry);
+        if let Some(mut e) = entry {
+            e.response_flags = flags;
+            e.bytes_sent = done.bytes;
+            e.bytes_received = bytes_received;
+            e.duration = elapsed.as_millis() as u64;
+            logger.access_log.log(&e);
+        }
+        logger.requests.fetch_add(1, Ordering::Relaxed);
     });
     Ok(Response::from_parts(parts_out, body::boxed(logged)))
 }
@@ -234,18 +240,17 @@ fn smuggling_shape(h: &HeaderMap, v: Version) -> bool {
 
 /// A random UUID v4, as Envoy's request-id extension generates.
 fn request_id() -> String {
-    let b: [u8; 16] = rand::random();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
     let mut s = String::with_capacity(36);
     for (i, byte) in b.iter().enumerate() {
-        let byte = match i {
-            6 => (byte & 0x0f) | 0x40,
-            8 => (byte & 0x3f) | 0x80,
-            _ => *byte,
-        };
         if matches!(i, 4 | 6 | 8 | 10) {
             s.push('-');
         }
-        s.push_str(&format!("{byte:02x}"));
+        s.push(HEX[usize::from(byte >> 4)] as char);
+        s.push(HEX[usize::from(byte & 0x0f)] as char);
     }
     s
 }

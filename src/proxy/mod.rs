@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use crate::compile::Snapshot;
 use crate::config::ConfigSet;
 use crate::reload::{Rejected, Status};
-use access_log::{AccessLog, Entry};
+use access_log::AccessLog;
 use handler::ConnInfo;
 use upstream::Upstreams;
 
@@ -115,12 +115,6 @@ impl Shared {
     pub fn reject_config(&self, r: Rejected) {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
         st.last_rejected = Some(r);
-    }
-
-    /// Called once per finished request.
-    pub fn observe(&self, e: &Entry) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.access_log.log(e);
     }
 
     /// Swap in a new snapshot; in-flight requests keep the one they loaded.
