@@ -336,3 +336,58 @@ async fn connect_timeout_is_uf_after_the_configured_time() {
         log[0]
     );
 }
+
+/// `http.maxConcurrentStreams` caps streams per upstream HTTP/2 connection:
+/// more concurrent requests open more connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_streams_opens_another_h2_connection_when_one_is_full() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(0));
+    let (a, g) = (accepted.clone(), gate.clone());
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            a.fetch_add(1, Ordering::SeqCst);
+            let g = g.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req: Request<Incoming>| {
+                    let g = g.clone();
+                    async move {
+                        // Hold every request until the test releases it.
+                        let _ = g.acquire().await.map(|p| p.forget());
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                    }
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+            });
+        }
+    });
+    let proxy = Proxy::start(&config(
+        addr,
+        "HTTP2",
+        "      http: {maxConcurrentStreams: 1}",
+    ))
+    .await;
+    let p = proxy.addr();
+    let requests: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(async move { get(p, "backend.test", "/").await }))
+        .collect();
+    eventually(
+        "three upstream connections for three concurrent streams",
+        || accepted.load(Ordering::SeqCst) >= 3,
+    )
+    .await;
+    gate.add_permits(3);
+    for r in requests {
+        assert_eq!(r.await.unwrap().status, 200);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    server.abort();
+}
