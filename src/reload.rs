@@ -104,9 +104,12 @@ impl Reloader {
         }
     }
 
-    /// Watch the paths (and SIGHUP) until `shutdown`, reloading on changes.
-    pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let (tx, mut rx) = mpsc::channel::<()>(64);
+    /// Start watching: the file watch and the SIGHUP handler are in place
+    /// when this returns (so no change made right after start is missed, and
+    /// an early SIGHUP never takes the default action), then a task reloads
+    /// on changes until `shutdown`. Must be called inside a tokio runtime.
+    pub fn spawn(self: Arc<Self>, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let (tx, rx) = mpsc::channel::<()>(64);
         let watcher = match self.start_watcher(tx) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -115,7 +118,20 @@ impl Reloader {
             }
         };
         #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        #[cfg(not(unix))]
+        let hup: Option<()> = None;
+        tokio::spawn(self.run(rx, watcher, hup, shutdown))
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<()>,
+        watcher: Option<notify::RecommendedWatcher>,
+        #[cfg(unix)] mut hup: Option<tokio::signal::unix::Signal>,
+        #[cfg(not(unix))] _hup: Option<()>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             #[cfg(unix)]
             let hup_recv = async {

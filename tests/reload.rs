@@ -73,7 +73,7 @@ async fn reload_under_load_drops_nothing_and_rejects_invalid_config() {
         shared: running.shared.clone(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(reloader.clone().watch(stop_rx));
+    reloader.clone().spawn(stop_rx);
     let proxy = running.listen;
     assert!(until_answer(proxy, "v1", Duration::from_secs(5)).await);
 
@@ -234,7 +234,7 @@ async fn configmap_style_symlink_swap_is_picked_up() {
         shared: running.shared.clone(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(reloader.watch(stop_rx));
+    reloader.spawn(stop_rx);
     assert_eq!(get(running.listen, "r", "/").await.text(), "v1");
 
     // The kubelet's update: a new timestamped directory, then an atomic

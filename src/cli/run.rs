@@ -201,7 +201,7 @@ pub fn run(args: RunArgs) -> i32 {
             .shared
             .record_config(std::sync::Arc::new(config), now, &args.config);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(reloader.watch(stop_rx));
+        reloader.spawn(stop_rx);
         tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
         let _ = writeln!(
             std::io::stderr(),
