@@ -68,14 +68,32 @@ pub fn route_table(
     opts: &Options,
 ) -> RouteTable {
     let vss = ordered_virtual_services(config, opts);
+    // Host → first VirtualService in Istio's order, built once so that the
+    // lookup per service does not scan every VirtualService.
+    let mut exact: HashMap<String, usize> = HashMap::new();
+    let mut wildcards: Vec<(usize, String)> = Vec::new();
+    for (i, vs) in vss.iter().enumerate() {
+        for h in &vs.spec.hosts {
+            let h = host::resolve_short_name(h, vs.namespace(), &opts.domain);
+            if host::is_wildcard(&h) {
+                wildcards.push((i, h));
+            } else {
+                exact.entry(h).or_insert(i);
+            }
+        }
+    }
     let mut table = RouteTable::default();
     for svc in services {
-        let vs = vss.iter().find(|vs| {
-            vs.spec.hosts.iter().any(|h| {
-                let h = host::resolve_short_name(h, vs.namespace(), &opts.domain);
-                h == svc.fqdn || (host::is_wildcard(&h) && host::subset_of(&svc.fqdn, &h))
-            })
-        });
+        let by_wildcard = wildcards
+            .iter()
+            .filter(|(_, h)| host::subset_of(&svc.fqdn, h))
+            .map(|(i, _)| *i)
+            .min();
+        let first = match (exact.get(&svc.fqdn).copied(), by_wildcard) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let vs = first.map(|i| vss[i]);
         for port in svc
             .ports
             .iter()

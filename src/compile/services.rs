@@ -131,24 +131,72 @@ pub fn destination_rule_for(
     svc: &ServiceInfo,
     opts: &Options,
 ) -> Option<AppliedRule> {
-    let stage = |ns: &str, proxy_ns: bool| -> Option<AppliedRule> {
-        let mut found: Vec<(&Resource<DestinationRule>, String)> = config
-            .destination_rules
+    destination_rule_in(&DrIndex::new(config, opts), svc, opts)
+}
+
+/// DestinationRules by resolved host, built once per compile so that the
+/// lookup per service does not scan every rule.
+pub struct DrIndex<'a> {
+    exact: HashMap<String, Vec<&'a Resource<DestinationRule>>>,
+    wildcards: Vec<(&'a Resource<DestinationRule>, String)>,
+}
+
+impl<'a> DrIndex<'a> {
+    pub fn new(config: &'a ConfigSet, opts: &Options) -> DrIndex<'a> {
+        let mut exact: HashMap<String, Vec<&'a Resource<DestinationRule>>> = HashMap::new();
+        let mut wildcards = Vec::new();
+        for dr in &config.destination_rules {
+            let Some(h) = dr.spec.host.as_deref() else {
+                continue;
+            };
+            let h = host::resolve_short_name(h, dr.namespace(), &opts.domain);
+            if host::is_wildcard(&h) {
+                wildcards.push((dr, h));
+            } else {
+                exact.entry(h).or_default().push(dr);
+            }
+        }
+        DrIndex { exact, wildcards }
+    }
+
+    /// Rules whose host covers `fqdn`, with that host.
+    fn candidates<'s>(
+        &'s self,
+        fqdn: &'s str,
+    ) -> impl Iterator<Item = (&'a Resource<DestinationRule>, &'s str)> + 's {
+        let exact = self
+            .exact
+            .get(fqdn)
+            .into_iter()
+            .flatten()
+            .map(move |dr| (*dr, fqdn));
+        let wild = self
+            .wildcards
             .iter()
-            .filter(|dr| dr.namespace() == ns)
-            .filter(|dr| proxy_ns || visible(&dr.spec.export_to, dr.namespace(), &opts.namespace))
-            .filter(|dr| match &dr.spec.workload_selector {
+            .filter(move |(_, h)| host::subset_of(fqdn, h))
+            .map(|(dr, h)| (*dr, h.as_str()));
+        exact.chain(wild)
+    }
+}
+
+/// [`destination_rule_for`] with a prebuilt index.
+pub fn destination_rule_in(
+    index: &DrIndex<'_>,
+    svc: &ServiceInfo,
+    opts: &Options,
+) -> Option<AppliedRule> {
+    let stage = |ns: &str, proxy_ns: bool| -> Option<AppliedRule> {
+        let mut found: Vec<(&Resource<DestinationRule>, String)> = index
+            .candidates(&svc.fqdn)
+            .filter(|(dr, _)| dr.namespace() == ns)
+            .filter(|(dr, _)| {
+                proxy_ns || visible(&dr.spec.export_to, dr.namespace(), &opts.namespace)
+            })
+            .filter(|(dr, _)| match &dr.spec.workload_selector {
                 None => true,
                 Some(sel) => proxy_ns && labels_match(&sel.match_labels, &opts.labels),
             })
-            .filter_map(|dr| {
-                let h = host::resolve_short_name(
-                    dr.spec.host.as_deref()?,
-                    dr.namespace(),
-                    &opts.domain,
-                );
-                host::subset_of(&svc.fqdn, &h).then_some((dr, h))
-            })
+            .map(|(dr, h)| (dr, h.to_string()))
             .collect();
         let best = found.iter().map(|(_, h)| specificity(h)).max()?;
         found.retain(|(_, h)| specificity(h) == best);
@@ -203,8 +251,9 @@ pub fn clusters(
     opts: &Options,
 ) -> HashMap<ClusterKey, Arc<Cluster>> {
     let mut out = HashMap::new();
+    let dr_index = DrIndex::new(config, opts);
     for svc in services {
-        let dr = destination_rule_for(config, svc, opts);
+        let dr = destination_rule_in(&dr_index, svc, opts);
         for port in &svc.ports {
             let protocol = match port.protocol {
                 Protocol::Http2 | Protocol::Grpc => UpstreamProtocol::H2c,

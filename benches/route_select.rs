@@ -1,0 +1,119 @@
+//! Route selection and config compile at scale (issue #6): selection cost must
+//! not depend on the number of hosts; compiling 10,000 services must be fast.
+//! Run with `cargo bench --bench route_select`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use strait::compile::{Options, Snapshot, compile};
+use strait::load::{LoadOptions, load_str};
+use strait::route::RequestView;
+
+/// `n` services, each with a ServiceEntry, a DestinationRule with two
+/// subsets and a VirtualService with three match rules and a weighted split.
+fn config(n: usize) -> String {
+    let mut s = String::with_capacity(n * 1400);
+    for i in 0..n {
+        s.push_str(&format!(
+            "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: svc{i}}}
+spec:
+  hosts: [svc{i}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  endpoints:
+  - {{address: 127.0.3.1, labels: {{version: v1}}}}
+  - {{address: 127.0.3.2, labels: {{version: v2}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: svc{i}}}
+spec:
+  host: svc{i}
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: svc{i}}}
+spec:
+  hosts: [svc{i}]
+  http:
+  - name: canary
+    match: [{{headers: {{x-canary: {{exact: 'true'}}}}}}]
+    route: [{{destination: {{host: svc{i}, subset: v2}}}}]
+  - name: api
+    match: [{{uri: {{prefix: /api/}}, method: {{exact: POST}}}}]
+    route: [{{destination: {{host: svc{i}, subset: v1}}}}]
+  - name: split
+    route:
+    - {{destination: {{host: svc{i}, subset: v1}}, weight: 90}}
+    - {{destination: {{host: svc{i}, subset: v2}}, weight: 10}}
+---
+"
+        ));
+    }
+    s
+}
+
+fn snapshot(n: usize) -> Snapshot {
+    let cfg = load_str(
+        &config(n),
+        "bench.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    assert!(cfg.problems.is_empty() && cfg.load_errors.is_empty());
+    compile(&cfg, &Options::default())
+}
+
+fn select(c: &mut Criterion) {
+    let headers = HeaderMap::new();
+    for n in [10usize, 10_000] {
+        let snap = snapshot(n);
+        let authority = format!("svc{}:80", n / 2);
+        c.bench_function(&format!("select_split_route_{n}_hosts"), |b| {
+            b.iter(|| {
+                let view = RequestView {
+                    method: "GET",
+                    scheme: "http",
+                    authority: black_box(&authority),
+                    path: black_box("/reviews/1"),
+                    query: None,
+                    headers: &headers,
+                };
+                let vh = snap.routes.vhost(view.authority).expect("vhost");
+                black_box(vh.select(&view).expect("route"));
+            })
+        });
+    }
+}
+
+fn compile_10k(c: &mut Criterion) {
+    let text = config(10_000);
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(10);
+    g.bench_function("load_and_compile_10000_services", |b| {
+        b.iter(|| {
+            let cfg = load_str(
+                black_box(&text),
+                "bench.yaml",
+                &LoadOptions {
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+            );
+            black_box(compile(&cfg, &Options::default()));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, select, compile_10k);
+criterion_main!(benches);
