@@ -21,8 +21,6 @@ pub enum Format {
 /// One request's log fields (Envoy command operators).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Entry {
-    #[serde(skip)]
-    pub start: Option<SystemTime>,
     pub start_time: String,
     pub method: String,
     pub path: String,

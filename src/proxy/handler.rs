@@ -126,7 +126,6 @@ pub async fn handle(
         .or_else(|| header_str(&parts.headers, header::HOST));
     // The access-log fields cost a dozen strings: only when a log is on.
     let mut entry = shared.access_log.enabled().then(|| Entry {
-        start: Some(start_time),
         start_time: format_time(start_time),
         method: parts.method.as_str().to_string(),
         path: parts
@@ -151,10 +150,7 @@ pub async fn handle(
         }))
     };
     let response = match authority.as_deref() {
-        Some(a)
-            if !smuggling_shape(&parts.headers, parts.version)
-                && !conn.smuggling.load(Ordering::Acquire) =>
-        {
+        Some(a) if !conn.smuggling.load(Ordering::Acquire) => {
             route(&shared, &mut parts, incoming, a, grpc, &mut outcome).await
         }
         Some(_) => {
@@ -225,17 +221,8 @@ pub async fn handle(
             e.duration = elapsed.as_millis() as u64;
             logger.access_log.log(&e);
         }
-        logger.requests.fetch_add(1, Ordering::Relaxed);
     });
     Ok(Response::from_parts(parts_out, body::boxed(logged)))
-}
-
-/// HTTP/1.x request smuggling shapes that must never be forwarded:
-/// Content-Length together with Transfer-Encoding.
-fn smuggling_shape(h: &HeaderMap, v: Version) -> bool {
-    v != Version::HTTP_2
-        && h.contains_key(header::TRANSFER_ENCODING)
-        && h.contains_key(header::CONTENT_LENGTH)
 }
 
 /// A random UUID v4, as Envoy's request-id extension generates.

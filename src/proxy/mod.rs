@@ -16,7 +16,7 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,7 +51,6 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// True once the first configuration is live.
     pub ready: AtomicBool,
-    pub requests: AtomicU64,
     pub metrics: crate::metrics::Metrics,
     /// The live configuration's version and the last rejected change (admin
     /// API; never read on the request path).
@@ -73,7 +72,6 @@ impl Shared {
             upstreams: Upstreams::new(DEFAULT_CONNECT_TIMEOUT),
             access_log,
             ready: AtomicBool::new(true),
-            requests: AtomicU64::new(0),
             status: Mutex::new(Status::default()),
             connections: Arc::new(()),
         })

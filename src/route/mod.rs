@@ -82,7 +82,7 @@ impl RouteTable {
         }
         let host_len = key.len();
         key.push(':');
-        key.push_str(itoa_u16(port).as_str());
+        let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{port}"));
         if let Some(i) = self.domains.get(&key) {
             return self.vhosts.get(*i);
         }
@@ -98,10 +98,6 @@ impl RouteTable {
     pub fn domain_count(&self) -> usize {
         self.domains.len() + self.wildcards.len()
     }
-}
-
-fn itoa_u16(n: u16) -> String {
-    n.to_string()
 }
 
 /// Split `host[:port]` (IPv6 in brackets); the port defaults to 80.
