@@ -5,7 +5,10 @@
 //! text.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -121,9 +124,23 @@ pub struct Destination {
     pub name: Arc<String>,
     pub namespace: Arc<String>,
     pub version: Arc<String>,
+    /// This destination's series, resolved once: finding a series by its
+    /// two dozen labels costs more than routing the request.
+    pub cache: Option<Arc<SeriesCache>>,
 }
 
 impl Destination {
+    /// A compiled cluster's labels (with a series cache).
+    pub fn new(service: &str, name: &str, namespace: &str, version: &str) -> Destination {
+        Destination {
+            service: Arc::new(service.to_string()),
+            name: Arc::new(name.to_string()),
+            namespace: Arc::new(namespace.to_string()),
+            version: Arc::new(version.to_string()),
+            cache: Some(Arc::default()),
+        }
+    }
+
     pub fn unknown(host: &str) -> Destination {
         let u = Arc::new("unknown".to_string());
         Destination {
@@ -131,9 +148,52 @@ impl Destination {
             name: Arc::new(host.split(':').next().unwrap_or(host).to_string()),
             namespace: u.clone(),
             version: u,
+            cache: None,
         }
     }
 }
+
+/// What varies between the series of one destination.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct SeriesKey {
+    grpc: bool,
+    response_code: u16,
+    grpc_status: Option<u32>,
+    flags: Flags,
+}
+
+/// The four request metrics of one label set.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+/// Series handles of one destination, for one [`Metrics`] (a snapshot may
+/// outlive or be shared by several in tests, hence the owner check).
+#[derive(Default)]
+pub struct SeriesCache {
+    owner: AtomicU64,
+    series: RwLock<FxHashMap<SeriesKey, Arc<Series>>>,
+    cluster: OnceLock<(u64, ClusterHot)>,
+}
+
+impl std::fmt::Debug for SeriesCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SeriesCache")
+    }
+}
+
+/// The per-cluster counters every forwarded request touches.
+#[derive(Clone)]
+pub struct ClusterHot {
+    pub upstream_rq_total: Counter,
+    pub upstream_rq_active: Gauge,
+}
+
+/// Distinguishes [`Metrics`] instances (0 is never used).
+static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One finished request, as the metrics see it.
 pub struct Record<'a> {
@@ -148,6 +208,7 @@ pub struct Record<'a> {
 }
 
 pub struct Metrics {
+    id: u64,
     registry: Registry,
     source: Source,
     unknown: Arc<String>,
@@ -257,6 +318,7 @@ impl Metrics {
             outlier_detection_ejections_active.clone(),
         );
         Metrics {
+            id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             source,
             unknown: Arc::new("unknown".into()),
@@ -277,8 +339,57 @@ impl Metrics {
     }
 
     pub fn record(&self, r: &Record<'_>) {
+        let key = SeriesKey {
+            grpc: r.grpc,
+            response_code: r.response_code,
+            grpc_status: if r.grpc { r.grpc_status } else { None },
+            flags: r.flags,
+        };
+        let series = match &r.destination.cache {
+            Some(cache) => self.cached_series(cache, r.destination, key),
+            None => Arc::new(self.series(r.destination, key)),
+        };
+        series.requests.inc();
+        series.duration.observe(r.duration_ms);
+        series.request_bytes.observe(r.request_bytes as f64);
+        series.response_bytes.observe(r.response_bytes as f64);
+    }
+
+    /// Claim `cache` for this instance; false if another one owns it.
+    fn owns(&self, cache: &SeriesCache) -> bool {
+        match cache
+            .owner
+            .compare_exchange(0, self.id, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(owner) => owner == self.id,
+        }
+    }
+
+    fn cached_series(&self, cache: &SeriesCache, d: &Destination, key: SeriesKey) -> Arc<Series> {
+        if !self.owns(cache) {
+            return Arc::new(self.series(d, key));
+        }
+        if let Some(s) = cache
+            .series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return s.clone();
+        }
+        let s = Arc::new(self.series(d, key));
+        cache
+            .series
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_insert(s)
+            .clone()
+    }
+
+    fn series(&self, d: &Destination, key: SeriesKey) -> Series {
         let s = &self.source;
-        let d = r.destination;
         let labels = RequestLabels {
             reporter: "source",
             source_workload: s.workload.clone(),
@@ -300,20 +411,43 @@ impl Metrics {
             destination_service: d.service.clone(),
             destination_service_name: d.name.clone(),
             destination_service_namespace: d.namespace.clone(),
-            request_protocol: if r.grpc { "grpc" } else { "http" },
-            response_code: r.response_code,
-            grpc_response_status: GrpcLabel(if r.grpc { r.grpc_status } else { None }),
-            response_flags: FlagsLabel(r.flags),
+            request_protocol: if key.grpc { "grpc" } else { "http" },
+            response_code: key.response_code,
+            grpc_response_status: GrpcLabel(key.grpc_status),
+            response_flags: FlagsLabel(key.flags),
             connection_security_policy: "unknown",
         };
-        self.requests.get_or_create(&labels).inc();
-        self.duration.get_or_create(&labels).observe(r.duration_ms);
-        self.request_bytes
-            .get_or_create(&labels)
-            .observe(r.request_bytes as f64);
-        self.response_bytes
-            .get_or_create(&labels)
-            .observe(r.response_bytes as f64);
+        Series {
+            requests: self.requests.get_or_create(&labels).clone(),
+            duration: self.duration.get_or_create(&labels).clone(),
+            request_bytes: self.request_bytes.get_or_create(&labels).clone(),
+            response_bytes: self.response_bytes.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// The hot per-cluster counters of the cluster `d` belongs to.
+    pub fn cluster_hot(&self, d: &Destination, name: &Arc<str>) -> ClusterHot {
+        let resolve = || ClusterHot {
+            upstream_rq_total: self
+                .upstream_rq_total
+                .get_or_create(&Self::cluster(name))
+                .clone(),
+            upstream_rq_active: self
+                .upstream_rq_active
+                .get_or_create(&Self::cluster(name))
+                .clone(),
+        };
+        match &d.cache {
+            Some(cache) if self.owns(cache) => {
+                let (id, hot) = cache.cluster.get_or_init(|| (self.id, resolve()));
+                if *id == self.id {
+                    hot.clone()
+                } else {
+                    resolve()
+                }
+            }
+            _ => resolve(),
+        }
     }
 
     pub fn cluster(name: &Arc<str>) -> ClusterLabels {
@@ -340,12 +474,12 @@ mod tests {
     #[test]
     fn istio_request_metrics_have_istio_names_and_labels() {
         let m = Metrics::new(Source::new("default", &Default::default()));
-        let d = Destination {
-            service: Arc::new("reviews.default.svc.cluster.local".into()),
-            name: Arc::new("reviews".into()),
-            namespace: Arc::new("default".into()),
-            version: Arc::new("v1".into()),
-        };
+        let d = Destination::new(
+            "reviews.default.svc.cluster.local",
+            "reviews",
+            "default",
+            "v1",
+        );
         for _ in 0..3 {
             m.record(&Record {
                 destination: &d,
@@ -387,5 +521,52 @@ mod tests {
         assert!(text.contains("le=\"0.5\""));
         assert!(text.contains("envoy_cluster_upstream_rq_retry_total{cluster_name=\"outbound|9080|v1|reviews.default.svc.cluster.local\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_destination_shared_by_two_proxies_counts_in_each() {
+        let a = Metrics::new(Source::new("default", &Default::default()));
+        let b = Metrics::new(Source::new("default", &Default::default()));
+        let d = Destination::new("r.default.svc.cluster.local", "r", "default", "v1");
+        let rec = |m: &Metrics, code| {
+            m.record(&Record {
+                destination: &d,
+                grpc: false,
+                response_code: code,
+                grpc_status: None,
+                flags: Flags::NONE,
+                duration_ms: 1.0,
+                request_bytes: 0,
+                response_bytes: 0,
+            })
+        };
+        rec(&a, 200);
+        rec(&a, 200);
+        rec(&b, 200);
+        rec(&a, 503);
+        let count = |m: &Metrics, code: &str| {
+            m.encode()
+                .lines()
+                .find(|l| {
+                    l.starts_with("istio_requests_total{")
+                        && l.contains(&format!("response_code=\"{code}\""))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+        };
+        assert_eq!(count(&a, "200").as_deref(), Some("2"));
+        assert_eq!(count(&a, "503").as_deref(), Some("1"));
+        assert_eq!(count(&b, "200").as_deref(), Some("1"));
+        assert_eq!(count(&b, "503"), None);
+        let hot = a.cluster_hot(&d, &Arc::from("c"));
+        hot.upstream_rq_total.inc();
+        b.cluster_hot(&d, &Arc::from("c")).upstream_rq_total.inc();
+        assert!(
+            a.encode()
+                .contains("envoy_cluster_upstream_rq_total{cluster_name=\"c\"} 1")
+        );
+        assert!(
+            b.encode()
+                .contains("envoy_cluster_upstream_rq_total{cluster_name=\"c\"} 1")
+        );
     }
 }

@@ -154,8 +154,13 @@ pub fn run(args: RunArgs) -> i32 {
         ..Options::default()
     };
     let snapshot = compile::compile(&config, &options);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.workers.filter(|n| *n > 0) {
+    // One worker runs everything on the main thread: no work-stealing
+    // scheduler and no cross-thread wake-ups per request.
+    let mut builder = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(n) = args.workers.filter(|n| *n > 1) {
         builder.worker_threads(n);
     }
     let rt = match builder.enable_all().build() {

@@ -279,16 +279,12 @@ pub fn clusters(
                         )
                     }),
                     destination_rule: dr.as_ref().map(|d| d.key()),
-                    metric: crate::metrics::Destination {
-                        service: Arc::new(svc.fqdn.clone()),
-                        name: Arc::new(svc.name.clone()),
-                        namespace: Arc::new(svc.namespace.clone()),
-                        version: Arc::new(if subset.is_empty() {
-                            "unknown".into()
-                        } else {
-                            subset.to_string()
-                        }),
-                    },
+                    metric: crate::metrics::Destination::new(
+                        &svc.fqdn,
+                        &svc.name,
+                        &svc.namespace,
+                        if subset.is_empty() { "unknown" } else { subset },
+                    ),
                     name: key.to_string().into(),
                     key: key.clone(),
                     protocol,

@@ -82,6 +82,7 @@ pub async fn forward(
     snap: &Arc<Snapshot>,
     route: &Route,
     clusters: &[WeightedCluster],
+    conn: &ConnInfo,
     parts: &mut http::request::Parts,
     body: Body,
     authority: &str,
@@ -124,11 +125,8 @@ pub async fn forward(
         outcome.local(&r);
         return r.response(grpc);
     };
-    let gauge = shared
-        .metrics
-        .upstream_rq_active
-        .get_or_create(&stats)
-        .clone();
+    let hot = shared.metrics.cluster_hot(&cluster.metric, &cluster.name);
+    let gauge = hot.upstream_rq_active;
     gauge.inc();
     outcome.in_flight = Some(InFlight {
         _permit: permit,
@@ -203,14 +201,7 @@ pub async fn forward(
     // Consistent hashing: the request's hash, and a generated cookie for
     // the client's response (Envoy's `addDownstreamSetCookie`).
     let hashed = state.hash_key.as_ref().map(|k| {
-        let conn = parts.extensions.get::<ConnInfo>();
-        let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-        k.compute_for_connection(
-            &parts.headers,
-            parts.uri.query(),
-            conn.map_or(unspecified, |c| c.remote),
-            conn.map_or(unspecified, |c| c.local),
-        )
+        k.compute_for_connection(&parts.headers, parts.uri.query(), conn.remote, conn.local)
     });
     let request_hash = hashed.as_ref().and_then(|h| h.hash);
     let set_cookie = hashed.and_then(|h| h.set_cookie);
@@ -247,7 +238,9 @@ pub async fn forward(
         if let Some(f) = outcome.in_flight.as_mut() {
             f.host = Some(host.begin());
         }
-        tried.push(host.clone());
+        if avoid_previous {
+            tried.push(host.clone());
+        }
         outcome.upstream_host = Some(endpoint.clone());
         let Some(b) = req_body.take() else {
             let r = LocalReply::connection_termination();
@@ -278,7 +271,7 @@ pub async fn forward(
             (a, b) => a.or(b),
         };
         let sent_at = Instant::now();
-        shared.metrics.upstream_rq_total.get_or_create(&stats).inc();
+        hot.upstream_rq_total.inc();
         let send = shared
             .upstreams
             .send(cluster, &endpoint, parts.version, req);

@@ -110,20 +110,17 @@ pub async fn handle(
     let started = Instant::now();
     let start_time = SystemTime::now();
     let (mut parts, incoming) = req.into_parts();
-    // For consistent hashing (source IP, generated cookies).
-    parts.extensions.insert(conn.clone());
     // Istio's sidecar generates x-request-id when the client did not.
-    if !parts.headers.contains_key("x-request-id")
-        && let Ok(v) = HeaderValue::from_str(&request_id())
-    {
-        parts.headers.insert("x-request-id", v);
+    if !parts.headers.contains_key(X_REQUEST_ID) {
+        parts.headers.insert(X_REQUEST_ID, request_id());
     }
     let grpc = is_grpc(&parts.headers);
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| header_str(&parts.headers, header::HOST));
+    // Shares the request's bytes: no copy of the authority per request.
+    let host = match parts.uri.authority() {
+        Some(a) => Some(Host::Uri(a.clone())),
+        None => parts.headers.get(header::HOST).cloned().map(Host::Header),
+    };
+    let authority = host.as_ref().and_then(Host::as_str);
     // The access-log fields cost a dozen strings: only when a log is on.
     let mut entry = shared.access_log.enabled().then(|| Entry {
         start_time: format_time(start_time),
@@ -135,8 +132,8 @@ pub async fn handle(
         protocol: protocol(parts.version),
         x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
         user_agent: header_str(&parts.headers, header::USER_AGENT),
-        request_id: header_str(&parts.headers, "x-request-id"),
-        authority: authority.clone(),
+        request_id: header_str(&parts.headers, X_REQUEST_ID),
+        authority: authority.map(str::to_string),
         downstream_local_address: conn.local.to_string(),
         downstream_remote_address: conn.remote.to_string(),
         ..Default::default()
@@ -149,9 +146,9 @@ pub async fn handle(
             counter.store(d.bytes, Ordering::Relaxed)
         }))
     };
-    let response = match authority.as_deref() {
+    let response = match authority {
         Some(a) if !conn.smuggling.load(Ordering::Acquire) => {
-            route(&shared, &mut parts, incoming, a, grpc, &mut outcome).await
+            route(&shared, &conn, &mut parts, incoming, a, grpc, &mut outcome).await
         }
         Some(_) => {
             let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
@@ -192,7 +189,7 @@ pub async fn handle(
         .and_then(|v| v.parse().ok());
     let destination = match &outcome.cluster {
         Some(c) => c.metric.clone(),
-        None => crate::metrics::Destination::unknown(authority.as_deref().unwrap_or("unknown")),
+        None => crate::metrics::Destination::unknown(authority.unwrap_or("unknown")),
     };
     let logger = shared.clone();
     let in_flight = outcome.in_flight.take();
@@ -225,26 +222,47 @@ pub async fn handle(
     Ok(Response::from_parts(parts_out, body::boxed(logged)))
 }
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's authority: the URI's (HTTP/2, absolute form) or `Host`.
+enum Host {
+    Uri(http::uri::Authority),
+    Header(HeaderValue),
+}
+
+impl Host {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Host::Uri(a) => Some(a.as_str()),
+            Host::Header(v) => v.to_str().ok(),
+        }
+    }
+}
+
 /// A random UUID v4, as Envoy's request-id extension generates.
-fn request_id() -> String {
+fn request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
+    let mut out = [0u8; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            out[at] = b'-';
+            at += 1;
         }
-        s.push(HEX[usize::from(byte >> 4)] as char);
-        s.push(HEX[usize::from(byte & 0x0f)] as char);
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    s
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Select the route and run its action.
 async fn route(
     shared: &Arc<Shared>,
+    conn: &ConnInfo,
     parts: &mut http::request::Parts,
     body: Body,
     authority: &str,
@@ -252,14 +270,15 @@ async fn route(
     outcome: &mut Outcome,
 ) -> Response<Body> {
     let snapshot = shared.snapshot.load_full();
-    let path = parts.uri.path().to_string();
-    let query = parts.uri.query().map(str::to_string);
+    // Shares the URI's bytes, so `parts` stays free to change.
+    let uri = parts.uri.clone();
+    let (path, query) = (uri.path(), uri.query());
     let view = RequestView {
         method: parts.method.as_str(),
-        scheme: parts.uri.scheme_str().unwrap_or("http"),
+        scheme: uri.scheme_str().unwrap_or("http"),
         authority,
-        path: &path,
-        query: query.as_deref(),
+        path,
+        query,
         headers: &parts.headers,
     };
     let Some(route) = snapshot
@@ -323,11 +342,11 @@ async fn route(
         }
         Action::Redirect(rd) => {
             outcome.details = "via_redirect".into();
-            redirect(rd, route, &parts.uri, authority, &path, query.as_deref())
+            redirect(rd, route, &uri, authority, path, query)
         }
         Action::Forward(clusters) => {
             let mut r = forward::forward(
-                shared, &snapshot, route, clusters, parts, body, authority, grpc, outcome,
+                shared, &snapshot, route, clusters, conn, parts, body, authority, grpc, outcome,
             )
             .await;
             // The chosen destination's response operations, before the
@@ -530,8 +549,10 @@ mod tests {
 
     #[test]
     fn request_ids_are_uuid_v4() {
-        let id = request_id();
+        let v = request_id();
+        let id = v.to_str().unwrap();
         assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
     }

@@ -145,6 +145,10 @@ pub struct ClusterPool {
     changed: Arc<Notify>,
     conns: Mutex<Conns>,
     ids: AtomicU64,
+    /// A task closes HTTP/1.1 connections idle past the idle timeout (one
+    /// per pool, running only while connections are idle: a timer per
+    /// request would cost a task and a timer entry for every request).
+    sweeping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -154,12 +158,11 @@ struct Conns {
 }
 
 struct H1Conn {
-    id: u64,
     sender: http1::SendRequest<Body>,
     born: Instant,
     requests: u32,
-    /// Which idle period this is (so a stale idle timer does nothing).
-    idle_gen: u64,
+    /// When it last went back to the pool.
+    idle_since: Instant,
 }
 
 #[derive(Clone)]
@@ -208,6 +211,7 @@ impl ClusterPool {
             changed: Arc::new(Notify::new()),
             conns: Mutex::new(Conns::default()),
             ids: AtomicU64::new(1),
+            sweeping: AtomicBool::new(false),
         }
     }
 
@@ -253,16 +257,28 @@ impl ClusterPool {
             .is_some_and(|d| born.elapsed() >= d)
     }
 
-    /// How long an idle connection born at `born` may stay idle.
-    fn idle_wait(&self, born: Instant) -> Option<Duration> {
-        let life = self
-            .settings
-            .max_connection_duration
-            .map(|d| d.saturating_sub(born.elapsed()));
-        match (self.settings.idle_timeout, life) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    /// An idle HTTP/1.1 connection that must not be used again.
+    fn stale(&self, c: &H1Conn, now: Instant) -> bool {
+        c.sender.is_closed()
+            || self
+                .settings
+                .max_connection_duration
+                .is_some_and(|d| now.saturating_duration_since(c.born) >= d)
+            || self
+                .settings
+                .idle_timeout
+                .is_some_and(|t| now.saturating_duration_since(c.idle_since) >= t)
+    }
+
+    /// How often the sweeper looks for idle connections past their time:
+    /// a quarter of the shortest limit, so one closes within 1.25× of it.
+    fn sweep_period(&self) -> Option<Duration> {
+        let s = &self.settings;
+        let shortest = match (s.idle_timeout, s.max_connection_duration) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some((shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(30)))
     }
 
     pub async fn send(
@@ -308,6 +324,13 @@ impl ClusterPool {
         O: FnOnce(OwnedSemaphorePermit) -> F,
         F: std::future::Future<Output = Result<T, SendError>>,
     {
+        // The common case first, without registering for wake-ups.
+        if let Some(c) = try_get() {
+            return Ok(c);
+        }
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return open(permit).await;
+        }
         let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
         let mut waiting: Option<Pending<'_>> = None;
         loop {
@@ -387,12 +410,18 @@ impl ClusterPool {
 
     // ---- HTTP/1.1 ----
 
+    /// The most recently used idle connection (LIFO keeps the working set
+    /// small and lets the others reach their idle timeout).
     fn take_idle_h1(&self, key: &Arc<str>) -> Option<H1Conn> {
         let mut conns = self.lock();
         let list = conns.h1.get_mut(key)?;
-        list.retain(|c| !c.sender.is_closed() && !self.expired(c.born));
-        let pos = list.iter().position(|c| c.sender.is_ready())?;
-        Some(list.swap_remove(pos))
+        let now = Instant::now();
+        while let Some(c) = list.pop() {
+            if !self.stale(&c, now) && c.sender.is_ready() {
+                return Some(c);
+            }
+        }
+        None
     }
 
     async fn open_h1(
@@ -415,12 +444,12 @@ impl ClusterPool {
             drop(permit);
             changed.notify_waiters();
         });
+        let now = Instant::now();
         Ok(H1Conn {
-            id: self.next_id(),
             sender,
-            born: Instant::now(),
+            born: now,
             requests: 0,
-            idle_gen: 0,
+            idle_since: now,
         })
     }
 
@@ -466,32 +495,48 @@ impl ClusterPool {
         if self.expired(conn.born) {
             return;
         }
-        let gen_ = self.next_id();
-        conn.idle_gen = gen_;
-        let id = conn.id;
-        let wait = self.idle_wait(conn.born);
+        conn.idle_since = Instant::now();
         {
             let mut conns = self.lock();
-            let list = conns.h1.entry(key.clone()).or_default();
+            let list = conns.h1.entry(key).or_default();
             if list.len() >= MAX_IDLE_PER_ENDPOINT {
                 return;
             }
             list.push(conn);
         }
         self.changed.notify_waiters();
-        if let Some(wait) = wait {
-            let pool = Arc::downgrade(self);
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                if let Some(pool) = pool.upgrade() {
-                    let mut conns = pool.lock();
-                    if let Some(list) = conns.h1.get_mut(&key) {
-                        // Dropping the sender closes the idle connection.
-                        list.retain(|c| !(c.id == id && c.idle_gen == gen_));
-                    }
-                }
-            });
+        self.ensure_sweeper();
+    }
+
+    /// Start the idle sweeper unless it runs; it stops when nothing is idle
+    /// or the pool is gone.
+    fn ensure_sweeper(self: &Arc<Self>) {
+        let Some(period) = self.sweep_period() else {
+            return;
+        };
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
         }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let now = Instant::now();
+                let mut conns = pool.lock();
+                // Dropping a sender closes its idle connection.
+                conns.h1.retain(|_, list| {
+                    list.retain(|c| !pool.stale(c, now));
+                    !list.is_empty()
+                });
+                if conns.h1.is_empty() {
+                    // Cleared under the lock, so a connection put back
+                    // after this starts a new sweeper.
+                    pool.sweeping.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
     }
 
     // ---- HTTP/2 ----
