@@ -312,3 +312,97 @@ spec:
     let e = &gw.proxy.log_entries(1).await[0];
     assert_eq!(e["connection_termination_details"], "idle_timeout");
 }
+
+/// `strait run --gateway` as an operator runs it: the startup lines name
+/// every gateway port and where it listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_gateway_flag_serves_gateway_ports() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let web = Upstream::named("web").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.yaml");
+    let yaml = format!(
+        "{GATEWAY}{}apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: istio-system}}
+spec:
+  hosts: [web.example.com]
+  gateways: [ingress]
+  http:
+  - route: [{{destination: {{host: web.example.com}}}}]
+---
+",
+        service_entry("web.example.com", 8080, "HTTP", &[(web.addr, &[])]),
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--gateway", "--labels", "istio=ingressgateway"])
+        .args(["--gateway-port", "80=0", "--gateway-port", "5432=0"])
+        .arg("-c")
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("strait starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut http: Option<SocketAddr> = None;
+    let mut ports = Vec::new();
+    for _ in 0..50 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.strip_prefix("strait: gateway port ") {
+            let (port, rest) = rest.split_once(' ').unwrap();
+            let addr = rest.split(" listening on ").nth(1).unwrap();
+            let addr: SocketAddr = addr.split_once(' ').unwrap().0.parse().unwrap();
+            ports.push(port.to_string());
+            if port == "80" {
+                http = Some(addr);
+            }
+        }
+        if line.starts_with("strait: listening on ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    assert_eq!(ports, vec!["80", "5432"]);
+    let r = get(http.expect("port 80 is bound"), "web.example.com", "/").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "web"));
+}
+
+/// An HTTPS server is refused at startup, naming the Gateway, the field and
+/// what strait serves, rather than silently not listening.
+#[test]
+fn run_with_gateway_flag_refuses_https_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ['*']
+    tls: {mode: SIMPLE, serverCertificate: /etc/c.pem, privateKey: /etc/k.pem}
+",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--gateway", "--labels", "istio=ingressgateway", "-c"])
+        .arg(&path)
+        .output()
+        .expect("strait runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(79), "{stderr}");
+    assert!(
+        stderr
+            .contains("Gateway istio-system/ingress: spec.servers[0].port.protocol: HTTPS servers"),
+        "{stderr}"
+    );
+}
