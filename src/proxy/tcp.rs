@@ -35,8 +35,11 @@ const BUF: usize = 16 * 1024;
 /// connections, kept across reloads while the cluster's policy is unchanged.
 #[derive(Default)]
 pub struct TcpLimits {
-    by_cluster: Mutex<HashMap<Arc<str>, (Option<TrafficPolicy>, Arc<Resource>)>>,
+    by_cluster: Mutex<HashMap<Arc<str>, ClusterLimit>>,
 }
+
+/// The policy a cluster's connection limit was built from, and the limit.
+type ClusterLimit = (Option<TrafficPolicy>, Arc<Resource>);
 
 impl TcpLimits {
     fn permit(&self, cluster: &Cluster, max: usize) -> Option<Permit> {
