@@ -98,6 +98,21 @@ enum Command {
         /// Worker threads (default: one per CPU).
         #[arg(long)]
         workers: Option<usize>,
+        /// Run as an Istio gateway workload with --labels: every Gateway
+        /// whose selector matches them gets its server ports as listeners.
+        #[arg(long)]
+        gateway: bool,
+        /// Address the gateway's server ports listen on (with --gateway).
+        #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+        gateway_address: std::net::IpAddr,
+        /// Listen for Gateway server port SERVER on local port LOCAL
+        /// (repeatable; LOCAL 0 picks a free port, printed at start).
+        #[arg(long = "gateway-port", value_name = "SERVER=LOCAL", value_parser = parse_port_map)]
+        gateway_ports: Vec<(u16, u16)>,
+        /// Listen for unmapped Gateway server ports on port + N (e.g. 8000
+        /// turns 80 into 8080, avoiding ports below 1024).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        port_offset: u16,
     },
     /// Show which VirtualService, route, subset and policy a request gets, and why.
     Explain {
@@ -151,6 +166,21 @@ fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
                 .ok_or_else(|| format!("label {kv:?} is not key=value"))
         })
         .collect()
+}
+
+fn parse_port_map(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not SERVER=LOCAL, e.g. 80=8080"))?;
+    let server: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("server port {a:?} is not a port number"))?;
+    let local: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("local port {b:?} is not a port number (0 picks a free one)"))?;
+    Ok((server, local))
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -213,6 +243,10 @@ fn main() -> ExitCode {
             access_log_format,
             drain_timeout,
             workers,
+            gateway,
+            gateway_address,
+            gateway_ports,
+            port_offset,
         } => run::run(run::RunArgs {
             config,
             namespace,
@@ -224,6 +258,11 @@ fn main() -> ExitCode {
             access_log_format,
             drain_timeout,
             workers,
+            gateway: gateway.then(|| strait::proxy::gateway::Bind {
+                address: gateway_address,
+                ports: gateway_ports.into_iter().collect(),
+                offset: port_offset,
+            }),
         }),
         Command::Explain {
             config,

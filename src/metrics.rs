@@ -78,6 +78,46 @@ pub struct RequestLabels {
     pub connection_security_policy: &'static str,
 }
 
+/// The labels of Istio's TCP metrics: the request labels without
+/// `response_code` and `grpc_response_status`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TcpLabels {
+    pub reporter: &'static str,
+    pub source_workload: Arc<String>,
+    pub source_workload_namespace: Arc<String>,
+    pub source_principal: &'static str,
+    pub source_app: Arc<String>,
+    pub source_version: Arc<String>,
+    pub source_canonical_service: Arc<String>,
+    pub source_canonical_revision: Arc<String>,
+    pub source_cluster: &'static str,
+    pub destination_workload: &'static str,
+    pub destination_workload_namespace: Arc<String>,
+    pub destination_principal: &'static str,
+    pub destination_app: Arc<String>,
+    pub destination_version: Arc<String>,
+    pub destination_canonical_service: Arc<String>,
+    pub destination_canonical_revision: Arc<String>,
+    pub destination_cluster: &'static str,
+    pub destination_service: Arc<String>,
+    pub destination_service_name: Arc<String>,
+    pub destination_service_namespace: Arc<String>,
+    pub request_protocol: &'static str,
+    pub response_flags: FlagsLabel,
+    pub connection_security_policy: &'static str,
+}
+
+/// Istio's TCP metrics (`istio_tcp_*`).
+#[derive(Default)]
+pub struct TcpMetrics {
+    pub opened: Family<TcpLabels, Counter>,
+    pub closed: Family<TcpLabels, Counter>,
+    /// Bytes sent to the downstream (the response direction).
+    pub sent_bytes: Family<TcpLabels, Counter>,
+    /// Bytes received from the downstream (the request direction).
+    pub received_bytes: Family<TcpLabels, Counter>,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterLabels {
     pub cluster_name: Arc<str>,
@@ -225,6 +265,7 @@ pub struct Metrics {
     pub upstream_cx_connect_fail: Family<ClusterLabels, Counter>,
     pub outlier_detection_ejections_total: Family<ClusterLabels, Counter>,
     pub outlier_detection_ejections_active: Family<ClusterLabels, Gauge>,
+    pub tcp: TcpMetrics,
 }
 
 fn histogram() -> Histogram {
@@ -317,8 +358,30 @@ impl Metrics {
             "Hosts currently ejected, per cluster",
             outlier_detection_ejections_active.clone(),
         );
+        let tcp = TcpMetrics::default();
+        registry.register(
+            "istio_tcp_connections_opened",
+            "TCP connections opened, by Istio's labels",
+            tcp.opened.clone(),
+        );
+        registry.register(
+            "istio_tcp_connections_closed",
+            "TCP connections closed, by Istio's labels",
+            tcp.closed.clone(),
+        );
+        registry.register(
+            "istio_tcp_sent_bytes",
+            "Bytes sent to the downstream during TCP connections",
+            tcp.sent_bytes.clone(),
+        );
+        registry.register(
+            "istio_tcp_received_bytes",
+            "Bytes received from the downstream during TCP connections",
+            tcp.received_bytes.clone(),
+        );
         Metrics {
             id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
+            tcp,
             registry,
             source,
             unknown: Arc::new("unknown".into()),
@@ -450,6 +513,55 @@ impl Metrics {
         }
     }
 
+    fn tcp_labels(&self, d: &Destination, flags: Flags) -> TcpLabels {
+        let s = &self.source;
+        TcpLabels {
+            reporter: "source",
+            source_workload: s.workload.clone(),
+            source_workload_namespace: s.namespace.clone(),
+            source_principal: "unknown",
+            source_app: s.app.clone(),
+            source_version: s.version.clone(),
+            source_canonical_service: s.canonical_service.clone(),
+            source_canonical_revision: s.canonical_revision.clone(),
+            source_cluster: "unknown",
+            destination_workload: "unknown",
+            destination_workload_namespace: d.namespace.clone(),
+            destination_principal: "unknown",
+            destination_app: self.unknown.clone(),
+            destination_version: d.version.clone(),
+            destination_canonical_service: d.name.clone(),
+            destination_canonical_revision: d.version.clone(),
+            destination_cluster: "unknown",
+            destination_service: d.service.clone(),
+            destination_service_name: d.name.clone(),
+            destination_service_namespace: d.namespace.clone(),
+            request_protocol: "tcp",
+            response_flags: FlagsLabel(flags),
+            connection_security_policy: "unknown",
+        }
+    }
+
+    /// A proxied TCP connection opened (`istio_tcp_connections_opened_total`).
+    pub fn tcp_opened(&self, d: &Destination) {
+        self.tcp
+            .opened
+            .get_or_create(&self.tcp_labels(d, Flags::NONE))
+            .inc();
+    }
+
+    /// A proxied TCP connection closed, with its bytes in each direction
+    /// and its response flags.
+    pub fn tcp_closed(&self, d: &Destination, flags: Flags, sent: u64, received: u64) {
+        let labels = self.tcp_labels(d, flags);
+        self.tcp.closed.get_or_create(&labels).inc();
+        self.tcp.sent_bytes.get_or_create(&labels).inc_by(sent);
+        self.tcp
+            .received_bytes
+            .get_or_create(&labels)
+            .inc_by(received);
+    }
+
     pub fn cluster(name: &Arc<str>) -> ClusterLabels {
         ClusterLabels {
             cluster_name: name.clone(),
@@ -568,5 +680,32 @@ mod tests {
             b.encode()
                 .contains("envoy_cluster_upstream_rq_total{cluster_name=\"c\"} 1")
         );
+    }
+
+    #[test]
+    fn istio_tcp_metrics_have_istio_names_and_labels() {
+        let m = Metrics::new(Source::new("istio-system", &Default::default()));
+        let d = Destination::unknown("db.example.com");
+        m.tcp_opened(&d);
+        m.tcp_closed(&d, Flags::NONE, 7, 5);
+        let text = m.encode();
+        for (name, value) in [
+            ("istio_tcp_connections_opened_total{", " 1"),
+            ("istio_tcp_connections_closed_total{", " 1"),
+            ("istio_tcp_sent_bytes_total{", " 7"),
+            ("istio_tcp_received_bytes_total{", " 5"),
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} in {text}"));
+            assert!(line.ends_with(value), "{line}");
+            assert!(line.contains("request_protocol=\"tcp\""), "{line}");
+            assert!(
+                line.contains("destination_service=\"db.example.com\""),
+                "{line}"
+            );
+            assert!(!line.contains("response_code"), "{line}");
+        }
     }
 }

@@ -71,16 +71,36 @@ impl Reloader {
             Ok((config, _warnings)) => {
                 // The locality is fixed for the proxy's life: keep the one
                 // the running snapshot was compiled for.
-                let locality = self.shared.snapshot.load().identity.locality.clone();
+                let (locality, gateway) = {
+                    let live = self.shared.snapshot.load();
+                    (live.identity.locality.clone(), live.identity.gateway)
+                };
                 let snapshot = crate::compile::compile(
                     &config,
                     &crate::compile::Options {
                         namespace: self.namespace.clone(),
                         labels: self.labels.clone(),
                         locality,
+                        gateway,
                         ..Default::default()
                     },
                 );
+                if !snapshot.gateway.problems.is_empty() {
+                    let errors: Vec<String> = snapshot
+                        .gateway
+                        .problems
+                        .iter()
+                        .map(|p| format!("Error: {p}"))
+                        .collect();
+                    for e in &errors {
+                        tracing::warn!(target: "strait::reload", "{e}");
+                    }
+                    self.shared.reject_config(Rejected {
+                        at: now,
+                        errors: errors.clone(),
+                    });
+                    return Err(errors);
+                }
                 let version =
                     self.shared
                         .install_config(snapshot, Arc::new(config), now, &self.paths);

@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub drain_timeout: std::time::Duration,
     /// Worker threads (default: one per CPU).
     pub workers: Option<usize>,
+    /// Run as a gateway workload, binding its server ports here.
+    pub gateway: Option<crate::proxy::gateway::Bind>,
 }
 
 /// Load and validate; `Err` carries what to print and the exit code.
@@ -151,9 +153,27 @@ pub fn run(args: RunArgs) -> i32 {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
         locality: args.locality.clone(),
+        gateway: args.gateway.is_some(),
         ..Options::default()
     };
     let snapshot = compile::compile(&config, &options);
+    if !snapshot.gateway.problems.is_empty() {
+        for p in &snapshot.gateway.problems {
+            let _ = writeln!(stderr, "Error: {p}");
+        }
+        let _ = writeln!(
+            stderr,
+            "Error: the gateway configuration has servers strait cannot serve; fix or remove them"
+        );
+        return super::check::EXIT_FINDINGS;
+    }
+    if args.gateway.is_some() && snapshot.gateway.ports.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "warning: no Gateway selects labels {:?}: the gateway has no listeners (set --labels to the Gateway's selector)",
+            args.labels
+        );
+    }
     // One worker runs everything on the main thread: no work-stealing
     // scheduler and no cross-thread wake-ups per request.
     let mut builder = match args.workers {
@@ -190,6 +210,26 @@ pub fn run(args: RunArgs) -> i32 {
                 return 1;
             }
         };
+        if let Some(bind) = &args.gateway {
+            match crate::proxy::gateway::start(&running.shared, bind, running.shutdown_signal()).await {
+                Ok(listeners) => {
+                    for l in listeners {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "strait: gateway port {} ({}) listening on {} for {}",
+                            l.server_port,
+                            l.protocol,
+                            l.address,
+                            l.gateways.join(", ")
+                        );
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
+                    return 1;
+                }
+            }
+        }
         let reloader = std::sync::Arc::new(crate::reload::Reloader {
             paths: args.config.clone(),
             namespace: args.namespace.clone(),

@@ -2,6 +2,7 @@
 //! `--namespace` would get, plus its clusters. Pure: no I/O, no runtime.
 //! Invalid bits are skipped, never fatal (validation reports them first).
 
+pub mod gateway;
 pub mod policy;
 pub mod routes;
 pub mod services;
@@ -23,6 +24,9 @@ pub struct Options {
     /// The proxy's own locality, `region/zone/subzone` (empty: unknown; no
     /// locality load balancing then).
     pub locality: String,
+    /// Run as the gateway workload with these labels: the Gateways that
+    /// select it become listeners (`Snapshot::gateway`).
+    pub gateway: bool,
 }
 
 impl Default for Options {
@@ -33,6 +37,7 @@ impl Default for Options {
             domain: "cluster.local".into(),
             root_namespace: "istio-system".into(),
             locality: String::new(),
+            gateway: false,
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct Snapshot {
     pub routes: RouteTable,
     pub clusters: HashMap<ClusterKey, Arc<Cluster>>,
     pub services: Vec<Arc<ServiceInfo>>,
+    /// The gateway listeners (empty unless `identity.gateway`).
+    pub gateway: gateway::GatewayListeners,
 }
 
 /// Build the snapshot for a proxy described by `opts`.
@@ -102,11 +109,17 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
     let services = services::services(config, opts);
     let clusters = services::clusters(config, &services, opts);
     let routes = routes::route_table(config, &services, &clusters, opts);
+    let gateway = if opts.gateway {
+        gateway::compile(config, &services, &clusters, opts)
+    } else {
+        gateway::GatewayListeners::default()
+    };
     Snapshot {
         identity: opts.clone(),
         routes,
         clusters,
         services,
+        gateway,
     }
 }
 

@@ -29,11 +29,25 @@ pub fn ordered_virtual_services<'a>(
     config: &'a ConfigSet,
     opts: &Options,
 ) -> Vec<&'a Resource<VirtualService>> {
+    ordered_bound(config, opts, |vs| {
+        vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
+    })
+}
+
+/// VirtualServices with hosts that `bound` accepts and that are exported to
+/// the proxy's namespace, in Istio's order (see
+/// [`ordered_virtual_services`]); gateways use the same order
+/// (`PushContext.VirtualServicesForGateway`).
+pub(super) fn ordered_bound<'a>(
+    config: &'a ConfigSet,
+    opts: &Options,
+    bound: impl Fn(&Resource<VirtualService>) -> bool,
+) -> Vec<&'a Resource<VirtualService>> {
     let mut v: Vec<(u8, &Resource<VirtualService>)> = config
         .virtual_services
         .iter()
         .filter(|vs| !vs.spec.hosts.is_empty())
-        .filter(|vs| vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh"))
+        .filter(|vs| bound(vs))
         .filter(|vs| visible(&vs.spec.export_to, vs.namespace(), &opts.namespace))
         .map(|vs| {
             let e = &vs.spec.export_to;
@@ -100,7 +114,16 @@ pub fn route_table(
             .filter(|p| p.protocol.is_http() || p.protocol == Protocol::Unsupported)
         {
             let routes = match vs {
-                Some(vs) => build_routes(config, vs, port.number, svc, services, clusters, opts),
+                Some(vs) => build_routes(
+                    config,
+                    vs,
+                    port.number,
+                    Some(svc),
+                    services,
+                    clusters,
+                    opts,
+                    &|m: &HTTPMatchRequest| applies(m, port.number, opts),
+                ),
                 None => vec![default_route(svc, port.number, clusters)],
             };
             let idx = table.add_vhost(VirtualHost {
@@ -197,16 +220,20 @@ fn uses_consistent_hash<'k>(
     any
 }
 
-/// The HTTP rules of `vs` for listener `port`, with delegates inlined.
-/// Routes after a catch-all are not generated.
-fn build_routes(
+/// The HTTP rules of `vs` for listener `port`, with delegates inlined;
+/// `applies` is the config-time selector of a match (sidecar or gateway).
+/// Routes after a catch-all are not generated. `svc` is the service the
+/// routes are for (none on a gateway), for the default destination port.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn build_routes(
     config: &ConfigSet,
     vs: &Resource<VirtualService>,
     port: u16,
-    svc: &ServiceInfo,
+    svc: Option<&ServiceInfo>,
     services: &[Arc<ServiceInfo>],
     clusters: &HashMap<ClusterKey, Arc<Cluster>>,
     opts: &Options,
+    applies: &dyn Fn(&HTTPMatchRequest) -> bool,
 ) -> Vec<Route> {
     let mut out = Vec::new();
     let ctx = RouteCtx {
@@ -224,7 +251,7 @@ fn build_routes(
         };
         for (rule, matches) in expanded {
             let applicable: Vec<&HTTPMatchRequest> =
-                matches.iter().filter(|m| applies(m, port, opts)).collect();
+                matches.iter().filter(|m| applies(m)).collect();
             if !matches.is_empty() && applicable.is_empty() {
                 continue;
             }
@@ -267,7 +294,7 @@ fn applies(m: &HTTPMatchRequest, port: u16, opts: &Options) -> bool {
         && (m.gateways.is_empty() || m.gateways.iter().any(|g| g == "mesh"))
 }
 
-fn is_catch_all(m: &RouteMatch) -> bool {
+pub(super) fn is_catch_all(m: &RouteMatch) -> bool {
     let uri_all = match &m.uri {
         None => true,
         Some(StrMatch::Prefix(p)) => p.is_empty() || p == "/",
@@ -465,10 +492,53 @@ fn header_key(k: &str) -> Option<HeaderKey> {
     header_name(k).map(HeaderKey::Header)
 }
 
+/// The weighted clusters of a `tcp` (or `tls`) rule of `vs` on listener
+/// `port`, as Istio's `buildOutboundNetworkFilters` builds the tcp_proxy: a
+/// single destination takes everything; with several, weights are relative
+/// and a zero weight gets nothing. The cluster port is resolved as for HTTP.
+pub(super) fn l4_destinations(
+    vs: &Resource<VirtualService>,
+    routes: &[model::RouteDestination],
+    port: u16,
+    services: &[Arc<ServiceInfo>],
+    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    opts: &Options,
+) -> Vec<WeightedCluster> {
+    let ctx = RouteCtx {
+        ns: vs.namespace(),
+        port,
+        svc: None,
+        services,
+        clusters,
+        opts,
+    };
+    let several = routes.len() > 1;
+    routes
+        .iter()
+        .filter_map(|rd| {
+            let key = ctx.cluster_key(rd.destination.as_ref()?)?;
+            let weight = if several {
+                u32::try_from(rd.weight.unwrap_or(0)).unwrap_or(0)
+            } else {
+                100
+            };
+            Some(WeightedCluster {
+                name: key.to_string().into(),
+                cluster: key,
+                weight,
+                request_headers: HeaderOps::default(),
+                response_headers: HeaderOps::default(),
+                authority: None,
+            })
+        })
+        .filter(|w| w.weight > 0)
+        .collect()
+}
+
 struct RouteCtx<'a> {
     ns: &'a str,
     port: u16,
-    svc: &'a ServiceInfo,
+    svc: Option<&'a ServiceInfo>,
     services: &'a [Arc<ServiceInfo>],
     clusters: &'a HashMap<ClusterKey, Arc<Cluster>>,
     opts: &'a Options,
@@ -567,8 +637,8 @@ impl RouteCtx<'_> {
             .and_then(|p| p.number)
             .and_then(|n| u16::try_from(n).ok())
             .or_else(|| {
-                let target = if h == self.svc.fqdn {
-                    Some(self.svc)
+                let target = if let Some(svc) = self.svc.filter(|s| s.fqdn == h) {
+                    Some(svc)
                 } else {
                     self.services.iter().find(|s| s.fqdn == h).map(|s| &**s)
                 };

@@ -29,6 +29,9 @@ pub struct ConnInfo {
     /// Set when the connection carried a request with both Content-Length
     /// and Transfer-Encoding (see `sniff`).
     pub smuggling: Arc<std::sync::atomic::AtomicBool>,
+    /// The gateway server port the connection arrived on (`None`: the
+    /// sidecar listener): requests use that port's route table.
+    pub gateway_port: Option<u16>,
 }
 
 impl ConnInfo {
@@ -37,6 +40,7 @@ impl ConnInfo {
             local,
             remote,
             smuggling: Arc::default(),
+            gateway_port: None,
         }
     }
 }
@@ -281,9 +285,16 @@ async fn route(
         query,
         headers: &parts.headers,
     };
-    let Some(route) = snapshot
-        .routes
-        .vhost(authority)
+    let table = match parts
+        .extensions
+        .get::<ConnInfo>()
+        .and_then(|c| c.gateway_port)
+    {
+        Some(port) => snapshot.gateway.http(port),
+        None => Some(&snapshot.routes),
+    };
+    let Some(route) = table
+        .and_then(|t| t.vhost(authority))
         .and_then(|vh| vh.select(&view))
     else {
         let r = LocalReply::no_route();

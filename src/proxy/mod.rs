@@ -7,10 +7,12 @@ pub mod admin;
 pub mod body;
 pub mod flags;
 pub mod forward;
+pub mod gateway;
 pub mod handler;
 pub mod local_reply;
 pub mod pool;
 pub mod sniff;
+pub mod tcp;
 pub mod tls;
 pub mod upstream;
 
@@ -198,6 +200,12 @@ pub struct Running {
 impl Running {
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// A receiver that sees the shutdown (for listeners started later,
+    /// such as the gateway's).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// Stop accepting, let in-flight requests finish (up to `bound`).

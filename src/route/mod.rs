@@ -47,9 +47,21 @@ pub struct RouteTable {
     /// longest suffix first.
     wildcards: Vec<(String, u16, usize)>,
     pub vhosts: Vec<VirtualHost>,
+    /// Match domains on the host alone (Envoy's
+    /// `ignore_port_in_host_matching`, which Istio sets on gateway routes);
+    /// domains are then registered on port 0.
+    ignore_port: bool,
 }
 
 impl RouteTable {
+    /// A table whose lookups ignore the authority's port (gateways).
+    pub fn ignoring_port() -> RouteTable {
+        RouteTable {
+            ignore_port: true,
+            ..RouteTable::default()
+        }
+    }
+
     pub fn add_vhost(&mut self, vhost: VirtualHost) -> usize {
         self.vhosts.push(vhost);
         self.vhosts.len() - 1
@@ -76,6 +88,7 @@ impl RouteTable {
     /// The vhost for a request authority (`host[:port]`, port 80 when absent).
     pub fn vhost(&self, authority: &str) -> Option<&VirtualHost> {
         let (host, port) = split_authority(authority);
+        let port = if self.ignore_port { 0 } else { port };
         let mut key = String::with_capacity(host.len() + 6);
         for c in host.chars() {
             key.push(c.to_ascii_lowercase());

@@ -376,3 +376,54 @@ pub async fn h2_send(
             .unwrap_or_default(),
     }
 }
+
+/// A proxy running as a gateway workload (`strait run --gateway`) with
+/// `labels`, every Gateway server port bound on 127.0.0.1 to a free port.
+pub struct GatewayProxy {
+    pub proxy: Proxy,
+    pub listeners: Vec<strait::proxy::gateway::Listening>,
+}
+
+impl GatewayProxy {
+    pub async fn start(yaml: &str, labels: &[(&str, &str)]) -> GatewayProxy {
+        let proxy = Proxy::start_as(
+            yaml,
+            strait::compile::Options {
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                gateway: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        let shared = proxy.running.shared.clone();
+        let ports = shared
+            .snapshot
+            .load()
+            .gateway
+            .ports
+            .keys()
+            .map(|p| (*p, 0))
+            .collect();
+        let bind = strait::proxy::gateway::Bind {
+            ports,
+            ..Default::default()
+        };
+        let listeners =
+            strait::proxy::gateway::start(&shared, &bind, proxy.running.shutdown_signal())
+                .await
+                .expect("gateway ports bind");
+        GatewayProxy { proxy, listeners }
+    }
+
+    /// Where Gateway server port `server_port` listens.
+    pub fn port(&self, server_port: u16) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|l| l.server_port == server_port)
+            .unwrap_or_else(|| panic!("no gateway listener for port {server_port}"))
+            .address
+    }
+}

@@ -1,0 +1,374 @@
+//! Envoy's tcp_proxy for gateway TCP servers: pick a destination by weight,
+//! a host through the cluster's runtime state (load balancer, outlier
+//! detection), take a `maxConnections` unit, connect within the connect
+//! timeout, then copy bytes both ways until both sides have closed.
+//!
+//! Half-close is propagated as Envoy does: when one side sends FIN, the
+//! proxy shuts down its write half toward the other side and keeps the
+//! opposite direction flowing until that side sends its own FIN. A read or
+//! write error (a reset) ends the connection in both directions.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::Shared;
+use super::access_log::{Entry, format_time};
+use super::flags::Flags;
+use super::pool::PoolSettings;
+use crate::cluster::limits::{Permit, Resource};
+use crate::cluster::outlier::Outcome as HostOutcome;
+use crate::cluster::{Pick, PickError};
+use crate::compile::Cluster;
+use crate::compile::gateway::{PortKind, TcpDestination};
+use crate::model::TrafficPolicy;
+
+/// Bytes read at a time in each direction.
+const BUF: usize = 16 * 1024;
+
+/// `connectionPool.tcp.maxConnections` per cluster for proxied TCP
+/// connections, kept across reloads while the cluster's policy is unchanged.
+#[derive(Default)]
+pub struct TcpLimits {
+    by_cluster: Mutex<HashMap<Arc<str>, ClusterLimit>>,
+}
+
+/// The policy a cluster's connection limit was built from, and the limit.
+type ClusterLimit = (Option<TrafficPolicy>, Arc<Resource>);
+
+impl TcpLimits {
+    fn permit(&self, cluster: &Cluster, max: usize) -> Option<Permit> {
+        let mut map = self.by_cluster.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(cluster.name.clone())
+            .or_insert_with(|| (cluster.policy.clone(), new_resource(max)));
+        if entry.0 != cluster.policy {
+            *entry = (cluster.policy.clone(), new_resource(max));
+        }
+        entry.1.try_acquire()
+    }
+}
+
+fn new_resource(max: usize) -> Arc<Resource> {
+    Resource::new(u32::try_from(max).unwrap_or(u32::MAX))
+}
+
+/// What ended a proxied connection, for the log.
+struct Done {
+    flags: Flags,
+    details: Option<String>,
+}
+
+/// Proxy one accepted connection on gateway TCP port `port`. Never fails:
+/// every outcome ends in a close and an access-log entry.
+pub async fn serve(
+    shared: Arc<Shared>,
+    limits: Arc<TcpLimits>,
+    down: TcpStream,
+    remote: SocketAddr,
+    port: u16,
+) {
+    let started = Instant::now();
+    let local = down.local_addr().unwrap_or(remote);
+    let mut entry = Entry {
+        start_time: format_time(SystemTime::now()),
+        method: "-".into(),
+        path: "-".into(),
+        protocol: "-",
+        downstream_local_address: local.to_string(),
+        downstream_remote_address: remote.to_string(),
+        ..Default::default()
+    };
+    let snapshot = shared.snapshot.load_full();
+    let route = match snapshot.gateway.ports.get(&port).map(|p| &p.kind) {
+        Some(PortKind::Tcp(Some(r))) if !r.destinations.is_empty() => r,
+        _ => {
+            // Istio builds no filter chain: Envoy closes the connection.
+            entry.response_flags = Flags::NO_ROUTE_FOUND;
+            entry.response_code_details = "filter_chain_not_found".into();
+            finish(&shared, entry, started, None);
+            return;
+        }
+    };
+    let dest = pick_destination(&route.destinations);
+    entry.route_name = Some(format!(
+        "{}#tcp[{}]",
+        route.virtual_service, route.rule_index
+    ));
+    entry.upstream_cluster = Some(dest.cluster.name.to_string());
+    let Some(cluster) = snapshot.clusters.get(&dest.cluster.cluster).cloned() else {
+        entry.response_flags = Flags::NO_CLUSTER_FOUND;
+        entry.response_code_details = "cluster_not_found".into();
+        finish(&shared, entry, started, None);
+        return;
+    };
+    let metric = cluster.metric.clone();
+    shared.metrics.tcp_opened(&metric);
+    let done = proxy(&shared, &limits, &cluster, dest, down, &mut entry).await;
+    entry.response_flags = done.flags;
+    entry.connection_termination_details = done.details;
+    finish(&shared, entry, started, Some(&metric));
+}
+
+fn pick_destination(destinations: &[TcpDestination]) -> &TcpDestination {
+    let total: u64 = destinations
+        .iter()
+        .map(|d| u64::from(d.cluster.weight))
+        .sum();
+    if destinations.len() > 1 && total > 0 {
+        let roll = rand::random_range(0..total);
+        let mut acc = 0u64;
+        for d in destinations {
+            acc += u64::from(d.cluster.weight);
+            if roll < acc {
+                return d;
+            }
+        }
+    }
+    &destinations[0]
+}
+
+/// Write the access-log entry and the close metrics.
+fn finish(
+    shared: &Shared,
+    mut entry: Entry,
+    started: Instant,
+    metric: Option<&crate::metrics::Destination>,
+) {
+    entry.duration = started.elapsed().as_millis() as u64;
+    if let Some(m) = metric {
+        shared.metrics.tcp_closed(
+            m,
+            entry.response_flags,
+            entry.bytes_sent,
+            entry.bytes_received,
+        );
+    }
+    if shared.access_log.enabled() {
+        shared.access_log.log(&entry);
+    }
+}
+
+async fn proxy(
+    shared: &Shared,
+    limits: &TcpLimits,
+    cluster: &Arc<Cluster>,
+    dest: &TcpDestination,
+    down: TcpStream,
+    entry: &mut Entry,
+) -> Done {
+    let fail = |flags: Flags| Done {
+        flags,
+        details: None,
+    };
+    let settings =
+        PoolSettings::from_policy(cluster.policy.as_ref(), super::DEFAULT_CONNECT_TIMEOUT);
+    let state = shared.clusters.state_for(cluster);
+    let host = match state.pick(&Pick::new(Instant::now(), &[])) {
+        Ok(h) => h,
+        Err(PickError::NoHost | PickError::Passthrough) => {
+            entry.response_code_details = "no_healthy_upstream".into();
+            return fail(Flags::NO_HEALTHY_UPSTREAM);
+        }
+    };
+    let Some(_permit) = limits.permit(cluster, settings.max_connections) else {
+        shared
+            .metrics
+            .upstream_rq_pending_overflow
+            .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+            .inc();
+        entry.response_code_details = "overflow".into();
+        return fail(Flags::UPSTREAM_OVERFLOW);
+    };
+    let endpoint = host.authority().clone();
+    entry.upstream_host = Some(endpoint.to_string());
+    let _active = host.begin();
+    let up = match connect(&endpoint, &settings).await {
+        Ok(s) => s,
+        Err(reason) => {
+            shared
+                .metrics
+                .upstream_cx_connect_fail
+                .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+                .inc();
+            record(
+                shared,
+                cluster,
+                &state,
+                &host,
+                HostOutcome::LocalOriginFailure,
+            );
+            entry.upstream_transport_failure_reason = Some(reason);
+            return fail(Flags::UPSTREAM_CONNECTION_FAILURE);
+        }
+    };
+    // Envoy reports a successful connect to outlier detection (a success
+    // resets the consecutive-failure counters).
+    record(shared, cluster, &state, &host, HostOutcome::Success);
+    entry.upstream_local_address = up.local_addr().ok().map(|a| a.to_string());
+    let gauge = shared
+        .metrics
+        .upstream_cx_active
+        .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+        .clone();
+    gauge.inc();
+    let sent = AtomicU64::new(0);
+    let received = AtomicU64::new(0);
+    let details = copy_both_ways(down, up, dest.idle_timeout, &sent, &received).await;
+    gauge.dec();
+    entry.bytes_sent = sent.load(Ordering::Relaxed);
+    entry.bytes_received = received.load(Ordering::Relaxed);
+    Done {
+        flags: Flags::NONE,
+        details,
+    }
+}
+
+fn record(
+    shared: &Shared,
+    cluster: &Cluster,
+    state: &crate::cluster::ClusterState,
+    host: &Arc<crate::cluster::Host>,
+    outcome: HostOutcome,
+) {
+    if let Some(e) = shared
+        .clusters
+        .record(state, &cluster.key, host, outcome, Instant::now())
+    {
+        tracing::info!(cluster = %cluster.name, host = %host.authority(), kind = ?e.kind, "outlier detection ejected a host");
+        shared
+            .metrics
+            .outlier_detection_ejections_total
+            .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+            .inc();
+    }
+}
+
+/// TCP connect within `connectTimeout`, with `tcpKeepalive`.
+async fn connect(endpoint: &str, settings: &PoolSettings) -> Result<TcpStream, String> {
+    let work = async {
+        let s = TcpStream::connect(endpoint)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "delayed connect error: Connection refused".to_string()
+                }
+                _ => e.to_string(),
+            })?;
+        let _ = s.set_nodelay(true);
+        if let Some(k) = &settings.keepalive {
+            let mut ka = socket2::TcpKeepalive::new();
+            if let Some(t) = k.time {
+                ka = ka.with_time(t);
+            }
+            if let Some(i) = k.interval {
+                ka = ka.with_interval(i);
+            }
+            if let Some(p) = k.probes {
+                ka = ka.with_retries(p);
+            }
+            if let Err(e) = socket2::SockRef::from(&s).set_tcp_keepalive(&ka) {
+                tracing::debug!(error = %e, "cannot set TCP keepalive");
+            }
+        }
+        Ok(s)
+    };
+    match tokio::time::timeout(settings.connect_timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err("connection timeout".to_string()),
+    }
+}
+
+/// Last activity in either direction, as milliseconds since `start`.
+struct Activity {
+    start: tokio::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `timeout`; never without one.
+    async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + timeout;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// Copy one direction until its FIN, then send FIN on.
+async fn pipe<R, W>(
+    mut from: R,
+    mut to: W,
+    bytes: &AtomicU64,
+    activity: &Activity,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf[..n]).await?;
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
+    }
+}
+
+/// Both directions until both have sent FIN, either fails, or nothing
+/// moved for `idle_timeout`. Returns why it ended when that was not two
+/// clean FINs.
+pub async fn copy_both_ways(
+    down: TcpStream,
+    up: TcpStream,
+    idle_timeout: Option<Duration>,
+    sent: &AtomicU64,
+    received: &AtomicU64,
+) -> Option<String> {
+    let activity = Activity {
+        start: tokio::time::Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let (down_r, down_w) = down.into_split();
+    let (up_r, up_w) = up.into_split();
+    let to_upstream = pipe(down_r, up_w, received, &activity);
+    let to_downstream = pipe(up_r, down_w, sent, &activity);
+    tokio::pin!(to_upstream, to_downstream);
+    let (mut up_done, mut down_done) = (false, false);
+    let idle = activity.idle(idle_timeout);
+    tokio::pin!(idle);
+    while !(up_done && down_done) {
+        tokio::select! {
+            r = &mut to_upstream, if !up_done => match r {
+                Ok(()) => up_done = true,
+                Err(e) => return Some(format!("downstream_to_upstream: {e}")),
+            },
+            r = &mut to_downstream, if !down_done => match r {
+                Ok(()) => down_done = true,
+                Err(e) => return Some(format!("upstream_to_downstream: {e}")),
+            },
+            _ = &mut idle => return Some("idle_timeout".to_string()),
+        }
+    }
+    None
+}
