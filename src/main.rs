@@ -98,6 +98,8 @@ enum Command {
         /// Worker threads (default: one per CPU).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        limits: run::LimitArgs,
     },
     /// Show which VirtualService, route, subset and policy a request gets, and why.
     Explain {
@@ -213,18 +215,26 @@ fn main() -> ExitCode {
             access_log_format,
             drain_timeout,
             workers,
-        } => run::run(run::RunArgs {
-            config,
-            namespace,
-            labels,
-            locality,
-            listen,
-            admin,
-            access_log,
-            access_log_format,
-            drain_timeout,
-            workers,
-        }),
+            limits,
+        } => match limits.into_limits() {
+            Ok(limits) => run::run(run::RunArgs {
+                config,
+                namespace,
+                labels,
+                locality,
+                listen,
+                admin,
+                access_log,
+                access_log_format,
+                drain_timeout,
+                workers,
+                limits,
+            }),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                check::EXIT_USAGE
+            }
+        },
         Command::Explain {
             config,
             namespace,

@@ -18,6 +18,7 @@ use super::access_log::{Entry, format_time};
 use super::body::{self, Body, Counted};
 use super::flags::Flags;
 use super::forward;
+use super::limits::{IdleReset, StreamIdle, within_stream_idle};
 use super::local_reply::{LocalReply, grpc_response};
 use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_authority};
 
@@ -29,6 +30,8 @@ pub struct ConnInfo {
     /// Set when the connection carried a request with both Content-Length
     /// and Transfer-Encoding (see `sniff`).
     pub smuggling: Arc<std::sync::atomic::AtomicBool>,
+    /// Activity and requests in flight, for the connection's timeouts.
+    pub state: Arc<super::limits::ConnState>,
 }
 
 impl ConnInfo {
@@ -37,6 +40,7 @@ impl ConnInfo {
             local,
             remote,
             smuggling: Arc::default(),
+            state: Arc::default(),
         }
     }
 }
@@ -143,15 +147,42 @@ pub async fn handle(
     });
     let mut outcome = Outcome::new();
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let conn_request = conn.state.request();
+    let idle = StreamIdle::start(
+        shared.limits.stream_idle_timeout,
+        http_body::Body::is_end_stream(&incoming),
+    );
     let incoming = {
         let counter = bytes_in.clone();
-        body::boxed(Counted::new(incoming, move |d| {
-            counter.store(d.bytes, Ordering::Relaxed)
-        }))
+        body::boxed(Counted::new(
+            IdleReset::new(incoming, idle.clone()),
+            move |d| counter.store(d.bytes, Ordering::Relaxed),
+        ))
     };
     let response = match authority.as_deref() {
+        _ if shared.overload.active() => {
+            shared.downstream.rq_overload_close.inc();
+            let r = LocalReply::overloaded();
+            outcome.local(&r);
+            r.response(grpc)
+        }
         Some(a) if !conn.smuggling.load(Ordering::Acquire) => {
-            route(&shared, &mut parts, incoming, a, grpc, &mut outcome).await
+            let routed = route(&shared, &mut parts, incoming, a, grpc, &mut outcome);
+            match within_stream_idle(routed, idle.as_deref()).await {
+                Ok(r) => r,
+                Err(request_complete) => {
+                    shared.downstream.rq_idle_timeout.inc();
+                    let r = LocalReply::stream_idle_timeout(request_complete);
+                    outcome.local(&r);
+                    let mut resp = r.response(grpc);
+                    // The rest of the request body will not be read.
+                    if !request_complete && parts.version < Version::HTTP_2 {
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    resp
+                }
+            }
         }
         Some(_) => {
             let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
@@ -199,6 +230,7 @@ pub async fn handle(
     let logged = Counted::new(body_out, move |done| {
         // The exchange is over: release the request's permit and host.
         drop(in_flight);
+        drop(conn_request);
         if !done.complete {
             flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
         }
