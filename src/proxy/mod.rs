@@ -189,7 +189,16 @@ pub async fn serve(
             let _alive = alive;
             shared.downstream.cx_active.inc();
             let stats = shared.downstream.clone();
-            let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
+            let max_head = shared.limits.max_request_headers_kb * 1024;
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (shared, conn) = (shared.clone(), conn.clone());
+                async move {
+                    if limits::head_too_large(&req, max_head) {
+                        return Ok(limits::head_too_large_response());
+                    }
+                    handler::handle(shared, conn, req).await
+                }
+            });
             let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             tokio::pin!(c);
             let res = tokio::select! {
