@@ -1014,3 +1014,49 @@ async fn case_20_streams_over_max_concurrent_streams_are_refused_rest_served() {
     // (two descriptors each in this process, client and server side).
     fds_back_to(baseline + 200).await;
 }
+
+// ------------------------------------------------------------ idle timeout
+
+/// Envoy's HTTP connection manager `idle_timeout` (1 h by default, here
+/// short): a connection with nothing in flight and no traffic is closed,
+/// with GOAWAY on HTTP/2; one with a request in flight is not.
+#[tokio::test]
+async fn idle_timeout_closes_quiet_connections_with_goaway() {
+    let _serial = SERIAL.lock().await;
+    let up = slow_upstream(Duration::from_millis(600)).await;
+    let limits = Limits {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..Limits::default()
+    };
+    let proxy = proxy_with(up.addr, limits).await;
+
+    let (mut s, _) = h2_connect(proxy.addr()).await;
+    s.write_all(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &request_block(true),
+    ))
+    .await
+    .unwrap();
+    // The request outlives the idle timeout: it is answered all the same.
+    let mut answered = false;
+    let mut goaway = None;
+    for _ in 0..1000 {
+        let Some(f) = next_frame(&mut s).await else {
+            break;
+        };
+        if f.kind == HEADERS && f.stream == 1 {
+            answered = true;
+        }
+        if f.kind == GOAWAY {
+            goaway = Some(f.error_code());
+            break;
+        }
+    }
+    assert!(answered, "the request in flight was served");
+    assert_eq!(goaway, Some(0), "then GOAWAY NO_ERROR once idle");
+    assert!(closed_within(&mut s, BOUND).await.is_some());
+    assert_eq!(proxy.running.shared.downstream.cx_idle_timeout.get(), 1);
+    connections_become(&proxy, 0).await;
+}
