@@ -161,7 +161,7 @@ impl Limits {
     }
 
     fn max_header_bytes(&self) -> usize {
-        self.max_request_headers_kb * KIB
+        self.max_request_headers_kb.saturating_mul(KIB)
     }
 
     /// The connection builder with every limit set.
@@ -174,11 +174,20 @@ impl Limits {
             // hyper-util's auto builder has no max_header_size: the read
             // buffer cap is the head limit (431 past it), which also bounds
             // what one HTTP/1 connection buffers of a body.
-            .max_buf_size(self.max_header_bytes().max(8 * KIB))
-            .max_headers(self.max_request_headers)
+            .max_buf_size(self.max_header_bytes().clamp(8 * KIB, usize::MAX / 2))
+            .max_headers(self.max_request_headers.clamp(1, 10_000))
             .keep_alive(true);
-        let window = u32::try_from(self.http2_stream_window_kb * KIB).unwrap_or(u32::MAX);
-        let conn_window = u32::try_from(self.buffer_limit_kb * KIB).unwrap_or(u32::MAX);
+        // h2 panics on windows over 2^31-1 and frame sizes outside RFC
+        // 9113's range: clamp here too, so unvalidated limits never panic.
+        const MAX_WINDOW: usize = (1 << 31) - 1;
+        let window = self
+            .http2_stream_window_kb
+            .saturating_mul(KIB)
+            .clamp(1, MAX_WINDOW) as u32;
+        let conn_window = self
+            .buffer_limit_kb
+            .saturating_mul(KIB)
+            .clamp(1, MAX_WINDOW) as u32;
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -186,11 +195,11 @@ impl Limits {
             // h2 also bounds CONTINUATION frames by this over the frame size
             // (h2#758): a header block never grows past it.
             .max_header_list_size(u32::try_from(self.max_header_bytes()).unwrap_or(u32::MAX))
-            .max_frame_size(self.http2_max_frame_size)
+            .max_frame_size(self.http2_max_frame_size.clamp(16_384, 16_777_215))
             .initial_stream_window_size(window)
             .initial_connection_window_size(conn_window)
             .adaptive_window(false)
-            .max_send_buf_size(self.http2_stream_window_kb * KIB)
+            .max_send_buf_size(window as usize)
             .max_pending_accept_reset_streams(self.http2_max_pending_accept_reset_streams)
             .max_local_error_reset_streams(self.http2_max_local_error_reset_streams)
             .keep_alive_interval(self.http2_keepalive_interval)
@@ -356,7 +365,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 /// Why the watchdog ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expired {
-    /// No first request within the request-headers timeout: close now.
+    /// No first request within the request-headers timeout: close
+    /// gracefully (GOAWAY), briefly.
     NoRequest,
     /// Requests in flight but no bytes either way past the stream idle
     /// timeout (a client that stopped reading, or every stream stalled):
@@ -756,6 +766,20 @@ mod tests {
             ..Limits::default()
         };
         assert!(bad.validate().unwrap_err().contains("--memory-limit"));
+    }
+
+    #[test]
+    fn unvalidated_extremes_build_without_panicking() {
+        let wild = Limits {
+            max_request_headers_kb: usize::MAX,
+            buffer_limit_kb: usize::MAX,
+            http2_stream_window_kb: 0,
+            http2_max_frame_size: 1,
+            max_concurrent_streams: 0,
+            ..Limits::default()
+        };
+        assert!(wild.validate().is_err());
+        let _ = wild.builder();
     }
 
     #[test]

@@ -189,7 +189,7 @@ pub async fn serve(
             let _alive = alive;
             shared.downstream.cx_active.inc();
             let stats = shared.downstream.clone();
-            let max_head = shared.limits.max_request_headers_kb * 1024;
+            let max_head = shared.limits.max_request_headers_kb.saturating_mul(1024);
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let (shared, conn) = (shared.clone(), conn.clone());
                 async move {
@@ -211,18 +211,16 @@ pub async fn serve(
                 why = watchdog.expired() => {
                     tracing::debug!(remote = %remote, reason = ?why, "closing downstream connection");
                     match why {
-                        limits::Expired::Idle => {
-                            stats.cx_idle_timeout.inc();
-                            // GOAWAY on HTTP/2; bounded, since the peer may not read.
-                            c.as_mut().graceful_shutdown();
-                            let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, c.as_mut()).await;
-                        }
-                        limits::Expired::NoRequest => {
-                            stats.rq_header_timeout.inc();
-                        }
-                        limits::Expired::StreamsIdle => {
-                            stats.rq_idle_timeout.inc();
-                        }
+                        limits::Expired::Idle => stats.cx_idle_timeout.inc(),
+                        limits::Expired::NoRequest => stats.rq_header_timeout.inc(),
+                        limits::Expired::StreamsIdle => stats.rq_idle_timeout.inc(),
+                    };
+                    // GOAWAY on HTTP/2 (clients that connected early retry
+                    // cleanly), bounded since the peer may not read; a
+                    // stalled peer would not read it at all.
+                    if why != limits::Expired::StreamsIdle {
+                        c.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, c.as_mut()).await;
                     }
                     Ok(())
                 }
