@@ -25,6 +25,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start: the size of the biggest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Analyze Istio config files, as `istioctl analyze` does, offline.
     ///
@@ -113,6 +115,8 @@ enum Command {
         /// turns 80 into 8080, avoiding ports below 1024).
         #[arg(long, default_value_t = 0, value_name = "N")]
         port_offset: u16,
+        #[command(flatten)]
+        limits: run::LimitArgs,
     },
     /// Show which VirtualService, route, subset and policy a request gets, and why.
     Explain {
@@ -247,23 +251,31 @@ fn main() -> ExitCode {
             gateway_address,
             gateway_ports,
             port_offset,
-        } => run::run(run::RunArgs {
-            config,
-            namespace,
-            labels,
-            locality,
-            listen,
-            admin,
-            access_log,
-            access_log_format,
-            drain_timeout,
-            workers,
-            gateway: gateway.then(|| strait::proxy::gateway::Bind {
-                address: gateway_address,
-                ports: gateway_ports.into_iter().collect(),
-                offset: port_offset,
+            limits,
+        } => match limits.into_limits() {
+            Ok(limits) => run::run(run::RunArgs {
+                config,
+                namespace,
+                labels,
+                locality,
+                listen,
+                admin,
+                access_log,
+                access_log_format,
+                drain_timeout,
+                workers,
+                gateway: gateway.then(|| strait::proxy::gateway::Bind {
+                    address: gateway_address,
+                    ports: gateway_ports.into_iter().collect(),
+                    offset: port_offset,
+                }),
+                limits,
             }),
-        }),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                check::EXIT_USAGE
+            }
+        },
         Command::Explain {
             config,
             namespace,

@@ -568,6 +568,16 @@ impl Metrics {
         }
     }
 
+    /// Register a metric kept outside the request path (downstream limits).
+    pub fn register(
+        &mut self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry.register(name, help, metric);
+    }
+
     /// The exposition text (OpenMetrics).
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -253,3 +253,25 @@ async fn locality_flag_keeps_traffic_in_the_proxy_locality() {
         assert_eq!(west_hits, want_west, "{args:?}");
     }
 }
+
+#[test]
+fn out_of_range_limit_flags_are_a_usage_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--max-request-headers-kb",
+            "4",
+            "-c",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-request-headers-kb 4"), "{err}");
+}

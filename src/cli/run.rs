@@ -28,6 +28,92 @@ pub struct RunArgs {
     pub workers: Option<usize>,
     /// Run as a gateway workload, binding its server ports here.
     pub gateway: Option<crate::proxy::gateway::Bind>,
+    /// Downstream limits and the overload guard.
+    pub limits: crate::proxy::Limits,
+}
+
+/// `strait run`'s limit flags (README: "Limits and safe defaults").
+#[derive(clap::Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Open downstream connections; more are accepted and closed at once
+    /// (default: 10000, or half the open-file limit if lower).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request head in KiB (Envoy's max_request_headers_kb); over it: 431.
+    #[arg(long, default_value_t = 60, value_name = "KIB")]
+    pub max_request_headers_kb: usize,
+    /// Most request headers (Envoy's max_headers_count); over it: 431.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_request_headers: usize,
+    /// The request head, and a new connection's first request, must arrive
+    /// within this; also closes HTTP/1 keep-alive connections idle this long
+    /// (Go duration, 0 = off).
+    #[arg(long, default_value = "60s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub request_headers_timeout: Timeout,
+    /// Close a connection with no request in flight and no traffic for this
+    /// long (Envoy's idle_timeout; 0 = off).
+    #[arg(long, default_value = "1h", value_parser = parse_timeout, value_name = "DURATION")]
+    pub idle_timeout: Timeout,
+    /// End a request with no activity for this long: 408 while it is still
+    /// arriving, 504 after (Envoy's stream_idle_timeout, flag SI; 0 = off).
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DURATION")]
+    pub stream_idle_timeout: Timeout,
+    /// HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS);
+    /// excess streams are refused with REFUSED_STREAM.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_concurrent_streams: u32,
+    /// Bytes buffered per connection before back-pressure, in KiB (Envoy's
+    /// per_connection_buffer_limit_bytes; the HTTP/2 connection window).
+    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    pub buffer_limit_kb: usize,
+    /// Resident memory at which new requests get 503 "envoy overloaded" (flag
+    /// OM) and new connections are refused, e.g. 512M or 2G (off when unset).
+    #[arg(long, value_parser = crate::proxy::limits::parse_bytes, value_name = "BYTES")]
+    pub memory_limit: Option<u64>,
+}
+
+/// A timeout flag: `0` turns it off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeout(pub Option<std::time::Duration>);
+
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    if s.trim() == "0" {
+        return Ok(Timeout(None));
+    }
+    let d = crate::model::Duration::parse(s)?.as_std();
+    Ok(Timeout((!d.is_zero()).then_some(d)))
+}
+
+impl LimitArgs {
+    /// The limits, validated; `Err` says which flag to fix.
+    pub fn into_limits(self) -> Result<crate::proxy::Limits, String> {
+        let max_connections = match self.max_connections {
+            Some(n) => n,
+            None => {
+                let default = crate::proxy::Limits::default().max_connections;
+                // Each proxied connection needs a downstream and usually an
+                // upstream descriptor: past half the limit, accept() fails.
+                match crate::proxy::limits::open_files_limit() {
+                    Some(fds) if (fds / 2) < default as u64 => (fds / 2).max(1) as usize,
+                    _ => default,
+                }
+            }
+        };
+        let limits = crate::proxy::Limits {
+            max_connections,
+            max_request_headers_kb: self.max_request_headers_kb,
+            max_request_headers: self.max_request_headers,
+            request_headers_timeout: self.request_headers_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            stream_idle_timeout: self.stream_idle_timeout.0,
+            max_concurrent_streams: self.max_concurrent_streams,
+            buffer_limit_kb: self.buffer_limit_kb,
+            memory_limit: self.memory_limit,
+            ..crate::proxy::Limits::default()
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
 }
 
 /// Load and validate; `Err` carries what to print and the exit code.
@@ -203,7 +289,15 @@ pub fn run(args: RunArgs) -> i32 {
         };
         let services = snapshot.services.len();
         let vhosts = snapshot.routes.vhosts.len();
-        let running = match crate::proxy::start(snapshot, args.listen, args.admin, access_log).await {
+        let running = match crate::proxy::start_with_limits(
+            snapshot,
+            args.listen,
+            args.admin,
+            access_log,
+            args.limits.clone(),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
@@ -283,5 +377,54 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    #[test]
+    fn flag_defaults_are_the_library_defaults() {
+        let mut got = Cli::parse_from(["strait"]).limits.into_limits().unwrap();
+        let want = crate::proxy::Limits::default();
+        // The connection cap may be lowered to fit the open-file limit.
+        assert!(got.max_connections <= want.max_connections);
+        got.max_connections = want.max_connections;
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn zero_turns_a_timeout_off_and_bad_values_name_the_flag() {
+        let l = Cli::parse_from([
+            "strait",
+            "--idle-timeout",
+            "0",
+            "--stream-idle-timeout",
+            "0s",
+        ])
+        .limits
+        .into_limits()
+        .unwrap();
+        assert_eq!(l.idle_timeout, None);
+        assert_eq!(l.stream_idle_timeout, None);
+        let e = Cli::parse_from(["strait", "--max-concurrent-streams", "0"])
+            .limits
+            .into_limits()
+            .unwrap_err();
+        assert!(e.contains("--max-concurrent-streams"), "{e}");
+        let l = Cli::parse_from(["strait", "--memory-limit", "512M", "--max-connections", "7"])
+            .limits
+            .into_limits()
+            .unwrap();
+        assert_eq!(l.memory_limit, Some(512 << 20));
+        assert_eq!(l.max_connections, 7);
     }
 }

@@ -11,16 +11,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::handler::{self, ConnInfo};
+use super::Shared;
 use super::tcp::{self, TcpLimits};
-use super::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, Shared, sniff};
 
 /// Where the gateway's server ports listen.
 #[derive(Debug, Clone)]
@@ -117,25 +113,6 @@ pub async fn start(
     Ok(out)
 }
 
-/// The HTTP server settings of the sidecar listener (`proxy::serve`).
-fn http_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_pending_accept_reset_streams(20)
-        .max_local_error_reset_streams(Some(1024));
-    builder
-}
-
 async fn accept_loop(
     listener: TcpListener,
     port: u16,
@@ -143,7 +120,7 @@ async fn accept_loop(
     limits: Arc<TcpLimits>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder());
+    let builder = Arc::new(shared.limits.builder());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -158,39 +135,21 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let alive = shared.connections.clone();
+        if !super::admit(&shared) {
+            drop(stream);
+            continue;
+        }
         let is_http = shared.snapshot.load().gateway.http(port).is_some();
-        let shared = shared.clone();
         if !is_http {
-            let limits = limits.clone();
+            let _ = stream.set_nodelay(true);
+            let alive = shared.connections.clone();
+            let (shared, limits) = (shared.clone(), limits.clone());
             tokio::spawn(async move {
                 let _alive = alive;
                 tcp::serve(shared, limits, stream, remote, port).await;
             });
             continue;
         }
-        let builder = builder.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _alive = alive;
-            let local = stream.local_addr().unwrap_or(remote);
-            let mut conn = ConnInfo::new(local, remote);
-            conn.gateway_port = Some(port);
-            let stream = sniff::Watched::new(stream, conn.smuggling.clone());
-            let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            tokio::pin!(c);
-            let res = tokio::select! {
-                r = c.as_mut() => r,
-                _ = stop.changed() => {
-                    c.as_mut().graceful_shutdown();
-                    c.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, remote = %remote, "gateway connection ended with an error");
-            }
-        });
+        super::spawn_http(&shared, &builder, stream, remote, Some(port), &shutdown);
     }
 }

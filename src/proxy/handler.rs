@@ -18,6 +18,7 @@ use super::access_log::{Entry, format_time};
 use super::body::{self, Body, Counted};
 use super::flags::Flags;
 use super::forward;
+use super::limits::{IdleReset, StreamIdle, within_stream_idle};
 use super::local_reply::{LocalReply, grpc_response};
 use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_authority};
 
@@ -32,6 +33,8 @@ pub struct ConnInfo {
     /// The gateway server port the connection arrived on (`None`: the
     /// sidecar listener): requests use that port's route table.
     pub gateway_port: Option<u16>,
+    /// Activity and requests in flight, for the connection's timeouts.
+    pub state: Arc<super::limits::ConnState>,
 }
 
 impl ConnInfo {
@@ -41,6 +44,7 @@ impl ConnInfo {
             remote,
             smuggling: Arc::default(),
             gateway_port: None,
+            state: Arc::default(),
         }
     }
 }
@@ -144,15 +148,42 @@ pub async fn handle(
     });
     let mut outcome = Outcome::new();
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let conn_request = conn.state.request();
+    let idle = StreamIdle::start(
+        shared.limits.stream_idle_timeout,
+        http_body::Body::is_end_stream(&incoming),
+    );
     let incoming = {
         let counter = bytes_in.clone();
-        body::boxed(Counted::new(incoming, move |d| {
-            counter.store(d.bytes, Ordering::Relaxed)
-        }))
+        body::boxed(Counted::new(
+            IdleReset::new(incoming, idle.clone()),
+            move |d| counter.store(d.bytes, Ordering::Relaxed),
+        ))
     };
     let response = match authority {
+        _ if shared.overload.active() => {
+            shared.downstream.rq_overload_close.inc();
+            let r = LocalReply::overloaded();
+            outcome.local(&r);
+            r.response(grpc)
+        }
         Some(a) if !conn.smuggling.load(Ordering::Acquire) => {
-            route(&shared, &conn, &mut parts, incoming, a, grpc, &mut outcome).await
+            let routed = route(&shared, &conn, &mut parts, incoming, a, grpc, &mut outcome);
+            match within_stream_idle(routed, idle.as_deref()).await {
+                Ok(r) => r,
+                Err(request_complete) => {
+                    shared.downstream.rq_idle_timeout.inc();
+                    let r = LocalReply::stream_idle_timeout(request_complete);
+                    outcome.local(&r);
+                    let mut resp = r.response(grpc);
+                    // The rest of the request body will not be read.
+                    if !request_complete && parts.version < Version::HTTP_2 {
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    resp
+                }
+            }
         }
         Some(_) => {
             let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
@@ -200,6 +231,7 @@ pub async fn handle(
     let logged = Counted::new(body_out, move |done| {
         // The exchange is over: release the request's permit and host.
         drop(in_flight);
+        drop(conn_request);
         if !done.complete {
             flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
         }
@@ -285,11 +317,7 @@ async fn route(
         query,
         headers: &parts.headers,
     };
-    let table = match parts
-        .extensions
-        .get::<ConnInfo>()
-        .and_then(|c| c.gateway_port)
-    {
+    let table = match conn.gateway_port {
         Some(port) => snapshot.gateway.http(port),
         None => Some(&snapshot.routes),
     };

@@ -129,6 +129,36 @@ impl LocalReply {
         }
     }
 
+    /// Envoy's stream idle timeout (`stream_idle_timeout`, flag SI): 408
+    /// while the request is still arriving, 504 once it has
+    /// (`Http::Utility::maybeRequestTimeoutCode`).
+    pub fn stream_idle_timeout(request_complete: bool) -> LocalReply {
+        LocalReply {
+            status: if request_complete {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::REQUEST_TIMEOUT
+            },
+            body: "stream timeout",
+            flags: Flags::STREAM_IDLE_TIMEOUT,
+            details: "stream_idle_timeout".into(),
+            transport_failure: None,
+        }
+    }
+
+    /// Envoy's overload manager `stop_accepting_requests` action: 503
+    /// "envoy overloaded", flag OM, details `overload`, and no
+    /// `x-envoy-overloaded` header (that one is the router's, for UO).
+    pub fn overloaded() -> LocalReply {
+        LocalReply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "envoy overloaded",
+            flags: Flags::OVERLOAD_MANAGER,
+            details: "overload".into(),
+            transport_failure: None,
+        }
+    }
+
     pub fn bad_request(details: &str) -> LocalReply {
         LocalReply {
             status: StatusCode::BAD_REQUEST,
@@ -219,6 +249,27 @@ mod tests {
         }
         let r = LocalReply::overflow().response(true);
         assert_eq!(r.headers()["grpc-status"], "14");
+    }
+
+    #[test]
+    fn stream_idle_timeout_is_408_until_the_request_is_complete_then_504() {
+        let r = LocalReply::stream_idle_timeout(false).response(false);
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        let r = LocalReply::stream_idle_timeout(true).response(false);
+        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            LocalReply::stream_idle_timeout(true).flags.to_string(),
+            "SI"
+        );
+    }
+
+    #[test]
+    fn overload_manager_replies_are_503_envoy_overloaded_flag_om() {
+        let l = LocalReply::overloaded();
+        assert_eq!(l.flags.to_string(), "OM");
+        let r = l.response(false);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().get("x-envoy-overloaded").is_none());
     }
 
     #[test]

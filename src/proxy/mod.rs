@@ -9,6 +9,7 @@ pub mod flags;
 pub mod forward;
 pub mod gateway;
 pub mod handler;
+pub mod limits;
 pub mod local_reply;
 pub mod pool;
 pub mod sniff;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -34,14 +35,11 @@ use crate::config::ConfigSet;
 use crate::reload::{Rejected, Status};
 use access_log::AccessLog;
 use handler::ConnInfo;
+pub use limits::Limits;
 use upstream::Upstreams;
 
 /// Istio's default connect timeout (`MeshConfig.connectTimeout`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Slowloris guard: the whole request head must arrive within this.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Largest HTTP/1 request head (line + headers); beyond it clients get 431.
-pub const MAX_HEADER_BYTES: usize = 60 * 1024;
 
 /// State shared by every connection.
 pub struct Shared {
@@ -59,23 +57,39 @@ pub struct Shared {
     pub status: Mutex<Status>,
     /// One clone per open downstream connection, for draining.
     connections: Arc<()>,
+    /// Downstream limits, fixed at start.
+    pub limits: Limits,
+    /// The overload guard (memory watermark).
+    pub overload: limits::Overload,
+    /// Downstream connection and request counters.
+    pub downstream: limits::Stats,
 }
 
 impl Shared {
     pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Arc<Shared> {
+        Self::with_limits(snapshot, access_log, Limits::default())
+    }
+
+    pub fn with_limits(snapshot: Snapshot, access_log: AccessLog, limits: Limits) -> Arc<Shared> {
         let source =
             crate::metrics::Source::new(&snapshot.identity.namespace, &snapshot.identity.labels);
         let clusters = crate::cluster::Registry::new();
         clusters.reconcile(&snapshot);
+        let mut metrics = crate::metrics::Metrics::new(source);
+        let downstream = limits::Stats::default();
+        downstream.register(&mut metrics);
         Arc::new(Shared {
             clusters,
-            metrics: crate::metrics::Metrics::new(source),
+            metrics,
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(DEFAULT_CONNECT_TIMEOUT),
             access_log,
             ready: AtomicBool::new(true),
             status: Mutex::new(Status::default()),
             connections: Arc::new(()),
+            overload: limits::Overload::new(limits.memory_limit),
+            limits,
+            downstream,
         })
     }
 
@@ -133,21 +147,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEADER_BYTES.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_pending_accept_reset_streams(20)
-        .max_local_error_reset_streams(Some(1024));
-    let builder = Arc::new(builder);
+    let builder = Arc::new(shared.limits.builder());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -162,32 +162,107 @@ pub async fn serve(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(remote);
-        let conn = ConnInfo::new(local, remote);
-        let stream = sniff::Watched::new(stream, conn.smuggling.clone());
-        let shared = shared.clone();
-        let builder = builder.clone();
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _alive = shared.connections.clone();
-            let svc = service_fn(move |req| handler::handle(shared.clone(), conn.clone(), req));
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            tokio::pin!(c);
-            let res = tokio::select! {
-                r = c.as_mut() => r,
-                _ = stop.changed() => {
-                    // Drain: finish in-flight requests, take no new ones.
-                    c.as_mut().graceful_shutdown();
-                    c.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
-            }
-        });
+        if !admit(&shared) {
+            drop(stream);
+            continue;
+        }
+        spawn_http(&shared, &builder, stream, remote, None, &shutdown);
     }
 }
+
+/// Whether a new downstream connection may be served: accept and close at
+/// once otherwise (Envoy's global connection limit and overload rejection),
+/// so the backlog never fills with clients that would wait for nothing.
+pub(crate) fn admit(shared: &Shared) -> bool {
+    if shared.open_connections() >= shared.limits.max_connections {
+        shared.downstream.cx_overflow.inc();
+        return false;
+    }
+    if shared.overload.active() {
+        shared.downstream.cx_overload_reject.inc();
+        return false;
+    }
+    true
+}
+
+/// Serve HTTP/1.1 and h2c on an accepted connection, in its own task, with
+/// the downstream limits; `gateway_port` selects a gateway port's routes.
+pub(crate) fn spawn_http(
+    shared: &Arc<Shared>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    gateway_port: Option<u16>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    // Counted before the task runs, so a burst cannot overshoot the cap.
+    let alive = shared.connections.clone();
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(remote);
+    let mut conn = ConnInfo::new(local, remote);
+    conn.gateway_port = gateway_port;
+    let stream = limits::Tracked::new(
+        sniff::Watched::new(stream, conn.smuggling.clone()),
+        conn.state.clone(),
+    );
+    let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());
+    let shared = shared.clone();
+    let builder = builder.clone();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _alive = alive;
+        shared.downstream.cx_active.inc();
+        let stats = shared.downstream.clone();
+        let max_head = shared.limits.max_request_headers_kb.saturating_mul(1024);
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (shared, conn) = (shared.clone(), conn.clone());
+            async move {
+                if limits::head_too_large(&req, max_head) {
+                    return Ok(limits::head_too_large_response());
+                }
+                handler::handle(shared, conn, req).await
+            }
+        });
+        let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        tokio::pin!(c);
+        let res = tokio::select! {
+            r = c.as_mut() => r,
+            _ = stop.changed() => {
+                // Drain: finish in-flight requests, take no new ones.
+                c.as_mut().graceful_shutdown();
+                c.await
+            }
+            why = watchdog.expired() => {
+                tracing::debug!(remote = %remote, reason = ?why, "closing downstream connection");
+                match why {
+                    limits::Expired::Idle => stats.cx_idle_timeout.inc(),
+                    limits::Expired::NoRequest => stats.rq_header_timeout.inc(),
+                    limits::Expired::StreamsIdle => stats.rq_idle_timeout.inc(),
+                };
+                // GOAWAY on HTTP/2 (clients that connected early retry
+                // cleanly), bounded since the peer may not read; a
+                // stalled peer would not read it at all.
+                if why != limits::Expired::StreamsIdle {
+                    c.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, c.as_mut()).await;
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = res {
+            if e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+            {
+                stats.rq_header_timeout.inc();
+            }
+            tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
+        }
+        stats.cx_active.dec();
+    });
+}
+
+/// How long an idle connection may take to say goodbye after GOAWAY.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A running proxy (for `run`, `demo` and tests).
 pub struct Running {
@@ -227,7 +302,21 @@ pub async fn start(
     admin: SocketAddr,
     access_log: AccessLog,
 ) -> std::io::Result<Running> {
-    let shared = Shared::new(snapshot, access_log);
+    start_with_limits(snapshot, listen, admin, access_log, Limits::default()).await
+}
+
+/// [`start`] with downstream limits other than the defaults.
+pub async fn start_with_limits(
+    snapshot: Snapshot,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    access_log: AccessLog,
+    limits: Limits,
+) -> std::io::Result<Running> {
+    limits
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let shared = Shared::with_limits(snapshot, access_log, limits);
     let listener = TcpListener::bind(listen).await?;
     let admin_listener = TcpListener::bind(admin).await?;
     let (tx, rx) = watch::channel(false);
@@ -238,6 +327,21 @@ pub async fn start(
         shutdown: tx,
     };
     tokio::spawn(serve(listener, shared.clone(), rx.clone()));
+    tokio::spawn(sample_memory(shared.clone(), rx.clone()));
     tokio::spawn(admin::serve(admin_listener, shared, rx));
     Ok(running)
+}
+
+/// The overload guard's only memory reader: one sample per interval, off the
+/// request path.
+async fn sample_memory(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(shared.limits.memory_sample_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        shared.overload.sample(&shared.downstream);
+    }
 }

@@ -224,6 +224,19 @@ impl Proxy {
 
     /// A proxy with identity `options` (its namespace must be `default`).
     pub async fn start_as(yaml: &str, options: strait::compile::Options) -> Proxy {
+        Self::start_as_with_limits(yaml, options, strait::proxy::Limits::default()).await
+    }
+
+    /// A proxy with downstream `limits` other than the defaults.
+    pub async fn start_with_limits(yaml: &str, limits: strait::proxy::Limits) -> Proxy {
+        Self::start_as_with_limits(yaml, Default::default(), limits).await
+    }
+
+    pub async fn start_as_with_limits(
+        yaml: &str,
+        options: strait::compile::Options,
+        limits: strait::proxy::Limits,
+    ) -> Proxy {
         let cfg = load_str(
             yaml,
             "test.yaml",
@@ -239,7 +252,7 @@ impl Proxy {
         let log_path = dir.path().join("access.log");
         let log = AccessLog::to_path(log_path.to_str().unwrap(), Format::Json).unwrap();
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let running = strait::proxy::start(snapshot, lo, lo, log)
+        let running = strait::proxy::start_with_limits(snapshot, lo, lo, log, limits)
             .await
             .expect("proxy starts");
         Proxy {
