@@ -398,9 +398,12 @@ fn outlier_state(
 }
 
 /// Every cluster's runtime state, swapped atomically on reconcile.
+/// Cluster states by key (config-controlled keys: a fast hash is safe).
+pub type StateMap = HashMap<ClusterKey, Arc<ClusterState>, rustc_hash::FxBuildHasher>;
+
 #[derive(Debug, Default)]
 pub struct Registry {
-    clusters: ArcSwap<HashMap<ClusterKey, Arc<ClusterState>>>,
+    clusters: ArcSwap<StateMap>,
     /// The proxy identity of the last reconcile (locality load balancing
     /// depends on it).
     identity: ArcSwap<Options>,
@@ -422,7 +425,7 @@ impl Registry {
         let prev_id = self.identity.load_full();
         let same_id =
             prev_id.locality == snap.identity.locality && prev_id.labels == snap.identity.labels;
-        let next: HashMap<ClusterKey, Arc<ClusterState>> = snap
+        let next: StateMap = snap
             .clusters
             .iter()
             .map(|(key, c)| {
@@ -472,7 +475,7 @@ impl Registry {
     }
 
     /// All clusters (admin API).
-    pub fn all(&self) -> Arc<HashMap<ClusterKey, Arc<ClusterState>>> {
+    pub fn all(&self) -> Arc<StateMap> {
         self.clusters.load_full()
     }
 }

@@ -16,8 +16,7 @@ use super::{Cluster, Options, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{self, HTTPMatchRequest, L4MatchAttributes, Protocol, VirtualService, host};
 use crate::route::{
-    Action, ClusterKey, HeaderOps, Redirect, Route, RouteMatch, RouteTable, VirtualHost,
-    WeightedCluster,
+    Action, HeaderOps, Redirect, Route, RouteMatch, RouteTable, VirtualHost, WeightedCluster,
 };
 
 /// Envoy's tcp_proxy idle timeout, which Istio leaves in place unless the
@@ -326,7 +325,7 @@ struct PortAcc {
 pub fn compile(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     opts: &Options,
 ) -> GatewayListeners {
     let mut gateways: Vec<&Resource<model::Gateway>> = config
@@ -460,7 +459,7 @@ fn http_table(
     servers: &[ServerRef],
     bound: &HashMap<String, Vec<&Resource<VirtualService>>>,
     services: &[Arc<ServiceInfo>],
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     opts: &Options,
 ) -> RouteTable {
     struct Acc {
@@ -587,7 +586,7 @@ fn tcp_route(
     server: &ServerRef,
     bound: &HashMap<String, Vec<&Resource<VirtualService>>>,
     services: &[Arc<ServiceInfo>],
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     opts: &Options,
 ) -> Option<TcpRoute> {
     let gw = server.gateway.as_str();

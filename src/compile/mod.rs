@@ -92,13 +92,17 @@ pub struct Cluster {
     pub metric: crate::metrics::Destination,
 }
 
+/// Clusters by key. Keys come from configuration, not from requests, so a
+/// fast non-keyed hash is safe, and it is on every request's path.
+pub type ClusterMap = HashMap<ClusterKey, Arc<Cluster>, rustc_hash::FxBuildHasher>;
+
 /// Everything the request path reads, immutable once built.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// The proxy identity this snapshot was compiled for.
     pub identity: Options,
     pub routes: RouteTable,
-    pub clusters: HashMap<ClusterKey, Arc<Cluster>>,
+    pub clusters: ClusterMap,
     pub services: Vec<Arc<ServiceInfo>>,
     /// The gateway listeners (empty unless `identity.gateway`).
     pub gateway: gateway::GatewayListeners,

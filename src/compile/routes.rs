@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::services::visible;
-use super::{Cluster, Options, ServiceInfo};
+use super::{Options, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{
     self, HTTPMatchRequest, HTTPRoute, HeaderOperations, Protocol, StringMatch, VirtualService,
@@ -78,7 +78,7 @@ pub(super) fn ordered_bound<'a>(
 pub fn route_table(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     opts: &Options,
 ) -> RouteTable {
     let vss = ordered_virtual_services(config, opts);
@@ -160,11 +160,7 @@ fn domains(svc: &ServiceInfo, opts: &Options) -> Vec<String> {
 
 /// The route a service without a VirtualService gets: everything to the
 /// subset-less cluster, default retries, no timeout. Istio names it `default`.
-fn default_route(
-    svc: &ServiceInfo,
-    port: u16,
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
-) -> Route {
+fn default_route(svc: &ServiceInfo, port: u16, clusters: &super::ClusterMap) -> Route {
     let key = ClusterKey {
         port,
         subset: String::new(),
@@ -200,7 +196,7 @@ fn default_route(
 /// predicate (§2.5). Requiring all destinations of a weighted route is our
 /// reading.
 fn uses_consistent_hash<'k>(
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     keys: impl IntoIterator<Item = &'k ClusterKey>,
 ) -> bool {
     let mut any = false;
@@ -231,7 +227,7 @@ pub(super) fn build_routes(
     port: u16,
     svc: Option<&ServiceInfo>,
     services: &[Arc<ServiceInfo>],
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     opts: &Options,
     applies: &dyn Fn(&HTTPMatchRequest) -> bool,
 ) -> Vec<Route> {
@@ -501,7 +497,7 @@ pub(super) fn l4_destinations(
     routes: &[model::RouteDestination],
     port: u16,
     services: &[Arc<ServiceInfo>],
-    clusters: &HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &super::ClusterMap,
     opts: &Options,
 ) -> Vec<WeightedCluster> {
     let ctx = RouteCtx {
@@ -540,7 +536,7 @@ struct RouteCtx<'a> {
     port: u16,
     svc: Option<&'a ServiceInfo>,
     services: &'a [Arc<ServiceInfo>],
-    clusters: &'a HashMap<ClusterKey, Arc<Cluster>>,
+    clusters: &'a super::ClusterMap,
     opts: &'a Options,
 }
 

@@ -249,8 +249,8 @@ pub fn clusters(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
     opts: &Options,
-) -> HashMap<ClusterKey, Arc<Cluster>> {
-    let mut out = HashMap::new();
+) -> super::ClusterMap {
+    let mut out = super::ClusterMap::default();
     let dr_index = DrIndex::new(config, opts);
     for svc in services {
         let dr = destination_rule_in(&dr_index, svc, opts);

@@ -139,7 +139,7 @@ where
                     self.bytes += d.len() as u64;
                 } else if let Some(t) = frame.trailers_ref() {
                     self.grpc_status = t
-                        .get("grpc-status")
+                        .get(super::handler::GRPC_STATUS)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok());
                 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
@@ -20,6 +21,10 @@ use crate::cluster::{ClusterState, Host, HostGuard, Permit, Pick, PickError, Reg
 use crate::compile::{Cluster, Snapshot};
 use crate::metrics::Metrics;
 use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, WeightedCluster};
+
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const UPSTREAM_SERVICE_TIME: http::HeaderName =
+    http::HeaderName::from_static("x-envoy-upstream-service-time");
 
 /// Largest request body kept in memory so it can be retried or mirrored
 /// (Envoy's default per-request buffer limit is 1 MiB).
@@ -134,13 +139,22 @@ pub async fn forward(
         host: None,
     });
 
-    // The upstream request's head, shared by every try.
+    // Consistent hashing: the request's hash, and a generated cookie for
+    // the client's response (Envoy's `addDownstreamSetCookie`).
+    let hashed = state.hash_key.as_ref().map(|k| {
+        k.compute_for_connection(&parts.headers, parts.uri.query(), conn.remote, conn.local)
+    });
+    let request_hash = hashed.as_ref().and_then(|h| h.hash);
+    let set_cookie = hashed.and_then(|h| h.set_cookie);
+
+    // The upstream request's head, shared by every try (the request's own
+    // headers are not read again).
     let upgrade = parts.headers.contains_key(header::UPGRADE) && parts.version != Version::HTTP_2;
-    let mut headers = parts.headers.clone();
+    let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade);
     headers.remove(header::HOST);
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     route.request_headers.apply(&mut headers);
     dest.request_headers.apply(&mut headers);
@@ -152,7 +166,21 @@ pub async fn forward(
         .unwrap_or_else(|| {
             HeaderValue::from_str(authority).unwrap_or(HeaderValue::from_static(""))
         });
-    let path_and_query = rewrite_path(route, parts.uri.path(), parts.uri.query());
+    let path_and_query = match rewrite_path(route, parts.uri.path(), parts.uri.query()) {
+        Some(p) => match PathAndQuery::from_maybe_shared(Bytes::from(p)) {
+            Ok(p) => p,
+            Err(_) => {
+                let r = LocalReply::bad_request("invalid_upstream_request");
+                outcome.local(&r);
+                return r.response(grpc);
+            }
+        },
+        None => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    };
 
     let mut req_body = if upgrade {
         ReqBody::Stream(Some(body))
@@ -197,14 +225,6 @@ pub async fn forward(
     } else {
         None
     };
-
-    // Consistent hashing: the request's hash, and a generated cookie for
-    // the client's response (Envoy's `addDownstreamSetCookie`).
-    let hashed = state.hash_key.as_ref().map(|k| {
-        k.compute_for_connection(&parts.headers, parts.uri.query(), conn.remote, conn.local)
-    });
-    let request_hash = hashed.as_ref().and_then(|h| h.hash);
-    let set_cookie = hashed.and_then(|h| h.set_cookie);
 
     let retry = route.retry.as_deref();
     let deadline = route.timeout.map(|t| Instant::now() + t);
@@ -303,7 +323,7 @@ pub async fn forward(
                 let status = resp.status().as_u16();
                 let grpc_status = resp
                     .headers()
-                    .get("grpc-status")
+                    .get(super::handler::GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|s| s.parse().ok());
                 let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
@@ -453,34 +473,37 @@ fn record_outcome(
 /// The path (and query) after the route's rewrite: `uri` replaces the
 /// matched prefix (or the whole path for exact/regex matches);
 /// `uriRegexRewrite` substitutes every match in the path.
-fn rewrite_path(route: &Route, path: &str, query: Option<&str>) -> String {
+/// The rewritten path and query, or `None` to send the request's own.
+fn rewrite_path(route: &Route, path: &str, query: Option<&str>) -> Option<String> {
+    let rw = route.rewrite.as_ref()?;
+    if rw.uri.is_none() && rw.uri_regex.is_none() {
+        return None;
+    }
     let mut p = path.to_string();
-    if let Some(rw) = &route.rewrite {
-        if let Some(new) = &rw.uri {
-            p = match prefix_of(&route.matcher) {
-                Some(prefix) if path.len() >= prefix.len() => {
-                    let rest = &path[prefix.len()..];
-                    // Envoy keeps a single slash when the prefix ends the path.
-                    if new.is_empty() && rest.is_empty() {
-                        "/".to_string()
-                    } else {
-                        format!("{new}{rest}")
-                    }
+    if let Some(new) = &rw.uri {
+        p = match prefix_of(&route.matcher) {
+            Some(prefix) if path.len() >= prefix.len() => {
+                let rest = &path[prefix.len()..];
+                // Envoy keeps a single slash when the prefix ends the path.
+                if new.is_empty() && rest.is_empty() {
+                    "/".to_string()
+                } else {
+                    format!("{new}{rest}")
                 }
-                _ => new.clone(),
-            };
-            if p.is_empty() {
-                p = "/".into();
             }
-        }
-        if let Some((re, sub)) = &rw.uri_regex {
-            p = re.replace_all(&p, sub.as_str()).into_owned();
+            _ => new.clone(),
+        };
+        if p.is_empty() {
+            p = "/".into();
         }
     }
-    match query {
+    if let Some((re, sub)) = &rw.uri_regex {
+        p = re.replace_all(&p, sub.as_str()).into_owned();
+    }
+    Some(match query {
         Some(q) => format!("{p}?{q}"),
         None => p,
-    }
+    })
 }
 
 /// The literal prefix of a prefix URI match (case-insensitive matches keep
@@ -499,18 +522,22 @@ fn build_request(
     parts: &http::request::Parts,
     headers: &http::HeaderMap,
     authority: &HeaderValue,
-    path_and_query: &str,
+    path_and_query: &PathAndQuery,
     cluster: &Cluster,
     _endpoint: &str,
     body: Body,
 ) -> Option<Request<Body>> {
-    let auth = authority.to_str().ok()?;
     let (uri, version): (Uri, Version) = match cluster.protocol {
         UpstreamProtocol::H2c => (
-            format!("http://{auth}{path_and_query}").parse().ok()?,
+            Uri::builder()
+                .scheme("http")
+                .authority(authority.as_bytes())
+                .path_and_query(path_and_query.clone())
+                .build()
+                .ok()?,
             Version::HTTP_2,
         ),
-        UpstreamProtocol::Http1 => (path_and_query.parse().ok()?, Version::HTTP_11),
+        UpstreamProtocol::Http1 => (Uri::from(path_and_query.clone()), Version::HTTP_11),
     };
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
@@ -530,7 +557,7 @@ fn finish_response(resp: Response<Body>, outcome: &mut Outcome, upgrade: bool) -
     if let Some(t) = outcome.upstream_service_time {
         parts
             .headers
-            .insert("x-envoy-upstream-service-time", HeaderValue::from(t));
+            .insert(UPSTREAM_SERVICE_TIME, HeaderValue::from(t));
     }
     Response::from_parts(parts, incoming)
 }
@@ -554,7 +581,7 @@ fn mirror(
     parts: &http::request::Parts,
     headers: &http::HeaderMap,
     authority: &HeaderValue,
-    path_and_query: &str,
+    path_and_query: &PathAndQuery,
     body: &Bytes,
 ) {
     for m in &route.mirrors {

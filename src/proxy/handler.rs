@@ -219,7 +219,7 @@ pub async fn handle(
     // A trailers-only gRPC response carries its status in the headers.
     let header_grpc_status = parts_out
         .headers
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let destination = match &outcome.cluster {
@@ -259,6 +259,7 @@ pub async fn handle(
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// The request's authority: the URI's (HTTP/2, absolute form) or `Host`.
 enum Host {
@@ -384,9 +385,11 @@ async fn route(
             redirect(rd, route, &uri, authority, path, query)
         }
         Action::Forward(clusters) => {
-            let mut r = forward::forward(
+            // Boxed: the forwarding state is large, and hyper moves the
+            // request's future; a pointer is cheaper to move than kilobytes.
+            let mut r = Box::pin(forward::forward(
                 shared, &snapshot, route, clusters, conn, parts, body, authority, grpc, outcome,
-            )
+            ))
             .await;
             // The chosen destination's response operations, before the
             // route's (Envoy's weighted-cluster entry, then its route).
@@ -530,37 +533,69 @@ fn decorate_cors(cors: &Cors, origin: &str, h: &mut HeaderMap) {
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = h.get(header::CONNECTION).cloned()
-        && let Ok(s) = conn.to_str()
-    {
+    // One pass over the names finds which are present; most messages carry
+    // at most `Connection`, so each removal below is of a name known there.
+    let mut found = [false; 8];
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            found[i] = true;
+        }
+    }
+    if !found.contains(&true) {
+        return;
+    }
+    // Names the `Connection` header lists (RFC 9110 §7.6.1), besides the
+    // usual `keep-alive` and `close` tokens, which need no lookup.
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for v in h.get_all(header::CONNECTION) {
+        let Ok(s) = v.to_str() else { continue };
         for name in s.split(',').map(str::trim) {
-            if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
+            if name.is_empty()
+                || name.eq_ignore_ascii_case("keep-alive")
+                || (keep_upgrade && name.eq_ignore_ascii_case("upgrade"))
+            {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("close") && !h.contains_key("close") {
                 continue;
             }
             if let Ok(n) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-                h.remove(n);
+                listed.push(n);
             }
         }
     }
-    for n in [
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-    ] {
+    for n in listed {
         h.remove(n);
     }
-    h.remove(header::TRANSFER_ENCODING);
-    if !keep_upgrade {
-        h.remove(header::CONNECTION);
-        h.remove(header::UPGRADE);
-    }
-    if let Some(te) = h.get(header::TE)
-        && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
-    {
-        h.remove(header::TE);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        let keep = match i {
+            CONNECTION_AT | UPGRADE_AT => keep_upgrade,
+            TE_AT => h
+                .get(header::TE)
+                .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers")),
+            _ => false,
+        };
+        if found[i] && !keep {
+            h.remove(n);
+        }
     }
 }
+
+/// Headers never forwarded (`TE` except `trailers`; `Connection` and
+/// `Upgrade` kept for an upgrade).
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TE,
+];
+const CONNECTION_AT: usize = 0;
+const UPGRADE_AT: usize = 6;
+const TE_AT: usize = 7;
 
 /// Collect a body completely if it is at most `limit` bytes; otherwise
 /// return what was read so far and the rest of the stream.
@@ -613,5 +648,33 @@ mod tests {
         h.insert(header::TE, "trailers".parse().unwrap());
         strip_hop_by_hop(&mut h, false);
         assert!(h.contains_key(header::TE), "gRPC needs te: trailers");
+    }
+
+    #[test]
+    fn an_upgrade_keeps_connection_and_upgrade_only() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, "Upgrade".parse().unwrap());
+        h.append(header::CONNECTION, "X-Other".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert("x-other", "1".parse().unwrap());
+        h.insert("proxy-authorization", "secret".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        strip_hop_by_hop(&mut h, true);
+        assert!(h.contains_key(header::UPGRADE));
+        assert!(h.contains_key(header::CONNECTION));
+        assert!(
+            !h.contains_key("x-other"),
+            "listed in a second Connection line"
+        );
+        assert!(!h.contains_key("proxy-authorization"));
+        assert!(!h.contains_key(header::TRANSFER_ENCODING));
+        strip_hop_by_hop(&mut h, false);
+        assert!(!h.contains_key(header::UPGRADE));
+        assert!(!h.contains_key(header::CONNECTION));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "close".parse().unwrap());
+        h.insert("close", "x".parse().unwrap());
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 }

@@ -61,6 +61,16 @@ impl Watcher {
                         self.state = State::Off;
                         return;
                     }
+                    // The usual case: the whole head in one read, checked
+                    // where it lies, without a copy.
+                    if buf.is_empty()
+                        && let Some(end) = find(data, b"\r\n\r\n")
+                    {
+                        let head_len = end + 4;
+                        self.state = self.after_head(&data[..head_len]);
+                        data = &data[head_len..];
+                        continue;
+                    }
                     let take = data.len();
                     buf.extend_from_slice(data);
                     data = &data[take..];
@@ -185,7 +195,7 @@ impl Watcher {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// A connection whose reads are shown to a [`Watcher`].

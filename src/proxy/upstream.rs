@@ -5,7 +5,7 @@
 //! requests (overflow is Envoy's UO), per-connection request and lifetime
 //! limits, idle timeouts, TCP keepalive and TLS origination.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -62,7 +62,7 @@ impl SendError {
 /// its cluster's policy or protocol changes, so connections survive reloads
 /// that leave a cluster alone.
 pub struct Upstreams {
-    clusters: Mutex<HashMap<Arc<str>, Entry>>,
+    clusters: Mutex<FxHashMap<Arc<str>, Entry>>,
     /// The mesh default (`MeshConfig.connectTimeout`).
     pub connect_timeout: Duration,
 }
@@ -77,7 +77,7 @@ struct Entry {
 impl Upstreams {
     pub fn new(connect_timeout: Duration) -> Upstreams {
         Upstreams {
-            clusters: Mutex::new(HashMap::new()),
+            clusters: Mutex::new(FxHashMap::default()),
             connect_timeout,
         }
     }
@@ -153,8 +153,8 @@ pub struct ClusterPool {
 
 #[derive(Default)]
 struct Conns {
-    h1: HashMap<Arc<str>, Vec<H1Conn>>,
-    h2: HashMap<Arc<str>, Vec<H2Conn>>,
+    h1: FxHashMap<Arc<str>, Vec<H1Conn>>,
+    h2: FxHashMap<Arc<str>, Vec<H2Conn>>,
 }
 
 struct H1Conn {

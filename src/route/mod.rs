@@ -5,7 +5,6 @@
 pub mod matcher;
 pub mod retry;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +41,7 @@ pub enum UpstreamProtocol {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     /// `host:port` (lowercase) → index into `vhosts`.
-    domains: HashMap<String, usize>,
+    domains: rustc_hash::FxHashMap<String, usize>,
     /// Wildcard domains (`*.example.com:443`): (suffix after `*`, port, index),
     /// longest suffix first.
     wildcards: Vec<(String, u16, usize)>,
@@ -89,14 +88,36 @@ impl RouteTable {
     pub fn vhost(&self, authority: &str) -> Option<&VirtualHost> {
         let (host, port) = split_authority(authority);
         let port = if self.ignore_port { 0 } else { port };
-        let mut key = String::with_capacity(host.len() + 6);
-        for c in host.chars() {
-            key.push(c.to_ascii_lowercase());
+        // `host:port` lowercased, built on the stack for usual lengths.
+        let mut stack = [0u8; 128];
+        let mut heap = Vec::new();
+        let need = host.len() + 6;
+        let buf: &mut [u8] = if need <= stack.len() {
+            &mut stack[..need]
+        } else {
+            heap.resize(need, 0);
+            &mut heap[..]
+        };
+        buf[..host.len()].copy_from_slice(host.as_bytes());
+        buf[..host.len()].make_ascii_lowercase();
+        let host_len = host.len();
+        buf[host_len] = b':';
+        let mut digits = [0u8; 5];
+        let mut n = port;
+        let mut d = digits.len();
+        loop {
+            d -= 1;
+            digits[d] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
-        let host_len = key.len();
-        key.push(':');
-        let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{port}"));
-        if let Some(i) = self.domains.get(&key) {
+        let len = host_len + 1 + (digits.len() - d);
+        buf[host_len + 1..len].copy_from_slice(&digits[d..]);
+        // ASCII lowercasing keeps the text valid UTF-8.
+        let key = std::str::from_utf8(&buf[..len]).ok()?;
+        if let Some(i) = self.domains.get(key) {
             return self.vhosts.get(*i);
         }
         let host = &key[..host_len];
