@@ -199,9 +199,23 @@ pub async fn handle(
     let logged = Counted::new(body_out, move |done| {
         // The exchange is over: release the request's permit and host.
         drop(in_flight);
-        if !done.complete {
-            flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
-        }
+        // Envoy's `onUpstreamReset` after the response started: the
+        // upstream's reset reason names the flag (UR, UC); a body dropped
+        // unfinished means the client went away (DC).
+        let late_reset = match (done.complete, done.reset) {
+            (true, _) => None,
+            (false, None) => {
+                flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
+                None
+            }
+            (false, Some(r)) => {
+                flags.insert(match r {
+                    body::Reset::Remote => Flags::UPSTREAM_REMOTE_RESET,
+                    body::Reset::ConnectionTermination => Flags::UPSTREAM_CONNECTION_TERMINATION,
+                });
+                Some(r)
+            }
+        };
         let bytes_received = bytes_in.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
         logger.metrics.record(&crate::metrics::Record {
@@ -215,6 +229,10 @@ pub async fn handle(
             response_bytes: done.bytes,
         });
         if let Some(mut e) = entry {
+            if let Some(r) = late_reset {
+                e.response_code_details =
+                    format!("upstream_reset_after_response_started{{{}}}", r.reason());
+            }
             e.response_flags = flags;
             e.bytes_sent = done.bytes;
             e.bytes_received = bytes_received;

@@ -1,0 +1,1001 @@
+//! reliability.md §5: faults and hostile inputs the proxy must survive, one
+//! test per case (`case_NN_...`; RELIABILITY.md maps every case to its
+//! tests). Each checks the row's expected behaviour and the common pass
+//! criteria: no panic, a canary client keeps getting 200 throughout (except
+//! in saturation cases), the Envoy response flag in the access log, the gRPC
+//! status for gRPC callers, and the process's file descriptors back within
+//! 10 % of the baseline after the case.
+//!
+//! The proxy runs inside this test process, so the fd count covers the
+//! proxy, the upstreams and the clients together; the cases therefore run
+//! one at a time (`serial`), so that one case's sockets never show up in
+//! another's count. Misbehaving upstreams ("evil" ones) are raw tokio
+//! sockets, so they can send exactly the bytes a broken server would.
+
+mod support;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::time::timeout;
+
+use support::*;
+
+/// Generous bound on any single network wait: a hang fails the test, it
+/// never stalls CI.
+const BOUND: Duration = Duration::from_secs(10);
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Run this case alone (see the module comment).
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// Open fds that belong to the proxy, its upstreams and clients: every fd
+/// except other tests' runtimes (their epoll and eventfd descriptors and
+/// signal-driver unix sockets come and go as test threads start, whatever
+/// this case does).
+fn open_fds() -> usize {
+    let tcp = tcp_sockets();
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let t = std::fs::read_link(e.path())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                match socket_inode(&t) {
+                    Some(inode) => tcp.contains_key(inode),
+                    None => !t.starts_with("anon_inode:"),
+                }
+            })
+            .count()
+    })
+}
+
+fn socket_inode(target: &str) -> Option<&str> {
+    target.strip_prefix("socket:[")?.strip_suffix(']')
+}
+
+/// TCP sockets of this process by inode: "local -> remote state".
+fn tcp_sockets() -> std::collections::HashMap<String, String> {
+    let mut sockets = std::collections::HashMap::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 {
+                let port = |a: &str| {
+                    a.rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                        .unwrap_or(0)
+                };
+                sockets.insert(
+                    f[9].to_string(),
+                    format!("tcp :{} -> :{} state {}", port(f[1]), port(f[2]), f[3]),
+                );
+            }
+        }
+    }
+    sockets
+}
+
+// ------------------------------------------------------------------ config
+
+const CANARY: &str = "canary.test";
+
+/// The canary service plus `rest`.
+fn with_canary(canary: &Upstream, rest: &str) -> String {
+    service_entry(CANARY, 80, "HTTP", &[(canary.addr, &[])]) + rest
+}
+
+/// A ServiceEntry for `host` (port 80, `protocol`) on `addrs`.
+fn service(host: &str, protocol: &str, addrs: &[SocketAddr]) -> String {
+    let eps: Vec<(SocketAddr, &[(&str, &str)])> = addrs.iter().map(|a| (*a, &[][..])).collect();
+    service_entry(host, 80, protocol, &eps)
+}
+
+/// A VirtualService for `host` whose `http:` list is `routes` (YAML
+/// indented by two spaces).
+fn vs(host: &str, routes: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: vs-{}}}\nspec:\n  hosts: [{host}]\n  http:\n{routes}---\n",
+        host.replace('.', "-")
+    )
+}
+
+fn dr(host: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: dr-{}}}\nspec:\n  host: {host}\n{policy}---\n",
+        host.replace('.', "-")
+    )
+}
+
+// ------------------------------------------------------------------ canary
+
+/// A client sending `GET /canary` to the canary service back to back (one
+/// keep-alive connection) for the whole case; also the fd baseline.
+struct Canary {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+    baseline: usize,
+}
+
+impl Canary {
+    /// Starts once the canary has had its first 200, then takes the fd
+    /// baseline.
+    async fn start(proxy: &Proxy) -> Canary {
+        let addr = proxy.addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let (s, o, f) = (stop.clone(), ok.clone(), failures.clone());
+        let task = tokio::spawn(async move {
+            let client = h1_client();
+            // Bounded: 100,000 requests or the stop flag, whichever first.
+            for _ in 0..100_000 {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let req = Request::get(format!("http://{addr}/canary"))
+                    .header("host", CANARY)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                match timeout(BOUND, client.request(req)).await {
+                    Ok(Ok(resp)) if resp.status() == 200 => {
+                        let _ = resp.into_body().collect().await;
+                        o.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Ok(resp)) => f.lock().unwrap().push(format!("status {}", resp.status())),
+                    Ok(Err(e)) => f.lock().unwrap().push(format!("error {e}")),
+                    Err(_) => f.lock().unwrap().push("no answer in time".into()),
+                }
+                // Pacing, so the canary does not starve the case on 2 cores.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let c = Canary {
+            stop,
+            ok,
+            failures,
+            task,
+            baseline: 0,
+        };
+        c.until_ok(1).await;
+        Canary {
+            baseline: open_fds(),
+            ..c
+        }
+    }
+
+    async fn until_ok(&self, n: usize) {
+        let deadline = Instant::now() + BOUND;
+        while self.ok.load(Ordering::Relaxed) < n {
+            assert!(
+                self.failures.lock().unwrap().is_empty(),
+                "canary failed: {:?}",
+                self.failures.lock().unwrap()
+            );
+            assert!(Instant::now() < deadline, "the canary got no 200 in time");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The canary still gets 200s and never failed; then the fds settle.
+    async fn finish(self) {
+        let now = self.ok.load(Ordering::Relaxed);
+        self.until_ok(now + 2).await;
+        assert!(
+            self.failures.lock().unwrap().is_empty(),
+            "canary failed during the case: {:?}",
+            self.failures.lock().unwrap()
+        );
+        fds_settle(self.baseline).await;
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = timeout(BOUND, self.task).await;
+    }
+}
+
+/// Wait (bounded) until the fd count is back within 10 % of `baseline`
+/// (at least 2 fds of slack for a small baseline).
+async fn fds_settle(baseline: usize) {
+    let limit = baseline + (baseline / 10).max(2);
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let now = open_fds();
+        if now <= limit {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "file descriptors did not return to the baseline: {now} open, baseline {baseline}:\n{}",
+            describe_fds()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every open fd with, for TCP sockets, its addresses and state (for the
+/// failure message of `fds_settle`).
+fn describe_fds() -> String {
+    let sockets = tcp_sockets();
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        for e in dir.flatten() {
+            let target = std::fs::read_link(e.path())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let inode = socket_inode(&target).unwrap_or("");
+            let what = sockets.get(inode).cloned().unwrap_or(target);
+            out.push(format!("  fd {}: {what}", e.file_name().to_string_lossy()));
+        }
+    }
+    out.sort();
+    out.join("\n")
+}
+
+// -------------------------------------------------------------- access log
+
+/// Access-log entries for `path` (waits, bounded, for at least `n`).
+async fn entries_for(proxy: &Proxy, path: &str, n: usize) -> Vec<serde_json::Value> {
+    let file = proxy.log_path.clone().unwrap();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let found: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["path"] == path)
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} access-log entries for {path}: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn entry_for(proxy: &Proxy, path: &str) -> serde_json::Value {
+    entries_for(proxy, path, 1).await.remove(0)
+}
+
+async fn flags_for(proxy: &Proxy, path: &str) -> String {
+    entry_for(proxy, path).await["response_flags"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+// ------------------------------------------------------------ raw sockets
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    timeout(BOUND, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// One message head (through the blank line); `None` at EOF or error.
+async fn read_head(s: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if buf.len() > 128 * 1024 {
+            return None;
+        }
+        match timeout(BOUND, s.read(&mut byte)).await {
+            Ok(Ok(1)) => buf.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The request target of a request head.
+fn target(head: &str) -> String {
+    head.split_whitespace().nth(1).unwrap_or("").to_string()
+}
+
+/// Everything until the peer closes: (bytes, closed in time).
+async fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    for _ in 0..10_000 {
+        match timeout(BOUND, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (out, true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
+    (out, false)
+}
+
+/// Wait until the peer closes (EOF or reset) or sends more; `true` if it
+/// closed without sending anything.
+async fn closes_quietly(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    matches!(
+        timeout(BOUND, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// Close with a TCP RST instead of a FIN.
+fn reset(s: TcpStream) {
+    let _ = s.set_linger(Some(Duration::ZERO));
+    drop(s);
+}
+
+/// A raw upstream running `script` on every accepted connection (with its
+/// 1-based number).
+struct Evil {
+    addr: SocketAddr,
+    conns: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Evil {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Evil {
+    async fn start<F, Fut>(script: F) -> Evil
+    where
+        F: Fn(usize, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let c = conns.clone();
+        let script = Arc::new(script);
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(script(n, s));
+            }
+        });
+        Evil { addr, conns, task }
+    }
+
+    fn conns(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
+    }
+}
+
+/// Poll (bounded) until `f` holds.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+const GRPC: &[(&str, &str)] = &[("content-type", "application/grpc"), ("te", "trailers")];
+
+/// A gRPC call over h2c: (HTTP status, grpc-status).
+async fn grpc_call(proxy: &Proxy, host: &str, path: &str) -> (u16, Option<String>) {
+    let got = h2_send(proxy.addr(), "POST", host, path, GRPC, "").await;
+    (
+        got.status.as_u16(),
+        got.header("grpc-status").map(str::to_string),
+    )
+}
+
+const UC_BODY: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+const UPE_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
+
+// ------------------------------------------------- 1. reset mid-body
+
+/// An HTTP/1.1 upstream that sends the head and part of the body, then (once
+/// `release` fires) resets the connection.
+async fn resets_mid_body(release: Arc<Notify>) -> Evil {
+    Evil::start(move |_, mut s| {
+        let release = release.clone();
+        async move {
+            let Some(head) = read_head(&mut s).await else {
+                return;
+            };
+            let framing = if target(&head).starts_with("/chunked") {
+                "Transfer-Encoding: chunked\r\n\r\n3e8\r\n"
+            } else {
+                "Content-Length: 100000\r\n\r\n"
+            };
+            let _ = s
+                .write_all(format!("HTTP/1.1 200 OK\r\n{framing}").as_bytes())
+                .await;
+            let _ = s.write_all(&[b'x'; 1000]).await;
+            let _ = s.flush().await;
+            let _ = timeout(BOUND, release.notified()).await;
+            reset(s);
+        }
+    })
+    .await
+}
+
+/// Envoy: an upstream HTTP/1.1 connection that breaks after the response
+/// started is reset reason `connection_termination` (codec_client.cc), flag
+/// UC (router.cc `streamResetReasonToResponseFlag`), and the downstream
+/// stream is reset: HTTP/1.1 clients see the connection close without the
+/// final chunk (or short of Content-Length), HTTP/2 clients a RST_STREAM.
+#[tokio::test]
+async fn case_01_upstream_connection_reset_mid_body_closes_downstream_flag_uc() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let release = Arc::new(Notify::new());
+    let evil = resets_mid_body(release.clone()).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("evil.test", "HTTP", &[evil.addr])
+            + &vs(
+                "evil.test",
+                "  - route: [{destination: {host: evil.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+
+    for path in ["/chunked", "/sized"] {
+        let mut c = connect(proxy.addr()).await;
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: evil.test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let head = read_head(&mut c).await.expect("the response head arrives");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        release.notify_one();
+        let (body, closed) = read_to_close(&mut c).await;
+        assert!(closed, "{path}: the downstream connection is closed");
+        if path == "/chunked" {
+            assert!(
+                !body.ends_with(b"0\r\n\r\n"),
+                "{path}: no final chunk may end the message cleanly"
+            );
+        } else {
+            let lower = head.to_ascii_lowercase();
+            assert!(lower.contains("content-length: 100000"), "{head}");
+            assert!(body.len() < 100_000, "{path}: the body stops short");
+        }
+        drop(c);
+        let e = entry_for(&proxy, path).await;
+        assert_eq!(e["response_flags"], "UC", "{e}");
+        assert_eq!(
+            e["response_code_details"],
+            "upstream_reset_after_response_started{connection_termination}"
+        );
+    }
+
+    // An HTTP/2 client gets its stream reset.
+    let stream = connect(proxy.addr()).await;
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("http://evil.test/h2")
+        .version(Version::HTTP_2)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = timeout(BOUND, sender.send_request(req))
+        .await
+        .expect("in time")
+        .expect("response head");
+    assert_eq!(resp.status(), 200);
+    release.notify_one();
+    let body = timeout(BOUND, resp.into_body().collect())
+        .await
+        .expect("in time");
+    assert!(body.is_err(), "the HTTP/2 stream is reset, not ended");
+    assert_eq!(flags_for(&proxy, "/h2").await, "UC");
+    drop(sender);
+    canary.finish().await;
+}
+
+/// An h2c upstream that sends the head and part of the body, then (once
+/// `release` fires) resets the stream with RST_STREAM.
+async fn h2_resets_stream(release: Arc<Notify>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let release = release.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(s).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    let release = release.clone();
+                    tokio::spawn(async move {
+                        let resp = http::Response::builder().status(200).body(()).unwrap();
+                        let Ok(mut send) = respond.send_response(resp, false) else {
+                            return;
+                        };
+                        let _ = send.send_data(Bytes::from(vec![b'x'; 1000]), false);
+                        let _ = timeout(BOUND, release.notified()).await;
+                        send.send_reset(h2::Reason::INTERNAL_ERROR);
+                    });
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Envoy: an HTTP/2 upstream's RST_STREAM after the response started is
+/// reset reason `remote_reset`, flag UR; the downstream stream is reset.
+#[tokio::test]
+async fn case_01_upstream_reset_mid_body_resets_downstream_flag_ur() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let release = Arc::new(Notify::new());
+    let (addr, task) = h2_resets_stream(release.clone()).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("evil.test", "HTTP2", &[addr])
+            + &vs(
+                "evil.test",
+                "  - route: [{destination: {host: evil.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+
+    let mut c = connect(proxy.addr()).await;
+    c.write_all(b"GET /rst HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut c).await.expect("the response head arrives");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    release.notify_one();
+    let (body, closed) = read_to_close(&mut c).await;
+    assert!(closed, "the downstream connection is closed");
+    assert!(
+        !body.ends_with(b"0\r\n\r\n"),
+        "no final chunk may end the message cleanly"
+    );
+    drop(c);
+    let e = entry_for(&proxy, "/rst").await;
+    assert_eq!(e["response_flags"], "UR", "{e}");
+    assert_eq!(
+        e["response_code_details"],
+        "upstream_reset_after_response_started{remote_reset}"
+    );
+    canary.finish().await;
+    task.abort();
+}
+
+// --------------------------------------- 2. FIN or RST before the response
+
+/// Istio's default retryOn (connect-failure, refused-stream, unavailable,
+/// cancelled, retriable-status-codes) has no `reset`, so a connection that
+/// closes after the request was sent is not retried: 503 UC.
+#[tokio::test]
+async fn case_02_upstream_close_before_response_is_503_uc_not_retried() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let evil = Evil::start(|_, mut s| async move {
+        let Some(head) = read_head(&mut s).await else {
+            return;
+        };
+        if target(&head).contains("rst") {
+            reset(s);
+        }
+        // Otherwise dropped: a FIN.
+    })
+    .await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("evil.test", "HTTP", &[evil.addr])
+            + &vs(
+                "evil.test",
+                "  - route: [{destination: {host: evil.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+
+    for (i, path) in ["/fin", "/rst"].into_iter().enumerate() {
+        let got = get(proxy.addr(), "evil.test", path).await;
+        assert_eq!(got.status, 503, "{path}");
+        assert_eq!(got.text(), UC_BODY, "{path}");
+        assert_eq!(evil.conns(), i + 1, "{path}: tried once, not retried");
+        let e = entry_for(&proxy, path).await;
+        assert_eq!(e["response_flags"], "UC", "{path}: {e}");
+        assert_eq!(
+            e["response_code_details"],
+            "upstream_reset_before_response_started{connection_termination}"
+        );
+    }
+    // gRPC callers: 503 → UNAVAILABLE (14), trailers-only.
+    let (status, grpc) = grpc_call(&proxy, "evil.test", "/pkg.Svc/Fin").await;
+    assert_eq!((status, grpc.as_deref()), (200, Some("14")));
+    assert_eq!(flags_for(&proxy, "/pkg.Svc/Fin").await, "UC");
+    assert_eq!(evil.conns(), 3);
+    canary.finish().await;
+}
+
+// ------------------------------------------- 3. slow upstream, route timeout
+
+/// An upstream that reads the request and never answers; counts the
+/// connections the proxy gives up on (EOF or reset seen).
+async fn never_answers(cancelled: Arc<AtomicUsize>) -> Evil {
+    Evil::start(move |_, mut s| {
+        let cancelled = cancelled.clone();
+        async move {
+            // A try cut short before its request was written counts too.
+            let closed = read_head(&mut s).await.is_none() || closes_quietly(&mut s).await;
+            if closed {
+                cancelled.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+    .await
+}
+
+/// Envoy UT: the route `timeout` answers 504 "upstream request timeout" at
+/// about the timeout and cancels the upstream request (the connection is
+/// closed); Istio's default retryOn does not retry timeouts.
+#[tokio::test]
+async fn case_03_route_timeout_is_504_ut_and_cancels_the_upstream_request() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let evil = never_answers(cancelled.clone()).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("slow.test", "HTTP", &[evil.addr])
+            + &vs(
+                "slow.test",
+                "  - timeout: 200ms\n    route: [{destination: {host: slow.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+
+    let t = Instant::now();
+    let got = get(proxy.addr(), "slow.test", "/slow").await;
+    let took = t.elapsed();
+    assert_eq!(got.status, 504);
+    assert_eq!(got.text(), "upstream request timeout");
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(
+        took < Duration::from_millis(200) + Duration::from_secs(2),
+        "{took:?}"
+    );
+    let e = entry_for(&proxy, "/slow").await;
+    assert_eq!(e["response_flags"], "UT", "{e}");
+    assert_eq!(e["response_code_details"], "upstream_response_timeout");
+    eventually("the upstream request is cancelled", || {
+        cancelled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(evil.conns(), 1, "a timeout is not retried by default");
+
+    let (status, grpc) = grpc_call(&proxy, "slow.test", "/pkg.Svc/Slow").await;
+    assert_eq!(
+        (status, grpc.as_deref()),
+        (200, Some("14")),
+        "504 → UNAVAILABLE"
+    );
+    assert_eq!(flags_for(&proxy, "/pkg.Svc/Slow").await, "UT");
+    eventually("the gRPC upstream request is cancelled", || {
+        cancelled.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    canary.finish().await;
+}
+
+// ------------------------------ 4. never answers, perTryTimeout + retries
+
+/// Envoy: each try times out after `perTryTimeout` and is retried (`5xx`
+/// covers read timeouts); the last one gives 504 UT with URX; the route
+/// `timeout` caps all tries together (504 UT, no more tries after it).
+#[tokio::test]
+async fn case_04_per_try_timeouts_are_retried_then_504_ut_within_the_total_timeout() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let evil = never_answers(cancelled.clone()).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("silent.test", "HTTP", &[evil.addr])
+            + &vs(
+                "silent.test",
+                "  - match: [{uri: {prefix: /capped}}]\n    timeout: 250ms\n    retries: {attempts: 10, perTryTimeout: 100ms, retryOn: 5xx}\n    route: [{destination: {host: silent.test}}]\n  - timeout: 2s\n    retries: {attempts: 3, perTryTimeout: 100ms, retryOn: 5xx}\n    route: [{destination: {host: silent.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+
+    let t = Instant::now();
+    let got = get(proxy.addr(), "silent.test", "/tries").await;
+    let took = t.elapsed();
+    assert_eq!(got.status, 504);
+    assert_eq!(got.text(), "upstream request timeout");
+    assert!(
+        took < Duration::from_secs(2),
+        "within the route timeout: {took:?}"
+    );
+    assert_eq!(evil.conns(), 4, "1 try + 3 retries");
+    let flags = flags_for(&proxy, "/tries").await;
+    assert_eq!(flags, "UT,URX");
+    eventually("every timed-out try is cancelled", || {
+        cancelled.load(Ordering::SeqCst) == 4
+    })
+    .await;
+
+    let t = Instant::now();
+    let got = get(proxy.addr(), "silent.test", "/capped").await;
+    let took = t.elapsed();
+    assert_eq!(got.status, 504);
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(
+        took < Duration::from_millis(250) + Duration::from_secs(2),
+        "{took:?}"
+    );
+    let tries = evil.conns() - 4;
+    assert!(
+        (2..=3).contains(&tries),
+        "250ms holds 2–3 tries of 100ms, saw {tries}"
+    );
+    assert_eq!(flags_for(&proxy, "/capped").await, "UT");
+    eventually("the capped tries are cancelled", || {
+        cancelled.load(Ordering::SeqCst) == 4 + tries
+    })
+    .await;
+    canary.finish().await;
+}
+
+// ------------------------------------------------- 5. connection refused
+
+async fn admin_text(proxy: &Proxy, path: &str) -> String {
+    get(proxy.running.admin, "admin", path).await.text()
+}
+
+/// The sample of `metric` for `cluster`, 0 when absent.
+fn cluster_stat(text: &str, metric: &str, cluster: &str) -> f64 {
+    let prefix = format!("{metric}{{cluster_name=\"{cluster}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap_or(0.0))
+}
+
+/// Envoy UF: a refused connection is retried by Istio's default policy
+/// (connect-failure, 2 retries, previous hosts avoided), so three dead
+/// endpoints are each tried once before 503 UF,URX; outlier detection counts
+/// connect failures (local-origin errors count as 503 when not split, as
+/// Istio configures), so with consecutive5xxErrors 1 all three are ejected
+/// and the next request is 503 UH.
+#[tokio::test]
+async fn case_05_connection_refused_is_retried_on_other_hosts_then_503_uf_and_ejected() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let dead = [dead_addr().await, dead_addr().await, dead_addr().await];
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("dead.test", "HTTP", &dead)
+            + &vs("dead.test", "  - route: [{destination: {host: dead.test}}]\n")
+            + &dr(
+                "dead.test",
+                "  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+
+    let got = get(proxy.addr(), "dead.test", "/refused").await;
+    assert_eq!(got.status, 503);
+    assert!(
+        got.text().starts_with(
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        ),
+        "{}",
+        got.text()
+    );
+    let e = entry_for(&proxy, "/refused").await;
+    assert_eq!(e["response_flags"], "UF,URX", "{e}");
+    assert!(
+        e["upstream_transport_failure_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Connection refused"),
+        "{e}"
+    );
+    let cluster = "outbound|80||dead.test";
+    let stats = admin_text(&proxy, "/stats/prometheus").await;
+    assert_eq!(
+        cluster_stat(&stats, "envoy_cluster_upstream_rq_retry_total", cluster),
+        2.0,
+        "{stats}"
+    );
+    assert_eq!(
+        cluster_stat(
+            &stats,
+            "envoy_cluster_outlier_detection_ejections_enforced_total",
+            cluster
+        ),
+        3.0,
+        "each dead host was tried once and ejected: {stats}"
+    );
+    let got = get(proxy.addr(), "dead.test", "/ejected").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(got.text(), "no healthy upstream");
+    assert_eq!(flags_for(&proxy, "/ejected").await, "UH");
+    let (status, grpc) = grpc_call(&proxy, "dead.test", "/pkg.Svc/Dead").await;
+    assert_eq!((status, grpc.as_deref()), (200, Some("14")));
+    canary.finish().await;
+}
+
+// ------------------------- 6–7. unparsable or ambiguous upstream responses
+
+/// A keep-alive HTTP/1.1 upstream: `GET /good` gets 200 "good"; any other
+/// path gets the bytes `bad(path)` returns, after which the connection is
+/// poisoned: a request arriving on it is counted in `reused`, and the proxy
+/// closing it in `closed`.
+async fn bad_responder(
+    bad: fn(&str) -> Vec<u8>,
+    reused: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+) -> Evil {
+    Evil::start(move |_, mut s| {
+        let (reused, closed) = (reused.clone(), closed.clone());
+        async move {
+            let mut poisoned = false;
+            loop {
+                let Some(head) = read_head(&mut s).await else {
+                    if poisoned {
+                        closed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    return;
+                };
+                if poisoned {
+                    reused.fetch_add(1, Ordering::SeqCst);
+                }
+                let path = target(&head);
+                if path == "/good" {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+                        .await;
+                } else {
+                    let _ = s.write_all(&bad(&path)).await;
+                    poisoned = true;
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// Send `/good`, each bad path, `/good` in turn; every bad one must be 502
+/// UPE, and its connection closed, never reused.
+async fn check_upe(bad: fn(&str) -> Vec<u8>, paths: &[&str]) {
+    let canary_up = Upstream::named("canary").await;
+    let (reused, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let evil = bad_responder(bad, reused.clone(), closed.clone()).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("bad.test", "HTTP", &[evil.addr])
+            + &vs("bad.test", "  - route: [{destination: {host: bad.test}}]\n")),
+    ))
+    .await;
+    // A pooled connection to the bad upstream exists before the baseline.
+    assert_eq!(get(proxy.addr(), "bad.test", "/good").await.text(), "good");
+    let canary = Canary::start(&proxy).await;
+    for (i, path) in paths.iter().enumerate() {
+        let got = get(proxy.addr(), "bad.test", path).await;
+        assert_eq!(got.status, 502, "{path}");
+        assert_eq!(got.text(), UPE_BODY, "{path}");
+        assert!(!got.text().contains("smuggled"));
+        let e = entry_for(&proxy, path).await;
+        assert_eq!(e["response_flags"], "UPE", "{path}: {e}");
+        assert_eq!(
+            e["response_code_details"],
+            "upstream_reset_before_response_started{protocol_error}"
+        );
+        eventually("the connection with the bad response is closed", || {
+            closed.load(Ordering::SeqCst) == i + 1
+        })
+        .await;
+        let got = get(proxy.addr(), "bad.test", "/good").await;
+        assert_eq!(got.status, 200, "after {path}");
+        assert_eq!(got.text(), "good", "after {path}: nothing smuggled");
+    }
+    let (status, grpc) = grpc_call(&proxy, "bad.test", paths[0]).await;
+    assert_eq!(
+        (status, grpc.as_deref()),
+        (200, Some("14")),
+        "502 → UNAVAILABLE"
+    );
+    assert_eq!(
+        reused.load(Ordering::SeqCst),
+        0,
+        "no bad connection is reused"
+    );
+    canary.finish().await;
+}
+
+/// Envoy UPE: a response the codec cannot parse (bad status line, bad
+/// version, a NUL or space in a header name) fails the request with 502
+/// "protocol error", and the connection is closed, never reused.
+#[tokio::test]
+async fn case_06_invalid_upstream_status_line_or_header_is_502_upe_and_connection_dropped() {
+    let _s = serial().await;
+    fn bad(path: &str) -> Vec<u8> {
+        match path {
+            "/bad-status" => b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "/bad-version" => b"HTTQ/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "/nul-header" => b"HTTP/1.1 200 OK\r\nX-A\0: 1\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "/space-header" => b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\nX: 1\r\n\r\n".to_vec(),
+            _ => b"garbage\r\n\r\n".to_vec(),
+        }
+    }
+    check_upe(
+        bad,
+        &[
+            "/bad-status",
+            "/bad-version",
+            "/nul-header",
+            "/space-header",
+            "/garbage",
+        ],
+    )
+    .await;
+}
+
+/// RFC 9112 §6.3 and Envoy's codec (`allow_chunked_length: false`,
+/// duplicate Content-Length refused): a response with both Content-Length
+/// and Transfer-Encoding, or several Content-Length values (equal or not),
+/// is UPE; the bytes after it (a smuggled second response) never reach a
+/// client.
+#[tokio::test]
+async fn case_07_upstream_response_with_cl_and_te_or_duplicate_cl_is_upe_no_splitting() {
+    let _s = serial().await;
+    const SMUGGLED: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
+    fn bad(path: &str) -> Vec<u8> {
+        let head = match path {
+            "/cl-te" => {
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            }
+            "/te-cl" => {
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 50\r\n\r\n0\r\n\r\n"
+            }
+            "/cl-cl-differ" => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 0\r\n\r\n",
+            "/cl-cl-equal" => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            _ => "HTTP/1.1 200 OK\r\nContent-Length: 0, 0\r\n\r\n",
+        };
+        format!("{head}{SMUGGLED}").into_bytes()
+    }
+    check_upe(
+        bad,
+        &[
+            "/cl-te",
+            "/te-cl",
+            "/cl-cl-differ",
+            "/cl-cl-equal",
+            "/cl-list",
+        ],
+    )
+    .await;
+}
