@@ -999,3 +999,323 @@ async fn case_07_upstream_response_with_cl_and_te_or_duplicate_cl_is_upe_no_spli
     )
     .await;
 }
+
+// ----------------------------------------------- 10–13. hostile requests
+
+/// An upstream that counts only requests whose body arrived complete, and
+/// answers 101 to any request carrying `Upgrade` (so a proxy that tunnels an
+/// upgrade it should not is caught), otherwise 200 "ok".
+struct Strict {
+    up: Upstream,
+    complete: Arc<AtomicUsize>,
+}
+
+impl Strict {
+    async fn start() -> Strict {
+        let complete = Arc::new(AtomicUsize::new(0));
+        let up = Upstream::start(
+            "strict",
+            Arc::new(move |seen: Seen| {
+                Box::pin(async move {
+                    let b = http::Response::builder();
+                    if let Some(u) = seen.headers.get("upgrade")
+                        && seen.uri != "/ws-refuse"
+                    {
+                        return b
+                            .status(101)
+                            .header("upgrade", u)
+                            .header("connection", "upgrade")
+                            .body(Full::new(Bytes::new()))
+                            .unwrap();
+                    }
+                    b.body(Full::new(Bytes::from_static(b"ok"))).unwrap()
+                })
+            }),
+        )
+        .await;
+        Strict { up, complete }
+    }
+
+    /// Requests that reached the upstream with their whole body.
+    fn complete(&self) -> usize {
+        // The harness records a request once its body was read; a body that
+        // failed midway is recorded empty, so count the ones that are not
+        // POSTs cut short.
+        let _ = &self.complete;
+        self.up
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method != "POST" || !s.body.is_empty())
+            .count()
+    }
+}
+
+/// A proxy for `up.test` (port 80, HTTP) on `up`, plus the canary. Pooled
+/// connections to `up` close after 300ms idle, so every connection the case
+/// opened is gone when the fds are counted.
+async fn hostile_proxy(canary_up: &Upstream, up: SocketAddr) -> Proxy {
+    Proxy::start(&with_canary(
+        canary_up,
+        &(service("up.test", "HTTP", &[up])
+            + &vs("up.test", "  - route: [{destination: {host: up.test}}]\n")
+            + &dr(
+                "up.test",
+                "  trafficPolicy: {connectionPool: {http: {idleTimeout: 300ms}}}\n",
+            )),
+    ))
+    .await
+}
+
+/// Send `raw` on a fresh connection: (response head, closed afterwards).
+async fn raw_exchange(proxy: SocketAddr, raw: &[u8]) -> (String, bool) {
+    let mut s = connect(proxy).await;
+    s.write_all(raw).await.unwrap();
+    let head = read_head(&mut s).await.unwrap_or_default();
+    let (_, closed) = read_to_close(&mut s).await;
+    (head, closed)
+}
+
+/// Access-log entries with flag `flag` (waits, bounded, for `n`).
+async fn entries_flagged(proxy: &Proxy, flag: &str, n: usize) -> Vec<serde_json::Value> {
+    let file = proxy.log_path.clone().unwrap();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let found: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["response_flags"] == flag)
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} {flag} entries: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// HTTP Garden / Envoy: a malformed chunked body (size `Z`, bare LF, a size
+/// that overflows, a CR inside a chunk extension) is a downstream protocol
+/// error: 400, flag DPE, the connection closed, and no complete request
+/// reaches the upstream.
+#[tokio::test]
+async fn case_10_malformed_chunked_body_is_400_dpe_and_never_completes_upstream() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let up = Strict::start().await;
+    let proxy = hostile_proxy(&canary_up, up.up.addr).await;
+    let canary = Canary::start(&proxy).await;
+    let cases = [
+        ("/size-z", "Z\r\nhello\r\n0\r\n\r\n"),
+        ("/bare-lf", "5\nhello\n0\n\n"),
+        ("/huge-hex", "FFFFFFFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n"),
+        ("/cr-in-ext", "5;a=\rb\r\nhello\r\n0\r\n\r\n"),
+    ];
+    for (path, body) in cases {
+        let raw = format!(
+            "POST {path} HTTP/1.1\r\nHost: up.test\r\nTransfer-Encoding: chunked\r\n\r\n{body}"
+        );
+        let (head, closed) = raw_exchange(proxy.addr(), raw.as_bytes()).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{path}: {head}");
+        assert!(closed, "{path}: the connection is closed");
+        assert_eq!(flags_for(&proxy, path).await, "DPE", "{path}");
+    }
+    assert_eq!(up.complete(), 0, "no complete request reached the upstream");
+    canary.finish().await;
+}
+
+/// Envoy (`allow_chunked_length: false`), nginx, Pingora CVE-2026-2835:
+/// Content-Length with Transfer-Encoding, and every obfuscated
+/// Transfer-Encoding, is refused (400, or 501 for an unknown coding), never
+/// forwarded and never resolved by guessing; the connection is closed and
+/// the refusal logged with DPE.
+#[tokio::test]
+async fn case_11_cl_te_and_obfuscated_te_are_refused_dpe_and_never_forwarded() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let up = Strict::start().await;
+    let proxy = hostile_proxy(&canary_up, up.up.addr).await;
+    let canary = Canary::start(&proxy).await;
+    let cases = [
+        "Content-Length: 4\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: chunked\r\nContent-Length: 4",
+        "Transfer-Encoding: xchunked",
+        "Transfer-Encoding : chunked",
+        "Transfer-Encoding:\tchunked\r\nTransfer-Encoding: identity",
+        "Transfer-Encoding: chunked, identity",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        "Transfer-Encoding: \x0bchunked",
+        "Transfer-Encoding: chunked\x7f",
+    ];
+    for (i, te) in cases.iter().enumerate() {
+        let raw = format!(
+            "POST /te{i} HTTP/1.1\r\nHost: up.test\r\n{te}\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: up.test\r\n\r\n"
+        );
+        let (head, closed) = raw_exchange(proxy.addr(), raw.as_bytes()).await;
+        assert!(
+            head.starts_with("HTTP/1.1 400") || head.starts_with("HTTP/1.1 501"),
+            "{te:?}: {head}"
+        );
+        assert!(closed, "{te:?}: the connection is closed");
+    }
+    let dpe = entries_flagged(&proxy, "DPE", cases.len()).await;
+    assert_eq!(dpe.len(), cases.len(), "{dpe:?}");
+    assert!(
+        up.up.seen.lock().unwrap().is_empty(),
+        "nothing was forwarded: {:?}",
+        up.up.seen.lock().unwrap()
+    );
+    canary.finish().await;
+}
+
+/// RFC 9112 §2.2/§5, HTTP Garden: a bare LF, NUL or lone CR inside the
+/// header section, or whitespace between a field name and the colon, is 400
+/// and never forwarded.
+#[tokio::test]
+async fn case_12_bare_lf_nul_cr_and_space_before_colon_in_headers_are_400() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let up = Strict::start().await;
+    let proxy = hostile_proxy(&canary_up, up.up.addr).await;
+    let canary = Canary::start(&proxy).await;
+    let cases: [&[u8]; 6] = [
+        b"GET /lf HTTP/1.1\nHost: up.test\n\n",
+        b"GET /lf-in-field HTTP/1.1\r\nHost: up.test\r\nX-A: 1\nX-B: 2\r\n\r\n",
+        b"GET /nul HTTP/1.1\r\nHost: up.test\r\nX-A: a\0b\r\n\r\n",
+        b"GET /cr HTTP/1.1\r\nHost: up.test\r\nX-A: a\rb\r\n\r\n",
+        b"GET /space HTTP/1.1\r\nHost: up.test\r\nX-A : 1\r\n\r\n",
+        b"GET /tab HTTP/1.1\r\nHost: up.test\r\nX-A\t: 1\r\n\r\n",
+    ];
+    for raw in cases {
+        let (head, closed) = raw_exchange(proxy.addr(), raw).await;
+        let shown = String::from_utf8_lossy(raw);
+        assert!(head.starts_with("HTTP/1.1 400"), "{shown:?}: {head}");
+        assert!(closed, "{shown:?}: the connection is closed");
+    }
+    let dpe = entries_flagged(&proxy, "DPE", cases.len()).await;
+    assert_eq!(dpe.len(), cases.len(), "{dpe:?}");
+    assert!(
+        up.up.seen.lock().unwrap().is_empty(),
+        "nothing was forwarded: {:?}",
+        up.up.seen.lock().unwrap()
+    );
+    canary.finish().await;
+}
+
+/// Envoy's codec drops `Upgrade: h2c` with its `HTTP2-Settings` and
+/// Connection tokens (envoy#7161) and Istio enables only the `websocket`
+/// upgrade (other upgrades: 403 `upgrade_failed`); hop-by-hop headers,
+/// including those a `Connection` header names (even `Content-Length`),
+/// never cross; a WebSocket connection is passed through only after the
+/// upstream's 101 (Pingora CVE-2026-2833).
+#[tokio::test]
+async fn case_13_h2c_upgrade_is_not_tunnelled_and_hop_by_hop_headers_are_stripped() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let up = Strict::start().await;
+    let proxy = hostile_proxy(&canary_up, up.up.addr).await;
+    let canary = Canary::start(&proxy).await;
+
+    // h2c: answered as plain HTTP/1.1, never 101.
+    let mut c = connect(proxy.addr()).await;
+    c.write_all(b"GET /h2c HTTP/1.1\r\nHost: up.test\r\nConnection: Upgrade, HTTP2-Settings, X-Hop\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut c).await.expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seen = up.up.last();
+    for h in [
+        "upgrade",
+        "http2-settings",
+        "x-hop",
+        "keep-alive",
+        "proxy-connection",
+    ] {
+        assert!(!seen.headers.contains_key(h), "{h} crossed: {seen:?}");
+    }
+    let conn = seen
+        .headers
+        .get("connection")
+        .map(|v| v.to_str().unwrap_or("").to_ascii_lowercase());
+    assert!(
+        conn.as_deref().is_none_or(|v| !v.contains("upgrade")),
+        "{conn:?}"
+    );
+    drop(c);
+
+    // `Connection: Content-Length` must not strip the framing: the body and
+    // the next request on the connection stay intact.
+    let mut c = connect(proxy.addr()).await;
+    c.write_all(b"POST /cl HTTP/1.1\r\nHost: up.test\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: up.test\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let head = read_head(&mut c).await.expect("a response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut body = [0u8; 2];
+        timeout(BOUND, c.read_exact(&mut body))
+            .await
+            .expect("in time")
+            .unwrap();
+    }
+    let seen: Vec<(String, Bytes)> = up
+        .up
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.uri.clone(), s.body.clone()))
+        .collect();
+    assert_eq!(
+        &seen[1..],
+        &[
+            ("/cl".to_string(), Bytes::from_static(b"hello")),
+            ("/after".to_string(), Bytes::new())
+        ]
+    );
+    drop(c);
+
+    // A WebSocket upgrade the upstream refuses stays HTTP: the next bytes
+    // are a request, not a tunnel.
+    let mut c = connect(proxy.addr()).await;
+    c.write_all(b"GET /ws-refuse HTTP/1.1\r\nHost: up.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut c).await.expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut body = [0u8; 2];
+    timeout(BOUND, c.read_exact(&mut body))
+        .await
+        .expect("in time")
+        .unwrap();
+    c.write_all(b"GET /after-ws HTTP/1.1\r\nHost: up.test\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut c).await.expect("a second response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(up.up.last().uri, "/after-ws");
+    drop(c);
+
+    // Upgrades other than websocket are not configured: 403, not forwarded.
+    let before = up.up.hits();
+    let mut c = connect(proxy.addr()).await;
+    c.write_all(
+        b"GET /foo HTTP/1.1\r\nHost: up.test\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut c).await.expect("a response");
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    drop(c);
+    assert_eq!(up.up.hits(), before);
+    assert_eq!(
+        entry_for(&proxy, "/foo").await["response_code_details"],
+        "upgrade_failed"
+    );
+    canary.finish().await;
+}

@@ -247,6 +247,39 @@ struct ReplayState {
     trailers: Option<http::HeaderMap>,
     /// Bumped for every try; readers of earlier tries stop.
     generation: u64,
+    /// How the client's stream failed, if it did.
+    downstream_error: Option<DownstreamError>,
+}
+
+/// A client's request body that failed midway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownstreamError {
+    /// Bytes that are not valid HTTP framing (a malformed chunk): Envoy's
+    /// codec error, 400 with flag DPE.
+    Protocol,
+    /// The client went away or reset the stream: flag DC.
+    Disconnect,
+}
+
+impl DownstreamError {
+    /// hyper's body decoder reports bad framing (chunk sizes, extensions,
+    /// trailers) as `InvalidInput`/`InvalidData` I/O errors, and a body cut
+    /// short as `UnexpectedEof`.
+    fn of(e: &(dyn std::error::Error + 'static)) -> DownstreamError {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                )
+            {
+                return DownstreamError::Protocol;
+            }
+            cur = err.source();
+        }
+        DownstreamError::Disconnect
+    }
 }
 
 impl Replayable {
@@ -261,12 +294,18 @@ impl Replayable {
                 done: false,
                 trailers: None,
                 generation: 0,
+                downstream_error: None,
             })),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ReplayState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How the client's body stream failed, if it did.
+    pub fn downstream_error(&self) -> Option<DownstreamError> {
+        self.lock().downstream_error
     }
 
     /// Whether another try can still get the whole body.
@@ -348,7 +387,10 @@ impl HttpBody for ReplayReader {
                 s.done = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => {
+                s.downstream_error = Some(DownstreamError::of(e.as_ref()));
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

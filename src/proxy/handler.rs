@@ -26,9 +26,9 @@ use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_
 pub struct ConnInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Set when the connection carried a request with both Content-Length
-    /// and Transfer-Encoding (see `sniff`).
-    pub smuggling: Arc<std::sync::atomic::AtomicBool>,
+    /// Non-zero once the connection carried a request-smuggling shape (a
+    /// `sniff` problem code).
+    pub smuggling: super::sniff::Flag,
 }
 
 impl ConnInfo {
@@ -150,11 +150,11 @@ pub async fn handle(
         }))
     };
     let response = match authority.as_deref() {
-        Some(a) if !conn.smuggling.load(Ordering::Acquire) => {
+        Some(a) if conn.smuggling.load(Ordering::Acquire) == 0 => {
             route(&shared, &mut parts, incoming, a, grpc, &mut outcome).await
         }
         Some(_) => {
-            let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
+            let r = super::sniff::local_reply(conn.smuggling.load(Ordering::Acquire));
             outcome.local(&r);
             let mut resp = r.response(grpc);
             // Nothing after a smuggling shape may be read as a request.

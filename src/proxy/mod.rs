@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod codec_error;
 pub mod flags;
 pub mod forward;
 pub mod handler;
@@ -165,6 +166,8 @@ pub async fn serve(
         let conn = ConnInfo::new(local, remote);
         let stream = sniff::Watched::new(stream, conn.smuggling.clone());
         let shared = shared.clone();
+        let shared_log = shared.clone();
+        let accepted_at = std::time::SystemTime::now();
         let builder = builder.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
@@ -181,6 +184,7 @@ pub async fn serve(
                 }
             };
             if let Err(e) = res {
+                codec_error::log(&shared_log, local, remote, accepted_at, e.as_ref());
                 tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
             }
         });
