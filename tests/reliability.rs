@@ -1319,3 +1319,578 @@ async fn case_13_h2c_upgrade_is_not_tunnelled_and_hop_by_hop_headers_are_strippe
     );
     canary.finish().await;
 }
+
+// ---------------------------------------- 21–24. limits, ejection, routing
+
+/// Istio's circuit-breaking task: with `maxConnections: 1` and
+/// `http1MaxPendingRequests: 1`, of 20 concurrent requests one is sent, one
+/// waits, and the rest fail fast with 503 UO and `x-envoy-overloaded: true`
+/// (gRPC callers: UNAVAILABLE); other services are unaffected (canary).
+#[tokio::test]
+async fn case_21_pending_overflow_is_503_uo_with_x_envoy_overloaded() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let r = release.clone();
+    let slow = Upstream::start(
+        "slow",
+        Arc::new(move |_| {
+            let r = r.clone();
+            Box::pin(async move {
+                if let Ok(p) = timeout(BOUND, r.acquire()).await {
+                    p.unwrap().forget();
+                }
+                http::Response::new(Full::new(Bytes::from_static(b"slow")))
+            })
+        }),
+    )
+    .await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("busy.test", "HTTP", &[slow.addr])
+            + &vs("busy.test", "  - route: [{destination: {host: busy.test}}]\n")
+            + &dr(
+                "busy.test",
+                "  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1, idleTimeout: 300ms}\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+    let addr = proxy.addr();
+    let mut calls = Vec::new();
+    for i in 0..20 {
+        calls.push(tokio::spawn(async move {
+            get(addr, "busy.test", &format!("/c{i}")).await
+        }));
+    }
+    // 18 fail fast while one request is held upstream and one waits.
+    let uo = entries_flagged(&proxy, "UO", 18).await;
+    assert_eq!(uo.len(), 18, "{uo:?}");
+    let (status, grpc) = grpc_call(&proxy, "busy.test", "/pkg.Svc/Busy").await;
+    assert_eq!((status, grpc.as_deref()), (200, Some("14")));
+    release.add_permits(2);
+    let (mut ok, mut overflow) = (0, 0);
+    for c in calls {
+        let got = timeout(BOUND, c).await.expect("in time").unwrap();
+        match got.status.as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(got.header("x-envoy-overloaded"), Some("true"));
+                assert!(
+                    got.text().ends_with("reset reason: overflow"),
+                    "{}",
+                    got.text()
+                );
+                overflow += 1;
+            }
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    assert_eq!((ok, overflow), (2, 18));
+    assert_eq!(slow.hits(), 2);
+    canary.finish().await;
+}
+
+/// Envoy outlier detection with Istio's `minHealthPercent` 0 (no panic
+/// mode): once every host is ejected the answer is 503 UH "no healthy
+/// upstream" until `baseEjectionTime` has passed, then hosts get traffic
+/// again.
+#[tokio::test]
+async fn case_22_all_hosts_ejected_is_503_uh_until_base_ejection_time() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let a = Upstream::status("a", 500).await;
+    let b = Upstream::status("b", 500).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("sick.test", "HTTP", &[a.addr, b.addr])
+            + &vs("sick.test", "  - route: [{destination: {host: sick.test}}]\n")
+            + &dr(
+                "sick.test",
+                "  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 50ms, baseEjectionTime: 500ms, maxEjectionPercent: 100}\n    connectionPool: {http: {idleTimeout: 300ms}}\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+    let mut first_uh = None;
+    for i in 0..100 {
+        let got = get(proxy.addr(), "sick.test", &format!("/s{i}")).await;
+        if got.status == 503 {
+            assert_eq!(got.text(), "no healthy upstream");
+            assert_eq!(flags_for(&proxy, &format!("/s{i}")).await, "UH");
+            first_uh = Some(Instant::now());
+            break;
+        }
+        assert_eq!(got.status, 500);
+    }
+    let ejected_at = first_uh.expect("both hosts were ejected");
+    let (status, grpc) = grpc_call(&proxy, "sick.test", "/pkg.Svc/Sick").await;
+    assert_eq!((status, grpc.as_deref()), (200, Some("14")));
+    // Bounded poll until a host is back; it must not be before the
+    // ejection time (500ms; the first UH came after the ejection itself).
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let got = get(proxy.addr(), "sick.test", "/back").await;
+        if got.status == 500 {
+            assert!(
+                ejected_at.elapsed() >= Duration::from_millis(400),
+                "back after {:?}",
+                ejected_at.elapsed()
+            );
+            break;
+        }
+        assert_eq!(got.text(), "no healthy upstream");
+        assert!(Instant::now() < deadline, "no host came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    canary.finish().await;
+}
+
+/// IST0173 and Envoy: a subset whose labels select no endpoint is 503 UH, a
+/// subset the DestinationRule does not declare is 503 NC, a request no route
+/// matches is 404 NR (gRPC: UNAVAILABLE, UNAVAILABLE, UNIMPLEMENTED).
+#[tokio::test]
+async fn case_23_empty_subset_is_uh_missing_subset_nc_and_no_route_nr() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let v1 = Upstream::named("v1").await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service_entry("sub.test", 80, "HTTP", &[(v1.addr, &[("version", "v1")])])
+            + &dr(
+                "sub.test",
+                "  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v9, labels: {version: v9}}\n",
+            )
+            + &vs(
+                "sub.test",
+                "  - match: [{uri: {prefix: /empty}}]\n    route: [{destination: {host: sub.test, subset: v9}}]\n  - match: [{uri: {prefix: /undeclared}}]\n    route: [{destination: {host: sub.test, subset: v7}}]\n  - match: [{uri: {prefix: /ok}}]\n    route: [{destination: {host: sub.test, subset: v1}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+    for (path, status, body, flag, grpc) in [
+        ("/empty", 503, "no healthy upstream", "UH", "14"),
+        ("/undeclared", 503, "", "NC", "14"),
+        ("/nowhere", 404, "", "NR", "12"),
+        ("/ok", 200, "v1", "-", ""),
+    ] {
+        let got = get(proxy.addr(), "sub.test", path).await;
+        assert_eq!(
+            (got.status.as_u16(), got.text().as_str()),
+            (status, body),
+            "{path}"
+        );
+        assert_eq!(flags_for(&proxy, path).await, flag, "{path}");
+        if !grpc.is_empty() {
+            let (s, g) = grpc_call(&proxy, "sub.test", &format!("{path}/pkg.Svc/M")).await;
+            assert_eq!((s, g.as_deref()), (200, Some(grpc)), "{path}");
+        }
+    }
+    canary.finish().await;
+}
+
+/// Envoy URX: with `retryOn` covering 503 the upstream sees 1 try + 2
+/// retries and the client gets the last 503 with URX; Istio's default policy
+/// (no retriable status codes) does not retry a 503 at all.
+#[tokio::test]
+async fn case_24_retries_exhausted_on_503_is_urx_after_three_tries() {
+    let _s = serial().await;
+    let canary_up = Upstream::named("canary").await;
+    let busy = Upstream::status("busy", 503).await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("busy.test", "HTTP", &[busy.addr])
+            + &vs(
+                "busy.test",
+                "  - match: [{uri: {prefix: /retried}}]\n    retries: {attempts: 2, retryOn: 5xx}\n    route: [{destination: {host: busy.test}}]\n  - route: [{destination: {host: busy.test}}]\n",
+            )
+            + &dr(
+                "busy.test",
+                "  trafficPolicy: {connectionPool: {http: {idleTimeout: 300ms}}}\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+    let got = get(proxy.addr(), "busy.test", "/retried").await;
+    assert_eq!((got.status.as_u16(), got.text().as_str()), (503, "busy"));
+    assert_eq!(busy.hits(), 3, "1 try + 2 retries");
+    assert_eq!(flags_for(&proxy, "/retried").await, "URX");
+    let got = get(proxy.addr(), "busy.test", "/default").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(busy.hits(), 4, "Istio's default policy does not retry 503");
+    assert_eq!(flags_for(&proxy, "/default").await, "-");
+    canary.finish().await;
+}
+
+// ------------------------------------------------------- 25–27. reloads
+
+/// A proxy reading `dir` with a running reloader (as `strait run` has).
+struct Reloading {
+    running: strait::proxy::Running,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Reloading {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.running.shutdown();
+    }
+}
+
+async fn reloading(dir: &std::path::Path) -> Reloading {
+    let paths = vec![dir.to_path_buf()];
+    let (config, _) = strait::cli::run::load_valid(&paths, "default").expect("valid");
+    let snapshot = strait::cli::run::compile_for(&config, "default", &Default::default());
+    let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let running = strait::proxy::start(
+        snapshot,
+        lo,
+        lo,
+        strait::proxy::access_log::AccessLog::off(),
+    )
+    .await
+    .unwrap();
+    running
+        .shared
+        .record_config(Arc::new(config), String::new(), &paths);
+    let reloader = Arc::new(strait::reload::Reloader {
+        paths,
+        namespace: "default".into(),
+        labels: Default::default(),
+        shared: running.shared.clone(),
+    });
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    reloader.spawn(rx);
+    Reloading { running, stop }
+}
+
+/// Replace a file the way editors do: write a temporary file, rename it.
+fn replace(path: &std::path::Path, body: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |v| v.trim().parse().unwrap_or(0.0))
+}
+
+/// Clients sending `GET r/` back to back until stopped (bounded): counts of
+/// (answers from v1 or v2, anything else).
+fn load(
+    proxy: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(usize, Vec<String>)>> {
+    (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let client = h1_client();
+                let (mut ok, mut bad) = (0, Vec::new());
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let got = send(&client, proxy, "GET", "r", "/", &[], "").await;
+                    if got.status == 200 && (got.text() == "v1" || got.text() == "v2") {
+                        ok += 1;
+                    } else {
+                        bad.push(format!("{} {}", got.status, got.text()));
+                    }
+                }
+                (ok, bad)
+            })
+        })
+        .collect()
+}
+
+fn r_config(v1: &Upstream, v2: &Upstream) -> String {
+    service_entry(
+        "r.default.svc.cluster.local",
+        80,
+        "HTTP",
+        &[
+            (v1.addr, &[("version", "v1")]),
+            (v2.addr, &[("version", "v2")]),
+        ],
+    ) + "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {connectionPool: {http: {idleTimeout: 300ms}}}\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n"
+}
+
+fn r_vs(w1: u32) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: r}}\nspec:\n  hosts: [r]\n  http:\n  - route:\n    - {{destination: {{host: r, subset: v1}}, weight: {w1}}}\n    - {{destination: {{host: r, subset: v2}}, weight: {}}}\n",
+        100 - w1
+    )
+}
+
+/// Poll until `r` answers `want` (bounded).
+async fn until_answer(proxy: SocketAddr, want: &str) {
+    let deadline = Instant::now() + BOUND;
+    while get(proxy, "r", "/").await.text() != want {
+        assert!(Instant::now() < deadline, "never answered {want}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Envoy `update_rejected`: an invalid configuration written under load is
+/// rejected whole, the last good one keeps serving with no failed request,
+/// and the rejection counter goes up by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_25_invalid_config_under_load_is_rejected_and_counted_zero_failures() {
+    let _s = serial().await;
+    let v1 = Upstream::named("v1").await;
+    let v2 = Upstream::named("v2").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("service.yaml"), r_config(&v1, &v2)).unwrap();
+    let vs_path = dir.path().join("vs.yaml");
+    std::fs::write(&vs_path, r_vs(100)).unwrap();
+    let p = reloading(dir.path()).await;
+    let proxy = p.running.listen;
+    until_answer(proxy, "v1").await;
+    let baseline = open_fds();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(proxy, stop.clone());
+
+    // `timeout: 0s` fails Istio's validation (at least 1ms).
+    replace(
+        &vs_path,
+        &r_vs(0).replace("  - route:", "  - timeout: 0s\n    route:"),
+    );
+    let shared = p.running.shared.clone();
+    eventually("the change is rejected", || {
+        shared.status.lock().unwrap().last_rejected.is_some()
+    })
+    .await;
+    let stats = get(p.running.admin, "admin", "/stats/prometheus")
+        .await
+        .text();
+    assert_eq!(
+        counter(&stats, "strait_config_update_rejected_total"),
+        1.0,
+        "{stats}"
+    );
+    assert_eq!(counter(&stats, "strait_config_update_success_total"), 0.0);
+    for _ in 0..20 {
+        assert_eq!(
+            get(proxy, "r", "/").await.text(),
+            "v1",
+            "the old config serves"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        let (ok, bad) = timeout(BOUND, c).await.expect("in time").unwrap();
+        assert!(bad.is_empty(), "failed requests: {bad:?}");
+        total += ok;
+    }
+    assert!(total > 0);
+    fds_settle(baseline).await;
+}
+
+/// Envoy listener drain: a valid change under load (weights flip, a route
+/// appears) gives no non-2xx answer and no reset; a request in flight when
+/// the change lands finishes on the old configuration; new requests see the
+/// new routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_26_valid_reload_under_load_drops_nothing_and_applies() {
+    let _s = serial().await;
+    let v1 = Upstream::named("v1").await;
+    let v2 = Upstream::named("v2").await;
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    let slow = Upstream::start(
+        "slow",
+        Arc::new(move |_| {
+            let (tx, g) = (entered_tx.clone(), g.clone());
+            Box::pin(async move {
+                let _ = tx.send(());
+                if let Ok(p) = timeout(BOUND, g.acquire()).await {
+                    p.unwrap().forget();
+                }
+                http::Response::new(Full::new(Bytes::from_static(b"slow")))
+            })
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("service.yaml"),
+        r_config(&v1, &v2) + "---\n" + &service("slow.test", "HTTP", &[slow.addr]),
+    )
+    .unwrap();
+    let vs_path = dir.path().join("vs.yaml");
+    std::fs::write(&vs_path, r_vs(100)).unwrap();
+    let p = reloading(dir.path()).await;
+    let proxy = p.running.listen;
+    until_answer(proxy, "v1").await;
+    let baseline = open_fds();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(proxy, stop.clone());
+    let in_flight = tokio::spawn(async move { get(proxy, "slow.test", "/held").await });
+    timeout(BOUND, entered.recv())
+        .await
+        .expect("the held request is upstream");
+
+    for (i, w) in [0, 100, 0].into_iter().enumerate() {
+        replace(&vs_path, &r_vs(w));
+        until_answer(proxy, if w == 100 { "v1" } else { "v2" }).await;
+        let shared = p.running.shared.clone();
+        eventually("the change is counted", || {
+            shared.status.lock().unwrap().version == i as u64 + 2
+        })
+        .await;
+    }
+    gate.add_permits(1);
+    let held = timeout(BOUND, in_flight).await.expect("in time").unwrap();
+    assert_eq!((held.status.as_u16(), held.text().as_str()), (200, "slow"));
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        let (ok, bad) = timeout(BOUND, c).await.expect("in time").unwrap();
+        assert!(bad.is_empty(), "non-2xx or reset during reloads: {bad:?}");
+        total += ok;
+    }
+    assert!(total > 0);
+    let stats = get(p.running.admin, "admin", "/stats/prometheus")
+        .await
+        .text();
+    assert_eq!(counter(&stats, "strait_config_update_success_total"), 3.0);
+    fds_settle(baseline).await;
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// serde-yaml#277 and Envoy's `server_fuzz_test`: a billion-laughs alias
+/// bomb, a 100 MB file and a 10,000-deep document are rejected quickly with
+/// bounded memory and no stack overflow, and the old configuration keeps
+/// serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_27_yaml_bombs_are_rejected_fast_and_the_old_config_kept() {
+    let _s = serial().await;
+    let v1 = Upstream::named("v1").await;
+    let v2 = Upstream::named("v2").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("service.yaml"), r_config(&v1, &v2)).unwrap();
+    std::fs::write(dir.path().join("vs.yaml"), r_vs(100)).unwrap();
+    let p = reloading(dir.path()).await;
+    let proxy = p.running.listen;
+    until_answer(proxy, "v1").await;
+    let baseline = open_fds();
+    let reloader = strait::reload::Reloader {
+        paths: vec![dir.path().to_path_buf()],
+        namespace: "default".into(),
+        labels: Default::default(),
+        shared: p.running.shared.clone(),
+    };
+
+    let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        laughs.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let deep = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let bomb = dir.path().join("bomb.yaml");
+    for (name, write) in [
+        ("billion laughs", Some(laughs)),
+        ("10,000 deep", Some(deep)),
+        ("100 MB", None),
+    ] {
+        match write {
+            Some(text) => std::fs::write(&bomb, text).unwrap(),
+            // Sparse: the size limit is checked before anything is read.
+            None => std::fs::File::create(&bomb)
+                .unwrap()
+                .set_len(100 * 1024 * 1024)
+                .unwrap(),
+        }
+        let rss = rss_kb();
+        let t = Instant::now();
+        let errors = reloader.reload().expect_err(name);
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(1), "{name}: took {took:?}");
+        assert!(
+            rss_kb().saturating_sub(rss) < 64 * 1024,
+            "{name}: RSS grew from {rss} to {} KiB",
+            rss_kb()
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("bomb.yaml")),
+            "{name}: {errors:?}"
+        );
+        assert_eq!(
+            get(proxy, "r", "/").await.text(),
+            "v1",
+            "{name}: old config serves"
+        );
+    }
+    std::fs::remove_file(&bomb).unwrap();
+    fds_settle(baseline).await;
+}
+
+// -------------------------------------------------------------- 28. regex
+
+/// Envoy's RE2 program-size limit, Istio's 1024-byte cap: an over-long
+/// pattern is refused at load; a pattern that backtracking engines take
+/// exponential time on matches a 50 KB header value quickly (the regex
+/// crate is linear).
+#[tokio::test]
+async fn case_28_huge_regex_is_refused_and_pathological_regex_matches_in_linear_time() {
+    let _s = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let long = "a".repeat(1025);
+    std::fs::write(
+        dir.path().join("vs.yaml"),
+        vs("re.test", &format!("  - match: [{{uri: {{regex: \"{long}\"}}}}]\n    route: [{{destination: {{host: re.test}}}}]\n")),
+    )
+    .unwrap();
+    let (msg, _) = strait::cli::run::load_valid(&[dir.path().to_path_buf()], "default")
+        .expect_err("an over-long regex is refused");
+    assert!(msg.contains("regex is too large"), "{msg}");
+
+    let canary_up = Upstream::named("canary").await;
+    let up = Upstream::named("re").await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("re.test", "HTTP", &[up.addr])
+            + &vs(
+                "re.test",
+                "  - match: [{headers: {x-evil: {regex: \"(a+)+b\"}}}]\n    route: [{destination: {host: re.test}}]\n  - match: [{uri: {regex: \"/(x+x+)+y\"}}]\n    route: [{destination: {host: re.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+    let evil = "a".repeat(50 * 1024);
+    let client = h1_client();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let got = send(
+            &client,
+            proxy.addr(),
+            "GET",
+            "re.test",
+            "/h",
+            &[("x-evil", &evil)],
+            "",
+        )
+        .await;
+        assert_eq!(got.status, 404, "no match: NR");
+        let path = format!("/{}", "x".repeat(4000));
+        let got = send(&client, proxy.addr(), "GET", "re.test", &path, &[], "").await;
+        assert_eq!(got.status, 404);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    assert_eq!(up.hits(), 0);
+    drop(client);
+    canary.finish().await;
+}

@@ -93,6 +93,7 @@ impl Shared {
     ) -> u64 {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
         self.install(snapshot);
+        self.metrics.config_update_success.inc();
         Self::record(&mut st, config, at, paths)
     }
 
@@ -113,6 +114,7 @@ impl Shared {
     /// Record a change that did not validate (the live config is untouched).
     pub fn reject_config(&self, r: Rejected) {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        self.metrics.config_update_rejected.inc();
         st.last_rejected = Some(r);
     }
 
