@@ -1894,3 +1894,569 @@ async fn case_28_huge_regex_is_refused_and_pathological_regex_matches_in_linear_
     drop(client);
     canary.finish().await;
 }
+
+// ------------------------------------------------------ 29. admin, secrets
+
+/// A PKCS#8-looking PEM whose body decodes to a marker; it must never show
+/// up in an admin answer, an access log or a log line.
+const PEM_CANARY: &str = "-----BEGIN PRIVATE KEY-----\nQ0FOQVJZLVNFQ1JFVC1ET05PVExFQUstMDAwMDAwMDAwMA==\n-----END PRIVATE KEY-----\n";
+const CANARY_MARKERS: &[&str] = &["Q0FOQVJZLVNFQ1JFV", "CANARY-SECRET", "BEGIN PRIVATE KEY"];
+
+fn leaks(text: &str) -> Option<&'static str> {
+    CANARY_MARKERS.iter().copied().find(|m| text.contains(m))
+}
+
+/// Envoy's admin doc, PR 9315, #4757, #19059: the admin listener defaults
+/// to loopback, GET never changes state (405), no CORS headers are served,
+/// and key material (a Secret's data, a client key file) appears in no admin
+/// endpoint, access log or log line, including the messages of a rejected
+/// reload.
+#[tokio::test]
+async fn case_29_admin_is_loopback_post_only_and_never_shows_key_material() {
+    let _s = serial().await;
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--help"])
+        .output()
+        .expect("strait runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[default: 127.0.0.1:15000]"), "{help}");
+
+    let canary_up = Upstream::named("canary").await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, PEM_CANARY).unwrap();
+    std::fs::write(
+        dir.path().join("cert.pem"),
+        PEM_CANARY.replace("PRIVATE KEY", "CERTIFICATE"),
+    )
+    .unwrap();
+    let encoded = base64_encode(PEM_CANARY.as_bytes());
+    let config = with_canary(
+        &canary_up,
+        &(service("mtls.test", "HTTP", &[dead_addr().await])
+            + &vs(
+                "mtls.test",
+                "  - route: [{destination: {host: mtls.test}}]\n",
+            )
+            + &dr(
+                "mtls.test",
+                &format!(
+                    "  trafficPolicy:\n    tls: {{mode: MUTUAL, clientCertificate: {}, privateKey: {}}}\n",
+                    dir.path().join("cert.pem").display(),
+                    key.display()
+                ),
+            )
+            + &format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: tls-canary}}\ntype: kubernetes.io/tls\ndata:\n  tls.key: {encoded}\n---\n"
+            )),
+    );
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("all.yaml");
+    std::fs::write(&conf, &config).unwrap();
+    let access = dir.path().join("access.log");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--access-log",
+        ])
+        .arg(&access)
+        .args(["--access-log-format", "json", "-c"])
+        .arg(conf_dir.path())
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("strait starts");
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (addrs_tx, addrs_rx) = std::sync::mpsc::channel();
+    let l = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.strip_prefix("strait: listening on ")
+                && let Some((listen, rest)) = rest.split_once(" (admin ")
+                && let Some(admin) = rest.split(')').next()
+            {
+                let _ = addrs_tx.send((listen.to_string(), admin.to_string()));
+            }
+            l.lock().unwrap().push(line);
+        }
+    });
+    let Ok((listen, admin)) = addrs_rx.recv_timeout(BOUND) else {
+        let _ = child.kill();
+        panic!("no startup line: {:?}", lines.lock().unwrap());
+    };
+    let (listen, admin): (SocketAddr, SocketAddr) =
+        (listen.parse().unwrap(), admin.parse().unwrap());
+    assert!(admin.ip().is_loopback());
+
+    // Traffic through the MUTUAL cluster fails on the unusable key: UF.
+    let got = get(listen, "mtls.test", "/mtls").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(get(listen, CANARY, "/canary").await.status, 200);
+    // A rejected reload whose file holds the key (a broken Secret).
+    std::fs::write(
+        conf_dir.path().join("broken.yaml"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: broken}}\ndata: [{encoded}\n"),
+    )
+    .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + BOUND;
+    while !lines.lock().unwrap().iter().any(|l| l.contains("rejected")) {
+        assert!(
+            Instant::now() < deadline,
+            "no rejection logged: {:?}",
+            lines.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let client = h1_client();
+    for path in [
+        "/ready",
+        "/config_dump",
+        "/clusters",
+        "/routes",
+        "/stats/prometheus",
+        "/logging",
+        "/explain?url=http%3A%2F%2Fmtls.test%2F",
+    ] {
+        let got = send(
+            &client,
+            admin,
+            "GET",
+            "admin",
+            path,
+            &[("origin", "http://evil.example")],
+            "",
+        )
+        .await;
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(leaks(&got.text()), None, "{path} shows key material");
+        assert!(
+            got.headers
+                .keys()
+                .all(|k| !k.as_str().starts_with("access-control-")),
+            "{path}: CORS headers {:?}",
+            got.headers
+        );
+    }
+    let dump = send(&client, admin, "GET", "admin", "/config_dump", &[], "")
+        .await
+        .text();
+    assert!(dump.contains("[redacted]"), "{dump}");
+    let got = send(
+        &client,
+        admin,
+        "GET",
+        "admin",
+        "/logging?level=trace",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 405, "GET never changes state");
+    let got = send(&client, admin, "GET", "admin", "/logging", &[], "").await;
+    assert!(
+        got.text().contains("debug"),
+        "the level is unchanged: {}",
+        got.text()
+    );
+    drop(client);
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&access).unwrap_or_default();
+    assert!(log.contains("\"UF"), "the failure is logged: {log}");
+    assert_eq!(leaks(&log), None, "access log shows key material: {log}");
+    let stderr = lines.lock().unwrap().join("\n");
+    assert!(stderr.contains("DEBUG"), "debug logging was on");
+    assert_eq!(leaks(&stderr), None, "logs show key material:\n{stderr}");
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ------------------------------------------------ 30. TLS origination
+
+/// A CA and a server certificate for `names`, as rcgen makes them; the
+/// CA's PEM is written to `dir/name`.
+fn pki(
+    dir: &std::path::Path,
+    name: &str,
+    names: &[&str],
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join(name), ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+    (
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+}
+
+/// A TLS server that completes handshakes and then answers HTTP/1.1 200.
+async fn tls_upstream(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let h = handshakes.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let (acceptor, h) = (acceptor.clone(), h.clone());
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    (addr, handshakes, task)
+}
+
+/// Envoy UF with a transport failure reason: when the upstream's
+/// certificate does not match `subjectAltNames`, or comes from a CA not in
+/// `caCertificates`, or the upstream does not speak TLS at all, the request
+/// fails with 503 UF and the TLS reason; strait never falls back to
+/// plaintext (the upstream only ever sees a ClientHello).
+#[tokio::test]
+async fn case_30_tls_origination_failures_are_uf_and_never_plaintext() {
+    let _s = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, key) = pki(dir.path(), "ca.pem", &["real.backend"]);
+    let _ = pki(dir.path(), "other-ca.pem", &["unused"]);
+    let (tls_addr, handshakes, tls_task) = tls_upstream(chain, key).await;
+    let first_bytes = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let fb = first_bytes.clone();
+    let plain = Evil::start(move |_, mut s| {
+        let fb = fb.clone();
+        async move {
+            let mut buf = vec![0u8; 16];
+            if let Ok(Ok(n)) = timeout(BOUND, s.read(&mut buf)).await {
+                buf.truncate(n);
+                fb.lock().unwrap().push(buf);
+            }
+            // Answer like a plaintext server would, then close.
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    })
+    .await;
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let other = dir.path().join("other-ca.pem").display().to_string();
+    let canary_up = Upstream::named("canary").await;
+    let mut yaml = String::new();
+    for (host, addr, tls) in [
+        (
+            "san.test",
+            tls_addr,
+            format!("{{mode: SIMPLE, caCertificates: {ca}, subjectAltNames: [wrong.name]}}"),
+        ),
+        (
+            "ca.test",
+            tls_addr,
+            format!("{{mode: SIMPLE, caCertificates: {other}, sni: real.backend}}"),
+        ),
+        (
+            "plain.test",
+            plain.addr,
+            format!("{{mode: SIMPLE, caCertificates: {ca}}}"),
+        ),
+        (
+            "good.test",
+            tls_addr,
+            format!("{{mode: SIMPLE, caCertificates: {ca}, sni: real.backend}}"),
+        ),
+    ] {
+        yaml += &(service(host, "HTTP", &[addr])
+            + &vs(
+                host,
+                &format!("  - route: [{{destination: {{host: {host}}}}}]\n"),
+            )
+            + &dr(host, &format!("  trafficPolicy:\n    tls: {tls}\n")));
+    }
+    let proxy = Proxy::start(&with_canary(&canary_up, &yaml)).await;
+    let canary = Canary::start(&proxy).await;
+
+    let got = get(proxy.addr(), "good.test", "/good").await;
+    assert_eq!(
+        (got.status.as_u16(), got.text().as_str()),
+        (200, "ok"),
+        "the control case works"
+    );
+    for (host, reason) in [
+        ("san.test", "not valid for name"),
+        ("ca.test", "UnknownIssuer"),
+        ("plain.test", "TLS_error"),
+    ] {
+        let path = format!("/{host}");
+        let got = get(proxy.addr(), host, &path).await;
+        assert_eq!(got.status, 503, "{host}");
+        let e = entry_for(&proxy, &path).await;
+        assert!(
+            e["response_flags"].as_str().unwrap_or("").starts_with("UF"),
+            "{host}: {e}"
+        );
+        let r = e["upstream_transport_failure_reason"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            r.starts_with("TLS_error") && r.contains(reason),
+            "{host}: {r}"
+        );
+    }
+    assert_eq!(
+        handshakes.load(Ordering::SeqCst),
+        1,
+        "only the control case completed a handshake"
+    );
+    let seen = first_bytes.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    for b in &seen {
+        assert_eq!(
+            &b[..2],
+            &[0x16, 0x03],
+            "a TLS ClientHello, never plaintext: {b:?}"
+        );
+    }
+    canary.finish().await;
+    tls_task.abort();
+}
+
+// ------------------------------------------------- 32. HTTP semantics lint
+
+/// One response read off a raw connection: status, header lines in order,
+/// body (de-chunked).
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    chunked: bool,
+}
+
+impl Raw {
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Send `method path` (Host `host`) on a fresh connection to `addr` and read
+/// the response by its framing.
+async fn raw_request(addr: SocketAddr, method: &str, host: &str, path: &str) -> Raw {
+    let mut s = connect(addr).await;
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut s).await.expect("a response head");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let (rest, _) = read_to_close(&mut s).await;
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(&rest) } else { rest };
+    Raw {
+        status,
+        headers,
+        body,
+        chunked,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        b = &b[eol + 2..];
+        if size == 0 || b.len() < size {
+            break;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[(size + 2).min(b.len())..];
+    }
+    out
+}
+
+/// The header-level checks REDbot makes, for one response to `method`.
+fn lint(method: &str, r: &Raw) -> Vec<String> {
+    let mut problems = Vec::new();
+    let cl = r.all("content-length");
+    if cl.len() > 1 || cl.iter().any(|v| v.contains(',')) {
+        problems.push(format!("duplicate Content-Length {cl:?}"));
+    }
+    if !cl.is_empty() && r.chunked {
+        problems.push("Content-Length with chunked".into());
+    }
+    let no_body = method == "HEAD" || r.status == 204 || r.status == 304 || r.status < 200;
+    if no_body && !r.body.is_empty() {
+        problems.push(format!("{method} {} has a body", r.status));
+    }
+    if r.status == 204 && !cl.is_empty() {
+        problems.push("Content-Length on a 204".into());
+    }
+    if !no_body
+        && let Some(n) = cl.first().and_then(|v| v.parse::<usize>().ok())
+        && n != r.body.len()
+    {
+        problems.push(format!(
+            "Content-Length {n} but {} body bytes",
+            r.body.len()
+        ));
+    }
+    if r.all("date").len() != 1 {
+        problems.push("no single Date".into());
+    }
+    problems
+}
+
+/// REDbot is not available here; this is its header-level check of a
+/// proxied response against the same response fetched directly: no new
+/// problems (duplicate or wrong Content-Length, a body on HEAD/204/304,
+/// Content-Length on 204, no Date), hop-by-hop headers stripped (also those
+/// the upstream's Connection header names), and Istio's
+/// x-envoy-upstream-service-time added (Istio adds no Via by default).
+#[tokio::test]
+async fn case_32_proxied_responses_add_no_http_semantics_problems() {
+    let _s = serial().await;
+    let up = Evil::start(|_, mut s| async move {
+        let Some(head) = read_head(&mut s).await else {
+            return;
+        };
+        let head_method = head.starts_with("HEAD ");
+        let date = "Date: Fri, 27 Nov 2026 12:00:00 GMT\r\n";
+        let hop = "Connection: X-Hop, close\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n";
+        let resp = match target(&head).as_str() {
+            "/plain" => format!("HTTP/1.1 200 OK\r\n{date}{hop}Content-Type: text/plain\r\nContent-Length: 5\r\n\r\n{}", if head_method { "" } else { "hello" }),
+            "/chunked" => format!("HTTP/1.1 200 OK\r\n{date}{hop}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "/204" => format!("HTTP/1.1 204 No Content\r\n{date}{hop}\r\n"),
+            "/304" => format!("HTTP/1.1 304 Not Modified\r\n{date}{hop}ETag: \"v1\"\r\n\r\n"),
+            _ => format!("HTTP/1.1 404 Not Found\r\n{date}Content-Length: 0\r\n\r\n"),
+        };
+        let _ = s.write_all(resp.as_bytes()).await;
+    })
+    .await;
+    let canary_up = Upstream::named("canary").await;
+    let proxy = Proxy::start(&with_canary(
+        &canary_up,
+        &(service("lint.test", "HTTP", &[up.addr])
+            + &vs(
+                "lint.test",
+                "  - route: [{destination: {host: lint.test}}]\n",
+            )),
+    ))
+    .await;
+    let canary = Canary::start(&proxy).await;
+    for (method, path) in [
+        ("GET", "/plain"),
+        ("HEAD", "/plain"),
+        ("GET", "/chunked"),
+        ("GET", "/204"),
+        ("GET", "/304"),
+    ] {
+        let direct = raw_request(up.addr, method, "lint.test", path).await;
+        let proxied = raw_request(proxy.addr(), method, "lint.test", path).await;
+        let what = format!("{method} {path}");
+        assert_eq!(proxied.status, direct.status, "{what}");
+        let before = lint(method, &direct);
+        let new: Vec<String> = lint(method, &proxied)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        assert!(
+            new.is_empty(),
+            "{what}: new problems {new:?} in {:?}",
+            proxied.headers
+        );
+        assert_eq!(proxied.body, direct.body, "{what}: same body");
+        for h in ["x-hop", "keep-alive", "proxy-connection", "upgrade"] {
+            assert!(proxied.all(h).is_empty(), "{what}: hop-by-hop {h} crossed");
+        }
+        assert!(
+            proxied
+                .all("connection")
+                .iter()
+                .all(|v| v.eq_ignore_ascii_case("close")),
+            "{what}: {:?}",
+            proxied.all("connection")
+        );
+        assert_eq!(
+            proxied.all("x-envoy-upstream-service-time").len(),
+            1,
+            "{what}: Istio adds x-envoy-upstream-service-time"
+        );
+        if method == "HEAD" {
+            assert_eq!(
+                proxied.all("content-length"),
+                ["5"],
+                "{what}: HEAD keeps the length"
+            );
+        }
+    }
+    canary.finish().await;
+}

@@ -244,7 +244,7 @@ impl Builder<'_> {
                 self.attach(value, &span)?;
             }
             Event::Alias(id) => {
-                let Some((_, value, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
+                let Some((_, _, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
                 else {
                     return Err(err(&span, "alias refers to an unknown anchor"));
                 };
