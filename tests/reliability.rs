@@ -339,9 +339,9 @@ async fn closes_quietly(s: &mut TcpStream) -> bool {
     )
 }
 
-/// Close with a TCP RST instead of a FIN.
+/// Close with a TCP RST instead of a FIN (SO_LINGER 0: drop never blocks).
 fn reset(s: TcpStream) {
-    let _ = s.set_linger(Some(Duration::ZERO));
+    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
     drop(s);
 }
 
