@@ -160,6 +160,19 @@ struct H1Conn {
     requests: u32,
     /// Which idle period this is (so a stale idle timer does nothing).
     idle_gen: u64,
+    /// The timer closing this connection if it stays idle; cancelled when
+    /// the connection is taken for a request or dropped, so at most one
+    /// timer task exists per idle connection (one per request, each
+    /// sleeping for the 1h default idle timeout, grew memory without bound).
+    idle_timer: Option<IdleTimer>,
+}
+
+struct IdleTimer(tokio::task::AbortHandle);
+
+impl Drop for IdleTimer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[derive(Clone)]
@@ -392,7 +405,9 @@ impl ClusterPool {
         let list = conns.h1.get_mut(key)?;
         list.retain(|c| !c.sender.is_closed() && !self.expired(c.born));
         let pos = list.iter().position(|c| c.sender.is_ready())?;
-        Some(list.swap_remove(pos))
+        let mut c = list.swap_remove(pos);
+        c.idle_timer = None;
+        Some(c)
     }
 
     async fn open_h1(
@@ -421,6 +436,7 @@ impl ClusterPool {
             born: Instant::now(),
             requests: 0,
             idle_gen: 0,
+            idle_timer: None,
         })
     }
 
@@ -482,22 +498,24 @@ impl ClusterPool {
             if list.len() >= MAX_IDLE_PER_ENDPOINT {
                 return;
             }
+            if let Some(wait) = wait {
+                let pool = Arc::downgrade(self);
+                let key = key.clone();
+                let timer = tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    if let Some(pool) = pool.upgrade() {
+                        let mut conns = pool.lock();
+                        if let Some(list) = conns.h1.get_mut(&key) {
+                            // Dropping the sender closes the idle connection.
+                            list.retain(|c| !(c.id == id && c.idle_gen == gen_));
+                        }
+                    }
+                });
+                conn.idle_timer = Some(IdleTimer(timer.abort_handle()));
+            }
             list.push(conn);
         }
         self.changed.notify_waiters();
-        if let Some(wait) = wait {
-            let pool = Arc::downgrade(self);
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                if let Some(pool) = pool.upgrade() {
-                    let mut conns = pool.lock();
-                    if let Some(list) = conns.h1.get_mut(&key) {
-                        // Dropping the sender closes the idle connection.
-                        list.retain(|c| !(c.id == id && c.idle_gen == gen_));
-                    }
-                }
-            });
-        }
     }
 
     // ---- HTTP/2 ----
