@@ -266,6 +266,10 @@ pub struct Metrics {
     pub outlier_detection_ejections_total: Family<ClusterLabels, Counter>,
     pub outlier_detection_ejections_active: Family<ClusterLabels, Gauge>,
     pub tcp: TcpMetrics,
+    /// Configuration changes applied / rejected by reloads (Envoy's xDS
+    /// `update_success` and `update_rejected`).
+    pub config_update_success: Counter,
+    pub config_update_rejected: Counter,
 }
 
 fn histogram() -> Histogram {
@@ -379,9 +383,23 @@ impl Metrics {
             "Bytes received from the downstream during TCP connections",
             tcp.received_bytes.clone(),
         );
+        let config_update_success = Counter::default();
+        registry.register(
+            "strait_config_update_success",
+            "Configuration changes applied by a reload (Envoy's update_success)",
+            config_update_success.clone(),
+        );
+        let config_update_rejected = Counter::default();
+        registry.register(
+            "strait_config_update_rejected",
+            "Configuration changes rejected by a reload; the last good configuration kept serving (Envoy's update_rejected)",
+            config_update_rejected.clone(),
+        );
         Metrics {
             id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
             tcp,
+            config_update_success,
+            config_update_rejected,
             registry,
             source,
             unknown: Arc::new("unknown".into()),

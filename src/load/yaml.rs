@@ -62,19 +62,30 @@ enum Frame {
         key_line: usize,
         path: String,
         anchor: usize,
+        /// The node count when the mapping started (its size, alias copies
+        /// included, is the difference at its end: no walk over the tree).
+        nodes_before: usize,
     },
     Seq {
         items: Vec<Value>,
         path: String,
         anchor: usize,
+        nodes_before: usize,
     },
 }
+
+/// Alias copies may add at most this many times the nodes a file writes
+/// out, plus [`ALIAS_FLOOR`].
+const ALIAS_RATIO: usize = 100;
+const ALIAS_FLOOR: usize = 10_000;
 
 struct Builder<'a> {
     limits: &'a Limits,
     stack: Vec<Frame>,
     anchors: Vec<(usize, Value, usize)>,
     nodes: usize,
+    /// The part of `nodes` that alias copies added.
+    alias_nodes: usize,
     doc: Option<Document>,
     docs: Vec<Document>,
 }
@@ -93,6 +104,7 @@ pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, Yam
         stack: Vec::new(),
         anchors: Vec::new(),
         nodes: 0,
+        alias_nodes: 0,
         doc: None,
         docs: Vec::new(),
     };
@@ -137,6 +149,7 @@ impl Builder<'_> {
             Event::MappingStart(anchor, _) => {
                 self.check_depth(&span)?;
                 let path = self.child_path(&span)?;
+                let nodes_before = self.nodes;
                 self.count(&span, 1)?;
                 self.record_line(&span)?;
                 self.stack.push(Frame::Map {
@@ -146,37 +159,46 @@ impl Builder<'_> {
                     key_line: span.start.line(),
                     path,
                     anchor,
+                    nodes_before,
                 });
             }
             Event::SequenceStart(anchor, _) => {
                 self.check_depth(&span)?;
                 let path = self.child_path(&span)?;
+                let nodes_before = self.nodes;
                 self.count(&span, 1)?;
                 self.record_line(&span)?;
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     path,
                     anchor,
+                    nodes_before,
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                let (value, anchor) = match self.stack.pop() {
+                let (value, anchor, nodes_before) = match self.stack.pop() {
                     Some(Frame::Map {
                         mut map,
                         merged,
                         anchor,
+                        nodes_before,
                         ..
                     }) => {
                         for (k, v) in merged {
                             map.entry(k).or_insert(v);
                         }
-                        (Value::Object(map), anchor)
+                        (Value::Object(map), anchor, nodes_before)
                     }
-                    Some(Frame::Seq { items, anchor, .. }) => (Value::Array(items), anchor),
+                    Some(Frame::Seq {
+                        items,
+                        anchor,
+                        nodes_before,
+                        ..
+                    }) => (Value::Array(items), anchor, nodes_before),
                     None => return Err(err(&span, "unbalanced YAML structure")),
                 };
                 if anchor != 0 {
-                    let size = count_nodes(&value);
+                    let size = self.nodes - nodes_before;
                     self.anchors.push((anchor, value.clone(), size));
                 }
                 self.attach(value, &span)?;
@@ -222,12 +244,32 @@ impl Builder<'_> {
                 self.attach(value, &span)?;
             }
             Event::Alias(id) => {
-                let Some((_, value, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
+                let Some((_, _, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
                 else {
                     return Err(err(&span, "alias refers to an unknown anchor"));
                 };
-                let (value, size) = (value.clone(), *size);
+                // Counted before copying: a bomb fails before it is built.
+                let size = *size;
                 self.count(&span, size)?;
+                self.alias_nodes = self.alias_nodes.saturating_add(size);
+                // As serde_yaml bounds alias replays by the document's own
+                // size: copies may add at most ALIAS_RATIO times the nodes
+                // written out (plus a floor), so a billion-laughs file fails
+                // after a few thousand copied nodes instead of millions.
+                let written = self.nodes - self.alias_nodes;
+                if self.alias_nodes > ALIAS_FLOOR + ALIAS_RATIO.saturating_mul(written) {
+                    return Err(err(
+                        &span,
+                        format!(
+                            "YAML aliases expand to more than {ALIAS_RATIO} times the nodes written (alias bomb?)"
+                        ),
+                    ));
+                }
+                let Some((_, value, _)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
+                else {
+                    return Err(err(&span, "alias refers to an unknown anchor"));
+                };
+                let value = value.clone();
                 if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
                     return Err(err(&span, "an alias cannot be used as a mapping key"));
                 }
@@ -349,14 +391,6 @@ fn merge_into(map: &mut Map<String, Value>, value: Value) {
             }
         }
         _ => {}
-    }
-}
-
-fn count_nodes(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
-        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
-        _ => 1,
     }
 }
 

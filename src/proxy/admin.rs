@@ -65,6 +65,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (&Method::GET, "/clusters") => json(&clusters(&shared)),
         (&Method::GET, "/routes") => json(&routes(&shared)),
         (&Method::GET, "/explain") => explain(&shared, req.uri().query().unwrap_or("")),
+        // A GET must never look like it changed something: Envoy's admin
+        // takes mutations by POST only.
+        (&Method::GET, "/logging")
+            if req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("level="))) =>
+        {
+            reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "changing the log level needs POST /logging?level=...\n",
+            )
+        }
         (&Method::GET, "/logging") => text(
             StatusCode::OK,
             format!("level: {}", crate::logging::level()),

@@ -80,6 +80,62 @@ pub struct Done {
     pub complete: bool,
     /// `grpc-status` from the trailers, if any.
     pub grpc_status: Option<u32>,
+    /// The stream itself failed (as opposed to being dropped by the
+    /// consumer): how Envoy would name that reset.
+    pub reset: Option<Reset>,
+}
+
+/// A body stream that failed midway, in Envoy's reset reasons: an HTTP/2
+/// RST_STREAM from the peer is a remote reset (flag UR); anything else (the
+/// connection closed or broke) is a connection termination (UC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    Remote,
+    ConnectionTermination,
+}
+
+impl Reset {
+    /// Classify a body error by walking its source chain for h2's error.
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Reset {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(h2e) = err.downcast_ref::<h2::Error>() {
+                return if h2e.is_reset() && h2e.is_remote() {
+                    Reset::Remote
+                } else {
+                    Reset::ConnectionTermination
+                };
+            }
+            cur = err.source();
+        }
+        Reset::ConnectionTermination
+    }
+
+    /// `%RESPONSE_CODE_DETAILS%` reason, as Envoy's `resetReasonToString`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Reset::Remote => "remote_reset",
+            Reset::ConnectionTermination => "connection_termination",
+        }
+    }
+}
+
+/// Errors a [`Counted`] body can classify (`Box<dyn Error>` itself is not an
+/// `Error`, so this bridges both the boxed and hyper's own error).
+pub trait StreamError {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static);
+}
+
+impl StreamError for BoxError {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self.as_ref()
+    }
+}
+
+impl StreamError for hyper::Error {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
 }
 
 /// Counts data bytes and calls `on_done` exactly once: at end of stream, on
@@ -88,6 +144,7 @@ pub struct Counted<B: HttpBody, F: FnOnce(Done)> {
     inner: B,
     bytes: u64,
     grpc_status: Option<u32>,
+    reset: Option<Reset>,
     on_done: Option<F>,
 }
 
@@ -97,6 +154,7 @@ impl<B: HttpBody, F: FnOnce(Done)> Counted<B, F> {
             inner,
             bytes: 0,
             grpc_status: None,
+            reset: None,
             on_done: Some(on_done),
         }
     }
@@ -107,6 +165,7 @@ impl<B: HttpBody, F: FnOnce(Done)> Counted<B, F> {
                 bytes: self.bytes,
                 complete,
                 grpc_status: self.grpc_status,
+                reset: self.reset,
             });
         }
     }
@@ -123,6 +182,7 @@ impl<B: HttpBody, F: FnOnce(Done)> Drop for Counted<B, F> {
 impl<B, F> HttpBody for Counted<B, F>
 where
     B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: StreamError,
     F: FnOnce(Done) + Unpin,
 {
     type Data = Bytes;
@@ -147,7 +207,10 @@ where
                     self.finish(true);
                 }
             }
-            Poll::Ready(Some(Err(_))) => self.finish(false),
+            Poll::Ready(Some(Err(e))) => {
+                self.reset = Some(Reset::of(e.as_error()));
+                self.finish(false);
+            }
             Poll::Ready(None) => self.finish(true),
             Poll::Pending => {}
         }
@@ -184,6 +247,39 @@ struct ReplayState {
     trailers: Option<http::HeaderMap>,
     /// Bumped for every try; readers of earlier tries stop.
     generation: u64,
+    /// How the client's stream failed, if it did.
+    downstream_error: Option<DownstreamError>,
+}
+
+/// A client's request body that failed midway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownstreamError {
+    /// Bytes that are not valid HTTP framing (a malformed chunk): Envoy's
+    /// codec error, 400 with flag DPE.
+    Protocol,
+    /// The client went away or reset the stream: flag DC.
+    Disconnect,
+}
+
+impl DownstreamError {
+    /// hyper's body decoder reports bad framing (chunk sizes, extensions,
+    /// trailers) as `InvalidInput`/`InvalidData` I/O errors, and a body cut
+    /// short as `UnexpectedEof`.
+    fn of(e: &(dyn std::error::Error + 'static)) -> DownstreamError {
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                )
+            {
+                return DownstreamError::Protocol;
+            }
+            cur = err.source();
+        }
+        DownstreamError::Disconnect
+    }
 }
 
 impl Replayable {
@@ -198,12 +294,18 @@ impl Replayable {
                 done: false,
                 trailers: None,
                 generation: 0,
+                downstream_error: None,
             })),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ReplayState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How the client's body stream failed, if it did.
+    pub fn downstream_error(&self) -> Option<DownstreamError> {
+        self.lock().downstream_error
     }
 
     /// Whether another try can still get the whole body.
@@ -285,7 +387,10 @@ impl HttpBody for ReplayReader {
                 s.done = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => {
+                s.downstream_error = Some(DownstreamError::of(e.as_ref()));
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -72,6 +72,13 @@ impl ReqBody {
         }
     }
 
+    fn downstream_error(&self) -> Option<body::DownstreamError> {
+        match self {
+            ReqBody::Replay(r) => r.downstream_error(),
+            _ => None,
+        }
+    }
+
     fn replayable(&self) -> bool {
         match self {
             ReqBody::Buffered(_) => true,
@@ -94,6 +101,36 @@ pub async fn forward(
     grpc: bool,
     outcome: &mut Outcome,
 ) -> Response<Body> {
+    // Envoy's codec ignores h2c upgrades (envoy#7161): the request goes on
+    // as plain HTTP/1.1 without Upgrade and HTTP2-Settings (their Connection
+    // tokens go with the Connection header).
+    if parts.version != Version::HTTP_2
+        && parts
+            .headers
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c"))
+    {
+        parts.headers.remove(header::UPGRADE);
+        parts.headers.remove("http2-settings");
+    }
+    // Istio enables only the websocket upgrade (`upgrade_configs`); Envoy
+    // refuses any other with 403 before it reaches an upstream.
+    if parts.version != Version::HTTP_2
+        && parts
+            .headers
+            .get(header::UPGRADE)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
+        let r = LocalReply {
+            status: http::StatusCode::FORBIDDEN,
+            body: "",
+            flags: Flags::NONE,
+            details: "upgrade_failed".into(),
+            transport_failure: None,
+        };
+        outcome.local(&r);
+        return r.response(grpc);
+    }
     let total = Action::total_weight(clusters);
     let roll = if total > 1 {
         rand::random_range(0..total)
@@ -299,6 +336,27 @@ pub async fn forward(
             Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
             None => Ok(send.await),
         };
+        // The client's own body failed (a malformed chunk, a disconnect):
+        // not the upstream's fault, never retried, not counted against the
+        // host (Envoy: a codec error or a downstream reset).
+        if result.as_ref().is_ok_and(|r| r.is_err())
+            && let Some(e) = req_body.downstream_error()
+        {
+            let r = match e {
+                body::DownstreamError::Protocol => LocalReply::bad_request("http1.codec_error"),
+                body::DownstreamError::Disconnect => LocalReply {
+                    flags: Flags::DOWNSTREAM_CONNECTION_TERMINATION,
+                    ..LocalReply::bad_request("downstream_remote_disconnect")
+                },
+            };
+            outcome.local(&r);
+            let mut resp = r.response(grpc);
+            if parts.version != Version::HTTP_2 {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return resp;
+        }
         let exhausted = retry.is_some_and(|r| retries_done >= r.num_retries);
         let more = retry.is_some()
             && !exhausted

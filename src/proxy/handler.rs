@@ -27,9 +27,9 @@ use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_
 pub struct ConnInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Set when the connection carried a request with both Content-Length
-    /// and Transfer-Encoding (see `sniff`).
-    pub smuggling: Arc<std::sync::atomic::AtomicBool>,
+    /// Non-zero once the connection carried a request-smuggling shape (a
+    /// `sniff` problem code).
+    pub smuggling: super::sniff::Flag,
     /// The gateway server port the connection arrived on (`None`: the
     /// sidecar listener): requests use that port's route table.
     pub gateway_port: Option<u16>,
@@ -167,7 +167,7 @@ pub async fn handle(
             outcome.local(&r);
             r.response(grpc)
         }
-        Some(a) if !conn.smuggling.load(Ordering::Acquire) => {
+        Some(a) if conn.smuggling.load(Ordering::Acquire) == 0 => {
             let routed = route(&shared, &conn, &mut parts, incoming, a, grpc, &mut outcome);
             match within_stream_idle(routed, idle.as_deref()).await {
                 Ok(r) => r,
@@ -186,7 +186,7 @@ pub async fn handle(
             }
         }
         Some(_) => {
-            let r = LocalReply::bad_request("http1.content_length_and_chunked_not_allowed");
+            let r = super::sniff::local_reply(conn.smuggling.load(Ordering::Acquire));
             outcome.local(&r);
             let mut resp = r.response(grpc);
             // Nothing after a smuggling shape may be read as a request.
@@ -232,9 +232,23 @@ pub async fn handle(
         // The exchange is over: release the request's permit and host.
         drop(in_flight);
         drop(conn_request);
-        if !done.complete {
-            flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
-        }
+        // Envoy's `onUpstreamReset` after the response started: the
+        // upstream's reset reason names the flag (UR, UC); a body dropped
+        // unfinished means the client went away (DC).
+        let late_reset = match (done.complete, done.reset) {
+            (true, _) => None,
+            (false, None) => {
+                flags.insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
+                None
+            }
+            (false, Some(r)) => {
+                flags.insert(match r {
+                    body::Reset::Remote => Flags::UPSTREAM_REMOTE_RESET,
+                    body::Reset::ConnectionTermination => Flags::UPSTREAM_CONNECTION_TERMINATION,
+                });
+                Some(r)
+            }
+        };
         let bytes_received = bytes_in.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
         logger.metrics.record(&crate::metrics::Record {
@@ -248,6 +262,10 @@ pub async fn handle(
             response_bytes: done.bytes,
         });
         if let Some(mut e) = entry {
+            if let Some(r) = late_reset {
+                e.response_code_details =
+                    format!("upstream_reset_after_response_started{{{}}}", r.reason());
+            }
             e.response_flags = flags;
             e.bytes_sent = done.bytes;
             e.bytes_received = bytes_received;

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod codec_error;
 pub mod flags;
 pub mod forward;
 pub mod gateway;
@@ -108,6 +109,7 @@ impl Shared {
     ) -> u64 {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
         self.install(snapshot);
+        self.metrics.config_update_success.inc();
         Self::record(&mut st, config, at, paths)
     }
 
@@ -128,6 +130,7 @@ impl Shared {
     /// Record a change that did not validate (the live config is untouched).
     pub fn reject_config(&self, r: Rejected) {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        self.metrics.config_update_rejected.inc();
         st.last_rejected = Some(r);
     }
 
@@ -206,6 +209,8 @@ pub(crate) fn spawn_http(
         conn.state.clone(),
     );
     let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());
+    let accepted_at = std::time::SystemTime::now();
+    let shared_log = shared.clone();
     let shared = shared.clone();
     let builder = builder.clone();
     let mut stop = shutdown.clone();
@@ -255,6 +260,7 @@ pub(crate) fn spawn_http(
             {
                 stats.rq_header_timeout.inc();
             }
+            codec_error::log(&shared_log, local, remote, accepted_at, e.as_ref());
             tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
         }
         stats.cx_active.dec();

@@ -1,9 +1,16 @@
 //! A read-side watcher on HTTP/1.1 connections for request-smuggling shapes
-//! that hyper silently normalises: a request carrying both Content-Length and
-//! Transfer-Encoding. hyper (per RFC 9112 §6.3) drops the Content-Length and
-//! decodes the body as chunked; Envoy rejects such requests with 400, and so
-//! does strait. The watcher follows message framing on the bytes hyper reads
-//! and raises a per-connection flag the request handler checks.
+//! that hyper silently normalises, and that Envoy's codec refuses:
+//! - a request carrying both Content-Length and Transfer-Encoding: hyper
+//!   (per RFC 9112 §6.3) drops the Content-Length and decodes the body as
+//!   chunked; Envoy answers 400 (`allow_chunked_length: false`);
+//! - a Transfer-Encoding other than exactly `chunked` that hyper still
+//!   decodes as chunked (`chunked, chunked` over two lines, `gzip, chunked`):
+//!   Envoy answers 501, as the Pingora CVE-2026-2835 fix does;
+//! - a bare LF as a line end in the head, which hyper (httparse) accepts and
+//!   other parsers do not (RFC 9112 §2.2 only allows it, HTTP Garden).
+//!
+//! The watcher follows message framing on the bytes hyper reads and records
+//! the first problem in a per-connection code the request handler checks.
 //!
 //! Whenever the watcher is unsure (HTTP/2, an upgrade, a head it cannot parse,
 //! a head larger than hyper accepts) it stops watching: hyper itself rejects
@@ -12,7 +19,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -37,14 +44,38 @@ enum State {
 /// Largest head or line the watcher buffers (hyper's limit is lower).
 const MAX_BUFFER: usize = 128 * 1024;
 
+/// The per-connection problem code: 0 while the connection is clean.
+pub type Flag = Arc<AtomicU8>;
+
+/// Content-Length together with Transfer-Encoding.
+pub const CONTENT_LENGTH_AND_CHUNKED: u8 = 1;
+/// A Transfer-Encoding other than exactly one `chunked`.
+pub const INVALID_TRANSFER_ENCODING: u8 = 2;
+/// A bare LF ending a line of the head.
+pub const BARE_LF: u8 = 3;
+
+/// The local reply for a problem code (Envoy's status and details).
+pub fn local_reply(code: u8) -> super::local_reply::LocalReply {
+    use super::local_reply::LocalReply;
+    match code {
+        INVALID_TRANSFER_ENCODING => LocalReply {
+            status: http::StatusCode::NOT_IMPLEMENTED,
+            body: "Not Implemented",
+            ..LocalReply::bad_request("http1.invalid_transfer_encoding")
+        },
+        BARE_LF => LocalReply::bad_request("http1.codec_error"),
+        _ => LocalReply::bad_request("http1.content_length_and_chunked_not_allowed"),
+    }
+}
+
 #[derive(Debug)]
 pub struct Watcher {
     state: State,
-    flag: Arc<AtomicBool>,
+    flag: Flag,
 }
 
 impl Watcher {
-    pub fn new(flag: Arc<AtomicBool>) -> Watcher {
+    pub fn new(flag: Flag) -> Watcher {
         Watcher {
             state: State::Head(Vec::new()),
             flag,
@@ -57,6 +88,18 @@ impl Watcher {
             match &mut self.state {
                 State::Off => return,
                 State::Head(buf) => {
+                    if buf.is_empty() {
+                        // Empty lines before a request line are ignored
+                        // (RFC 9112 §2.2), as httparse does.
+                        let blank = data
+                            .iter()
+                            .take_while(|b| matches!(b, b'\r' | b'\n'))
+                            .count();
+                        data = &data[blank..];
+                        if data.is_empty() {
+                            return;
+                        }
+                    }
                     if buf.is_empty() && data.starts_with(b"PRI * HTTP/2.0") {
                         self.state = State::Off;
                         return;
@@ -67,14 +110,31 @@ impl Watcher {
                         && let Some(end) = find(data, b"\r\n\r\n")
                     {
                         let head_len = end + 4;
+                        if has_bare_lf(&data[..head_len], true) {
+                            self.raise(BARE_LF);
+                            self.state = State::Off;
+                            return;
+                        }
                         self.state = self.after_head(&data[..head_len]);
                         data = &data[head_len..];
                         continue;
                     }
                     let take = data.len();
+                    let checked_from = buf.len().saturating_sub(1);
                     buf.extend_from_slice(data);
                     data = &data[take..];
-                    let Some(end) = find(buf, b"\r\n\r\n") else {
+                    let end = find(buf, b"\r\n\r\n");
+                    // Only the head: a body that follows in the same read may
+                    // hold any bytes.
+                    let head_end = end.map_or(buf.len(), |e| e + 4);
+                    if checked_from < head_end
+                        && has_bare_lf(&buf[checked_from..head_end], checked_from == 0)
+                    {
+                        self.raise(BARE_LF);
+                        self.state = State::Off;
+                        return;
+                    }
+                    let Some(end) = end else {
                         if buf.len() > MAX_BUFFER {
                             self.state = State::Off;
                         }
@@ -144,6 +204,13 @@ impl Watcher {
         }
     }
 
+    /// Record the connection's first problem.
+    fn raise(&self, code: u8) {
+        let _ = self
+            .flag
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+    }
+
     /// Framing of the body that follows a request head.
     fn after_head(&self, head: &[u8]) -> State {
         let mut headers = [httparse::EMPTY_HEADER; 128];
@@ -163,13 +230,27 @@ impl Watcher {
                     return State::Off;
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                te = Some(h.value.to_ascii_lowercase());
+                // Several lines are one list (RFC 9110 §5.3).
+                let v = h.value.to_ascii_lowercase();
+                te = Some(match te {
+                    Some(mut all) => {
+                        all.push(b',');
+                        all.extend_from_slice(&v);
+                        all
+                    }
+                    None => v,
+                });
             } else if h.name.eq_ignore_ascii_case("upgrade") {
                 upgrade = true;
             }
         }
         if te.is_some() && content_length.is_some() {
-            self.flag.store(true, Ordering::Release);
+            self.raise(CONTENT_LENGTH_AND_CHUNKED);
+        }
+        if let Some(te) = &te
+            && !te.trim_ascii().eq_ignore_ascii_case(b"chunked")
+        {
+            self.raise(INVALID_TRANSFER_ENCODING);
         }
         if upgrade || req.method == Some("CONNECT") {
             return State::Off;
@@ -194,6 +275,15 @@ impl Watcher {
     }
 }
 
+/// Whether `bytes` has an LF not preceded by CR; `at_start` when `bytes`
+/// begins the head (so its first byte has no predecessor).
+fn has_bare_lf(bytes: &[u8], at_start: bool) -> bool {
+    if at_start && bytes.first() == Some(&b'\n') {
+        return true;
+    }
+    memchr::memchr_iter(b'\n', bytes).any(|i| i > 0 && bytes[i - 1] != b'\r')
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
@@ -205,7 +295,7 @@ pub struct Watched<T> {
 }
 
 impl<T> Watched<T> {
-    pub fn new(inner: T, flag: Arc<AtomicBool>) -> Self {
+    pub fn new(inner: T, flag: Flag) -> Self {
         Watched {
             inner,
             watcher: Watcher::new(flag),
@@ -262,8 +352,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 mod tests {
     use super::*;
 
-    fn flagged(chunks: &[&[u8]]) -> bool {
-        let flag = Arc::new(AtomicBool::new(false));
+    fn code(chunks: &[&[u8]]) -> u8 {
+        let flag = Flag::default();
         let mut w = Watcher::new(flag.clone());
         for c in chunks {
             w.feed(c);
@@ -271,9 +361,46 @@ mod tests {
         flag.load(Ordering::Acquire)
     }
 
+    fn flagged(chunks: &[&[u8]]) -> bool {
+        code(chunks) != 0
+    }
+
+    #[test]
+    fn transfer_encoding_other_than_one_chunked_is_flagged() {
+        for te in [
+            &b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"[..],
+            b"Transfer-Encoding: gzip, chunked\r\n",
+            b"Transfer-Encoding: identity\r\n",
+        ] {
+            let head = [&b"POST / HTTP/1.1\r\nHost: a\r\n"[..], te, b"\r\n"].concat();
+            assert_eq!(code(&[&head]), INVALID_TRANSFER_ENCODING, "{te:?}");
+        }
+        assert!(!flagged(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"
+        ]));
+    }
+
+    #[test]
+    fn bare_lf_in_the_head_is_flagged_even_split_across_reads() {
+        assert_eq!(code(&[b"GET / HTTP/1.1\nHost: a\n\n"]), BARE_LF);
+        assert_eq!(
+            code(&[b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\nY: 2\r\n\r\n"]),
+            BARE_LF
+        );
+        assert_eq!(
+            code(&[b"GET / HTTP/1.1\r", b"\nHost: a\n", b"\r\n"]),
+            BARE_LF
+        );
+        assert!(!flagged(&[b"GET / HTTP/1.1\r", b"\nHost: a\r", b"\n\r\n"]));
+        // A body may hold any bytes.
+        assert!(!flagged(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\na\nb"
+        ]));
+    }
+
     #[test]
     fn content_length_with_transfer_encoding_is_flagged() {
-        assert!(flagged(&[b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]));
+        assert_eq!(code(&[b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]), CONTENT_LENGTH_AND_CHUNKED);
         assert!(flagged(&[b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"]));
     }
 

@@ -471,6 +471,12 @@ impl ClusterPool {
         let last = max != 0 && conn.requests >= max;
         match conn.sender.send_request(req).await {
             Ok(resp) => {
+                if let Some(problem) = ambiguous_framing(resp.headers()) {
+                    // Dropping the response and this connection's sender
+                    // closes it: nothing after a response whose length is
+                    // ambiguous may be read as the next response.
+                    return Err(SendError::Protocol(problem.into()));
+                }
                 let close = resp
                     .headers()
                     .get(header::CONNECTION)
@@ -812,6 +818,27 @@ fn connect_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::TimedOut => "connection timeout".into(),
         _ => e.to_string(),
     }
+}
+
+/// A response whose framing two parsers could read differently (RFC 9112
+/// §6.3): hyper would let Transfer-Encoding win over Content-Length and
+/// accept repeated equal Content-Length values; Envoy's codec rejects both
+/// (`allow_chunked_length: false`; http-parser's duplicate Content-Length
+/// error), which makes the request fail with UPE.
+fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
+    let lengths = h.get_all(header::CONTENT_LENGTH).iter().count();
+    if lengths > 0 && h.contains_key(header::TRANSFER_ENCODING) {
+        return Some(
+            "http/1.1 protocol error: both 'Content-Length' and 'Transfer-Encoding' are set",
+        );
+    }
+    let listed = h
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes().contains(&b','));
+    if lengths > 1 || listed {
+        return Some("http/1.1 protocol error: multiple Content-Length values");
+    }
+    None
 }
 
 /// Map hyper's error to what Envoy would call it.
