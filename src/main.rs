@@ -191,6 +191,12 @@ fn parse_level(s: &str) -> Result<Level, String> {
     Level::parse(s).ok_or_else(|| format!("invalid level {s:?}: use Info, Warning or Error"))
 }
 
+/// mimalloc: every request allocates, and glibc's malloc takes its slow
+/// path for anything over 1 KiB (hyper's read buffers, task cells).
+/// Transparent huge pages off: they would inflate the idle footprint.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
