@@ -30,7 +30,7 @@ const THREAD_NAME: &str = "strait-fuzz-rt";
 
 /// How long a response may take before the client gives up waiting and
 /// half-closes anyway (only coverage depends on it, never the verdict).
-const FIRST_BYTE_WAIT: Duration = Duration::from_millis(500);
+const FIRST_BYTE_WAIT: Duration = Duration::from_millis(100);
 
 /// After the client's FIN, strait must close the connection within this.
 const CLOSE_BOUND: Duration = Duration::from_secs(10);
@@ -41,6 +41,8 @@ static PANICS: AtomicUsize = AtomicUsize::new(0);
 struct Env {
     listen: SocketAddr,
     running: Running,
+    /// Kept registered: see `env`.
+    _sigpipe: Option<tokio::signal::unix::Signal>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -60,6 +62,13 @@ fn env() -> &'static Env {
             .enable_all()
             .build()
             .expect("a tokio runtime for the fuzz harness");
+        // A fuzz target's `main` is libFuzzer's, which leaves SIGPIPE fatal
+        // (Rust's own `main` ignores it, as strait's does): hyper's vectored
+        // writes to a client that already left would kill the fuzzer.
+        // Catching it with tokio's handler needs no `unsafe`.
+        let sigpipe = runtime.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe()).ok()
+        });
         let running = runtime.block_on(async {
             let upstream = TcpListener::bind("127.0.0.1:0")
                 .await
@@ -87,6 +96,7 @@ fn env() -> &'static Env {
         Env {
             listen: running.listen,
             running,
+            _sigpipe: sigpipe,
             _runtime: runtime,
         }
     })
@@ -99,6 +109,8 @@ async fn serve_upstream(listener: TcpListener) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Without it small responses wait for delayed ACKs (40 ms each).
+        let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let svc = service_fn(|req: Request<Incoming>| async move {
                 let status = req
