@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod explain;
+pub mod fuzzing;
 pub mod load;
 pub mod logging;
 pub mod metrics;

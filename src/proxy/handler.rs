@@ -224,7 +224,7 @@ pub async fn handle(
         .and_then(|v| v.parse().ok());
     let destination = match &outcome.cluster {
         Some(c) => c.metric.clone(),
-        None => crate::metrics::Destination::unknown(authority.unwrap_or("unknown")),
+        None => crate::metrics::Destination::unknown(),
     };
     let logger = shared.clone();
     let in_flight = outcome.in_flight.take();

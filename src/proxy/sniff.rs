@@ -119,36 +119,30 @@ impl Watcher {
                         data = &data[head_len..];
                         continue;
                     }
-                    let take = data.len();
+                    // A head over several reads: only the new bytes, and a
+                    // terminator begun in the buffered ones, are searched,
+                    // so a head trickled a byte per read stays linear.
                     let checked_from = buf.len().saturating_sub(1);
-                    buf.extend_from_slice(data);
+                    let end = head_end(buf, data);
+                    let take = end.unwrap_or(data.len());
+                    buf.extend_from_slice(&data[..take]);
                     data = &data[take..];
-                    let end = find(buf, b"\r\n\r\n");
-                    // Only the head: a body that follows in the same read may
-                    // hold any bytes.
-                    let head_end = end.map_or(buf.len(), |e| e + 4);
-                    if checked_from < head_end
-                        && has_bare_lf(&buf[checked_from..head_end], checked_from == 0)
-                    {
+                    // Only the head: a body that follows may hold any bytes.
+                    if has_bare_lf(&buf[checked_from..], checked_from == 0) {
                         self.raise(BARE_LF);
                         self.state = State::Off;
                         return;
                     }
-                    let Some(end) = end else {
+                    if end.is_none() {
                         if buf.len() > MAX_BUFFER {
                             self.state = State::Off;
                         }
-                        continue;
-                    };
-                    let head_len = end + 4;
-                    let rest = buf.split_off(head_len);
-                    let head = std::mem::take(buf);
-                    self.state = self.after_head(&head);
-                    // Re-feed what followed the head.
-                    if !rest.is_empty() {
-                        self.feed(&rest);
+                        return;
                     }
-                    return;
+                    let head = std::mem::take(buf);
+                    // The loop goes on with what followed the head: many
+                    // pipelined requests in one read cost no stack.
+                    self.state = self.after_head(&head);
                 }
                 State::Fixed(n) => {
                     let k = (*n).min(data.len() as u64);
@@ -286,6 +280,17 @@ fn has_bare_lf(bytes: &[u8], at_start: bool) -> bool {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
+}
+
+/// Where in `data` the head that `buffered` began ends (just after its
+/// blank line), if it does.
+fn head_end(buffered: &[u8], data: &[u8]) -> Option<usize> {
+    const END: &[u8; 4] = b"\r\n\r\n";
+    // A terminator straddling the two ends within data's first 3 bytes,
+    // before any terminator wholly inside `data`.
+    (1..=data.len().min(3))
+        .find(|&k| buffered.ends_with(&END[..4 - k]) && data[..k] == END[4 - k..])
+        .or_else(|| memchr::memmem::find(data, END).map(|i| i + END.len()))
 }
 
 /// A connection whose reads are shown to a [`Watcher`].
@@ -426,5 +431,65 @@ mod tests {
         assert!(!flagged(&[
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: x\r\n\r\n"
         ]));
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// One read can hold thousands of tiny pipelined requests (hyper reads
+    /// up to its 60 KiB buffer at once); following them must not grow the
+    /// stack with their number.
+    #[test]
+    fn many_pipelined_requests_in_one_read_do_not_overflow_the_stack() {
+        let one: &[u8] = b"A * HTTP/1.1\r\n\r\n";
+        let data: Vec<u8> = one.repeat(64 * 1024 / one.len());
+        let flagged = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let flag = Arc::new(std::sync::atomic::AtomicU8::new(0));
+                let mut w = Watcher::new(flag.clone());
+                w.feed(&data);
+                w.feed(
+                    b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                );
+                flag.load(Ordering::Acquire) != 0
+            })
+            .expect("spawn")
+            .join()
+            .expect("the watcher overflowed a 256 KiB stack");
+        assert!(flagged, "still watching after 4096 requests");
+    }
+
+    /// The terminator can straddle reads at every offset: fed one byte at
+    /// a time, the watcher finds each head exactly where it does whole.
+    #[test]
+    fn heads_split_at_every_byte_give_the_same_verdict() {
+        let cases: [&[u8]; 3] = [
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 48\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for data in cases {
+            let bytes: Vec<&[u8]> = data.chunks(1).collect();
+            assert_eq!(
+                flagged(&bytes),
+                flagged(&[data]),
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        assert!(flagged(&cases[0].chunks(1).collect::<Vec<_>>()));
+        assert!(!flagged(&cases[1].chunks(1).collect::<Vec<_>>()));
+    }
+
+    fn flagged(chunks: &[&[u8]]) -> bool {
+        let flag = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let mut w = Watcher::new(flag.clone());
+        for c in chunks {
+            w.feed(c);
+        }
+        flag.load(Ordering::Acquire) != 0
     }
 }
