@@ -40,6 +40,11 @@ pub fn current() -> usize {
     WORKER.with(Cell::get)
 }
 
+/// Make the calling thread worker `i` (its upstream pools and counters).
+pub(crate) fn enter(i: usize) {
+    WORKER.with(|w| w.set(i));
+}
+
 /// Per-worker counters (Envoy's `listener.<address>.worker_<N>.*`).
 #[derive(Clone, Default)]
 pub struct Stats {
@@ -170,7 +175,7 @@ pub async fn start_workers(
         let spawned = std::thread::Builder::new()
             .name(format!("strait-worker-{i}"))
             .spawn(move || {
-                WORKER.with(|w| w.set(i));
+                enter(i);
                 rt.block_on(async move {
                     match TcpListener::from_std(listener) {
                         Ok(l) => super::serve(l, shared, shutdown).await,
@@ -232,12 +237,13 @@ fn sibling_listener(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn threads_off_the_workers_have_no_index() {
         assert_eq!(current(), usize::MAX);
         let i = std::thread::spawn(|| {
-            WORKER.with(|w| w.set(3));
+            enter(3);
             current()
         })
         .join()
@@ -255,5 +261,64 @@ mod tests {
         assert_eq!(b.local_addr().unwrap(), addr);
         // A plain socket (no SO_REUSEPORT) is refused the address.
         assert!(std::net::TcpListener::bind(addr).is_err());
+    }
+
+    /// Envoy keeps a connection pool per worker thread but counts
+    /// `max_connections` for the whole cluster: each worker gets its own
+    /// pool of a cluster, and every pool sees the one count.
+    #[test]
+    fn pools_are_per_worker_and_their_limits_cluster_wide() {
+        use crate::load::{LoadOptions, load_str};
+        let yaml = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: b}
+spec:
+  hosts: [b.test]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: p, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: b}
+spec:
+  host: b.test
+  trafficPolicy: {connectionPool: {tcp: {maxConnections: 3}}}
+";
+        let cfg = load_str(
+            yaml,
+            "t.yaml",
+            &LoadOptions {
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+        );
+        let snap = crate::compile::compile(&cfg, &Default::default());
+        let cluster = snap
+            .clusters
+            .values()
+            .find(|c| c.name.contains("b.test"))
+            .unwrap()
+            .clone();
+        let ups = Arc::new(super::super::upstream::Upstreams::with_workers(
+            2,
+            Duration::from_secs(1),
+        ));
+        let on = |i: usize| {
+            let (ups, cluster) = (ups.clone(), cluster.clone());
+            std::thread::spawn(move || {
+                enter(i);
+                ups.pool(&cluster)
+            })
+            .join()
+            .unwrap()
+        };
+        let (a, b) = (on(0), on(1));
+        assert!(!Arc::ptr_eq(&a, &b), "one pool per worker");
+        assert!(Arc::ptr_eq(&a, &on(0)), "a worker keeps its pool");
+        assert_eq!(a.settings.max_connections, 3);
+        assert_eq!((a.open_connections(), b.open_connections()), (0, 0));
+        assert_eq!(ups.open_connections_by_cluster().len(), 1);
     }
 }
