@@ -70,12 +70,15 @@ impl SendError {
 pub struct Upstreams {
     /// One map per worker ([`super::workers::current`]), the last one for
     /// threads that are not workers (admin, gateway, tests' runtimes).
-    slots: Box<[Mutex<FxHashMap<Arc<str>, Entry>>]>,
+    slots: Box<[Slot]>,
     /// The cluster-wide half of each cluster's pools.
     wide: Mutex<FxHashMap<Arc<str>, Arc<ClusterWide>>>,
     /// The mesh default (`MeshConfig.connectTimeout`).
     pub connect_timeout: Duration,
 }
+
+/// One worker's pools by cluster name.
+type Slot = Mutex<FxHashMap<Arc<str>, Entry>>;
 
 struct Entry {
     /// The cluster the pool was last used for; holding the `Weak` keeps its
@@ -110,7 +113,7 @@ impl Upstreams {
     }
 
     /// The calling thread's pools.
-    fn slot(&self) -> &Mutex<FxHashMap<Arc<str>, Entry>> {
+    fn slot(&self) -> &Slot {
         let last = self.slots.len() - 1;
         &self.slots[super::workers::current().min(last)]
     }
