@@ -260,16 +260,25 @@ pub fn run(args: RunArgs) -> i32 {
             args.labels
         );
     }
-    // One worker runs everything on the main thread: no work-stealing
-    // scheduler and no cross-thread wake-ups per request.
-    let mut builder = match args.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+    let workers = match args.workers {
+        Some(0) => {
+            let _ = writeln!(
+                stderr,
+                "Error: --workers 0: give at least 1 (default: one per CPU)"
+            );
+            return 2;
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    if let Some(n) = args.workers.filter(|n| *n > 1) {
-        builder.worker_threads(n);
-    }
-    let rt = match builder.enable_all().build() {
+    // The main thread's runtime: with one worker it serves everything (no
+    // work-stealing scheduler, no cross-thread wake-ups per request); with
+    // more, each worker thread runs its own (proxy::workers) and this one
+    // keeps admin, reloads and signals.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(stderr, "Error: cannot start the runtime: {e}");
@@ -289,12 +298,13 @@ pub fn run(args: RunArgs) -> i32 {
         };
         let services = snapshot.services.len();
         let vhosts = snapshot.routes.vhosts.len();
-        let running = match crate::proxy::start_with_limits(
+        let workers = match crate::proxy::workers::start_workers(
             snapshot,
             args.listen,
             args.admin,
             access_log,
             args.limits.clone(),
+            workers,
         )
         .await
         {
@@ -304,6 +314,7 @@ pub fn run(args: RunArgs) -> i32 {
                 return 1;
             }
         };
+        let running = &workers.running;
         if let Some(bind) = &args.gateway {
             match crate::proxy::gateway::start(&running.shared, bind, running.shutdown_signal()).await {
                 Ok(listeners) => {
@@ -344,13 +355,15 @@ pub fn run(args: RunArgs) -> i32 {
         tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
         let _ = writeln!(
             std::io::stderr(),
-            "strait: listening on {} (admin {}), {services} services, {vhosts} virtual hosts",
+            "strait: listening on {} (admin {}), {services} services, {vhosts} virtual hosts, {} worker{}",
             running.listen,
-            running.admin
+            running.admin,
+            workers.threads().max(1),
+            if workers.threads() > 1 { "s" } else { "" }
         );
         wait_for_signal().await;
         let _ = stop_tx.send(true);
-        let left = running.drain(args.drain_timeout).await;
+        let left = workers.drain(args.drain_timeout).await;
         if left > 0 {
             tracing::warn!(connections = left, "drain timeout: closing connections with requests in flight");
         }

@@ -17,6 +17,7 @@ pub mod sniff;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub struct Shared {
     pub overload: limits::Overload,
     /// Downstream connection and request counters.
     pub downstream: limits::Stats,
+    /// Per-worker counters (empty off `workers::start_workers`).
+    pub workers: workers::Stats,
 }
 
 impl Shared {
@@ -72,6 +75,17 @@ impl Shared {
     }
 
     pub fn with_limits(snapshot: Snapshot, access_log: AccessLog, limits: Limits) -> Arc<Shared> {
+        Self::build(snapshot, access_log, limits, 0)
+    }
+
+    /// Shared state for `workers` worker threads (0: a proxy on one
+    /// runtime, whatever its threads).
+    pub fn build(
+        snapshot: Snapshot,
+        access_log: AccessLog,
+        limits: Limits,
+        workers: usize,
+    ) -> Arc<Shared> {
         let source =
             crate::metrics::Source::new(&snapshot.identity.namespace, &snapshot.identity.labels);
         let clusters = crate::cluster::Registry::new();
@@ -79,11 +93,12 @@ impl Shared {
         let mut metrics = crate::metrics::Metrics::new(source);
         let downstream = limits::Stats::default();
         downstream.register(&mut metrics);
+        let worker_stats = workers::Stats::new(workers, &mut metrics);
         Arc::new(Shared {
             clusters,
             metrics,
             snapshot: ArcSwap::from_pointee(snapshot),
-            upstreams: Upstreams::new(DEFAULT_CONNECT_TIMEOUT),
+            upstreams: Upstreams::with_workers(workers, DEFAULT_CONNECT_TIMEOUT),
             access_log,
             ready: AtomicBool::new(true),
             status: Mutex::new(Status::default()),
@@ -91,6 +106,7 @@ impl Shared {
             overload: limits::Overload::new(limits.memory_limit),
             limits,
             downstream,
+            workers: worker_stats,
         })
     }
 
@@ -165,6 +181,7 @@ pub async fn serve(
                 continue;
             }
         };
+        shared.workers.accepted_here();
         if !admit(&shared) {
             drop(stream);
             continue;

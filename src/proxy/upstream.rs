@@ -61,11 +61,24 @@ impl SendError {
 /// Every cluster's pool, keyed by cluster name. A pool is rebuilt only when
 /// its cluster's policy or protocol changes, so connections survive reloads
 /// that leave a cluster alone.
+///
+/// As in Envoy, connection pools are per worker thread (a connection is
+/// driven and reused by the worker that opened it, so requests do not cross
+/// threads), while the circuit-breaker counters (`maxConnections`, pending
+/// requests) are cluster-wide: every worker's pool of a cluster shares one
+/// [`ClusterWide`].
 pub struct Upstreams {
-    clusters: Mutex<FxHashMap<Arc<str>, Entry>>,
+    /// One map per worker ([`super::workers::current`]), the last one for
+    /// threads that are not workers (admin, gateway, tests' runtimes).
+    slots: Box<[Slot]>,
+    /// The cluster-wide half of each cluster's pools.
+    wide: Mutex<FxHashMap<Arc<str>, Arc<ClusterWide>>>,
     /// The mesh default (`MeshConfig.connectTimeout`).
     pub connect_timeout: Duration,
 }
+
+/// One worker's pools by cluster name.
+type Slot = Mutex<FxHashMap<Arc<str>, Entry>>;
 
 struct Entry {
     /// The cluster the pool was last used for; holding the `Weak` keeps its
@@ -76,23 +89,65 @@ struct Entry {
 
 impl Upstreams {
     pub fn new(connect_timeout: Duration) -> Upstreams {
+        Self::with_workers(0, connect_timeout)
+    }
+
+    /// Pools for `workers` worker threads (plus one for other threads).
+    pub fn with_workers(workers: usize, connect_timeout: Duration) -> Upstreams {
         Upstreams {
-            clusters: Mutex::new(FxHashMap::default()),
+            slots: (0..=workers)
+                .map(|_| Mutex::new(FxHashMap::default()))
+                .collect(),
+            wide: Mutex::new(FxHashMap::default()),
             connect_timeout,
         }
     }
 
-    /// Open upstream connections per cluster name (for the metrics).
+    /// Open upstream connections per cluster name (for the metrics),
+    /// counted across every worker.
     pub fn open_connections_by_cluster(&self) -> Vec<(Arc<str>, usize)> {
-        let map = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.wide.lock().unwrap_or_else(|p| p.into_inner());
         map.iter()
-            .map(|(name, e)| (name.clone(), e.pool.open_connections()))
+            .map(|(name, w)| (name.clone(), w.open_connections()))
             .collect()
     }
 
-    /// The pool of `cluster`, built on first use.
+    /// The calling thread's pools.
+    fn slot(&self) -> &Slot {
+        let last = self.slots.len() - 1;
+        &self.slots[super::workers::current().min(last)]
+    }
+
+    /// The shared counters for a new pool of `cluster`: those of the
+    /// other workers' pools when the policy is the same.
+    fn wide_for(&self, cluster: &Cluster) -> Arc<ClusterWide> {
+        let mut map = self.wide.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = map.get(&cluster.name)
+            && w.policy == cluster.policy
+            && w.protocol == cluster.protocol
+        {
+            return w.clone();
+        }
+        map.retain(|_, w| w.live());
+        let settings = PoolSettings::from_policy(cluster.policy.as_ref(), self.connect_timeout);
+        let w = Arc::new(ClusterWide {
+            policy: cluster.policy.clone(),
+            protocol: cluster.protocol,
+            max_connections: settings.max_connections.min(Semaphore::MAX_PERMITS),
+            permits: Arc::new(Semaphore::new(
+                settings.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            pending: AtomicUsize::new(0),
+            changed: Arc::new(Notify::new()),
+            pools: Mutex::new(Vec::new()),
+        });
+        map.insert(cluster.name.clone(), w.clone());
+        w
+    }
+
+    /// The pool of `cluster` on this thread's worker, built on first use.
     pub fn pool(&self, cluster: &Arc<Cluster>) -> Arc<ClusterPool> {
-        let mut map = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.slot().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = map.get_mut(&cluster.name) {
             if std::ptr::eq(e.source.as_ptr(), Arc::as_ptr(cluster)) {
                 return e.pool.clone();
@@ -104,7 +159,13 @@ impl Upstreams {
         }
         // Forget pools of clusters no snapshot holds any more.
         map.retain(|_, e| e.source.strong_count() > 0);
-        let pool = Arc::new(ClusterPool::new(cluster, self.connect_timeout));
+        let wide = self.wide_for(cluster);
+        let pool = Arc::new(ClusterPool::with_wide(
+            cluster,
+            self.connect_timeout,
+            wide.clone(),
+        ));
+        wide.add(&pool);
         map.insert(
             cluster.name.clone(),
             Entry {
@@ -130,19 +191,64 @@ impl Upstreams {
     }
 }
 
-/// One cluster's connections and limits.
+/// What every worker's pool of one cluster shares: Envoy's circuit-breaker
+/// counters are per cluster, not per worker.
+pub struct ClusterWide {
+    policy: Option<crate::model::TrafficPolicy>,
+    protocol: UpstreamProtocol,
+    max_connections: usize,
+    /// One permit per open connection (`maxConnections`).
+    permits: Arc<Semaphore>,
+    /// Requests waiting for a connection (`http1MaxPendingRequests`).
+    pending: AtomicUsize,
+    /// A connection became idle, a stream ended or a connection closed, on
+    /// any worker (waiters at the cap are woken across workers).
+    changed: Arc<Notify>,
+    /// Every worker's pool, so a worker at the cap can use another's
+    /// connections instead of waiting for one to close.
+    pools: Mutex<Vec<Weak<ClusterPool>>>,
+}
+
+impl ClusterWide {
+    fn open_connections(&self) -> usize {
+        self.max_connections
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    fn add(&self, pool: &Arc<ClusterPool>) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(pool));
+    }
+
+    fn live(&self) -> bool {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.iter().any(|p| p.strong_count() > 0)
+    }
+
+    /// The other workers' pools.
+    fn others(&self, me: &ClusterPool) -> Vec<Arc<ClusterPool>> {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|p| !std::ptr::eq(Arc::as_ptr(p), me))
+            .collect()
+    }
+}
+
+/// One cluster's connections on one worker, and its limits.
 pub struct ClusterPool {
     pub settings: PoolSettings,
     policy: Option<crate::model::TrafficPolicy>,
     protocol: UpstreamProtocol,
     /// `Err` fails every request with UF and this reason.
     tls: Result<Option<Origination>, String>,
-    /// One permit per open connection (`maxConnections`).
+    /// `wide.permits` (cluster-wide `maxConnections`).
     permits: Arc<Semaphore>,
-    /// Requests waiting for a connection.
-    pending: AtomicUsize,
-    /// A connection became idle, a stream ended or a connection closed.
+    /// `wide.changed`.
     changed: Arc<Notify>,
+    wide: Arc<ClusterWide>,
     conns: Mutex<Conns>,
     ids: AtomicU64,
     /// A task closes HTTP/1.1 connections idle past the idle timeout (one
@@ -193,39 +299,44 @@ impl Drop for Pending<'_> {
 }
 
 impl ClusterPool {
+    /// A pool of its own (one worker).
     pub fn new(cluster: &Cluster, default_connect_timeout: Duration) -> ClusterPool {
+        let ups = Upstreams::new(default_connect_timeout);
+        Self::with_wide(cluster, default_connect_timeout, ups.wide_for(cluster))
+    }
+
+    fn with_wide(
+        cluster: &Cluster,
+        default_connect_timeout: Duration,
+        wide: Arc<ClusterWide>,
+    ) -> ClusterPool {
         let settings = PoolSettings::from_policy(cluster.policy.as_ref(), default_connect_timeout);
         let tls = tls::origination(cluster.policy.as_ref().and_then(|p| p.tls.as_ref()));
         if let Err(e) = &tls {
             tracing::warn!(cluster = %cluster.name, error = %e, "upstream TLS settings unusable; requests fail with UF");
         }
         ClusterPool {
-            permits: Arc::new(Semaphore::new(
-                settings.max_connections.min(Semaphore::MAX_PERMITS),
-            )),
+            permits: wide.permits.clone(),
+            changed: wide.changed.clone(),
+            wide,
             settings,
             policy: cluster.policy.clone(),
             protocol: cluster.protocol,
             tls,
-            pending: AtomicUsize::new(0),
-            changed: Arc::new(Notify::new()),
             conns: Mutex::new(Conns::default()),
             ids: AtomicU64::new(1),
             sweeping: AtomicBool::new(false),
         }
     }
 
-    /// Requests waiting for a connection now.
+    /// Requests waiting for a connection now, on every worker.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
+        self.wide.pending.load(Ordering::Acquire)
     }
 
-    /// Connections open now (or being opened).
+    /// Connections open now (or being opened), on every worker.
     pub fn open_connections(&self) -> usize {
-        self.settings
-            .max_connections
-            .min(Semaphore::MAX_PERMITS)
-            .saturating_sub(self.permits.available_permits())
+        self.wide.open_connections()
     }
 
     /// The protocol spoken upstream for this request.
@@ -316,16 +427,17 @@ impl ClusterPool {
     }
 
     /// Wait for `try_get` to succeed, opening a connection with `open`
-    /// when a permit is free; at the cap, queue (bounded by
-    /// `http1MaxPendingRequests` and the connect timeout).
+    /// when a permit is free; at the cap, use another worker's connection
+    /// or queue (bounded by `http1MaxPendingRequests` and the connect
+    /// timeout).
     async fn acquire<T, G, O, F>(&self, mut try_get: G, open: O) -> Result<T, SendError>
     where
-        G: FnMut() -> Option<T>,
+        G: FnMut(&ClusterPool) -> Option<T>,
         O: FnOnce(OwnedSemaphorePermit) -> F,
         F: std::future::Future<Output = Result<T, SendError>>,
     {
         // The common case first, without registering for wake-ups.
-        if let Some(c) = try_get() {
+        if let Some(c) = try_get(self) {
             return Ok(c);
         }
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
@@ -337,22 +449,32 @@ impl ClusterPool {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(c) = try_get() {
+            if let Some(c) = try_get(self) {
                 return Ok(c);
             }
             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
                 drop(waiting);
                 return open(permit).await;
             }
-            // At the cap: an idle HTTP/1.1 connection to another endpoint
-            // makes room (its permit returns when it has closed).
-            self.evict_one_idle();
+            // At the cap the connections may all be other workers': use
+            // one (it stays driven by its own worker) rather than wait for
+            // it to close.
+            let others = self.wide.others(self);
+            if let Some(c) = others.iter().find_map(|p| try_get(p)) {
+                return Ok(c);
+            }
+            // An idle HTTP/1.1 connection to another endpoint makes room
+            // (its permit returns when it has closed).
+            if !self.evict_one_idle() {
+                others.iter().any(|p| p.evict_one_idle());
+            }
             if waiting.is_none() {
-                if self.pending.fetch_add(1, Ordering::AcqRel) >= self.settings.max_pending {
-                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                let pending = &self.wide.pending;
+                if pending.fetch_add(1, Ordering::AcqRel) >= self.settings.max_pending {
+                    pending.fetch_sub(1, Ordering::AcqRel);
                     return Err(SendError::Overflow);
                 }
-                waiting = Some(Pending(&self.pending));
+                waiting = Some(Pending(pending));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(SendError::Connect(
@@ -362,14 +484,15 @@ impl ClusterPool {
         }
     }
 
-    fn evict_one_idle(&self) {
+    fn evict_one_idle(&self) -> bool {
         let mut conns = self.lock();
         for list in conns.h1.values_mut() {
             if let Some(c) = list.pop() {
                 drop(c);
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// TCP (and TLS) connect within the connect timeout.
@@ -462,7 +585,7 @@ impl ClusterPool {
     ) -> Result<Response<Body>, SendError> {
         let mut conn = self
             .acquire(
-                || self.take_idle_h1(&key),
+                |p: &ClusterPool| p.take_idle_h1(&key),
                 |permit| self.open_h1(endpoint, tls, permit),
             )
             .await?;
@@ -671,7 +794,7 @@ impl ClusterPool {
     ) -> Result<Response<Body>, SendError> {
         let mut conn = self
             .acquire(
-                || self.take_h2(&key),
+                |p: &ClusterPool| p.take_h2(&key),
                 |permit| self.open_h2(&key, endpoint, tls, permit),
             )
             .await?;
