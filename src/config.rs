@@ -86,18 +86,87 @@ impl fmt::Display for Kind {
 
 /// Line of each field inside one YAML document, keyed by field path
 /// (`spec.http[0].route[1].destination.host`). Lines are 1-based.
+///
+/// Loading leaves it [`LineIndex::deferred`]: the paths are built from the
+/// file's text the first time a line is asked for (a message is printed),
+/// not for every node of every file loaded.
 #[derive(Clone, Debug, Default)]
 pub struct LineIndex {
     lines: HashMap<String, usize>,
+    deferred: Option<Deferred>,
+}
+
+#[derive(Clone, Debug)]
+struct Deferred {
+    file: Arc<FileLines>,
+    /// Which document of the file.
+    doc: usize,
+    /// Where the resource sits in it (`items[2].` in a `kind: List`).
+    prefix: String,
+}
+
+/// The line indexes of one file's documents, built on first use.
+pub struct FileLines {
+    build: Box<dyn Fn() -> Vec<LineIndex> + Send + Sync>,
+    docs: std::sync::OnceLock<Vec<LineIndex>>,
+}
+
+impl FileLines {
+    /// `build` returns every document's index, in document order.
+    pub fn new(build: impl Fn() -> Vec<LineIndex> + Send + Sync + 'static) -> Self {
+        FileLines {
+            build: Box::new(build),
+            docs: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn doc(&self, i: usize) -> Option<&LineIndex> {
+        self.docs.get_or_init(|| (self.build)()).get(i)
+    }
+}
+
+impl fmt::Debug for FileLines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileLines")
+            .field("built", &self.docs.get().is_some())
+            .finish()
+    }
 }
 
 impl LineIndex {
+    /// Document `doc` of `file`, built when first asked.
+    pub fn deferred(file: Arc<FileLines>, doc: usize) -> LineIndex {
+        LineIndex {
+            lines: HashMap::new(),
+            deferred: Some(Deferred {
+                file,
+                doc,
+                prefix: String::new(),
+            }),
+        }
+    }
+
     pub fn insert(&mut self, path: String, line: usize) {
         self.lines.entry(path).or_insert(line);
     }
 
     /// Line of `path`, or of its nearest ancestor that has one.
     pub fn line_of(&self, path: &str) -> Option<usize> {
+        if let Some(d) = &self.deferred {
+            let index = d.file.doc(d.doc)?;
+            let mut p = path;
+            let mut full = String::with_capacity(d.prefix.len() + path.len());
+            loop {
+                full.clear();
+                full.push_str(&d.prefix);
+                full.push_str(p);
+                if let Some(l) = index.lines.get(&full) {
+                    return Some(*l);
+                }
+                let cut = p.rfind(['.', '['])?;
+                p = &p[..cut];
+            }
+        }
         let mut p = path;
         loop {
             if let Some(l) = self.lines.get(p) {
@@ -110,26 +179,59 @@ impl LineIndex {
 
     /// The entries under `prefix` (e.g. `items[2].`), re-rooted.
     pub fn sub_index(&self, prefix: &str) -> LineIndex {
+        if let Some(d) = &self.deferred {
+            return LineIndex {
+                lines: HashMap::new(),
+                deferred: Some(Deferred {
+                    file: d.file.clone(),
+                    doc: d.doc,
+                    prefix: format!("{}{prefix}", d.prefix),
+                }),
+            };
+        }
         LineIndex {
             lines: self
                 .lines
                 .iter()
                 .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), *v)))
                 .collect(),
+            deferred: None,
         }
     }
 
     /// Smallest line recorded (a document's first field).
     pub fn min_line(&self) -> Option<usize> {
-        self.lines.values().min().copied()
+        match &self.deferred {
+            Some(d) => d
+                .file
+                .doc(d.doc)?
+                .lines
+                .iter()
+                .filter(|(k, _)| k.starts_with(&d.prefix))
+                .map(|(_, v)| *v)
+                .min(),
+            None => self.lines.values().min().copied(),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        match &self.deferred {
+            Some(_) => self.count(),
+            None => self.lines.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.len() == 0
+    }
+
+    fn count(&self) -> usize {
+        let Some(d) = &self.deferred else {
+            return self.lines.len();
+        };
+        d.file.doc(d.doc).map_or(0, |i| {
+            i.lines.keys().filter(|k| k.starts_with(&d.prefix)).count()
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use super::message::{
 };
 use super::{Analyzer, Context, Message};
 use crate::config::{Kind, Resource};
-use crate::model::{self, ClientTLSMode, ClientTLSSettings, PortSelector};
+use crate::model::{self, ClientTLSMode, ClientTLSSettings, PortSelector, ServiceEntry};
 
 /// IST0128/IST0129: client TLS SIMPLE/MUTUAL without `caCertificates`.
 pub struct CaCertificateAnalyzer;
@@ -109,6 +109,12 @@ impl Analyzer for SubsetSelectPodAnalyzer {
     }
     fn analyze(&self, ctx: &Context<'_>, out: &mut Vec<Message>) {
         let pod_labels = pod_labels_with_topology(ctx);
+        // By namespace/name, the first of duplicates winning as a scan would:
+        // one scan per DestinationRule is quadratic at 10,000 services.
+        let mut entries: HashMap<(&str, &str), &Resource<ServiceEntry>> = HashMap::new();
+        for s in &ctx.config.service_entries {
+            entries.entry((s.namespace(), s.name())).or_insert(s);
+        }
         for dr in &ctx.config.destination_rules {
             let host = dr.spec.host.as_deref().unwrap_or("");
             let Some(svc) =
@@ -132,10 +138,9 @@ impl Analyzer for SubsetSelectPodAnalyzer {
             // endpoints and the WorkloadEntries it selects as workloads.
             let se = (svc.from.kind == Kind::ServiceEntry)
                 .then(|| {
-                    ctx.config
-                        .service_entries
-                        .iter()
-                        .find(|s| s.namespace() == svc.from.namespace && s.name() == svc.from.name)
+                    entries
+                        .get(&(svc.from.namespace.as_str(), svc.from.name.as_str()))
+                        .copied()
                 })
                 .flatten();
             let mut endpoints: Vec<&BTreeMap<String, String>> = Vec::new();

@@ -28,6 +28,14 @@ pub fn decode<T: DeserializeOwned>(
     root: &str,
     yaml11_bools: &[String],
 ) -> Decoded<T> {
+    // Most specs decode cleanly: try without tracking paths (which costs a
+    // string per map key) and track them only to explain a failure.
+    if let Ok(v) = T::deserialize(&value) {
+        return Decoded {
+            value: Some(v),
+            problems: Vec::new(),
+        };
+    }
     let mut problems = Vec::new();
     loop {
         let err = match serde_path_to_error::deserialize::<_, T>(&value) {

@@ -5,12 +5,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::decode::decode;
-use super::yaml::{Limits, parse_documents};
-use crate::config::{ConfigSet, Kind, LineIndex, LoadError, Meta, Origin, Resource, SchemaProblem};
+use super::yaml::{Limits, line_indexes, parse_documents_without_lines};
+use crate::config::{
+    ConfigSet, FileLines, Kind, LineIndex, LoadError, Meta, Origin, Resource, SchemaProblem,
+};
 use crate::model::k8s;
 
 /// How to load.
@@ -147,15 +150,18 @@ impl<'a> Loader<'a> {
 
     fn text(&mut self, text: &str, file: &str) {
         self.set.files.push(file.to_string());
-        let docs = match parse_documents(text, &self.opts.limits) {
+        let docs = match parse_documents_without_lines(text, &self.opts.limits) {
             Ok(d) => d,
             Err(e) => {
                 return self.error(file, Some(e.line), format!("invalid YAML: {}", e.message));
             }
         };
         let file: Arc<str> = Arc::from(file);
-        for doc in docs {
-            let lines = Arc::new(doc.lines);
+        let source: Arc<str> = Arc::from(text);
+        let limits = self.opts.limits.clone();
+        let file_lines = Arc::new(FileLines::new(move || line_indexes(&source, &limits)));
+        for (i, doc) in docs.into_iter().enumerate() {
+            let lines = Arc::new(LineIndex::deferred(file_lines.clone(), i));
             self.document(doc.value, &file, doc.line, &lines, "", &doc.yaml11_bools);
         }
     }
@@ -196,7 +202,12 @@ impl<'a> Loader<'a> {
         } else {
             Arc::new(lines.sub_index(prefix))
         };
-        let line = lines.min_line().unwrap_or(line);
+        // A document's own line is already its first field's.
+        let line = if prefix.is_empty() {
+            line
+        } else {
+            lines.min_line().unwrap_or(line)
+        };
         if kind_name == "List" || kind_name.ends_with("List") && api_version == "v1" {
             if let Some(Value::Array(items)) = obj.remove("items") {
                 for (i, item) in items.into_iter().enumerate() {
@@ -216,7 +227,7 @@ impl<'a> Loader<'a> {
             lines,
         };
         let meta: Meta = match obj.get("metadata") {
-            Some(m) => serde_json::from_value(m.clone()).unwrap_or_else(|e| {
+            Some(m) => Meta::deserialize(m).unwrap_or_else(|e| {
                 self.error(file, Some(line), format!("invalid metadata: {e}"));
                 Meta::default()
             }),
@@ -391,6 +402,23 @@ mod tests {
         assert_eq!(set.namespaces[0].meta.namespace, "");
         assert_eq!(set.destination_rules[0].meta.namespace, "prod");
         assert_eq!(set.destination_rules[1].meta.namespace, "other");
+    }
+
+    #[test]
+    fn field_lines_are_found_when_first_asked() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: x\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n  metadata: {name: e}\n  spec:\n    host: y\n    subsets:\n    - name: v1\n";
+        let set = load_str(yaml, "t.yaml", &LoadOptions::default());
+        let (d, e) = (&set.destination_rules[0], &set.destination_rules[1]);
+        assert_eq!((d.origin.line, e.origin.line), (1, 10));
+        assert_eq!(d.origin.line_of("spec.host"), 5);
+        assert_eq!(
+            d.origin.line_of("spec.subsets[0].name"),
+            4,
+            "nearest ancestor"
+        );
+        assert_eq!(e.origin.line_of("spec.host"), 14);
+        assert_eq!(e.origin.line_of("spec.subsets[0].name"), 16);
+        assert_eq!(e.origin.line_of("nowhere"), 10, "the resource's first line");
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Document {
     pub line: usize,
     /// Paths of unquoted YAML 1.1 booleans (`yes`, `on`…), to explain type errors.
     pub yaml11_bools: Vec<String>,
+    /// Line of the first field recorded, kept even when `lines` is not built.
+    first_line: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +83,10 @@ const ALIAS_FLOOR: usize = 10_000;
 
 struct Builder<'a> {
     limits: &'a Limits,
+    /// Build each document's [`LineIndex`]. Off for loading: a path string
+    /// per node is most of the parse, and lines are only needed for messages,
+    /// so [`line_indexes`] builds them again when one is asked for.
+    paths: bool,
     stack: Vec<Frame>,
     anchors: Vec<(usize, Value, usize)>,
     nodes: usize,
@@ -99,8 +105,32 @@ fn err(span: &Span, message: impl Into<String>) -> YamlError {
 
 /// Parse every document of `text`. Empty documents are skipped.
 pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
+    parse(text, limits, true)
+}
+
+/// [`parse_documents`] without the line indexes (`Document::lines` is
+/// empty; `line` and `yaml11_bools` are as there). Errors are the same.
+pub fn parse_documents_without_lines(
+    text: &str,
+    limits: &Limits,
+) -> Result<Vec<Document>, YamlError> {
+    // An error message may name the path of the mapping: the full parse says
+    // it exactly as it always has. Errors are rare, so parsing twice is cheap.
+    parse(text, limits, false).or_else(|_| parse(text, limits, true))
+}
+
+/// The line index of every document [`parse_documents`] returns, in order;
+/// empty when `text` does not parse.
+pub fn line_indexes(text: &str, limits: &Limits) -> Vec<LineIndex> {
+    parse(text, limits, true)
+        .map(|docs| docs.into_iter().map(|d| d.lines).collect())
+        .unwrap_or_default()
+}
+
+fn parse(text: &str, limits: &Limits, paths: bool) -> Result<Vec<Document>, YamlError> {
     let mut b = Builder {
         limits,
+        paths,
         stack: Vec::new(),
         anchors: Vec::new(),
         nodes: 0,
@@ -137,6 +167,7 @@ impl Builder<'_> {
                     lines: LineIndex::default(),
                     line: span.start.line(),
                     yaml11_bools: Vec::new(),
+                    first_line: None,
                 });
             }
             Event::DocumentEnd => {
@@ -148,7 +179,7 @@ impl Builder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 self.check_depth(&span)?;
-                let path = self.child_path(&span)?;
+                let path = self.frame_path(&span)?;
                 let nodes_before = self.nodes;
                 self.count(&span, 1)?;
                 self.record_line(&span)?;
@@ -164,7 +195,7 @@ impl Builder<'_> {
             }
             Event::SequenceStart(anchor, _) => {
                 self.check_depth(&span)?;
-                let path = self.child_path(&span)?;
+                let path = self.frame_path(&span)?;
                 let nodes_before = self.nodes;
                 self.count(&span, 1)?;
                 self.record_line(&span)?;
@@ -232,7 +263,7 @@ impl Builder<'_> {
                 }
                 let (value, yaml11) = resolve_scalar(&text, style, tag.as_deref());
                 if yaml11 {
-                    let path = self.child_path(&span)?;
+                    let path = self.stack_path(&span)?;
                     if let Some(doc) = self.doc.as_mut() {
                         doc.yaml11_bools.push(path);
                     }
@@ -305,6 +336,37 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The path a new frame keeps: only needed for line indexes and error
+    /// messages (the latter come from a parse with paths on).
+    fn frame_path(&self, span: &Span) -> Result<String, YamlError> {
+        if self.paths {
+            return self.child_path(span);
+        }
+        if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
+            return Err(err(span, "complex mapping keys are not supported"));
+        }
+        Ok(String::new())
+    }
+
+    /// [`Self::child_path`], also when frames keep no path: built from the
+    /// keys and item counts on the stack, which is what the kept paths are.
+    fn stack_path(&self, span: &Span) -> Result<String, YamlError> {
+        if self.paths {
+            return self.child_path(span);
+        }
+        let mut p = String::new();
+        for f in &self.stack {
+            match f {
+                Frame::Map { key: Some(k), .. } => p = join(&p, k),
+                Frame::Map { key: None, .. } => {
+                    return Err(err(span, "complex mapping keys are not supported"));
+                }
+                Frame::Seq { items, .. } => p = format!("{p}[{}]", items.len()),
+            }
+        }
+        Ok(p)
+    }
+
     /// Path of the node about to be attached to the top frame.
     fn child_path(&self, span: &Span) -> Result<String, YamlError> {
         Ok(match self.stack.last() {
@@ -320,14 +382,25 @@ impl Builder<'_> {
     }
 
     fn record_line(&mut self, span: &Span) -> Result<(), YamlError> {
-        let path = self.child_path(span)?;
         let line = match self.stack.last() {
             Some(Frame::Map { key_line, .. }) => *key_line,
             _ => span.start.line(),
         };
+        if !self.paths {
+            // Only the first line recorded is needed (the document's line).
+            if self.doc.as_ref().is_some_and(|d| d.first_line.is_none())
+                && !self.stack_path(span)?.is_empty()
+                && let Some(doc) = self.doc.as_mut()
+            {
+                doc.first_line = Some(line);
+            }
+            return Ok(());
+        }
+        let path = self.child_path(span)?;
         if let Some(doc) = self.doc.as_mut()
             && !path.is_empty()
         {
+            doc.first_line.get_or_insert(line);
             doc.lines.insert(path, line);
         }
         Ok(())
@@ -340,7 +413,9 @@ impl Builder<'_> {
                     if let Value::Object(m) = &value
                         && !m.is_empty()
                     {
-                        doc.line = doc.lines.min_line().unwrap_or(span.start.line());
+                        // Lines only grow along the stream: the first
+                        // recorded is the smallest.
+                        doc.line = doc.first_line.unwrap_or(span.start.line());
                     }
                     doc.value = value;
                 }
@@ -600,6 +675,30 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn parsing_without_lines_keeps_lines_flags_and_errors() {
+        let text = "# c\n---\n\napiVersion: v1\nkind: A\nspec: {x: yes, l: [1, on]}\n---\n\"\": {b: 1}\nc: 2\n";
+        let full = parse(text);
+        let fast = parse_documents_without_lines(text, &Limits::default()).expect("parses");
+        assert_eq!(full.len(), fast.len());
+        for (f, q) in full.iter().zip(&fast) {
+            assert_eq!(f.value, q.value);
+            assert_eq!(f.line, q.line);
+            assert_eq!(f.yaml11_bools, q.yaml11_bools);
+            assert!(q.lines.is_empty());
+        }
+        assert_eq!(fast[0].line, 4);
+        assert_eq!(fast[0].yaml11_bools, vec!["spec.x", "spec.l[1]"]);
+        assert_eq!(fast[1].line, 8);
+        let indexes = line_indexes(text, &Limits::default());
+        assert_eq!(indexes[0].line_of("spec.l[1]"), Some(6));
+        // The duplicate-key message names the mapping's path.
+        let dup = "a:\n  b: {c: 1, c: 2}\n";
+        let e = parse_documents_without_lines(dup, &Limits::default()).unwrap_err();
+        assert_eq!(e, parse_documents(dup, &Limits::default()).unwrap_err());
+        assert!(e.message.ends_with("in a.b"), "{}", e.message);
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! Configuration scale (issue #6) outside criterion: write the N-service
+//! config for `strait run` (RSS, reload), or time each phase of what
+//! `strait run` does with it, for profiling under perf or callgrind.
+//!
+//! `cargo run --release --example scale -- write 10000 /tmp/10k.yaml`
+//! `cargo run --release --example scale -- phases 10000 [rounds]`
+
+use std::time::Instant;
+
+use strait::analyze::{self, Context, MeshConfig};
+use strait::compile::{Options, compile};
+use strait::load::{LoadOptions, load_str};
+
+#[path = "../benches/support/scale_config.rs"]
+mod scale_config;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n = |i: usize, d: usize| {
+        args.get(i)
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(d)
+    };
+    match args.first().map(String::as_str) {
+        Some("write") => {
+            let path = args.get(2).map_or("/tmp/strait-scale.yaml", String::as_str);
+            if let Err(e) = std::fs::write(path, scale_config::config(n(1, 10_000))) {
+                eprintln!("cannot write {path}: {e}");
+                std::process::exit(1);
+            }
+        }
+        Some("phases") => phases(n(1, 10_000), n(2, 1)),
+        _ => {
+            eprintln!("usage: scale write N PATH | scale phases N [ROUNDS]");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn phases(n: usize, rounds: usize) {
+    let text = scale_config::config(n);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let cfg = load_str(
+            &text,
+            "scale.yaml",
+            &LoadOptions {
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+        );
+        let load = t.elapsed();
+        assert!(cfg.problems.is_empty() && cfg.load_errors.is_empty());
+        // What `strait run` analyses before serving (cli::run::load_valid).
+        let t = Instant::now();
+        let mesh = MeshConfig::default();
+        let names: Vec<String> = analyze::schema::ANALYZERS
+            .iter()
+            .map(|a| analyze::Analyzer::name(a).to_string())
+            .collect();
+        let msgs = analyze::run(&Context::new(&cfg, &mesh), &names).unwrap_or_default();
+        let validate = t.elapsed();
+        let t = Instant::now();
+        let snap = compile(&cfg, &Options::default());
+        let compiled = t.elapsed();
+        // Everything `strait check` runs.
+        let t = Instant::now();
+        let all = analyze::run(&Context::new(&cfg, &mesh), &[]).unwrap_or_default();
+        let check = t.elapsed();
+        println!(
+            "load {load:?}  validate {validate:?} ({} msgs)  compile {compiled:?} ({} clusters)  all analyzers {check:?} ({} msgs)",
+            msgs.len(),
+            snap.clusters.len(),
+            all.len()
+        );
+    }
+}
