@@ -161,17 +161,14 @@ pub fn load_valid(
 /// (ISTIO_MUTUAL, credentialName): refused at load time rather than served
 /// as plaintext or failing every request.
 fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
-    let snapshot = compile_for(config, namespace, &BTreeMap::new());
-    let used: std::collections::HashSet<&str> = snapshot
-        .clusters
-        .values()
-        .filter_map(|c| c.destination_rule.as_deref())
-        .collect();
-    let mut out = Vec::new();
+    // Which rules this proxy uses takes a compile: only when some rule has
+    // such a `tls` at all (a compile of 10,000 services costs 0.3 s).
+    let mut found: Vec<(
+        &crate::config::Resource<crate::model::DestinationRule>,
+        String,
+        String,
+    )> = Vec::new();
     for dr in &config.destination_rules {
-        if !used.contains(format!("{}/{}", dr.namespace(), dr.name()).as_str()) {
-            continue;
-        }
         let mut policies: Vec<(String, &crate::model::TrafficPolicy)> = Vec::new();
         if let Some(tp) = &dr.spec.traffic_policy {
             policies.push(("spec.trafficPolicy".into(), tp));
@@ -196,16 +193,31 @@ fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
                 } else {
                     "credentialName"
                 };
-                out.push(Message::new(
-                    &analyze::message::SCHEMA_VALIDATION_ERROR,
-                    dr.reference(),
-                    Some(format!("{path}.{field}")),
-                    format!("{path}.{field}: {reason}"),
-                ));
+                found.push((dr, format!("{path}.{field}"), reason));
             }
         }
     }
-    out
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let snapshot = compile_for(config, namespace, &BTreeMap::new());
+    let used: std::collections::HashSet<&str> = snapshot
+        .clusters
+        .values()
+        .filter_map(|c| c.destination_rule.as_deref())
+        .collect();
+    found
+        .into_iter()
+        .filter(|(dr, _, _)| used.contains(format!("{}/{}", dr.namespace(), dr.name()).as_str()))
+        .map(|(dr, field, reason)| {
+            Message::new(
+                &analyze::message::SCHEMA_VALIDATION_ERROR,
+                dr.reference(),
+                Some(field.clone()),
+                format!("{field}: {reason}"),
+            )
+        })
+        .collect()
 }
 
 pub fn compile_for(
