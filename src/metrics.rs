@@ -48,9 +48,10 @@ impl EncodeLabelValue for GrpcLabel {
     }
 }
 
-/// The labels of Istio's request metrics, in Istio's order.
+/// The labels every Istio metric shares: who reported, the source and the
+/// destination workload and service, in Istio's order.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub struct PeerLabels {
     pub reporter: &'static str,
     pub source_workload: Arc<String>,
     pub source_workload_namespace: Arc<String>,
@@ -71,6 +72,13 @@ pub struct RequestLabels {
     pub destination_service: Arc<String>,
     pub destination_service_name: Arc<String>,
     pub destination_service_namespace: Arc<String>,
+}
+
+/// The labels of Istio's request metrics, in Istio's order.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    #[prometheus(flatten)]
+    pub peer: PeerLabels,
     pub request_protocol: &'static str,
     pub response_code: u16,
     pub grpc_response_status: GrpcLabel,
@@ -82,26 +90,8 @@ pub struct RequestLabels {
 /// `response_code` and `grpc_response_status`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TcpLabels {
-    pub reporter: &'static str,
-    pub source_workload: Arc<String>,
-    pub source_workload_namespace: Arc<String>,
-    pub source_principal: &'static str,
-    pub source_app: Arc<String>,
-    pub source_version: Arc<String>,
-    pub source_canonical_service: Arc<String>,
-    pub source_canonical_revision: Arc<String>,
-    pub source_cluster: &'static str,
-    pub destination_workload: &'static str,
-    pub destination_workload_namespace: Arc<String>,
-    pub destination_principal: &'static str,
-    pub destination_app: Arc<String>,
-    pub destination_version: Arc<String>,
-    pub destination_canonical_service: Arc<String>,
-    pub destination_canonical_revision: Arc<String>,
-    pub destination_cluster: &'static str,
-    pub destination_service: Arc<String>,
-    pub destination_service_name: Arc<String>,
-    pub destination_service_namespace: Arc<String>,
+    #[prometheus(flatten)]
+    pub peer: PeerLabels,
     pub request_protocol: &'static str,
     pub response_flags: FlagsLabel,
     pub connection_security_policy: &'static str,
@@ -474,28 +464,8 @@ impl Metrics {
     }
 
     fn series(&self, d: &Destination, key: SeriesKey) -> Series {
-        let s = &self.source;
         let labels = RequestLabels {
-            reporter: "source",
-            source_workload: s.workload.clone(),
-            source_workload_namespace: s.namespace.clone(),
-            source_principal: "unknown",
-            source_app: s.app.clone(),
-            source_version: s.version.clone(),
-            source_canonical_service: s.canonical_service.clone(),
-            source_canonical_revision: s.canonical_revision.clone(),
-            source_cluster: "unknown",
-            destination_workload: "unknown",
-            destination_workload_namespace: d.namespace.clone(),
-            destination_principal: "unknown",
-            destination_app: self.unknown.clone(),
-            destination_version: d.version.clone(),
-            destination_canonical_service: d.name.clone(),
-            destination_canonical_revision: d.version.clone(),
-            destination_cluster: "unknown",
-            destination_service: d.service.clone(),
-            destination_service_name: d.name.clone(),
-            destination_service_namespace: d.namespace.clone(),
+            peer: self.peer_labels(d),
             request_protocol: if key.grpc { "grpc" } else { "http" },
             response_code: key.response_code,
             grpc_response_status: GrpcLabel(key.grpc_status),
@@ -536,8 +506,18 @@ impl Metrics {
     }
 
     fn tcp_labels(&self, d: &Destination, flags: Flags) -> TcpLabels {
-        let s = &self.source;
         TcpLabels {
+            peer: self.peer_labels(d),
+            request_protocol: "tcp",
+            response_flags: FlagsLabel(flags),
+            connection_security_policy: "unknown",
+        }
+    }
+
+    /// Istio's source and destination labels for a destination.
+    fn peer_labels(&self, d: &Destination) -> PeerLabels {
+        let s = &self.source;
+        PeerLabels {
             reporter: "source",
             source_workload: s.workload.clone(),
             source_workload_namespace: s.namespace.clone(),
@@ -558,9 +538,6 @@ impl Metrics {
             destination_service: d.service.clone(),
             destination_service_name: d.name.clone(),
             destination_service_namespace: d.namespace.clone(),
-            request_protocol: "tcp",
-            response_flags: FlagsLabel(flags),
-            connection_security_policy: "unknown",
         }
     }
 
