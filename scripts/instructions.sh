@@ -9,7 +9,7 @@
 # backends of ../shared/bench (nginx on 127.0.0.1:28080/28081) unless they
 # run, then strait under callgrind on 127.0.0.1:28005 with the bench routing;
 # warms up with 400 requests, counts N (default 3000) and prints the total
-# instructions divided by N. Everything is on loopback and bounded by N.
+# instructions divided by N (KEEP=DIR keeps the profile). Everything is on loopback and bounded by N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/strait}
@@ -48,3 +48,5 @@ sleep 0.5
 kill "$PID"; wait "$PID" 2>/dev/null || true
 total=$(callgrind_annotate "$WORK"/cg.*.1 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
 echo "$MODE instructions/request: $((total / N))"
+# KEEP=DIR keeps the callgrind profile for callgrind_annotate.
+if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK"/cg.*.1 "$KEEP/"; fi

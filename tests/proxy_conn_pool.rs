@@ -88,8 +88,19 @@ impl Counting {
                 a.fetch_add(1, Ordering::SeqCst);
                 let c = c.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(|_req: Request<Incoming>| async {
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                    // `/empty`: 204 and `/zero`: an empty 200 (bodies that
+                    // end before anyone reads them); anything else: "ok".
+                    let svc = service_fn(|req: Request<Incoming>| async move {
+                        let mut resp = Response::new(Full::new(Bytes::from_static(b"ok")));
+                        match req.uri().path() {
+                            "/empty" => {
+                                *resp.body_mut() = Full::new(Bytes::new());
+                                *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+                            }
+                            "/zero" => *resp.body_mut() = Full::new(Bytes::new()),
+                            _ => {}
+                        }
+                        Ok::<_, Infallible>(resp)
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -277,6 +288,24 @@ async fn without_max_connection_duration_keep_alive_reuses_one_connection() {
     let proxy = Proxy::start(&config(up.addr, "HTTP", "      tcp: {maxConnections: 100}")).await;
     for _ in 0..5 {
         assert_eq!(get(proxy.addr(), "backend.test", "/").await.status, 200);
+    }
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn keep_alive_reuses_the_connection_after_bodies_that_end_at_once() {
+    let up = Counting::start().await;
+    let proxy = Proxy::start(&config(up.addr, "HTTP", "      tcp: {maxConnections: 100}")).await;
+    let client = h1_client();
+    for (method, path, status) in [
+        ("GET", "/empty", 204),
+        ("GET", "/zero", 200),
+        ("HEAD", "/", 200),
+        ("GET", "/", 200),
+        ("GET", "/empty", 204),
+    ] {
+        let got = send(&client, proxy.addr(), method, "backend.test", path, &[], "").await;
+        assert_eq!(got.status, status, "{method} {path}");
     }
     assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
 }

@@ -273,9 +273,15 @@ pub async fn forward(
     let mut retry_permit: Option<Permit> = None;
     loop {
         let avoid: &[Arc<crate::cluster::Host>] = if avoid_previous { &tried } else { &[] };
-        // The registry's current state: after a reload the outlier
-        // detector is indexed by the new host list.
-        let live = shared.clusters.state_for(cluster);
+        // A retry takes the registry's current state: after a reload the
+        // outlier detector is indexed by the new host list.
+        let current;
+        let live = if retries_done == 0 {
+            &state
+        } else {
+            current = shared.clusters.state_for(cluster);
+            &current
+        };
         let pick = Pick {
             hash: request_hash,
             ..Pick::new(Instant::now(), avoid)

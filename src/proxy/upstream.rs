@@ -406,7 +406,9 @@ impl ClusterPool {
         let (req, host) = adapt(req, proto, origination.is_some())?;
         let tls = match origination {
             Some(o) => {
-                let name = o.server_name(&host).map_err(SendError::Connect)?;
+                let name = o
+                    .server_name(host.as_deref().unwrap_or_default())
+                    .map_err(SendError::Connect)?;
                 let config = match proto {
                     UpstreamProtocol::Http1 => o.h1.clone(),
                     UpstreamProtocol::H2c => o.h2.clone(),
@@ -607,12 +609,8 @@ impl ClusterPool {
                 if !close && !last && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                     // Keep-alive: back to the pool once this response's
                     // body has been read.
-                    let pool = self.clone();
-                    tokio::spawn(async move {
-                        if conn.sender.ready().await.is_ok() {
-                            pool.put_idle_h1(key, conn);
-                        }
-                    });
+                    let back = Some((self.clone(), key, conn));
+                    return Ok(resp.map(|inner| body::boxed(Recycled { inner, back })));
                 }
                 Ok(resp.map(body::boxed))
             }
@@ -865,56 +863,143 @@ impl HttpBody for Guarded {
     }
 }
 
+/// A keep-alive response body that returns its connection to the pool when
+/// the body ends. The connection's task has usually taken up the next
+/// request by then (it reads the last bytes, then asks for more before the
+/// body's reader runs), so no task is spawned per request; otherwise a task
+/// waits for it. Dropped before the end, the connection closes with it.
+struct Recycled {
+    inner: Incoming,
+    back: Option<(Arc<ClusterPool>, Arc<str>, H1Conn)>,
+}
+
+impl Recycled {
+    fn recycle(&mut self) {
+        let Some((pool, key, mut conn)) = self.back.take() else {
+            return;
+        };
+        if conn.sender.is_ready() {
+            pool.put_idle_h1(key, conn);
+        } else {
+            tokio::spawn(async move {
+                if conn.sender.ready().await.is_ok() {
+                    pool.put_idle_h1(key, conn);
+                }
+            });
+        }
+    }
+}
+
+impl HttpBody for Recycled {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.recycle(),
+            Poll::Ready(None) => self.recycle(),
+            // An error leaves the connection unusable: it closes on drop.
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        // A body that was empty from the start (204, HEAD, `Content-Length:
+        // 0`) is never polled: it ended all the same.
+        if self.inner.is_end_stream() {
+            self.recycle();
+        }
+    }
+}
+
 /// Put the request in the form `proto` needs (absolute URI without `Host`
-/// for HTTP/2, origin form with `Host` for HTTP/1.1); returns the
-/// authority's host (the default SNI).
+/// for HTTP/2, origin form with `Host` for HTTP/1.1); with `tls`, returns
+/// the authority's host (the default SNI). The URI's parts are shared, not
+/// copied: an HTTP/1.1 request that arrived in origin form is left as is.
 fn adapt(
     mut req: Request<Body>,
     proto: UpstreamProtocol,
     tls: bool,
-) -> Result<(Request<Body>, String), SendError> {
-    let authority = match req.uri().authority() {
-        Some(a) => a.as_str().to_string(),
-        None => req
+) -> Result<(Request<Body>, Option<String>), SendError> {
+    let bad =
+        |e: &dyn std::fmt::Display| SendError::Protocol(format!("invalid upstream request: {e}"));
+    let host_header = |req: &Request<Body>| {
+        req.headers()
+            .get(header::HOST)
+            .map(|v| http::uri::Authority::try_from(v.as_bytes()))
+    };
+    let host = if !tls {
+        None
+    } else if let Some(a) = req.uri().authority() {
+        Some(a.host().to_string())
+    } else {
+        // An unparsable `Host` is still the best SNI guess; the handshake
+        // reports it.
+        let raw = req
             .headers()
             .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        match host_header(&req) {
+            Some(Ok(a)) => Some(a.host().to_string()),
+            _ => Some(raw.map(|r| r.into_owned()).unwrap_or_default()),
+        }
     };
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let bad = |e: String| SendError::Protocol(format!("invalid upstream request: {e}"));
     match proto {
         UpstreamProtocol::H2c => {
-            let scheme = if tls { "https" } else { "http" };
-            let uri: Uri = format!("{scheme}://{authority}{pq}")
-                .parse()
-                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
-            *req.uri_mut() = uri;
+            let authority = match req.uri().authority() {
+                Some(a) => a.clone(),
+                None => match host_header(&req) {
+                    Some(Ok(a)) => a,
+                    Some(Err(e)) => return Err(bad(&e)),
+                    None => return Err(bad(&"no `Host` to send as `:authority`")),
+                },
+            };
+            let mut parts = std::mem::take(req.uri_mut()).into_parts();
+            parts.scheme = Some(if tls {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            });
+            parts.authority = Some(authority);
+            if parts.path_and_query.is_none() {
+                parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+            }
+            *req.uri_mut() = Uri::from_parts(parts).map_err(|e| bad(&e))?;
             *req.version_mut() = Version::HTTP_2;
             req.headers_mut().remove(header::HOST);
         }
         UpstreamProtocol::Http1 => {
-            let uri: Uri = pq
-                .parse()
-                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
-            *req.uri_mut() = uri;
-            *req.version_mut() = Version::HTTP_11;
-            if !req.headers().contains_key(header::HOST)
-                && let Ok(v) = HeaderValue::from_str(&authority)
-            {
-                req.headers_mut().insert(header::HOST, v);
+            if let Some(a) = req.uri().authority().cloned() {
+                if !req.headers().contains_key(header::HOST)
+                    && let Ok(v) = HeaderValue::from_str(a.as_str())
+                {
+                    req.headers_mut().insert(header::HOST, v);
+                }
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+                *req.uri_mut() = Uri::from(pq);
             }
+            *req.version_mut() = Version::HTTP_11;
         }
     }
-    let host = authority
-        .parse::<http::uri::Authority>()
-        .map(|a| a.host().to_string())
-        .unwrap_or(authority);
     Ok((req, host))
 }
 
@@ -1004,7 +1089,7 @@ mod tests {
         assert_eq!(r.uri().to_string(), "https://svc.example:8080/a?b=1");
         assert!(r.headers().get("host").is_none());
         assert_eq!(r.version(), Version::HTTP_2);
-        assert_eq!(host, "svc.example");
+        assert_eq!(host.as_deref(), Some("svc.example"));
         let (r, host) = adapt(
             req("http://svc.example/x", None),
             UpstreamProtocol::Http1,
@@ -1013,6 +1098,12 @@ mod tests {
         .unwrap();
         assert_eq!(r.uri().to_string(), "/x");
         assert_eq!(r.headers()["host"], "svc.example");
-        assert_eq!(host, "svc.example");
+        assert_eq!(host, None, "the host is needed only as SNI");
+        let (r, _) = adapt(req("/y?z", Some("svc")), UpstreamProtocol::Http1, false).unwrap();
+        assert_eq!(r.uri().to_string(), "/y?z");
+        assert_eq!(r.headers()["host"], "svc");
+        let (r, _) = adapt(req("/p", Some("svc:81")), UpstreamProtocol::H2c, false).unwrap();
+        assert_eq!(r.uri().to_string(), "http://svc:81/p");
+        assert!(adapt(req("/p", Some("bad host")), UpstreamProtocol::H2c, false).is_err());
     }
 }
