@@ -621,9 +621,22 @@ fn finish_response(resp: Response<Body>, outcome: &mut Outcome, upgrade: bool) -
     if let Some(t) = outcome.upstream_service_time {
         parts
             .headers
-            .insert(UPSTREAM_SERVICE_TIME, HeaderValue::from(t));
+            .insert(UPSTREAM_SERVICE_TIME, service_time_value(t));
     }
     Response::from_parts(parts, incoming)
+}
+
+/// `x-envoy-upstream-service-time` in milliseconds: the usual values come
+/// from a table instead of an allocation per response.
+fn service_time_value(ms: u64) -> HeaderValue {
+    const SMALL: [&str; 32] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+    ];
+    match SMALL.get(ms as usize) {
+        Some(s) => HeaderValue::from_static(s),
+        None => HeaderValue::from(ms),
+    }
 }
 
 async fn bridge_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade) {
@@ -694,5 +707,17 @@ fn mirror(
                 let _ = resp.into_body().collect().await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_time_values_are_decimal_milliseconds() {
+        for ms in [0, 7, 31, 32, 1500] {
+            assert_eq!(service_time_value(ms), ms.to_string().as_str());
+        }
     }
 }
