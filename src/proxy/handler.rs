@@ -18,7 +18,7 @@ use super::access_log::{Entry, format_time};
 use super::body::{self, Body, Counted};
 use super::flags::Flags;
 use super::forward;
-use super::limits::{IdleReset, StreamIdle, within_stream_idle};
+use super::limits::{self, IdleReset, StreamIdle, within_stream_idle};
 use super::local_reply::{LocalReply, grpc_response};
 use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_authority};
 
@@ -115,6 +115,12 @@ pub async fn handle(
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if limits::head_too_large(
+        &req,
+        shared.limits.max_request_headers_kb.saturating_mul(1024),
+    ) {
+        return Ok(limits::head_too_large_response());
+    }
     let started = Instant::now();
     let start_time = SystemTime::now();
     let (mut parts, incoming) = req.into_parts();
@@ -168,7 +174,18 @@ pub async fn handle(
             r.response(grpc)
         }
         Some(a) if conn.smuggling.load(Ordering::Acquire) == 0 => {
-            let routed = route(&shared, &conn, &mut parts, incoming, a, grpc, &mut outcome);
+            // Boxed: hyper moves the request's future several times (an
+            // HTTP/2 stream's into its task); a pointer is cheaper to move
+            // than the routing state's kilobytes.
+            let routed = Box::pin(route(
+                &shared,
+                &conn,
+                &mut parts,
+                incoming,
+                a,
+                grpc,
+                &mut outcome,
+            ));
             match within_stream_idle(routed, idle.as_deref()).await {
                 Ok(r) => r,
                 Err(request_complete) => {
@@ -403,11 +420,10 @@ async fn route(
             redirect(rd, route, &uri, authority, path, query)
         }
         Action::Forward(clusters) => {
-            // Boxed: the forwarding state is large, and hyper moves the
-            // request's future; a pointer is cheaper to move than kilobytes.
-            let mut r = Box::pin(forward::forward(
+            // Inline: `handle` boxes this whole future once.
+            let mut r = forward::forward(
                 shared, &snapshot, route, clusters, conn, parts, body, authority, grpc, outcome,
-            ))
+            )
             .await;
             // The chosen destination's response operations, before the
             // route's (Envoy's weighted-cluster entry, then its route).

@@ -235,15 +235,11 @@ pub(crate) fn spawn_http(
         let _alive = alive;
         shared.downstream.cx_active.inc();
         let stats = shared.downstream.clone();
-        let max_head = shared.limits.max_request_headers_kb.saturating_mul(1024);
+        // `handle`'s future itself, not one wrapping it: an async block
+        // that holds the request and awaits a future holding it too is
+        // twice the size, and hyper moves it (into an HTTP/2 stream's task).
         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let (shared, conn) = (shared.clone(), conn.clone());
-            async move {
-                if limits::head_too_large(&req, max_head) {
-                    return Ok(limits::head_too_large_response());
-                }
-                handler::handle(shared, conn, req).await
-            }
+            handler::handle(shared.clone(), conn.clone(), req)
         });
         let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(c);
