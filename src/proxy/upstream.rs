@@ -562,12 +562,15 @@ impl ClusterPool {
             .await
             .map_err(|e| SendError::Connect(e.to_string()))?;
         let changed = self.changed.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
-            }
-            drop(permit);
-            changed.notify_waiters();
+        tokio::spawn(Driven {
+            conn: conn.with_upgrades(),
+            on_end: Some(move |e: Option<hyper::Error>| {
+                if let Some(e) = e {
+                    tracing::debug!(error = %e, "upstream HTTP/1.1 connection ended");
+                }
+                drop(permit);
+                changed.notify_waiters();
+            }),
         });
         let now = Instant::now();
         Ok(H1Conn {
@@ -713,13 +716,16 @@ impl ClusterPool {
         });
         let changed = self.changed.clone();
         let st = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
-            }
-            st.closed.store(true, Ordering::Release);
-            drop(permit);
-            changed.notify_waiters();
+        tokio::spawn(Driven {
+            conn,
+            on_end: Some(move |e: Option<hyper::Error>| {
+                if let Some(e) = e {
+                    tracing::debug!(error = %e, "upstream HTTP/2 connection ended");
+                }
+                st.closed.store(true, Ordering::Release);
+                drop(permit);
+                changed.notify_waiters();
+            }),
         });
         let c = H2Conn {
             id: self.next_id(),
@@ -816,6 +822,31 @@ impl ClusterPool {
             })),
             Err(e) => Err(classify(&e)),
         }
+    }
+}
+
+/// An upstream connection's task: drives the connection, then calls
+/// `on_end`. A named future rather than an async block, which would hold the
+/// connection twice (captured, then awaited) and double the task's memory
+/// for every pooled connection.
+struct Driven<C, E> {
+    conn: C,
+    on_end: Option<E>,
+}
+
+impl<C, E> std::future::Future for Driven<C, E>
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>> + Unpin,
+    E: FnOnce(Option<hyper::Error>) + Unpin,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let result = std::task::ready!(Pin::new(&mut self.conn).poll(cx));
+        if let Some(f) = self.on_end.take() {
+            f(result.err());
+        }
+        Poll::Ready(())
     }
 }
 
