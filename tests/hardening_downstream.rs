@@ -494,6 +494,43 @@ async fn case_14_slowloris_is_closed_at_the_header_timeout() {
     fds_back_to(baseline).await;
 }
 
+/// Envoy starts `request_headers_timeout` at a head's first byte: a
+/// keep-alive connection waiting between requests is not cut by it (only
+/// by the idle timeout), but a later head trickled on it is.
+#[tokio::test]
+async fn case_14_header_timeout_runs_from_the_heads_first_byte_not_while_keep_alive_waits() {
+    let _serial = SERIAL.lock().await;
+    let up = Upstream::named("up").await;
+    let header_timeout = Duration::from_millis(300);
+    let limits = Limits {
+        request_headers_timeout: Some(header_timeout),
+        ..Limits::default()
+    };
+    let proxy = proxy_with(up.addr, limits).await;
+    let mut s = connect(proxy.addr()).await;
+    let request = b"HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    s.write_all(request).await.unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200"));
+    // The behaviour under test is a timeout: wait past it, idle.
+    tokio::time::sleep(header_timeout * 3).await;
+    s.write_all(request).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "the waiting keep-alive connection is still served: {head:?}"
+    );
+    let before = proxy.running.shared.downstream.rq_header_timeout.get();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n")
+        .await
+        .unwrap();
+    let took = closed_within(&mut s, Duration::from_secs(3)).await;
+    assert!(took.is_some(), "the unfinished head is cut at the timeout");
+    assert_eq!(up.hits(), 2, "only the complete requests arrived");
+    assert_eq!(
+        proxy.running.shared.downstream.rq_header_timeout.get(),
+        before + 1
+    );
+}
 // ----------------------------------------------------------------- case 15
 
 /// Slow POST: a body that stops arriving ends at the stream idle timeout

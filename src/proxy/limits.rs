@@ -40,14 +40,13 @@ pub struct Limits {
     pub max_request_headers_kb: usize,
     /// Most request headers, Envoy's `max_headers_count` (100). Over it: 431.
     pub max_request_headers: usize,
-    /// The whole request head must arrive within this (slowloris), and a new
-    /// connection must bring its first request within it. Envoy's
-    /// `request_headers_timeout` is off by default; 60 s is nginx's
-    /// `client_header_timeout`. hyper starts this timer whenever an HTTP/1
-    /// connection waits for a head, so it also closes HTTP/1 keep-alive
-    /// connections idle that long: 60 s stays above the idle timeouts of
-    /// common client pools' servers (nginx 75 s aside) while bounding how long
-    /// a trickling client holds a connection slot.
+    /// A request head must be complete this long after its first byte
+    /// (slowloris), and a new connection must bring its first request
+    /// within it. Envoy's `request_headers_timeout` (off by default there;
+    /// 60 s is nginx's `client_header_timeout`) also starts at the first
+    /// byte: a keep-alive connection waiting for its next request is timed
+    /// by `idle_timeout` only. The connection watchdog enforces it, with the
+    /// raw-head watcher marking when a head spans reads.
     pub request_headers_timeout: Option<Duration>,
     /// A connection with no request in flight and no bytes either way for
     /// this long is closed (GOAWAY on HTTP/2): Envoy's HTTP connection
@@ -170,7 +169,11 @@ impl Limits {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.request_headers_timeout)
+            // The connection watchdog enforces `request_headers_timeout`
+            // from the head's first byte; hyper's timer would start
+            // whenever a keep-alive connection waits (closing idle ones)
+            // and cost a boxed timer per request.
+            .header_read_timeout(None)
             // hyper-util's auto builder has no max_header_size: the read
             // buffer cap is the head limit (431 past it), which also bounds
             // what one HTTP/1 connection buffers of a body.
@@ -260,6 +263,9 @@ pub struct ConnState {
     last_io_ms: AtomicU64,
     requests: AtomicU64,
     in_flight: AtomicUsize,
+    /// When the HTTP/1 request head being read began (0: none is), set by
+    /// the raw-head watcher for a head that spans reads.
+    head_since_ms: AtomicU64,
 }
 
 impl Default for ConnState {
@@ -270,6 +276,7 @@ impl Default for ConnState {
             last_io_ms: AtomicU64::new(now),
             requests: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            head_since_ms: AtomicU64::new(0),
         }
     }
 }
@@ -277,6 +284,29 @@ impl Default for ConnState {
 impl ConnState {
     fn touch(&self) {
         self.last_io_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The first bytes of an HTTP/1 request head arrived without its end:
+    /// the header timeout runs from now (Envoy's `request_headers_timeout`
+    /// starts at the first byte of the headers, not while a keep-alive
+    /// connection waits).
+    pub fn head_started(&self) {
+        let _ = self.head_since_ms.compare_exchange(
+            0,
+            now_ms().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The head being read is complete (or no longer watched).
+    pub fn head_done(&self) {
+        self.head_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub fn head_in_progress(&self) -> bool {
+        self.head_since_ms.load(Ordering::Relaxed) != 0
     }
 
     /// A request began; the guard ends it (drop it when the response ends).
@@ -365,8 +395,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 /// Why the watchdog ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expired {
-    /// No first request within the request-headers timeout: close
-    /// gracefully (GOAWAY), briefly.
+    /// No first request, or no complete HTTP/1 head since its first byte,
+    /// within the request-headers timeout: close gracefully (GOAWAY),
+    /// briefly.
     NoRequest,
     /// Requests in flight but no bytes either way past the stream idle
     /// timeout (a client that stopped reading, or every stream stalled):
@@ -421,6 +452,16 @@ impl Watchdog {
         {
             // From accept, not from the last byte: a trickle must not reset it.
             let age = now.saturating_sub(s.accepted_ms);
+            if age >= t {
+                return Err(Expired::NoRequest);
+            }
+            next = next.min(t - age);
+        }
+        let head_since = s.head_since_ms.load(Ordering::Relaxed);
+        if head_since != 0
+            && let Some(t) = self.header_ms
+        {
+            let age = now.saturating_sub(head_since);
             if age >= t {
                 return Err(Expired::NoRequest);
             }
@@ -817,9 +858,33 @@ mod tests {
         // Bytes trickling in do not extend it.
         st.last_io_ms.store(t0 + 99, Ordering::Relaxed);
         assert_eq!(w.check(t0 + 100), Err(Expired::NoRequest));
-        // Once a request came, the header timer is hyper's per head.
-        let _r = st.request();
+        // Once a request came, only a head in progress is timed.
+        let r = st.request();
         assert!(w.check(t0 + 100).is_ok());
+        drop(r);
+        assert!(
+            w.check(t0 + 10_000).is_ok(),
+            "a waiting keep-alive connection"
+        );
+    }
+
+    #[test]
+    fn a_later_head_is_timed_from_its_first_byte() {
+        let l = Limits {
+            request_headers_timeout: Some(Duration::from_millis(100)),
+            ..Limits::default()
+        };
+        let (w, st) = dog(&l);
+        drop(st.request());
+        st.head_started();
+        let since = st.head_since_ms.load(Ordering::Relaxed);
+        // Started again by more bytes of the same head: still the first.
+        st.head_started();
+        assert_eq!(st.head_since_ms.load(Ordering::Relaxed), since);
+        assert!(w.check(since + 99).is_ok());
+        assert_eq!(w.check(since + 100), Err(Expired::NoRequest));
+        st.head_done();
+        assert!(w.check(since + 100).is_ok());
     }
 
     #[test]

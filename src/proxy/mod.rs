@@ -222,7 +222,7 @@ pub(crate) fn spawn_http(
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = gateway_port;
     let stream = limits::Tracked::new(
-        sniff::Watched::new(stream, conn.smuggling.clone()),
+        sniff::Watched::new(stream, conn.smuggling.clone(), conn.state.clone()),
         conn.state.clone(),
     );
     let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());

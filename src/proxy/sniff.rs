@@ -24,6 +24,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::limits::ConnState;
+
 /// Where the watcher is in the byte stream.
 #[derive(Debug)]
 enum State {
@@ -72,6 +74,8 @@ pub fn local_reply(code: u8) -> super::local_reply::LocalReply {
 pub struct Watcher {
     state: State,
     flag: Flag,
+    /// Told when a head spans reads (the header timeout's clock).
+    clock: Option<Arc<ConnState>>,
 }
 
 impl Watcher {
@@ -79,11 +83,29 @@ impl Watcher {
         Watcher {
             state: State::Head(Vec::new()),
             flag,
+            clock: None,
         }
     }
 
+    /// Also start `state`'s header clock when a request head's first bytes
+    /// arrive without its end, and stop it when the head is complete.
+    pub fn with_clock(mut self, state: Arc<ConnState>) -> Watcher {
+        self.clock = Some(state);
+        self
+    }
+
     /// Feed bytes read from the client.
-    pub fn feed(&mut self, mut data: &[u8]) {
+    pub fn feed(&mut self, data: &[u8]) {
+        self.feed_bytes(data);
+        if let Some(clock) = &self.clock {
+            match &self.state {
+                State::Head(buf) if !buf.is_empty() => clock.head_started(),
+                _ => clock.head_done(),
+            }
+        }
+    }
+
+    fn feed_bytes(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             match &mut self.state {
                 State::Off => return,
@@ -305,10 +327,10 @@ pub struct Watched<T> {
 }
 
 impl<T> Watched<T> {
-    pub fn new(inner: T, flag: Flag) -> Self {
+    pub fn new(inner: T, flag: Flag, clock: Arc<ConnState>) -> Self {
         Watched {
             inner,
-            watcher: Watcher::new(flag),
+            watcher: Watcher::new(flag).with_clock(clock),
         }
     }
 }
@@ -373,6 +395,27 @@ mod tests {
 
     fn flagged(chunks: &[&[u8]]) -> bool {
         code(chunks) != 0
+    }
+
+    #[test]
+    fn the_header_clock_runs_only_while_a_head_spans_reads() {
+        let state = Arc::new(ConnState::default());
+        let mut w = Watcher::new(Flag::default()).with_clock(state.clone());
+        w.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(!state.head_in_progress(), "a head in one read");
+        w.feed(b"GET / HTTP/1.1\r\nHo");
+        assert!(state.head_in_progress(), "the first bytes of a head");
+        w.feed(b"st: a\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc");
+        assert!(!state.head_in_progress(), "a body is not a head");
+        w.feed(b"defghi\r\n");
+        assert!(!state.head_in_progress(), "blank lines between requests");
+        w.feed(b"GET / HTTP/1.1\r\n");
+        assert!(state.head_in_progress(), "the next head began");
+        w.feed(b"Upgrade: websocket\r\nHost: a\r\n\r\n");
+        assert!(
+            !state.head_in_progress(),
+            "no longer watched after an upgrade"
+        );
     }
 
     #[test]
