@@ -1064,16 +1064,23 @@ fn connect_reason(e: &std::io::Error) -> String {
 /// accept repeated equal Content-Length values; Envoy's codec rejects both
 /// (`allow_chunked_length: false`; http-parser's duplicate Content-Length
 /// error), which makes the request fail with UPE.
+/// One pass over the names (a response has a handful) instead of three
+/// hashed lookups.
 fn ambiguous_framing(h: &http::HeaderMap) -> Option<&'static str> {
-    let lengths = h.get_all(header::CONTENT_LENGTH).iter().count();
-    if lengths > 0 && h.contains_key(header::TRANSFER_ENCODING) {
+    let (mut lengths, mut listed, mut chunked) = (0usize, false, false);
+    for (name, value) in h {
+        if name == header::CONTENT_LENGTH {
+            lengths += 1;
+            listed |= value.as_bytes().contains(&b',');
+        } else if name == header::TRANSFER_ENCODING {
+            chunked = true;
+        }
+    }
+    if lengths > 0 && chunked {
         return Some(
             "http/1.1 protocol error: both 'Content-Length' and 'Transfer-Encoding' are set",
         );
     }
-    let listed = h
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes().contains(&b','));
     if lengths > 1 || listed {
         return Some("http/1.1 protocol error: multiple Content-Length values");
     }
@@ -1100,6 +1107,28 @@ fn classify(e: &hyper::Error) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn framing_is_ambiguous_with_cl_and_te_or_several_lengths() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = http::HeaderMap::new();
+            for (n, v) in pairs {
+                m.append(*n, HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert_eq!(ambiguous_framing(&h(&[("content-length", "3")])), None);
+        assert_eq!(
+            ambiguous_framing(&h(&[("transfer-encoding", "chunked")])),
+            None
+        );
+        let both = h(&[("content-length", "3"), ("transfer-encoding", "chunked")]);
+        assert!(ambiguous_framing(&both).unwrap().contains("both"));
+        let twice = h(&[("content-length", "3"), ("content-length", "3")]);
+        assert!(ambiguous_framing(&twice).unwrap().contains("multiple"));
+        let listed = h(&[("content-length", "3, 3")]);
+        assert!(ambiguous_framing(&listed).unwrap().contains("multiple"));
+    }
 
     fn req(uri: &str, host: Option<&str>) -> Request<Body> {
         let mut b = Request::builder().uri(uri);
