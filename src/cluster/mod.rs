@@ -156,7 +156,7 @@ impl LocalityLb {
             .iter()
             .map(|h| EndpointLocality {
                 locality: Locality::parse(h.endpoint.locality.as_deref().unwrap_or("")),
-                labels: h.endpoint.labels.clone(),
+                labels: (*h.endpoint.labels).clone(),
                 weight: h.weight(),
             })
             .collect();
@@ -267,7 +267,7 @@ impl ClusterState {
         let lb = cluster
             .policy
             .as_ref()
-            .and_then(|p| p.load_balancer.as_ref());
+            .and_then(|p| p.load_balancer.as_deref());
         let balancer = Balancer::new(lb, &hosts);
         let hash_key = lb
             .and_then(|l| l.consistent_hash.as_ref())

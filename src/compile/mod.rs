@@ -68,7 +68,9 @@ pub struct ServicePortInfo {
 pub struct Endpoint {
     /// `ip:port` or `hostname:port` (DNS resolution at connect time).
     pub authority: Arc<str>,
-    pub labels: BTreeMap<String, String>,
+    /// Shared by the clusters of a service and their hosts: one copy per
+    /// WorkloadEntry instead of one per cluster and per host.
+    pub labels: Arc<BTreeMap<String, String>>,
     pub weight: u32,
     /// `region/zone/subzone`, from the WorkloadEntry.
     pub locality: Option<String>,

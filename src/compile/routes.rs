@@ -613,8 +613,8 @@ impl RouteCtx<'_> {
                 .as_ref()
                 .map(|t| t.as_std())
                 .filter(|t| !t.is_zero()),
-            retry: RetryPolicy::from_istio(rule.retries.as_ref(), hashed).map(Arc::new),
-            fault: rule.fault.as_ref().and_then(fault),
+            retry: RetryPolicy::from_istio(rule.retries.as_deref(), hashed).map(Arc::new),
+            fault: rule.fault.as_deref().and_then(fault),
             mirrors: self.mirrors(rule),
             request_headers: req_ops,
             response_headers: resp_ops,

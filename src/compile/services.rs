@@ -333,7 +333,7 @@ fn endpoint(we: &WorkloadEntry, port: &ServicePortInfo) -> Option<Endpoint> {
     };
     Some(Endpoint {
         authority: authority.into(),
-        labels: we.labels.clone(),
+        labels: Arc::new(we.labels.clone()),
         weight: we.weight.unwrap_or(1).max(1),
         locality: we.locality.clone().filter(|l| !l.is_empty()),
     })

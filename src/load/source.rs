@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::decode::decode;
-use super::yaml::{Limits, line_indexes, parse_documents_without_lines};
+use super::yaml::{Limits, line_indexes, parse_each_without_lines};
 use crate::config::{
     ConfigSet, FileLines, Kind, LineIndex, LoadError, Meta, Origin, Resource, SchemaProblem,
 };
@@ -52,6 +52,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
             loader.file(&f);
         }
     }
+    loader.set.shrink_to_fit();
     loader.set
 }
 
@@ -59,6 +60,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
 pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> ConfigSet {
     let mut loader = Loader::new(opts);
     loader.text(text, file);
+    loader.set.shrink_to_fit();
     loader.set
 }
 
@@ -150,19 +152,30 @@ impl<'a> Loader<'a> {
 
     fn text(&mut self, text: &str, file: &str) {
         self.set.files.push(file.to_string());
-        let docs = match parse_documents_without_lines(text, &self.opts.limits) {
-            Ok(d) => d,
-            Err(e) => {
-                return self.error(file, Some(e.line), format!("invalid YAML: {}", e.message));
-            }
-        };
-        let file: Arc<str> = Arc::from(file);
+        let name: Arc<str> = Arc::from(file);
         let source: Arc<str> = Arc::from(text);
         let limits = self.opts.limits.clone();
         let file_lines = Arc::new(FileLines::new(move || line_indexes(&source, &limits)));
-        for (i, doc) in docs.into_iter().enumerate() {
+        // Each document is decoded as soon as it is parsed (its value tree
+        // dropped right after), into a set of this file's own: a file that
+        // turns out not to parse contributes nothing but its error.
+        let mut staged = Loader {
+            opts: self.opts,
+            set: ConfigSet::default(),
+            seq: self.seq,
+        };
+        let mut i = 0;
+        let parsed = parse_each_without_lines(text, &self.opts.limits, &mut |doc| {
             let lines = Arc::new(LineIndex::deferred(file_lines.clone(), i));
-            self.document(doc.value, &file, doc.line, &lines, "", &doc.yaml11_bools);
+            i += 1;
+            staged.document(doc.value, &name, doc.line, &lines, "", &doc.yaml11_bools);
+        });
+        match parsed {
+            Ok(()) => {
+                self.seq = staged.seq;
+                self.set.extend(staged.set);
+            }
+            Err(e) => self.error(file, Some(e.line), format!("invalid YAML: {}", e.message)),
         }
     }
 

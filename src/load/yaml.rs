@@ -81,7 +81,7 @@ enum Frame {
 const ALIAS_RATIO: usize = 100;
 const ALIAS_FLOOR: usize = 10_000;
 
-struct Builder<'a> {
+struct Builder<'a, 'f> {
     limits: &'a Limits,
     /// Build each document's [`LineIndex`]. Off for loading: a path string
     /// per node is most of the parse, and lines are only needed for messages,
@@ -93,7 +93,11 @@ struct Builder<'a> {
     /// The part of `nodes` that alias copies added.
     alias_nodes: usize,
     doc: Option<Document>,
-    docs: Vec<Document>,
+    /// Documents finished so far (the limit counts them).
+    docs: usize,
+    /// Takes each document as it ends, so that a file's values never all
+    /// live at once.
+    sink: &'f mut dyn FnMut(Document),
 }
 
 fn err(span: &Span, message: impl Into<String>) -> YamlError {
@@ -105,7 +109,9 @@ fn err(span: &Span, message: impl Into<String>) -> YamlError {
 
 /// Parse every document of `text`. Empty documents are skipped.
 pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
-    parse(text, limits, true)
+    let mut docs = Vec::new();
+    parse(text, limits, true, &mut |d| docs.push(d))?;
+    Ok(docs)
 }
 
 /// [`parse_documents`] without the line indexes (`Document::lines` is
@@ -114,20 +120,42 @@ pub fn parse_documents_without_lines(
     text: &str,
     limits: &Limits,
 ) -> Result<Vec<Document>, YamlError> {
+    let mut docs = Vec::new();
+    parse_each_without_lines(text, limits, &mut |d| docs.push(d))?;
+    Ok(docs)
+}
+
+/// [`parse_documents_without_lines`], handing each document to `each` as
+/// soon as it ends instead of returning them all: the caller decodes one
+/// value tree at a time (a 10 MB file's trees are hundreds of MB). On an
+/// error `each` has seen the documents before it, and the error is the one
+/// [`parse_documents`] returns.
+pub fn parse_each_without_lines(
+    text: &str,
+    limits: &Limits,
+    each: &mut dyn FnMut(Document),
+) -> Result<(), YamlError> {
     // An error message may name the path of the mapping: the full parse says
     // it exactly as it always has. Errors are rare, so parsing twice is cheap.
-    parse(text, limits, false).or_else(|_| parse(text, limits, true))
+    parse(text, limits, false, each).or_else(|_| parse(text, limits, true, &mut |_| {}))
 }
 
 /// The line index of every document [`parse_documents`] returns, in order;
 /// empty when `text` does not parse.
 pub fn line_indexes(text: &str, limits: &Limits) -> Vec<LineIndex> {
-    parse(text, limits, true)
-        .map(|docs| docs.into_iter().map(|d| d.lines).collect())
-        .unwrap_or_default()
+    let mut lines = Vec::new();
+    match parse(text, limits, true, &mut |d| lines.push(d.lines)) {
+        Ok(()) => lines,
+        Err(_) => Vec::new(),
+    }
 }
 
-fn parse(text: &str, limits: &Limits, paths: bool) -> Result<Vec<Document>, YamlError> {
+fn parse(
+    text: &str,
+    limits: &Limits,
+    paths: bool,
+    sink: &mut dyn FnMut(Document),
+) -> Result<(), YamlError> {
     let mut b = Builder {
         limits,
         paths,
@@ -136,7 +164,8 @@ fn parse(text: &str, limits: &Limits, paths: bool) -> Result<Vec<Document>, Yaml
         nodes: 0,
         alias_nodes: 0,
         doc: None,
-        docs: Vec::new(),
+        docs: 0,
+        sink,
     };
     for ev in Parser::new_from_str(text) {
         let (event, span) = ev.map_err(|e| YamlError {
@@ -145,14 +174,14 @@ fn parse(text: &str, limits: &Limits, paths: bool) -> Result<Vec<Document>, Yaml
         })?;
         b.event(event, span)?;
     }
-    Ok(b.docs)
+    Ok(())
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
         match event {
             Event::DocumentStart(_) => {
-                if self.docs.len() >= self.limits.max_documents {
+                if self.docs >= self.limits.max_documents {
                     return Err(err(
                         &span,
                         format!(
@@ -174,7 +203,8 @@ impl Builder<'_> {
                 if let Some(doc) = self.doc.take()
                     && !doc.value.is_null()
                 {
-                    self.docs.push(doc);
+                    self.docs += 1;
+                    (self.sink)(doc);
                 }
             }
             Event::MappingStart(anchor, _) => {

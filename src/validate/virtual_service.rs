@@ -391,7 +391,7 @@ fn validate_http_route(base: &str, http: &HTTPRoute, in_delegate: bool, out: &mu
     if let Some(rw) = &http.rewrite {
         rewrite(&format!("{base}.rewrite"), rw, out);
     }
-    authority_rewrite(base, http.rewrite.as_ref(), http.headers.as_ref(), out);
+    authority_rewrite(base, http.rewrite.as_deref(), http.headers.as_deref(), out);
     http_route_destinations(&format!("{base}.route"), &http.route, out);
     if let Some(t) = &http.timeout {
         let p = format!("{base}.timeout");
