@@ -254,6 +254,9 @@ pub fn clusters(
     let dr_index = DrIndex::new(config, opts);
     for svc in services {
         let dr = destination_rule_in(&dr_index, svc, opts);
+        // The service's metric labels, shared by all its clusters.
+        let metric =
+            crate::metrics::Destination::new(&svc.fqdn, &svc.name, &svc.namespace, "unknown");
         for port in &svc.ports {
             let protocol = match port.protocol {
                 Protocol::Http2 | Protocol::Grpc => UpstreamProtocol::H2c,
@@ -279,12 +282,7 @@ pub fn clusters(
                         )
                     }),
                     destination_rule: dr.as_ref().map(|d| d.key()),
-                    metric: crate::metrics::Destination::new(
-                        &svc.fqdn,
-                        &svc.name,
-                        &svc.namespace,
-                        if subset.is_empty() { "unknown" } else { subset },
-                    ),
+                    metric: metric.with_version(if subset.is_empty() { "unknown" } else { subset }),
                     name: key.to_string().into(),
                     key: key.clone(),
                     protocol,
@@ -300,11 +298,12 @@ pub fn clusters(
                     let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
                         continue;
                     };
-                    let eps = all
+                    let eps: Vec<Endpoint> = all
                         .iter()
                         .filter(|(_, l)| labels_match(&s.labels, l))
                         .map(|(e, _)| e.clone())
                         .collect();
+                    let eps = eps.into_boxed_slice().into_vec();
                     add(name, eps);
                 }
             }
