@@ -56,10 +56,11 @@ for r in $(seq "$RELOADS"); do
   for _ in $(seq 3000); do
     [ "$(grep -c 'configuration applied' "$WORK/out.log" || true)" -gt "$before" ] && break
     grep -q 'rejected' "$WORK/out.log" && { grep rejected -B5 "$WORK/out.log"; exit 1; }
-    sleep 0.005
+    sleep 0.01
   done
   ta=$(now)
   echo "reload $r: file write -> applied $(ms "$tw" "$ta") ms; peak RSS so far $(hwm "$PID") MiB; RSS now $(rss "$PID") MiB"
+  grep 'configuration applied' "$WORK/out.log" | tail -1 | grep -o 'build_ms.*' || true
   sleep 1
 done
 kill "$TRAFFIC" 2>/dev/null || true

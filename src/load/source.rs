@@ -435,6 +435,31 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_stops_parsing_contributes_only_its_error() {
+        // Documents are decoded as they are parsed: the ones before a syntax
+        // error must not leak into the set.
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.yaml");
+        let bad = dir.path().join("b.yaml");
+        let dr = |n: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {n}}}\nspec: {{host: {n}}}\n---\n"
+            )
+        };
+        std::fs::write(&good, dr("a1") + &dr("a2")).unwrap();
+        std::fs::write(&bad, dr("b1") + "kind: [oops\n").unwrap();
+        let set = load_paths(&[good, bad], &LoadOptions::default());
+        let names: Vec<&str> = set.destination_rules.iter().map(|d| d.name()).collect();
+        assert_eq!(names, ["a1", "a2"]);
+        assert_eq!(set.load_errors.len(), 1);
+        assert_eq!(set.load_errors[0].line, Some(7), "{}", set.load_errors[0]);
+        assert!(set.load_errors[0].message.starts_with("invalid YAML"));
+        assert_eq!(set.files.len(), 2);
+        let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    #[test]
     fn deployment_counts_as_a_pod_with_template_labels() {
         let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1, namespace: default}\nspec:\n  template:\n    metadata:\n      labels: {app: reviews, version: v1}\n    spec:\n      containers: [{name: app}]\n";
         let set = load_str(yaml, "t.yaml", &LoadOptions::default());

@@ -732,6 +732,26 @@ mod tests {
     }
 
     #[test]
+    fn documents_are_handed_over_one_at_a_time_and_errors_match() {
+        let text = "a: 1\n---\nb: 2\n---\n---\nc: {d: 3}\n";
+        let mut seen = Vec::new();
+        parse_each_without_lines(text, &Limits::default(), &mut |d| {
+            seen.push((d.value, d.line));
+        })
+        .expect("parses");
+        let all = parse(text);
+        assert_eq!(seen.len(), all.len());
+        for ((v, l), d) in seen.iter().zip(&all) {
+            assert_eq!((v, *l), (&d.value, d.line));
+        }
+        let bad = "a: 1\n---\nb: {c: 1, c: 2}\n";
+        let mut n = 0;
+        let e = parse_each_without_lines(bad, &Limits::default(), &mut |_| n += 1).unwrap_err();
+        assert_eq!(e, parse_documents(bad, &Limits::default()).unwrap_err());
+        assert_eq!(n, 1, "the document before the error was handed over");
+    }
+
+    #[test]
     fn syntax_error_has_a_line() {
         let e = parse_documents("a: 1\nb: [1, 2\nc: 3\n", &Limits::default()).unwrap_err();
         assert!(e.line >= 2, "{e:?}");
