@@ -89,14 +89,14 @@ fn phases(n: usize, rounds: usize) {
 fn run(path: &str, reloads: usize) {
     let paths = vec![std::path::PathBuf::from(path)];
     let t = Instant::now();
-    let (config, _) = match strait::cli::run::load_valid(&paths, "default") {
-        Ok(c) => c,
-        Err((text, _)) => {
-            eprintln!("{text}");
-            std::process::exit(1);
-        }
-    };
-    let snapshot = compile(&config, &Options::default());
+    let (config, _, snapshot) =
+        match strait::cli::run::load_valid_compiled(&paths, "default", &Options::default()) {
+            Ok(c) => c,
+            Err((text, _)) => {
+                eprintln!("{text}");
+                std::process::exit(1);
+            }
+        };
     let shared = strait::proxy::Shared::new(snapshot, strait::proxy::access_log::AccessLog::off());
     shared.record_config(std::sync::Arc::new(config), String::new(), &paths);
     println!("start {:?}", t.elapsed());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use xxhash_rust::xxh64::xxh64;
 
 use super::decode::decode;
 use super::yaml::{Limits, line_indexes, parse_each_without_lines};
@@ -38,7 +39,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
             let limit = opts.limits.max_file_bytes;
             match std::io::stdin().take(limit + 1).read_to_string(&mut text) {
                 Ok(n) if n as u64 > limit => loader.error("-", None, too_big(limit)),
-                Ok(_) => loader.text(&text, "-"),
+                Ok(_) => loader.text(&text, "-", None),
                 Err(e) => loader.error("-", None, format!("cannot read stdin: {e}")),
             }
             continue;
@@ -59,7 +60,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
 /// Load YAML text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> ConfigSet {
     let mut loader = Loader::new(opts);
-    loader.text(text, file);
+    loader.text(text, file, None);
     loader.set.shrink_to_fit();
     loader.set
 }
@@ -143,19 +144,38 @@ impl<'a> Loader<'a> {
         }
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => self.text(&text, &name),
+                Ok(text) => self.text(&text, &name, Some(path)),
                 Err(_) => self.error(&name, None, "file is not UTF-8 text".into()),
             },
             Err(e) => self.error(&name, None, format!("cannot read: {e}")),
         }
     }
 
-    fn text(&mut self, text: &str, file: &str) {
+    /// `path`: the file `text` was read from, read again for line numbers
+    /// instead of keeping the text (10 MB for 10,000 services) for the rare
+    /// message that needs one.
+    fn text(&mut self, text: &str, file: &str, path: Option<&Path>) {
         self.set.files.push(file.to_string());
         let name: Arc<str> = Arc::from(file);
-        let source: Arc<str> = Arc::from(text);
         let limits = self.opts.limits.clone();
-        let file_lines = Arc::new(FileLines::new(move || line_indexes(&source, &limits)));
+        let file_lines = Arc::new(match path {
+            Some(path) => {
+                let path = path.to_path_buf();
+                let (len, hash) = (text.len(), xxh64(text.as_bytes(), 0));
+                FileLines::new(move || match std::fs::read(&path) {
+                    // Only the very text that was loaded: a file changed
+                    // since gets no field lines, and messages fall back to
+                    // each resource's first line.
+                    Ok(b) if b.len() == len && xxh64(&b, 0) == hash => std::str::from_utf8(&b)
+                        .map_or_else(|_| Vec::new(), |t| line_indexes(t, &limits)),
+                    _ => Vec::new(),
+                })
+            }
+            None => {
+                let source: Arc<str> = Arc::from(text);
+                FileLines::new(move || line_indexes(&source, &limits))
+            }
+        });
         // Each document is decoded as soon as it is parsed (its value tree
         // dropped right after), into a set of this file's own: a file that
         // turns out not to parse contributes nothing but its error.
@@ -457,6 +477,20 @@ mod tests {
         assert_eq!(set.files.len(), 2);
         let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, [1, 2]);
+    }
+
+    #[test]
+    fn field_lines_come_from_the_file_as_loaded_or_fall_back_to_the_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.yaml");
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: x\n";
+        std::fs::write(&p, yaml).unwrap();
+        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
+        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 5);
+        // Changed before a line was first asked for: never another text's lines.
+        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
+        std::fs::write(&p, format!("# moved\n{yaml}")).unwrap();
+        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 1);
     }
 
     #[test]

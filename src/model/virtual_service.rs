@@ -78,11 +78,11 @@ pub struct HTTPMatchRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<StringMatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scheme: Option<StringMatch>,
+    pub scheme: Option<Box<StringMatch>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<StringMatch>,
+    pub method: Option<Box<StringMatch>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub authority: Option<StringMatch>,
+    pub authority: Option<Box<StringMatch>>,
     /// A value of `{}` means presence only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, StringMatch>,
@@ -118,7 +118,7 @@ pub struct HTTPRouteDestination {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Headers>,
+    pub headers: Option<Box<Headers>>,
 }
 
 /// `RouteDestination` (TLS and TCP routes).

@@ -1492,7 +1492,7 @@ fn prefix_match(r: &HTTPRoute, m: &HTTPMatchRequest, i: usize, j: usize) -> Opti
         ("prefix", p) if !p.is_empty() => p.to_string(),
         _ => return None,
     };
-    let mut method = exact_or_prefix(m.method.as_ref());
+    let mut method = exact_or_prefix(m.method.as_deref());
     if method.is_empty() {
         method = "exact:GET".to_string();
     }
@@ -1509,7 +1509,7 @@ fn prefix_match(r: &HTTPRoute, m: &HTTPMatchRequest, i: usize, j: usize) -> Opti
         prefix,
         port: m.port.unwrap_or(0),
         method,
-        authority: exact_or_prefix(m.authority.as_ref()),
+        authority: exact_or_prefix(m.authority.as_deref()),
         headers: conv(&m.headers),
         query_params: conv(&m.query_params),
         without_headers: conv(&m.without_headers),
