@@ -447,7 +447,7 @@ fn str_match(m: &StringMatch, presence_allowed: bool) -> Option<StrMatch> {
 }
 
 fn compile_match(m: &HTTPMatchRequest) -> RouteMatch {
-    let headers = |map: &std::collections::BTreeMap<String, StringMatch>| {
+    let headers = |map: &std::collections::BTreeMap<String, Box<StringMatch>>| {
         map.iter()
             .filter(|(k, _)| !matches!(k.as_str(), "uri" | "scheme" | "method" | "authority"))
             .filter_map(|(k, v)| {

@@ -85,7 +85,7 @@ pub struct HTTPMatchRequest {
     pub authority: Option<Box<StringMatch>>,
     /// A value of `{}` means presence only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, StringMatch>,
+    pub headers: BTreeMap<String, Box<StringMatch>>,
     /// Config-time selector, not evaluated per request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
@@ -96,11 +96,11 @@ pub struct HTTPMatchRequest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query_params: BTreeMap<String, StringMatch>,
+    pub query_params: BTreeMap<String, Box<StringMatch>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignore_uri_case: Option<bool>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub without_headers: BTreeMap<String, StringMatch>,
+    pub without_headers: BTreeMap<String, Box<StringMatch>>,
     /// Config-time selector on the client proxy's namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_namespace: Option<String>,

@@ -1496,7 +1496,7 @@ fn prefix_match(r: &HTTPRoute, m: &HTTPMatchRequest, i: usize, j: usize) -> Opti
     if method.is_empty() {
         method = "exact:GET".to_string();
     }
-    let conv = |map: &BTreeMap<String, StringMatch>| {
+    let conv = |map: &BTreeMap<String, Box<StringMatch>>| {
         map.iter()
             .map(|(k, v)| (k.clone(), exact_or_prefix(Some(v))))
             .collect()
