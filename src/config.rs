@@ -146,6 +146,14 @@ impl LineIndex {
         }
     }
 
+    /// Every line moved down by `by` (an index built from a file's tail).
+    pub fn shifted(mut self, by: usize) -> LineIndex {
+        for l in self.lines.values_mut() {
+            *l += by;
+        }
+        self
+    }
+
     pub fn insert(&mut self, path: String, line: usize) {
         self.lines.entry(path).or_insert(line);
     }

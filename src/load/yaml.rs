@@ -87,6 +87,8 @@ struct Builder<'a, 'f> {
     /// per node is most of the parse, and lines are only needed for messages,
     /// so [`line_indexes`] builds them again when one is asked for.
     paths: bool,
+    /// Fail on any alias (a second half of a split file).
+    no_aliases: bool,
     stack: Vec<Frame>,
     anchors: Vec<(usize, Value, usize)>,
     nodes: usize,
@@ -150,15 +152,78 @@ pub fn line_indexes(text: &str, limits: &Limits) -> Vec<LineIndex> {
     }
 }
 
+/// What a parse of part of a file counted, to check the file's limits
+/// over its parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartCounts {
+    pub documents: usize,
+    pub nodes: usize,
+}
+
+/// Where `text` may be parsed as two independent halves: the start of a
+/// line `---` (a document start, which YAML forbids inside any node) near
+/// the middle, with its 1-based line number. `None` for short texts and for
+/// texts with directives (`%YAML`, `%TAG` apply to the documents after
+/// them).
+pub fn split_point(text: &str, min_len: usize) -> Option<(usize, usize)> {
+    if text.len() < min_len || text.starts_with('%') || text.contains("\n%") {
+        return None;
+    }
+    let mut at = text.len() / 2;
+    loop {
+        let found = text.get(at..)?.find("\n---\n")?;
+        let start = at + found + 1;
+        // Not the very last line: the second half must hold a document.
+        if start + 4 < text.len() {
+            let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count();
+            return Some((start, line));
+        }
+        at = start;
+    }
+}
+
+/// Parse the first part of a split file: as [`parse_each_without_lines`]
+/// on its prefix, except that it never re-parses for an error message
+/// (the caller parses the whole file again on any error).
+pub fn parse_head(
+    text: &str,
+    limits: &Limits,
+    each: &mut dyn FnMut(Document),
+) -> Result<PartCounts, YamlError> {
+    parse_counted(text, limits, false, false, each)
+}
+
+/// Parse the second part of a split file (`text` starts at a `---` line).
+/// Refuses any alias (the alias bound counts over the whole file) and any
+/// error: the caller parses the whole file again.
+pub fn parse_tail(
+    text: &str,
+    limits: &Limits,
+    each: &mut dyn FnMut(Document),
+) -> Result<PartCounts, YamlError> {
+    parse_counted(text, limits, false, true, each)
+}
+
 fn parse(
     text: &str,
     limits: &Limits,
     paths: bool,
     sink: &mut dyn FnMut(Document),
 ) -> Result<(), YamlError> {
+    parse_counted(text, limits, paths, false, sink).map(|_| ())
+}
+
+fn parse_counted(
+    text: &str,
+    limits: &Limits,
+    paths: bool,
+    no_aliases: bool,
+    sink: &mut dyn FnMut(Document),
+) -> Result<PartCounts, YamlError> {
     let mut b = Builder {
         limits,
         paths,
+        no_aliases,
         stack: Vec::new(),
         anchors: Vec::new(),
         nodes: 0,
@@ -174,7 +239,10 @@ fn parse(
         })?;
         b.event(event, span)?;
     }
-    Ok(())
+    Ok(PartCounts {
+        documents: b.docs,
+        nodes: b.nodes,
+    })
 }
 
 impl Builder<'_, '_> {
@@ -305,6 +373,9 @@ impl Builder<'_, '_> {
                 self.attach(value, &span)?;
             }
             Event::Alias(id) => {
+                if self.no_aliases {
+                    return Err(err(&span, "alias in the second half of a split parse"));
+                }
                 let Some((_, _, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
                 else {
                     return Err(err(&span, "alias refers to an unknown anchor"));
@@ -749,6 +820,19 @@ mod tests {
         let e = parse_each_without_lines(bad, &Limits::default(), &mut |_| n += 1).unwrap_err();
         assert_eq!(e, parse_documents(bad, &Limits::default()).unwrap_err());
         assert_eq!(n, 1, "the document before the error was handed over");
+    }
+
+    #[test]
+    fn files_split_only_at_a_document_start_line_and_without_directives() {
+        let text = "a: 1\n---\nb: 2\n---\nc: |\n  ---\n---\nd: 4\n";
+        let (at, line) = split_point(text, 1).expect("splits");
+        assert_eq!((&text[at..at + 4], line), ("---\n", 7));
+        assert_eq!(split_point(text, text.len() + 1), None, "too short");
+        assert_eq!(split_point(&format!("%YAML 1.2\n---\n{text}"), 1), None);
+        assert_eq!(split_point("a: 1\nb: 2\n---\n", 1), None, "nothing after");
+        let mut n = 0;
+        let e = parse_tail("---\na: &x 1\nb: *x\n", &Limits::default(), &mut |_| n += 1);
+        assert!(e.is_err(), "aliases are refused in a second half");
     }
 
     #[test]
