@@ -20,7 +20,7 @@ ADMIN=127.0.0.1:28106
 target/release/examples/scale write "$N" "$WORK/scale.yaml"
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
-hwm() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; }
+hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
 
 t0=$(now)
