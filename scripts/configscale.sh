@@ -60,7 +60,7 @@ for r in $(seq "$RELOADS"); do
   done
   ta=$(now)
   echo "reload $r: file write -> applied $(ms "$tw" "$ta") ms; peak RSS so far $(hwm "$PID") MiB; RSS now $(rss "$PID") MiB"
-  grep 'configuration applied' "$WORK/out.log" | tail -1 | grep -o 'build_ms.*' || true
+  grep 'configuration applied' "$WORK/out.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | grep -o 'build_ms.*' || true
   sleep 1
 done
 kill "$TRAFFIC" 2>/dev/null || true
