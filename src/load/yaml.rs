@@ -171,7 +171,8 @@ pub fn split_point(text: &str, min_len: usize) -> Option<(usize, usize)> {
     }
     let mut at = text.len() / 2;
     loop {
-        let found = text.get(at..)?.find("\n---\n")?;
+        // Bytes: the middle may fall inside a multi-byte character.
+        let found = memchr::memmem::find(text.as_bytes().get(at..)?, b"\n---\n")?;
         let start = at + found + 1;
         // Not the very last line: the second half must hold a document.
         if start + 4 < text.len() {
@@ -830,6 +831,12 @@ mod tests {
         assert_eq!(split_point(text, text.len() + 1), None, "too short");
         assert_eq!(split_point(&format!("%YAML 1.2\n---\n{text}"), 1), None);
         assert_eq!(split_point("a: 1\nb: 2\n---\n", 1), None, "nothing after");
+        let wide = "k: éééééééééé\n---\nb: 2\n";
+        assert_eq!(
+            split_point(wide, 1).map(|(_, l)| l),
+            Some(2),
+            "middle inside a character"
+        );
         let mut n = 0;
         let e = parse_tail("---\na: &x 1\nb: *x\n", &Limits::default(), &mut |_| n += 1);
         assert!(e.is_err(), "aliases are refused in a second half");
