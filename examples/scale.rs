@@ -4,6 +4,10 @@
 //!
 //! `cargo run --release --example scale -- write 10000 /tmp/10k.yaml`
 //! `cargo run --release --example scale -- phases 10000 [rounds]`
+//! `cargo run --release --example scale -- run /tmp/10k.yaml [reloads]`: what
+//! `strait run` does at start (load, validate, compile, install) and on each
+//! reload (`Reloader::reload`), without listeners: for heaptrack, which
+//! sees this example's allocations (the binary's mimalloc hides them).
 
 use std::time::Instant;
 
@@ -30,8 +34,14 @@ fn main() {
             }
         }
         Some("phases") => phases(n(1, 10_000), n(2, 1)),
+        Some("run") => run(
+            args.get(1).map_or("/tmp/strait-scale.yaml", String::as_str),
+            n(2, 1),
+        ),
         _ => {
-            eprintln!("usage: scale write N PATH | scale phases N [ROUNDS]");
+            eprintln!(
+                "usage: scale write N PATH | scale phases N [ROUNDS] | scale run PATH [RELOADS]"
+            );
             std::process::exit(2);
         }
     }
@@ -73,5 +83,32 @@ fn phases(n: usize, rounds: usize) {
             snap.clusters.len(),
             all.len()
         );
+    }
+}
+
+fn run(path: &str, reloads: usize) {
+    let paths = vec![std::path::PathBuf::from(path)];
+    let t = Instant::now();
+    let (config, _, snapshot) =
+        match strait::cli::run::load_valid_compiled(&paths, "default", &Options::default()) {
+            Ok(c) => c,
+            Err((text, _)) => {
+                eprintln!("{text}");
+                std::process::exit(1);
+            }
+        };
+    let shared = strait::proxy::Shared::new(snapshot, strait::proxy::access_log::AccessLog::off());
+    shared.record_config(std::sync::Arc::new(config), String::new(), &paths);
+    println!("start {:?}", t.elapsed());
+    let reloader = strait::reload::Reloader {
+        paths,
+        namespace: "default".into(),
+        labels: Default::default(),
+        shared,
+    };
+    for _ in 0..reloads {
+        let t = Instant::now();
+        let v = reloader.reload();
+        println!("reload {:?} -> {v:?}", t.elapsed());
     }
 }

@@ -146,6 +146,14 @@ impl LineIndex {
         }
     }
 
+    /// Every line moved down by `by` (an index built from a file's tail).
+    pub fn shifted(mut self, by: usize) -> LineIndex {
+        for l in self.lines.values_mut() {
+            *l += by;
+        }
+        self
+    }
+
     pub fn insert(&mut self, path: String, line: usize) {
         self.lines.entry(path).or_insert(line);
     }
@@ -405,22 +413,50 @@ pub struct ConfigSet {
 impl ConfigSet {
     /// Append another set, keeping load order.
     pub fn extend(&mut self, other: ConfigSet) {
-        self.virtual_services.extend(other.virtual_services);
-        self.destination_rules.extend(other.destination_rules);
-        self.service_entries.extend(other.service_entries);
-        self.workload_entries.extend(other.workload_entries);
-        self.gateways.extend(other.gateways);
-        self.sidecars.extend(other.sidecars);
-        self.services.extend(other.services);
-        self.pods.extend(other.pods);
-        self.namespaces.extend(other.namespaces);
-        self.secrets.extend(other.secrets);
-        self.nodes.extend(other.nodes);
-        self.kubernetes_gateways.extend(other.kubernetes_gateways);
-        self.request_authentications
-            .extend(other.request_authentications);
-        self.problems.extend(other.problems);
-        self.load_errors.extend(other.load_errors);
-        self.files.extend(other.files);
+        append(&mut self.virtual_services, other.virtual_services);
+        append(&mut self.destination_rules, other.destination_rules);
+        append(&mut self.service_entries, other.service_entries);
+        append(&mut self.workload_entries, other.workload_entries);
+        append(&mut self.gateways, other.gateways);
+        append(&mut self.sidecars, other.sidecars);
+        append(&mut self.services, other.services);
+        append(&mut self.pods, other.pods);
+        append(&mut self.namespaces, other.namespaces);
+        append(&mut self.secrets, other.secrets);
+        append(&mut self.nodes, other.nodes);
+        append(&mut self.kubernetes_gateways, other.kubernetes_gateways);
+        append(
+            &mut self.request_authentications,
+            other.request_authentications,
+        );
+        append(&mut self.problems, other.problems);
+        append(&mut self.load_errors, other.load_errors);
+        append(&mut self.files, other.files);
+    }
+
+    /// Give back the spare capacity the lists grew while loading.
+    pub fn shrink_to_fit(&mut self) {
+        self.virtual_services.shrink_to_fit();
+        self.destination_rules.shrink_to_fit();
+        self.service_entries.shrink_to_fit();
+        self.workload_entries.shrink_to_fit();
+        self.gateways.shrink_to_fit();
+        self.sidecars.shrink_to_fit();
+        self.services.shrink_to_fit();
+        self.pods.shrink_to_fit();
+        self.namespaces.shrink_to_fit();
+        self.secrets.shrink_to_fit();
+        self.nodes.shrink_to_fit();
+        self.kubernetes_gateways.shrink_to_fit();
+        self.request_authentications.shrink_to_fit();
+    }
+}
+
+/// `a.extend(b)`, taking `b` whole when `a` is empty (no copy of a large list).
+fn append<T>(a: &mut Vec<T>, b: Vec<T>) {
+    if a.is_empty() {
+        *a = b;
+    } else {
+        a.extend(b);
     }
 }

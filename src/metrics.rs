@@ -171,6 +171,22 @@ impl Destination {
         }
     }
 
+    /// Another cluster of the same service (a subset, `version`): the
+    /// service labels shared, its own series cache.
+    pub fn with_version(&self, version: &str) -> Destination {
+        Destination {
+            service: self.service.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            version: if *self.version == version {
+                self.version.clone()
+            } else {
+                Arc::new(version.to_string())
+            },
+            cache: Some(Arc::default()),
+        }
+    }
+
     /// A request that reached no cluster (404 NR, 400, no `Host`). Istio
     /// labels it `unknown`, never with the request's `Host`: a client
     /// sending endless distinct hosts would otherwise grow the metrics

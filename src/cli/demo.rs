@@ -88,8 +88,8 @@ pub fn run(args: DemoArgs) -> i32 {
                 };
                 match TcpListener::bind(addr).await {
                     Ok(l) => {
-                        tokio::spawn(label_server(l, e.labels.clone()));
-                        started.insert(e.authority.to_string(), e.labels.clone());
+                        tokio::spawn(label_server(l, (*e.labels).clone()));
+                        started.insert(e.authority.to_string(), (*e.labels).clone());
                     }
                     Err(err) => {
                         let _ = writeln!(std::io::stderr(), "Error: cannot start the demo upstream on {addr}: {err}");

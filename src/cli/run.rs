@@ -121,6 +121,37 @@ pub fn load_valid(
     paths: &[PathBuf],
     namespace: &str,
 ) -> Result<(ConfigSet, Vec<Message>), (String, i32)> {
+    let config = load_only(paths, namespace)?;
+    let messages = validate(&config, namespace)?;
+    Ok((config, messages))
+}
+
+/// [`load_valid`], and the snapshot for `options` compiled on a second
+/// thread while the configuration is validated (both only read it): what
+/// `strait run` does at start and on every reload. The snapshot of a
+/// configuration that does not validate is dropped.
+pub fn load_valid_compiled(
+    paths: &[PathBuf],
+    namespace: &str,
+    options: &Options,
+) -> Result<(ConfigSet, Vec<Message>, Snapshot), (String, i32)> {
+    let config = load_only(paths, namespace)?;
+    let (messages, snapshot) = std::thread::scope(|s| {
+        let compiling = std::thread::Builder::new()
+            .name("strait-compile".into())
+            .spawn_scoped(s, || compile::compile(&config, options));
+        let messages = validate(&config, namespace);
+        let snapshot = match compiling {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            // No second thread (resource limits): compile here, after.
+            Err(_) => compile::compile(&config, options),
+        };
+        (messages, snapshot)
+    });
+    Ok((config, messages?, snapshot))
+}
+
+fn load_only(paths: &[PathBuf], namespace: &str) -> Result<ConfigSet, (String, i32)> {
     let config = load::load_paths(
         paths,
         &LoadOptions {
@@ -136,14 +167,17 @@ pub fn load_valid(
             .collect();
         return Err((text.join("\n"), super::check::EXIT_PARSE));
     }
+    Ok(config)
+}
+
+fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, (String, i32)> {
     let mesh = MeshConfig::default();
     let names: Vec<String> = analyze::schema::ANALYZERS
         .iter()
         .map(|a| analyze::Analyzer::name(a).to_string())
         .collect();
-    let messages = analyze::run(&Context::new(&config, &mesh), &names).unwrap_or_default();
-    let mut messages = messages;
-    messages.extend(unsupported_tls(&config, namespace));
+    let mut messages = analyze::run(&Context::new(config, &mesh), &names).unwrap_or_default();
+    messages.extend(unsupported_tls(config, namespace));
     if messages.iter().any(|m| m.level() == Level::Error) {
         let text: Vec<String> = messages.iter().map(ToString::to_string).collect();
         return Err((
@@ -154,7 +188,7 @@ pub fn load_valid(
             super::check::EXIT_FINDINGS,
         ));
     }
-    Ok((config, messages))
+    Ok(messages)
 }
 
 /// DestinationRules this proxy uses whose `tls` strait cannot honour
@@ -237,16 +271,6 @@ pub fn compile_for(
 
 pub fn run(args: RunArgs) -> i32 {
     let mut stderr = std::io::stderr();
-    let (config, warnings) = match load_valid(&args.config, &args.namespace) {
-        Ok(c) => c,
-        Err((text, code)) => {
-            let _ = writeln!(stderr, "{text}");
-            return code;
-        }
-    };
-    for w in &warnings {
-        let _ = writeln!(stderr, "{w}");
-    }
     let options = Options {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
@@ -254,7 +278,17 @@ pub fn run(args: RunArgs) -> i32 {
         gateway: args.gateway.is_some(),
         ..Options::default()
     };
-    let snapshot = compile::compile(&config, &options);
+    let (config, warnings, snapshot) =
+        match load_valid_compiled(&args.config, &args.namespace, &options) {
+            Ok(c) => c,
+            Err((text, code)) => {
+                let _ = writeln!(stderr, "{text}");
+                return code;
+            }
+        };
+    for w in &warnings {
+        let _ = writeln!(stderr, "{w}");
+    }
     if !snapshot.gateway.problems.is_empty() {
         for p in &snapshot.gateway.problems {
             let _ = writeln!(stderr, "Error: {p}");

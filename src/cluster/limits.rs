@@ -109,14 +109,14 @@ mod tests {
 
     fn policy(max_requests: Option<i32>, max_retries: Option<i32>) -> TrafficPolicy {
         TrafficPolicy {
-            connection_pool: Some(ConnectionPoolSettings {
+            connection_pool: Some(Box::new(ConnectionPoolSettings {
                 http: Some(HTTPSettings {
                     http2_max_requests: max_requests,
                     max_retries,
                     ..Default::default()
                 }),
                 ..Default::default()
-            }),
+            })),
             ..Default::default()
         }
     }

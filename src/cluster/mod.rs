@@ -103,8 +103,9 @@ pub struct ClusterState {
     pub balancer: Balancer,
     /// Shared with the previous state when only endpoints changed.
     pub limits: Arc<Limits>,
-    /// The merged DestinationRule policy this state was built from.
-    pub policy: Option<TrafficPolicy>,
+    /// The merged DestinationRule policy this state was built from (boxed:
+    /// mostly absent, and there is one state per cluster).
+    pub policy: Option<Box<TrafficPolicy>>,
     /// Present when the policy has an `outlierDetection` block (Istio has
     /// none otherwise). Indexed like `hosts`; shared with the next state
     /// when a reload keeps the outlier config (see [`ClusterState::new`]).
@@ -156,7 +157,7 @@ impl LocalityLb {
             .iter()
             .map(|h| EndpointLocality {
                 locality: Locality::parse(h.endpoint.locality.as_deref().unwrap_or("")),
-                labels: h.endpoint.labels.clone(),
+                labels: (*h.endpoint.labels).clone(),
                 weight: h.weight(),
             })
             .collect();
@@ -261,13 +262,13 @@ impl ClusterState {
             })
             .collect();
         let limits = match previous {
-            Some(p) if p.policy == cluster.policy => p.limits.clone(),
+            Some(p) if p.policy.as_deref() == cluster.policy.as_ref() => p.limits.clone(),
             _ => Arc::new(Limits::from_policy(cluster.policy.as_ref())),
         };
         let lb = cluster
             .policy
             .as_ref()
-            .and_then(|p| p.load_balancer.as_ref());
+            .and_then(|p| p.load_balancer.as_deref());
         let balancer = Balancer::new(lb, &hosts);
         let hash_key = lb
             .and_then(|l| l.consistent_hash.as_ref())
@@ -285,7 +286,7 @@ impl ClusterState {
             hosts,
             balancer,
             limits,
-            policy: cluster.policy.clone(),
+            policy: cluster.policy.clone().map(Box::new),
             outlier,
             hash_key,
             locality,
@@ -295,7 +296,7 @@ impl ClusterState {
     /// True if `cluster` would build the same state (same policy, same
     /// endpoints in the same order).
     pub fn matches(&self, cluster: &Cluster) -> bool {
-        self.policy == cluster.policy
+        self.policy.as_deref() == cluster.policy.as_ref()
             && self.hosts.len() == cluster.endpoints.len()
             && self
                 .hosts

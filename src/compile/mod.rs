@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::ConfigSet;
-use crate::model::{Protocol, WorkloadEntry};
+use crate::model::Protocol;
 use crate::route::{ClusterKey, RouteTable, UpstreamProtocol};
 
 /// Who the proxy is: its namespace and labels decide which config applies.
@@ -50,7 +50,6 @@ pub struct ServiceInfo {
     /// Short name (`destination_service_name`).
     pub name: String,
     pub ports: Vec<ServicePortInfo>,
-    pub endpoints: Vec<WorkloadEntry>,
     /// `namespace/name` of the ServiceEntry.
     pub source: String,
 }
@@ -68,7 +67,9 @@ pub struct ServicePortInfo {
 pub struct Endpoint {
     /// `ip:port` or `hostname:port` (DNS resolution at connect time).
     pub authority: Arc<str>,
-    pub labels: BTreeMap<String, String>,
+    /// Shared by the clusters of a service and their hosts: one copy per
+    /// WorkloadEntry instead of one per cluster and per host.
+    pub labels: Arc<BTreeMap<String, String>>,
     pub weight: u32,
     /// `region/zone/subzone`, from the WorkloadEntry.
     pub locality: Option<String>,
@@ -110,8 +111,8 @@ pub struct Snapshot {
 
 /// Build the snapshot for a proxy described by `opts`.
 pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
-    let services = services::services(config, opts);
-    let clusters = services::clusters(config, &services, opts);
+    let (services, endpoints) = services::services_and_endpoints(config, opts);
+    let clusters = services::clusters(config, &services, &endpoints, opts);
     let routes = routes::route_table(config, &services, &clusters, opts);
     let gateway = if opts.gateway {
         gateway::compile(config, &services, &clusters, opts)

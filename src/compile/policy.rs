@@ -44,7 +44,7 @@ pub fn effective(dr: &DestinationRule, port: u16, subset: Option<&str>) -> Optio
     };
     let (sub, has_port_level) = match port_entry(sub, port) {
         Some(p) => (p, true),
-        None => (sub.clone(), false),
+        None => ((**sub).clone(), false),
     };
     let Some(mut out) = eff else {
         return Some(TrafficPolicy {

@@ -240,7 +240,7 @@ pub(super) fn build_routes(
         clusters,
         opts,
     };
-    for (i, rule) in vs.spec.http.iter().enumerate() {
+    'rules: for (i, rule) in vs.spec.http.iter().enumerate() {
         let expanded: Vec<(HTTPRoute, Vec<HTTPMatchRequest>)> = match &rule.delegate {
             Some(d) => delegate_rules(config, vs, rule, d),
             None => vec![(rule.clone(), rule.match_.clone())],
@@ -271,10 +271,12 @@ pub(super) fn build_routes(
                 out.push(ctx.route(&rule, i, name, matcher));
             }
             if catch_all {
-                return out;
+                break 'rules;
             }
         }
     }
+    // Kept for the snapshot's life, one list per virtual host.
+    out.shrink_to_fit();
     out
 }
 
@@ -445,7 +447,7 @@ fn str_match(m: &StringMatch, presence_allowed: bool) -> Option<StrMatch> {
 }
 
 fn compile_match(m: &HTTPMatchRequest) -> RouteMatch {
-    let headers = |map: &std::collections::BTreeMap<String, StringMatch>| {
+    let headers = |map: &std::collections::BTreeMap<String, Box<StringMatch>>| {
         map.iter()
             .filter(|(k, _)| !matches!(k.as_str(), "uri" | "scheme" | "method" | "authority"))
             .filter_map(|(k, v)| {
@@ -454,7 +456,9 @@ fn compile_match(m: &HTTPMatchRequest) -> RouteMatch {
                     matcher: str_match(v, true)?,
                 })
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into_boxed_slice()
+            .into_vec()
     };
     RouteMatch {
         uri: m.uri.as_ref().and_then(|u| str_match(u, false)),
@@ -613,8 +617,11 @@ impl RouteCtx<'_> {
                 .as_ref()
                 .map(|t| t.as_std())
                 .filter(|t| !t.is_zero()),
-            retry: RetryPolicy::from_istio(rule.retries.as_ref(), hashed).map(Arc::new),
-            fault: rule.fault.as_ref().and_then(fault),
+            retry: match rule.retries.as_deref() {
+                None => default_retry(hashed),
+                r => RetryPolicy::from_istio(r, hashed).map(Arc::new),
+            },
+            fault: rule.fault.as_deref().and_then(fault),
             mirrors: self.mirrors(rule),
             request_headers: req_ops,
             response_headers: resp_ops,
@@ -648,6 +655,14 @@ impl RouteCtx<'_> {
         })
     }
 
+    /// The cluster's name, shared with the cluster when it exists.
+    fn cluster_name(&self, key: &ClusterKey) -> Arc<str> {
+        match self.clusters.get(key) {
+            Some(c) => c.name.clone(),
+            None => key.to_string().into(),
+        }
+    }
+
     fn destinations(&self, rule: &HTTPRoute) -> Vec<WeightedCluster> {
         let several = rule.route.len() > 1;
         rule.route
@@ -662,7 +677,7 @@ impl RouteCtx<'_> {
                 let (rq, auth) = header_ops(rd.headers.as_ref().and_then(|h| h.request.as_ref()));
                 let (rs, _) = header_ops(rd.headers.as_ref().and_then(|h| h.response.as_ref()));
                 Some(WeightedCluster {
-                    name: key.to_string().into(),
+                    name: self.cluster_name(&key),
                     cluster: key,
                     weight,
                     request_headers: rq,
@@ -672,7 +687,10 @@ impl RouteCtx<'_> {
             })
             // Destinations with weight 0 get nothing when there are several.
             .filter(|w| w.weight > 0)
-            .collect()
+            .collect::<Vec<_>>()
+            // A filtered collect starts at four entries: most routes have one.
+            .into_boxed_slice()
+            .into_vec()
     }
 
     fn mirrors(&self, rule: &HTTPRoute) -> Vec<Mirror> {
@@ -682,7 +700,7 @@ impl RouteCtx<'_> {
                 let fraction = millionths(pct.unwrap_or(100.0));
                 if fraction > 0 {
                     out.push(Mirror {
-                        name: key.to_string().into(),
+                        name: self.cluster_name(&key),
                         cluster: key,
                         fraction,
                     });
@@ -705,6 +723,16 @@ impl RouteCtx<'_> {
         }
         out
     }
+}
+
+/// Istio's default retry policy (no `retries` block), one per process
+/// instead of one per route: most routes have it.
+fn default_retry(consistent_hash: bool) -> Option<Arc<RetryPolicy>> {
+    static DEFAULTS: std::sync::LazyLock<[Option<Arc<RetryPolicy>>; 2]> =
+        std::sync::LazyLock::new(|| {
+            [false, true].map(|h| RetryPolicy::from_istio(None, h).map(Arc::new))
+        });
+    DEFAULTS[usize::from(consistent_hash)].clone()
 }
 
 /// Percent (0–100) → millionths, as Envoy's FractionalPercent per million.

@@ -2,6 +2,7 @@
 //! or WorkloadEntries picked by `workloadSelector`) and the DestinationRule
 //! subsets that split them into Envoy clusters.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -21,8 +22,21 @@ pub fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
 
 /// Every service visible to the proxy, by FQDN (first definition wins).
 pub fn services(config: &ConfigSet, opts: &Options) -> Vec<Arc<ServiceInfo>> {
+    services_and_endpoints(config, opts).0
+}
+
+/// A service's endpoints, borrowed from the configuration while compiling
+/// (the snapshot keeps them per cluster only, not a copy per service).
+pub type ServiceEndpoints<'a> = Vec<Cow<'a, WorkloadEntry>>;
+
+/// [`services`], and each one's endpoints (same order) for [`clusters`].
+pub fn services_and_endpoints<'a>(
+    config: &'a ConfigSet,
+    opts: &Options,
+) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
     let mut seen = HashMap::new();
     let mut out = Vec::new();
+    let mut out_endpoints = Vec::new();
     for se in &config.service_entries {
         if !visible(&se.spec.export_to, se.namespace(), &opts.namespace) {
             continue;
@@ -56,21 +70,21 @@ pub fn services(config: &ConfigSet, opts: &Options) -> Vec<Arc<ServiceInfo>> {
                 namespace: se.namespace().to_string(),
                 name: short_name(h),
                 ports,
-                endpoints: if dns_self {
-                    vec![WorkloadEntry {
-                        address: Some(h.clone()),
-                        ..Default::default()
-                    }]
-                } else {
-                    endpoints.clone()
-                },
                 source: se.key(),
+            });
+            out_endpoints.push(if dns_self {
+                vec![Cow::Owned(WorkloadEntry {
+                    address: Some(h.clone()),
+                    ..Default::default()
+                })]
+            } else {
+                endpoints.iter().map(|e| Cow::Borrowed(*e)).collect()
             });
             seen.insert(h.clone(), out.len());
             out.push(svc);
         }
     }
-    out
+    (out, out_endpoints)
 }
 
 /// First label of a host, as Istio's `destination_service_name`.
@@ -79,20 +93,20 @@ fn short_name(h: &str) -> String {
 }
 
 /// Inline endpoints, or the same-namespace WorkloadEntries the selector picks.
-fn endpoints_of(
-    se: &Resource<ServiceEntry>,
-    wes: &[Resource<WorkloadEntry>],
-) -> Vec<WorkloadEntry> {
+fn endpoints_of<'a>(
+    se: &'a Resource<ServiceEntry>,
+    wes: &'a [Resource<WorkloadEntry>],
+) -> Vec<&'a WorkloadEntry> {
     if let Some(sel) = &se.spec.workload_selector {
         return wes
             .iter()
             .filter(|we| {
                 we.namespace() == se.namespace() && labels_match(&sel.labels, &we.spec.labels)
             })
-            .map(|we| we.spec.clone())
+            .map(|we| &we.spec)
             .collect();
     }
-    se.spec.endpoints.clone()
+    se.spec.endpoints.iter().collect()
 }
 
 /// `selector ⊆ labels`.
@@ -248,21 +262,33 @@ fn specificity(h: &str) -> (bool, usize) {
 pub fn clusters(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
+    endpoints: &[ServiceEndpoints<'_>],
     opts: &Options,
 ) -> super::ClusterMap {
     let mut out = super::ClusterMap::default();
     let dr_index = DrIndex::new(config, opts);
-    for svc in services {
+    // Endpoint label sets, one copy each: the pods of a workload (and the
+    // endpoints of every port of a service) carry the same labels.
+    let mut label_sets: HashMap<&BTreeMap<String, String>, Arc<BTreeMap<String, String>>> =
+        HashMap::new();
+    for (svc, svc_endpoints) in services.iter().zip(endpoints) {
         let dr = destination_rule_in(&dr_index, svc, opts);
+        // The service's metric labels, shared by all its clusters.
+        let metric =
+            crate::metrics::Destination::new(&svc.fqdn, &svc.name, &svc.namespace, "unknown");
         for port in &svc.ports {
             let protocol = match port.protocol {
                 Protocol::Http2 | Protocol::Grpc => UpstreamProtocol::H2c,
                 _ => UpstreamProtocol::Http1,
             };
-            let all: Vec<(Endpoint, &BTreeMap<String, String>)> = svc
-                .endpoints
+            let all: Vec<(Endpoint, &BTreeMap<String, String>)> = svc_endpoints
                 .iter()
-                .filter_map(|we| Some((endpoint(we, port)?, &we.labels)))
+                .filter_map(|we| {
+                    let labels = label_sets
+                        .entry(&we.labels)
+                        .or_insert_with(|| Arc::new(we.labels.clone()));
+                    Some((endpoint(we, port, labels)?, &we.labels))
+                })
                 .collect();
             let mut add = |subset: &str, eps: Vec<Endpoint>| {
                 let key = ClusterKey {
@@ -279,12 +305,7 @@ pub fn clusters(
                         )
                     }),
                     destination_rule: dr.as_ref().map(|d| d.key()),
-                    metric: crate::metrics::Destination::new(
-                        &svc.fqdn,
-                        &svc.name,
-                        &svc.namespace,
-                        if subset.is_empty() { "unknown" } else { subset },
-                    ),
+                    metric: metric.with_version(if subset.is_empty() { "unknown" } else { subset }),
                     name: key.to_string().into(),
                     key: key.clone(),
                     protocol,
@@ -300,11 +321,12 @@ pub fn clusters(
                     let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
                         continue;
                     };
-                    let eps = all
+                    let eps: Vec<Endpoint> = all
                         .iter()
                         .filter(|(_, l)| labels_match(&s.labels, l))
                         .map(|(e, _)| e.clone())
                         .collect();
+                    let eps = eps.into_boxed_slice().into_vec();
                     add(name, eps);
                 }
             }
@@ -315,7 +337,11 @@ pub fn clusters(
 
 /// The endpoint address for one service port: the WorkloadEntry's port for
 /// the port's name, else the service's targetPort, else its number.
-fn endpoint(we: &WorkloadEntry, port: &ServicePortInfo) -> Option<Endpoint> {
+fn endpoint(
+    we: &WorkloadEntry,
+    port: &ServicePortInfo,
+    labels: &Arc<BTreeMap<String, String>>,
+) -> Option<Endpoint> {
     let address = we.address.as_deref().filter(|a| !a.is_empty())?;
     if address.starts_with("unix://") {
         return None;
@@ -333,7 +359,7 @@ fn endpoint(we: &WorkloadEntry, port: &ServicePortInfo) -> Option<Endpoint> {
     };
     Some(Endpoint {
         authority: authority.into(),
-        labels: we.labels.clone(),
+        labels: labels.clone(),
         weight: we.weight.unwrap_or(1).max(1),
         locality: we.locality.clone().filter(|l| !l.is_empty()),
     })

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use xxhash_rust::xxh64::xxh64;
 
 use super::decode::decode;
-use super::yaml::{Limits, line_indexes, parse_documents_without_lines};
+use super::yaml::{
+    Document, Limits, line_indexes, parse_each_without_lines, parse_head, parse_tail, split_point,
+};
 use crate::config::{
     ConfigSet, FileLines, Kind, LineIndex, LoadError, Meta, Origin, Resource, SchemaProblem,
 };
@@ -38,7 +41,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
             let limit = opts.limits.max_file_bytes;
             match std::io::stdin().take(limit + 1).read_to_string(&mut text) {
                 Ok(n) if n as u64 > limit => loader.error("-", None, too_big(limit)),
-                Ok(_) => loader.text(&text, "-"),
+                Ok(_) => loader.text(&text, "-", None),
                 Err(e) => loader.error("-", None, format!("cannot read stdin: {e}")),
             }
             continue;
@@ -52,13 +55,15 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
             loader.file(&f);
         }
     }
+    loader.set.shrink_to_fit();
     loader.set
 }
 
 /// Load YAML text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> ConfigSet {
     let mut loader = Loader::new(opts);
-    loader.text(text, file);
+    loader.text(text, file, None);
+    loader.set.shrink_to_fit();
     loader.set
 }
 
@@ -112,6 +117,33 @@ struct Loader<'a> {
     opts: &'a LoadOptions,
     set: ConfigSet,
     seq: usize,
+    /// Files at least this large are parsed in two halves at once.
+    split_min: usize,
+}
+
+/// Below this, a second thread costs more than half a parse saves.
+const SPLIT_MIN_BYTES: usize = 256 * 1024;
+
+/// Move a part's load order after the parts before it.
+fn shift_seq(set: &mut ConfigSet, by: usize) {
+    macro_rules! shift {
+        ($($f:ident),*) => { $( for r in &mut set.$f { r.seq += by; } )* };
+    }
+    shift!(
+        virtual_services,
+        destination_rules,
+        service_entries,
+        workload_entries,
+        gateways,
+        sidecars,
+        services,
+        pods,
+        namespaces,
+        secrets,
+        nodes,
+        kubernetes_gateways,
+        request_authentications
+    );
 }
 
 impl<'a> Loader<'a> {
@@ -120,7 +152,96 @@ impl<'a> Loader<'a> {
             opts,
             set: ConfigSet::default(),
             seq: 0,
+            split_min: SPLIT_MIN_BYTES,
         }
+    }
+
+    /// Decodes each document of a file (or of its part whose first line is
+    /// line `shift + 1`) as it is parsed.
+    fn decoder<'s>(
+        &'s mut self,
+        name: &'s Arc<str>,
+        lines: &'s Arc<FileLines>,
+        shift: usize,
+    ) -> impl FnMut(Document) + 's {
+        let mut i = 0;
+        move |doc: Document| {
+            let index = Arc::new(LineIndex::deferred(lines.clone(), i));
+            i += 1;
+            self.document(
+                doc.value,
+                name,
+                doc.line + shift,
+                &index,
+                "",
+                &doc.yaml11_bools,
+            );
+        }
+    }
+
+    /// Parse and decode the two halves of a large file on two threads.
+    /// False (and nothing loaded) when the file cannot be split, either
+    /// half fails to parse, the second has an alias, or the halves together
+    /// pass a limit: the caller then parses the whole file as one, which
+    /// gives every error exactly as it always has.
+    fn text_in_halves(
+        &mut self,
+        text: &str,
+        name: &Arc<str>,
+        path: Option<&Path>,
+        kept: Option<Arc<str>>,
+        head_lines: &Arc<FileLines>,
+    ) -> bool {
+        if std::thread::available_parallelism().map_or(true, |n| n.get() < 2) {
+            return false;
+        }
+        let Some((at, line)) = split_point(text, self.split_min) else {
+            return false;
+        };
+        let (head, tail) = text.split_at(at);
+        let tail_lines = Arc::new(self.file_lines(text, path, kept, Some((at, line))));
+        let opts = self.opts;
+        let part = |seq: usize| Loader {
+            opts,
+            set: ConfigSet::default(),
+            seq,
+            split_min: usize::MAX,
+        };
+        let (first, second) = std::thread::scope(|s| {
+            let second = std::thread::Builder::new()
+                .name("strait-load".into())
+                .spawn_scoped(s, || {
+                    let mut l = part(0);
+                    let counts = parse_tail(
+                        tail,
+                        &opts.limits,
+                        &mut l.decoder(name, &tail_lines, line - 1),
+                    );
+                    counts.map(|c| (c, l.seq, l.set)).ok()
+                });
+            let mut l = part(self.seq);
+            let counts = parse_head(head, &opts.limits, &mut l.decoder(name, head_lines, 0));
+            let first = counts.map(|c| (c, l.seq, l.set)).ok();
+            let second = match second {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => None,
+            };
+            (first, second)
+        });
+        let (Some((c1, seq1, mut set1)), Some((c2, seq2, mut set2))) = (first, second) else {
+            return false;
+        };
+        let limits = &self.opts.limits;
+        if c1.documents + c2.documents > limits.max_documents
+            || c1.nodes + c2.nodes > limits.max_nodes
+        {
+            return false;
+        }
+        shift_seq(&mut set2, seq1);
+        set1.extend(set2);
+        self.seq = seq1 + seq2;
+        self.set.extend(set1);
+        true
     }
 
     fn error(&mut self, file: &str, line: Option<usize>, message: String) {
@@ -141,28 +262,85 @@ impl<'a> Loader<'a> {
         }
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => self.text(&text, &name),
+                Ok(text) => self.text(&text, &name, Some(path)),
                 Err(_) => self.error(&name, None, "file is not UTF-8 text".into()),
             },
             Err(e) => self.error(&name, None, format!("cannot read: {e}")),
         }
     }
 
-    fn text(&mut self, text: &str, file: &str) {
+    /// `path`: the file `text` was read from, read again for line numbers
+    /// instead of keeping the text (10 MB for 10,000 services) for the rare
+    /// message that needs one.
+    fn text(&mut self, text: &str, file: &str, path: Option<&Path>) {
         self.set.files.push(file.to_string());
-        let docs = match parse_documents_without_lines(text, &self.opts.limits) {
-            Ok(d) => d,
-            Err(e) => {
-                return self.error(file, Some(e.line), format!("invalid YAML: {}", e.message));
-            }
+        let name: Arc<str> = Arc::from(file);
+        let kept: Option<Arc<str>> = path.is_none().then(|| Arc::from(text));
+        let file_lines = Arc::new(self.file_lines(text, path, kept.clone(), None));
+        if self.text_in_halves(text, &name, path, kept, &file_lines) {
+            return;
+        }
+        // Each document is decoded as soon as it is parsed (its value tree
+        // dropped right after), into a set of this file's own: a file that
+        // turns out not to parse contributes nothing but its error.
+        let mut staged = Loader {
+            opts: self.opts,
+            set: ConfigSet::default(),
+            seq: self.seq,
+            split_min: self.split_min,
         };
-        let file: Arc<str> = Arc::from(file);
-        let source: Arc<str> = Arc::from(text);
-        let limits = self.opts.limits.clone();
-        let file_lines = Arc::new(FileLines::new(move || line_indexes(&source, &limits)));
-        for (i, doc) in docs.into_iter().enumerate() {
+        let mut i = 0;
+        let parsed = parse_each_without_lines(text, &self.opts.limits, &mut |doc| {
             let lines = Arc::new(LineIndex::deferred(file_lines.clone(), i));
-            self.document(doc.value, &file, doc.line, &lines, "", &doc.yaml11_bools);
+            i += 1;
+            staged.document(doc.value, &name, doc.line, &lines, "", &doc.yaml11_bools);
+        });
+        match parsed {
+            Ok(()) => {
+                self.seq = staged.seq;
+                self.set.extend(staged.set);
+            }
+            Err(e) => self.error(file, Some(e.line), format!("invalid YAML: {}", e.message)),
+        }
+    }
+
+    /// The lazily built line indexes of a file's documents, or of those
+    /// after byte `tail.0` (line `tail.1`) when only that part was parsed.
+    fn file_lines(
+        &self,
+        text: &str,
+        path: Option<&Path>,
+        kept: Option<Arc<str>>,
+        tail: Option<(usize, usize)>,
+    ) -> FileLines {
+        let limits = self.opts.limits.clone();
+        let (from, first_line) = tail.unwrap_or((0, 1));
+        let index = move |t: &str| {
+            t.get(from..)
+                .map(|t| line_indexes(t, &limits))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.shifted(first_line - 1))
+                .collect()
+        };
+        match path {
+            None => {
+                let source: Arc<str> = kept.unwrap_or_else(|| Arc::from(text));
+                FileLines::new(move || index(&source))
+            }
+            Some(path) => {
+                let path = path.to_path_buf();
+                let (len, hash) = (text.len(), xxh64(text.as_bytes(), 0));
+                FileLines::new(move || match std::fs::read(&path) {
+                    // Only the very text that was loaded: a file changed
+                    // since gets no field lines, and messages fall back to
+                    // each resource's first line.
+                    Ok(b) if b.len() == len && xxh64(&b, 0) == hash => {
+                        std::str::from_utf8(&b).map_or_else(|_| Vec::new(), &index)
+                    }
+                    _ => Vec::new(),
+                })
+            }
         }
     }
 
@@ -419,6 +597,148 @@ mod tests {
         assert_eq!(e.origin.line_of("spec.host"), 14);
         assert_eq!(e.origin.line_of("spec.subsets[0].name"), 16);
         assert_eq!(e.origin.line_of("nowhere"), 10, "the resource's first line");
+    }
+
+    #[test]
+    fn a_file_that_stops_parsing_contributes_only_its_error() {
+        // Documents are decoded as they are parsed: the ones before a syntax
+        // error must not leak into the set.
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.yaml");
+        let bad = dir.path().join("b.yaml");
+        let dr = |n: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {n}}}\nspec: {{host: {n}}}\n---\n"
+            )
+        };
+        std::fs::write(&good, dr("a1") + &dr("a2")).unwrap();
+        std::fs::write(&bad, dr("b1") + "kind: [oops\n").unwrap();
+        let set = load_paths(&[good, bad], &LoadOptions::default());
+        let names: Vec<&str> = set.destination_rules.iter().map(|d| d.name()).collect();
+        assert_eq!(names, ["a1", "a2"]);
+        assert_eq!(set.load_errors.len(), 1);
+        assert_eq!(set.load_errors[0].line, Some(7), "{}", set.load_errors[0]);
+        assert!(set.load_errors[0].message.starts_with("invalid YAML"));
+        assert_eq!(set.files.len(), 2);
+        let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    #[test]
+    fn field_lines_come_from_the_file_as_loaded_or_fall_back_to_the_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.yaml");
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: x\n";
+        std::fs::write(&p, yaml).unwrap();
+        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
+        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 5);
+        // Changed before a line was first asked for: never another text's lines.
+        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
+        std::fs::write(&p, format!("# moved\n{yaml}")).unwrap();
+        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 1);
+    }
+
+    /// Load `text` as the file `path`, in halves or as one.
+    fn load_file_as(path: &Path, halves: bool) -> ConfigSet {
+        let opts = LoadOptions::default();
+        let mut l = Loader::new(&opts);
+        l.split_min = if halves { 1 } else { usize::MAX };
+        l.file(path);
+        l.set
+    }
+
+    /// Everything a message or the proxy could see of a set.
+    fn summary(set: &ConfigSet) -> Vec<String> {
+        let mut out: Vec<String> = set.load_errors.iter().map(|e| e.to_string()).collect();
+        for p in &set.problems {
+            out.push(format!(
+                "{} {} {} {:?}",
+                p.resource.friendly_name(),
+                p.path,
+                p.message,
+                p.resource.origin.reference(Some(&p.path))
+            ));
+        }
+        for r in &set.virtual_services {
+            out.push(format!(
+                "{} {} {} {}",
+                r.friendly_name(),
+                r.seq,
+                r.origin.line,
+                r.origin.line_of("spec.http[0].route[0].destination.host")
+            ));
+        }
+        for r in &set.destination_rules {
+            out.push(format!(
+                "{} {} {} {}",
+                r.friendly_name(),
+                r.seq,
+                r.origin.line,
+                r.origin.line_of("spec.host")
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn a_file_parsed_in_halves_loads_exactly_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..40 {
+            text.push_str(&format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: v{i}}}\nspec:\n  hosts: [h{i}]\n  http:\n  - route:\n    - destination:\n        host: h{i}\n---\n"));
+            text.push_str(&format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: d{i}}}\nspec:\n  host: h{i}\n  sbsets: []\n---\n"));
+            if i == 30 {
+                // In the second half: a document that is no resource, and a List.
+                text.push_str("just text\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n  metadata: {name: listed}\n  spec:\n    host: l\n---\n");
+            }
+        }
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, &text).unwrap();
+        assert!(split_point(&text, 1).is_some());
+        let (one, halves) = (load_file_as(&p, false), load_file_as(&p, true));
+        assert_eq!(summary(&one), summary(&halves));
+        assert_eq!(one.destination_rules.len(), 41);
+        assert_eq!(one.problems.len(), 40, "every sbsets reported");
+        assert_eq!(one.load_errors.len(), 1, "the text document");
+        // And it was parsed in halves indeed.
+        let opts = LoadOptions::default();
+        let mut l = Loader::new(&opts);
+        l.split_min = 1;
+        let name: Arc<str> = Arc::from(p.display().to_string());
+        let lines = Arc::new(l.file_lines(&text, Some(&p), None, None));
+        if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+            assert!(l.text_in_halves(&text, &name, Some(&p), None, &lines));
+            assert_eq!(l.set.destination_rules.len(), 41);
+        }
+
+        // An alias after the middle, a syntax error, too many documents:
+        // parsed as one, with the same result and message.
+        for (what, tail) in [("alias", "a: &x {b: 1}\nc: *x\n"), ("syntax", "a: [1, 2\n")] {
+            let bad = format!("{text}{tail}");
+            std::fs::write(&p, &bad).unwrap();
+            let (one, halves) = (load_file_as(&p, false), load_file_as(&p, true));
+            assert_eq!(summary(&one), summary(&halves), "{what}");
+        }
+        std::fs::write(&p, &text).unwrap();
+        let opts = LoadOptions {
+            limits: Limits {
+                max_documents: 60,
+                ..Limits::default()
+            },
+            ..LoadOptions::default()
+        };
+        let mut l = Loader::new(&opts);
+        l.split_min = 1;
+        l.file(&p);
+        assert_eq!(l.set.load_errors.len(), 1);
+        assert!(
+            l.set.load_errors[0]
+                .message
+                .contains("more than 60 YAML documents"),
+            "{}",
+            l.set.load_errors[0]
+        );
+        assert!(l.set.destination_rules.is_empty());
     }
 
     #[test]

@@ -81,19 +81,25 @@ enum Frame {
 const ALIAS_RATIO: usize = 100;
 const ALIAS_FLOOR: usize = 10_000;
 
-struct Builder<'a> {
+struct Builder<'a, 'f> {
     limits: &'a Limits,
     /// Build each document's [`LineIndex`]. Off for loading: a path string
     /// per node is most of the parse, and lines are only needed for messages,
     /// so [`line_indexes`] builds them again when one is asked for.
     paths: bool,
+    /// Fail on any alias (a second half of a split file).
+    no_aliases: bool,
     stack: Vec<Frame>,
     anchors: Vec<(usize, Value, usize)>,
     nodes: usize,
     /// The part of `nodes` that alias copies added.
     alias_nodes: usize,
     doc: Option<Document>,
-    docs: Vec<Document>,
+    /// Documents finished so far (the limit counts them).
+    docs: usize,
+    /// Takes each document as it ends, so that a file's values never all
+    /// live at once.
+    sink: &'f mut dyn FnMut(Document),
 }
 
 fn err(span: &Span, message: impl Into<String>) -> YamlError {
@@ -105,7 +111,9 @@ fn err(span: &Span, message: impl Into<String>) -> YamlError {
 
 /// Parse every document of `text`. Empty documents are skipped.
 pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
-    parse(text, limits, true)
+    let mut docs = Vec::new();
+    parse(text, limits, true, &mut |d| docs.push(d))?;
+    Ok(docs)
 }
 
 /// [`parse_documents`] without the line indexes (`Document::lines` is
@@ -114,29 +122,116 @@ pub fn parse_documents_without_lines(
     text: &str,
     limits: &Limits,
 ) -> Result<Vec<Document>, YamlError> {
+    let mut docs = Vec::new();
+    parse_each_without_lines(text, limits, &mut |d| docs.push(d))?;
+    Ok(docs)
+}
+
+/// [`parse_documents_without_lines`], handing each document to `each` as
+/// soon as it ends instead of returning them all: the caller decodes one
+/// value tree at a time (a 10 MB file's trees are hundreds of MB). On an
+/// error `each` has seen the documents before it, and the error is the one
+/// [`parse_documents`] returns.
+pub fn parse_each_without_lines(
+    text: &str,
+    limits: &Limits,
+    each: &mut dyn FnMut(Document),
+) -> Result<(), YamlError> {
     // An error message may name the path of the mapping: the full parse says
     // it exactly as it always has. Errors are rare, so parsing twice is cheap.
-    parse(text, limits, false).or_else(|_| parse(text, limits, true))
+    parse(text, limits, false, each).or_else(|_| parse(text, limits, true, &mut |_| {}))
 }
 
 /// The line index of every document [`parse_documents`] returns, in order;
 /// empty when `text` does not parse.
 pub fn line_indexes(text: &str, limits: &Limits) -> Vec<LineIndex> {
-    parse(text, limits, true)
-        .map(|docs| docs.into_iter().map(|d| d.lines).collect())
-        .unwrap_or_default()
+    let mut lines = Vec::new();
+    match parse(text, limits, true, &mut |d| lines.push(d.lines)) {
+        Ok(()) => lines,
+        Err(_) => Vec::new(),
+    }
 }
 
-fn parse(text: &str, limits: &Limits, paths: bool) -> Result<Vec<Document>, YamlError> {
+/// What a parse of part of a file counted, to check the file's limits
+/// over its parts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartCounts {
+    pub documents: usize,
+    pub nodes: usize,
+}
+
+/// Where `text` may be parsed as two independent halves: the start of a
+/// line `---` (a document start, which YAML forbids inside any node) near
+/// the middle, with its 1-based line number. `None` for short texts and for
+/// texts with directives (`%YAML`, `%TAG` apply to the documents after
+/// them).
+pub fn split_point(text: &str, min_len: usize) -> Option<(usize, usize)> {
+    if text.len() < min_len || text.starts_with('%') || text.contains("\n%") {
+        return None;
+    }
+    let mut at = text.len() / 2;
+    loop {
+        // Bytes: the middle may fall inside a multi-byte character.
+        let found = memchr::memmem::find(text.as_bytes().get(at..)?, b"\n---\n")?;
+        let start = at + found + 1;
+        // Not the very last line: the second half must hold a document.
+        if start + 4 < text.len() {
+            let line = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count();
+            return Some((start, line));
+        }
+        at = start;
+    }
+}
+
+/// Parse the first part of a split file: as [`parse_each_without_lines`]
+/// on its prefix, except that it never re-parses for an error message
+/// (the caller parses the whole file again on any error).
+pub fn parse_head(
+    text: &str,
+    limits: &Limits,
+    each: &mut dyn FnMut(Document),
+) -> Result<PartCounts, YamlError> {
+    parse_counted(text, limits, false, false, each)
+}
+
+/// Parse the second part of a split file (`text` starts at a `---` line).
+/// Refuses any alias (the alias bound counts over the whole file) and any
+/// error: the caller parses the whole file again.
+pub fn parse_tail(
+    text: &str,
+    limits: &Limits,
+    each: &mut dyn FnMut(Document),
+) -> Result<PartCounts, YamlError> {
+    parse_counted(text, limits, false, true, each)
+}
+
+fn parse(
+    text: &str,
+    limits: &Limits,
+    paths: bool,
+    sink: &mut dyn FnMut(Document),
+) -> Result<(), YamlError> {
+    parse_counted(text, limits, paths, false, sink).map(|_| ())
+}
+
+fn parse_counted(
+    text: &str,
+    limits: &Limits,
+    paths: bool,
+    no_aliases: bool,
+    sink: &mut dyn FnMut(Document),
+) -> Result<PartCounts, YamlError> {
     let mut b = Builder {
         limits,
         paths,
+        no_aliases,
         stack: Vec::new(),
         anchors: Vec::new(),
         nodes: 0,
         alias_nodes: 0,
         doc: None,
-        docs: Vec::new(),
+        docs: 0,
+        sink,
     };
     for ev in Parser::new_from_str(text) {
         let (event, span) = ev.map_err(|e| YamlError {
@@ -145,14 +240,17 @@ fn parse(text: &str, limits: &Limits, paths: bool) -> Result<Vec<Document>, Yaml
         })?;
         b.event(event, span)?;
     }
-    Ok(b.docs)
+    Ok(PartCounts {
+        documents: b.docs,
+        nodes: b.nodes,
+    })
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
         match event {
             Event::DocumentStart(_) => {
-                if self.docs.len() >= self.limits.max_documents {
+                if self.docs >= self.limits.max_documents {
                     return Err(err(
                         &span,
                         format!(
@@ -174,7 +272,8 @@ impl Builder<'_> {
                 if let Some(doc) = self.doc.take()
                     && !doc.value.is_null()
                 {
-                    self.docs.push(doc);
+                    self.docs += 1;
+                    (self.sink)(doc);
                 }
             }
             Event::MappingStart(anchor, _) => {
@@ -275,6 +374,9 @@ impl Builder<'_> {
                 self.attach(value, &span)?;
             }
             Event::Alias(id) => {
+                if self.no_aliases {
+                    return Err(err(&span, "alias in the second half of a split parse"));
+                }
                 let Some((_, _, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
                 else {
                     return Err(err(&span, "alias refers to an unknown anchor"));
@@ -699,6 +801,45 @@ mod tests {
         let e = parse_documents_without_lines(dup, &Limits::default()).unwrap_err();
         assert_eq!(e, parse_documents(dup, &Limits::default()).unwrap_err());
         assert!(e.message.ends_with("in a.b"), "{}", e.message);
+    }
+
+    #[test]
+    fn documents_are_handed_over_one_at_a_time_and_errors_match() {
+        let text = "a: 1\n---\nb: 2\n---\n---\nc: {d: 3}\n";
+        let mut seen = Vec::new();
+        parse_each_without_lines(text, &Limits::default(), &mut |d| {
+            seen.push((d.value, d.line));
+        })
+        .expect("parses");
+        let all = parse(text);
+        assert_eq!(seen.len(), all.len());
+        for ((v, l), d) in seen.iter().zip(&all) {
+            assert_eq!((v, *l), (&d.value, d.line));
+        }
+        let bad = "a: 1\n---\nb: {c: 1, c: 2}\n";
+        let mut n = 0;
+        let e = parse_each_without_lines(bad, &Limits::default(), &mut |_| n += 1).unwrap_err();
+        assert_eq!(e, parse_documents(bad, &Limits::default()).unwrap_err());
+        assert_eq!(n, 1, "the document before the error was handed over");
+    }
+
+    #[test]
+    fn files_split_only_at_a_document_start_line_and_without_directives() {
+        let text = "a: 1\n---\nb: 2\n---\nc: |\n  ---\n---\nd: 4\n";
+        let (at, line) = split_point(text, 1).expect("splits");
+        assert_eq!((&text[at..at + 4], line), ("---\n", 7));
+        assert_eq!(split_point(text, text.len() + 1), None, "too short");
+        assert_eq!(split_point(&format!("%YAML 1.2\n---\n{text}"), 1), None);
+        assert_eq!(split_point("a: 1\nb: 2\n---\n", 1), None, "nothing after");
+        let wide = "k: éééééééééé\n---\nb: 2\n";
+        assert_eq!(
+            split_point(wide, 1).map(|(_, l)| l),
+            Some(2),
+            "middle inside a character"
+        );
+        let mut n = 0;
+        let e = parse_tail("---\na: &x 1\nb: *x\n", &Limits::default(), &mut |_| n += 1);
+        assert!(e.is_err(), "aliases are refused in a second half");
     }
 
     #[test]

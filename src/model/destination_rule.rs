@@ -13,7 +13,7 @@ pub struct DestinationRule {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub traffic_policy: Option<TrafficPolicy>,
+    pub traffic_policy: Option<Box<TrafficPolicy>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subsets: Vec<Subset>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -23,27 +23,29 @@ pub struct DestinationRule {
     pub workload_selector: Option<MatchLabelsSelector>,
 }
 
-/// `TrafficPolicy`.
+/// `TrafficPolicy`. Blocks are boxed: a policy is held by every
+/// DestinationRule, subset, cluster and cluster state, mostly empty, and
+/// inline blocks made each 1.2 KiB (a third of a 10,000-service snapshot).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub load_balancer: Option<LoadBalancerSettings>,
+    pub load_balancer: Option<Box<LoadBalancerSettings>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub connection_pool: Option<ConnectionPoolSettings>,
+    pub connection_pool: Option<Box<ConnectionPoolSettings>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outlier_detection: Option<OutlierDetection>,
+    pub outlier_detection: Option<Box<OutlierDetection>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTLSSettings>,
     /// A matching entry replaces the whole top-level policy (no field merge).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_level_settings: Vec<PortTrafficPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tunnel: Option<TunnelSettings>,
+    pub tunnel: Option<Box<TunnelSettings>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<ProxyProtocol>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_budget: Option<RetryBudget>,
+    pub retry_budget: Option<Box<RetryBudget>>,
 }
 
 /// `TrafficPolicy.PortTrafficPolicy`.
@@ -53,11 +55,11 @@ pub struct PortTrafficPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<PortSelector>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub load_balancer: Option<LoadBalancerSettings>,
+    pub load_balancer: Option<Box<LoadBalancerSettings>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub connection_pool: Option<ConnectionPoolSettings>,
+    pub connection_pool: Option<Box<ConnectionPoolSettings>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outlier_detection: Option<OutlierDetection>,
+    pub outlier_detection: Option<Box<OutlierDetection>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTLSSettings>,
 }
@@ -117,7 +119,7 @@ pub struct Subset {
     pub labels: BTreeMap<String, String>,
     /// Overrides per whole block; only used when a route targets the subset.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub traffic_policy: Option<TrafficPolicy>,
+    pub traffic_policy: Option<Box<TrafficPolicy>>,
 }
 
 /// `LoadBalancerSettings` (oneof `simple` / `consistentHash`).

@@ -130,7 +130,7 @@ fn traffic_policy(path: &str, tp: &TrafficPolicy, ns: &str, out: &mut Vec<Findin
         load_balancer(
             &format!("{path}.loadBalancer"),
             lb,
-            tp.outlier_detection.as_ref(),
+            tp.outlier_detection.as_deref(),
             out,
         );
     }
@@ -198,7 +198,7 @@ fn port_traffic_policies(path: &str, pls: &[PortTrafficPolicy], ns: &str, out: &
             load_balancer(
                 &format!("{path}.loadBalancer"),
                 lb,
-                p.outlier_detection.as_ref(),
+                p.outlier_detection.as_deref(),
                 out,
             );
         }

@@ -391,7 +391,7 @@ fn validate_http_route(base: &str, http: &HTTPRoute, in_delegate: bool, out: &mu
     if let Some(rw) = &http.rewrite {
         rewrite(&format!("{base}.rewrite"), rw, out);
     }
-    authority_rewrite(base, http.rewrite.as_ref(), http.headers.as_ref(), out);
+    authority_rewrite(base, http.rewrite.as_deref(), http.headers.as_deref(), out);
     http_route_destinations(&format!("{base}.route"), &http.route, out);
     if let Some(t) = &http.timeout {
         let p = format!("{base}.timeout");
@@ -1492,11 +1492,11 @@ fn prefix_match(r: &HTTPRoute, m: &HTTPMatchRequest, i: usize, j: usize) -> Opti
         ("prefix", p) if !p.is_empty() => p.to_string(),
         _ => return None,
     };
-    let mut method = exact_or_prefix(m.method.as_ref());
+    let mut method = exact_or_prefix(m.method.as_deref());
     if method.is_empty() {
         method = "exact:GET".to_string();
     }
-    let conv = |map: &BTreeMap<String, StringMatch>| {
+    let conv = |map: &BTreeMap<String, Box<StringMatch>>| {
         map.iter()
             .map(|(k, v)| (k.clone(), exact_or_prefix(Some(v))))
             .collect()
@@ -1509,7 +1509,7 @@ fn prefix_match(r: &HTTPRoute, m: &HTTPMatchRequest, i: usize, j: usize) -> Opti
         prefix,
         port: m.port.unwrap_or(0),
         method,
-        authority: exact_or_prefix(m.authority.as_ref()),
+        authority: exact_or_prefix(m.authority.as_deref()),
         headers: conv(&m.headers),
         query_params: conv(&m.query_params),
         without_headers: conv(&m.without_headers),
