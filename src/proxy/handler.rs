@@ -125,10 +125,7 @@ pub async fn handle(
     let start_time = SystemTime::now();
     let (mut parts, incoming) = req.into_parts();
     // Istio's sidecar generates x-request-id when the client did not.
-    parts
-        .headers
-        .entry(X_REQUEST_ID)
-        .or_insert_with(request_id);
+    parts.headers.entry(X_REQUEST_ID).or_insert_with(request_id);
     let grpc = is_grpc(&parts.headers);
     // Shares the request's bytes: no copy of the authority per request.
     let host = match parts.uri.authority() {
