@@ -644,11 +644,19 @@ impl ClusterPool {
         let Some(period) = self.sweep_period() else {
             return;
         };
+        if self.sweeping.load(Ordering::Acquire) {
+            return;
+        }
+        // Also called from a response body's drop: outside a runtime
+        // there is nothing to run the sweeper on (nor anything to sweep for).
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.sweeping.swap(true, Ordering::AcqRel) {
             return;
         }
         let pool = Arc::downgrade(self);
-        tokio::spawn(async move {
+        rt.spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
                 let Some(pool) = pool.upgrade() else { return };
@@ -911,8 +919,9 @@ impl Recycled {
         };
         if conn.sender.is_ready() {
             pool.put_idle_h1(key, conn);
-        } else {
-            tokio::spawn(async move {
+        } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            // (Dropped outside a runtime, the connection just closes.)
+            rt.spawn(async move {
                 if conn.sender.ready().await.is_ok() {
                     pool.put_idle_h1(key, conn);
                 }
