@@ -197,33 +197,7 @@ fn parse_level(s: &str) -> Result<Level, String> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc v3 keeps freed pages for a second (`purge_delay`, 1000 ms)
-/// before handing them back to the OS. A proxy's memory comes and goes with
-/// its connections, so under load the peak RSS holds pages nothing uses any
-/// more. Purging at once costs a few `madvise` calls per thousand requests
-/// and takes about 7 % off the benchmark's peak RSS (PERFORMANCE.md).
-fn purge_freed_memory_at_once() {
-    // v3's `mi_option_purge_delay` (the Rust bindings list v2's numbering);
-    // set only while it holds v3's default, so a renumbered enum is left be,
-    // and never over `MIMALLOC_PURGE_DELAY` from the environment.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: `mi_option_get` and `mi_option_set` take an option number
-    // and an integer and only read or store that integer in mimalloc's
-    // static option table (an out-of-range number is ignored); no pointer
-    // crosses the boundary. This runs first in `main`, before any other
-    // thread exists, so no allocation reads the table at the same time.
-    unsafe {
-        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 1000 {
-            libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    purge_freed_memory_at_once();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
