@@ -29,6 +29,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::sniff::{self, Watcher};
+
 const KIB: usize = 1024;
 
 /// Downstream limits, all explicit. `None` timeouts are off (Envoy's `0s`).
@@ -327,15 +329,22 @@ impl Drop for InFlight {
     }
 }
 
-/// A connection whose reads and writes mark it active.
+/// A downstream connection whose reads and writes mark it active, and
+/// whose reads are shown to the raw-head watcher (request smuggling shapes,
+/// the header timeout's clock): one wrapper, one pass per read.
 pub struct Tracked<T> {
     inner: T,
     state: Arc<ConnState>,
+    watcher: Watcher,
 }
 
 impl<T> Tracked<T> {
-    pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        Tracked { inner, state }
+    pub fn new(inner: T, state: Arc<ConnState>, smuggling: sniff::Flag) -> Self {
+        Tracked {
+            inner,
+            watcher: Watcher::new(smuggling).with_clock(state.clone()),
+            state,
+        }
     }
 }
 
@@ -349,6 +358,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.state.touch();
+            let this = &mut *self;
+            this.watcher.feed(&buf.filled()[before..]);
         }
         r
     }

@@ -221,10 +221,7 @@ pub(crate) fn spawn_http(
     let local = stream.local_addr().unwrap_or(remote);
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = gateway_port;
-    let stream = limits::Tracked::new(
-        sniff::Watched::new(stream, conn.smuggling.clone(), conn.state.clone()),
-        conn.state.clone(),
-    );
+    let stream = limits::Tracked::new(stream, conn.state.clone(), conn.smuggling.clone());
     let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());
     let accepted_at = std::time::SystemTime::now();
     let shared_log = shared.clone();

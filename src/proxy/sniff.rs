@@ -17,12 +17,8 @@
 //! malformed input, so stopping never lets a smuggling shape through that
 //! hyper would accept with a Content-Length it kept.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::limits::ConnState;
 
@@ -76,6 +72,8 @@ pub struct Watcher {
     flag: Flag,
     /// Told when a head spans reads (the header timeout's clock).
     clock: Option<Arc<ConnState>>,
+    /// Whether the clock was last told a head is in progress.
+    timing: bool,
 }
 
 impl Watcher {
@@ -84,6 +82,7 @@ impl Watcher {
             state: State::Head(Vec::new()),
             flag,
             clock: None,
+            timing: false,
         }
     }
 
@@ -98,9 +97,16 @@ impl Watcher {
     pub fn feed(&mut self, data: &[u8]) {
         self.feed_bytes(data);
         if let Some(clock) = &self.clock {
-            match &self.state {
-                State::Head(buf) if !buf.is_empty() => clock.head_started(),
-                _ => clock.head_done(),
+            let timing = matches!(&self.state, State::Head(buf) if !buf.is_empty());
+            // Only transitions reach the shared state (most reads hold a
+            // whole head and start nothing).
+            if timing != self.timing {
+                self.timing = timing;
+                if timing {
+                    clock.head_started();
+                } else {
+                    clock.head_done();
+                }
             }
         }
     }
@@ -318,66 +324,6 @@ fn head_end(buffered: &[u8], data: &[u8]) -> Option<usize> {
     (1..=data.len().min(3))
         .find(|&k| buffered.ends_with(&END[..4 - k]) && data[..k] == END[4 - k..])
         .or_else(|| memchr::memmem::find(data, END).map(|i| i + END.len()))
-}
-
-/// A connection whose reads are shown to a [`Watcher`].
-pub struct Watched<T> {
-    inner: T,
-    watcher: Watcher,
-}
-
-impl<T> Watched<T> {
-    pub fn new(inner: T, flag: Flag, clock: Arc<ConnState>) -> Self {
-        Watched {
-            inner,
-            watcher: Watcher::new(flag).with_clock(clock),
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &r {
-            self.watcher.feed(&buf.filled()[before..]);
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 #[cfg(test)]
