@@ -408,6 +408,38 @@ pub struct ConfigSet {
     pub load_errors: Vec<LoadError>,
     /// Files read, in order (for the "No validation issues found" line).
     pub files: Vec<String>,
+    /// Resources a later one with the same kind, namespace and name replaced
+    /// (see [`ConfigSet::replace_duplicates`]).
+    pub replaced: Vec<Replaced>,
+}
+
+/// A resource dropped because a later one has the same kind, namespace and
+/// name: `kubectl apply -f a.yaml -f b.yaml` leaves b's, and Istio's file
+/// store for `istioctl analyze` (`pilot/pkg/config/file/store.go`,
+/// `KubeSource.ApplyContent`: Update, else Create, keyed by kind and
+/// namespace/name) keeps the last one it read too.
+#[derive(Clone, Debug)]
+pub struct Replaced {
+    /// The dropped resource (its origin is where it was).
+    pub resource: ResourceRef,
+    /// Where the one that replaced it is.
+    pub by: Origin,
+}
+
+impl fmt::Display for Replaced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |o: &Origin| {
+            o.reference(None)
+                .unwrap_or_else(|| "built-in configuration".into())
+        };
+        write!(
+            f,
+            "{} is defined twice: the one in {} replaces the one in {} (a later resource with the same kind, namespace and name replaces the earlier, as with kubectl apply); rename one of them to keep both",
+            self.resource.friendly_name(),
+            at(&self.by),
+            at(&self.resource.origin),
+        )
+    }
 }
 
 impl ConfigSet {
@@ -432,6 +464,46 @@ impl ConfigSet {
         append(&mut self.problems, other.problems);
         append(&mut self.load_errors, other.load_errors);
         append(&mut self.files, other.files);
+        append(&mut self.replaced, other.replaced);
+    }
+
+    /// Keep only the last of resources with the same kind, API group,
+    /// namespace and name (load order), recording the others in `replaced`
+    /// and dropping their schema problems: they are not part of the
+    /// configuration. Unnamed resources are all kept (kubectl refuses them;
+    /// their schema problems say so).
+    pub fn replace_duplicates(&mut self) {
+        macro_rules! dedup {
+            ($($f:ident),*) => { $( dedup_list(&mut self.$f, &mut self.replaced); )* };
+        }
+        dedup!(
+            virtual_services,
+            destination_rules,
+            service_entries,
+            workload_entries,
+            gateways,
+            sidecars,
+            services,
+            pods,
+            namespaces,
+            secrets,
+            nodes,
+            kubernetes_gateways,
+            request_authentications
+        );
+        if self.replaced.is_empty() {
+            return;
+        }
+        let gone = |r: &ResourceRef| {
+            self.replaced.iter().any(|d| {
+                d.resource.kind == r.kind
+                    && d.resource.namespace == r.namespace
+                    && d.resource.name == r.name
+                    && d.resource.origin.file == r.origin.file
+                    && d.resource.origin.line == r.origin.line
+            })
+        };
+        self.problems.retain(|p| !gone(&p.resource));
     }
 
     /// Give back the spare capacity the lists grew while loading.
@@ -450,6 +522,47 @@ impl ConfigSet {
         self.kubernetes_gateways.shrink_to_fit();
         self.request_authentications.shrink_to_fit();
     }
+}
+
+/// The dedup of [`ConfigSet::replace_duplicates`] for one list.
+fn dedup_list<T>(list: &mut Vec<Resource<T>>, replaced: &mut Vec<Replaced>) {
+    if list.len() < 2 {
+        return;
+    }
+    fn group<T>(r: &Resource<T>) -> &str {
+        r.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+    // Index of the last resource of each identity.
+    let mut last: HashMap<(Kind, &str, &str, &str), usize> = HashMap::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        if !r.meta.name.is_empty() {
+            last.insert((r.kind, group(r), &r.meta.namespace, &r.meta.name), i);
+        }
+    }
+    if last.len() == list.iter().filter(|r| !r.meta.name.is_empty()).count() {
+        return;
+    }
+    let keep: Vec<Option<usize>> = list
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let l = *last.get(&(r.kind, group(r), &r.meta.namespace, &r.meta.name))?;
+            (l != i).then_some(l)
+        })
+        .collect();
+    for (i, by) in keep.iter().enumerate() {
+        if let Some(by) = by {
+            replaced.push(Replaced {
+                resource: list[i].reference(),
+                by: list[*by].origin.clone(),
+            });
+        }
+    }
+    let mut i = 0;
+    list.retain(|_| {
+        i += 1;
+        keep[i - 1].is_none()
+    });
 }
 
 /// `a.extend(b)`, taking `b` whole when `a` is empty (no copy of a large list).

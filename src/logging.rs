@@ -1,6 +1,7 @@
 //! Structured logs via `tracing` (`RUST_LOG`, `--log-format text|json`), with
 //! the level changeable at runtime (admin `POST /logging?level=`).
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use tracing_subscriber::layer::SubscriberExt;
@@ -23,8 +24,13 @@ pub fn init(format: LogFormat) {
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
     let ok = match format {
+        // Colour only on a terminal: a log file must not hold escape codes.
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
             .is_ok(),
         LogFormat::Json => registry

@@ -107,7 +107,37 @@ fn unparsable_yaml_exits_65_naming_file_and_line() {
     assert_eq!(out.status.code(), Some(65));
     let err = text(&out.stderr);
     assert!(err.contains("bad.yaml:"), "{err}");
-    assert!(err.contains("could not be parsed"), "{err}");
+    assert!(err.contains("could not be read"), "{err}");
+    // Issue #14: no green tick when a file failed to parse.
+    assert!(!err.contains('\u{2714}'), "{err}");
+    assert!(!err.contains("No validation issues"), "{err}");
+}
+
+/// Issue #14: Istio's tasks are a sequence of `kubectl apply -f`; a later
+/// VirtualService `default/reviews` replaces the earlier one, as kubectl
+/// and Istio's file store for `istioctl analyze` do
+/// (pilot/pkg/config/file/store.go). `check` says so, naming both files.
+#[test]
+fn a_duplicate_name_is_reported_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = |subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{host: reviews, subset: {subset}}}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: reviews-{subset}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  endpoints: [{{address: 127.0.0.1, labels: {{version: {subset}}}}}]\n"
+        )
+    };
+    let a = write(dir.path(), "a-all-v1.yaml", &vs("v1"));
+    let b = write(dir.path(), "b-jason.yaml", &vs("v2"));
+    let out = strait(&["check", dir.path().to_str().unwrap()]);
+    let err = text(&out.stderr);
+    let want = format!(
+        "Warning: VirtualService default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
+        b.display(),
+        a.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    // The replaced one is gone: no IST0109 about two VirtualServices for one host.
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("IST0109"), "{stdout}");
 }
 
 #[test]

@@ -22,6 +22,16 @@ fn start(config: &std::path::Path) -> (Child, SocketAddr, SocketAddr) {
 
 /// [`start`] with more `strait run` arguments.
 fn start_with(config: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr, SocketAddr) {
+    let (child, listen, admin, _) = start_logged(config, extra);
+    (child, listen, admin)
+}
+
+/// [`start_with`], also returning what strait wrote before its startup line.
+fn start_logged(
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (Child, SocketAddr, SocketAddr, Vec<String>) {
+    let mut before = Vec::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
         .args([
             "run",
@@ -46,12 +56,18 @@ fn start_with(config: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr, S
             let admin = rest.split_once(')').unwrap().0;
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return (child, listen.parse().unwrap(), admin.parse().unwrap());
+            return (
+                child,
+                listen.parse().unwrap(),
+                admin.parse().unwrap(),
+                before,
+            );
         }
+        before.push(line);
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("no startup line from strait run");
+    panic!("no startup line from strait run: {before:?}");
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -111,6 +127,79 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         (200, "done"),
         "the in-flight request finished"
     );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Issue #14: the later of two `VirtualService default/reviews` replaces the
+/// earlier, as `kubectl apply` and Istio's file store
+/// (pilot/pkg/config/file/store.go) do; `run` says so at start, routes by
+/// the later one, and `/config_dump` shows both with their files and which
+/// one is active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_resource_with_the_same_name_replaces_the_earlier_loudly() {
+    let v1 = Upstream::named("v1").await;
+    let v2 = Upstream::named("v2").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("0-services.yaml"),
+        service_entry(
+            "reviews.default.svc.cluster.local",
+            9080,
+            "HTTP",
+            &[(v1.addr, &[("version", "v1")]), (v2.addr, &[("version", "v2")])],
+        ) + "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+",
+    )
+    .unwrap();
+    let vs = |subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews, subset: {subset}}}}}]\n"
+        )
+    };
+    let first = dir.path().join("1-all-v1.yaml");
+    let second = dir.path().join("2-all-v2.yaml");
+    std::fs::write(&first, vs("v1")).unwrap();
+    std::fs::write(&second, vs("v2")).unwrap();
+    let (mut child, listen, admin, logged) = start_logged(dir.path(), &[]);
+    let warning = logged
+        .iter()
+        .find(|l| l.contains("VirtualService default/reviews is defined twice"))
+        .unwrap_or_else(|| panic!("a warning at start: {logged:?}"));
+    assert!(
+        warning.contains(&format!(
+            "the one in {}:1 replaces the one in {}:1",
+            second.display(),
+            first.display()
+        )),
+        "{warning}"
+    );
+    for _ in 0..3 {
+        assert_eq!(get(listen, "reviews:9080", "/").await.text(), "v2");
+    }
+    let dump: serde_json::Value =
+        serde_json::from_str(&get(admin, "admin", "/config_dump").await.text()).unwrap();
+    let vss: Vec<&serde_json::Value> = dump["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "VirtualService")
+        .collect();
+    assert_eq!(vss.len(), 2, "{dump}");
+    assert_eq!(vss[0]["active"], true);
+    assert_eq!(vss[0]["source"], format!("{}:1", second.display()));
+    assert_eq!(vss[1]["active"], false);
+    assert_eq!(vss[1]["source"], format!("{}:1", first.display()));
+    assert_eq!(vss[1]["replacedBy"], format!("{}:1", second.display()));
+    signal(&child, "-TERM");
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()

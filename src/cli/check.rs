@@ -63,6 +63,9 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
     for e in &config.load_errors {
         let _ = writeln!(stderr, "Error: {e}");
     }
+    for r in &config.replaced {
+        let _ = writeln!(stderr, "Warning: {r}");
+    }
     let ctx = Context::new(&config, &mesh);
     let messages = match analyze::run(&ctx, &args.analyzers) {
         Ok(m) => m,
@@ -111,18 +114,18 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
     let failed = shown
         .iter()
         .any(|m| m.level().at_least(args.failure_threshold));
-    if shown.is_empty() {
-        let parse_note = if config.load_errors.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (but {} file(s) could not be parsed)",
-                config.load_errors.len()
-            )
-        };
+    if !config.load_errors.is_empty() {
+        // No tick: what could not be read was not analyzed.
         let _ = writeln!(
             stderr,
-            "\u{2714} No validation issues found when analyzing {target}{parse_note}."
+            "Error: {} file(s) or document(s) could not be read when analyzing {target}; fix the errors above and check again.",
+            config.load_errors.len()
+        );
+    }
+    if shown.is_empty() && config.load_errors.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "\u{2714} No validation issues found when analyzing {target}."
         );
     } else if failed {
         let _ = writeln!(

@@ -167,6 +167,10 @@ fn load_only(paths: &[PathBuf], namespace: &str) -> Result<ConfigSet, (String, i
             .collect();
         return Err((text.join("\n"), super::check::EXIT_PARSE));
     }
+    // Said at start and on every reload: a replaced resource is easy to miss.
+    for r in &config.replaced {
+        tracing::warn!(target: "strait::config", "{r}");
+    }
     Ok(config)
 }
 

@@ -55,6 +55,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
             loader.file(&f);
         }
     }
+    loader.set.replace_duplicates();
     loader.set.shrink_to_fit();
     loader.set
 }
@@ -63,6 +64,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
 pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> ConfigSet {
     let mut loader = Loader::new(opts);
     loader.text(text, file, None);
+    loader.set.replace_duplicates();
     loader.set.shrink_to_fit();
     loader.set
 }
@@ -622,6 +624,54 @@ mod tests {
         assert_eq!(set.files.len(), 2);
         let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, [1, 2]);
+    }
+
+    /// `kubectl apply -f a.yaml -f b.yaml` and Istio's file store
+    /// (pilot/pkg/config/file/store.go `ApplyContent`): the later resource
+    /// with the same kind, namespace and name replaces the earlier one.
+    #[test]
+    fn a_later_resource_with_the_same_name_replaces_the_earlier() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        let vs = |dest: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{host: reviews, subset: {dest}}}\n"
+            )
+        };
+        // The earlier one also has a schema problem: it goes with it.
+        std::fs::write(&a, vs("v1") + "    bogus: 1\n").unwrap();
+        // A DestinationRule and a Deployment's pod may share the name.
+        std::fs::write(
+            &b,
+            vs("v3")
+                + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: reviews}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews}\n",
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            namespace: Some("default".into()),
+            ..LoadOptions::default()
+        };
+        let set = load_paths(&[a.clone(), b.clone()], &opts);
+        assert_eq!(set.virtual_services.len(), 1);
+        let kept = &set.virtual_services[0];
+        assert_eq!(&*kept.origin.file, b.display().to_string());
+        assert_eq!(kept.spec.http[0].route[0].destination.as_ref().unwrap().subset.as_deref(), Some("v3"));
+        assert!(set.problems.is_empty(), "{:?}", set.problems);
+        assert_eq!(set.destination_rules.len(), 1);
+        assert_eq!(set.pods.len(), 2, "a Pod and a Deployment are different kinds");
+        assert_eq!(set.replaced.len(), 1);
+        let text = set.replaced[0].to_string();
+        assert!(
+            text.starts_with(&format!(
+                "VirtualService default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
+                b.display(),
+                a.display()
+            )),
+            "{text}"
+        );
+        // Load order decides, as with kubectl apply: the other way round, a's wins.
+        let set = load_paths(&[b, a.clone()], &opts);
+        assert_eq!(&*set.virtual_services[0].origin.file, a.display().to_string());
     }
 
     #[test]

@@ -148,6 +148,8 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
                         "kind": r.kind.to_string(),
                         "apiVersion": r.api_version,
                         "metadata": {"name": r.meta.name, "namespace": r.meta.namespace},
+                        "source": r.origin.reference(None),
+                        "active": true,
                         "spec": serde_json::to_value(&r.spec).unwrap_or_default(),
                     }),
                 ));
@@ -169,6 +171,23 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
             serde_json::json!({"kind": "Secret", "metadata": {"name": s.meta.name, "namespace": s.meta.namespace}, "data": "[redacted]"}),
         ));
     }
+    // Resources a later one with the same name replaced: listed, inactive.
+    for d in &c.replaced {
+        let r = &d.resource;
+        configs.push((
+            r.kind.to_string(),
+            r.namespace.clone(),
+            r.name.clone(),
+            serde_json::json!({
+                "kind": r.kind.to_string(),
+                "metadata": {"name": r.name, "namespace": r.namespace},
+                "source": r.origin.reference(None),
+                "active": false,
+                "replacedBy": d.by.reference(None),
+            }),
+        ));
+    }
+    // Same name: the active one first, then the replaced in load order.
     configs.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
     serde_json::json!({
         "version_info": st.version.to_string(),
