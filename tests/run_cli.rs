@@ -150,7 +150,10 @@ async fn a_later_resource_with_the_same_name_replaces_the_earlier_loudly() {
             "reviews.default.svc.cluster.local",
             9080,
             "HTTP",
-            &[(v1.addr, &[("version", "v1")]), (v2.addr, &[("version", "v2")])],
+            &[
+                (v1.addr, &[("version", "v1")]),
+                (v2.addr, &[("version", "v2")]),
+            ],
         ) + "apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews}

@@ -655,10 +655,22 @@ mod tests {
         assert_eq!(set.virtual_services.len(), 1);
         let kept = &set.virtual_services[0];
         assert_eq!(&*kept.origin.file, b.display().to_string());
-        assert_eq!(kept.spec.http[0].route[0].destination.as_ref().unwrap().subset.as_deref(), Some("v3"));
+        assert_eq!(
+            kept.spec.http[0].route[0]
+                .destination
+                .as_ref()
+                .unwrap()
+                .subset
+                .as_deref(),
+            Some("v3")
+        );
         assert!(set.problems.is_empty(), "{:?}", set.problems);
         assert_eq!(set.destination_rules.len(), 1);
-        assert_eq!(set.pods.len(), 2, "a Pod and a Deployment are different kinds");
+        assert_eq!(
+            set.pods.len(),
+            2,
+            "a Pod and a Deployment are different kinds"
+        );
         assert_eq!(set.replaced.len(), 1);
         let text = set.replaced[0].to_string();
         assert!(
@@ -671,7 +683,10 @@ mod tests {
         );
         // Load order decides, as with kubectl apply: the other way round, a's wins.
         let set = load_paths(&[b, a.clone()], &opts);
-        assert_eq!(&*set.virtual_services[0].origin.file, a.display().to_string());
+        assert_eq!(
+            &*set.virtual_services[0].origin.file,
+            a.display().to_string()
+        );
     }
 
     #[test]
