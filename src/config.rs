@@ -24,6 +24,8 @@ pub enum Kind {
     Namespace,
     Secret,
     Node,
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice,
     Deployment,
     /// `gateway.networking.k8s.io` Gateway (only its existence and listeners matter).
     KubernetesGateway,
@@ -49,6 +51,7 @@ impl Kind {
             ("", "Namespace") => Kind::Namespace,
             ("", "Secret") => Kind::Secret,
             ("", "Node") => Kind::Node,
+            ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
             ("apps", "Deployment") => Kind::Deployment,
             _ => return None,
         })
@@ -67,6 +70,7 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::Secret => "Secret",
             Kind::Node => "Node",
+            Kind::EndpointSlice => "EndpointSlice",
             Kind::Deployment => "Deployment",
             Kind::RequestAuthentication => "RequestAuthentication",
         }
@@ -402,6 +406,7 @@ pub struct ConfigSet {
     pub namespaces: Vec<Resource<k8s::NamespaceSpec>>,
     pub secrets: Vec<Resource<k8s::SecretSpec>>,
     pub nodes: Vec<Resource<k8s::NodeSpec>>,
+    pub endpoint_slices: Vec<Resource<k8s::EndpointSliceSpec>>,
     pub kubernetes_gateways: Vec<Resource<k8s::KubernetesGatewaySpec>>,
     pub request_authentications: Vec<Resource<k8s::RequestAuthenticationSpec>>,
     pub problems: Vec<SchemaProblem>,
@@ -456,6 +461,7 @@ impl ConfigSet {
         append(&mut self.namespaces, other.namespaces);
         append(&mut self.secrets, other.secrets);
         append(&mut self.nodes, other.nodes);
+        append(&mut self.endpoint_slices, other.endpoint_slices);
         append(&mut self.kubernetes_gateways, other.kubernetes_gateways);
         append(
             &mut self.request_authentications,
@@ -519,6 +525,7 @@ impl ConfigSet {
         self.namespaces.shrink_to_fit();
         self.secrets.shrink_to_fit();
         self.nodes.shrink_to_fit();
+        self.endpoint_slices.shrink_to_fit();
         self.kubernetes_gateways.shrink_to_fit();
         self.request_authentications.shrink_to_fit();
     }

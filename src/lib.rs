@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod explain;
 pub mod fuzzing;
+pub mod kubernetes;
 pub mod load;
 pub mod logging;
 pub mod metrics;

@@ -460,6 +460,11 @@ impl<'a> Loader<'a> {
                 obj.remove("metadata");
                 ctx.push_lenient(Value::Object(obj), set, seq, |s| &mut s.secrets)
             }
+            Kind::EndpointSlice => {
+                // So do an EndpointSlice's endpoints and ports.
+                obj.remove("metadata");
+                ctx.push_lenient(Value::Object(obj), set, seq, |s| &mut s.endpoint_slices)
+            }
             Kind::Deployment => {
                 // Analysis needs workload labels: a Deployment counts as one pod.
                 let d: k8s::DeploymentSpec = serde_json::from_value(spec).unwrap_or_default();

@@ -17,6 +17,10 @@ pub struct ServiceSpec {
     pub external_name: Option<String>,
     #[serde(rename = "clusterIP", alias = "clusterIp")]
     pub cluster_ip: Option<String>,
+    /// Dual-stack addresses; the first equals `clusterIP`.
+    #[serde(rename = "clusterIPs", alias = "clusterIps")]
+    pub cluster_ips: Vec<String>,
+    pub publish_not_ready_addresses: bool,
 }
 
 /// `core/v1` `ServicePort`.
@@ -39,6 +43,60 @@ pub struct ServicePortK8s {
 pub enum IntOrString {
     Int(i64),
     String(String),
+}
+
+/// `discovery.k8s.io/v1` `EndpointSlice`: like a Secret, its fields sit
+/// beside `metadata` (there is no `spec`); the loader feeds the whole object
+/// minus metadata here.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointSliceSpec {
+    /// `IPv4`, `IPv6` or `FQDN`.
+    pub address_type: Option<String>,
+    pub endpoints: Vec<SliceEndpoint>,
+    pub ports: Vec<SlicePort>,
+}
+
+/// `discovery.k8s.io/v1` `Endpoint`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SliceEndpoint {
+    pub addresses: Vec<String>,
+    pub conditions: EndpointConditions,
+    pub target_ref: Option<ObjectReference>,
+    pub node_name: Option<String>,
+    pub hostname: Option<String>,
+    pub zone: Option<String>,
+}
+
+/// `discovery.k8s.io/v1` `EndpointConditions`: unset means unknown, which
+/// consumers read as `ready`/`serving` true and `terminating` false.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointConditions {
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub terminating: Option<bool>,
+}
+
+/// `core/v1` `ObjectReference` (the parts a slice's `targetRef` uses).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectReference {
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `discovery.k8s.io/v1` `EndpointPort`: `name` is the Service port's name,
+/// `port` the already resolved `targetPort`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SlicePort {
+    pub name: Option<String>,
+    pub port: Option<i64>,
+    pub protocol: Option<String>,
+    pub app_protocol: Option<String>,
 }
 
 /// `core/v1` `PodSpec` (only what analysis uses).
