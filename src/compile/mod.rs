@@ -50,8 +50,18 @@ pub struct ServiceInfo {
     /// Short name (`destination_service_name`).
     pub name: String,
     pub ports: Vec<ServicePortInfo>,
-    /// `namespace/name` of the ServiceEntry.
+    /// `namespace/name` of the ServiceEntry or Service.
     pub source: String,
+    /// A Kubernetes Service: an endpoint serves only the ports its
+    /// EndpointSlice names (no targetPort fallback).
+    pub kubernetes: bool,
+    /// Cluster IPs a request may address the service by (Envoy's vhost
+    /// domains include the VIP, `generateVirtualHostDomains`).
+    pub vips: Vec<String>,
+    /// Hosts of ExternalName Services aliasing this one.
+    pub aliases: Vec<String>,
+    /// A headless Kubernetes Service: `*.<host>` (per-pod names) routes too.
+    pub headless: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +121,8 @@ pub struct Snapshot {
 
 /// Build the snapshot for a proxy described by `opts`.
 pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
-    let (services, endpoints) = services::services_and_endpoints(config, opts);
+    let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
+    let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
     let clusters = services::clusters(config, &services, &endpoints, opts);
     let routes = routes::route_table(config, &services, &clusters, opts);
     let gateway = if opts.gateway {
@@ -130,3 +141,6 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod kube_tests;

@@ -142,19 +142,29 @@ pub fn route_table(
 /// The names a sidecar accepts for a service (`generateVirtualHostDomains`):
 /// the FQDN and, for Kubernetes-style names, `name.ns.svc`, `name.ns`, and
 /// `name` from the same namespace.
+/// ExternalName aliases get the same forms; a headless Kubernetes Service
+/// also `*.` each (per-pod names); then the Service's VIPs.
 fn domains(svc: &ServiceInfo, opts: &Options) -> Vec<String> {
-    let mut out = vec![svc.fqdn.clone()];
+    let mut out = Vec::new();
     let suffix = format!(".svc.{}", opts.domain);
-    if let Some(base) = svc.fqdn.strip_suffix(&suffix)
-        && let Some((name, ns)) = base.split_once('.')
-        && !ns.contains('.')
-    {
-        out.push(format!("{name}.{ns}.svc"));
-        out.push(format!("{name}.{ns}"));
-        if ns == opts.namespace {
-            out.push(name.to_string());
+    for h in std::iter::once(&svc.fqdn).chain(&svc.aliases) {
+        out.push(h.clone());
+        if let Some(base) = h.strip_suffix(&suffix)
+            && let Some((name, ns)) = base.split_once('.')
+            && !ns.contains('.')
+        {
+            out.push(format!("{name}.{ns}.svc"));
+            out.push(format!("{name}.{ns}"));
+            if ns == opts.namespace {
+                out.push(name.to_string());
+            }
         }
     }
+    if svc.headless {
+        let wild: Vec<String> = out.iter().map(|d| format!("*.{d}")).collect();
+        out.extend(wild);
+    }
+    out.extend(svc.vips.iter().cloned());
     out
 }
 

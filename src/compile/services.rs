@@ -34,6 +34,18 @@ pub fn services_and_endpoints<'a>(
     config: &'a ConfigSet,
     opts: &Options,
 ) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
+    let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
+    services_and_endpoints_with(config, &kube, opts)
+}
+
+/// [`services_and_endpoints`] with the Kubernetes registry already built:
+/// ServiceEntry hosts first, then Kubernetes Services whose host no
+/// ServiceEntry declared.
+pub fn services_and_endpoints_with<'a>(
+    config: &'a ConfigSet,
+    kube: &[crate::kubernetes::RegistryService],
+    opts: &Options,
+) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
     let mut seen = HashMap::new();
     let mut out = Vec::new();
     let mut out_endpoints = Vec::new();
@@ -71,6 +83,10 @@ pub fn services_and_endpoints<'a>(
                 name: short_name(h),
                 ports,
                 source: se.key(),
+                kubernetes: false,
+                vips: Vec::new(),
+                aliases: Vec::new(),
+                headless: false,
             });
             out_endpoints.push(if dns_self {
                 vec![Cow::Owned(WorkloadEntry {
@@ -83,6 +99,52 @@ pub fn services_and_endpoints<'a>(
             seen.insert(h.clone(), out.len());
             out.push(svc);
         }
+    }
+    for ks in kube {
+        let export: Vec<String> = ks.service.export_to.clone();
+        if seen.contains_key(&ks.host) || !visible(&export, &ks.namespace, &opts.namespace) {
+            continue;
+        }
+        let svc = Arc::new(ServiceInfo {
+            fqdn: ks.host.clone(),
+            namespace: ks.namespace.clone(),
+            name: ks.name.clone(),
+            ports: ks
+                .service
+                .ports
+                .iter()
+                .map(|p| ServicePortInfo {
+                    number: p.number,
+                    name: p.name.clone(),
+                    protocol: p.protocol,
+                    target_port: None,
+                })
+                .collect(),
+            source: format!("{}/{}", ks.namespace, ks.name),
+            kubernetes: true,
+            vips: ks.service.vips.clone(),
+            aliases: ks.aliases.clone(),
+            headless: ks.service.resolution == crate::kubernetes::Resolution::Passthrough,
+        });
+        // Only ready endpoints are balanced to (not-ready ones are sent
+        // UNHEALTHY by Istio, with a panic threshold of 0).
+        out_endpoints.push(
+            ks.endpoints
+                .iter()
+                .filter(|e| e.health == crate::kubernetes::Health::Ready)
+                .map(|e| {
+                    Cow::Owned(WorkloadEntry {
+                        address: Some(e.address.clone()),
+                        ports: e.ports.iter().map(|(k, v)| (k.clone(), u32::from(*v))).collect(),
+                        labels: (*e.labels).clone(),
+                        locality: (!e.locality.is_empty()).then(|| e.locality.clone()),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        );
+        seen.insert(ks.host.clone(), out.len());
+        out.push(svc);
     }
     (out, out_endpoints)
 }
@@ -287,7 +349,7 @@ pub fn clusters(
                     let labels = label_sets
                         .entry(&we.labels)
                         .or_insert_with(|| Arc::new(we.labels.clone()));
-                    Some((endpoint(we, port, labels)?, &we.labels))
+                    Some((endpoint(we, port, svc.kubernetes, labels)?, &we.labels))
                 })
                 .collect();
             let mut add = |subset: &str, eps: Vec<Endpoint>| {
@@ -336,20 +398,24 @@ pub fn clusters(
 }
 
 /// The endpoint address for one service port: the WorkloadEntry's port for
-/// the port's name, else the service's targetPort, else its number.
+/// the port's name, else the service's targetPort, else its number. A
+/// Kubernetes endpoint (`strict`) serves only the ports its slice names
+/// (`endpoint_builder.go`: `svcPort.Name == ep.ServicePortName`).
 fn endpoint(
     we: &WorkloadEntry,
     port: &ServicePortInfo,
+    strict: bool,
     labels: &Arc<BTreeMap<String, String>>,
 ) -> Option<Endpoint> {
     let address = we.address.as_deref().filter(|a| !a.is_empty())?;
     if address.starts_with("unix://") {
         return None;
     }
-    let p = we
-        .ports
-        .get(&port.name)
-        .and_then(|p| u16::try_from(*p).ok())
+    let named = we.ports.get(&port.name).and_then(|p| u16::try_from(*p).ok());
+    if strict && named.is_none() {
+        return None;
+    }
+    let p = named
         .or(port.target_port)
         .unwrap_or(port.number);
     let authority = if address.contains(':') && !address.starts_with('[') {

@@ -1,0 +1,189 @@
+//! Kubernetes Services in compile: endpoints from EndpointSlices and Pods,
+//! subsets over Pod labels, VIP, alias and headless domains.
+
+use super::*;
+use crate::load::{LoadOptions, load_str};
+use crate::route::{Action, RequestView};
+
+/// A `kubectl get svc,endpointslices,pods,nodes -o yaml` style dump.
+const CLUSTER: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: reviews, namespace: default}
+  spec:
+    clusterIP: 10.96.0.10
+    selector: {app: reviews}
+    ports:
+    - {name: http, port: 9080, targetPort: web}
+    - {name: tcp-admin, port: 9999}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata:
+    name: reviews-abcde
+    namespace: default
+    labels: {kubernetes.io/service-name: reviews}
+  addressType: IPv4
+  ports: [{name: http, port: 8080, protocol: TCP}]
+  endpoints:
+  - addresses: [10.1.0.1]
+    conditions: {ready: true}
+    nodeName: n1
+    targetRef: {kind: Pod, namespace: default, name: reviews-v1-x}
+  - addresses: [10.1.0.2]
+    conditions: {ready: true}
+    targetRef: {kind: Pod, namespace: default, name: reviews-v2-x}
+  - addresses: [10.1.0.3]
+    conditions: {ready: false, terminating: false}
+    targetRef: {kind: Pod, namespace: default, name: reviews-v2-y}
+  - addresses: [10.1.0.4]
+    targetRef: {kind: Pod, namespace: default, name: reviews-v2-unknown}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: reviews-v1-x, namespace: default, labels: {app: reviews, version: v1}}
+  spec: {nodeName: n1}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: reviews-v2-x, namespace: default, labels: {app: reviews, version: v2}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: reviews-v2-y, namespace: default, labels: {app: reviews, version: v2}}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: n1, labels: {topology.kubernetes.io/region: us, topology.kubernetes.io/zone: us-1}}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: reviews-ext, namespace: other}
+  spec: {type: ExternalName, externalName: reviews.default.svc.cluster.local}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: db, namespace: default}
+  spec:
+    clusterIP: None
+    ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: us, labels: {topology.kubernetes.io/region: us}}
+"#;
+
+fn snap() -> Snapshot {
+    let cfg = load_str(
+        CLUSTER,
+        "cluster.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+    assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
+    compile(&cfg, &Options::default())
+}
+
+fn endpoints(s: &Snapshot, subset: &str, port: u16) -> Vec<String> {
+    let key = ClusterKey {
+        port,
+        subset: subset.into(),
+        host: "reviews.default.svc.cluster.local".into(),
+    };
+    s.clusters[&key]
+        .endpoints
+        .iter()
+        .map(|e| e.authority.to_string())
+        .collect()
+}
+
+/// Ready endpoints only (`endpoint_builder.go`: unhealthy ones are not
+/// balanced to, terminating never sent); the slice's port (the resolved
+/// targetPort); an endpoint whose Pod is unknown waits (`getPod`).
+#[test]
+fn slice_endpoints_become_cluster_hosts() {
+    let s = snap();
+    assert_eq!(endpoints(&s, "", 9080), ["10.1.0.1:8080", "10.1.0.2:8080"]);
+    // The slice names no `tcp-admin` port: no endpoint serves it.
+    assert!(endpoints(&s, "", 9999).is_empty());
+}
+
+/// Subsets select on Pod labels plus the topology labels Istio adds
+/// (`label.go` `AugmentLabels`; subset ⊆ endpoint labels).
+#[test]
+fn subsets_select_pod_and_topology_labels() {
+    let s = snap();
+    assert_eq!(endpoints(&s, "v1", 9080), ["10.1.0.1:8080"]);
+    assert_eq!(endpoints(&s, "v2", 9080), ["10.1.0.2:8080"]);
+    assert_eq!(endpoints(&s, "us", 9080), ["10.1.0.1:8080"]);
+    let key = ClusterKey {
+        port: 9080,
+        subset: "v1".into(),
+        host: "reviews.default.svc.cluster.local".into(),
+    };
+    assert_eq!(
+        s.clusters[&key].endpoints[0].locality.as_deref(),
+        Some("us/us-1/")
+    );
+}
+
+fn route_to(s: &Snapshot, authority: &str) -> Option<String> {
+    let h = http::HeaderMap::new();
+    let view = RequestView {
+        method: "GET",
+        scheme: "http",
+        authority,
+        path: "/",
+        query: None,
+        headers: &h,
+    };
+    let r = s.routes.vhost(authority)?.select(&view)?;
+    match &r.action {
+        Action::Forward(w) => Some(w[0].cluster.host.clone()),
+        _ => None,
+    }
+}
+
+/// `httproute.go` `generateVirtualHostDomains`: the Service VIP (with the
+/// port) is a domain of its vhost, ExternalName aliases are too
+/// (`Attributes.Aliases`), and a headless Service also gets `*.` domains.
+#[test]
+fn vip_alias_and_headless_domains() {
+    let s = snap();
+    let reviews = Some("reviews.default.svc.cluster.local".to_string());
+    assert_eq!(route_to(&s, "10.96.0.10:9080"), reviews);
+    assert_eq!(route_to(&s, "10.96.0.10:9999"), None, "TCP port: no vhost");
+    assert_eq!(route_to(&s, "reviews-ext.other.svc.cluster.local:9080"), reviews);
+    assert_eq!(route_to(&s, "reviews-ext.other:9080"), reviews);
+    assert!(
+        !s.services.iter().any(|x| x.fqdn.starts_with("reviews-ext.")),
+        "an alias is no service of its own"
+    );
+    let db = Some("db.default.svc.cluster.local".to_string());
+    assert_eq!(route_to(&s, "db:80"), db);
+    assert_eq!(route_to(&s, "db-0.db.default.svc.cluster.local:80"), db);
+}
+
+/// Headless Services have no VIP; a ServiceEntry for the same host wins
+/// over the Service (first definition).
+#[test]
+fn service_entry_host_wins_over_service() {
+    let yaml = format!(
+        "{CLUSTER}\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: se}}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  endpoints: [{{address: 10.9.9.9}}]\n"
+    );
+    let cfg = load_str(
+        &yaml,
+        "c.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    let s = compile(&cfg, &Options::default());
+    assert_eq!(endpoints(&s, "", 9080), ["10.9.9.9:9080"]);
+}
