@@ -187,10 +187,18 @@ async fn explain_and_check_read_the_dump() {
         .arg("http://10.96.7.7:9080/")
         .output()
         .expect("strait runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["virtual_service"], "default/reviews");
-    assert_eq!(v["destinations"][0]["host"], "reviews.default.svc.cluster.local");
+    assert_eq!(
+        v["destinations"][0]["host"],
+        "reviews.default.svc.cluster.local"
+    );
     let (code, stdout, stderr) = strait(&["check"], &file);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }

@@ -22,7 +22,14 @@ fn config_layers_do_not_depend_on_the_proxy() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![src.join("config.rs")];
     for d in [
-        "model", "load", "validate", "analyze", "compile", "route", "cluster", "kubernetes",
+        "model",
+        "load",
+        "validate",
+        "analyze",
+        "compile",
+        "route",
+        "cluster",
+        "kubernetes",
     ] {
         rust_files(&src.join(d), &mut files);
     }

@@ -158,10 +158,15 @@ fn vip_alias_and_headless_domains() {
     let reviews = Some("reviews.default.svc.cluster.local".to_string());
     assert_eq!(route_to(&s, "10.96.0.10:9080"), reviews);
     assert_eq!(route_to(&s, "10.96.0.10:9999"), None, "TCP port: no vhost");
-    assert_eq!(route_to(&s, "reviews-ext.other.svc.cluster.local:9080"), reviews);
+    assert_eq!(
+        route_to(&s, "reviews-ext.other.svc.cluster.local:9080"),
+        reviews
+    );
     assert_eq!(route_to(&s, "reviews-ext.other:9080"), reviews);
     assert!(
-        !s.services.iter().any(|x| x.fqdn.starts_with("reviews-ext.")),
+        !s.services
+            .iter()
+            .any(|x| x.fqdn.starts_with("reviews-ext.")),
         "an alias is no service of its own"
     );
     let db = Some("db.default.svc.cluster.local".to_string());

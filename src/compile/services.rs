@@ -135,7 +135,11 @@ pub fn services_and_endpoints_with<'a>(
                 .map(|e| {
                     Cow::Owned(WorkloadEntry {
                         address: Some(e.address.clone()),
-                        ports: e.ports.iter().map(|(k, v)| (k.clone(), u32::from(*v))).collect(),
+                        ports: e
+                            .ports
+                            .iter()
+                            .map(|(k, v)| (k.clone(), u32::from(*v)))
+                            .collect(),
                         labels: (*e.labels).clone(),
                         locality: (!e.locality.is_empty()).then(|| e.locality.clone()),
                         ..Default::default()
@@ -411,13 +415,14 @@ fn endpoint(
     if address.starts_with("unix://") {
         return None;
     }
-    let named = we.ports.get(&port.name).and_then(|p| u16::try_from(*p).ok());
+    let named = we
+        .ports
+        .get(&port.name)
+        .and_then(|p| u16::try_from(*p).ok());
     if strict && named.is_none() {
         return None;
     }
-    let p = named
-        .or(port.target_port)
-        .unwrap_or(port.number);
+    let p = named.or(port.target_port).unwrap_or(port.number);
     let authority = if address.contains(':') && !address.starts_with('[') {
         format!("[{address}]:{p}")
     } else {

@@ -193,8 +193,7 @@ pub fn slice(
     labels: &BTreeMap<String, String>,
     spec: &EndpointSliceSpec,
 ) -> Option<Slice> {
-    if labels.contains_key(MCS_SERVICE_NAME_LABEL) || spec.address_type.as_deref() == Some("FQDN")
-    {
+    if labels.contains_key(MCS_SERVICE_NAME_LABEL) || spec.address_type.as_deref() == Some("FQDN") {
         return None;
     }
     let service = labels.get(SERVICE_NAME_LABEL).filter(|s| !s.is_empty())?;
@@ -344,10 +343,28 @@ mod tests {
             // appProtocol beats the name.
             (8888, "http", "TCP", Some("tcp"), Protocol::Tcp),
             (8888, "tcp", "TCP", Some("grpc"), Protocol::Grpc),
-            (8888, "tcp", "TCP", Some("kubernetes.io/h2c"), Protocol::Http2),
+            (
+                8888,
+                "tcp",
+                "TCP",
+                Some("kubernetes.io/h2c"),
+                Protocol::Http2,
+            ),
             (8888, "tcp", "TCP", Some("kubernetes.io/ws"), Protocol::Http),
-            (8888, "tcp", "TCP", Some("kubernetes.io/wss"), Protocol::Https),
-            (8888, "http", "TCP", Some("example.com/custom"), Protocol::Unsupported),
+            (
+                8888,
+                "tcp",
+                "TCP",
+                Some("kubernetes.io/wss"),
+                Protocol::Https,
+            ),
+            (
+                8888,
+                "http",
+                "TCP",
+                Some("example.com/custom"),
+                Protocol::Unsupported,
+            ),
             // UDP wins over everything.
             (8888, "http", "UDP", Some("http"), Protocol::Udp),
         ];
@@ -444,7 +461,8 @@ mod tests {
         mcs.insert(MCS_SERVICE_NAME_LABEL.into(), "reviews".into());
         assert!(slice("default", &mcs, &s).is_none());
         assert!(slice("default", &BTreeMap::new(), &s).is_none());
-        let fqdn = slice_spec(json!({"addressType": "FQDN", "endpoints": [{"addresses": ["a.example"]}]}));
+        let fqdn =
+            slice_spec(json!({"addressType": "FQDN", "endpoints": [{"addresses": ["a.example"]}]}));
         assert!(slice("default", &owned, &fqdn).is_none());
     }
 

@@ -15,6 +15,8 @@ use crate::model::k8s::{EndpointSliceSpec, PodSpec, ServiceSpec};
 /// `(namespace, name)`.
 pub type Key = (String, String);
 
+type Labels = Arc<BTreeMap<String, String>>;
+
 /// Converted objects by key.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
@@ -120,7 +122,9 @@ impl Index {
     /// A Pod's metadata (and, from a file, its spec's node). Only a label
     /// or node change counts: a status-only update does not move endpoints.
     pub fn apply_pod(&mut self, meta: &Meta, spec: Option<&PodSpec>) {
-        let node = spec.and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
+        let node = spec
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty());
         let key = key(meta);
         if let Some(old) = self.pods.get(&key)
             && *old.labels == meta.labels
@@ -274,8 +278,7 @@ impl Index {
     pub fn endpoints_by_service(&self) -> HashMap<Key, Vec<Endpoint>> {
         let mut out: HashMap<Key, BTreeMap<&str, Endpoint>> = HashMap::new();
         // One label set per (pod, node).
-        let mut labels: HashMap<(&Key, Option<&str>), Arc<BTreeMap<String, String>>> =
-            HashMap::new();
+        let mut labels: HashMap<(&Key, Option<&str>), Labels> = HashMap::new();
         let empty = Arc::new(BTreeMap::new());
         for ((ns, _), slice) in &self.slices {
             let per_addr = out.entry((ns.clone(), slice.service.clone())).or_default();
@@ -368,11 +371,7 @@ mod tests {
     }
 
     fn slice_meta(name: &str) -> Meta {
-        meta(
-            "default",
-            name,
-            &[(convert::SERVICE_NAME_LABEL, "reviews")],
-        )
+        meta("default", name, &[(convert::SERVICE_NAME_LABEL, "reviews")])
     }
 
     fn slice_spec(v: serde_json::Value) -> EndpointSliceSpec {
@@ -396,7 +395,11 @@ mod tests {
             })),
         );
         ix.apply_pod(
-            &meta("default", "reviews-v1", &[("app", "reviews"), ("version", "v1")]),
+            &meta(
+                "default",
+                "reviews-v1",
+                &[("app", "reviews"), ("version", "v1")],
+            ),
             None,
         );
         ix.apply_pod(
@@ -411,7 +414,11 @@ mod tests {
             ),
             None,
         );
-        ix.apply_node(&meta("", "n1", &[(convert::LABEL_REGION, "us"), (convert::LABEL_ZONE, "us-1")]));
+        ix.apply_node(&meta(
+            "",
+            "n1",
+            &[(convert::LABEL_REGION, "us"), (convert::LABEL_ZONE, "us-1")],
+        ));
         ix
     }
 
@@ -454,7 +461,11 @@ mod tests {
         assert_eq!(only(&ix).endpoints.len(), 1);
         let before = ix.generations();
         ix.apply_pod(
-            &meta("default", "reviews-v2", &[("app", "reviews"), ("version", "v3")]),
+            &meta(
+                "default",
+                "reviews-v2",
+                &[("app", "reviews"), ("version", "v3")],
+            ),
             None,
         );
         assert!(ix.endpoints_changed(before), "only endpoints changed");
@@ -464,7 +475,11 @@ mod tests {
         // The same labels again (a status-only update) change nothing.
         let before = ix.generations();
         ix.apply_pod(
-            &meta("default", "reviews-v2", &[("app", "reviews"), ("version", "v3")]),
+            &meta(
+                "default",
+                "reviews-v2",
+                &[("app", "reviews"), ("version", "v3")],
+            ),
             None,
         );
         assert_eq!(ix.generations(), before);
@@ -497,7 +512,10 @@ mod tests {
             BTreeMap::from([("http".to_string(), 8080), ("grpc-api".to_string(), 9090)])
         );
         assert_eq!(r.endpoints[2].health, Health::NotReady);
-        assert!(r.endpoints[2].labels.is_empty(), "no targetRef: no Pod labels");
+        assert!(
+            r.endpoints[2].labels.is_empty(),
+            "no targetRef: no Pod labels"
+        );
         ix.delete_slice("default", "reviews-xyz");
         assert_eq!(only(&ix).endpoints.len(), 2);
     }
@@ -515,9 +533,18 @@ mod tests {
             &meta("other", "alias1", &[]),
             &ext("reviews.default.svc.cluster.local"),
         );
-        ix.apply_service(&meta("other", "alias2", &[]), &ext("alias1.other.svc.cluster.local"));
-        ix.apply_service(&meta("other", "loop1", &[]), &ext("loop2.other.svc.cluster.local"));
-        ix.apply_service(&meta("other", "loop2", &[]), &ext("loop1.other.svc.cluster.local"));
+        ix.apply_service(
+            &meta("other", "alias2", &[]),
+            &ext("alias1.other.svc.cluster.local"),
+        );
+        ix.apply_service(
+            &meta("other", "loop1", &[]),
+            &ext("loop2.other.svc.cluster.local"),
+        );
+        ix.apply_service(
+            &meta("other", "loop2", &[]),
+            &ext("loop1.other.svc.cluster.local"),
+        );
         let r = only(&ix);
         assert_eq!(
             r.aliases,
@@ -533,7 +560,10 @@ mod tests {
         let mut ix = base();
         let before = ix.generations();
         ix.delete_service("default", "reviews");
-        assert!(!ix.endpoints_changed(before), "a Service change is not endpoint-only");
+        assert!(
+            !ix.endpoints_changed(before),
+            "a Service change is not endpoint-only"
+        );
         assert!(ix.registry("cluster.local").is_empty());
         let mut ix = base();
         ix.reset_pods([&meta("default", "reviews-v1", &[("version", "v1")])]);
