@@ -494,6 +494,7 @@ impl ConfigSet {
             namespaces,
             secrets,
             nodes,
+            endpoint_slices,
             kubernetes_gateways,
             request_authentications
         );
