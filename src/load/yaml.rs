@@ -67,6 +67,12 @@ enum Frame {
         /// The node count when the mapping started (its size, alias copies
         /// included, is the difference at its end: no walk over the tree).
         nodes_before: usize,
+        /// Where the mapping started (char index), to tell an implicit
+        /// single-pair mapping in a flow sequence.
+        start: usize,
+        /// The implicit pair was go-yaml's plain scalar `K:` (see
+        /// [`Builder::colon_ends_flow_scalar`]): the mapping is that string.
+        as_scalar: Option<Value>,
     },
     Seq {
         items: Vec<Value>,
@@ -100,6 +106,13 @@ struct Builder<'a, 'f> {
     /// Takes each document as it ends, so that a file's values never all
     /// live at once.
     sink: &'f mut dyn FnMut(Document),
+    /// The text parsed (spans index it by character).
+    text: &'a str,
+    /// Char indexes are byte offsets.
+    ascii: bool,
+    /// Byte offset of each line's start, built the first time a span must
+    /// be mapped to bytes in a non-ASCII text.
+    line_starts: Option<Vec<usize>>,
 }
 
 fn err(span: &Span, message: impl Into<String>) -> YamlError {
@@ -232,6 +245,9 @@ fn parse_counted(
         doc: None,
         docs: 0,
         sink,
+        text,
+        ascii: text.is_ascii(),
+        line_starts: None,
     };
     for ev in Parser::new_from_str(text) {
         let (event, span) = ev.map_err(|e| YamlError {
@@ -290,6 +306,8 @@ impl Builder<'_, '_> {
                     path,
                     anchor,
                     nodes_before,
+                    start: span.start.index(),
+                    as_scalar: None,
                 });
             }
             Event::SequenceStart(anchor, _) => {
@@ -307,6 +325,12 @@ impl Builder<'_, '_> {
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 let (value, anchor, nodes_before) = match self.stack.pop() {
+                    Some(Frame::Map {
+                        as_scalar: Some(value),
+                        anchor,
+                        nodes_before,
+                        ..
+                    }) => (value, anchor, nodes_before),
                     Some(Frame::Map {
                         mut map,
                         merged,
@@ -340,7 +364,25 @@ impl Builder<'_, '_> {
                 if in_key_position {
                     // Keys keep their text: JSON keys are strings, and `on:` or
                     // `y:` as a key is never meant as a boolean.
-                    let key = text.to_string();
+                    let mut key = text.to_string();
+                    if style == ScalarStyle::Plain && self.colon_ends_flow_scalar(&span) {
+                        key.push(':');
+                        let parent_is_seq =
+                            matches!(self.stack.iter().rev().nth(1), Some(Frame::Seq { .. }));
+                        if let Some(Frame::Map {
+                            map,
+                            start,
+                            as_scalar,
+                            ..
+                        }) = self.stack.last_mut()
+                            && parent_is_seq
+                            && map.is_empty()
+                            && *start == span.start.index()
+                        {
+                            // `[a, K:]`: go-yaml's item is the string `K:`.
+                            *as_scalar = Some(resolve_scalar(&key, style, None).0);
+                        }
+                    }
                     if let Some(Frame::Map {
                         map,
                         key: slot,
@@ -358,6 +400,16 @@ impl Builder<'_, '_> {
                         *slot = Some(key);
                         *key_line = span.start.line();
                     }
+                    return Ok(());
+                }
+                if matches!(
+                    self.stack.last(),
+                    Some(Frame::Map {
+                        as_scalar: Some(_),
+                        ..
+                    })
+                ) {
+                    // The empty value of a pair that is really a scalar.
                     return Ok(());
                 }
                 let (value, yaml11) = resolve_scalar(&text, style, tag.as_deref());
@@ -412,6 +464,41 @@ impl Builder<'_, '_> {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
         Ok(())
+    }
+
+    /// Whether the plain scalar at `span` is directly followed by `:` and
+    /// then `,`, `]` or `}`. YAML 1.2 (saphyr) ends the scalar there and
+    /// reads a mapping (`[1.2.3.4, 001:db8::]` holds `{001:db8:: null}`);
+    /// go-yaml, which `kubectl apply` reads with, ends a plain scalar in
+    /// flow context only at `: `, `,`, `[`, `]`, `{` or `}`, so the `:` is
+    /// part of it and Kubernetes stores two strings. Outside flow context
+    /// `K:,` is one plain scalar to both, so this only matches in flow.
+    fn colon_ends_flow_scalar(&mut self, span: &Span) -> bool {
+        let Some(at) = self.byte_offset(span.end.line(), span.end.col(), span.end.index()) else {
+            return false;
+        };
+        let rest = self.text.as_bytes().get(at..).unwrap_or_default();
+        rest.first() == Some(&b':') && matches!(rest.get(1), Some(b',' | b']' | b'}'))
+    }
+
+    /// Byte offset of a marker: its char index in an ASCII text, else the
+    /// line's start plus the bytes of `col` characters.
+    fn byte_offset(&mut self, line: usize, col: usize, index: usize) -> Option<usize> {
+        if self.ascii {
+            return Some(index);
+        }
+        let text = self.text;
+        let starts = self.line_starts.get_or_insert_with(|| {
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+                .collect()
+        });
+        let start = *starts.get(line.checked_sub(1)?)?;
+        let in_line = text[start..]
+            .char_indices()
+            .nth(col)
+            .map_or(text.len() - start, |(b, _)| b);
+        Some(start + in_line)
     }
 
     fn check_depth(&self, span: &Span) -> Result<(), YamlError> {
@@ -695,6 +782,29 @@ mod tests {
                 .line_of("spec.http[0].route[0].destination.nope"),
             Some(11)
         );
+    }
+
+    /// Istio's validation test data writes `addresses: [1.2.3.4, 001:db8::]`:
+    /// two strings to Kubernetes (go-yaml ends a flow plain scalar only at
+    /// `: `, `,`, `[`, `]`, `{`, `}`), a mapping to a YAML 1.2 parser.
+    #[test]
+    fn flow_plain_scalars_end_where_go_yaml_ends_them() {
+        let d = &parse(
+            "addresses: [1.2.3.4, 001:db8::]\nb: [a:, x, c::d]\nc: {k:, m: v}\nd: [2001:db8::1, fe80::]\ne: [k: v, 'q:']\nf: [é, ü:]\ng: [x:]\n",
+        )[0];
+        let v = &d.value;
+        assert_eq!(v["addresses"], serde_json::json!(["1.2.3.4", "001:db8::"]));
+        assert_eq!(v["b"], serde_json::json!(["a:", "x", "c::d"]));
+        assert_eq!(v["c"], serde_json::json!({"k:": null, "m": "v"}));
+        assert_eq!(v["d"], serde_json::json!(["2001:db8::1", "fe80::"]));
+        // A real pair (`: ` with a blank) and quoted scalars are unchanged.
+        assert_eq!(v["e"], serde_json::json!([{"k": "v"}, "q:"]));
+        // Non-ASCII text before the scalar (spans count characters).
+        assert_eq!(v["f"], serde_json::json!(["é", "ü:"]));
+        assert_eq!(v["g"], serde_json::json!(["x:"]));
+        // In block context `a:,` is one scalar to both.
+        let d = &parse("h: a:,\n")[0];
+        assert_eq!(d.value["h"], "a:,");
     }
 
     #[test]
