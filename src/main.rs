@@ -82,6 +82,10 @@ enum Command {
         /// balancing (`localityLbSetting`; off when empty).
         #[arg(long, default_value = "", value_name = "REGION/ZONE/SUBZONE")]
         locality: String,
+        /// DNS suffix of Kubernetes Service hosts (`name.ns.svc.SUFFIX`) and
+        /// of short names, as Istio's `--domain` / cluster domain.
+        #[arg(long, default_value = "cluster.local", value_parser = parse_domain_suffix, value_name = "SUFFIX")]
+        domain_suffix: String,
         /// Outbound listener (HTTP/1.1 and h2c, auto-detected).
         #[arg(long, default_value = "127.0.0.1:15001")]
         listen: SocketAddr,
@@ -129,6 +133,10 @@ enum Command {
         /// The proxy's own workload labels (k=v,k2=v2).
         #[arg(long, value_parser = parse_labels, default_value = "")]
         labels: BTreeMap<String, String>,
+        /// DNS suffix of Kubernetes Service hosts (`name.ns.svc.SUFFIX`) and
+        /// of short names, as Istio's `--domain` / cluster domain.
+        #[arg(long, default_value = "cluster.local", value_parser = parse_domain_suffix, value_name = "SUFFIX")]
+        domain_suffix: String,
         /// Request method.
         #[arg(short = 'X', long = "request", default_value = "GET")]
         method: String,
@@ -247,6 +255,7 @@ fn main() -> ExitCode {
             namespace,
             labels,
             locality,
+            domain_suffix,
             listen,
             admin,
             access_log,
@@ -264,6 +273,7 @@ fn main() -> ExitCode {
                 namespace,
                 labels,
                 locality,
+                domain_suffix,
                 listen,
                 admin,
                 access_log,
@@ -286,6 +296,7 @@ fn main() -> ExitCode {
             config,
             namespace,
             labels,
+            domain_suffix,
             method,
             headers,
             output,
@@ -294,6 +305,7 @@ fn main() -> ExitCode {
             config,
             namespace,
             labels,
+            domain_suffix,
             method,
             headers,
             url,
@@ -310,4 +322,22 @@ fn main() -> ExitCode {
         }),
     };
     ExitCode::from(code as u8)
+}
+
+/// A DNS suffix such as `cluster.local` (trailing dot dropped).
+fn parse_domain_suffix(s: &str) -> Result<String, String> {
+    let d = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !d.is_empty()
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if ok {
+        Ok(d)
+    } else {
+        Err(format!("{s:?} is not a DNS suffix such as cluster.local"))
+    }
 }

@@ -70,15 +70,20 @@ impl Reloader {
         let started = Instant::now();
         // The locality is fixed for the proxy's life: keep the one the
         // running snapshot was compiled for.
-        let (locality, gateway) = {
+        let (locality, gateway, domain) = {
             let live = self.shared.snapshot.load();
-            (live.identity.locality.clone(), live.identity.gateway)
+            (
+                live.identity.locality.clone(),
+                live.identity.gateway,
+                live.identity.domain.clone(),
+            )
         };
         let options = crate::compile::Options {
             namespace: self.namespace.clone(),
             labels: self.labels.clone(),
             locality,
             gateway,
+            domain,
             ..Default::default()
         };
         match load_valid_compiled(&self.paths, &self.namespace, &options) {

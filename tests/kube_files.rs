@@ -202,3 +202,39 @@ async fn explain_and_check_read_the_dump() {
     let (code, stdout, stderr) = strait(&["check"], &file);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
+
+/// `--domain-suffix`: Service hosts are `name.ns.svc.<suffix>`, and short
+/// names in Istio resources resolve with it (Istio's cluster domain).
+#[tokio::test]
+async fn domain_suffix_names_service_hosts() {
+    let c = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.yaml");
+    std::fs::write(&file, &c.yaml).unwrap();
+    let explain = |suffix: &str, url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["explain", "-o", "json", "--domain-suffix", suffix, "-c"])
+            .arg(&file)
+            .arg(url)
+            .output()
+            .expect("strait runs")
+    };
+    let out = explain(
+        "corp.internal",
+        "http://reviews.default.svc.corp.internal:9080/",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["virtual_service"], "default/reviews");
+    assert_eq!(
+        v["destinations"][0]["host"],
+        "reviews.default.svc.corp.internal"
+    );
+    let bad = explain("not a suffix", "http://reviews:9080/");
+    assert_eq!(bad.status.code(), Some(64), "a usage error (EX_USAGE)");
+}

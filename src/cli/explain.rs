@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::run::{compile_for, load_valid};
+use super::run::load_valid;
 use crate::compile::Options;
 use crate::explain::{self, Request};
 
@@ -15,6 +15,8 @@ pub struct ExplainArgs {
     pub config: Vec<PathBuf>,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// Kubernetes Service host suffix (`cluster.local`).
+    pub domain_suffix: String,
     pub method: String,
     pub headers: Vec<String>,
     pub url: String,
@@ -61,12 +63,13 @@ pub fn run(args: ExplainArgs) -> i32 {
             return code;
         }
     };
-    let snap = compile_for(&config, &args.namespace, &args.labels);
     let opts = Options {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
+        domain: args.domain_suffix.clone(),
         ..Options::default()
     };
+    let snap = crate::compile::compile(&config, &opts);
     let report = explain::explain(&config, &snap, &opts, &req);
     if args.json {
         let _ = writeln!(

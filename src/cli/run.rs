@@ -18,6 +18,8 @@ pub struct RunArgs {
     pub labels: BTreeMap<String, String>,
     /// The proxy's locality, `region/zone/subzone` (empty: none).
     pub locality: String,
+    /// Kubernetes Service host suffix (`cluster.local`).
+    pub domain_suffix: String,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub access_log: Option<String>,
@@ -280,6 +282,7 @@ pub fn run(args: RunArgs) -> i32 {
         labels: args.labels.clone(),
         locality: args.locality.clone(),
         gateway: args.gateway.is_some(),
+        domain: args.domain_suffix.clone(),
         ..Options::default()
     };
     let (config, warnings, snapshot) =
