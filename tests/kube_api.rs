@@ -415,3 +415,56 @@ async fn kubectl_watches_pods_with_events() {
     let _ = child.wait();
     let _ = reader.join();
 }
+
+/// WatchList (KEP-3157): `sendInitialEvents=true` gives ADDED for what
+/// exists, then a BOOKMARK annotated `k8s.io/initial-events-end`.
+#[tokio::test]
+async fn send_initial_events_ends_with_an_annotated_bookmark() {
+    let api = FakeApi::start().await;
+    api.apply(pod("a", "default", "v1"));
+    api.apply(pod("b", "default", "v1"));
+    let (events, _) = watch_lines(
+        &api,
+        "/api/v1/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true",
+        3,
+    )
+    .await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ADDED", "ADDED", "BOOKMARK"]);
+    assert_eq!(
+        events[2]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+}
+
+/// A stalled stream sends nothing until resumed; a dropped one ends without
+/// the terminating chunk (the client sees an error, not a clean end).
+#[tokio::test]
+async fn stalled_and_dropped_streams() {
+    let api = std::sync::Arc::new(FakeApi::start().await);
+    let rv = api.resource_version();
+    api.stall_watches(true);
+    let a2 = api.clone();
+    let feeder = tokio::spawn(async move {
+        // Wait for the watch to be open, then change something while stalled.
+        while !a2.requests().iter().any(|r| r.is_watch()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        a2.apply(pod("a", "default", "v1"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(a2.events_sent(), 0, "nothing sent while stalled");
+        a2.stall_watches(false);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        a2.drop_watches();
+    });
+    let (events, broken) = watch_lines(
+        &api,
+        &format!("/api/v1/pods?watch=1&resourceVersion={rv}"),
+        5,
+    )
+    .await;
+    feeder.await.unwrap();
+    assert_eq!(events.len(), 1, "the event came once the stream resumed");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert!(broken, "a dropped stream is an error to the client");
+}

@@ -172,6 +172,8 @@ struct State {
     list_fault: Option<(u16, usize)>,
     truncate_next: bool,
     log: Vec<Logged>,
+    /// Event lines handed to streams (replays and live).
+    sent: usize,
 }
 
 /// What open watch streams are told besides new events.
@@ -403,6 +405,11 @@ impl FakeApi {
     /// Send a BOOKMARK at the current version on streams that allow them.
     pub fn bookmark(&self) {
         self.control.send_modify(|c| c.bookmark_gen += 1);
+    }
+
+    /// Live event lines handed to watch streams so far.
+    pub fn events_sent(&self) -> usize {
+        self.state.lock().unwrap().sent
     }
 
     /// Every request so far.
@@ -856,6 +863,7 @@ impl Shared {
                         if tx.send(Ok(l)).await.is_err() {
                             return;
                         }
+                        shared.state.lock().unwrap().sent += 1;
                     }
                     last = now;
                     if bookmarks && ctl.bookmark_gen != bookmark_gen {
