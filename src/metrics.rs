@@ -601,6 +601,57 @@ impl Metrics {
     }
 }
 
+/// One cached request series of a destination, read for the admin page.
+pub struct SeriesRead {
+    pub response_code: u16,
+    pub flags: Flags,
+    /// `istio_requests_total` of this series.
+    pub requests: u64,
+    /// `istio_request_duration_milliseconds` of this series (a handle).
+    pub duration: Histogram,
+}
+
+impl Metrics {
+    /// The request series `d` has cached for this instance (none when it
+    /// belongs to another). Off the request path: the same read lock the
+    /// request path takes, once per destination per call.
+    pub fn series_of(&self, d: &Destination) -> Vec<SeriesRead> {
+        let Some(cache) = &d.cache else {
+            return Vec::new();
+        };
+        if cache.owner.load(Ordering::Acquire) != self.id {
+            return Vec::new();
+        }
+        cache
+            .series
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, s)| SeriesRead {
+                response_code: k.response_code,
+                flags: k.flags,
+                requests: s.requests.get(),
+                duration: s.duration.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A duration histogram's cumulative bucket counts, one per [`BUCKETS`]
+/// bound and a last for `+Inf`. prometheus-client keeps them private, so
+/// this reads them back from the exposition text (one small encode; for
+/// the admin page's sampler, never on the request path).
+pub fn cumulative_buckets(h: &Histogram) -> Vec<u64> {
+    let mut registry = Registry::default();
+    registry.register("d", "", h.clone());
+    let mut text = String::new();
+    let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
+    text.lines()
+        .filter(|l| l.starts_with("d_bucket{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
 /// The content type of [`Metrics::encode`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -658,6 +709,40 @@ mod tests {
         assert!(text.contains("le=\"0.5\""));
         assert!(text.contains("envoy_cluster_upstream_rq_retry_total{cluster_name=\"outbound|9080|v1|reviews.default.svc.cluster.local\"} 1"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn series_and_buckets_read_back_for_the_page() {
+        let m = Metrics::new(Source::new("default", &Default::default()));
+        let d = Destination::new("r.default.svc.cluster.local", "r", "default", "v1");
+        for (code, ms) in [(200, 0.3), (200, 7.0), (503, 7.0)] {
+            m.record(&Record {
+                destination: &d,
+                grpc: false,
+                response_code: code,
+                grpc_status: None,
+                flags: if code == 503 {
+                    Flags::NO_HEALTHY_UPSTREAM
+                } else {
+                    Flags::NONE
+                },
+                duration_ms: ms,
+                request_bytes: 0,
+                response_bytes: 0,
+            });
+        }
+        let mut reads = m.series_of(&d);
+        reads.sort_by_key(|r| r.response_code);
+        assert_eq!(reads.len(), 2);
+        assert_eq!((reads[0].response_code, reads[0].requests), (200, 2));
+        assert_eq!(reads[1].flags, Flags::NO_HEALTHY_UPSTREAM);
+        let b = cumulative_buckets(&reads[0].duration);
+        assert_eq!(b.len(), BUCKETS.len() + 1);
+        // 0.3 ms in le=0.5; 7 ms in le=10 (index 3) and above.
+        assert_eq!(&b[..5], &[1, 1, 1, 2, 2]);
+        assert_eq!(b[BUCKETS.len()], 2);
+        let other = Metrics::new(Source::new("default", &Default::default()));
+        assert!(other.series_of(&d).is_empty(), "the cache belongs to m");
     }
 
     #[test]

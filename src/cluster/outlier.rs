@@ -199,6 +199,28 @@ pub struct Ejection {
     pub num_ejections: u32,
 }
 
+/// An ejected host, as [`OutlierDetector::host_ejection`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostEjection {
+    pub since: Instant,
+    /// The interval sweep that will return the host (Envoy un-ejects on
+    /// its interval timer, at or after `since + ejection time`).
+    pub until: Instant,
+    pub kind: EjectionKind,
+    pub num_ejections: u32,
+}
+
+impl EjectionKind {
+    /// Envoy's name for the detector (`outlier_detection` event log).
+    pub fn name(self) -> &'static str {
+        match self {
+            EjectionKind::Consecutive5xx => "CONSECUTIVE_5XX",
+            EjectionKind::ConsecutiveGatewayFailure => "CONSECUTIVE_GATEWAY_FAILURE",
+            EjectionKind::ConsecutiveLocalOriginFailure => "CONSECUTIVE_LOCAL_ORIGIN_FAILURE",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct HostState {
     consecutive_5xx: u32,
@@ -211,6 +233,8 @@ struct HostState {
     multiplier: u32,
     last_ejection: Option<Instant>,
     last_unejection: Option<Instant>,
+    /// Which detector ejected the host last (for the admin page).
+    last_kind: Option<EjectionKind>,
 }
 
 #[derive(Debug)]
@@ -419,6 +443,7 @@ impl OutlierDetector {
             h.ejected = true;
             h.num_ejections += 1;
             h.last_ejection = Some(now);
+            h.last_kind = Some(kind);
             let base = self.config.base_ejection_time;
             if base.saturating_mul(h.multiplier) < self.config.max_ejection_time + base {
                 h.multiplier += 1;
@@ -573,6 +598,22 @@ impl OutlierDetector {
             .map(|h| (h.num_ejections, h.multiplier))
     }
 
+    /// The current ejection of `host`, if it is ejected at `now`: since
+    /// when, the sweep that will return it, why, and how many times it was
+    /// ejected (for the admin page; never on the request path).
+    pub fn host_ejection(&self, host: usize, now: Instant) -> Option<HostEjection> {
+        let st = self.lock_at(now);
+        let h = st.hosts.get(host).filter(|h| h.ejected)?;
+        let since = h.last_ejection?;
+        let due = since + self.config.ejection_time(h.multiplier);
+        Some(HostEjection {
+            since,
+            until: grid_at_or_after(st.next_sweep, self.config.interval, due),
+            kind: h.last_kind?,
+            num_ejections: h.num_ejections,
+        })
+    }
+
     /// Endpoint-only reload: `keep[new_index] = Some(old_index)` carries the
     /// old host's state (counters, ejection, multiplier) to its new index;
     /// `None` starts a new host fresh. Old hosts not named are dropped
@@ -694,6 +735,24 @@ mod tests {
         assert!(d.is_ejected(3, t0));
         assert_eq!(d.ejected_count(t0), 1);
         assert_eq!(d.ejections_total(), 1);
+    }
+
+    /// The admin page's ejection line: since the ejecting request, until
+    /// the first interval sweep at or after base ejection time (Envoy
+    /// defaults: interval 10 s, baseEjectionTime 30 s), and why.
+    #[test]
+    fn host_ejection_reports_since_until_and_why() {
+        let (d, t0) = detector(OutlierConfig::default(), 10);
+        let at = t0 + Duration::from_secs(3);
+        assert!(d.host_ejection(2, at).is_none());
+        hit(&d, 2, Outcome::Status(500), 5, at);
+        let e = d.host_ejection(2, at).unwrap();
+        assert_eq!(e.since, at);
+        assert_eq!(e.until, t0 + Duration::from_secs(40));
+        assert_eq!(e.kind.name(), "CONSECUTIVE_5XX");
+        assert_eq!(e.num_ejections, 1);
+        assert!(d.host_ejection(2, t0 + Duration::from_secs(39)).is_some());
+        assert!(d.host_ejection(2, t0 + Duration::from_secs(40)).is_none());
     }
 
     #[test]

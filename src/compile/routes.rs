@@ -188,6 +188,7 @@ fn default_route(svc: &ServiceInfo, port: u16, clusters: &super::ClusterMap) -> 
             request_headers: HeaderOps::default(),
             response_headers: HeaderOps::default(),
             authority: None,
+            picked: Default::default(),
         }]),
         timeout: None,
         retry: RetryPolicy::from_istio(None, hashed).map(Arc::new),
@@ -539,6 +540,7 @@ pub(super) fn l4_destinations(
                 request_headers: HeaderOps::default(),
                 response_headers: HeaderOps::default(),
                 authority: None,
+                picked: Default::default(),
             })
         })
         .filter(|w| w.weight > 0)
@@ -693,6 +695,7 @@ impl RouteCtx<'_> {
                     request_headers: rq,
                     response_headers: rs,
                     authority: auth,
+                    picked: Default::default(),
                 })
             })
             // Destinations with weight 0 get nothing when there are several.

@@ -20,6 +20,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let page = super::page::Page::start(shared.clone(), shutdown.clone());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -29,8 +30,9 @@ pub async fn serve(
             continue;
         };
         let shared = shared.clone();
+        let page = page.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(shared.clone(), req));
+            let svc = service_fn(move |req| handle(shared.clone(), page.clone(), req));
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -38,13 +40,28 @@ pub async fn serve(
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    shared: Arc<Shared>,
+    page: Arc<super::page::Page>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let reply = |status: StatusCode, text: &'static str| {
         let mut r = Response::new(body::full(text));
         *r.status_mut() = status;
         r
     };
     Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/") => {
+            let mut r = Response::new(body::full(
+                page.html(&shared, req.uri().query().unwrap_or("")),
+            ));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        (&Method::GET, "/page.json") => json(&page.json(&shared)),
         (&Method::GET, "/ready") => {
             if shared.ready.load(Ordering::Acquire) {
                 reply(StatusCode::OK, "LIVE\n")
@@ -107,12 +124,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
         (
             _,
-            "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain" | "/logging"
-            | "/stats/prometheus",
+            "/" | "/page.json" | "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain"
+            | "/logging" | "/stats/prometheus",
         ) => reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         _ => reply(
             StatusCode::NOT_FOUND,
-            "not found; endpoints: /ready /config_dump /clusters /routes /explain?url=... /stats/prometheus /logging\n",
+            "not found; endpoints: / (the live page) /page.json /ready /config_dump /clusters /routes /explain?url=... /stats/prometheus /logging\n",
         ),
     })
 }
@@ -322,7 +339,7 @@ fn routes(shared: &Shared) -> serde_json::Value {
 fn explain(shared: &Shared, query: &str) -> Response<Body> {
     let mut url = None;
     let mut method = "GET".to_string();
-    let mut headers = http::HeaderMap::new();
+    let mut headers = Vec::new();
     for kv in query.split('&') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
@@ -331,34 +348,47 @@ fn explain(shared: &Shared, query: &str) -> Response<Body> {
         match k {
             "url" => url = Some(v),
             "method" => method = v,
-            "header" => match crate::cli::explain::parse_header(&v) {
-                Ok((n, val)) => {
-                    headers.append(n, val);
-                }
-                Err(e) => return text(StatusCode::BAD_REQUEST, e),
-            },
+            "header" => headers.push(v),
             _ => {}
         }
     }
+    match explain_request(url, &method, &headers) {
+        Ok(req) => json(&explain_live(shared, &req).1),
+        Err(e) => text(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// The request `/explain` (and the page's explain form) describes.
+pub(super) fn explain_request(
+    url: Option<String>,
+    method: &str,
+    header_lines: &[String],
+) -> Result<crate::explain::Request, String> {
+    let mut headers = http::HeaderMap::new();
+    for h in header_lines {
+        let (n, val) = crate::cli::explain::parse_header(h)?;
+        headers.append(n, val);
+    }
     let Some(url) = url else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "missing url parameter: /explain?url=http://host:port/path".into(),
-        );
+        return Err("missing url parameter: /explain?url=http://host:port/path".into());
     };
-    let req = match crate::explain::Request::parse(&method, &url, headers) {
-        Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
-    };
+    crate::explain::Request::parse(method, &url, headers)
+}
+
+/// `strait explain` on the live configuration, and its JSON with what only
+/// the running proxy knows: host health.
+pub(super) fn explain_live(
+    shared: &Shared,
+    req: &crate::explain::Request,
+) -> (crate::explain::Report, serde_json::Value) {
     let st = shared
         .status
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let snap = shared.snapshot.load();
-    let report = crate::explain::explain(&st.config, &snap, &st.options, &req);
+    let report = crate::explain::explain(&st.config, &snap, &st.options, req);
     let mut v = serde_json::to_value(&report).unwrap_or_default();
-    // The live view adds what only the running proxy knows: host health.
     let states = shared.clusters.all();
     let now = std::time::Instant::now();
     if let Some(dests) = v.get_mut("destinations").and_then(|d| d.as_array_mut()) {
@@ -388,7 +418,7 @@ fn explain(shared: &Shared, query: &str) -> Response<Body> {
             );
         }
     }
-    json(&v)
+    (report, v)
 }
 
 fn text(status: StatusCode, msg: String) -> Response<Body> {

@@ -142,6 +142,7 @@ pub async fn forward(
         outcome.local(&r);
         return r.response(grpc);
     };
+    dest.picked.add();
     outcome.upstream_cluster = Some(dest.name.clone());
     let Some(cluster) = snap.clusters.get(&dest.cluster) else {
         let r = LocalReply::no_cluster();

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod handler;
 pub mod limits;
 pub mod local_reply;
+pub mod page;
 pub mod pool;
 pub mod sniff;
 pub mod tcp;

@@ -112,6 +112,21 @@ impl Upstreams {
             .collect()
     }
 
+    /// Open connections and waiting requests per cluster name, across
+    /// every worker (the admin page's circuit-breaker use).
+    pub fn pool_use_by_cluster(&self) -> Vec<(Arc<str>, usize, usize)> {
+        let map = self.wide.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(name, w)| {
+                (
+                    name.clone(),
+                    w.open_connections(),
+                    w.pending.load(Ordering::Acquire),
+                )
+            })
+            .collect()
+    }
+
     /// The calling thread's pools.
     fn slot(&self) -> &Slot {
         let last = self.slots.len() - 1;

@@ -243,6 +243,26 @@ pub struct WeightedCluster {
     /// Per-destination authority rewrite (`headers.request.set.host`), used
     /// only when the route has no rewrite of its own.
     pub authority: Option<HeaderValue>,
+    /// Requests this route sent here (the admin page's observed share).
+    pub picked: Picks,
+}
+
+/// How many requests a route sent to one of its destinations. A statistic
+/// beside the configuration, not part of it: metrics count per cluster,
+/// and a cluster can sit in several routes (the demo's `v2` takes the
+/// jason route and a tenth of the 90/10 split), so only the route can tell
+/// its own split. One relaxed add per forwarded request.
+#[derive(Debug, Default)]
+pub struct Picks(std::sync::atomic::AtomicU64);
+
+impl Picks {
+    pub fn add(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -371,6 +391,7 @@ mod tests {
             request_headers: HeaderOps::default(),
             response_headers: HeaderOps::default(),
             authority: None,
+            picked: Picks::default(),
         };
         let cs = vec![wc(90), wc(20)];
         assert_eq!(Action::total_weight(&cs), 110);

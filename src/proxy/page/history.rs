@@ -1,0 +1,398 @@
+//! The last few minutes of traffic, one sample a second, turned from the
+//! counters the request path already keeps (Istio's request metrics per
+//! destination cluster, and each route's [`Picks`](crate::route::Picks)).
+//! Pure: the sampler feeds it totals; nothing here touches a request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::metrics::BUCKETS;
+use crate::proxy::flags::Flags;
+
+/// Seconds of history kept.
+pub const WINDOW: u64 = 300;
+/// Seconds the figures (share, rps, error rate, p50/p99) cover.
+pub const MINUTE: u64 = 60;
+/// Seconds per point of the time series (30 points over [`WINDOW`]).
+pub const STEP: u64 = 10;
+
+/// One second of one destination cluster: only seconds with traffic are
+/// stored, so an idle cluster costs an empty queue.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tick {
+    requests: u64,
+    /// Failed requests by response flags (`-` when the upstream itself
+    /// answered 5xx without a flag).
+    errors: Vec<(Flags, u64)>,
+    /// Requests per duration bucket (not cumulative; the last is `+Inf`).
+    buckets: Vec<u64>,
+}
+
+/// What a series looked like at the previous sample.
+#[derive(Clone, Debug, Default)]
+struct Last {
+    requests: u64,
+    buckets: Vec<u64>,
+}
+
+/// A failed request, as the page counts it: a 5xx, or any response flag
+/// (a fault abort's 4xx is FI, a client that went away is DC).
+pub fn is_error(code: u16, flags: Flags) -> bool {
+    code >= 500 || !flags.is_empty()
+}
+
+#[derive(Default)]
+pub struct History {
+    /// The current sample's number (seconds since the sampler started).
+    now: u64,
+    last: HashMap<(Arc<str>, u16, Flags), Last>,
+    clusters: HashMap<Arc<str>, VecDeque<(u64, Tick)>>,
+    last_picks: HashMap<String, u64>,
+    picks: HashMap<String, VecDeque<(u64, u64)>>,
+}
+
+/// The figures of one destination over the last minute.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub requests: u64,
+    /// Seconds the figures cover (less than a minute just after start).
+    pub seconds: u64,
+    pub errors: u64,
+    /// Failed requests by response flags, most first.
+    pub by_flags: Vec<(Flags, u64)>,
+    /// Latency percentiles in ms (None without requests).
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    /// Requests per [`STEP`] over the last [`WINDOW`], oldest first.
+    pub series: Vec<u64>,
+    /// Failed requests per [`STEP`], like `series`.
+    pub error_series: Vec<u64>,
+}
+
+impl Stats {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds.max(1) as f64
+    }
+
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}
+
+impl History {
+    /// Start the next one-second sample.
+    pub fn tick(&mut self) {
+        self.now += 1;
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// One series' total at this sample. `buckets` reads its cumulative
+    /// duration buckets and is called only when the total moved.
+    pub fn observe_series(
+        &mut self,
+        cluster: &Arc<str>,
+        code: u16,
+        flags: Flags,
+        total: u64,
+        buckets: impl FnOnce() -> Vec<u64>,
+    ) {
+        let last = self.last.entry((cluster.clone(), code, flags)).or_default();
+        if total == last.requests {
+            return;
+        }
+        // A smaller total is a new series under the same labels (a
+        // reload changed them): count it from zero.
+        let (delta, base) = if total > last.requests {
+            (total - last.requests, std::mem::take(&mut last.buckets))
+        } else {
+            (total, Vec::new())
+        };
+        let cumulative = buckets();
+        let mut per_bucket = Vec::with_capacity(cumulative.len());
+        let mut below = 0;
+        for (i, c) in cumulative.iter().enumerate() {
+            let before = base.get(i).copied().unwrap_or(0);
+            let in_range = c.saturating_sub(before);
+            per_bucket.push(in_range.saturating_sub(below));
+            below = in_range;
+        }
+        last.requests = total;
+        last.buckets = cumulative;
+        let now = self.now;
+        let ring = self.clusters.entry(cluster.clone()).or_default();
+        if ring.back().is_none_or(|(t, _)| *t != now) {
+            ring.push_back((now, Tick::default()));
+        }
+        let Some((_, tick)) = ring.back_mut() else {
+            return;
+        };
+        tick.requests += delta;
+        if is_error(code, flags) {
+            match tick.errors.iter_mut().find(|(f, _)| *f == flags) {
+                Some((_, n)) => *n += delta,
+                None => tick.errors.push((flags, delta)),
+            }
+        }
+        if tick.buckets.len() < per_bucket.len() {
+            tick.buckets.resize(per_bucket.len(), 0);
+        }
+        for (t, d) in tick.buckets.iter_mut().zip(per_bucket) {
+            *t += d;
+        }
+    }
+
+    /// A route destination's pick count at this sample (`key` names the
+    /// route and destination).
+    pub fn observe_picks(&mut self, key: &str, total: u64) {
+        let last = match self.last_picks.get_mut(key) {
+            Some(l) => l,
+            None => self.last_picks.entry(key.to_string()).or_insert(0),
+        };
+        if total == *last {
+            return;
+        }
+        let delta = if total > *last { total - *last } else { total };
+        *last = total;
+        let now = self.now;
+        let ring = self.picks.entry(key.to_string()).or_default();
+        match ring.back_mut() {
+            Some((t, n)) if *t == now => *n += delta,
+            _ => ring.push_back((now, delta)),
+        }
+    }
+
+    /// Drop samples older than [`WINDOW`], and the state of destinations
+    /// that `keep` no longer names (gone with a reload).
+    pub fn expire(
+        &mut self,
+        keep_cluster: impl Fn(&str) -> bool,
+        keep_route: impl Fn(&str) -> bool,
+    ) {
+        let oldest = self.now.saturating_sub(WINDOW);
+        for ring in self.clusters.values_mut() {
+            while ring.front().is_some_and(|(t, _)| *t <= oldest) {
+                ring.pop_front();
+            }
+        }
+        for ring in self.picks.values_mut() {
+            while ring.front().is_some_and(|(t, _)| *t <= oldest) {
+                ring.pop_front();
+            }
+        }
+        self.clusters.retain(|k, _| keep_cluster(k));
+        self.last.retain(|(k, _, _), _| keep_cluster(k));
+        self.picks.retain(|k, _| keep_route(k));
+        self.last_picks.retain(|k, _| keep_route(k));
+    }
+
+    /// Requests a route sent to one destination over the last minute.
+    pub fn picks(&self, key: &str) -> u64 {
+        let from = self.now.saturating_sub(MINUTE);
+        self.picks.get(key).map_or(0, |r| {
+            r.iter().filter(|(t, _)| *t > from).map(|(_, n)| n).sum()
+        })
+    }
+
+    /// A cluster's figures over the last minute, and its time series.
+    pub fn stats(&self, cluster: &str) -> Stats {
+        let seconds = self.now.clamp(1, MINUTE);
+        let mut s = Stats {
+            seconds,
+            series: vec![0; (WINDOW / STEP) as usize],
+            error_series: vec![0; (WINDOW / STEP) as usize],
+            ..Stats::default()
+        };
+        let Some(ring) = self.clusters.get(cluster) else {
+            return s;
+        };
+        let from = self.now.saturating_sub(MINUTE);
+        let oldest = self.now.saturating_sub(WINDOW);
+        let mut buckets: Vec<u64> = Vec::new();
+        for (t, tick) in ring {
+            if *t > oldest {
+                // Point i covers seconds (oldest + i*STEP, oldest + (i+1)*STEP].
+                let i = ((t - oldest - 1) / STEP) as usize;
+                if let Some(p) = s.series.get_mut(i) {
+                    *p += tick.requests;
+                }
+                if let Some(p) = s.error_series.get_mut(i) {
+                    *p += tick.errors.iter().map(|(_, n)| n).sum::<u64>();
+                }
+            }
+            if *t <= from {
+                continue;
+            }
+            s.requests += tick.requests;
+            for (f, n) in &tick.errors {
+                s.errors += n;
+                match s.by_flags.iter_mut().find(|(g, _)| g == f) {
+                    Some((_, m)) => *m += n,
+                    None => s.by_flags.push((*f, *n)),
+                }
+            }
+            if buckets.len() < tick.buckets.len() {
+                buckets.resize(tick.buckets.len(), 0);
+            }
+            for (b, n) in buckets.iter_mut().zip(&tick.buckets) {
+                *b += n;
+            }
+        }
+        s.by_flags.sort_by(|a, b| {
+            b.1.cmp(&a.1)
+                .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+        });
+        s.p50 = quantile(0.5, &buckets);
+        s.p99 = quantile(0.99, &buckets);
+        s
+    }
+}
+
+/// Prometheus' `histogram_quantile` over per-bucket counts with
+/// [`BUCKETS`] bounds: linear within the bucket the rank falls in (from 0
+/// for the first); the highest finite bound when it falls in `+Inf`.
+pub fn quantile(q: f64, per_bucket: &[u64]) -> Option<f64> {
+    let total: u64 = per_bucket.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut below = 0u64;
+    for (i, n) in per_bucket.iter().enumerate() {
+        let upto = below + n;
+        if (upto as f64) >= rank && *n > 0 {
+            let Some(upper) = BUCKETS.get(i) else {
+                return BUCKETS.last().copied();
+            };
+            let lower = if i == 0 { 0.0 } else { BUCKETS[i - 1] };
+            return Some(lower + (upper - lower) * ((rank - below as f64) / *n as f64));
+        }
+        below = upto;
+    }
+    BUCKETS.last().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cumulative(values_ms: &[f64]) -> Vec<u64> {
+        let mut b: Vec<u64> = BUCKETS
+            .iter()
+            .map(|le| values_ms.iter().filter(|v| **v <= *le).count() as u64)
+            .collect();
+        b.push(values_ms.len() as u64);
+        b
+    }
+
+    #[test]
+    fn deltas_per_second_add_up_to_the_last_minute() {
+        let c: Arc<str> = "outbound|9080|v1|reviews".into();
+        let mut h = History::default();
+        let mut all = Vec::new();
+        for sec in 0..70u64 {
+            h.tick();
+            // Two requests a second, 3 ms each.
+            all.extend([3.0, 3.0]);
+            h.observe_series(&c, 200, Flags::NONE, 2 * (sec + 1), || cumulative(&all));
+        }
+        let s = h.stats(&c);
+        assert_eq!(s.seconds, 60);
+        assert_eq!(s.requests, 120);
+        assert!((s.rps() - 2.0).abs() < 1e-9);
+        assert_eq!(s.errors, 0);
+        // 3 ms falls in (1, 5]: the median interpolates to 3.
+        assert_eq!(s.p50, Some(3.0));
+        assert_eq!(s.series.iter().sum::<u64>(), 140);
+    }
+
+    #[test]
+    fn errors_are_broken_down_by_flag() {
+        let c: Arc<str> = "c".into();
+        let mut h = History::default();
+        h.tick();
+        h.observe_series(&c, 200, Flags::NONE, 90, || cumulative(&[1.0; 90]));
+        h.observe_series(&c, 503, Flags::NO_HEALTHY_UPSTREAM, 6, || {
+            cumulative(&[1.0; 6])
+        });
+        h.observe_series(&c, 503, Flags::NONE, 4, || cumulative(&[1.0; 4]));
+        h.observe_series(&c, 404, Flags::NONE, 7, || cumulative(&[1.0; 7]));
+        let s = h.stats(&c);
+        assert_eq!(s.requests, 107);
+        assert_eq!(s.errors, 10);
+        assert_eq!(
+            s.by_flags,
+            vec![(Flags::NO_HEALTHY_UPSTREAM, 6), (Flags::NONE, 4)]
+        );
+        assert!((s.error_rate() - 10.0 / 107.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_unchanged_total_reads_no_buckets_and_old_samples_expire() {
+        let c: Arc<str> = "c".into();
+        let mut h = History::default();
+        h.tick();
+        h.observe_series(&c, 200, Flags::NONE, 5, || cumulative(&[1.0; 5]));
+        for _ in 0..MINUTE {
+            h.tick();
+            h.observe_series(&c, 200, Flags::NONE, 5, || panic!("not read"));
+        }
+        assert_eq!(h.stats(&c).requests, 0, "a minute later");
+        assert_eq!(
+            h.stats(&c).series.iter().sum::<u64>(),
+            5,
+            "still in the window"
+        );
+        for _ in 0..WINDOW {
+            h.tick();
+        }
+        h.expire(|_| true, |_| true);
+        assert_eq!(h.stats(&c).series.iter().sum::<u64>(), 0);
+        h.expire(|_| false, |_| false);
+        assert!(h.clusters.is_empty() && h.last.is_empty());
+    }
+
+    #[test]
+    fn a_total_that_went_down_starts_again_from_zero() {
+        let c: Arc<str> = "c".into();
+        let mut h = History::default();
+        h.tick();
+        h.observe_series(&c, 200, Flags::NONE, 50, || cumulative(&[1.0; 50]));
+        h.tick();
+        h.observe_series(&c, 200, Flags::NONE, 3, || cumulative(&[1.0; 3]));
+        assert_eq!(h.stats(&c).requests, 53);
+    }
+
+    #[test]
+    fn route_picks_give_the_observed_split() {
+        let mut h = History::default();
+        for sec in 1..=10u64 {
+            h.tick();
+            h.observe_picks("r0/v1", 18 * sec);
+            h.observe_picks("r0/v2", 2 * sec);
+        }
+        let (a, b) = (h.picks("r0/v1"), h.picks("r0/v2"));
+        assert_eq!((a, b), (180, 20));
+        assert_eq!(h.picks("r0/v3"), 0);
+    }
+
+    #[test]
+    fn quantiles_interpolate_as_prometheus_does() {
+        // 100 requests in (10, 25]: p50 at 17.5, p99 at 24.85.
+        let mut b = vec![0u64; BUCKETS.len() + 1];
+        b[4] = 100;
+        assert_eq!(quantile(0.5, &b), Some(17.5));
+        assert!((quantile(0.99, &b).unwrap() - 24.85).abs() < 1e-9);
+        // Everything beyond the last bound: the highest finite bound.
+        let mut inf = vec![0u64; BUCKETS.len() + 1];
+        inf[BUCKETS.len()] = 3;
+        assert_eq!(quantile(0.5, &inf), Some(3_600_000.0));
+        assert_eq!(quantile(0.5, &[0; 20]), None);
+    }
+}
