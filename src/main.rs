@@ -161,6 +161,14 @@ enum Command {
         /// Host header of the requests.
         #[arg(long, default_value = "reviews:9080")]
         host: String,
+        /// Then keep the proxy and upstreams running with a steady trickle
+        /// of traffic (20 requests a second; v2 fails one in six) and serve
+        /// the live page on --admin, until Ctrl-C or SIGTERM.
+        #[arg(long)]
+        serve: bool,
+        /// The admin listener with the live page, for --serve.
+        #[arg(long, default_value = "127.0.0.1:15000")]
+        admin: std::net::SocketAddr,
     },
 }
 
@@ -315,10 +323,13 @@ fn main() -> ExitCode {
             config,
             requests,
             host,
+            serve,
+            admin,
         } => demo::run(demo::DemoArgs {
             config,
             requests,
             host,
+            serve: serve.then_some(admin),
         }),
     };
     ExitCode::from(code as u8)

@@ -4,7 +4,6 @@
 //! where they went.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,11 +26,28 @@ pub struct DemoArgs {
     pub config: PathBuf,
     pub requests: usize,
     pub host: String,
+    /// `--serve`: keep running with a trickle of traffic and the live
+    /// page on this admin address.
+    pub serve: Option<SocketAddr>,
 }
 
 /// An upstream that answers every request with `labels` as JSON and the
 /// `version` label in `x-version`.
 pub async fn label_server(listener: TcpListener, labels: BTreeMap<String, String>) {
+    failing_label_server(listener, labels, None).await
+}
+
+/// [`label_server`] that, when `failing` is `Some(n)`, hangs up without an
+/// answer on every n-th request it accepts from the moment `failing` is
+/// switched on (the proxy reports 503 UC: an upstream connection
+/// terminated before the response, which Istio's default retry policy
+/// does not retry).
+pub async fn failing_label_server(
+    listener: TcpListener,
+    labels: BTreeMap<String, String>,
+    failing: Option<(Arc<std::sync::atomic::AtomicBool>, u64)>,
+) {
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let body = Bytes::from(serde_json::to_vec(&labels).unwrap_or_default());
     let version = labels.get("version").cloned().unwrap_or_default();
     let labels = Arc::new((body, version));
@@ -40,15 +56,24 @@ pub async fn label_server(listener: TcpListener, labels: BTreeMap<String, String
             continue;
         };
         let labels = labels.clone();
+        let failing = failing.clone();
+        let seen = seen.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |_req: Request<Incoming>| {
                 let labels = labels.clone();
+                let fail = failing.as_ref().is_some_and(|(on, n)| {
+                    on.load(std::sync::atomic::Ordering::Relaxed)
+                        && seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n == n - 1
+                });
                 async move {
+                    if fail {
+                        return Err("hang up");
+                    }
                     let mut r = Response::new(Full::new(labels.0.clone()));
                     if let Ok(v) = http::HeaderValue::from_str(&labels.1) {
                         r.headers_mut().insert("x-version", v);
                     }
-                    Ok::<_, Infallible>(r)
+                    Ok::<_, &'static str>(r)
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -75,7 +100,10 @@ pub fn run(args: DemoArgs) -> i32 {
         return 1;
     };
     rt.block_on(async move {
-        // One upstream per distinct endpoint address.
+        // One upstream per distinct endpoint address. With --serve, `v2`
+        // starts failing once the table is printed, so the page has a red
+        // figure to show.
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut started = BTreeMap::new();
         for c in snapshot.clusters.values() {
             for e in &c.endpoints {
@@ -88,7 +116,10 @@ pub fn run(args: DemoArgs) -> i32 {
                 };
                 match TcpListener::bind(addr).await {
                     Ok(l) => {
-                        tokio::spawn(label_server(l, (*e.labels).clone()));
+                        let fails = (args.serve.is_some()
+                            && e.labels.get("version").is_some_and(|v| v == "v2"))
+                        .then(|| (failing.clone(), 6));
+                        tokio::spawn(failing_label_server(l, (*e.labels).clone(), fails));
                         started.insert(e.authority.to_string(), (*e.labels).clone());
                     }
                     Err(err) => {
@@ -99,7 +130,8 @@ pub fn run(args: DemoArgs) -> i32 {
             }
         }
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let running = match crate::proxy::start(snapshot, loopback, loopback, AccessLog::off()).await {
+        let admin = args.serve.unwrap_or(loopback);
+        let running = match crate::proxy::start(snapshot, loopback, admin, AccessLog::off()).await {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "Error: cannot start the proxy: {e}");
@@ -138,9 +170,62 @@ pub fn run(args: DemoArgs) -> i32 {
             out,
             "\nThe VirtualService sends end-user: jason to v2 and splits everyone else 90/10 between v1 and v2."
         );
+        if args.serve.is_some() {
+            {
+                let mut st = running.shared.status.lock().unwrap_or_else(|p| p.into_inner());
+                st.options = running.shared.snapshot.load().identity.clone();
+            }
+            running.shared.record_config(
+                Arc::new(config),
+                crate::proxy::access_log::format_time(std::time::SystemTime::now()),
+                std::slice::from_ref(&args.config),
+            );
+            failing.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "\nServing: the live page is at http://{}/ (20 requests a second, one in ten as jason; v2 hangs up on one request in six). Ctrl-C to stop.",
+                running.admin
+            );
+            let _ = out.flush();
+            let trickle = tokio::spawn(trickle(client, running.listen, args.host.clone()));
+            super::run::wait_for_signal().await;
+            trickle.abort();
+        }
         running.shutdown();
         0
     })
+}
+
+/// `--serve`'s traffic: 20 requests a second, every tenth as jason, each
+/// awaited in its own task (at most 64 in flight), until aborted.
+async fn trickle(
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    proxy: SocketAddr,
+    host: String,
+) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        every.tick().await;
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            continue;
+        };
+        let mut b = Request::get(format!("http://{proxy}/reviews/1")).header("host", &host);
+        if n % 10 == 9 {
+            b = b.header("end-user", "jason");
+        }
+        let Ok(req) = b.body(Empty::new()) else {
+            continue;
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Ok(resp) = client.request(req).await {
+                let _ = resp.into_body().collect().await;
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// Send `n` requests (16 at a time) and count responses by `x-version`

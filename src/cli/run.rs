@@ -424,7 +424,8 @@ pub fn run(args: RunArgs) -> i32 {
     })
 }
 
-async fn wait_for_signal() {
+/// Until Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

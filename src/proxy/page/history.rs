@@ -215,10 +215,11 @@ impl History {
         let from = self.now.saturating_sub(MINUTE);
         let oldest = self.now.saturating_sub(WINDOW);
         let mut buckets: Vec<u64> = Vec::new();
+        let points = (WINDOW / STEP) as usize;
         for (t, tick) in ring {
             if *t > oldest {
-                // Point i covers seconds (oldest + i*STEP, oldest + (i+1)*STEP].
-                let i = ((t - oldest - 1) / STEP) as usize;
+                // The last point holds the latest STEP seconds, now included.
+                let i = points - 1 - ((self.now - t) / STEP) as usize;
                 if let Some(p) = s.series.get_mut(i) {
                     *p += tick.requests;
                 }

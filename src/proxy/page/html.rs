@@ -58,7 +58,7 @@ pub fn render(v: &View, form: &ExplainForm) -> String {
          <a href=\"/stats/prometheus\">/stats/prometheus</a> <a href=\"/config_dump\">/config_dump</a></nav></header>\n",
         v.version,
         v.version,
-        esc(&v.applied_at),
+        applied(&v.applied_at),
         window_text(v.seconds)
     );
     h.push_str("<section id=\"traffic\"><h2>Traffic, by VirtualService</h2>\n");
@@ -87,6 +87,14 @@ pub fn render(v: &View, form: &ExplainForm) -> String {
     h
 }
 
+fn applied(at: &str) -> String {
+    if at.is_empty() {
+        "at start".into()
+    } else {
+        esc(at)
+    }
+}
+
 fn window_text(seconds: u64) -> String {
     format!(
         "figures over the last {seconds}s, series over {}m",
@@ -99,8 +107,8 @@ fn vhost(h: &mut String, vh: &VhostView) {
         h,
         "<article class=\"vhost\"><h3>{}{}</h3>\n<table><thead><tr><th>route</th><th>destination</th>\
          <th class=\"n\">weight</th><th class=\"n\">observed</th><th class=\"n\">requests</th>\
-         <th class=\"n\">rps</th><th class=\"n\">errors</th><th>by flag</th>\
-         <th class=\"n\">p50</th><th class=\"n\">p99</th><th>last {}m</th></tr></thead><tbody>\n",
+         <th class=\"n\">rps</th><th class=\"n\" title=\"the destination's, from every route to it\">errors</th><th>by flag</th>\
+         <th class=\"n\">p50</th><th class=\"n\">p99</th><th title=\"the destination's requests (errors in red)\">last {}m</th></tr></thead><tbody>\n",
         esc(&vh.name),
         match &vh.virtual_service {
             Some(vs) => format!(" <small>VirtualService {}</small>", esc(vs)),
@@ -253,11 +261,11 @@ fn cluster(h: &mut String, c: &ClusterView) {
 }
 
 fn configuration(h: &mut String, v: &View) {
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<section id=\"configuration\"><h2>Configuration</h2><p>version <b>{}</b>, applied {}</p><p>sources: {}</p>\n",
+        "<section id=\"configuration\"><h2>Configuration</h2><p>version <b>{}</b>, applied {}</p><p>sources: {}</p>",
         v.version,
-        esc(&v.applied_at),
+        applied(&v.applied_at),
         if v.paths.is_empty() {
             "none (started from a compiled snapshot)".to_string()
         } else {
@@ -291,13 +299,13 @@ fn explain(h: &mut String, form: &ExplainForm) {
     } else {
         &form.method
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<section id=\"explain\"><h2>Explain</h2><p class=\"dim\">What <code>strait explain</code> says about a request, on the live configuration.</p>\
          <form method=\"get\" action=\"/#explain\"><label>URL <input name=\"url\" size=\"50\" value=\"{}\" placeholder=\"http://reviews:9080/reviews/1\"></label> \
          <label>method <input name=\"method\" size=\"6\" value=\"{}\"></label><br>\
          <label>headers, one per line <textarea name=\"headers\" rows=\"2\" cols=\"50\" placeholder=\"end-user: jason\">{}</textarea></label> \
-         <button>explain</button></form>\n",
+         <button>explain</button></form>",
         esc(&form.url),
         esc(method),
         esc(&form.headers)
@@ -399,6 +407,10 @@ fn dest_figures(d: &DestView) -> Vec<Figure> {
         },
     ];
     stats_figures(&d.id, &d.stats, &mut out);
+    // The route's own rate; errors and latency are the destination's.
+    if let Some(f) = out.iter_mut().find(|f| f.id.ends_with(".rps")) {
+        f.text = format!("{:.1}", d.picks as f64 / d.stats.seconds.max(1) as f64);
+    }
     out
 }
 
