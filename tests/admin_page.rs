@@ -261,3 +261,149 @@ async fn the_page_explains_a_request_and_serves_its_figures() {
     let post = send(&h1_client(), admin, "POST", "admin", "/", &[], "").await;
     assert_eq!(post.status, 405);
 }
+
+/// `strait demo --serve`: prints the page's address, keeps traffic flowing
+/// (the split's counts grow from one look to the next, v2's hang-ups show
+/// as UC), and exits 0 on SIGTERM.
+#[tokio::test]
+async fn demo_serve_keeps_traffic_flowing_until_sigterm() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "demo",
+            "--requests",
+            "50",
+            "--serve",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("strait demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut admin = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if let Some(rest) = line.split_once("the live page is at http://") {
+            admin = rest
+                .1
+                .split_once('/')
+                .map(|(a, _)| a.parse::<SocketAddr>().unwrap());
+            break;
+        }
+    }
+    let Some(admin) = admin else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no page address from strait demo --serve");
+    };
+    let picks = |j: &serde_json::Value| -> u64 {
+        ["m0-1-0.picks", "m0-1-1.picks"]
+            .iter()
+            .filter_map(|id| j["text"][id].as_str()?.parse::<u64>().ok())
+            .sum()
+    };
+    let first = sampled(admin, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let j: serde_json::Value =
+            serde_json::from_str(&admin_get(admin, "/page.json").await.text()).unwrap();
+        let v2_flags = j["text"]["m0-1-1.flags"].as_str().unwrap_or("").to_string();
+        if picks(&j) > picks(&first) && v2_flags.contains("UC") {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no new traffic or no UC on v2 within 30 s: {j}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let html = admin_get(admin, "/").await.text();
+    assert!(html.contains("VirtualService default/reviews"));
+    assert!(
+        html.contains("sources: examples/bookinfo"),
+        "the demo records its config"
+    );
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("strait demo --serve did not exit on SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+/// On a gateway the page lists each Gateway listener with its servers and,
+/// for an HTTP port, its bound routes with their observed shares.
+#[tokio::test]
+async fn the_page_lists_gateway_listeners_and_their_routes() {
+    let web = Upstream::named("web").await;
+    let yaml = service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])])
+        + "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ['*.example.com']
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web.example.com]
+  gateways: [istio-system/ingress]
+  http:
+  - name: to-web
+    route: [{destination: {host: web.internal}}]
+";
+    let gw = GatewayProxy::start(&yaml, &[("istio", "ingressgateway")]).await;
+    let admin = gw.proxy.running.admin;
+    for _ in 0..3 {
+        assert_eq!(get(gw.port(80), "web.example.com", "/").await.status, 200);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let html = loop {
+        let html = admin_get(admin, "/").await.text();
+        if html.contains("id=\"g80v0-0-0.picks\" class=\"n\">3<") {
+            break html;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway route's 3 requests never showed: {html}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let gateways = &html[html
+        .find("<h2>Gateway listeners</h2>")
+        .expect("a gateway section")..];
+    assert!(gateways.contains("port 80"), "{gateways}");
+    assert!(gateways.contains("istio-system/ingress servers[0]: *.example.com"));
+    assert!(gateways.contains("VirtualService default/web"));
+    assert!(gateways.contains("to-web"));
+}

@@ -135,7 +135,7 @@ fn gateway_view(
     use crate::compile::gateway::PortKind;
     let (routes, tcp) = match &p.kind {
         PortKind::Http(table) => (
-            vhosts(table, &format!("g{}", p.number), snap, history),
+            vhosts(table, &format!("g{}v", p.number), snap, history),
             Vec::new(),
         ),
         PortKind::Tcp(routes) => (
@@ -439,7 +439,7 @@ pub fn sample(shared: &Shared, history: &mut History) {
     collect_picks(&snap.routes, "m", history, &mut routes);
     for p in snap.gateway.ports.values() {
         if let crate::compile::gateway::PortKind::Http(t) = &p.kind {
-            collect_picks(t, &format!("g{}", p.number), history, &mut routes);
+            collect_picks(t, &format!("g{}v", p.number), history, &mut routes);
         }
     }
     routes.sort_unstable();
