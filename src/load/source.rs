@@ -388,9 +388,20 @@ impl<'a> Loader<'a> {
         } else {
             lines.min_line().unwrap_or(line)
         };
-        if kind_name == "List" || kind_name.ends_with("List") && api_version == "v1" {
+        let typed_list = kind_name
+            .strip_suffix("List")
+            .filter(|k| !k.is_empty() && matches!(obj.get("items"), Some(Value::Array(_))));
+        if kind_name == "List" || typed_list.is_some() {
             if let Some(Value::Array(items)) = obj.remove("items") {
-                for (i, item) in items.into_iter().enumerate() {
+                for (i, mut item) in items.into_iter().enumerate() {
+                    // The API server's `PodList` items carry no kind or
+                    // apiVersion of their own: they are the list's.
+                    if let (Some(k), Value::Object(m)) = (typed_list, &mut item)
+                        && !m.contains_key("kind")
+                    {
+                        m.insert("kind".into(), k.into());
+                        m.entry("apiVersion").or_insert(api_version.clone().into());
+                    }
                     let p = format!("{prefix}items[{i}].");
                     self.document(item, file, line, &lines, &p, yaml11);
                 }
@@ -551,6 +562,28 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `kubectl get --raw` / API list responses: a typed `XList` whose items
+    /// have no kind or apiVersion of their own.
+    #[test]
+    fn typed_api_lists_give_their_items_the_list_kind() {
+        let set = crate::load::load_str(
+            r#"{"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                "metadata": {"resourceVersion": "7"},
+                "items": [{"metadata": {"name": "s", "namespace": "ns",
+                           "labels": {"kubernetes.io/service-name": "svc"}},
+                           "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}]}]}"#,
+            "list.json",
+            &LoadOptions::default(),
+        );
+        assert!(set.load_errors.is_empty(), "{:?}", set.load_errors);
+        assert_eq!(set.endpoint_slices.len(), 1);
+        assert_eq!(
+            set.endpoint_slices[0].spec.endpoints[0].addresses,
+            ["10.0.0.1"]
+        );
+        assert_eq!(set.endpoint_slices[0].api_version, "discovery.k8s.io/v1");
+    }
 
     #[test]
     fn files_over_the_size_limit_are_refused_before_reading() {
