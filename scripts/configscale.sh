@@ -6,10 +6,11 @@
 #
 #   scripts/configscale.sh [BIN] [N] [RELOADS]
 #
-# Writes the N-service file with `examples/scale.rs` (built in release).
+# Measures the `dist` profile (`cargo build --profile dist --bin strait --example scale`)
+# unless BIN names another build; writes the N-service file with `examples/scale.rs`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/strait}
+BIN=${1:-target/dist/strait}
 N=${2:-10000}
 RELOADS=${3:-3}
 WORK=$(mktemp -d)
@@ -17,7 +18,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 LISTEN=127.0.0.1:28105
 ADMIN=127.0.0.1:28106
 
-target/release/examples/scale write "$N" "$WORK/scale.yaml"
+"$(dirname "$BIN")/examples/scale" write "$N" "$WORK/scale.yaml"
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }

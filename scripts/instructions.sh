@@ -10,9 +10,11 @@
 # run, then strait under callgrind on 127.0.0.1:28005 with the bench routing;
 # warms up with 400 requests, counts N (default 3000) and prints the total
 # instructions divided by N (KEEP=DIR keeps the profile). Everything is on loopback and bounded by N.
+# Measures the `dist` profile (fat LTO, one codegen unit: `cargo build --profile dist`)
+# unless BIN names another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${1:-target/release/strait}
+BIN=${1:-target/dist/strait}
 MODE=${2:-h1}
 N=${3:-3000}
 SHARED=../shared/bench
