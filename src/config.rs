@@ -57,6 +57,95 @@ impl Kind {
         })
     }
 
+    /// [`Kind::from_type`], but telling a kind strait does not use (skipped)
+    /// from one no API server would accept: a misspelt kind, or a version
+    /// the group does not serve. kubectl refuses those ("no matches for
+    /// kind"); strait refuses them too, with the likely fix.
+    pub fn check_type(api_version: &str, kind: &str) -> Result<Option<Kind>, String> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        if let Some(k) = Kind::from_type(api_version, kind) {
+            let served = k.served_versions();
+            if !served.contains(&version) {
+                return Err(format!(
+                    "no matches for kind {kind:?} in version {api_version:?}: {} serves {}; use `apiVersion: {}`",
+                    if group.is_empty() {
+                        "the core API group"
+                    } else {
+                        group
+                    },
+                    if served.len() == 1 {
+                        format!("only {}", served[0])
+                    } else {
+                        format!("versions {}", served.join(", "))
+                    },
+                    k.api_version(),
+                ));
+            }
+            return Ok(Some(k));
+        }
+        let Some((_, kinds, complete)) = GROUP_KINDS.iter().find(|(g, _, _)| *g == group) else {
+            return Ok(None);
+        };
+        if kinds.contains(&kind) {
+            return Ok(None);
+        }
+        let lower = kind.to_ascii_lowercase();
+        let near = kinds
+            .iter()
+            .map(|k| {
+                (
+                    strsim::damerau_levenshtein(&lower, &k.to_ascii_lowercase()),
+                    *k,
+                )
+            })
+            .filter(|(d, k)| *d <= 2.max(k.len() / 5))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k);
+        match near {
+            Some(k) => Err(format!(
+                "no matches for kind {kind:?} in version {api_version:?}; did you mean {k}?"
+            )),
+            // An Istio group's kinds are all known: anything else is a typo.
+            None if *complete => Err(format!(
+                "no matches for kind {kind:?} in version {api_version:?}; {} has {}",
+                group,
+                kinds.join(", ")
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Versions the API server serves for this kind (Istio's CRDs; Kubernetes).
+    pub fn served_versions(self) -> &'static [&'static str] {
+        match self {
+            Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::ServiceEntry
+            | Kind::WorkloadEntry
+            | Kind::Gateway
+            | Kind::Sidecar => &["v1", "v1beta1", "v1alpha3"],
+            Kind::RequestAuthentication => &["v1", "v1beta1"],
+            Kind::KubernetesGateway => &["v1", "v1beta1"],
+            _ => &["v1"],
+        }
+    }
+
+    /// The preferred `apiVersion` for this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::ServiceEntry
+            | Kind::WorkloadEntry
+            | Kind::Gateway
+            | Kind::Sidecar => "networking.istio.io/v1",
+            Kind::RequestAuthentication => "security.istio.io/v1",
+            Kind::KubernetesGateway => "gateway.networking.k8s.io/v1",
+            Kind::Deployment => "apps/v1",
+            _ => "v1",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::VirtualService => "VirtualService",
@@ -81,6 +170,70 @@ impl Kind {
         matches!(self, Kind::Namespace | Kind::Node)
     }
 }
+
+/// Kinds of the API groups whose kinds strait reads: a kind near one of
+/// these is a likely typo. `true`: the list is the whole group (Istio's), so
+/// any other kind in it is refused.
+const GROUP_KINDS: &[(&str, &[&str], bool)] = &[
+    (
+        "networking.istio.io",
+        &[
+            "VirtualService",
+            "DestinationRule",
+            "ServiceEntry",
+            "WorkloadEntry",
+            "WorkloadGroup",
+            "Gateway",
+            "Sidecar",
+            "EnvoyFilter",
+            "ProxyConfig",
+        ],
+        true,
+    ),
+    (
+        "security.istio.io",
+        &[
+            "AuthorizationPolicy",
+            "PeerAuthentication",
+            "RequestAuthentication",
+        ],
+        true,
+    ),
+    (
+        "",
+        &[
+            "Service",
+            "Pod",
+            "Namespace",
+            "Secret",
+            "Node",
+            "ConfigMap",
+            "ServiceAccount",
+            "Endpoints",
+            "Event",
+            "LimitRange",
+            "ResourceQuota",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "PodTemplate",
+            "ReplicationController",
+            "Binding",
+            "ComponentStatus",
+        ],
+        false,
+    ),
+    (
+        "apps",
+        &[
+            "Deployment",
+            "StatefulSet",
+            "DaemonSet",
+            "ReplicaSet",
+            "ControllerRevision",
+        ],
+        false,
+    ),
+];
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -413,6 +566,9 @@ pub struct ConfigSet {
     pub load_errors: Vec<LoadError>,
     /// Files read, in order (for the "No validation issues found" line).
     pub files: Vec<String>,
+    /// Documents of kinds strait does not use, by `apiVersion` `kind`, with
+    /// how many (for `run`'s summary of what it loaded and ignored).
+    pub skipped: BTreeMap<String, usize>,
     /// Resources a later one with the same kind, namespace and name replaced
     /// (see [`ConfigSet::replace_duplicates`]).
     pub replaced: Vec<Replaced>,
@@ -471,6 +627,9 @@ impl ConfigSet {
         append(&mut self.load_errors, other.load_errors);
         append(&mut self.files, other.files);
         append(&mut self.replaced, other.replaced);
+        for (k, n) in other.skipped {
+            *self.skipped.entry(k).or_default() += n;
+        }
     }
 
     /// Keep only the last of resources with the same kind, API group,

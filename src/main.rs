@@ -64,6 +64,10 @@ enum Command {
         /// Colour the level (default: when stdout is a terminal).
         #[arg(long)]
         color: Option<bool>,
+        /// The labels strait runs with (`run --labels`, k=v,k2=v2): a
+        /// Gateway whose selector matches them has a workload (no IST0101).
+        #[arg(long, value_parser = parse_labels, default_value = "")]
+        labels: BTreeMap<String, String>,
     },
     /// Run the proxy: route HTTP/1.1, HTTP/2 (h2c) and gRPC as an Istio
     /// sidecar in --namespace would.
@@ -239,6 +243,7 @@ fn main() -> ExitCode {
             list_analyzers,
             mesh_config,
             color,
+            labels,
         } => {
             if list_analyzers {
                 check::list_analyzers(&mut std::io::stdout());
@@ -254,6 +259,7 @@ fn main() -> ExitCode {
                     analyzers,
                     mesh_config,
                     color,
+                    labels,
                 };
                 check::run(&args, &mut std::io::stdout(), &mut std::io::stderr())
             }

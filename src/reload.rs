@@ -87,7 +87,14 @@ impl Reloader {
             ..Default::default()
         };
         match load_valid_compiled(&self.paths, &self.namespace, &options) {
-            Ok((config, _warnings, snapshot)) => {
+            Ok((config, warnings, snapshot)) => {
+                // Said on every reload, as at start: they do not block it.
+                for m in warnings
+                    .iter()
+                    .filter(|m| m.level() == crate::analyze::Level::Error)
+                {
+                    tracing::warn!(target: "strait::reload", "{m}");
+                }
                 let built = started.elapsed();
                 if !snapshot.gateway.problems.is_empty() {
                     let errors: Vec<String> = snapshot

@@ -345,3 +345,33 @@ items:
     let s = text(&out.stdout);
     assert!(s.contains("(DestinationRule default/a -:10)"), "{s}");
 }
+
+/// Issue #14: `check --labels` assumes the workload `run --labels` is, so a
+/// Gateway selecting strait's own labels is not "selector not found".
+#[test]
+fn labels_give_a_gateway_its_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = write(
+        dir.path(),
+        "gw.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: web}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [\"*\"]\n",
+    );
+    let out = strait(&["check", gw.to_str().unwrap()]);
+    assert!(
+        text(&out.stdout).contains("Referenced selector not found"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = strait(&[
+        "check",
+        "--labels",
+        "istio=ingressgateway",
+        gw.to_str().unwrap(),
+    ]);
+    assert!(
+        !text(&out.stdout).contains("Referenced selector not found"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

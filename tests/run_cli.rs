@@ -210,6 +210,34 @@ spec:
     assert_eq!(status.code(), Some(0));
 }
 
+/// Issue #14: `run` says what it loaded and what it ignored, and why; a
+/// file of Kubernetes Services and Deployments (Istio's
+/// platform/kube/bookinfo.yaml) is not a silent empty proxy; an
+/// Error-level analyzer message (IST0101, a route to an undeclared
+/// subset) is said at start though it does not block, as in istiod.
+#[test]
+fn run_says_what_it_loaded_ignored_and_what_will_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bookinfo.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: details}\nspec:\n  ports: [{port: 9080, name: http}]\n  selector: {app: details}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bookinfo-details}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: details-v1}\nspec:\n  template:\n    metadata: {labels: {app: details, version: v1}}\n    spec: {containers: [{name: details, image: x}]}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: details}\nspec:\n  hosts: [details]\n  http:\n  - route: [{destination: {host: details, subset: v9}}]\n",
+    )
+    .unwrap();
+    let (mut child, _listen, _admin, logged) = start_logged(dir.path(), &[]);
+    let all = logged.join("\n");
+    assert!(
+        all.contains("strait: loaded 1 VirtualService, 1 Service, 1 Pod/Deployment from 1 file; ignored 1 v1 ServiceAccount (kinds strait does not use)"),
+        "{all}"
+    );
+    assert!(all.contains("no service to route to"), "{all}");
+    assert!(
+        all.contains("Error [IST0101] (VirtualService default/details"),
+        "{all}"
+    );
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn invalid_config_is_refused_at_startup_with_check_messages() {
     let dir = tempfile::tempdir().unwrap();

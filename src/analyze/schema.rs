@@ -93,9 +93,32 @@ impl Analyzer for ValidationAnalyzer {
             _ => Vec::new(),
         };
         for (r, f) in findings {
+            if emptied_by_a_schema_problem(ctx, &r, &f) {
+                continue;
+            }
             out.push(to_message(r, f));
         }
     }
+}
+
+/// An "at least one field" finding on a block whose only fields were
+/// refused as schema problems (`retries` in a DestinationRule's
+/// trafficPolicy) is their consequence, not a second mistake: the schema
+/// problem alone says what to do.
+fn emptied_by_a_schema_problem(ctx: &Context<'_>, r: &ResourceRef, f: &Finding) -> bool {
+    if !f.message.contains("at least one field") || f.path.is_empty() {
+        return false;
+    }
+    ctx.config.problems.iter().any(|p| {
+        p.resource.kind == r.kind
+            && p.resource.namespace == r.namespace
+            && p.resource.name == r.name
+            && p.resource.origin.line == r.origin.line
+            && p.resource.origin.file == r.origin.file
+            && p.path
+                .strip_prefix(f.path.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    })
 }
 
 fn each<T>(
@@ -150,5 +173,31 @@ pub fn to_message(r: ResourceRef, f: Finding) -> Message {
             f.path.clone(),
             format!("Schema validation warning: {}", located(&f.message)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::MeshConfig;
+    use crate::load::{LoadOptions, load_str};
+
+    /// Issue #14: `retries` in a DestinationRule's trafficPolicy is one
+    /// mistake (it belongs in a VirtualService route), said once.
+    #[test]
+    fn a_refused_field_does_not_also_report_its_emptied_block() {
+        let config = load_str(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: default}\nspec:\n  host: r\n  trafficPolicy:\n    retries: {attempts: 3}\n",
+            "t.yaml",
+            &LoadOptions::default(),
+        );
+        let mesh = MeshConfig::default();
+        let ctx = Context::new(&config, &mesh);
+        let mut out = Vec::new();
+        ANALYZERS[0].analyze(&ctx, &mut out);
+        let text: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:#?}");
+        assert!(text[0].contains("spec.trafficPolicy.retries"), "{text:#?}");
+        assert!(!text[0].contains("at least one field"), "{text:#?}");
     }
 }

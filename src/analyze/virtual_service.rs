@@ -246,11 +246,13 @@ fn check_destination_hosts(
     for (what, dests) in lists {
         for d in dests {
             let Some(svc) = reg.destination_host(r.namespace(), &vs.export_to, d.host()) else {
+                let mut text = not_found(what, d.host());
+                text.push_str(&short_service_entry_host(ctx, r.namespace(), d.host()));
                 out.push(Message::new(
                     &message::REFERENCED_RESOURCE_NOT_FOUND,
                     r.reference(),
                     Some(d.path.clone()),
-                    not_found(what, d.host()),
+                    text,
                 ));
                 continue;
             };
@@ -285,6 +287,33 @@ fn check_destination_hosts(
             }
         }
     }
+}
+
+/// strait's teaching tail for a destination host that only a ServiceEntry
+/// with the very same short host declares: Istio expands short names in a
+/// VirtualService (`reviews` → `reviews.<ns>.svc.cluster.local`) but takes
+/// ServiceEntry hosts literally, so the two never meet (the same in Istio).
+fn short_service_entry_host(ctx: &Context<'_>, ns: &str, h: &str) -> String {
+    if h.contains('.') || h.contains('*') {
+        return String::new();
+    }
+    let Some(se) = ctx
+        .config
+        .service_entries
+        .iter()
+        .find(|se| se.spec.hosts.iter().any(|x| x == h))
+    else {
+        return String::new();
+    };
+    let fqdn = host::to_fqdn(h, ns);
+    format!(
+        " (ServiceEntry {} has host {}, but ServiceEntry hosts are not expanded: in namespace {ns} a VirtualService's {} means {}; write {} in the ServiceEntry)",
+        se.key(),
+        q(h),
+        q(h),
+        q(&fqdn),
+        q(&fqdn)
+    )
 }
 
 /// `analyzeSubset` (IST0140): a gateway-bound VirtualService routes without a
@@ -738,6 +767,25 @@ spec:
 ";
 
     // --- DestinationHostAnalyzer -------------------------------------------
+
+    /// Issue #14: a ServiceEntry `hosts: [reviews]` next to a VirtualService
+    /// routing to `reviews` (Istio: `reviews.default.svc.cluster.local`)
+    /// never attach, in Istio as in strait; IST0101 says why.
+    #[test]
+    fn a_short_service_entry_host_is_taught() {
+        let out = run(
+            &DestinationHostAnalyzer,
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 10.0.0.1}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews}}]\n",
+        );
+        let m = out
+            .iter()
+            .find(|m| m.contains("Referenced host not found"))
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert!(
+            m.contains("(ServiceEntry default/reviews has host \"reviews\", but ServiceEntry hosts are not expanded: in namespace default a VirtualService's \"reviews\" means \"reviews.default.svc.cluster.local\""),
+            "{m}"
+        );
+    }
 
     #[test]
     fn short_host_resolves_in_vs_namespace() {

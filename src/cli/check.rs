@@ -34,6 +34,9 @@ pub struct CheckArgs {
     pub analyzers: Vec<String>,
     pub mesh_config: Option<PathBuf>,
     pub color: Option<bool>,
+    /// The workload strait runs as (`run --labels`): analysis counts it as
+    /// a pod in the namespace, so a Gateway selecting it has a workload.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Run `check`, writing to the given streams; returns the exit code.
@@ -59,7 +62,13 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
         namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
         ..LoadOptions::default()
     };
-    let config = load::load_paths(&args.paths, &opts);
+    let mut config = load::load_paths(&args.paths, &opts);
+    if !args.labels.is_empty() {
+        config.pods.push(proxy_workload(
+            opts.namespace.as_deref().unwrap_or("default"),
+            &args.labels,
+        ));
+    }
     for e in &config.load_errors {
         let _ = writeln!(stderr, "Error: {e}");
     }
@@ -139,6 +148,27 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
         EXIT_FINDINGS
     } else {
         EXIT_OK
+    }
+}
+
+/// The proxy itself as a pod with `--labels` (not from any file).
+fn proxy_workload(
+    namespace: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> crate::config::Resource<crate::model::k8s::PodSpec> {
+    crate::config::Resource {
+        kind: crate::config::Kind::Pod,
+        api_version: "v1".into(),
+        meta: crate::config::Meta {
+            name: "strait".into(),
+            namespace: namespace.to_string(),
+            labels: labels.clone(),
+            ..Default::default()
+        },
+        spec: Default::default(),
+        status: None,
+        origin: Default::default(),
+        seq: usize::MAX,
     }
 }
 

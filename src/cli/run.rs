@@ -176,16 +176,25 @@ fn load_only(paths: &[PathBuf], namespace: &str) -> Result<ConfigSet, (String, i
     Ok(config)
 }
 
+/// Schema validation (and TLS strait cannot honour) blocks a configuration;
+/// the other analyzers' messages come back beside it, so that every
+/// Error-level one (a route to an undeclared subset: 503 NC) is said at
+/// start and on reload. They do not block it: istiod serves such a
+/// configuration too, and a reload must not fail on what `check` reports.
 fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, (String, i32)> {
     let mesh = MeshConfig::default();
-    let names: Vec<String> = analyze::schema::ANALYZERS
-        .iter()
-        .map(|a| analyze::Analyzer::name(a).to_string())
-        .collect();
-    let mut messages = analyze::run(&Context::new(config, &mesh), &names).unwrap_or_default();
+    let ctx = Context::new(config, &mesh);
+    let mut messages = analyze::run(&ctx, &[]).unwrap_or_default();
     messages.extend(unsupported_tls(config, namespace));
-    if messages.iter().any(|m| m.level() == Level::Error) {
-        let text: Vec<String> = messages.iter().map(ToString::to_string).collect();
+    let blocking = |m: &Message| {
+        m.level() == Level::Error && (m.kind.code == analyze::message::SCHEMA_VALIDATION_ERROR.code)
+    };
+    if messages.iter().any(blocking) {
+        let text: Vec<String> = messages
+            .iter()
+            .filter(|m| blocking(m))
+            .map(ToString::to_string)
+            .collect();
         return Err((
             format!(
                 "{}\nError: the configuration is invalid; fix the errors above (strait check shows them too)",
@@ -260,6 +269,65 @@ fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
         .collect()
 }
 
+/// What was loaded and what was skipped, and why: said at start (issue
+/// #14: a directory of Deployments must not start silently as an empty proxy).
+pub fn loaded_summary(config: &ConfigSet) -> String {
+    let counts = [
+        (config.virtual_services.len(), "VirtualService"),
+        (config.destination_rules.len(), "DestinationRule"),
+        (config.service_entries.len(), "ServiceEntry"),
+        (config.workload_entries.len(), "WorkloadEntry"),
+        (config.gateways.len(), "Gateway"),
+        (config.sidecars.len(), "Sidecar"),
+        (config.services.len(), "Service"),
+        (config.pods.len(), "Pod/Deployment"),
+        (config.namespaces.len(), "Namespace"),
+        (config.secrets.len(), "Secret"),
+        (config.nodes.len(), "Node"),
+        (
+            config.kubernetes_gateways.len(),
+            "Gateway (gateway.networking.k8s.io)",
+        ),
+        (
+            config.request_authentications.len(),
+            "RequestAuthentication",
+        ),
+    ];
+    let loaded: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, k)| format!("{n} {k}"))
+        .collect();
+    let mut out = format!(
+        "loaded {} from {} file{}",
+        if loaded.is_empty() {
+            "nothing".to_string()
+        } else {
+            loaded.join(", ")
+        },
+        config.files.len(),
+        if config.files.len() == 1 { "" } else { "s" }
+    );
+    if !config.skipped.is_empty() {
+        let skipped: Vec<String> = config
+            .skipped
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        out.push_str(&format!(
+            "; ignored {} (kinds strait does not use)",
+            skipped.join(", ")
+        ));
+    }
+    if !config.replaced.is_empty() {
+        out.push_str(&format!(
+            "; {} replaced by a later resource with the same name",
+            config.replaced.len()
+        ));
+    }
+    out
+}
+
 pub fn compile_for(
     config: &ConfigSet,
     namespace: &str,
@@ -295,6 +363,13 @@ pub fn run(args: RunArgs) -> i32 {
         };
     for w in &warnings {
         let _ = writeln!(stderr, "{w}");
+    }
+    let _ = writeln!(stderr, "strait: {}", loaded_summary(&config));
+    if snapshot.services.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "strait: warning: no service to route to, so every request gets 404 NR: strait routes to the hosts of ServiceEntries (endpoints inline or from WorkloadEntries); Kubernetes Deployments are read for analysis only (README: \"Put your own services behind strait\")"
+        );
     }
     if !snapshot.gateway.problems.is_empty() {
         for p in &snapshot.gateway.problems {

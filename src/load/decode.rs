@@ -145,14 +145,16 @@ fn explain(kind: Kind, segments: &[Segment], path: &str, raw: &str, yaml11: &[St
     if raw.starts_with("invalid type: boolean") && yaml11.iter().any(|p| path.ends_with(p.as_str()))
     {
         return format!(
-            "{path}: {raw}; an unquoted yes/no/on/off is a boolean in the YAML Istio reads: quote it"
+            "{path}: {}; an unquoted yes/no/on/off is a boolean in the YAML Istio reads: quote it",
+            plain(raw)
         );
     }
     if kind == Kind::VirtualService && path == "spec.tls" && raw.contains("expected a sequence") {
         return format!(
-            "{path}: {raw}; VirtualService `tls` is a list of SNI routes. TLS settings for \
+            "{path}: {}; VirtualService `tls` is a list of SNI routes. TLS settings for \
              traffic to a destination belong in a DestinationRule (trafficPolicy.tls): a \
-             VirtualService picks the destination, a DestinationRule configures it"
+             VirtualService picks the destination, a DestinationRule configures it",
+            plain(raw)
         );
     }
     if raw.starts_with("time: ") {
@@ -160,7 +162,93 @@ fn explain(kind: Kind, segments: &[Segment], path: &str, raw: &str, yaml11: &[St
             "{path}: invalid duration: {raw} (use Go duration syntax such as 1.5s, 100ms, 1h30m)"
         );
     }
-    format!("{path}: {raw}")
+    format!("{path}: {}", plain(raw))
+}
+
+/// serde's wording in the words of Istio's API: no Rust type names
+/// ("invalid type: string \"jason\", expected struct StringMatch" →
+/// "got the string \"jason\", but Istio expects a StringMatch: …").
+fn plain(raw: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        return format!(
+            "got {}, but Istio expects {}",
+            plain_value(got),
+            plain_expected(expected)
+        );
+    }
+    if let Some(rest) = raw.strip_prefix("invalid value: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        return format!(
+            "{} is out of range: Istio expects {}",
+            plain_value(got),
+            plain_expected(expected)
+        );
+    }
+    if let Some(rest) = raw.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        return format!("the required field {field:?} is missing");
+    }
+    if let Some(rest) = raw.strip_prefix("duplicate field `") {
+        let field = rest.trim_end_matches('`');
+        return format!("the field {field:?} is given twice");
+    }
+    if let Some(rest) = raw.strip_prefix("invalid length ")
+        && let Some((n, expected)) = rest.split_once(", expected ")
+    {
+        return format!("{n} items, but Istio expects {}", plain_expected(expected));
+    }
+    raw.to_string()
+}
+
+/// serde's "string \"x\"", "integer `7`", "map"… as a user wrote them.
+fn plain_value(got: &str) -> String {
+    let literal = |s: &str| s.trim_matches('`').to_string();
+    if let Some(s) = got.strip_prefix("string ") {
+        return format!("the string {s}");
+    }
+    for p in ["integer ", "floating point "] {
+        if let Some(n) = got.strip_prefix(p) {
+            return format!("the number {}", literal(n));
+        }
+    }
+    if let Some(b) = got.strip_prefix("boolean ") {
+        return format!("the boolean {}", literal(b));
+    }
+    match got {
+        "map" => "a mapping".into(),
+        "sequence" => "a list".into(),
+        "null" | "unit value" => "an empty value".into(),
+        other => other.to_string(),
+    }
+}
+
+/// serde's "expected …" (Rust types) as the Istio field shape.
+fn plain_expected(expected: &str) -> String {
+    if let Some(name) = expected.strip_prefix("struct ") {
+        return match name {
+            "StringMatch" => {
+                "a StringMatch: {exact: value}, {prefix: value} or {regex: value}".into()
+            }
+            _ => format!("a mapping ({name})"),
+        };
+    }
+    if let Some(name) = expected.strip_prefix("enum ") {
+        return format!("one of {name}'s values");
+    }
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" => "true or false".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping".into(),
+        "a string" | "a borrowed string" => "a string".into(),
+        "a character" => "a single character".into(),
+        other => other.to_string(),
+    }
 }
 
 fn backticked(s: &str) -> Vec<String> {
@@ -304,6 +392,74 @@ mod tests {
         hosts: Vec<String>,
         #[serde(default)]
         http: Vec<Route>,
+    }
+
+    /// Issue #14: messages name Istio's shapes, never Rust's types or
+    /// serde's wording, over a spread of wrong shapes in the real model.
+    #[test]
+    fn no_message_shows_rust_or_serde_wording() {
+        let vs = json!({
+            "hosts": "reviews",
+            "gateways": [7],
+            "http": [{
+                "match": [{"headers": {"end-user": "jason"}, "uri": "/x", "port": -1, "ignoreUriCase": "yes"}],
+                "route": {"destination": {"host": "r"}},
+                "timeout": 7,
+                "retries": {"attempts": "three", "perTryTimeout": 1.5},
+                "fault": {"delay": {"fixedDelay": 7, "percentage": {"value": "all"}}},
+                "mirrorPercentage": [],
+                "headers": {"request": {"set": ["a"]}},
+            }],
+            "tcp": [{"route": [{"weight": "x", "destination": {"port": {"number": 70000}}}]}],
+        });
+        let dr = json!({
+            "host": ["r"],
+            "subsets": [{"name": 1, "labels": ["v1"]}],
+            "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": "many", "connectTimeout": 3}, "http": {"http1MaxPendingRequests": true}}, "outlierDetection": {"consecutive5xxErrors": -2, "interval": null}},
+        });
+        let mut msgs: Vec<String> = Vec::new();
+        let d = decode::<crate::model::VirtualService>(Kind::VirtualService, vs, "spec", &[]);
+        msgs.extend(d.problems.into_iter().map(|p| p.1));
+        let d = decode::<crate::model::DestinationRule>(Kind::DestinationRule, dr, "spec", &[]);
+        msgs.extend(d.problems.into_iter().map(|p| p.1));
+        assert!(msgs.len() >= 15, "{msgs:#?}");
+        let serde_words = [
+            "invalid type",
+            "invalid value",
+            "expected struct",
+            "expected enum",
+            "expected a sequence",
+            "expected a map",
+            "expected u",
+            "expected i",
+            "expected f",
+            "Option<",
+            "Vec<",
+            "u32",
+            "i64",
+            "usize",
+            "variant",
+        ];
+        for m in &msgs {
+            for w in serde_words {
+                assert!(!m.contains(w), "{w:?} in {m:?}");
+            }
+        }
+        let find = |needle: &str| {
+            msgs.iter()
+                .find(|m| m.contains(needle))
+                .unwrap_or_else(|| panic!("{needle:?} in {msgs:#?}"))
+        };
+        assert!(
+            find("spec.http[0].match[0].headers.end-user").contains(
+                "got the string \"jason\", but Istio expects a StringMatch: {exact: value}, {prefix: value} or {regex: value}"
+            ),
+            "{msgs:#?}"
+        );
+        assert!(
+            find("fixedDelay").contains("write \"7s\" for 7 seconds"),
+            "{msgs:#?}"
+        );
     }
 
     #[test]

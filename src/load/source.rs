@@ -408,9 +408,25 @@ impl<'a> Loader<'a> {
             }
             return;
         }
-        let Some(kind) = Kind::from_type(&api_version, &kind_name) else {
-            tracing::debug!(file = %file, line, kind = %kind_name, api_version = %api_version, "skipping a kind strait does not use");
-            return;
+        let kind = match Kind::check_type(&api_version, &kind_name) {
+            Ok(Some(kind)) => kind,
+            Ok(None) => {
+                tracing::debug!(file = %file, line, kind = %kind_name, api_version = %api_version, "skipping a kind strait does not use");
+                *self
+                    .set
+                    .skipped
+                    .entry(format!("{api_version} {kind_name}"))
+                    .or_default() += 1;
+                return;
+            }
+            Err(message) => {
+                let name = obj
+                    .get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return self.error(file, Some(line), format!("{kind_name} {name}: {message}"));
+            }
         };
         let origin = Origin {
             file: file.clone(),
@@ -662,6 +678,53 @@ mod tests {
         assert_eq!(set.files.len(), 2);
         let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, [1, 2]);
+    }
+
+    /// Issue #14: kubectl refuses a misspelt kind or a version the group
+    /// does not serve ("no matches for kind"); strait does too, with the
+    /// fix, instead of skipping it as a kind it does not use.
+    #[test]
+    fn a_misspelt_kind_or_unserved_version_is_refused_with_the_fix() {
+        let doc = |api: &str, kind: &str| {
+            format!("apiVersion: {api}\nkind: {kind}\nmetadata: {{name: r}}\nspec: {{}}\n")
+        };
+        let err = |api: &str, kind: &str| {
+            let set = load_str(&doc(api, kind), "t.yaml", &LoadOptions::default());
+            assert_eq!(set.load_errors.len(), 1, "{api} {kind}");
+            set.load_errors[0].to_string()
+        };
+        let e = err("networking.istio.io/v1", "VirtualSerivce");
+        assert!(
+            e.starts_with("t.yaml:1: VirtualSerivce r: no matches for kind"),
+            "{e}"
+        );
+        assert!(e.ends_with("did you mean VirtualService?"), "{e}");
+        let e = err("networking.istio.io/v1alpha1", "VirtualService");
+        assert!(
+            e.contains("networking.istio.io serves versions v1, v1beta1, v1alpha3"),
+            "{e}"
+        );
+        assert!(
+            err("networking.istio.io/v1", "Route")
+                .contains("networking.istio.io has VirtualService, ")
+        );
+        assert!(err("v1", "Sevice").ends_with("did you mean Service?"));
+        assert!(err("apps/v1", "Deploymnet").ends_with("did you mean Deployment?"));
+        assert!(err("v2", "Service").contains("only v1"));
+        // Kinds strait does not use are skipped, and counted.
+        let text = doc("v1", "ServiceAccount")
+            + "---\n"
+            + &doc("rbac.authorization.k8s.io/v1", "Role")
+            + "---\n"
+            + &doc("networking.istio.io/v1alpha3", "EnvoyFilter")
+            + "---\n"
+            + &doc("apps/v1", "StatefulSet")
+            + "---\n"
+            + &doc("v1", "ServiceAccount");
+        let set = load_str(&text, "t.yaml", &LoadOptions::default());
+        assert!(set.load_errors.is_empty(), "{:?}", set.load_errors);
+        assert_eq!(set.skipped.get("v1 ServiceAccount"), Some(&2));
+        assert_eq!(set.skipped.len(), 4, "{:?}", set.skipped);
     }
 
     /// `kubectl apply -f a.yaml -f b.yaml` and Istio's file store

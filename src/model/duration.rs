@@ -61,8 +61,43 @@ impl Serialize for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Duration::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_any(DurationVisitor)
+    }
+}
+
+/// A duration is a string; a bare number gets told which unit to add
+/// (`fixedDelay: 7` → write "7s").
+struct DurationVisitor;
+
+impl DurationVisitor {
+    fn number<E: serde::de::Error>(n: impl fmt::Display) -> E {
+        E::custom(format!(
+            "a duration needs a unit: write \"{n}s\" for {n} seconds (Istio durations are strings such as 1.5s, 100ms, 1h30m)"
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as 1.5s")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+        Duration::parse(s).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+        Err(Self::number(n))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+        Err(Self::number(n))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+        Err(Self::number(n))
     }
 }
 
