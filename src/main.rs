@@ -123,6 +123,11 @@ enum Command {
         /// turns 80 into 8080, avoiding ports below 1024).
         #[arg(long, default_value_t = 0, value_name = "N")]
         port_offset: u16,
+        /// Share --listen with another process already listening on it
+        /// (SO_REUSEPORT across processes, as Envoy's reuse_port); without
+        /// it an address another process holds is refused.
+        #[arg(long)]
+        reuse_port: bool,
         #[command(flatten)]
         limits: run::LimitArgs,
     },
@@ -156,9 +161,10 @@ enum Command {
     /// Run the bundled example on real loopback traffic and show where the
     /// requests went.
     Demo {
-        /// The example's config directory.
-        #[arg(long, default_value = "examples/bookinfo")]
-        config: PathBuf,
+        /// A config directory to use instead of the built-in example
+        /// (examples/bookinfo, shipped inside the binary).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Anonymous requests to send (and a tenth of that as end-user: jason).
         #[arg(long, default_value_t = 2000)]
         requests: usize,
@@ -281,6 +287,7 @@ fn main() -> ExitCode {
             gateway_ports,
             port_offset,
             limits,
+            reuse_port,
         } => match limits.into_limits() {
             Ok(limits) => run::run(run::RunArgs {
                 config,
@@ -300,6 +307,7 @@ fn main() -> ExitCode {
                     offset: port_offset,
                 }),
                 limits,
+                reuse_port,
             }),
             Err(e) => {
                 eprintln!("Error: {e}");

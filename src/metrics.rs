@@ -655,6 +655,53 @@ pub fn cumulative_buckets(h: &Histogram) -> Vec<u64> {
 /// The content type of [`Metrics::encode`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Envoy's stat names for the per-cluster series (OpenMetrics name as
+/// encoded → Envoy's `cluster.<name>.<stat>`).
+const ENVOY_STATS: [(&str, &str); 9] = [
+    ("envoy_cluster_upstream_rq_total", "upstream_rq_total"),
+    ("envoy_cluster_upstream_rq_retry_total", "upstream_rq_retry"),
+    (
+        "envoy_cluster_upstream_rq_retry_overflow_total",
+        "upstream_rq_retry_overflow",
+    ),
+    (
+        "envoy_cluster_upstream_rq_pending_overflow_total",
+        "upstream_rq_pending_overflow",
+    ),
+    (
+        "envoy_cluster_upstream_cx_connect_fail_total",
+        "upstream_cx_connect_fail",
+    ),
+    (
+        "envoy_cluster_outlier_detection_ejections_enforced_total",
+        "outlier_detection.ejections_enforced_total",
+    ),
+    ("envoy_cluster_upstream_rq_active", "upstream_rq_active"),
+    ("envoy_cluster_upstream_cx_active", "upstream_cx_active"),
+    (
+        "envoy_cluster_outlier_detection_ejections_active",
+        "outlier_detection.ejections_active",
+    ),
+];
+
+/// The per-cluster series of an OpenMetrics exposition in Envoy's plain
+/// `/stats` format (`cluster.outbound|80||a.b.svc.cluster.local.upstream_rq_total: 3`),
+/// sorted, so the `… | grep pending` of Istio's circuit-breaking task works.
+pub fn envoy_stats(openmetrics: &str) -> String {
+    let mut lines: Vec<String> = openmetrics
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once('{')?;
+            let stat = ENVOY_STATS.iter().find(|(n, _)| *n == name)?.1;
+            let cluster = rest.split_once("cluster_name=\"")?.1.split_once('"')?.0;
+            let value = rest.rsplit_once("} ")?.1.split(' ').next()?;
+            Some(format!("cluster.{cluster}.{stat}: {value}\n"))
+        })
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -853,6 +900,16 @@ mod tests {
             lines[0].contains("destination_service_name=\"unknown\""),
             "{}",
             lines[0]
+        );
+    }
+
+    /// Issue #14: Istio's circuit-breaking task greps Envoy's `stats`.
+    #[test]
+    fn envoy_stats_are_plain_name_value_lines() {
+        let text = "# TYPE envoy_cluster_upstream_rq counter\nenvoy_cluster_upstream_rq_total{cluster_name=\"outbound|80||a.default.svc.cluster.local\"} 3\nenvoy_cluster_upstream_rq_pending_overflow_total{cluster_name=\"outbound|80||a.default.svc.cluster.local\"} 2\nenvoy_cluster_upstream_rq_active{cluster_name=\"outbound|80||a.default.svc.cluster.local\"} 0\nistio_requests_total{reporter=\"source\"} 5\n# EOF\n";
+        assert_eq!(
+            envoy_stats(text),
+            "cluster.outbound|80||a.default.svc.cluster.local.upstream_rq_active: 0\ncluster.outbound|80||a.default.svc.cluster.local.upstream_rq_pending_overflow: 2\ncluster.outbound|80||a.default.svc.cluster.local.upstream_rq_total: 3\n"
         );
     }
 }

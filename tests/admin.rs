@@ -23,6 +23,8 @@ kind: DestinationRule
 metadata: {name: reviews}
 spec:
   host: reviews
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 2}}
   subsets: [{name: v1, labels: {version: v1}}]
 ---
 apiVersion: networking.istio.io/v1
@@ -137,6 +139,13 @@ async fn metrics_count_known_traffic_with_istio_labels() {
         "keep-alive connections to v1 are open"
     );
     assert!(text.ends_with("# EOF\n"), "valid OpenMetrics exposition");
+    // Issue #14: Envoy's plain `/stats`, as Istio's tasks grep it.
+    let stats = admin_get(proxy.running.admin, "/stats").await.text();
+    assert!(
+        stats.lines().any(|l| l
+            == "cluster.outbound|9080|v1|reviews.default.svc.cluster.local.upstream_rq_total: 3"),
+        "{stats}"
+    );
 }
 
 #[tokio::test]
@@ -166,6 +175,11 @@ async fn admin_endpoints_describe_the_live_configuration() {
         ]
     );
     assert_eq!(clusters[0]["endpoints"][0]["address"], v1.addr.to_string());
+    // Issue #14: all four of Envoy's thresholds; unset is Envoy's 2^32-1.
+    let cb = &clusters[0]["circuit_breakers"];
+    assert_eq!(cb["max_connections"], 1);
+    assert_eq!(cb["max_pending_requests"], 2);
+    assert_eq!(cb["max_requests"], 4294967295u64);
 
     let routes: serde_json::Value =
         serde_json::from_slice(&admin_get(admin, "/routes").await.body).unwrap();

@@ -32,15 +32,16 @@ fn start_logged(
     extra: &[&str],
 ) -> (Child, SocketAddr, SocketAddr, Vec<String>) {
     let mut before = Vec::new();
+    // `extra` may name its own --listen.
+    let listen = if extra.contains(&"--listen") {
+        &[][..]
+    } else {
+        &["--listen", "127.0.0.1:0"][..]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "-c",
-        ])
+        .arg("run")
+        .args(listen)
+        .args(["--admin", "127.0.0.1:0", "-c"])
         .arg(config)
         .args(extra)
         .stderr(Stdio::piped())
@@ -229,13 +230,18 @@ fn run_says_what_it_loaded_ignored_and_what_will_fail() {
         all.contains("strait: loaded 1 VirtualService, 1 Service, 1 Pod/Deployment from 1 file; ignored 1 v1 ServiceAccount (kinds strait does not use)"),
         "{all}"
     );
-    assert!(all.contains("no service to route to"), "{all}");
+    assert!(
+        all.contains(
+            "strait: warning: no service has an endpoint, so every routed request gets 503 UH"
+        ),
+        "{all}"
+    );
     assert!(
         all.contains("Error [IST0101] (VirtualService default/details"),
         "{all}"
     );
-    signal(&child, "-TERM");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
@@ -310,8 +316,10 @@ async fn sighup_reloads_now() {
 
 #[test]
 fn demo_shows_the_split_and_the_jason_route() {
+    // Issue #14: outside the checkout too (the example is built in).
+    let elsewhere = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(elsewhere.path())
         .args(["demo", "--requests", "400"])
         .output()
         .unwrap();
@@ -394,4 +402,74 @@ fn out_of_range_limit_flags_are_a_usage_error_naming_the_flag() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--max-request-headers-kb 4"), "{err}");
+}
+
+/// Issue #14: an admin port in use is a clear error naming it (it was a
+/// panic, exit 101), with one worker and with several.
+#[test]
+fn an_admin_port_in_use_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = held.local_addr().unwrap().to_string();
+    for workers in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["run", "--listen", "127.0.0.1:0", "--admin", &admin])
+            .args(["--workers", workers, "-c"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{workers} workers: {err}");
+        assert!(
+            err.contains(&format!("Error: cannot listen: --admin {admin}: ")),
+            "{err}"
+        );
+        assert!(err.contains("another process is listening on it"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Issue #14: a second proxy on an occupied `--listen` address used to
+/// share it silently (SO_REUSEPORT) and split the traffic; it is refused
+/// unless --reuse-port asks for sharing.
+#[test]
+fn an_occupied_listen_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
+    // Another process's listener, shareable as a second strait's would be.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(16).unwrap();
+    let listen = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .unwrap()
+        .to_string();
+    for workers in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["run", "--listen", &listen, "--admin", "127.0.0.1:0"])
+            .args(["--workers", workers, "-c"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{workers} workers: {err}");
+        assert!(
+            err.contains(&format!(
+                "--listen {listen}: another process is listening on it"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("--reuse-port"), "{err}");
+    }
+    // Asked for explicitly, it shares.
+    let (mut child, got, _admin) = start_with(dir.path(), &["--reuse-port", "--listen", &listen]);
+    assert_eq!(got.to_string(), listen);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

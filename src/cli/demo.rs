@@ -23,7 +23,8 @@ use crate::proxy::access_log::AccessLog;
 
 #[derive(Clone, Debug)]
 pub struct DemoArgs {
-    pub config: PathBuf,
+    /// `None`: the built-in example.
+    pub config: Option<PathBuf>,
     pub requests: usize,
     pub host: String,
     /// `--serve`: keep running with a trickle of traffic and the live
@@ -83,15 +84,56 @@ pub async fn failing_label_server(
     }
 }
 
+/// examples/bookinfo, inside the binary so `strait demo` works anywhere.
+pub const EXAMPLE: [(&str, &str); 3] = [
+    (
+        "examples/bookinfo/reviews-service.yaml",
+        include_str!("../../examples/bookinfo/reviews-service.yaml"),
+    ),
+    (
+        "examples/bookinfo/reviews-destination-rule.yaml",
+        include_str!("../../examples/bookinfo/reviews-destination-rule.yaml"),
+    ),
+    (
+        "examples/bookinfo/reviews-virtual-service.yaml",
+        include_str!("../../examples/bookinfo/reviews-virtual-service.yaml"),
+    ),
+];
+
+/// The built-in example, loaded and validated as `run` would.
+fn built_in() -> Result<crate::config::ConfigSet, (String, i32)> {
+    let opts = crate::load::LoadOptions {
+        namespace: Some("default".into()),
+        ..Default::default()
+    };
+    let mut config = crate::config::ConfigSet::default();
+    for (name, text) in EXAMPLE {
+        config.extend(crate::load::load_str(text, name, &opts));
+    }
+    if let Some(e) = config.load_errors.first() {
+        return Err((format!("Error: {e}"), super::check::EXIT_PARSE));
+    }
+    super::run::validate(&config, "default")?;
+    Ok(config)
+}
+
 pub fn run(args: DemoArgs) -> i32 {
     let mut out = std::io::stdout();
-    let (config, _) = match load_valid(std::slice::from_ref(&args.config), "default") {
+    let loaded = match &args.config {
+        Some(dir) => load_valid(std::slice::from_ref(dir), "default").map(|(c, _)| c),
+        None => built_in(),
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err((text, code)) => {
             let _ = writeln!(std::io::stderr(), "{text}");
             return code;
         }
     };
+    let source = args.config.as_ref().map_or_else(
+        || "the built-in bookinfo example".to_string(),
+        |d| d.display().to_string(),
+    );
     let snapshot = compile_for(&config, "default", &BTreeMap::new());
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -141,7 +183,7 @@ pub fn run(args: DemoArgs) -> i32 {
         let _ = writeln!(
             out,
             "strait demo: {} through the proxy on {}; upstreams: {}",
-            args.config.display(),
+            source,
             running.listen,
             started.keys().cloned().collect::<Vec<_>>().join(", ")
         );

@@ -32,6 +32,8 @@ pub struct RunArgs {
     pub gateway: Option<crate::proxy::gateway::Bind>,
     /// Downstream limits and the overload guard.
     pub limits: crate::proxy::Limits,
+    /// Share `listen` with other processes (SO_REUSEPORT); refused otherwise.
+    pub reuse_port: bool,
 }
 
 /// `strait run`'s limit flags (README: "Limits and safe defaults").
@@ -47,9 +49,10 @@ pub struct LimitArgs {
     /// Most request headers (Envoy's max_headers_count); over it: 431.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_request_headers: usize,
-    /// The request head, and a new connection's first request, must arrive
-    /// within this; also closes HTTP/1 keep-alive connections idle this long
-    /// (Go duration, 0 = off).
+    /// A request head must arrive within this of its first byte, and a new
+    /// connection's first request within this of accept (slowloris); a
+    /// keep-alive connection waiting for its next request is timed by
+    /// --idle-timeout only, as in Envoy (Go duration, 0 = off).
     #[arg(long, default_value = "60s", value_parser = parse_timeout, value_name = "DURATION")]
     pub request_headers_timeout: Timeout,
     /// Close a connection with no request in flight and no traffic for this
@@ -181,7 +184,7 @@ fn load_only(paths: &[PathBuf], namespace: &str) -> Result<ConfigSet, (String, i
 /// Error-level one (a route to an undeclared subset: 503 NC) is said at
 /// start and on reload. They do not block it: istiod serves such a
 /// configuration too, and a reload must not fail on what `check` reports.
-fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, (String, i32)> {
+pub(crate) fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, (String, i32)> {
     let mesh = MeshConfig::default();
     let ctx = Context::new(config, &mesh);
     let mut messages = analyze::run(&ctx, &[]).unwrap_or_default();
@@ -284,6 +287,7 @@ pub fn loaded_summary(config: &ConfigSet) -> String {
         (config.namespaces.len(), "Namespace"),
         (config.secrets.len(), "Secret"),
         (config.nodes.len(), "Node"),
+        (config.endpoint_slices.len(), "EndpointSlice"),
         (
             config.kubernetes_gateways.len(),
             "Gateway (gateway.networking.k8s.io)",
@@ -365,10 +369,16 @@ pub fn run(args: RunArgs) -> i32 {
         let _ = writeln!(stderr, "{w}");
     }
     let _ = writeln!(stderr, "strait: {}", loaded_summary(&config));
-    if snapshot.services.is_empty() {
+    let no_endpoints = snapshot.clusters.values().all(|c| c.endpoints.is_empty());
+    if snapshot.services.is_empty() || no_endpoints {
         let _ = writeln!(
             stderr,
-            "strait: warning: no service to route to, so every request gets 404 NR: strait routes to the hosts of ServiceEntries (endpoints inline or from WorkloadEntries); Kubernetes Deployments are read for analysis only (README: \"Put your own services behind strait\")"
+            "strait: warning: {}: strait routes to the hosts of ServiceEntries (endpoints inline or from WorkloadEntries) and of Kubernetes Services with their EndpointSlices; a Deployment gives no endpoint addresses (README: \"Put your own services behind strait\")",
+            if snapshot.services.is_empty() {
+                "no service to route to, so every request gets 404 NR"
+            } else {
+                "no service has an endpoint, so every routed request gets 503 UH"
+            }
         );
     }
     if !snapshot.gateway.problems.is_empty() {
@@ -424,6 +434,12 @@ pub fn run(args: RunArgs) -> i32 {
                 }
             },
         };
+        if !args.reuse_port
+            && let Err(e) = crate::proxy::workers::refuse_foreign_holder(args.listen)
+        {
+            let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
+            return 1;
+        }
         let services = snapshot.services.len();
         let vhosts = snapshot.routes.vhosts.len();
         let workers = match crate::proxy::workers::start_workers(

@@ -79,6 +79,13 @@ async fn handle(
             );
             r
         }
+        (&Method::GET, "/stats") => {
+            refresh_gauges(&shared);
+            text(
+                StatusCode::OK,
+                crate::metrics::envoy_stats(&shared.metrics.encode()),
+            )
+        }
         (&Method::GET, "/clusters") => json(&clusters(&shared)),
         (&Method::GET, "/routes") => json(&routes(&shared)),
         (&Method::GET, "/explain") => explain(&shared, req.uri().query().unwrap_or("")),
@@ -125,11 +132,11 @@ async fn handle(
         (
             _,
             "/" | "/page.json" | "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain"
-            | "/logging" | "/stats/prometheus",
+            | "/logging" | "/stats/prometheus" | "/stats",
         ) => reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         _ => reply(
             StatusCode::NOT_FOUND,
-            "not found; endpoints: / (the live page) /page.json /ready /config_dump /clusters /routes /explain?url=... /stats/prometheus /logging\n",
+            "not found; endpoints: / (the live page) /page.json /ready /config_dump /clusters /routes /explain?url=... /stats /stats/prometheus /logging\n",
         ),
     })
 }
@@ -287,7 +294,16 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                 });
                 if let Some(st) = state {
                     v["lb_policy"] = st.balancer.kind().name().into();
+                    // Envoy's circuit-breaker thresholds, all four (Istio:
+                    // tcp.maxConnections, http.http1MaxPendingRequests,
+                    // http.http2MaxRequests, http.maxRetries).
+                    let pool = super::pool::PoolSettings::from_policy(
+                        c.policy.as_ref(),
+                        super::DEFAULT_CONNECT_TIMEOUT,
+                    );
                     v["circuit_breakers"] = serde_json::json!({
+                        "max_connections": pool.max_connections,
+                        "max_pending_requests": pool.max_pending,
                         "max_requests": st.limits.requests.max(),
                         "active_requests": st.limits.requests.count(),
                         "max_retries": st.limits.retries.max(),

@@ -322,6 +322,18 @@ pub async fn start(
     start_with_limits(snapshot, listen, admin, access_log, Limits::default()).await
 }
 
+/// A bind error naming the flag and address it was for.
+pub(crate) fn bind_error(e: std::io::Error, flag: &str, addr: SocketAddr) -> std::io::Error {
+    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            ": another process is listening on it; stop it or choose another address with {flag}"
+        )
+    } else {
+        String::new()
+    };
+    std::io::Error::new(e.kind(), format!("{flag} {addr}: {e}{hint}"))
+}
+
 /// [`start`] with downstream limits other than the defaults.
 pub async fn start_with_limits(
     snapshot: Snapshot,
@@ -334,8 +346,12 @@ pub async fn start_with_limits(
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let shared = Shared::with_limits(snapshot, access_log, limits);
-    let listener = TcpListener::bind(listen).await?;
-    let admin_listener = TcpListener::bind(admin).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| bind_error(e, "--listen", listen))?;
+    let admin_listener = TcpListener::bind(admin)
+        .await
+        .map_err(|e| bind_error(e, "--admin", admin))?;
     let (tx, rx) = watch::channel(false);
     let running = Running {
         listen: listener.local_addr()?,

@@ -145,7 +145,13 @@ pub async fn start_workers(
     let shared = Shared::build(snapshot, access_log, limits, workers);
     // Every socket and runtime before any thread, so a failure leaves
     // nothing half-started; the first bind resolves port 0 for the rest.
-    let first = reuse_port_listener(listen)?;
+    // The admin socket first: a failure after the runtimes exist would drop
+    // them inside this async context (a panic, not an error).
+    let admin_listener = TcpListener::bind(admin)
+        .await
+        .map_err(|e| super::bind_error(e, "--admin", admin))?;
+    let first =
+        reuse_port_listener(listen).map_err(|e| super::bind_error(e, "--listen", listen))?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..workers {
@@ -159,7 +165,6 @@ pub async fn start_workers(
                 .build()?,
         );
     }
-    let admin_listener = TcpListener::bind(admin).await?;
     let (tx, rx) = watch::channel(false);
     let running = Running {
         listen: bound,
@@ -202,6 +207,34 @@ pub async fn start_workers(
         running,
         threads,
         exit,
+    })
+}
+
+/// Refuse an address another process is listening on, before binding it
+/// with `SO_REUSEPORT` (which would silently share it with that process:
+/// two proxies with different configurations splitting the traffic). A
+/// plain socket cannot bind an address any socket is listening on, so a
+/// trial bind tells; workers of this process share it afterwards. Port 0
+/// is always free.
+pub fn refuse_foreign_holder(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As the real bind: a port in TIME_WAIT is free.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "--listen {addr}: another process is listening on it; stop it, choose another address, or pass --reuse-port to share it with that process (SO_REUSEPORT)"
+                ),
+            )
+        } else {
+            super::bind_error(e, "--listen", addr)
+        }
     })
 }
 
