@@ -101,6 +101,11 @@ pub struct Report {
     pub destinations: Vec<Destination>,
     pub timeout: String,
     pub retries: String,
+    /// What else the chosen route does to the request: fault injection,
+    /// mirrors, header operations, CORS (issue #14: explain must show
+    /// everything that decides a request).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
     pub problems: Vec<String>,
 }
 
@@ -127,6 +132,7 @@ pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Reques
         destinations: Vec::new(),
         timeout: String::new(),
         retries: String::new(),
+        policies: Vec::new(),
         problems: Vec::new(),
     };
     let Some(vhost) = snap.routes.vhost(&req.authority) else {
@@ -234,6 +240,83 @@ fn others(
     out
 }
 
+/// A fraction in millionths as a percentage (`100%`, `0.1%`).
+fn percent(millionths: u32) -> String {
+    format!("{}%", f64::from(millionths) / 10_000.0)
+}
+
+/// Fault injection, mirrors, header operations and CORS of `route`, as the
+/// proxy applies them (`proxy::handler`: CORS, then fault, then the action).
+fn describe_policies(route: &Route, r: &mut Report) {
+    if let Some(cors) = &route.cors {
+        r.policies.push(format!(
+            "CORS: {} allowed origin pattern(s){}; preflight requests are answered by the proxy",
+            cors.allow_origins.len(),
+            if cors.allow_credentials {
+                ", credentials allowed"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(fault) = &route.fault {
+        if let Some((delay, fraction)) = fault.delay {
+            r.policies.push(format!(
+                "Fault delay: {}ms before forwarding, for {} of requests (flag DI)",
+                delay.as_millis(),
+                percent(fraction)
+            ));
+        }
+        if let Some((kind, fraction)) = fault.abort {
+            let answer = match kind {
+                crate::route::AbortKind::Http(status) => format!("HTTP {}", status.as_u16()),
+                crate::route::AbortKind::Grpc(code) => format!("gRPC status {code}"),
+            };
+            r.policies.push(format!(
+                "Fault abort: {answer} without forwarding, for {} of requests (flag FI)",
+                percent(fraction)
+            ));
+            if fraction >= 1_000_000 {
+                r.problems.push(format!(
+                    "fault injection aborts every request on this route: the proxy answers {answer} (FI) and nothing reaches the destinations below"
+                ));
+            } else if fraction > 0 {
+                r.problems.push(format!(
+                    "fault injection aborts {} of requests on this route with {answer} (FI)",
+                    percent(fraction)
+                ));
+            }
+        }
+    }
+    for m in &route.mirrors {
+        r.policies.push(format!(
+            "Mirror: a copy of {} of requests to {} (responses ignored)",
+            percent(m.fraction),
+            m.name
+        ));
+    }
+    let ops = |what: &str, ops: &crate::route::HeaderOps, out: &mut Vec<String>| {
+        let names = |l: &[(http::HeaderName, http::HeaderValue)]| {
+            l.iter()
+                .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v.as_bytes())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !ops.set.is_empty() {
+            out.push(format!("{what} headers set: {}", names(&ops.set)));
+        }
+        if !ops.add.is_empty() {
+            out.push(format!("{what} headers added: {}", names(&ops.add)));
+        }
+        if !ops.remove.is_empty() {
+            let removed: Vec<&str> = ops.remove.iter().map(|n| n.as_str()).collect();
+            out.push(format!("{what} headers removed: {}", removed.join(", ")));
+        }
+    };
+    ops("Request", &route.request_headers, &mut r.policies);
+    ops("Response", &route.response_headers, &mut r.policies);
+}
+
 fn describe_route(
     config: &ConfigSet,
     snap: &Snapshot,
@@ -241,6 +324,7 @@ fn describe_route(
     route: &Route,
     r: &mut Report,
 ) {
+    describe_policies(route, r);
     r.timeout = match route.timeout {
         Some(t) => format!("{}ms (covers all tries)", t.as_millis()),
         None => "none (Istio's default: no route timeout)".into(),
@@ -443,6 +527,9 @@ pub fn render_text(r: &Report) -> String {
         );
         let _ = writeln!(s, "Timeout:         {}", r.timeout);
         let _ = writeln!(s, "Retries:         {}", r.retries);
+        for p in &r.policies {
+            let _ = writeln!(s, "{p}");
+        }
     }
     if !r.destinations.is_empty() {
         let _ = writeln!(s, "Destinations:");

@@ -233,3 +233,41 @@ async fn consecutive_gateway_errors_count_502_503_504_only() {
         "500 is not a gateway error, and consecutive5xxErrors 0 is off"
     );
 }
+
+/// Issue #14: live `/explain` showed no problem while the only host was
+/// ejected and requests got 503 UH; it says so, with the host's health and
+/// the circuit breakers.
+#[tokio::test]
+async fn live_explain_shows_the_ejection_that_gives_503_uh() {
+    let a = Upstream::status("a", 500).await;
+    let slow_return =
+        "consecutive5xxErrors: 2, interval: 50ms, baseEjectionTime: 60s, maxEjectionPercent: 100";
+    let proxy = Proxy::start(&config(&[a.addr], Some(slow_return))).await;
+    let mut ejected = false;
+    for _ in 0..50 {
+        if get(proxy.addr(), HOST, "/").await.status == 503 {
+            ejected = true;
+            break;
+        }
+    }
+    assert!(ejected, "the only host is ejected");
+    let got = admin(&proxy, "/explain?url=http%3A%2F%2Fa.test%2F").await;
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(
+        v["destinations"][0]["endpoint_health"][0]["health"], "ejected",
+        "{v}"
+    );
+    assert_eq!(
+        v["destinations"][0]["circuit_breakers"]["active_requests"], 0,
+        "{v}"
+    );
+    let problems = v["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with(&format!(
+                "every endpoint of {CLUSTER} is ejected by outlier detection: requests get 503 UH"
+            ))),
+        "{v}"
+    );
+}

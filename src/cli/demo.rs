@@ -220,7 +220,7 @@ pub fn run(args: DemoArgs) -> i32 {
             running.shared.record_config(
                 Arc::new(config),
                 crate::proxy::access_log::format_time(std::time::SystemTime::now()),
-                std::slice::from_ref(&args.config),
+                args.config.as_slice(),
             );
             failing.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(

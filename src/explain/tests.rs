@@ -217,3 +217,59 @@ fn explain_agrees_with_the_selection_the_proxy_uses() {
         );
     }
 }
+
+/// Issue #14: explain showed the route to v1 and no problem for a request
+/// the proxy answers 500 FI; it shows fault, mirrors and header operations.
+#[test]
+fn fault_mirrors_and_header_operations_are_shown() {
+    let yaml = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.default.svc.cluster.local, shadow.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - fault:
+      delay: {fixedDelay: 7s, percentage: {value: 50}}
+      abort: {httpStatus: 500, percentage: {value: 100}}
+    mirror: {host: shadow}
+    mirrorPercentage: {value: 10}
+    headers:
+      request: {set: {x-a: b}, remove: [x-c]}
+    route: [{destination: {host: ratings}}]
+";
+    let r = run(Ok(yaml), "GET", "http://ratings:9080/", &[]);
+    let all = r.policies.join("\n");
+    assert!(
+        all.contains("Fault delay: 7000ms before forwarding, for 50% of requests (flag DI)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("Fault abort: HTTP 500 without forwarding, for 100% of requests (flag FI)"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "Mirror: a copy of 10% of requests to outbound|9080||shadow.default.svc.cluster.local"
+        ),
+        "{all}"
+    );
+    assert!(all.contains("Request headers set: x-a: b"), "{all}");
+    assert!(all.contains("Request headers removed: x-c"), "{all}");
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("aborts every request") && p.contains("HTTP 500 (FI)")),
+        "{:?}",
+        r.problems
+    );
+    assert!(render_text(&r).contains("Fault abort: HTTP 500"));
+}

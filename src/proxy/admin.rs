@@ -403,10 +403,11 @@ pub(super) fn explain_live(
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let snap = shared.snapshot.load();
-    let report = crate::explain::explain(&st.config, &snap, &st.options, req);
+    let mut report = crate::explain::explain(&st.config, &snap, &st.options, req);
     let mut v = serde_json::to_value(&report).unwrap_or_default();
     let states = shared.clusters.all();
     let now = std::time::Instant::now();
+    let mut problems: Vec<String> = Vec::new();
     if let Some(dests) = v.get_mut("destinations").and_then(|d| d.as_array_mut()) {
         for (d, rd) in dests.iter_mut().zip(&report.destinations) {
             let Some(st) = snap
@@ -418,6 +419,25 @@ pub(super) fn explain_live(
                 continue;
             };
             let health = st.host_health(now);
+            if !health.is_empty() && health.iter().all(|(ejected, _)| *ejected) {
+                problems.push(format!(
+                    "every endpoint of {} is ejected by outlier detection: requests get 503 UH until an ejection ends",
+                    rd.cluster
+                ));
+            }
+            let (requests, max_requests) = (st.limits.requests.count(), st.limits.requests.max());
+            if requests >= max_requests {
+                problems.push(format!(
+                    "{} has {requests} requests in flight, its http2MaxRequests: new requests get 503 UO",
+                    rd.cluster
+                ));
+            }
+            d["circuit_breakers"] = serde_json::json!({
+                "active_requests": requests,
+                "max_requests": max_requests,
+                "active_retries": st.limits.retries.count(),
+                "max_retries": st.limits.retries.max(),
+            });
             d["endpoint_health"] = serde_json::Value::Array(
                 st.hosts
                     .iter()
@@ -434,6 +454,10 @@ pub(super) fn explain_live(
             );
         }
     }
+    if let Some(p) = v.get_mut("problems").and_then(|p| p.as_array_mut()) {
+        p.extend(problems.iter().cloned().map(serde_json::Value::String));
+    }
+    report.problems.extend(problems);
     (report, v)
 }
 
