@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod explain;
+pub mod flags;
 pub mod fuzzing;
 pub mod kubernetes;
 pub mod load;

@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::proxy::flags::Flags;
+use crate::flags::Flags;
 
 /// Envoy's default histogram buckets (ms for durations, also used for bytes).
 pub const BUCKETS: [f64; 19] = [

@@ -217,7 +217,7 @@ fn uses_consistent_hash<'k>(
             .and_then(|c| c.policy.as_ref())
             .and_then(|p| p.load_balancer.as_ref())
             .and_then(|lb| lb.consistent_hash.as_ref())
-            .and_then(crate::cluster::hash::HashKey::from_policy)
+            .and_then(crate::route::hash_policy::HashKey::from_policy)
             .is_some();
         if !hashed {
             return false;

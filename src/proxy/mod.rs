@@ -6,7 +6,8 @@ pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod codec_error;
-pub mod flags;
+// Response flags sit below `metrics`; re-exported for the request path.
+pub use crate::flags;
 pub mod forward;
 pub mod gateway;
 pub mod handler;
