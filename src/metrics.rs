@@ -6,9 +6,8 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
-use rustc_hash::FxHashMap;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -222,12 +221,19 @@ struct Series {
 
 /// Series handles of one destination, for one [`Metrics`] (a snapshot may
 /// outlive or be shared by several in tests, hence the owner check).
+/// Write-once slots, no lock: the first request with a new (code, flags,
+/// gRPC status) fills a free slot, later ones find it with plain loads.
 #[derive(Default)]
 pub struct SeriesCache {
     owner: AtomicU64,
-    series: RwLock<FxHashMap<SeriesKey, Arc<Series>>>,
+    series: [OnceLock<(SeriesKey, Series)>; SERIES_SLOTS],
     cluster: OnceLock<(u64, ClusterHot)>,
 }
+
+/// A destination sees a handful of (code, flags, gRPC status) combinations;
+/// past this many, its further series are found by their labels (slower,
+/// still right).
+const SERIES_SLOTS: usize = 16;
 
 impl std::fmt::Debug for SeriesCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -436,47 +442,56 @@ impl Metrics {
             grpc_status: if r.grpc { r.grpc_status } else { None },
             flags: r.flags,
         };
-        let series = match &r.destination.cache {
-            Some(cache) => self.cached_series(cache, r.destination, key),
-            None => Arc::new(self.series(r.destination, key)),
+        let observe = |series: &Series| {
+            series.requests.inc();
+            series.duration.observe(r.duration_ms);
+            series.request_bytes.observe(r.request_bytes as f64);
+            series.response_bytes.observe(r.response_bytes as f64);
         };
-        series.requests.inc();
-        series.duration.observe(r.duration_ms);
-        series.request_bytes.observe(r.request_bytes as f64);
-        series.response_bytes.observe(r.response_bytes as f64);
+        match &r.destination.cache {
+            Some(cache) if self.owns(cache) => match self.cached_series(cache, r.destination, key) {
+                Some(series) => observe(series),
+                None => observe(&self.series(r.destination, key)),
+            },
+            _ => observe(&self.series(r.destination, key)),
+        }
     }
 
-    /// Claim `cache` for this instance; false if another one owns it.
+    /// Claim `cache` for this instance; false if another one owns it. Once
+    /// claimed, one load.
     fn owns(&self, cache: &SeriesCache) -> bool {
-        match cache
-            .owner
-            .compare_exchange(0, self.id, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(owner) => owner == self.id,
+        match cache.owner.load(Ordering::Acquire) {
+            0 => match cache
+                .owner
+                .compare_exchange(0, self.id, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => true,
+                Err(owner) => owner == self.id,
+            },
+            owner => owner == self.id,
         }
     }
 
-    fn cached_series(&self, cache: &SeriesCache, d: &Destination, key: SeriesKey) -> Arc<Series> {
-        if !self.owns(cache) {
-            return Arc::new(self.series(d, key));
+    /// The series of `key` from `cache`'s slots, filling a free one; `None`
+    /// when every slot holds another key.
+    fn cached_series<'c>(
+        &self,
+        cache: &'c SeriesCache,
+        d: &Destination,
+        key: SeriesKey,
+    ) -> Option<&'c Series> {
+        for slot in &cache.series {
+            // Two requests racing for one free slot: the loser moves on, and
+            // at worst one key takes two slots.
+            let (k, series) = match slot.get() {
+                Some(filled) => filled,
+                None => slot.get_or_init(|| (key, self.series(d, key))),
+            };
+            if *k == key {
+                return Some(series);
+            }
         }
-        if let Some(s) = cache
-            .series
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return s.clone();
-        }
-        let s = Arc::new(self.series(d, key));
-        cache
-            .series
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_insert(s)
-            .clone()
+        None
     }
 
     fn series(&self, d: &Destination, key: SeriesKey) -> Series {
@@ -613,8 +628,8 @@ pub struct SeriesRead {
 
 impl Metrics {
     /// The request series `d` has cached for this instance (none when it
-    /// belongs to another). Off the request path: the same read lock the
-    /// request path takes, once per destination per call.
+    /// belongs to another; at most `SERIES_SLOTS` of them). Off the request
+    /// path: plain loads of the filled slots.
     pub fn series_of(&self, d: &Destination) -> Vec<SeriesRead> {
         let Some(cache) = &d.cache else {
             return Vec::new();
@@ -622,11 +637,17 @@ impl Metrics {
         if cache.owner.load(Ordering::Acquire) != self.id {
             return Vec::new();
         }
+        // A key raced into two slots is one series: read it once.
+        let mut seen: Vec<SeriesKey> = Vec::new();
         cache
             .series
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
+            .filter_map(OnceLock::get)
+            .filter(|(k, _)| {
+                let first = !seen.contains(k);
+                seen.push(*k);
+                first
+            })
             .map(|(k, s)| SeriesRead {
                 response_code: k.response_code,
                 flags: k.flags,
@@ -790,6 +811,38 @@ mod tests {
         assert_eq!(b[BUCKETS.len()], 2);
         let other = Metrics::new(Source::new("default", &Default::default()));
         assert!(other.series_of(&d).is_empty(), "the cache belongs to m");
+    }
+
+    #[test]
+    fn a_destination_with_more_series_than_cache_slots_counts_every_request() {
+        let m = Metrics::new(Source::new("default", &Default::default()));
+        let d = Destination::new("r.default.svc.cluster.local", "r", "default", "v1");
+        let codes: Vec<u16> = (0..SERIES_SLOTS as u16 + 4).map(|i| 200 + i).collect();
+        for _ in 0..2 {
+            for &code in &codes {
+                m.record(&Record {
+                    destination: &d,
+                    grpc: false,
+                    response_code: code,
+                    grpc_status: None,
+                    flags: Flags::NONE,
+                    duration_ms: 1.0,
+                    request_bytes: 0,
+                    response_bytes: 0,
+                });
+            }
+        }
+        let text = m.encode();
+        for code in codes {
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("istio_requests_total{")
+                        && l.contains(&format!("response_code=\"{code}\""))
+                })
+                .unwrap_or_else(|| panic!("no series for {code}"));
+            assert!(line.ends_with(" 2"), "{line}");
+        }
     }
 
     #[test]
