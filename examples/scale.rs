@@ -61,7 +61,7 @@ fn phases(n: usize, rounds: usize) {
         );
         let load = t.elapsed();
         assert!(cfg.problems.is_empty() && cfg.load_errors.is_empty());
-        // What `strait run` analyses before serving (cli::run::load_valid).
+        // What `strait run` analyses before serving (pipeline::validate).
         let t = Instant::now();
         let mesh = MeshConfig::default();
         let names: Vec<String> = analyze::schema::ANALYZERS
@@ -89,23 +89,29 @@ fn phases(n: usize, rounds: usize) {
 fn run(path: &str, reloads: usize) {
     let paths = vec![std::path::PathBuf::from(path)];
     let t = Instant::now();
-    let (config, _, snapshot) =
-        match strait::cli::run::load_valid_compiled(&paths, "default", &Options::default()) {
-            Ok(c) => c,
-            Err((text, _)) => {
-                eprintln!("{text}");
-                std::process::exit(1);
-            }
-        };
-    let shared = strait::proxy::Shared::new(snapshot, strait::proxy::access_log::AccessLog::off());
-    shared.record_config(std::sync::Arc::new(config), String::new(), &paths);
-    println!("start {:?}", t.elapsed());
-    let reloader = strait::reload::Reloader {
-        paths,
-        namespace: "default".into(),
-        labels: Default::default(),
-        shared,
+    let loaded = strait::source::file::load_paths(&paths, &strait::pipeline::load_options("default"));
+    let strait::pipeline::Built {
+        config, snapshot, ..
+    } = match strait::pipeline::build(loaded, &Options::default()) {
+        Ok(b) => b,
+        Err(rejection) => {
+            eprintln!("{rejection}");
+            std::process::exit(1);
+        }
     };
+    let shared = strait::proxy::Shared::new(snapshot, strait::proxy::access_log::AccessLog::off());
+    shared.record_config(
+        std::sync::Arc::new(config),
+        String::new(),
+        vec![path.to_string()],
+    );
+    println!("start {:?}", t.elapsed());
+    let reloader = strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(paths),
+        "default",
+        Default::default(),
+        shared,
+    );
     for _ in 0..reloads {
         let t = Instant::now();
         let v = reloader.reload();

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
 use crate::compile::routes::ordered_virtual_services;
@@ -24,6 +24,18 @@ pub struct Request {
     pub path: String,
     pub query: Option<String>,
     pub headers: HeaderMap,
+}
+
+/// `Name: value` → header.
+pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (n, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("header {s:?} is not `Name: value`"))?;
+    let name = HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes())
+        .map_err(|_| format!("invalid header name {:?}", n.trim()))?;
+    let value =
+        HeaderValue::from_str(v.trim()).map_err(|_| format!("invalid header value in {s:?}"))?;
+    Ok((name, value))
 }
 
 impl Request {

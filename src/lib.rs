@@ -19,5 +19,7 @@ pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod reload;
+pub mod source;
+pub mod pipeline;
 pub mod route;
 pub mod validate;

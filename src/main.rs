@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use strait::analyze::Level;
 
 use strait::cli::check::{self, CheckArgs, Format};
-use strait::cli::{demo, explain, run};
+use strait::cli::{demo, exit, explain, run};
 use strait::proxy::access_log;
 
 /// strait: Istio's traffic management in one binary.
@@ -232,7 +232,7 @@ fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(check::EXIT_USAGE as u8),
+                _ => ExitCode::from(exit::USAGE as u8),
             };
         }
     };
@@ -253,7 +253,7 @@ fn main() -> ExitCode {
         } => {
             if list_analyzers {
                 check::list_analyzers(&mut std::io::stdout());
-                0
+                exit::OK
             } else {
                 let args = CheckArgs {
                     paths,
@@ -311,7 +311,7 @@ fn main() -> ExitCode {
             }),
             Err(e) => {
                 eprintln!("Error: {e}");
-                check::EXIT_USAGE
+                exit::USAGE
             }
         },
         Command::Explain {

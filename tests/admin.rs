@@ -229,7 +229,7 @@ async fn live_explain_uses_the_running_configuration() {
     proxy
         .running
         .shared
-        .record_config(std::sync::Arc::new(cfg), "now".into(), &[]);
+        .record_config(std::sync::Arc::new(cfg), "now".into(), Vec::new());
     let got = admin_get(
         proxy.running.admin,
         "/explain?url=http%3A%2F%2Freviews%3A9080%2Fnowhere",

@@ -63,7 +63,7 @@ fn compile(yaml: &str) -> strait::compile::Snapshot {
         },
     );
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
-    strait::cli::run::compile_for(&cfg, "default", &Default::default())
+    strait::pipeline::compile_for(&cfg, "default", &Default::default())
 }
 
 /// An upstream that reports each request's path on `seen`, then holds it

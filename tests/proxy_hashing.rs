@@ -42,7 +42,7 @@ fn compile(yaml: &str) -> strait::compile::Snapshot {
         },
     );
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
-    strait::cli::run::compile_for(&cfg, "default", &Default::default())
+    strait::pipeline::compile_for(&cfg, "default", &Default::default())
 }
 
 async fn three() -> [Upstream; 3] {

@@ -444,8 +444,9 @@ spec:
       tls: {mode: SIMPLE, credentialName: backend-ca}
 ";
     std::fs::write(&path, yaml).unwrap();
-    let (text, _) = strait::cli::run::load_valid(std::slice::from_ref(&path), "default")
-        .expect_err("refused at load time");
+    let text = strait::pipeline::load_valid(std::slice::from_ref(&path), "default")
+        .expect_err("refused at load time")
+        .to_string();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("IST0106")).collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(
@@ -463,5 +464,5 @@ spec:
             .replace(", credentialName: backend-ca", ""),
     )
     .unwrap();
-    assert!(strait::cli::run::load_valid(&[path], "default").is_ok());
+    assert!(strait::pipeline::load_valid(&[path], "default").is_ok());
 }

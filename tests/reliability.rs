@@ -1539,8 +1539,8 @@ impl Drop for Reloading {
 
 async fn reloading(dir: &std::path::Path) -> Reloading {
     let paths = vec![dir.to_path_buf()];
-    let (config, _) = strait::cli::run::load_valid(&paths, "default").expect("valid");
-    let snapshot = strait::cli::run::compile_for(&config, "default", &Default::default());
+    let (config, _) = strait::pipeline::load_valid(&paths, "default").expect("valid");
+    let snapshot = strait::pipeline::compile_for(&config, "default", &Default::default());
     let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = strait::proxy::start(
         snapshot,
@@ -1552,13 +1552,13 @@ async fn reloading(dir: &std::path::Path) -> Reloading {
     .unwrap();
     running
         .shared
-        .record_config(Arc::new(config), String::new(), &paths);
-    let reloader = Arc::new(strait::reload::Reloader {
-        paths,
-        namespace: "default".into(),
-        labels: Default::default(),
-        shared: running.shared.clone(),
-    });
+        .record_config(Arc::new(config), String::new(), paths.iter().map(|p| p.display().to_string()).collect());
+    let reloader = Arc::new(strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(paths),
+        "default",
+        Default::default(),
+        running.shared.clone(),
+    ));
     let (stop, rx) = tokio::sync::watch::channel(false);
     reloader.spawn(rx);
     Reloading { running, stop }
@@ -1787,12 +1787,12 @@ async fn case_27_yaml_bombs_are_rejected_fast_and_the_old_config_kept() {
     let proxy = p.running.listen;
     until_answer(proxy, "v1").await;
     let baseline = open_fds();
-    let reloader = strait::reload::Reloader {
-        paths: vec![dir.path().to_path_buf()],
-        namespace: "default".into(),
-        labels: Default::default(),
-        shared: p.running.shared.clone(),
-    };
+    let reloader = strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(vec![dir.path().to_path_buf()]),
+        "default",
+        Default::default(),
+        p.running.shared.clone(),
+    );
 
     let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..12 {
@@ -1854,8 +1854,9 @@ async fn case_28_huge_regex_is_refused_and_pathological_regex_matches_in_linear_
         vs("re.test", &format!("  - match: [{{uri: {{regex: \"{long}\"}}}}]\n    route: [{{destination: {{host: re.test}}}}]\n")),
     )
     .unwrap();
-    let (msg, _) = strait::cli::run::load_valid(&[dir.path().to_path_buf()], "default")
-        .expect_err("an over-long regex is refused");
+    let msg = strait::pipeline::load_valid(&[dir.path().to_path_buf()], "default")
+        .expect_err("an over-long regex is refused")
+        .to_string();
     assert!(msg.contains("regex is too large"), "{msg}");
 
     let canary_up = Upstream::named("canary").await;

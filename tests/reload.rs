@@ -52,8 +52,8 @@ async fn reload_under_load_drops_nothing_and_rejects_invalid_config() {
     std::fs::write(&vs_path, vs("v1")).unwrap();
 
     let paths = vec![dir.path().to_path_buf()];
-    let (config, _) = strait::cli::run::load_valid(&paths, "default").expect("valid");
-    let snapshot = strait::cli::run::compile_for(&config, "default", &Default::default());
+    let (config, _) = strait::pipeline::load_valid(&paths, "default").expect("valid");
+    let snapshot = strait::pipeline::compile_for(&config, "default", &Default::default());
     let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = strait::proxy::start(
         snapshot,
@@ -65,13 +65,13 @@ async fn reload_under_load_drops_nothing_and_rejects_invalid_config() {
     .unwrap();
     running
         .shared
-        .record_config(Arc::new(config), String::new(), &paths);
-    let reloader = Arc::new(strait::reload::Reloader {
-        paths: paths.clone(),
-        namespace: "default".into(),
-        labels: Default::default(),
-        shared: running.shared.clone(),
-    });
+        .record_config(Arc::new(config), String::new(), paths.iter().map(|p| p.display().to_string()).collect());
+    let reloader = Arc::new(strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(paths.clone()),
+        "default",
+        Default::default(),
+        running.shared.clone(),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     reloader.clone().spawn(stop_rx);
     let proxy = running.listen;
@@ -172,22 +172,22 @@ async fn reload_now_reports_errors_and_keeps_the_last_good_config() {
     )
     .unwrap();
     let paths = vec![p.clone()];
-    let (config, _) = strait::cli::run::load_valid(&paths, "default").expect("valid");
+    let (config, _) = strait::pipeline::load_valid(&paths, "default").expect("valid");
     let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = strait::proxy::start(
-        strait::cli::run::compile_for(&config, "default", &Default::default()),
+        strait::pipeline::compile_for(&config, "default", &Default::default()),
         lo,
         lo,
         strait::proxy::access_log::AccessLog::off(),
     )
     .await
     .unwrap();
-    let reloader = strait::reload::Reloader {
-        paths,
-        namespace: "default".into(),
-        labels: Default::default(),
-        shared: running.shared.clone(),
-    };
+    let reloader = strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(paths),
+        "default",
+        Default::default(),
+        running.shared.clone(),
+    );
     std::fs::write(&p, "kind: [broken").unwrap();
     let errors = reloader.reload().unwrap_err();
     assert!(errors.iter().any(|e| e.contains("all.yaml")), "{errors:?}");
@@ -217,22 +217,22 @@ async fn configmap_style_symlink_swap_is_picked_up() {
     std::os::unix::fs::symlink("..data/config.yaml", dir.path().join("config.yaml")).unwrap();
 
     let paths = vec![dir.path().to_path_buf()];
-    let (config, _) = strait::cli::run::load_valid(&paths, "default").expect("valid");
+    let (config, _) = strait::pipeline::load_valid(&paths, "default").expect("valid");
     let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = strait::proxy::start(
-        strait::cli::run::compile_for(&config, "default", &Default::default()),
+        strait::pipeline::compile_for(&config, "default", &Default::default()),
         lo,
         lo,
         strait::proxy::access_log::AccessLog::off(),
     )
     .await
     .unwrap();
-    let reloader = Arc::new(strait::reload::Reloader {
-        paths,
-        namespace: "default".into(),
-        labels: Default::default(),
-        shared: running.shared.clone(),
-    });
+    let reloader = Arc::new(strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(paths),
+        "default",
+        Default::default(),
+        running.shared.clone(),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     reloader.spawn(stop_rx);
     assert_eq!(get(running.listen, "r", "/").await.text(), "v1");

@@ -6,13 +6,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::analyze::{self, Context, Level, MeshConfig, Message};
-use crate::load::{self, LoadOptions};
-
-/// Exit codes, as istioctl's (`istioctl/cmd/sysexits.go`).
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_USAGE: i32 = 64;
-pub const EXIT_PARSE: i32 = 65;
-pub const EXIT_FINDINGS: i32 = 79;
+use super::exit::{FINDINGS as EXIT_FINDINGS, OK as EXIT_OK, PARSE as EXIT_PARSE, USAGE as EXIT_USAGE};
+use crate::load::LoadOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -62,7 +57,7 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
         namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
         ..LoadOptions::default()
     };
-    let mut config = load::load_paths(&args.paths, &opts);
+    let mut config = crate::source::file::load_paths(&args.paths, &opts);
     if !args.labels.is_empty() {
         config.pods.push(proxy_workload(
             opts.namespace.as_deref().unwrap_or("default"),

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use super::run::{compile_for, load_valid};
+use crate::pipeline::{self, Rejection, compile_for, load_valid};
 use crate::proxy::access_log::AccessLog;
 
 #[derive(Clone, Debug)]
@@ -101,7 +101,7 @@ pub const EXAMPLE: [(&str, &str); 3] = [
 ];
 
 /// The built-in example, loaded and validated as `run` would.
-fn built_in() -> Result<crate::config::ConfigSet, (String, i32)> {
+fn built_in() -> Result<crate::config::ConfigSet, Rejection> {
     let opts = crate::load::LoadOptions {
         namespace: Some("default".into()),
         ..Default::default()
@@ -110,10 +110,7 @@ fn built_in() -> Result<crate::config::ConfigSet, (String, i32)> {
     for (name, text) in EXAMPLE {
         config.extend(crate::load::load_str(text, name, &opts));
     }
-    if let Some(e) = config.load_errors.first() {
-        return Err((format!("Error: {e}"), super::check::EXIT_PARSE));
-    }
-    super::run::validate(&config, "default")?;
+    pipeline::validate(&config, "default")?;
     Ok(config)
 }
 
@@ -125,9 +122,9 @@ pub fn run(args: DemoArgs) -> i32 {
     };
     let config = match loaded {
         Ok(c) => c,
-        Err((text, code)) => {
-            let _ = writeln!(std::io::stderr(), "{text}");
-            return code;
+        Err(rejection) => {
+            let _ = writeln!(std::io::stderr(), "{rejection}");
+            return super::exit::rejected(&rejection);
         }
     };
     let source = args.config.as_ref().map_or_else(
@@ -139,7 +136,7 @@ pub fn run(args: DemoArgs) -> i32 {
         .enable_all()
         .build()
     else {
-        return 1;
+        return super::exit::FAILURE;
     };
     rt.block_on(async move {
         // One upstream per distinct endpoint address. With --serve, `v2`
@@ -166,7 +163,7 @@ pub fn run(args: DemoArgs) -> i32 {
                     }
                     Err(err) => {
                         let _ = writeln!(std::io::stderr(), "Error: cannot start the demo upstream on {addr}: {err}");
-                        return 1;
+                        return super::exit::FAILURE;
                     }
                 }
             }
@@ -177,7 +174,7 @@ pub fn run(args: DemoArgs) -> i32 {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "Error: cannot start the proxy: {e}");
-                return 1;
+                return super::exit::FAILURE;
             }
         };
         let _ = writeln!(
@@ -220,7 +217,7 @@ pub fn run(args: DemoArgs) -> i32 {
             running.shared.record_config(
                 Arc::new(config),
                 crate::proxy::access_log::format_time(std::time::SystemTime::now()),
-                args.config.as_slice(),
+                args.config.iter().map(|p| p.display().to_string()).collect(),
             );
             failing.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(
@@ -234,7 +231,7 @@ pub fn run(args: DemoArgs) -> i32 {
             trickle.abort();
         }
         running.shutdown();
-        0
+        super::exit::OK
     })
 }
 

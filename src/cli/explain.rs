@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 
-use super::run::load_valid;
+use super::exit;
+use crate::pipeline::load_valid;
 use crate::compile::Options;
 use crate::explain::{self, Request};
 
@@ -23,29 +24,17 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// `Name: value` → header.
-pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let (n, v) = s
-        .split_once(':')
-        .ok_or_else(|| format!("header {s:?} is not `Name: value`"))?;
-    let name = HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes())
-        .map_err(|_| format!("invalid header name {:?}", n.trim()))?;
-    let value =
-        HeaderValue::from_str(v.trim()).map_err(|_| format!("invalid header value in {s:?}"))?;
-    Ok((name, value))
-}
-
 pub fn run(args: ExplainArgs) -> i32 {
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let mut headers = HeaderMap::new();
     for h in &args.headers {
-        match parse_header(h) {
+        match explain::parse_header(h) {
             Ok((n, v)) => {
                 headers.append(n, v);
             }
             Err(e) => {
                 let _ = writeln!(err, "Error: {e}");
-                return super::check::EXIT_USAGE;
+                return exit::USAGE;
             }
         }
     }
@@ -53,14 +42,14 @@ pub fn run(args: ExplainArgs) -> i32 {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "Error: {e}");
-            return super::check::EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let (config, _) = match load_valid(&args.config, &args.namespace) {
         Ok(c) => c,
-        Err((text, code)) => {
-            let _ = writeln!(err, "{text}");
-            return code;
+        Err(rejection) => {
+            let _ = writeln!(err, "{rejection}");
+            return exit::rejected(&rejection);
         }
     };
     let opts = Options {
@@ -80,5 +69,5 @@ pub fn run(args: ExplainArgs) -> i32 {
     } else {
         let _ = write!(out, "{}", explain::render_text(&report));
     }
-    0
+    exit::OK
 }

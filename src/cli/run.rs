@@ -5,10 +5,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::analyze::{self, Context, Level, MeshConfig, Message};
-use crate::compile::{self, Options, Snapshot};
+use super::exit;
+use crate::compile::Options;
 use crate::config::ConfigSet;
-use crate::load::{self, LoadOptions};
+use crate::pipeline;
+use crate::source::Source;
+use crate::source::file::FileSource;
 use crate::proxy::access_log::{AccessLog, Format};
 
 #[derive(Clone, Debug)]
@@ -121,157 +123,6 @@ impl LimitArgs {
     }
 }
 
-/// Load and validate; `Err` carries what to print and the exit code.
-pub fn load_valid(
-    paths: &[PathBuf],
-    namespace: &str,
-) -> Result<(ConfigSet, Vec<Message>), (String, i32)> {
-    let config = load_only(paths, namespace)?;
-    let messages = validate(&config, namespace)?;
-    Ok((config, messages))
-}
-
-/// [`load_valid`], and the snapshot for `options` compiled on a second
-/// thread while the configuration is validated (both only read it): what
-/// `strait run` does at start and on every reload. The snapshot of a
-/// configuration that does not validate is dropped.
-pub fn load_valid_compiled(
-    paths: &[PathBuf],
-    namespace: &str,
-    options: &Options,
-) -> Result<(ConfigSet, Vec<Message>, Snapshot), (String, i32)> {
-    let config = load_only(paths, namespace)?;
-    let (messages, snapshot) = std::thread::scope(|s| {
-        let compiling = std::thread::Builder::new()
-            .name("strait-compile".into())
-            .spawn_scoped(s, || compile::compile(&config, options));
-        let messages = validate(&config, namespace);
-        let snapshot = match compiling {
-            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            // No second thread (resource limits): compile here, after.
-            Err(_) => compile::compile(&config, options),
-        };
-        (messages, snapshot)
-    });
-    Ok((config, messages?, snapshot))
-}
-
-fn load_only(paths: &[PathBuf], namespace: &str) -> Result<ConfigSet, (String, i32)> {
-    let config = load::load_paths(
-        paths,
-        &LoadOptions {
-            namespace: Some(namespace.to_string()),
-            ..LoadOptions::default()
-        },
-    );
-    if !config.load_errors.is_empty() {
-        let text: Vec<String> = config
-            .load_errors
-            .iter()
-            .map(|e| format!("Error: {e}"))
-            .collect();
-        return Err((text.join("\n"), super::check::EXIT_PARSE));
-    }
-    // Said at start and on every reload: a replaced resource is easy to miss.
-    for r in &config.replaced {
-        tracing::warn!(target: "strait::config", "{r}");
-    }
-    Ok(config)
-}
-
-/// Schema validation (and TLS strait cannot honour) blocks a configuration;
-/// the other analyzers' messages come back beside it, so that every
-/// Error-level one (a route to an undeclared subset: 503 NC) is said at
-/// start and on reload. They do not block it: istiod serves such a
-/// configuration too, and a reload must not fail on what `check` reports.
-pub(crate) fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, (String, i32)> {
-    let mesh = MeshConfig::default();
-    let ctx = Context::new(config, &mesh);
-    let mut messages = analyze::run(&ctx, &[]).unwrap_or_default();
-    messages.extend(unsupported_tls(config, namespace));
-    let blocking = |m: &Message| {
-        m.level() == Level::Error && (m.kind.code == analyze::message::SCHEMA_VALIDATION_ERROR.code)
-    };
-    if messages.iter().any(blocking) {
-        let text: Vec<String> = messages
-            .iter()
-            .filter(|m| blocking(m))
-            .map(ToString::to_string)
-            .collect();
-        return Err((
-            format!(
-                "{}\nError: the configuration is invalid; fix the errors above (strait check shows them too)",
-                text.join("\n")
-            ),
-            super::check::EXIT_FINDINGS,
-        ));
-    }
-    Ok(messages)
-}
-
-/// DestinationRules this proxy uses whose `tls` strait cannot honour
-/// (ISTIO_MUTUAL, credentialName): refused at load time rather than served
-/// as plaintext or failing every request.
-fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
-    // Which rules this proxy uses takes a compile: only when some rule has
-    // such a `tls` at all (a compile of 10,000 services costs 0.3 s).
-    let mut found: Vec<(
-        &crate::config::Resource<crate::model::DestinationRule>,
-        String,
-        String,
-    )> = Vec::new();
-    for dr in &config.destination_rules {
-        let mut policies: Vec<(String, &crate::model::TrafficPolicy)> = Vec::new();
-        if let Some(tp) = &dr.spec.traffic_policy {
-            policies.push(("spec.trafficPolicy".into(), tp));
-        }
-        for (i, s) in dr.spec.subsets.iter().enumerate() {
-            if let Some(tp) = &s.traffic_policy {
-                policies.push((format!("spec.subsets[{i}].trafficPolicy"), tp));
-            }
-        }
-        for (base, tp) in policies {
-            let mut tls = vec![(format!("{base}.tls"), tp.tls.as_ref())];
-            for (i, p) in tp.port_level_settings.iter().enumerate() {
-                tls.push((format!("{base}.portLevelSettings[{i}].tls"), p.tls.as_ref()));
-            }
-            for (path, t) in tls {
-                let Some(t) = t else { continue };
-                let Some(reason) = crate::proxy::tls::unsupported(t) else {
-                    continue;
-                };
-                let field = if t.mode == Some(crate::model::ClientTLSMode::IstioMutual) {
-                    "mode"
-                } else {
-                    "credentialName"
-                };
-                found.push((dr, format!("{path}.{field}"), reason));
-            }
-        }
-    }
-    if found.is_empty() {
-        return Vec::new();
-    }
-    let snapshot = compile_for(config, namespace, &BTreeMap::new());
-    let used: std::collections::HashSet<&str> = snapshot
-        .clusters
-        .values()
-        .filter_map(|c| c.destination_rule.as_deref())
-        .collect();
-    found
-        .into_iter()
-        .filter(|(dr, _, _)| used.contains(format!("{}/{}", dr.namespace(), dr.name()).as_str()))
-        .map(|(dr, field, reason)| {
-            Message::new(
-                &analyze::message::SCHEMA_VALIDATION_ERROR,
-                dr.reference(),
-                Some(field.clone()),
-                format!("{field}: {reason}"),
-            )
-        })
-        .collect()
-}
-
 /// What was loaded and what was skipped, and why: said at start (issue
 /// #14: a directory of Deployments must not start silently as an empty proxy).
 pub fn loaded_summary(config: &ConfigSet) -> String {
@@ -332,24 +183,9 @@ pub fn loaded_summary(config: &ConfigSet) -> String {
     out
 }
 
-pub fn compile_for(
-    config: &ConfigSet,
-    namespace: &str,
-    labels: &BTreeMap<String, String>,
-) -> Snapshot {
-    compile::compile(
-        config,
-        &Options {
-            namespace: namespace.to_string(),
-            labels: labels.clone(),
-            ..Options::default()
-        },
-    )
-}
-
 pub fn run(args: RunArgs) -> i32 {
     let mut stderr = std::io::stderr();
-    let options = Options {
+    let identity = Options {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
         locality: args.locality.clone(),
@@ -357,14 +193,19 @@ pub fn run(args: RunArgs) -> i32 {
         domain: args.domain_suffix.clone(),
         ..Options::default()
     };
-    let (config, warnings, snapshot) =
-        match load_valid_compiled(&args.config, &args.namespace, &options) {
-            Ok(c) => c,
-            Err((text, code)) => {
-                let _ = writeln!(stderr, "{text}");
-                return code;
-            }
-        };
+    let source = FileSource::new(args.config.clone());
+    let loaded = source.load(&pipeline::load_options(&args.namespace));
+    let pipeline::Built {
+        config,
+        warnings,
+        snapshot,
+    } = match pipeline::build(loaded, &identity) {
+        Ok(b) => b,
+        Err(rejection) => {
+            let _ = writeln!(stderr, "{rejection}");
+            return exit::rejected(&rejection);
+        }
+    };
     for w in &warnings {
         let _ = writeln!(stderr, "{w}");
     }
@@ -381,16 +222,6 @@ pub fn run(args: RunArgs) -> i32 {
             }
         );
     }
-    if !snapshot.gateway.problems.is_empty() {
-        for p in &snapshot.gateway.problems {
-            let _ = writeln!(stderr, "Error: {p}");
-        }
-        let _ = writeln!(
-            stderr,
-            "Error: the gateway configuration has servers strait cannot serve; fix or remove them"
-        );
-        return super::check::EXIT_FINDINGS;
-    }
     if args.gateway.is_some() && snapshot.gateway.ports.is_empty() {
         let _ = writeln!(
             stderr,
@@ -404,7 +235,7 @@ pub fn run(args: RunArgs) -> i32 {
                 stderr,
                 "Error: --workers 0: give at least 1 (default: one per CPU)"
             );
-            return 2;
+            return exit::USAGE;
         }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -420,7 +251,7 @@ pub fn run(args: RunArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(stderr, "Error: cannot start the runtime: {e}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     rt.block_on(async move {
@@ -430,7 +261,7 @@ pub fn run(args: RunArgs) -> i32 {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "Error: cannot open access log {p}: {e}");
-                    return 1;
+                    return exit::FAILURE;
                 }
             },
         };
@@ -438,7 +269,7 @@ pub fn run(args: RunArgs) -> i32 {
             && let Err(e) = crate::proxy::workers::refuse_foreign_holder(args.listen)
         {
             let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
-            return 1;
+            return exit::FAILURE;
         }
         let services = snapshot.services.len();
         let vhosts = snapshot.routes.vhosts.len();
@@ -455,7 +286,7 @@ pub fn run(args: RunArgs) -> i32 {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
-                return 1;
+                return exit::FAILURE;
             }
         };
         let running = &workers.running;
@@ -475,25 +306,26 @@ pub fn run(args: RunArgs) -> i32 {
                 }
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
-                    return 1;
+                    return exit::FAILURE;
                 }
             }
         }
-        let reloader = std::sync::Arc::new(crate::reload::Reloader {
-            paths: args.config.clone(),
-            namespace: args.namespace.clone(),
-            labels: args.labels.clone(),
-            shared: running.shared.clone(),
-        });
+        let sources = source.describe();
+        let reloader = std::sync::Arc::new(crate::reload::Reloader::new(
+            source,
+            &args.namespace,
+            args.labels.clone(),
+            running.shared.clone(),
+        ));
         {
             let mut st = running.shared.status.lock().unwrap_or_else(|p| p.into_inner());
-            st.options = options;
+            st.options = identity;
         }
         // The snapshot being served is version 1; the watcher rebuilds from the files.
         let now = crate::proxy::access_log::format_time(std::time::SystemTime::now());
         running
             .shared
-            .record_config(std::sync::Arc::new(config), now, &args.config);
+            .record_config(std::sync::Arc::new(config), now, sources);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         reloader.spawn(stop_rx);
         tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
@@ -511,7 +343,7 @@ pub fn run(args: RunArgs) -> i32 {
         if left > 0 {
             tracing::warn!(connections = left, "drain timeout: closing connections with requests in flight");
         }
-        0
+        exit::OK
     })
 }
 

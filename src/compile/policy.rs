@@ -77,6 +77,25 @@ pub fn effective(dr: &DestinationRule, port: u16, subset: Option<&str>) -> Optio
     Some(out)
 }
 
+/// Settings strait refuses (never silently plaintext): the field and why.
+pub fn unsupported_tls(tls: &crate::model::ClientTLSSettings) -> Option<String> {
+    if tls.mode == Some(crate::model::ClientTLSMode::IstioMutual) {
+        return Some(
+            "ISTIO_MUTUAL is not supported yet: strait has no Istio workload certificates; use SIMPLE or MUTUAL with certificate files".into(),
+        );
+    }
+    if tls
+        .credential_name
+        .as_deref()
+        .is_some_and(|c| !c.is_empty())
+    {
+        return Some(
+            "credentialName is not supported: Kubernetes secrets are not available outside Kubernetes; use caCertificates, clientCertificate and privateKey files".into(),
+        );
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

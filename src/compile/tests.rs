@@ -1,5 +1,6 @@
 use super::*;
-use crate::load::{LoadOptions, load_paths, load_str};
+use crate::load::{LoadOptions, load_str};
+use crate::source::file::load_paths;
 use crate::route::{Action, RequestView, Route};
 
 fn snap(yaml: &str) -> Snapshot {

@@ -382,7 +382,7 @@ pub(super) fn explain_request(
 ) -> Result<crate::explain::Request, String> {
     let mut headers = http::HeaderMap::new();
     for h in header_lines {
-        let (n, val) = crate::cli::explain::parse_header(h)?;
+        let (n, val) = crate::explain::parse_header(h)?;
         headers.append(n, val);
     }
     let Some(url) = url else {

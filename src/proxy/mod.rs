@@ -16,13 +16,13 @@ pub mod local_reply;
 pub mod page;
 pub mod pool;
 pub mod sniff;
+pub mod status;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;
 pub mod workers;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::compile::Snapshot;
 use crate::config::ConfigSet;
-use crate::reload::{Rejected, Status};
+use status::{Rejected, Status};
 use access_log::AccessLog;
 use handler::ConnInfo;
 pub use limits::Limits;
@@ -123,24 +123,25 @@ impl Shared {
         snapshot: Snapshot,
         config: Arc<ConfigSet>,
         at: String,
-        paths: &[PathBuf],
+        sources: Vec<String>,
     ) -> u64 {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
         self.install(snapshot);
         self.metrics.config_update_success.inc();
-        Self::record(&mut st, config, at, paths)
+        Self::record(&mut st, config, at, sources)
     }
 
-    /// Record the configuration the current snapshot was built from.
-    pub fn record_config(&self, config: Arc<ConfigSet>, at: String, paths: &[PathBuf]) -> u64 {
+    /// Record the configuration the current snapshot was built from
+    /// (`sources`: what it was read from, as `Source::describe` says).
+    pub fn record_config(&self, config: Arc<ConfigSet>, at: String, sources: Vec<String>) -> u64 {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        Self::record(&mut st, config, at, paths)
+        Self::record(&mut st, config, at, sources)
     }
 
-    fn record(st: &mut Status, config: Arc<ConfigSet>, at: String, paths: &[PathBuf]) -> u64 {
+    fn record(st: &mut Status, config: Arc<ConfigSet>, at: String, sources: Vec<String>) -> u64 {
         st.version += 1;
         st.loaded_at = at;
-        st.paths = paths.iter().map(|p| p.display().to_string()).collect();
+        st.paths = sources;
         st.config = config;
         st.version
     }

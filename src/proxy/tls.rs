@@ -12,6 +12,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+use crate::compile::policy::unsupported_tls as unsupported;
 use crate::model::{ClientTLSMode, ClientTLSSettings};
 
 /// TLS origination for one cluster.
@@ -118,25 +119,6 @@ pub fn origination(tls: Option<&ClientTLSSettings>) -> Result<Option<Origination
         h2: Arc::new(h2),
         sni: tls.sni.clone().filter(|s| !s.is_empty()),
     }))
-}
-
-/// Settings strait refuses (never silently plaintext): the field and why.
-pub fn unsupported(tls: &ClientTLSSettings) -> Option<String> {
-    if tls.mode == Some(ClientTLSMode::IstioMutual) {
-        return Some(
-            "ISTIO_MUTUAL is not supported yet: strait has no Istio workload certificates; use SIMPLE or MUTUAL with certificate files".into(),
-        );
-    }
-    if tls
-        .credential_name
-        .as_deref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        return Some(
-            "credentialName is not supported: Kubernetes secrets are not available outside Kubernetes; use caCertificates, clientCertificate and privateKey files".into(),
-        );
-    }
-    None
 }
 
 fn read_certs(path: &str, field: &str) -> Result<Vec<CertificateDer<'static>>, String> {

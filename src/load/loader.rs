@@ -1,8 +1,9 @@
-//! Files, directories and stdin → [`ConfigSet`]. The only module of the
-//! config layers that does I/O.
+//! YAML text → [`ConfigSet`]: dispatch on `apiVersion`/`kind`, `kind: List`,
+//! the default namespace, large files parsed in two halves. Sources
+//! (`crate::source`) read the text and hand it over; the one I/O left here
+//! is reading a file back, lazily, when a message first needs a field's line.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -28,94 +29,15 @@ pub struct LoadOptions {
     pub limits: Limits,
 }
 
-/// Most files read from one directory tree.
-const MAX_FILES: usize = 100_000;
-
-/// Load every path: files, directories (recursively: `.yaml`, `.yml`, `.json`)
-/// and `-` for stdin. Unreadable input becomes a `LoadError`, never a panic.
-pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
-    let mut loader = Loader::new(opts);
-    for p in paths {
-        if p.as_os_str() == "-" {
-            let mut text = String::new();
-            let limit = opts.limits.max_file_bytes;
-            match std::io::stdin().take(limit + 1).read_to_string(&mut text) {
-                Ok(n) if n as u64 > limit => loader.error("-", None, too_big(limit)),
-                Ok(_) => loader.text(&text, "-", None),
-                Err(e) => loader.error("-", None, format!("cannot read stdin: {e}")),
-            }
-            continue;
-        }
-        let mut files = Vec::new();
-        if let Err(e) = collect_files(p, &mut files, 0) {
-            loader.error(&p.display().to_string(), None, e);
-            continue;
-        }
-        for f in files {
-            loader.file(&f);
-        }
-    }
-    loader.set.replace_duplicates();
-    loader.set.shrink_to_fit();
-    loader.set
-}
-
 /// Load YAML text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> ConfigSet {
     let mut loader = Loader::new(opts);
     loader.text(text, file, None);
-    loader.set.replace_duplicates();
-    loader.set.shrink_to_fit();
-    loader.set
+    loader.finish()
 }
 
-fn too_big(limit: u64) -> String {
-    format!(
-        "file is larger than the {} MiB limit",
-        limit / (1024 * 1024)
-    )
-}
-
-fn collect_files(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> {
-    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.is_file() {
-        out.push(p.to_path_buf());
-        return Ok(());
-    }
-    if !meta.is_dir() {
-        return Err("not a file or directory".into());
-    }
-    if depth > 32 {
-        return Err("directories nested deeper than 32 levels (symlink loop?)".into());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-        .map_err(|e| format!("cannot read directory: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        if out.len() >= MAX_FILES {
-            return Err(format!("more than {MAX_FILES} files"));
-        }
-        let hidden = e
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if e.is_dir() {
-            collect_files(&e, out, depth + 1)?;
-        } else if e
-            .extension()
-            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-        {
-            out.push(e);
-        }
-    }
-    Ok(())
-}
-
-struct Loader<'a> {
+/// Turns texts into one [`ConfigSet`], in load order.
+pub struct Loader<'a> {
     opts: &'a LoadOptions,
     set: ConfigSet,
     seq: usize,
@@ -149,7 +71,7 @@ fn shift_seq(set: &mut ConfigSet, by: usize) {
 }
 
 impl<'a> Loader<'a> {
-    fn new(opts: &'a LoadOptions) -> Self {
+    pub fn new(opts: &'a LoadOptions) -> Self {
         Loader {
             opts,
             set: ConfigSet::default(),
@@ -246,7 +168,8 @@ impl<'a> Loader<'a> {
         true
     }
 
-    fn error(&mut self, file: &str, line: Option<usize>, message: String) {
+    /// An input that could not be read (`file` names it).
+    pub fn error(&mut self, file: &str, line: Option<usize>, message: String) {
         self.set.load_errors.push(LoadError {
             file: file.to_string(),
             line,
@@ -254,27 +177,17 @@ impl<'a> Loader<'a> {
         });
     }
 
-    fn file(&mut self, path: &Path) {
-        let name = path.display().to_string();
-        let limit = self.opts.limits.max_file_bytes;
-        match std::fs::metadata(path) {
-            Ok(m) if m.len() > limit => return self.error(&name, None, too_big(limit)),
-            Err(e) => return self.error(&name, None, format!("cannot read: {e}")),
-            Ok(_) => {}
-        }
-        match std::fs::read(path) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => self.text(&text, &name, Some(path)),
-                Err(_) => self.error(&name, None, "file is not UTF-8 text".into()),
-            },
-            Err(e) => self.error(&name, None, format!("cannot read: {e}")),
-        }
+    /// The loaded set.
+    pub fn finish(mut self) -> ConfigSet {
+        self.set.replace_duplicates();
+        self.set.shrink_to_fit();
+        self.set
     }
 
     /// `path`: the file `text` was read from, read again for line numbers
     /// instead of keeping the text (10 MB for 10,000 services) for the rare
     /// message that needs one.
-    fn text(&mut self, text: &str, file: &str, path: Option<&Path>) {
+    pub fn text(&mut self, text: &str, file: &str, path: Option<&Path>) {
         self.set.files.push(file.to_string());
         let name: Arc<str> = Arc::from(file);
         let kept: Option<Arc<str>> = path.is_none().then(|| Arc::from(text));
@@ -602,27 +515,6 @@ mod tests {
     }
 
     #[test]
-    fn files_over_the_size_limit_are_refused_before_reading() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("big.yaml");
-        std::fs::write(&p, "a: 1\n".repeat(100)).unwrap();
-        let opts = LoadOptions {
-            limits: Limits {
-                max_file_bytes: 100,
-                ..Limits::default()
-            },
-            ..LoadOptions::default()
-        };
-        let set = load_paths(&[p], &opts);
-        assert_eq!(set.load_errors.len(), 1);
-        assert!(
-            set.load_errors[0].message.contains("larger than"),
-            "{}",
-            set.load_errors[0]
-        );
-    }
-
-    #[test]
     fn namespace_defaults_only_when_missing_and_not_cluster_scoped() {
         let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec: {host: x}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: e, namespace: other}\nspec: {host: x}\n";
         let set = load_str(
@@ -653,31 +545,6 @@ mod tests {
         assert_eq!(e.origin.line_of("spec.host"), 14);
         assert_eq!(e.origin.line_of("spec.subsets[0].name"), 16);
         assert_eq!(e.origin.line_of("nowhere"), 10, "the resource's first line");
-    }
-
-    #[test]
-    fn a_file_that_stops_parsing_contributes_only_its_error() {
-        // Documents are decoded as they are parsed: the ones before a syntax
-        // error must not leak into the set.
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("a.yaml");
-        let bad = dir.path().join("b.yaml");
-        let dr = |n: &str| {
-            format!(
-                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {n}}}\nspec: {{host: {n}}}\n---\n"
-            )
-        };
-        std::fs::write(&good, dr("a1") + &dr("a2")).unwrap();
-        std::fs::write(&bad, dr("b1") + "kind: [oops\n").unwrap();
-        let set = load_paths(&[good, bad], &LoadOptions::default());
-        let names: Vec<&str> = set.destination_rules.iter().map(|d| d.name()).collect();
-        assert_eq!(names, ["a1", "a2"]);
-        assert_eq!(set.load_errors.len(), 1);
-        assert_eq!(set.load_errors[0].line, Some(7), "{}", set.load_errors[0]);
-        assert!(set.load_errors[0].message.starts_with("invalid YAML"));
-        assert_eq!(set.files.len(), 2);
-        let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
-        assert_eq!(seqs, [1, 2]);
     }
 
     /// Issue #14: kubectl refuses a misspelt kind or a version the group
@@ -727,81 +594,9 @@ mod tests {
         assert_eq!(set.skipped.len(), 4, "{:?}", set.skipped);
     }
 
-    /// `kubectl apply -f a.yaml -f b.yaml` and Istio's file store
-    /// (pilot/pkg/config/file/store.go `ApplyContent`): the later resource
-    /// with the same kind, namespace and name replaces the earlier one.
-    #[test]
-    fn a_later_resource_with_the_same_name_replaces_the_earlier() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
-        let vs = |dest: &str| {
-            format!(
-                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{host: reviews, subset: {dest}}}\n"
-            )
-        };
-        // The earlier one also has a schema problem: it goes with it.
-        std::fs::write(&a, vs("v1") + "    bogus: 1\n").unwrap();
-        // A DestinationRule and a Deployment's pod may share the name.
-        std::fs::write(
-            &b,
-            vs("v3")
-                + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: reviews}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews}\n",
-        )
-        .unwrap();
-        let opts = LoadOptions {
-            namespace: Some("default".into()),
-            ..LoadOptions::default()
-        };
-        let set = load_paths(&[a.clone(), b.clone()], &opts);
-        assert_eq!(set.virtual_services.len(), 1);
-        let kept = &set.virtual_services[0];
-        assert_eq!(&*kept.origin.file, b.display().to_string());
-        assert_eq!(
-            kept.spec.http[0].route[0]
-                .destination
-                .as_ref()
-                .unwrap()
-                .subset
-                .as_deref(),
-            Some("v3")
-        );
-        assert!(set.problems.is_empty(), "{:?}", set.problems);
-        assert_eq!(set.destination_rules.len(), 1);
-        assert_eq!(
-            set.pods.len(),
-            2,
-            "a Pod and a Deployment are different kinds"
-        );
-        assert_eq!(set.replaced.len(), 1);
-        let text = set.replaced[0].to_string();
-        assert!(
-            text.starts_with(&format!(
-                "VirtualService default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
-                b.display(),
-                a.display()
-            )),
-            "{text}"
-        );
-        // Load order decides, as with kubectl apply: the other way round, a's wins.
-        let set = load_paths(&[b, a.clone()], &opts);
-        assert_eq!(
-            &*set.virtual_services[0].origin.file,
-            a.display().to_string()
-        );
-    }
-
-    #[test]
-    fn field_lines_come_from_the_file_as_loaded_or_fall_back_to_the_resource() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.yaml");
-        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: x\n";
-        std::fs::write(&p, yaml).unwrap();
-        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
-        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 5);
-        // Changed before a line was first asked for: never another text's lines.
-        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
-        std::fs::write(&p, format!("# moved\n{yaml}")).unwrap();
-        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 1);
+    fn file(l: &mut Loader<'_>, path: &Path) {
+        let text = std::fs::read_to_string(path).unwrap();
+        l.text(&text, &path.display().to_string(), Some(path));
     }
 
     /// Load `text` as the file `path`, in halves or as one.
@@ -809,7 +604,7 @@ mod tests {
         let opts = LoadOptions::default();
         let mut l = Loader::new(&opts);
         l.split_min = if halves { 1 } else { usize::MAX };
-        l.file(path);
+        file(&mut l, path);
         l.set
     }
 
@@ -895,7 +690,7 @@ mod tests {
         };
         let mut l = Loader::new(&opts);
         l.split_min = 1;
-        l.file(&p);
+        file(&mut l, &p);
         assert_eq!(l.set.load_errors.len(), 1);
         assert!(
             l.set.load_errors[0]

@@ -1,0 +1,298 @@
+//! Files, directories (recursively: `.yaml`, `.yml`, `.json`) and `-` for
+//! stdin, watched with notify. The only module that reads configuration
+//! from the file system.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use notify::{RecursiveMode, Watcher};
+
+use super::{Changes, Source, Watch};
+use crate::config::ConfigSet;
+use crate::load::{LoadOptions, Loader};
+
+/// Most files read from one directory tree.
+const MAX_FILES: usize = 100_000;
+
+/// Config files and directories, as given on the command line.
+#[derive(Clone, Debug)]
+pub struct FileSource {
+    pub paths: Vec<PathBuf>,
+}
+
+impl FileSource {
+    pub fn new(paths: Vec<PathBuf>) -> FileSource {
+        FileSource { paths }
+    }
+}
+
+impl Source for FileSource {
+    fn load(&self, opts: &LoadOptions) -> ConfigSet {
+        load_paths(&self.paths, opts)
+    }
+
+    fn watch(&self, changes: Changes) -> Result<Watch, String> {
+        watch(&self.paths, changes)
+            .map(Watch::new)
+            .map_err(|e| e.to_string())
+    }
+
+    fn describe(&self) -> Vec<String> {
+        self.paths.iter().map(|p| p.display().to_string()).collect()
+    }
+}
+
+/// Load every path: files, directories (recursively: `.yaml`, `.yml`, `.json`)
+/// and `-` for stdin. Unreadable input becomes a `LoadError`, never a panic.
+pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> ConfigSet {
+    let mut loader = Loader::new(opts);
+    let limit = opts.limits.max_file_bytes;
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::stdin().take(limit + 1).read_to_string(&mut text) {
+                Ok(n) if n as u64 > limit => loader.error("-", None, too_big(limit)),
+                Ok(_) => loader.text(&text, "-", None),
+                Err(e) => loader.error("-", None, format!("cannot read stdin: {e}")),
+            }
+            continue;
+        }
+        let mut files = Vec::new();
+        if let Err(e) = collect_files(p, &mut files, 0) {
+            loader.error(&p.display().to_string(), None, e);
+            continue;
+        }
+        for f in files {
+            let name = f.display().to_string();
+            match read_file(&f, limit) {
+                Ok(text) => loader.text(&text, &name, Some(&f)),
+                Err(e) => loader.error(&name, None, e),
+            }
+        }
+    }
+    loader.finish()
+}
+
+/// A file's text, refused before reading when over `limit` bytes.
+fn read_file(path: &Path, limit: u64) -> Result<String, String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > limit => return Err(too_big(limit)),
+        Err(e) => return Err(format!("cannot read: {e}")),
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_string())
+}
+
+fn too_big(limit: u64) -> String {
+    format!(
+        "file is larger than the {} MiB limit",
+        limit / (1024 * 1024)
+    )
+}
+
+fn collect_files(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> {
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read: {e}"))?;
+    if meta.is_file() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        return Err("not a file or directory".into());
+    }
+    if depth > 32 {
+        return Err("directories nested deeper than 32 levels (symlink loop?)".into());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(|e| format!("cannot read directory: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for e in entries {
+        if out.len() >= MAX_FILES {
+            return Err(format!("more than {MAX_FILES} files"));
+        }
+        let hidden = e
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if e.is_dir() {
+            collect_files(&e, out, depth + 1)?;
+        } else if e
+            .extension()
+            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// Watch the paths: directories recursively, files through their directory
+/// (editors and ConfigMaps replace files by rename and symlink swaps, which a
+/// watch on the file misses).
+fn watch(paths: &[PathBuf], changes: Changes) -> notify::Result<notify::RecommendedWatcher> {
+    let files: Vec<PathBuf> = paths.to_vec();
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        if matches!(ev.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        if ev.paths.iter().any(|p| relevant(p, &files)) {
+            let _ = changes.try_send(());
+        }
+    })?;
+    for p in paths {
+        if p.is_dir() {
+            w.watch(p, RecursiveMode::Recursive)?;
+        } else {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            w.watch(dir, RecursiveMode::NonRecursive)?;
+        }
+    }
+    Ok(w)
+}
+
+/// Config files, the watched files themselves, and ConfigMap `..data` swaps.
+fn relevant(p: &Path, watched: &[PathBuf]) -> bool {
+    p.extension()
+        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        || watched
+            .iter()
+            .any(|w| w == p || p.file_name() == w.file_name())
+        || p.to_string_lossy().contains("..data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Limits;
+
+    #[test]
+    fn files_over_the_size_limit_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.yaml");
+        std::fs::write(&p, "a: 1\n".repeat(100)).unwrap();
+        let opts = LoadOptions {
+            limits: Limits {
+                max_file_bytes: 100,
+                ..Limits::default()
+            },
+            ..LoadOptions::default()
+        };
+        let set = load_paths(&[p], &opts);
+        assert_eq!(set.load_errors.len(), 1);
+        assert!(
+            set.load_errors[0].message.contains("larger than"),
+            "{}",
+            set.load_errors[0]
+        );
+    }
+
+    #[test]
+    fn a_file_that_stops_parsing_contributes_only_its_error() {
+        // Documents are decoded as they are parsed: the ones before a syntax
+        // error must not leak into the set.
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.yaml");
+        let bad = dir.path().join("b.yaml");
+        let dr = |n: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {n}}}\nspec: {{host: {n}}}\n---\n"
+            )
+        };
+        std::fs::write(&good, dr("a1") + &dr("a2")).unwrap();
+        std::fs::write(&bad, dr("b1") + "kind: [oops\n").unwrap();
+        let set = load_paths(&[good, bad], &LoadOptions::default());
+        let names: Vec<&str> = set.destination_rules.iter().map(|d| d.name()).collect();
+        assert_eq!(names, ["a1", "a2"]);
+        assert_eq!(set.load_errors.len(), 1);
+        assert_eq!(set.load_errors[0].line, Some(7), "{}", set.load_errors[0]);
+        assert!(set.load_errors[0].message.starts_with("invalid YAML"));
+        assert_eq!(set.files.len(), 2);
+        let seqs: Vec<usize> = set.destination_rules.iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    #[test]
+    fn field_lines_come_from_the_file_as_loaded_or_fall_back_to_the_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.yaml");
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: x\n";
+        std::fs::write(&p, yaml).unwrap();
+        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
+        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 5);
+        // Changed before a line was first asked for: never another text's lines.
+        let set = load_paths(std::slice::from_ref(&p), &LoadOptions::default());
+        std::fs::write(&p, format!("# moved\n{yaml}")).unwrap();
+        assert_eq!(set.destination_rules[0].origin.line_of("spec.host"), 1);
+    }
+
+    /// `kubectl apply -f a.yaml -f b.yaml` and Istio's file store
+    /// (pilot/pkg/config/file/store.go `ApplyContent`): the later resource
+    /// with the same kind, namespace and name replaces the earlier one.
+    #[test]
+    fn a_later_resource_with_the_same_name_replaces_the_earlier() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        let vs = |dest: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{host: reviews, subset: {dest}}}\n"
+            )
+        };
+        // The earlier one also has a schema problem: it goes with it.
+        std::fs::write(&a, vs("v1") + "    bogus: 1\n").unwrap();
+        // A DestinationRule and a Deployment's pod may share the name.
+        std::fs::write(
+            &b,
+            vs("v3")
+                + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: reviews}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews}\n",
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            namespace: Some("default".into()),
+            ..LoadOptions::default()
+        };
+        let set = load_paths(&[a.clone(), b.clone()], &opts);
+        assert_eq!(set.virtual_services.len(), 1);
+        let kept = &set.virtual_services[0];
+        assert_eq!(&*kept.origin.file, b.display().to_string());
+        assert_eq!(
+            kept.spec.http[0].route[0]
+                .destination
+                .as_ref()
+                .unwrap()
+                .subset
+                .as_deref(),
+            Some("v3")
+        );
+        assert!(set.problems.is_empty(), "{:?}", set.problems);
+        assert_eq!(set.destination_rules.len(), 1);
+        assert_eq!(
+            set.pods.len(),
+            2,
+            "a Pod and a Deployment are different kinds"
+        );
+        assert_eq!(set.replaced.len(), 1);
+        let text = set.replaced[0].to_string();
+        assert!(
+            text.starts_with(&format!(
+                "VirtualService default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
+                b.display(),
+                a.display()
+            )),
+            "{text}"
+        );
+        // Load order decides, as with kubectl apply: the other way round, a's wins.
+        let set = load_paths(&[b, a.clone()], &opts);
+        assert_eq!(
+            &*set.virtual_services[0].origin.file,
+            a.display().to_string()
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Where configuration comes from. A source reads its whole configuration
+//! into a [`ConfigSet`] (resources with their origins, parsed by `load`)
+//! and signals when it may have changed; `reload` debounces the signals and
+//! runs the pipeline. Today: files, directories and stdin (`file`); a
+//! Kubernetes API source will sit beside it.
+
+pub mod file;
+
+use tokio::sync::mpsc;
+
+use crate::config::ConfigSet;
+use crate::load::LoadOptions;
+
+/// Signals "the configuration may have changed"; a full channel drops the
+/// signal, as one pending signal is as good as many.
+pub type Changes = mpsc::Sender<()>;
+
+/// Keeps a source's change notifications alive until dropped.
+pub struct Watch {
+    _guard: Box<dyn Send>,
+}
+
+impl Watch {
+    pub fn new(guard: impl Send + 'static) -> Watch {
+        Watch {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// A configuration source.
+pub trait Source: Send + Sync {
+    /// The whole configuration as of now. Blocking (I/O): call it off the
+    /// async workers. Unreadable input is reported in
+    /// [`ConfigSet::load_errors`], never a panic.
+    fn load(&self, opts: &LoadOptions) -> ConfigSet;
+
+    /// Signal `changes` whenever the configuration may have changed, until
+    /// the returned guard is dropped. Must be called inside a tokio runtime.
+    fn watch(&self, changes: Changes) -> Result<Watch, String>;
+
+    /// What the source reads, for the admin API (`paths`).
+    fn describe(&self) -> Vec<String>;
+}
