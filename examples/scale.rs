@@ -89,7 +89,8 @@ fn phases(n: usize, rounds: usize) {
 fn run(path: &str, reloads: usize) {
     let paths = vec![std::path::PathBuf::from(path)];
     let t = Instant::now();
-    let loaded = strait::source::file::load_paths(&paths, &strait::pipeline::load_options("default"));
+    let loaded =
+        strait::source::file::load_paths(&paths, &strait::pipeline::load_options("default"));
     let strait::pipeline::Built {
         config, snapshot, ..
     } = match strait::pipeline::build(loaded, &Options::default()) {

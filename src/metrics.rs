@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -449,10 +448,12 @@ impl Metrics {
             series.response_bytes.observe(r.response_bytes as f64);
         };
         match &r.destination.cache {
-            Some(cache) if self.owns(cache) => match self.cached_series(cache, r.destination, key) {
-                Some(series) => observe(series),
-                None => observe(&self.series(r.destination, key)),
-            },
+            Some(cache) if self.owns(cache) => {
+                match self.cached_series(cache, r.destination, key) {
+                    Some(series) => observe(series),
+                    None => observe(&self.series(r.destination, key)),
+                }
+            }
             _ => observe(&self.series(r.destination, key)),
         }
     }

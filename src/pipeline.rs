@@ -105,7 +105,12 @@ pub fn build(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> 
     let warnings = warnings?;
     if !snapshot.gateway.problems.is_empty() {
         return Err(Rejection::Gateway(
-            snapshot.gateway.problems.iter().map(ToString::to_string).collect(),
+            snapshot
+                .gateway
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         ));
     }
     Ok(Built {

@@ -64,9 +64,7 @@ impl Reloader {
             domain,
             ..Default::default()
         };
-        let config = self
-            .source
-            .load(&pipeline::load_options(&self.namespace));
+        let config = self.source.load(&pipeline::load_options(&self.namespace));
         match pipeline::build(config, &identity) {
             Ok(built) => {
                 let built_in = started.elapsed();

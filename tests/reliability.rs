@@ -1550,9 +1550,11 @@ async fn reloading(dir: &std::path::Path) -> Reloading {
     )
     .await
     .unwrap();
-    running
-        .shared
-        .record_config(Arc::new(config), String::new(), paths.iter().map(|p| p.display().to_string()).collect());
+    running.shared.record_config(
+        Arc::new(config),
+        String::new(),
+        paths.iter().map(|p| p.display().to_string()).collect(),
+    );
     let reloader = Arc::new(strait::reload::Reloader::new(
         strait::source::file::FileSource::new(paths),
         "default",

@@ -63,9 +63,11 @@ async fn reload_under_load_drops_nothing_and_rejects_invalid_config() {
     )
     .await
     .unwrap();
-    running
-        .shared
-        .record_config(Arc::new(config), String::new(), paths.iter().map(|p| p.display().to_string()).collect());
+    running.shared.record_config(
+        Arc::new(config),
+        String::new(),
+        paths.iter().map(|p| p.display().to_string()).collect(),
+    );
     let reloader = Arc::new(strait::reload::Reloader::new(
         strait::source::file::FileSource::new(paths.clone()),
         "default",

@@ -473,3 +473,26 @@ fn an_occupied_listen_address_is_refused() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Every usage error exits 64 (`EX_USAGE`, as istioctl), `--workers 0` too.
+#[test]
+fn zero_workers_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--workers",
+            "0",
+            "-c",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--workers 0"), "{err}");
+}

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::exit::{
+    FINDINGS as EXIT_FINDINGS, OK as EXIT_OK, PARSE as EXIT_PARSE, USAGE as EXIT_USAGE,
+};
 use crate::analyze::{self, Context, Level, MeshConfig, Message};
-use super::exit::{FINDINGS as EXIT_FINDINGS, OK as EXIT_OK, PARSE as EXIT_PARSE, USAGE as EXIT_USAGE};
 use crate::load::LoadOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use http::HeaderMap;
 
 use super::exit;
-use crate::pipeline::load_valid;
 use crate::compile::Options;
 use crate::explain::{self, Request};
+use crate::pipeline::load_valid;
 
 #[derive(Clone, Debug)]
 pub struct ExplainArgs {

@@ -9,9 +9,9 @@ use super::exit;
 use crate::compile::Options;
 use crate::config::ConfigSet;
 use crate::pipeline;
+use crate::proxy::access_log::{AccessLog, Format};
 use crate::source::Source;
 use crate::source::file::FileSource;
-use crate::proxy::access_log::{AccessLog, Format};
 
 #[derive(Clone, Debug)]
 pub struct RunArgs {
@@ -185,6 +185,17 @@ pub fn loaded_summary(config: &ConfigSet) -> String {
 
 pub fn run(args: RunArgs) -> i32 {
     let mut stderr = std::io::stderr();
+    let workers = match args.workers {
+        Some(0) => {
+            let _ = writeln!(
+                stderr,
+                "Error: --workers 0: give at least 1 (default: one per CPU)"
+            );
+            return exit::USAGE;
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let identity = Options {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
@@ -229,17 +240,6 @@ pub fn run(args: RunArgs) -> i32 {
             args.labels
         );
     }
-    let workers = match args.workers {
-        Some(0) => {
-            let _ = writeln!(
-                stderr,
-                "Error: --workers 0: give at least 1 (default: one per CPU)"
-            );
-            return exit::USAGE;
-        }
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
     // The main thread's runtime: with one worker it serves everything (no
     // work-stealing scheduler, no cross-thread wake-ups per request); with
     // more, each worker thread runs its own (proxy::workers) and this one

@@ -1,7 +1,7 @@
 use super::*;
 use crate::load::{LoadOptions, load_str};
-use crate::source::file::load_paths;
 use crate::route::{Action, RequestView, Route};
+use crate::source::file::load_paths;
 
 fn snap(yaml: &str) -> Snapshot {
     let cfg = load_str(

@@ -36,10 +36,10 @@ use tokio::sync::watch;
 
 use crate::compile::Snapshot;
 use crate::config::ConfigSet;
-use status::{Rejected, Status};
 use access_log::AccessLog;
 use handler::ConnInfo;
 pub use limits::Limits;
+use status::{Rejected, Status};
 use upstream::Upstreams;
 
 /// Istio's default connect timeout (`MeshConfig.connectTimeout`).
