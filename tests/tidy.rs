@@ -69,7 +69,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "reload",
         &[
-            "proxy", "pipeline", "source", "compile", "load", "config", "model",
+            "proxy", "pipeline", "analyze", "source", "compile", "load", "config", "model",
         ],
     ),
     // Front ends.
