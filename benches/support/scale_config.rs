@@ -3,7 +3,7 @@
 
 /// `n` services, each with a ServiceEntry, a DestinationRule with two
 /// subsets and a VirtualService with three match rules and a weighted split.
-pub fn config(n: usize) -> String {
+pub(crate) fn config(n: usize) -> String {
     let mut s = String::with_capacity(n * 1400);
     for i in 0..n {
         s.push_str(&format!(

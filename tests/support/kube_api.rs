@@ -18,6 +18,8 @@
 //!   kubectl needs (`/api`, `/apis`, `/api/v1`, `/apis/<g>/<v>`, `/version`);
 //! - faults: drop streams, stall them, fail lists with 500/429, truncate an
 //!   event line, compact history; and a request log for assertions.
+// A test binary's module: `pub` is its interface to the tests.
+#![allow(unreachable_pub)]
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};

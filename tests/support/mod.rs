@@ -1,6 +1,7 @@
 //! Test harness: real upstream servers and a real proxy on 127.0.0.1
 //! ephemeral ports, and clients that see what a user sees.
-#![allow(dead_code)]
+// Shared by every test binary, each using a part: `pub` is its interface.
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
