@@ -217,7 +217,11 @@ pub fn run(args: DemoArgs) -> i32 {
             running.shared.record_config(
                 Arc::new(config),
                 crate::proxy::access_log::format_time(std::time::SystemTime::now()),
-                args.config.iter().map(|p| p.display().to_string()).collect(),
+                match &args.config {
+                    Some(dir) => vec![dir.display().to_string()],
+                    // The built-in example's files, as they are named in it.
+                    None => EXAMPLE.iter().map(|(name, _)| name.to_string()).collect(),
+                },
             );
             failing.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(
