@@ -185,6 +185,17 @@ async fn admin_endpoints_describe_the_live_configuration() {
         serde_json::from_slice(&admin_get(admin, "/routes").await.body).unwrap();
     assert_eq!(routes[0]["virtual_service"], "default/reviews");
     assert_eq!(routes[0]["routes"][1]["name"], "main");
+    // Issue #14: what tells two routes apart, and what each does.
+    assert_eq!(
+        routes[0]["routes"][0]["match"]["uri"],
+        "prefix \"/nowhere\""
+    );
+    assert_eq!(routes[0]["routes"][1]["match"]["uri"], "prefix \"/\"");
+    assert_eq!(
+        routes[0]["routes"][1]["retries"]["attempts"], 2,
+        "Istio's default"
+    );
+    assert!(routes[0]["routes"][1]["timeout_ms"].is_null());
 
     strait::logging::init(strait::logging::LogFormat::Text);
     let post = send(

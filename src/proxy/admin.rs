@@ -336,6 +336,23 @@ fn routes(shared: &Shared) -> serde_json::Value {
                     "routes": v.routes.iter().map(|r| serde_json::json!({
                         "name": &*r.name,
                         "index": r.rule_index,
+                        "match": route_match(&r.matcher),
+                        "timeout_ms": r.timeout.map(|t| t.as_millis() as u64),
+                        "retries": r.retry.as_ref().map(|p| serde_json::json!({
+                            "attempts": p.num_retries,
+                            "retry_on": p.retry_on_text,
+                            "per_try_timeout_ms": p.per_try_timeout.map(|t| t.as_millis() as u64),
+                        })),
+                        "fault": r.fault.as_ref().map(|f| serde_json::json!({
+                            "delay": f.delay.map(|(d, frac)| serde_json::json!({"ms": d.as_millis() as u64, "percent": f64::from(frac) / 10_000.0})),
+                            "abort": f.abort.map(|(k, frac)| serde_json::json!({
+                                "status": match k {
+                                    crate::route::AbortKind::Http(s) => format!("HTTP {}", s.as_u16()),
+                                    crate::route::AbortKind::Grpc(c) => format!("gRPC {c}"),
+                                },
+                                "percent": f64::from(frac) / 10_000.0,
+                            })),
+                        })),
                         "action": match &r.action {
                             crate::route::Action::Forward(c) => serde_json::json!({
                                 "route": c.iter().map(|w| serde_json::json!({"cluster": &*w.name, "weight": w.weight})).collect::<Vec<_>>()
@@ -348,6 +365,53 @@ fn routes(shared: &Shared) -> serde_json::Value {
             })
             .collect(),
     )
+}
+
+/// A route's match conditions (empty: matches everything), so that two
+/// routes to the same place are told apart.
+fn route_match(m: &crate::route::RouteMatch) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<&crate::route::StrMatch>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v.describe().into());
+        }
+    };
+    put("uri", m.uri.as_ref());
+    put("scheme", m.scheme.as_ref());
+    put("method", m.method.as_ref());
+    put("authority", m.authority.as_ref());
+    let headers = |l: &[crate::route::matcher::HeaderMatch]| -> serde_json::Value {
+        l.iter()
+            .map(|h| {
+                let name = match &h.name {
+                    crate::route::matcher::HeaderKey::Header(n) => n.as_str().to_string(),
+                    crate::route::matcher::HeaderKey::Pseudo(p) => p.to_string(),
+                };
+                (name, serde_json::Value::from(h.matcher.describe()))
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    if !m.headers.is_empty() {
+        o.insert("headers".into(), headers(&m.headers));
+    }
+    if !m.without_headers.is_empty() {
+        o.insert("without_headers".into(), headers(&m.without_headers));
+    }
+    if !m.query_params.is_empty() {
+        o.insert(
+            "query_params".into(),
+            m.query_params
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v.describe())))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
+    }
+    if m.ignore_uri_case {
+        o.insert("ignore_uri_case".into(), true.into());
+    }
+    o.into()
 }
 
 /// `/explain?url=<url>&method=GET&header=Name:%20value`: `strait explain`
