@@ -13,7 +13,7 @@ use crate::compile::services::{destination_rule_for, visible};
 use crate::compile::{Options, Snapshot, policy};
 use crate::config::ConfigSet;
 use crate::model::host;
-use crate::route::{Action, RequestView, Route, split_authority};
+use crate::route::{Action, RequestView, Route, rewrite, split_authority};
 
 /// The request to explain.
 #[derive(Debug, Clone)]
@@ -110,6 +110,12 @@ pub struct Report {
     pub routes: Vec<RouteTrace>,
     pub route: Option<RouteRef>,
     pub action: Option<String>,
+    /// The path (and query) sent upstream after the route's rewrite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewritten_path: Option<String>,
+    /// A redirect's `Location`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<String>,
     pub destinations: Vec<Destination>,
     pub timeout: String,
     pub retries: String,
@@ -141,6 +147,8 @@ pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Reques
         routes: Vec::new(),
         route: None,
         action: None,
+        rewritten_path: None,
+        redirect: None,
         destinations: Vec::new(),
         timeout: String::new(),
         retries: String::new(),
@@ -203,7 +211,7 @@ pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Reques
         index: route.rule_index,
         name: route.name.to_string(),
     });
-    describe_route(config, snap, opts, route, &mut r);
+    describe_route(config, snap, opts, req, route, &mut r);
     r
 }
 
@@ -333,6 +341,7 @@ fn describe_route(
     config: &ConfigSet,
     snap: &Snapshot,
     opts: &Options,
+    req: &Request,
     route: &Route,
     r: &mut Report,
 ) {
@@ -368,10 +377,19 @@ fn describe_route(
     let clusters = match &route.action {
         Action::Forward(c) => {
             r.action = Some("route".into());
+            r.rewritten_path = rewrite::rewritten_path(route, &req.path, req.query.as_deref());
             c
         }
         Action::Redirect(rd) => {
             r.action = Some(format!("redirect ({})", rd.status.as_u16()));
+            r.redirect = Some(rewrite::redirect_location(
+                rd,
+                route,
+                Some(&req.scheme),
+                &req.authority,
+                &req.path,
+                req.query.as_deref(),
+            ));
             return;
         }
         Action::Direct { status, .. } => {
@@ -537,6 +555,12 @@ pub fn render_text(r: &Report) -> String {
             rt.name,
             r.action.as_deref().unwrap_or("-")
         );
+        if let Some(p) = &r.rewritten_path {
+            let _ = writeln!(s, "Rewritten path:  {p}");
+        }
+        if let Some(l) = &r.redirect {
+            let _ = writeln!(s, "Redirect to:     {l}");
+        }
         let _ = writeln!(s, "Timeout:         {}", r.timeout);
         let _ = writeln!(s, "Retries:         {}", r.retries);
         for p in &r.policies {

@@ -128,3 +128,75 @@ async fn explain_and_the_proxy_pick_the_same_route() {
     }
     assert_eq!(checked, 120);
 }
+
+/// `explain`'s rewritten path and redirect target are what the proxy sends
+/// and answers: both come from `route::rewrite`. The rules have no `uri`
+/// match, so the prefix rewrite replaces Istio's implicit `prefix: "/"`
+/// (route.go `TranslateRouteMatch`; Envoy `prefix_rewrite`) in both.
+#[tokio::test]
+async fn explain_shows_the_rewritten_path_and_redirect_the_proxy_uses() {
+    let up = Upstream::named("shop").await;
+    let yaml = service_entry(
+        "shop.default.svc.cluster.local",
+        80,
+        "HTTP",
+        &[(up.addr, &[])],
+    ) + "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: [shop]
+  http:
+  - name: moved
+    match: [{headers: {x-moved: {exact: 'yes'}}}]
+    redirect: {prefixRewrite: /new/, redirectCode: 301}
+  - name: rest
+    rewrite: {uri: /v2/}
+    route: [{destination: {host: shop}}]
+";
+    let proxy = Proxy::start(&yaml).await;
+    let cfg = load_str(
+        &yaml,
+        "t.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    let opts = Options::default();
+    let snap = strait::compile::compile(&cfg, &opts);
+    let client = h1_client();
+
+    let got = send(&client, proxy.addr(), "GET", "shop", "/items?x=1", &[], "").await;
+    assert_eq!(got.status, 200);
+    let report = explain(
+        &cfg,
+        &snap,
+        &opts,
+        &Request::parse("GET", "http://shop/items?x=1", http::HeaderMap::new()).unwrap(),
+    );
+    assert_eq!(report.rewritten_path.as_deref(), Some("/v2/items?x=1"));
+    assert_eq!(up.last().uri, "/v2/items?x=1");
+
+    let got = send(
+        &client,
+        proxy.addr(),
+        "GET",
+        "shop",
+        "/a/b?y=2",
+        &[("x-moved", "yes")],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 301);
+    let mut h = http::HeaderMap::new();
+    h.insert("x-moved", "yes".parse().unwrap());
+    let report = explain(
+        &cfg,
+        &snap,
+        &opts,
+        &Request::parse("GET", "http://shop/a/b?y=2", h).unwrap(),
+    );
+    assert_eq!(report.redirect.as_deref(), Some("http://shop/new/a/b?y=2"));
+    assert_eq!(got.header("location"), report.redirect.as_deref());
+}

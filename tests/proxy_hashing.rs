@@ -215,7 +215,8 @@ async fn removing_a_host_moves_its_keys_and_few_others() {
 /// header value).
 #[tokio::test]
 async fn ring_positions_follow_the_endpoint_addresses() {
-    use strait::cluster::hash::{HashAlgorithm, HashRing};
+    use strait::cluster::hash::HashRing;
+    use strait::compile::cluster_policy::HashAlgorithm;
     let ups = three().await;
     let proxy = Proxy::start(&config(&addrs(&ups), "httpHeaderName: x-user")).await;
     let names: Vec<String> = ups.iter().map(|u| u.addr.to_string()).collect();

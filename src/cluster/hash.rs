@@ -15,16 +15,11 @@
 
 use xxhash_rust::xxh64::xxh64;
 
-use crate::model::ConsistentHashLB;
+use crate::compile::cluster_policy::HashAlgorithm;
 pub use crate::route::hash_policy::{HashKey, HashResult};
 
-/// Envoy `RingHashLoadBalancer::DefaultMinRingSize`; also what Istio sets.
-pub const DEFAULT_MIN_RING_SIZE: u64 = 1024;
 /// Envoy `RingHashLoadBalancer::DefaultMaxRingSize` (8M). Istio never sets it.
 pub const DEFAULT_MAX_RING_SIZE: u64 = 8 * 1024 * 1024;
-/// Envoy `MaglevTable::DefaultTableSize`, the paper's recommended prime.
-pub const DEFAULT_MAGLEV_TABLE_SIZE: u64 = 65537;
-
 /// Why a hash lookup structure could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HashError {
@@ -36,36 +31,6 @@ pub enum HashError {
     /// (N) > maximum_ring_size (8388608)"; Istio never sets the maximum.
     #[error("ring hash: minimum_ring_size ({0}) > maximum_ring_size (8388608)")]
     MinimumRingSizeTooLarge(u64),
-}
-
-/// Which consistent-hash algorithm a cluster uses, with its size parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlgorithm {
-    RingHash { minimum_ring_size: u64 },
-    Maglev { table_size: u64 },
-}
-
-impl HashAlgorithm {
-    /// Mirrors Istio `ApplyRingHashLoadBalancer` (cluster_traffic_policy.go):
-    /// `maglev` → MAGLEV (table size only when non-zero, else Envoy's 65537);
-    /// `ringHash` → RING_HASH (minimum size only when non-zero, else 1024);
-    /// neither → RING_HASH with the deprecated `minimumRingSize` or 1024.
-    pub fn from_policy(policy: &ConsistentHashLB) -> HashAlgorithm {
-        if let Some(maglev) = &policy.maglev {
-            let table_size = maglev
-                .table_size
-                .filter(|&n| n != 0)
-                .unwrap_or(DEFAULT_MAGLEV_TABLE_SIZE);
-            return HashAlgorithm::Maglev { table_size };
-        }
-        let minimum_ring_size = match &policy.ring_hash {
-            Some(ring) => ring.minimum_ring_size,
-            None => policy.minimum_ring_size,
-        }
-        .filter(|&n| n != 0)
-        .unwrap_or(DEFAULT_MIN_RING_SIZE);
-        HashAlgorithm::RingHash { minimum_ring_size }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -356,6 +321,8 @@ fn ring_start(ring: &[(u64, usize)], hash: u64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::cluster_policy::{DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE};
+    use crate::model::ConsistentHashLB;
     use crate::model::{MagLev, RingHash};
     use http::{HeaderMap, HeaderValue};
     use std::net::{IpAddr, Ipv4Addr};

@@ -15,10 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::model::TrafficPolicy;
-
-/// Istio's value for every circuit-breaker threshold it does not set.
-pub const UNLIMITED: u32 = u32::MAX;
+use crate::compile::cluster_policy::CircuitBreakers;
 
 /// One counted resource with a maximum (Envoy's `ResourceManager` entry).
 #[derive(Debug)]
@@ -68,26 +65,19 @@ impl Drop for Permit {
 
 /// The request-level circuit breakers of one cluster.
 #[derive(Debug)]
-pub struct Limits {
+pub struct Breakers {
     /// `http2MaxRequests` → Envoy `max_requests`.
     pub requests: Arc<Resource>,
     /// `maxRetries` → Envoy `max_retries`.
     pub retries: Arc<Resource>,
 }
 
-impl Limits {
-    /// The thresholds Istio writes for `policy` (0 or unset → 2^32-1).
-    pub fn from_policy(policy: Option<&TrafficPolicy>) -> Limits {
-        let http = policy
-            .and_then(|p| p.connection_pool.as_ref())
-            .and_then(|c| c.http.as_ref());
-        let threshold = |v: Option<i32>| match v {
-            Some(n) if n > 0 => n as u32,
-            _ => UNLIMITED,
-        };
-        Limits {
-            requests: Resource::new(threshold(http.and_then(|h| h.http2_max_requests))),
-            retries: Resource::new(threshold(http.and_then(|h| h.max_retries))),
+impl Breakers {
+    /// Fresh counters for the compiled thresholds.
+    pub fn new(breakers: &CircuitBreakers) -> Breakers {
+        Breakers {
+            requests: Resource::new(breakers.max_requests),
+            retries: Resource::new(breakers.max_retries),
         }
     }
 
@@ -105,7 +95,12 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConnectionPoolSettings, HTTPSettings};
+    use crate::compile::cluster_policy::{ClusterPolicy, UNLIMITED};
+    use crate::model::{ConnectionPoolSettings, HTTPSettings, TrafficPolicy};
+
+    fn from_policy(policy: Option<&TrafficPolicy>) -> Breakers {
+        Breakers::new(&ClusterPolicy::new(policy).breakers)
+    }
 
     fn policy(max_requests: Option<i32>, max_retries: Option<i32>) -> TrafficPolicy {
         TrafficPolicy {
@@ -123,19 +118,19 @@ mod tests {
 
     #[test]
     fn unset_and_zero_thresholds_are_istio_max() {
-        let l = Limits::from_policy(None);
+        let l = from_policy(None);
         assert_eq!(l.requests.max(), UNLIMITED);
         assert_eq!(l.retries.max(), UNLIMITED);
-        let l = Limits::from_policy(Some(&policy(Some(0), Some(0))));
+        let l = from_policy(Some(&policy(Some(0), Some(0))));
         assert_eq!(l.requests.max(), UNLIMITED);
         assert_eq!(l.retries.max(), UNLIMITED, "Istio ignores maxRetries: 0");
-        let l = Limits::from_policy(Some(&policy(Some(2), Some(1))));
+        let l = from_policy(Some(&policy(Some(2), Some(1))));
         assert_eq!((l.requests.max(), l.retries.max()), (2, 1));
     }
 
     #[test]
     fn permits_fail_fast_at_the_limit_and_release_on_drop() {
-        let l = Limits::from_policy(Some(&policy(Some(2), Some(1))));
+        let l = from_policy(Some(&policy(Some(2), Some(1))));
         let a = l.try_request().expect("first");
         let b = l.try_request().expect("second");
         assert!(l.try_request().is_none(), "third overflows");

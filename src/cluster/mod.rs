@@ -21,13 +21,14 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use crate::compile::cluster_policy::ClusterPolicy;
+pub use crate::compile::cluster_policy::Kind;
 use crate::compile::{Cluster, Endpoint, Options, Snapshot};
-use crate::model::TrafficPolicy;
 use crate::route::ClusterKey;
-pub use balance::{Balancer, HashTable, Kind, Pick, PickError};
-pub use limits::{Limits, Permit};
+pub use balance::{Balancer, HashTable, Pick, PickError};
+pub use limits::{Breakers, Permit};
 use locality::{EndpointLocality, Locality};
-use outlier::{Ejection, OutlierConfig, OutlierDetector};
+use outlier::{Ejection, OutlierDetector};
 
 /// One upstream endpoint of a cluster, with its runtime counters.
 #[derive(Debug)]
@@ -60,13 +61,6 @@ impl Host {
     /// Requests in flight to this host.
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
-    }
-
-    /// Whether the host may receive requests at `now`, for reasons of its
-    /// own. Outlier ejection is cluster state: [`ClusterState::pick`]
-    /// passes it to the balancer as [`Pick::eligible`].
-    pub fn is_available(&self, _now: Instant) -> bool {
-        true
     }
 
     /// Count one request in flight until the guard drops.
@@ -102,16 +96,13 @@ pub struct ClusterState {
     pub hosts: Vec<Arc<Host>>,
     pub balancer: Balancer,
     /// Shared with the previous state when only endpoints changed.
-    pub limits: Arc<Limits>,
-    /// The merged DestinationRule policy this state was built from (boxed:
-    /// mostly absent, and there is one state per cluster).
-    pub policy: Option<Box<TrafficPolicy>>,
+    pub limits: Arc<Breakers>,
+    /// The compiled DestinationRule policy this state was built from.
+    pub policy: Arc<ClusterPolicy>,
     /// Present when the policy has an `outlierDetection` block (Istio has
     /// none otherwise). Indexed like `hosts`; shared with the next state
     /// when a reload keeps the outlier config (see [`ClusterState::new`]).
     pub outlier: Option<Arc<OutlierDetector>>,
-    /// The request hash policy of a `consistentHash` balancer.
-    pub hash_key: Option<hash::HashKey>,
     /// Locality load balancing, when it changes anything for this proxy.
     pub locality: Option<LocalityLb>,
 }
@@ -144,11 +135,7 @@ impl LocalityLb {
     /// locality unknown (and no `failoverPriority`), one priority only and
     /// no `distribute` rule for the proxy.
     pub fn new(cluster: &Cluster, hosts: &[Arc<Host>], identity: &Options) -> Option<LocalityLb> {
-        let policy = cluster.policy.as_ref();
-        let dr = policy
-            .and_then(|p| p.load_balancer.as_ref())
-            .and_then(|l| l.locality_lb_setting.as_ref());
-        let setting = locality::effective_setting(dr, None)?;
+        let setting = cluster.policy.locality.as_ref()?;
         let proxy = Locality::parse(&identity.locality);
         if proxy.is_empty() && setting.failover_priority.is_empty() {
             return None;
@@ -163,18 +150,18 @@ impl LocalityLb {
             .collect();
         // Istio: failover needs outlier detection, or Envoy would never
         // move down a priority.
-        let outlier = policy.is_some_and(|p| p.outlier_detection.is_some());
+        let outlier = cluster.policy.outlier.is_some();
         let priorities = locality::priorities_with_labels(
             &proxy,
             &identity.labels,
             &endpoints,
-            &setting,
+            setting,
             outlier,
         );
         if priorities.iter().any(|&p| p > 0) {
             return Some(LocalityLb::Priorities(priorities));
         }
-        let weights = locality::distribute_weights(&proxy, &endpoints, &setting);
+        let weights = locality::distribute_weights(&proxy, &endpoints, setting);
         let natural = locality::distribute_weights(
             &proxy,
             &endpoints,
@@ -262,17 +249,10 @@ impl ClusterState {
             })
             .collect();
         let limits = match previous {
-            Some(p) if p.policy.as_deref() == cluster.policy.as_ref() => p.limits.clone(),
-            _ => Arc::new(Limits::from_policy(cluster.policy.as_ref())),
+            Some(p) if same_policy(&p.policy, &cluster.policy) => p.limits.clone(),
+            _ => Arc::new(Breakers::new(&cluster.policy.breakers)),
         };
-        let lb = cluster
-            .policy
-            .as_ref()
-            .and_then(|p| p.load_balancer.as_deref());
-        let balancer = Balancer::new(lb, &hosts);
-        let hash_key = lb
-            .and_then(|l| l.consistent_hash.as_ref())
-            .and_then(hash::HashKey::from_policy);
+        let balancer = Balancer::new(&cluster.policy, &hosts);
         let outlier = outlier_state(cluster, previous, &hosts);
         let locality = LocalityLb::new(cluster, &hosts, identity);
         if balancer.kind() == Kind::Passthrough {
@@ -286,9 +266,8 @@ impl ClusterState {
             hosts,
             balancer,
             limits,
-            policy: cluster.policy.clone().map(Box::new),
+            policy: cluster.policy.clone(),
             outlier,
-            hash_key,
             locality,
         }
     }
@@ -296,7 +275,7 @@ impl ClusterState {
     /// True if `cluster` would build the same state (same policy, same
     /// endpoints in the same order).
     pub fn matches(&self, cluster: &Cluster) -> bool {
-        self.policy.as_deref() == cluster.policy.as_ref()
+        same_policy(&self.policy, &cluster.policy)
             && self.hosts.len() == cluster.endpoints.len()
             && self
                 .hosts
@@ -316,10 +295,7 @@ impl ClusterState {
         let eligible = mask.as_deref().or(p.eligible);
         let group = match &self.locality {
             Some(l) => {
-                let available = |i: usize| {
-                    self.hosts[i].is_available(p.now)
-                        && eligible.is_none_or(|m| m.get(i) != Some(&false))
-                };
+                let available = |i: usize| eligible.is_none_or(|m| m.get(i) != Some(&false));
                 match l.choose(self.hosts.len(), &available) {
                     Some(g) => Some(g),
                     None => return Err(PickError::NoHost),
@@ -347,7 +323,7 @@ impl ClusterState {
     pub fn record(
         &self,
         host: &Arc<Host>,
-        outcome: outlier::Outcome,
+        outcome: outlier::HostOutcome,
         now: Instant,
     ) -> Option<Ejection> {
         let od = self.outlier.as_ref()?;
@@ -372,6 +348,11 @@ impl ClusterState {
     }
 }
 
+/// Whether two compiled policies are the same (the same `Arc` mostly).
+pub fn same_policy(a: &Arc<ClusterPolicy>, b: &Arc<ClusterPolicy>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 /// The outlier detector for a new state: none without an
 /// `outlierDetection` block; the previous one, re-indexed with `retain`,
 /// when the outlier config is unchanged (Envoy keeps host monitors across
@@ -381,18 +362,17 @@ fn outlier_state(
     previous: Option<&ClusterState>,
     hosts: &[Arc<Host>],
 ) -> Option<Arc<OutlierDetector>> {
-    let od = cluster.policy.as_ref()?.outlier_detection.as_ref()?;
-    let config = OutlierConfig::from_istio(od);
+    let config = cluster.policy.outlier.as_ref()?;
     if let Some(prev) = previous
         && let Some(old) = &prev.outlier
-        && *old.config() == config
+        && old.config() == config
     {
         let keep: Vec<Option<usize>> = hosts.iter().map(|h| prev.index_of(h)).collect();
         old.retain(&keep);
         return Some(old.clone());
     }
     Some(Arc::new(OutlierDetector::new(
-        config,
+        config.clone(),
         hosts.len(),
         Instant::now(),
     )))
@@ -463,7 +443,7 @@ impl Registry {
         state: &ClusterState,
         key: &ClusterKey,
         host: &Arc<Host>,
-        outcome: outlier::Outcome,
+        outcome: outlier::HostOutcome,
         now: Instant,
     ) -> Option<Ejection> {
         let od = state.outlier.as_ref()?;
@@ -482,247 +462,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::load::{LoadOptions, load_str};
-
-    fn snapshot(yaml: &str) -> Snapshot {
-        let cfg = load_str(
-            yaml,
-            "t.yaml",
-            &LoadOptions {
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-        );
-        crate::compile::compile(&cfg, &Default::default())
-    }
-
-    fn se(addrs: &[&str]) -> String {
-        let mut s = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: r}\nspec:\n  hosts: [r.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints:\n".to_string();
-        for a in addrs {
-            s.push_str(&format!("  - address: {a}\n"));
-        }
-        s
-    }
-
-    const DR_RR: &str = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n";
-
-    fn key() -> ClusterKey {
-        ClusterKey {
-            port: 80,
-            subset: String::new(),
-            host: "r.default.svc.cluster.local".into(),
-        }
-    }
-
-    #[test]
-    fn reconcile_keeps_unchanged_clusters_and_the_hosts_that_stayed() {
-        let reg = Registry::new();
-        reg.reconcile(&snapshot(&se(&["10.0.0.1", "10.0.0.2"])));
-        let a = reg.get(&key()).expect("cluster state");
-        assert_eq!(a.balancer.kind(), Kind::LeastRequest);
-        let _busy = a.hosts[1].begin();
-
-        reg.reconcile(&snapshot(&se(&["10.0.0.1", "10.0.0.2"])));
-        let b = reg.get(&key()).unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "nothing changed: same state");
-
-        reg.reconcile(&snapshot(&se(&["10.0.0.2", "10.0.0.3"])));
-        let c = reg.get(&key()).unwrap();
-        assert!(!Arc::ptr_eq(&a, &c));
-        assert!(Arc::ptr_eq(&c.hosts[0], &a.hosts[1]), "10.0.0.2 stayed");
-        assert_eq!(c.hosts[0].active(), 1);
-        assert!(Arc::ptr_eq(&a.limits, &c.limits), "policy unchanged");
-
-        reg.reconcile(&snapshot(&(se(&["10.0.0.2", "10.0.0.3"]) + DR_RR)));
-        let d = reg.get(&key()).unwrap();
-        assert_eq!(d.balancer.kind(), Kind::RoundRobin);
-        assert!(!Arc::ptr_eq(&c.limits, &d.limits), "policy changed");
-        assert!(Arc::ptr_eq(&c.hosts[0], &d.hosts[0]));
-
-        reg.reconcile(&snapshot(""));
-        assert!(reg.get(&key()).is_none());
-    }
-
-    const DR_OD: &str = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}}\n";
-
-    #[test]
-    fn outlier_state_is_kept_across_endpoint_reloads_and_reset_by_config_changes() {
-        let reg = Registry::new();
-        reg.reconcile(&snapshot(&se(&["10.0.0.1", "10.0.0.2"])));
-        assert!(
-            reg.get(&key()).unwrap().outlier.is_none(),
-            "off without a block"
-        );
-
-        reg.reconcile(&snapshot(&(se(&["10.0.0.1", "10.0.0.2"]) + DR_OD)));
-        let a = reg.get(&key()).unwrap();
-        let now = Instant::now();
-        let bad = a.hosts[1].clone();
-        let e = reg.record(&a, &key(), &bad, outlier::Outcome::Status(500), now);
-        assert_eq!(e.map(|e| e.host), Some(1));
-        assert_eq!(a.host_health(now), vec![(false, 0), (true, 1)]);
-        let picked = a.pick(&Pick::new(now, &[])).unwrap();
-        assert!(
-            Arc::ptr_eq(&picked, &a.hosts[0]),
-            "the ejected host is skipped"
-        );
-
-        // Endpoints change, outlier config does not: 10.0.0.2 moves to
-        // index 0 and stays ejected; the new host starts healthy.
-        reg.reconcile(&snapshot(&(se(&["10.0.0.2", "10.0.0.3"]) + DR_OD)));
-        let b = reg.get(&key()).unwrap();
-        assert!(Arc::ptr_eq(
-            b.outlier.as_ref().unwrap(),
-            a.outlier.as_ref().unwrap()
-        ));
-        assert_eq!(b.host_health(now), vec![(true, 1), (false, 0)]);
-        let fresh = b.hosts[1].clone();
-        assert_eq!(
-            reg.record(&b, &key(), &fresh, outlier::Outcome::Status(503), now)
-                .map(|e| e.host),
-            Some(1)
-        );
-        assert_eq!(
-            b.pick(&Pick::new(now, &[])).err(),
-            Some(PickError::NoHost),
-            "all ejected: UH"
-        );
-
-        // A changed outlier config starts fresh.
-        let changed = DR_OD.replace("consecutive5xxErrors: 1", "consecutive5xxErrors: 2");
-        reg.reconcile(&snapshot(&(se(&["10.0.0.2", "10.0.0.3"]) + &changed)));
-        let c = reg.get(&key()).unwrap();
-        assert!(!Arc::ptr_eq(
-            c.outlier.as_ref().unwrap(),
-            b.outlier.as_ref().unwrap()
-        ));
-        assert_eq!(c.host_health(now), vec![(false, 0), (false, 0)]);
-    }
-
-    /// `r` with endpoints `(address, locality)`, a DestinationRule with
-    /// `policy`, compiled for a proxy in `at`.
-    fn located(eps: &[(&str, &str)], policy: &str, at: &str) -> Snapshot {
-        let mut yaml = se(&[]);
-        for (a, l) in eps {
-            yaml.push_str(&format!("  - {{address: {a}, locality: {l}}}\n"));
-        }
-        yaml.push_str(&format!("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: r\n  trafficPolicy: {policy}\n"));
-        let cfg = load_str(
-            &yaml,
-            "t.yaml",
-            &LoadOptions {
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-        );
-        assert!(cfg.load_errors.is_empty() && cfg.problems.is_empty());
-        crate::compile::compile(
-            &cfg,
-            &Options {
-                locality: at.into(),
-                ..Default::default()
-            },
-        )
-    }
-
-    fn pick_counts(st: &ClusterState, n: usize) -> Vec<usize> {
-        let mut c = vec![0; st.hosts.len()];
-        for _ in 0..n {
-            let h = st.pick(&Pick::new(Instant::now(), &[])).unwrap();
-            c[st.index_of(&h).unwrap()] += 1;
-        }
-        c
-    }
-
-    const OD1: &str = "outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100}";
-
-    #[test]
-    fn locality_failover_prefers_the_local_priority_and_fails_over_on_ejection() {
-        let eps = [("10.0.0.1", "us-west/b"), ("10.0.0.2", "us-east/a")];
-        let reg = Registry::new();
-        reg.reconcile(&located(&eps, &format!("{{{OD1}}}"), "us-east/a"));
-        let st = reg.get(&key()).unwrap();
-        assert_eq!(st.locality, Some(LocalityLb::Priorities(vec![1, 0])));
-        assert_eq!(pick_counts(&st, 50), vec![0, 50]);
-        let now = Instant::now();
-        let local = st.hosts[1].clone();
-        assert!(
-            reg.record(&st, &key(), &local, outlier::Outcome::Status(500), now)
-                .is_some()
-        );
-        assert_eq!(pick_counts(&st, 50), vec![50, 0], "failover to us-west/b");
-
-        // Without outlier detection Istio sets no failover priorities.
-        reg.reconcile(&located(
-            &eps,
-            "{loadBalancer: {simple: ROUND_ROBIN}}",
-            "us-east/a",
-        ));
-        let st = reg.get(&key()).unwrap();
-        assert_eq!(st.locality, None);
-        assert_eq!(pick_counts(&st, 50), vec![25, 25]);
-
-        // Locality LB disabled, or a proxy of unknown locality: none.
-        let off = format!("{{{OD1}, loadBalancer: {{localityLbSetting: {{enabled: false}}}}}}");
-        reg.reconcile(&located(&eps, &off, "us-east/a"));
-        assert_eq!(reg.get(&key()).unwrap().locality, None);
-        reg.reconcile(&located(&eps, &format!("{{{OD1}}}"), ""));
-        assert_eq!(reg.get(&key()).unwrap().locality, None);
-        // A changed proxy locality rebuilds the state.
-        reg.reconcile(&located(&eps, &format!("{{{OD1}}}"), "us-west/b"));
-        assert_eq!(
-            reg.get(&key()).unwrap().locality,
-            Some(LocalityLb::Priorities(vec![0, 1]))
-        );
-    }
-
-    #[test]
-    fn locality_distribute_splits_traffic_by_locality_weight() {
-        let eps = [
-            ("10.0.0.1", "us-east/a"),
-            ("10.0.0.2", "us-west/b"),
-            ("10.0.0.3", "us-east/a"),
-        ];
-        let policy = "{loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {distribute: [{from: us-east/*, to: {\"us-east/a\": 80, \"us-west/b\": 20}}]}}}";
-        let reg = Registry::new();
-        reg.reconcile(&located(&eps, policy, "us-east/a"));
-        let st = reg.get(&key()).unwrap();
-        assert_eq!(
-            st.locality,
-            Some(LocalityLb::Distribute {
-                locality: vec![0, 1, 0],
-                weights: vec![80, 20]
-            })
-        );
-        let c = pick_counts(&st, 2000);
-        // Expected 800 / 400 / 800; the bounds are many deviations wide.
-        assert!(c[1] > 280 && c[1] < 520, "{c:?}");
-        assert!(
-            c[0].abs_diff(c[2]) <= 1,
-            "round robin within us-east/a: {c:?}"
-        );
-        // A proxy the rule does not apply to: natural weights, no locality step.
-        reg.reconcile(&located(&eps, policy, "eu/x"));
-        assert_eq!(reg.get(&key()).unwrap().locality, None);
-    }
-
-    #[test]
-    fn host_guard_counts_active_requests() {
-        let h = Arc::new(Host::new(Endpoint {
-            authority: "10.0.0.1:80".into(),
-            labels: Default::default(),
-            weight: 0,
-            locality: None,
-        }));
-        assert_eq!(h.weight(), 1);
-        let g1 = h.begin();
-        let g2 = h.begin();
-        assert_eq!(h.active(), 2);
-        drop(g1);
-        assert_eq!(g2.host().active(), 1);
-        drop(g2);
-        assert_eq!(h.active(), 0);
-    }
-}
+mod tests;

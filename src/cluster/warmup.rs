@@ -4,12 +4,7 @@
 
 use std::time::Duration;
 
-use crate::model::{LoadBalancerSettings, SimpleLB};
-
-/// Envoy's default `min_weight_percent` (and Istio's `minimumPercent` default).
-pub const DEFAULT_MIN_PERCENT: f64 = 10.0;
-/// Envoy's default `aggression` (and Istio's).
-pub const DEFAULT_AGGRESSION: f64 = 1.0;
+use crate::compile::cluster_policy::SlowStart;
 
 /// The weight multiplier for a host that became healthy `elapsed` ago.
 ///
@@ -45,48 +40,7 @@ pub fn slow_start_factor(
     ramped.max(min_percent / 100.0)
 }
 
-/// A cluster's slow-start configuration.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SlowStart {
-    pub window: Duration,
-    /// Percentage, 0–100.
-    pub min_percent: f64,
-    pub aggression: f64,
-}
-
 impl SlowStart {
-    /// What Istio puts in the cluster's `slow_start_config`
-    /// (`applyRoundRobinLoadBalancer` / `applyLeastRequestLoadBalancer` with
-    /// `setWarmup` / `setSlowStartConfig`): only for ROUND_ROBIN and
-    /// LEAST_REQUEST (also UNSPECIFIED and the deprecated LEAST_CONN, which
-    /// become LEAST_REQUEST); a consistent hash replaces the LB config, so it
-    /// has none. `warmup` wins over the deprecated `warmupDurationSecs`,
-    /// which takes Envoy's defaults for the rest.
-    pub fn from_lb(lb: &LoadBalancerSettings) -> Option<SlowStart> {
-        if lb.consistent_hash.is_some() {
-            return None;
-        }
-        match lb.simple.unwrap_or_default() {
-            SimpleLB::RoundRobin
-            | SimpleLB::LeastRequest
-            | SimpleLB::LeastConn
-            | SimpleLB::Unspecified => {}
-            SimpleLB::Random | SimpleLB::Passthrough => return None,
-        }
-        if let Some(warmup) = &lb.warmup {
-            return Some(SlowStart {
-                window: warmup.duration.as_ref()?.as_std(),
-                min_percent: warmup.minimum_percent.unwrap_or(DEFAULT_MIN_PERCENT),
-                aggression: warmup.aggression.unwrap_or(DEFAULT_AGGRESSION),
-            });
-        }
-        lb.warmup_duration_secs.as_ref().map(|d| SlowStart {
-            window: d.as_std(),
-            min_percent: DEFAULT_MIN_PERCENT,
-            aggression: DEFAULT_AGGRESSION,
-        })
-    }
-
     /// [`slow_start_factor`] with this configuration.
     pub fn factor(&self, elapsed: Duration) -> f64 {
         slow_start_factor(elapsed, self.window, self.min_percent, self.aggression)
@@ -96,7 +50,7 @@ impl SlowStart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConsistentHashLB, WarmupConfiguration};
+    use crate::model::{ConsistentHashLB, LoadBalancerSettings, SimpleLB, WarmupConfiguration};
 
     const W: Duration = Duration::from_secs(10);
 

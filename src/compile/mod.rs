@@ -2,6 +2,7 @@
 //! `--namespace` would get, plus its clusters. Pure: no I/O, no runtime.
 //! Invalid bits are skipped, never fatal (validation reports them first).
 
+pub mod cluster_policy;
 pub mod gateway;
 pub mod policy;
 pub mod routes;
@@ -95,8 +96,8 @@ pub struct Cluster {
     pub subset: String,
     pub endpoints: Vec<Endpoint>,
     /// The DestinationRule policy in effect for this cluster (port and
-    /// subset merged as Istio does); `None` means every default.
-    pub policy: Option<crate::model::TrafficPolicy>,
+    /// subset merged as Istio does), compiled.
+    pub policy: Arc<cluster_policy::ClusterPolicy>,
     /// The DestinationRule it came from (`namespace/name`).
     pub destination_rule: Option<String>,
     /// The `destination_*` metric labels, built once.

@@ -212,13 +212,7 @@ fn uses_consistent_hash<'k>(
 ) -> bool {
     let mut any = false;
     for k in keys {
-        let hashed = clusters
-            .get(k)
-            .and_then(|c| c.policy.as_ref())
-            .and_then(|p| p.load_balancer.as_ref())
-            .and_then(|lb| lb.consistent_hash.as_ref())
-            .and_then(crate::route::hash_policy::HashKey::from_policy)
-            .is_some();
+        let hashed = clusters.get(k).is_some_and(|c| c.policy.hash_key.is_some());
         if !hashed {
             return false;
         }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::cluster_policy::ClusterPolicy;
 use super::{Cluster, Endpoint, Options, ServiceInfo, ServicePortInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{DestinationRule, Protocol, Resolution, ServiceEntry, WorkloadEntry, host};
@@ -363,13 +364,13 @@ pub fn clusters(
                     host: svc.fqdn.clone(),
                 };
                 let c = Cluster {
-                    policy: dr.as_ref().and_then(|d| {
+                    policy: ClusterPolicy::compile(dr.as_ref().and_then(|d| {
                         super::policy::effective(
                             &d.spec,
                             port.number,
                             (!subset.is_empty()).then_some(subset),
                         )
-                    }),
+                    })),
                     destination_rule: dr.as_ref().map(|d| d.key()),
                     metric: metric.with_version(if subset.is_empty() { "unknown" } else { subset }),
                     name: key.to_string().into(),

@@ -188,6 +188,7 @@ fn select(mesh: &Mesh, view: &RequestView<'_>, data: &[u8]) {
     let remote = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7)), 40_000);
     let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 15_001);
     let hash = state
+        .policy
         .hash_key
         .as_ref()
         .map(|k| k.compute_for_connection(view.headers, view.query, remote, local));

@@ -297,10 +297,7 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                     // Envoy's circuit-breaker thresholds, all four (Istio:
                     // tcp.maxConnections, http.http1MaxPendingRequests,
                     // http.http2MaxRequests, http.maxRetries).
-                    let pool = super::pool::PoolSettings::from_policy(
-                        c.policy.as_ref(),
-                        super::DEFAULT_CONNECT_TIMEOUT,
-                    );
+                    let pool = &c.policy.pool;
                     v["circuit_breakers"] = serde_json::json!({
                         "max_connections": pool.max_connections,
                         "max_pending_requests": pool.max_pending,

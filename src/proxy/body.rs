@@ -199,7 +199,7 @@ where
                     self.bytes += d.len() as u64;
                 } else if let Some(t) = frame.trailers_ref() {
                     self.grpc_status = t
-                        .get(super::handler::GRPC_STATUS)
+                        .get(super::exchange::GRPC_STATUS)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok());
                 }
@@ -427,4 +427,23 @@ impl HttpBody for ReplayReader {
         }
         h
     }
+}
+/// Collect a body completely if it is at most `limit` bytes; otherwise
+/// return what was read so far and the rest of the stream.
+pub async fn buffer_body(mut body: Body, limit: usize) -> Result<Result<Bytes, (Bytes, Body)>, ()> {
+    use bytes::BytesMut;
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(Ok(Bytes::new()));
+    }
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ())?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > limit {
+                return Ok(Err((buf.freeze(), body)));
+            }
+        }
+    }
+    Ok(Ok(buf.freeze()))
 }

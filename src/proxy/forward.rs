@@ -10,17 +10,18 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 
-use super::Shared;
-use super::body::{self, Body, Prefixed, Replayable};
+use super::body::{self, Body, Prefixed, Replayable, buffer_body};
+use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, hit};
 use super::flags::Flags;
-use super::handler::{ConnInfo, Outcome, buffer_body, hit, strip_hop_by_hop};
+use super::hop_by_hop::strip_hop_by_hop;
 use super::local_reply::LocalReply;
 use super::upstream::SendError;
-use crate::cluster::outlier::Outcome as HostOutcome;
-use crate::cluster::{ClusterState, Host, HostGuard, Permit, Pick, PickError, Registry};
+use super::{Shared, ejection};
+use crate::cluster::outlier::HostOutcome;
+use crate::cluster::{ClusterState, Host, Permit, Pick, PickError};
 use crate::compile::{Cluster, Snapshot};
-use crate::metrics::Metrics;
-use crate::route::{Action, Route, RouteMatch, StrMatch, UpstreamProtocol, WeightedCluster};
+use crate::metrics::{ClusterHot, ClusterLabels, Metrics};
+use crate::route::{Action, RetryPolicy, Route, UpstreamProtocol, WeightedCluster, rewrite};
 
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 const UPSTREAM_SERVICE_TIME: http::HeaderName =
@@ -29,21 +30,6 @@ const UPSTREAM_SERVICE_TIME: http::HeaderName =
 /// Largest request body kept in memory so it can be retried or mirrored
 /// (Envoy's default per-request buffer limit is 1 MiB).
 pub const RETRY_BUFFER_LIMIT: usize = 1024 * 1024;
-
-/// What a forwarded request holds until its response body ends: the
-/// cluster's `http2MaxRequests` permit, the `upstream_rq_active` gauge, and
-/// the chosen host's active-request count (for least-request balancing).
-pub struct InFlight {
-    _permit: Permit,
-    gauge: prometheus_client::metrics::gauge::Gauge,
-    host: Option<HostGuard>,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.gauge.dec();
-    }
-}
 
 /// The outcome of one upstream attempt.
 enum Attempt {
@@ -88,6 +74,70 @@ impl ReqBody {
     }
 }
 
+/// What one forwarded request decided before its first try (ztunnel's
+/// `build_request`): the destination cluster and its state, the request's
+/// hash, and the upstream head every try shares.
+struct Plan<'a> {
+    cluster: &'a Arc<Cluster>,
+    /// The cluster state the first try picks from.
+    state: Arc<ClusterState>,
+    stats: ClusterLabels,
+    hot: ClusterHot,
+    request_hash: Option<u64>,
+    /// A generated hash cookie for the client's response.
+    set_cookie: Option<HeaderValue>,
+    head: Head,
+    /// A websocket upgrade (HTTP/1.1).
+    upgrade: bool,
+}
+
+/// The upstream request's head, shared by every try and the mirrors (the
+/// method and version come from the downstream request's).
+struct Head {
+    headers: http::HeaderMap,
+    authority: HeaderValue,
+    path_and_query: PathAndQuery,
+}
+
+/// One try's result, classified: what the client gets if it is the last
+/// try, what outlier detection learns from it (`None`: not the host's
+/// fault) and whether the route's retry policy retries it.
+struct Tried {
+    attempt: Attempt,
+    host_outcome: Option<HostOutcome>,
+    retriable: bool,
+    sent_at: Instant,
+}
+
+/// Why a try ends the request at once, never retried.
+enum Stop {
+    /// No host, no body left to send, or an unsendable head.
+    Reply(LocalReply),
+    /// The client's own body failed (a malformed chunk, a disconnect): not
+    /// the upstream's fault and not counted against the host (Envoy: a
+    /// codec error or a downstream reset); HTTP/1.1 closes the connection.
+    ClientBody(LocalReply),
+}
+
+impl From<LocalReply> for Stop {
+    fn from(r: LocalReply) -> Stop {
+        Stop::Reply(r)
+    }
+}
+
+/// The retry state of one request.
+struct Retries<'a> {
+    policy: Option<&'a RetryPolicy>,
+    /// The route timeout's end.
+    deadline: Option<Instant>,
+    done: u32,
+    /// Hosts tried, when the policy avoids previous hosts.
+    tried: Vec<Arc<Host>>,
+    /// Envoy holds a `max_retries` unit from scheduling a retry until the
+    /// next retry decision or the end of the request.
+    permit: Option<Permit>,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     shared: &Arc<Shared>,
@@ -101,61 +151,138 @@ pub async fn forward(
     grpc: bool,
     outcome: &mut Outcome,
 ) -> Response<Body> {
-    // Envoy's codec ignores h2c upgrades (envoy#7161): the request goes on
-    // as plain HTTP/1.1 without Upgrade and HTTP2-Settings (their Connection
-    // tokens go with the Connection header).
-    if parts.version != Version::HTTP_2
-        && parts
-            .headers
-            .get(header::UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"h2c"))
-    {
+    let plan = match check_upgrade(parts).map_or_else(
+        || {
+            plan(
+                shared, snap, route, clusters, conn, parts, authority, outcome,
+            )
+        },
+        Err,
+    ) {
+        Ok(p) => p,
+        Err(r) => {
+            outcome.local(&r);
+            return r.response(grpc);
+        }
+    };
+    let mut req_body = match request_body(body, plan.upgrade, route).await {
+        Ok(b) => b,
+        Err(r) => {
+            outcome.local(&r);
+            return r.response(grpc);
+        }
+    };
+    if let ReqBody::Buffered(b) = &req_body {
+        mirror(shared, snap, route, parts, &plan.head, b);
+    }
+    let downstream_upgrade = if plan.upgrade {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    let mut retries = Retries {
+        policy: route.retry.as_deref(),
+        deadline: route.timeout.map(|t| Instant::now() + t),
+        done: 0,
+        tried: Vec::new(),
+        permit: None,
+    };
+    loop {
+        // A retry takes the registry's current state: after a reload the
+        // outlier detector is indexed by the new host list.
+        let current;
+        let live = if retries.done == 0 {
+            &plan.state
+        } else {
+            current = shared.clusters.state_for(plan.cluster);
+            &current
+        };
+        let tried = match attempt(
+            shared,
+            &plan,
+            live,
+            parts,
+            &mut req_body,
+            &mut retries,
+            outcome,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(Stop::Reply(r)) => {
+                outcome.local(&r);
+                return r.response(grpc);
+            }
+            Err(Stop::ClientBody(r)) => {
+                outcome.local(&r);
+                let mut resp = r.response(grpc);
+                close_after(&mut resp, parts.version);
+                return resp;
+            }
+        };
+        if !retries.again(shared, &plan, &tried, &req_body, outcome) {
+            return finish(tried, plan, downstream_upgrade, outcome, grpc);
+        }
+        drop(tried);
+        // The failed attempt no longer counts against its host.
+        if let Some(f) = outcome.in_flight.as_mut() {
+            f.host = None;
+        }
+        retries.backoff(shared, &plan).await;
+    }
+}
+
+/// Envoy's codec ignores h2c upgrades (envoy#7161): the request goes on as
+/// plain HTTP/1.1 without Upgrade and HTTP2-Settings (their Connection
+/// tokens go with the Connection header). Istio enables only the websocket
+/// upgrade (`upgrade_configs`); any other is refused before it reaches an
+/// upstream.
+fn check_upgrade(parts: &mut http::request::Parts) -> Option<LocalReply> {
+    if parts.version == Version::HTTP_2 {
+        return None;
+    }
+    let upgrade = parts.headers.get(header::UPGRADE)?;
+    if upgrade.as_bytes().eq_ignore_ascii_case(b"h2c") {
         parts.headers.remove(header::UPGRADE);
         parts.headers.remove("http2-settings");
+        return None;
     }
-    // Istio enables only the websocket upgrade (`upgrade_configs`); Envoy
-    // refuses any other with 403 before it reaches an upstream.
-    if parts.version != Version::HTTP_2
-        && parts
-            .headers
-            .get(header::UPGRADE)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-    {
-        let r = LocalReply {
-            status: http::StatusCode::FORBIDDEN,
-            body: "",
-            flags: Flags::NONE,
-            details: "upgrade_failed".into(),
-            transport_failure: None,
-        };
-        outcome.local(&r);
-        return r.response(grpc);
-    }
+    (!upgrade.as_bytes().eq_ignore_ascii_case(b"websocket")).then(LocalReply::upgrade_failed)
+}
+
+/// The plan phase: the weighted destination, its cluster (NC if absent)
+/// and state (UH without hosts), the `max_requests` permit (UO), the
+/// request's hash, and the upstream head (hop-by-hop headers stripped,
+/// header operations applied, authority and path rewritten).
+#[allow(clippy::too_many_arguments)]
+fn plan<'a>(
+    shared: &Shared,
+    snap: &'a Snapshot,
+    route: &Route,
+    clusters: &'a [WeightedCluster],
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+    authority: &str,
+    outcome: &mut Outcome,
+) -> Result<Plan<'a>, LocalReply> {
     let total = Action::total_weight(clusters);
     let roll = if total > 1 {
         rand::random_range(0..total)
     } else {
         0
     };
-    let Some(dest) = Action::pick(clusters, roll) else {
-        let r = LocalReply::no_cluster();
-        outcome.local(&r);
-        return r.response(grpc);
-    };
+    let dest = Action::pick(clusters, roll).ok_or_else(LocalReply::no_cluster)?;
     dest.picked.add();
     outcome.upstream_cluster = Some(dest.name.clone());
-    let Some(cluster) = snap.clusters.get(&dest.cluster) else {
-        let r = LocalReply::no_cluster();
-        outcome.local(&r);
-        return r.response(grpc);
-    };
+    let cluster = snap
+        .clusters
+        .get(&dest.cluster)
+        .ok_or_else(LocalReply::no_cluster)?;
     outcome.cluster = Some(cluster.clone());
     let stats = Metrics::cluster(&cluster.name);
     let state = shared.clusters.state_for(cluster);
     if state.hosts.is_empty() {
-        let r = LocalReply::no_healthy_upstream();
-        outcome.local(&r);
-        return r.response(grpc);
+        return Err(LocalReply::no_healthy_upstream());
     }
     // Envoy's `max_requests` circuit breaker: fail fast, never queue.
     let Some(permit) = state.limits.try_request() else {
@@ -164,27 +291,23 @@ pub async fn forward(
             .upstream_rq_pending_overflow
             .get_or_create(&stats)
             .inc();
-        let r = LocalReply::overflow();
-        outcome.local(&r);
-        return r.response(grpc);
+        return Err(LocalReply::overflow());
     };
     let hot = shared.metrics.cluster_hot(&cluster.metric, &cluster.name);
-    let gauge = hot.upstream_rq_active;
+    let gauge = hot.upstream_rq_active.clone();
     gauge.inc();
     outcome.in_flight = Some(InFlight {
         _permit: permit,
         gauge,
         host: None,
     });
-
     // Consistent hashing: the request's hash, and a generated cookie for
     // the client's response (Envoy's `addDownstreamSetCookie`).
-    let hashed = state.hash_key.as_ref().map(|k| {
+    let hashed = state.policy.hash_key.as_ref().map(|k| {
         k.compute_for_connection(&parts.headers, parts.uri.query(), conn.remote, conn.local)
     });
     let request_hash = hashed.as_ref().and_then(|h| h.hash);
     let set_cookie = hashed.and_then(|h| h.set_cookie);
-
     // The upstream request's head, shared by every try (the request's own
     // headers are not read again).
     let upgrade = parts.headers.contains_key(header::UPGRADE) && parts.version != Version::HTTP_2;
@@ -204,290 +327,253 @@ pub async fn forward(
         .unwrap_or_else(|| {
             HeaderValue::from_str(authority).unwrap_or(HeaderValue::from_static(""))
         });
-    let path_and_query = match rewrite_path(route, parts.uri.path(), parts.uri.query()) {
-        Some(p) => match PathAndQuery::from_maybe_shared(Bytes::from(p)) {
-            Ok(p) => p,
-            Err(_) => {
-                let r = LocalReply::bad_request("invalid_upstream_request");
-                outcome.local(&r);
-                return r.response(grpc);
-            }
-        },
+    let path_and_query = match rewrite::rewritten_path(route, parts.uri.path(), parts.uri.query()) {
+        Some(p) => PathAndQuery::from_maybe_shared(Bytes::from(p))
+            .map_err(|_| LocalReply::bad_request("invalid_upstream_request"))?,
         None => parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
     };
+    Ok(Plan {
+        cluster,
+        state,
+        stats,
+        hot,
+        request_hash,
+        set_cookie,
+        head: Head {
+            headers,
+            authority: new_authority,
+            path_and_query,
+        },
+        upgrade,
+    })
+}
 
-    let mut req_body = if upgrade {
-        ReqBody::Stream(Some(body))
-    } else if route.mirrors.is_empty() {
+/// The request body as the tries need it: streamed for an upgrade, streamed
+/// and copied for retries, or (with mirrors, which get a copy of the
+/// complete body) buffered up to the limit.
+async fn request_body(body: Body, upgrade: bool, route: &Route) -> Result<ReqBody, LocalReply> {
+    if upgrade {
+        return Ok(ReqBody::Stream(Some(body)));
+    }
+    if route.mirrors.is_empty() {
         // Streamed as it arrives (gRPC and other bidirectional streams never
         // wait for the end of the request), copied for retries.
-        ReqBody::Replay(Replayable::new(body, RETRY_BUFFER_LIMIT))
-    } else {
-        // Mirrors get a copy of the complete body.
-        match buffer_body(body, RETRY_BUFFER_LIMIT).await {
-            Ok(Ok(b)) => ReqBody::Buffered(b),
-            Ok(Err((prefix, rest))) => {
-                ReqBody::Stream(Some(body::boxed(Prefixed::new(prefix, rest))))
-            }
-            Err(()) => {
-                outcome
-                    .flags
-                    .insert(Flags::DOWNSTREAM_CONNECTION_TERMINATION);
-                outcome.details = "downstream_remote_disconnect".into();
-                let mut r = Response::new(body::empty());
-                *r.status_mut() = http::StatusCode::BAD_REQUEST;
-                return r;
-            }
-        }
-    };
-
-    if let ReqBody::Buffered(b) = &req_body {
-        mirror(
-            shared,
-            snap,
-            route,
-            parts,
-            &headers,
-            &new_authority,
-            &path_and_query,
-            b,
-        );
+        return Ok(ReqBody::Replay(Replayable::new(body, RETRY_BUFFER_LIMIT)));
     }
+    match buffer_body(body, RETRY_BUFFER_LIMIT).await {
+        Ok(Ok(b)) => Ok(ReqBody::Buffered(b)),
+        Ok(Err((prefix, rest))) => Ok(ReqBody::Stream(Some(body::boxed(Prefixed::new(
+            prefix, rest,
+        ))))),
+        Err(()) => Err(LocalReply::downstream_disconnect()),
+    }
+}
 
-    let downstream_upgrade = if upgrade {
-        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-    } else {
-        None
+/// One try: pick a host, send the planned request within the per-try and
+/// route timeouts, and classify what came back. `Err` ends the request
+/// with that reply, never retried: no host, no body to send, an unsendable
+/// head, or the client's own body failed.
+async fn attempt(
+    shared: &Shared,
+    plan: &Plan<'_>,
+    live: &ClusterState,
+    parts: &http::request::Parts,
+    req_body: &mut ReqBody,
+    retries: &mut Retries<'_>,
+    outcome: &mut Outcome,
+) -> Result<Tried, Stop> {
+    let avoid_previous = retries.policy.is_some_and(|r| r.avoid_previous_hosts);
+    let avoid: &[Arc<Host>] = if avoid_previous { &retries.tried } else { &[] };
+    let pick = Pick {
+        hash: plan.request_hash,
+        ..Pick::new(Instant::now(), avoid)
     };
+    let host = live.pick(&pick).map_err(|e| match e {
+        PickError::Passthrough => LocalReply::passthrough_unsupported(),
+        PickError::NoHost => LocalReply::no_healthy_upstream(),
+    })?;
+    let endpoint = host.authority().clone();
+    if let Some(f) = outcome.in_flight.as_mut() {
+        f.host = Some(host.begin());
+    }
+    if avoid_previous {
+        retries.tried.push(host.clone());
+    }
+    outcome.upstream_host = Some(endpoint.clone());
+    let b = req_body
+        .take()
+        .ok_or_else(LocalReply::connection_termination)?;
+    let req = build_request(parts, &plan.head, plan.cluster.protocol, b)
+        .ok_or_else(|| LocalReply::bad_request("invalid_upstream_request"))?;
+    let remaining = retries
+        .deadline
+        .map(|d| d.saturating_duration_since(Instant::now()));
+    let per_try = retries.policy.and_then(|r| r.per_try_timeout);
+    let limit = match (remaining, per_try) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let sent_at = Instant::now();
+    plan.hot.upstream_rq_total.inc();
+    let send = shared
+        .upstreams
+        .send(plan.cluster, &endpoint, parts.version, req);
+    let result = match limit {
+        Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
+        None => Ok(send.await),
+    };
+    if result.as_ref().is_ok_and(|r| r.is_err())
+        && let Some(e) = req_body.downstream_error()
+    {
+        return Err(Stop::ClientBody(match e {
+            body::DownstreamError::Protocol => LocalReply::bad_request("http1.codec_error"),
+            body::DownstreamError::Disconnect => LocalReply::downstream_disconnect(),
+        }));
+    }
+    let tried = classify(shared, plan, retries, &endpoint, result, sent_at);
+    if let Some(o) = tried.host_outcome {
+        ejection::record(shared, &plan.state, plan.cluster, &plan.stats, &host, o);
+    }
+    Ok(tried)
+}
 
-    let retry = route.retry.as_deref();
-    let deadline = route.timeout.map(|t| Instant::now() + t);
-    let avoid_previous = retry.is_some_and(|r| r.avoid_previous_hosts);
-    let mut tried: Vec<Arc<crate::cluster::Host>> = Vec::new();
-    let mut retries_done = 0u32;
-    // Envoy holds a `max_retries` unit from scheduling a retry until the
-    // next retry decision or the end of the request.
-    let mut retry_permit: Option<Permit> = None;
-    loop {
-        let avoid: &[Arc<crate::cluster::Host>] = if avoid_previous { &tried } else { &[] };
-        // A retry takes the registry's current state: after a reload the
-        // outlier detector is indexed by the new host list.
-        let current;
-        let live = if retries_done == 0 {
-            &state
-        } else {
-            current = shared.clusters.state_for(cluster);
-            &current
-        };
-        let pick = Pick {
-            hash: request_hash,
-            ..Pick::new(Instant::now(), avoid)
-        };
-        let host = match live.pick(&pick) {
-            Ok(h) => h,
-            Err(e) => {
-                let r = match e {
-                    PickError::Passthrough => LocalReply::passthrough_unsupported(),
-                    PickError::NoHost => LocalReply::no_healthy_upstream(),
-                };
-                outcome.local(&r);
-                return r.response(grpc);
-            }
-        };
-        let endpoint = host.authority().clone();
-        if let Some(f) = outcome.in_flight.as_mut() {
-            f.host = Some(host.begin());
+/// What one try's result means: the upstream status (retriable per the
+/// policy's status codes), or a local reply for a connect failure, reset,
+/// protocol error, overflow or timeout. Outlier detection learns the status;
+/// resets and connect failures are local-origin `LocalOriginConnectFailed`,
+/// timeouts `LocalOriginTimeout`; circuit-breaker overflow is not the
+/// host's fault (Envoy's router).
+fn classify(
+    shared: &Shared,
+    plan: &Plan<'_>,
+    retries: &Retries<'_>,
+    endpoint: &str,
+    result: Result<Result<Response<Body>, SendError>, ()>,
+    sent_at: Instant,
+) -> Tried {
+    let retry = retries.policy;
+    let (attempt, host_outcome, retriable) = match result {
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            let grpc_status = resp
+                .headers()
+                .get(GRPC_STATUS)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.parse().ok());
+            let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
+            let o = Some(HostOutcome::Status(status));
+            (Attempt::Response(resp), o, retriable)
         }
-        if avoid_previous {
-            tried.push(host.clone());
-        }
-        outcome.upstream_host = Some(endpoint.clone());
-        let Some(b) = req_body.take() else {
-            let r = LocalReply::connection_termination();
-            outcome.local(&r);
-            return r.response(grpc);
-        };
-        let req = match build_request(
-            parts,
-            &headers,
-            &new_authority,
-            &path_and_query,
-            cluster,
-            &endpoint,
-            b,
-        ) {
-            Some(r) => r,
-            None => {
-                let r = LocalReply::bad_request("invalid_upstream_request");
-                outcome.local(&r);
-                return r.response(grpc);
-            }
-        };
-        let now = Instant::now();
-        let remaining = deadline.map(|d| d.saturating_duration_since(now));
-        let per_try = retry.and_then(|r| r.per_try_timeout);
-        let limit = match (remaining, per_try) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let sent_at = Instant::now();
-        hot.upstream_rq_total.inc();
-        let send = shared
-            .upstreams
-            .send(cluster, &endpoint, parts.version, req);
-        let result = match limit {
-            Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
-            None => Ok(send.await),
-        };
-        // The client's own body failed (a malformed chunk, a disconnect):
-        // not the upstream's fault, never retried, not counted against the
-        // host (Envoy: a codec error or a downstream reset).
-        if result.as_ref().is_ok_and(|r| r.is_err())
-            && let Some(e) = req_body.downstream_error()
-        {
-            let r = match e {
-                body::DownstreamError::Protocol => LocalReply::bad_request("http1.codec_error"),
-                body::DownstreamError::Disconnect => LocalReply {
-                    flags: Flags::DOWNSTREAM_CONNECTION_TERMINATION,
-                    ..LocalReply::bad_request("downstream_remote_disconnect")
-                },
+        Ok(Err(e)) => {
+            tracing::debug!(endpoint, error = e.reason(), "upstream request failed");
+            let (reply, o, retriable) = match &e {
+                SendError::Connect(reason) => {
+                    shared
+                        .metrics
+                        .upstream_cx_connect_fail
+                        .get_or_create(&plan.stats)
+                        .inc();
+                    (
+                        LocalReply::connect_failure(reason),
+                        Some(HostOutcome::LocalOriginFailure),
+                        retry.is_some_and(|r| r.retries_connect_failure()),
+                    )
+                }
+                SendError::Reset { sent, .. } => (
+                    LocalReply::connection_termination(),
+                    Some(HostOutcome::Reset),
+                    retry.is_some_and(|r| {
+                        r.retries_reset() || (!sent && r.retries_connect_failure())
+                    }),
+                ),
+                SendError::Protocol(_) => (
+                    LocalReply::protocol_error(),
+                    Some(HostOutcome::Reset),
+                    false,
+                ),
+                SendError::Overflow => {
+                    shared
+                        .metrics
+                        .upstream_rq_pending_overflow
+                        .get_or_create(&plan.stats)
+                        .inc();
+                    (LocalReply::overflow(), None, false)
+                }
             };
-            outcome.local(&r);
-            let mut resp = r.response(grpc);
-            if parts.version != Version::HTTP_2 {
-                resp.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            return resp;
+            (Attempt::Failed(reply), o, retriable)
         }
-        let exhausted = retry.is_some_and(|r| retries_done >= r.num_retries);
-        let more = retry.is_some()
+        Err(()) => {
+            let route_timeout = retries.deadline.is_some_and(|d| Instant::now() >= d);
+            let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
+            let o = Some(HostOutcome::Timeout);
+            (Attempt::Failed(LocalReply::timeout()), o, retriable)
+        }
+    };
+    Tried {
+        attempt,
+        host_outcome,
+        retriable,
+        sent_at,
+    }
+}
+
+impl Retries<'_> {
+    /// Whether to try again after `tried`: the policy retries it, retries
+    /// are left, the body can be sent again, the route timeout has not
+    /// passed, and the `max_retries` circuit breaker admits one (over the
+    /// limit this outcome stands, flag UO). Sets URX when a retriable
+    /// outcome finds no retries left.
+    fn again(
+        &mut self,
+        shared: &Shared,
+        plan: &Plan<'_>,
+        tried: &Tried,
+        req_body: &ReqBody,
+        outcome: &mut Outcome,
+    ) -> bool {
+        let exhausted = self.policy.is_some_and(|r| self.done >= r.num_retries);
+        let more = self.policy.is_some()
             && !exhausted
             && req_body.replayable()
-            && deadline.is_none_or(|d| Instant::now() < d);
-        // What outlier detection learns from this attempt (Envoy's router:
-        // the upstream status; resets and connect failures are local-origin
-        // `LocalOriginConnectFailed`; timeouts `LocalOriginTimeout`;
-        // circuit-breaker overflow is not the host's fault).
-        let host_outcome = match &result {
-            Ok(Ok(resp)) => Some(HostOutcome::Status(resp.status().as_u16())),
-            Ok(Err(SendError::Connect(_))) => Some(HostOutcome::LocalOriginFailure),
-            Ok(Err(SendError::Reset { .. } | SendError::Protocol(_))) => Some(HostOutcome::Reset),
-            Ok(Err(SendError::Overflow)) => None,
-            Err(()) => Some(HostOutcome::Timeout),
-        };
-        if let Some(o) = host_outcome {
-            record_outcome(shared, &state, cluster, &stats, &host, o);
-        }
-        let (attempt, retriable) = match result {
-            Ok(Ok(resp)) => {
-                let status = resp.status().as_u16();
-                let grpc_status = resp
-                    .headers()
-                    .get(super::handler::GRPC_STATUS)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.parse().ok());
-                let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
-                (Attempt::Response(resp), retriable)
-            }
-            Ok(Err(e)) => {
-                let (reply, retriable) = match &e {
-                    SendError::Connect(reason) => (
-                        {
-                            shared
-                                .metrics
-                                .upstream_cx_connect_fail
-                                .get_or_create(&stats)
-                                .inc();
-                            LocalReply::connect_failure(reason)
-                        },
-                        retry.is_some_and(|r| r.retries_connect_failure()),
-                    ),
-                    SendError::Reset { sent, .. } => (
-                        LocalReply::connection_termination(),
-                        retry.is_some_and(|r| {
-                            r.retries_reset() || (!sent && r.retries_connect_failure())
-                        }),
-                    ),
-                    SendError::Protocol(_) => (LocalReply::protocol_error(), false),
-                    SendError::Overflow => {
-                        shared
-                            .metrics
-                            .upstream_rq_pending_overflow
-                            .get_or_create(&stats)
-                            .inc();
-                        (LocalReply::overflow(), false)
-                    }
-                };
-                tracing::debug!(endpoint = %endpoint, error = e.reason(), "upstream request failed");
-                (Attempt::Failed(reply), retriable)
-            }
-            Err(()) => {
-                let route_timeout = deadline.is_some_and(|d| Instant::now() >= d);
-                let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
-                (Attempt::Failed(LocalReply::timeout()), retriable)
-            }
-        };
-        let mut retrying = more && retriable;
+            && self.deadline.is_none_or(|d| Instant::now() < d);
+        let mut retrying = more && tried.retriable;
         if retrying {
-            // Envoy's `max_retries` circuit breaker: over the limit the retry
-            // is skipped and this attempt's outcome stands (flag UO).
             // Release this request's previous retry unit first.
-            drop(retry_permit.take());
-            retry_permit = state.limits.try_retry();
-            if retry_permit.is_none() {
+            drop(self.permit.take());
+            self.permit = plan.state.limits.try_retry();
+            if self.permit.is_none() {
                 shared
                     .metrics
                     .upstream_rq_retry_overflow
-                    .get_or_create(&stats)
+                    .get_or_create(&plan.stats)
                     .inc();
                 outcome.flags.insert(Flags::UPSTREAM_OVERFLOW);
                 retrying = false;
             }
         }
-        if !retrying {
-            // Envoy's `NoRetryLimitExceeded`: this outcome was retriable but
-            // no retries are left.
-            if retriable && exhausted {
-                outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
-            }
-            return match attempt {
-                Attempt::Response(mut resp) => {
-                    outcome.upstream_service_time = Some(sent_at.elapsed().as_millis() as u64);
-                    if resp.status().as_u16() == 101
-                        && let Some(down) = downstream_upgrade
-                    {
-                        let up = hyper::upgrade::on(&mut resp);
-                        tokio::spawn(bridge_upgrade(down, up));
-                    }
-                    let mut resp = finish_response(resp, outcome, upgrade);
-                    if let Some(c) = set_cookie {
-                        resp.headers_mut().append(header::SET_COOKIE, c);
-                    }
-                    resp
-                }
-                // Like Envoy, a retried failure leaves no response flag:
-                // only the final outcome is logged.
-                Attempt::Failed(reply) => {
-                    outcome.local(&reply);
-                    reply.response(grpc)
-                }
-            };
+        // Envoy's `NoRetryLimitExceeded`: this outcome was retriable but no
+        // retries are left.
+        if !retrying && tried.retriable && exhausted {
+            outcome.flags.insert(Flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
         }
-        drop(attempt);
-        // The failed attempt no longer counts against its host.
-        if let Some(f) = outcome.in_flight.as_mut() {
-            f.host = None;
-        }
-        retries_done += 1;
-        shared.metrics.upstream_rq_retry.get_or_create(&stats).inc();
-        if let Some(r) = retry {
-            let mut wait = r.backoff(retries_done, rand::random::<f64>());
-            if let Some(d) = deadline {
+        retrying
+    }
+
+    /// Count the retry and wait its backoff (never past the route timeout).
+    async fn backoff(&mut self, shared: &Shared, plan: &Plan<'_>) {
+        self.done += 1;
+        shared
+            .metrics
+            .upstream_rq_retry
+            .get_or_create(&plan.stats)
+            .inc();
+        if let Some(r) = self.policy {
+            let mut wait = r.backoff(self.done, rand::random::<f64>());
+            if let Some(d) = self.deadline {
                 wait = wait.min(d.saturating_duration_since(Instant::now()));
             }
             if wait > Duration::ZERO {
@@ -497,102 +583,56 @@ pub async fn forward(
     }
 }
 
-/// Report one attempt's outcome to the cluster's outlier detection and
-/// count an ejection it causes.
-fn record_outcome(
-    shared: &Shared,
-    state: &ClusterState,
-    cluster: &Cluster,
-    stats: &crate::metrics::ClusterLabels,
-    host: &Arc<Host>,
-    o: HostOutcome,
-) {
-    let registry: &Registry = &shared.clusters;
-    let now = Instant::now();
-    if let Some(e) = registry.record(state, &cluster.key, host, o, now) {
-        tracing::info!(
-            cluster = %cluster.name,
-            host = %host.authority(),
-            kind = ?e.kind,
-            duration_ms = e.duration.as_millis() as u64,
-            "outlier detection ejected a host"
-        );
-        shared
-            .metrics
-            .outlier_detection_ejections_total
-            .get_or_create(stats)
-            .inc();
-        let active = registry
-            .state_for(cluster)
-            .outlier
-            .as_ref()
-            .map_or(0, |od| od.ejected_count(now));
-        shared
-            .metrics
-            .outlier_detection_ejections_active
-            .get_or_create(stats)
-            .set(active as i64);
-    }
-}
-
-/// The path (and query) after the route's rewrite: `uri` replaces the
-/// matched prefix (or the whole path for exact/regex matches);
-/// `uriRegexRewrite` substitutes every match in the path.
-/// The rewritten path and query, or `None` to send the request's own.
-fn rewrite_path(route: &Route, path: &str, query: Option<&str>) -> Option<String> {
-    let rw = route.rewrite.as_ref()?;
-    if rw.uri.is_none() && rw.uri_regex.is_none() {
-        return None;
-    }
-    let mut p = path.to_string();
-    if let Some(new) = &rw.uri {
-        p = match prefix_of(&route.matcher) {
-            Some(prefix) if path.len() >= prefix.len() => {
-                let rest = &path[prefix.len()..];
-                // Envoy keeps a single slash when the prefix ends the path.
-                if new.is_empty() && rest.is_empty() {
-                    "/".to_string()
-                } else {
-                    format!("{new}{rest}")
-                }
+/// The last try's result as the client's response: the upstream's (an
+/// accepted upgrade bridged, hop-by-hop headers stripped, the hash cookie
+/// added) or the local reply. Like Envoy, a retried failure leaves no
+/// response flag: only the final outcome is logged.
+fn finish(
+    tried: Tried,
+    plan: Plan<'_>,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    outcome: &mut Outcome,
+    grpc: bool,
+) -> Response<Body> {
+    match tried.attempt {
+        Attempt::Response(mut resp) => {
+            outcome.upstream_service_time = Some(tried.sent_at.elapsed().as_millis() as u64);
+            if resp.status().as_u16() == 101
+                && let Some(down) = downstream_upgrade
+            {
+                let up = hyper::upgrade::on(&mut resp);
+                tokio::spawn(bridge_upgrade(down, up));
             }
-            _ => new.clone(),
-        };
-        if p.is_empty() {
-            p = "/".into();
+            let mut resp = finish_response(resp, outcome, plan.upgrade);
+            if let Some(c) = plan.set_cookie {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            resp
+        }
+        Attempt::Failed(reply) => {
+            outcome.local(&reply);
+            reply.response(grpc)
         }
     }
-    if let Some((re, sub)) = &rw.uri_regex {
-        p = re.replace_all(&p, sub.as_str()).into_owned();
-    }
-    Some(match query {
-        Some(q) => format!("{p}?{q}"),
-        None => p,
-    })
 }
 
-/// The literal prefix of a prefix URI match (case-insensitive matches keep
-/// the request's own spelling).
-fn prefix_of(m: &RouteMatch) -> Option<&str> {
-    match &m.uri {
-        Some(StrMatch::Prefix(p)) => Some(p),
-        // Istio gives a rule without a uri match the prefix `/`, so a
-        // rewrite to `/api` turns `/x` into `/apix` (a well-known surprise).
-        None => Some("/"),
-        _ => None,
+/// HTTP/1.1 closes the connection after a reply to a request whose body
+/// failed (what is left of it cannot be read).
+fn close_after(resp: &mut Response<Body>, version: Version) {
+    if version != Version::HTTP_2 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 }
 
 fn build_request(
     parts: &http::request::Parts,
-    headers: &http::HeaderMap,
-    authority: &HeaderValue,
-    path_and_query: &PathAndQuery,
-    cluster: &Cluster,
-    _endpoint: &str,
+    head: &Head,
+    protocol: UpstreamProtocol,
     body: Body,
 ) -> Option<Request<Body>> {
-    let (uri, version): (Uri, Version) = match cluster.protocol {
+    let (authority, path_and_query) = (&head.authority, &head.path_and_query);
+    let (uri, version): (Uri, Version) = match protocol {
         UpstreamProtocol::H2c => (
             Uri::builder()
                 .scheme("http")
@@ -608,7 +648,7 @@ fn build_request(
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
     *req.version_mut() = version;
-    *req.headers_mut() = headers.clone();
+    *req.headers_mut() = head.headers.clone();
     if version == Version::HTTP_11 {
         req.headers_mut().insert(header::HOST, authority.clone());
     }
@@ -651,15 +691,12 @@ async fn bridge_upgrade(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnU
 
 /// Fire-and-forget copies; their responses are read and discarded and never
 /// touch the client's response.
-#[allow(clippy::too_many_arguments)]
 fn mirror(
     shared: &Arc<Shared>,
     snap: &Arc<Snapshot>,
     route: &Route,
     parts: &http::request::Parts,
-    headers: &http::HeaderMap,
-    authority: &HeaderValue,
-    path_and_query: &PathAndQuery,
+    head: &Head,
     body: &Bytes,
 ) {
     for m in &route.mirrors {
@@ -685,15 +722,7 @@ fn mirror(
         } else {
             body::full(body.clone())
         };
-        let Some(req) = build_request(
-            parts,
-            headers,
-            authority,
-            path_and_query,
-            &cluster,
-            &endpoint,
-            b,
-        ) else {
+        let Some(req) = build_request(parts, head, cluster.protocol, b) else {
             continue;
         };
         let shared = shared.clone();

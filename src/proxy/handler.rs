@@ -2,92 +2,24 @@
 //! fault injection, the route's action, and the access-log entry.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::Shared;
 use super::access_log::{Entry, format_time};
 use super::body::{self, Body, Counted};
+pub use super::exchange::{ConnInfo, Outcome};
+use super::exchange::{GRPC_STATUS, hit};
 use super::flags::Flags;
 use super::forward;
 use super::limits::{self, IdleReset, StreamIdle, within_stream_idle};
 use super::local_reply::{LocalReply, grpc_response};
-use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, split_authority};
-
-/// The connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    /// Non-zero once the connection carried a request-smuggling shape (a
-    /// `sniff` problem code).
-    pub smuggling: super::sniff::Flag,
-    /// The gateway server port the connection arrived on (`None`: the
-    /// sidecar listener): requests use that port's route table.
-    pub gateway_port: Option<u16>,
-    /// Activity and requests in flight, for the connection's timeouts.
-    pub state: Arc<super::limits::ConnState>,
-}
-
-impl ConnInfo {
-    pub fn new(local: SocketAddr, remote: SocketAddr) -> ConnInfo {
-        ConnInfo {
-            local,
-            remote,
-            smuggling: Arc::default(),
-            gateway_port: None,
-            state: Arc::default(),
-        }
-    }
-}
-
-/// What the request path learned, for the access log.
-pub struct Outcome {
-    pub flags: Flags,
-    pub details: String,
-    pub transport_failure: Option<String>,
-    pub upstream_host: Option<Arc<str>>,
-    pub upstream_cluster: Option<Arc<str>>,
-    pub upstream_service_time: Option<u64>,
-    pub route_name: Option<Arc<str>>,
-    /// The cluster the request went to, for the metric labels.
-    pub cluster: Option<Arc<crate::compile::Cluster>>,
-    /// Circuit-breaker permit and host guard, held until the response body
-    /// ends.
-    pub in_flight: Option<forward::InFlight>,
-}
-
-impl Outcome {
-    fn new() -> Outcome {
-        Outcome {
-            flags: Flags::NONE,
-            details: String::new(),
-            transport_failure: None,
-            upstream_host: None,
-            upstream_cluster: None,
-            upstream_service_time: None,
-            route_name: None,
-            cluster: None,
-            in_flight: None,
-        }
-    }
-
-    pub fn local(&mut self, r: &LocalReply) {
-        self.flags.insert(r.flags);
-        self.details = r.details.clone();
-        if r.transport_failure.is_some() {
-            self.transport_failure = r.transport_failure.clone();
-        }
-    }
-}
+use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, rewrite};
 
 fn protocol(v: Version) -> &'static str {
     match v {
@@ -129,27 +61,15 @@ pub async fn handle(
     let grpc = is_grpc(&parts.headers);
     // Shares the request's bytes: no copy of the authority per request.
     let host = match parts.uri.authority() {
-        Some(a) => Some(Host::Uri(a.clone())),
-        None => parts.headers.get(header::HOST).cloned().map(Host::Header),
+        Some(a) => Some(Authority::Uri(a.clone())),
+        None => parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .map(Authority::Header),
     };
-    let authority = host.as_ref().and_then(Host::as_str);
-    // The access-log fields cost a dozen strings: only when a log is on.
-    let mut entry = shared.access_log.enabled().then(|| Entry {
-        start_time: format_time(start_time),
-        method: parts.method.as_str().to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-        protocol: protocol(parts.version),
-        x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
-        user_agent: header_str(&parts.headers, header::USER_AGENT),
-        request_id: header_str(&parts.headers, X_REQUEST_ID),
-        authority: authority.map(str::to_string),
-        downstream_local_address: conn.local.to_string(),
-        downstream_remote_address: conn.remote.to_string(),
-        ..Default::default()
-    });
+    let authority = host.as_ref().and_then(Authority::as_str);
+    let mut entry = log_entry(&shared, &conn, &parts, authority, start_time);
     let mut outcome = Outcome::new();
     let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let conn_request = conn.state.request();
@@ -164,70 +84,20 @@ pub async fn handle(
             move |d| counter.store(d.bytes, Ordering::Relaxed),
         ))
     };
-    let response = match authority {
-        _ if shared.overload.active() => {
-            shared.downstream.rq_overload_close.inc();
-            let r = LocalReply::overloaded();
-            outcome.local(&r);
-            r.response(grpc)
-        }
-        Some(a) if conn.smuggling.load(Ordering::Acquire) == 0 => {
-            // Boxed: hyper moves the request's future several times (an
-            // HTTP/2 stream's into its task); a pointer is cheaper to move
-            // than the routing state's kilobytes.
-            let routed = Box::pin(route(
-                &shared,
-                &conn,
-                &mut parts,
-                incoming,
-                a,
-                grpc,
-                &mut outcome,
-            ));
-            match within_stream_idle(routed, idle.as_deref()).await {
-                Ok(r) => r,
-                Err(request_complete) => {
-                    shared.downstream.rq_idle_timeout.inc();
-                    let r = LocalReply::stream_idle_timeout(request_complete);
-                    outcome.local(&r);
-                    let mut resp = r.response(grpc);
-                    // The rest of the request body will not be read.
-                    if !request_complete && parts.version < Version::HTTP_2 {
-                        resp.headers_mut()
-                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    resp
-                }
-            }
-        }
-        Some(_) => {
-            let r = super::sniff::local_reply(conn.smuggling.load(Ordering::Acquire));
-            outcome.local(&r);
-            let mut resp = r.response(grpc);
-            // Nothing after a smuggling shape may be read as a request.
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            resp
-        }
-        None => {
-            let r = LocalReply::bad_request("missing_host_header");
-            outcome.local(&r);
-            r.response(grpc)
-        }
-    };
+    let response = respond(
+        &shared,
+        &conn,
+        &mut parts,
+        incoming,
+        authority,
+        grpc,
+        idle.as_deref(),
+        &mut outcome,
+    )
+    .await;
     let response_code = response.status().as_u16();
     if let Some(e) = entry.as_mut() {
-        e.response_code = response_code;
-        e.route_name = outcome.route_name.as_deref().map(str::to_string);
-        e.upstream_host = outcome.upstream_host.as_deref().map(str::to_string);
-        e.upstream_cluster = outcome.upstream_cluster.as_deref().map(str::to_string);
-        e.upstream_service_time = outcome.upstream_service_time;
-        e.upstream_transport_failure_reason = outcome.transport_failure.clone();
-        e.response_code_details = if outcome.details.is_empty() {
-            "via_upstream".to_string()
-        } else {
-            outcome.details.clone()
-        };
+        fill_entry(e, &outcome, response_code);
     }
     let mut flags = outcome.flags;
     let (parts_out, body_out) = response.into_parts();
@@ -291,20 +161,120 @@ pub async fn handle(
     Ok(Response::from_parts(parts_out, body::boxed(logged)))
 }
 
+/// The access-log entry's request fields (a dozen strings: only when a log
+/// is on).
+fn log_entry(
+    shared: &Shared,
+    conn: &ConnInfo,
+    parts: &http::request::Parts,
+    authority: Option<&str>,
+    start_time: SystemTime,
+) -> Option<Entry> {
+    shared.access_log.enabled().then(|| Entry {
+        start_time: format_time(start_time),
+        method: parts.method.as_str().to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        protocol: protocol(parts.version),
+        x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
+        user_agent: header_str(&parts.headers, header::USER_AGENT),
+        request_id: header_str(&parts.headers, X_REQUEST_ID),
+        authority: authority.map(str::to_string),
+        downstream_local_address: conn.local.to_string(),
+        downstream_remote_address: conn.remote.to_string(),
+        ..Default::default()
+    })
+}
+
+/// The response to a request: refused under overload, after a smuggling
+/// shape or without an authority; otherwise routed, within the stream idle
+/// timeout.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+    incoming: Body,
+    authority: Option<&str>,
+    grpc: bool,
+    idle: Option<&StreamIdle>,
+    outcome: &mut Outcome,
+) -> Response<Body> {
+    match authority {
+        _ if shared.overload.active() => {
+            shared.downstream.rq_overload_close.inc();
+            let r = LocalReply::overloaded();
+            outcome.local(&r);
+            r.response(grpc)
+        }
+        Some(a) if conn.smuggling.load(Ordering::Acquire) == 0 => {
+            // Boxed: hyper moves the request's future several times (an
+            // HTTP/2 stream's into its task); a pointer is cheaper to move
+            // than the routing state's kilobytes.
+            let routed = Box::pin(route(shared, conn, parts, incoming, a, grpc, outcome));
+            match within_stream_idle(routed, idle).await {
+                Ok(r) => r,
+                Err(request_complete) => {
+                    shared.downstream.rq_idle_timeout.inc();
+                    let r = LocalReply::stream_idle_timeout(request_complete);
+                    outcome.local(&r);
+                    let mut resp = r.response(grpc);
+                    // The rest of the request body will not be read.
+                    if !request_complete && parts.version < Version::HTTP_2 {
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    resp
+                }
+            }
+        }
+        Some(_) => {
+            let r = super::sniff::local_reply(conn.smuggling.load(Ordering::Acquire));
+            outcome.local(&r);
+            let mut resp = r.response(grpc);
+            // Nothing after a smuggling shape may be read as a request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+        None => {
+            let r = LocalReply::bad_request("missing_host_header");
+            outcome.local(&r);
+            r.response(grpc)
+        }
+    }
+}
+
+/// The entry's response fields, from what the request path learned.
+fn fill_entry(e: &mut Entry, outcome: &Outcome, response_code: u16) {
+    e.response_code = response_code;
+    e.route_name = outcome.route_name.as_deref().map(str::to_string);
+    e.upstream_host = outcome.upstream_host.as_deref().map(str::to_string);
+    e.upstream_cluster = outcome.upstream_cluster.as_deref().map(str::to_string);
+    e.upstream_service_time = outcome.upstream_service_time;
+    e.upstream_transport_failure_reason = outcome.transport_failure.clone();
+    e.response_code_details = if outcome.details.is_empty() {
+        "via_upstream".to_string()
+    } else {
+        outcome.details.clone()
+    };
+}
+
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// The request's authority: the URI's (HTTP/2, absolute form) or `Host`.
-enum Host {
+enum Authority {
     Uri(http::uri::Authority),
     Header(HeaderValue),
 }
 
-impl Host {
+impl Authority {
     fn as_str(&self) -> Option<&str> {
         match self {
-            Host::Uri(a) => Some(a.as_str()),
-            Host::Header(v) => v.to_str().ok(),
+            Authority::Uri(a) => Some(a.as_str()),
+            Authority::Header(v) => v.to_str().ok(),
         }
     }
 }
@@ -442,11 +412,7 @@ async fn route(
     response
 }
 
-/// A roll against a fraction in millionths.
-pub fn hit(fraction: u32) -> bool {
-    fraction >= 1_000_000 || (fraction > 0 && rand::random_range(0..1_000_000u32) < fraction)
-}
-
+/// A redirect response to [`rewrite::redirect_location`].
 fn redirect(
     rd: &Redirect,
     route: &Route,
@@ -455,50 +421,7 @@ fn redirect(
     path: &str,
     query: Option<&str>,
 ) -> Response<Body> {
-    let scheme = rd
-        .scheme
-        .as_deref()
-        .unwrap_or(uri.scheme_str().unwrap_or("http"));
-    let (_, orig_port) = split_authority(authority);
-    let port_at = authority.rfind(':').filter(|_| !authority.ends_with(']'));
-    // FROM_REQUEST_PORT: Istio writes the port the route was built for, the
-    // service port the request was sent to.
-    let port = rd
-        .port
-        .or_else(|| rd.derive_port_from_request.then_some(orig_port));
-    // Envoy's `processRequestHost`: the request's host keeps its port unless
-    // a new port is set or the scheme changes away from that port's default.
-    let request_scheme = uri.scheme_str().unwrap_or("http");
-    let host = match &rd.authority {
-        Some(a) => a.as_str(),
-        None if port_at.is_none() => authority,
-        None if port.is_some()
-            || (scheme != request_scheme
-                && ((request_scheme == "http" && orig_port == 80)
-                    || (request_scheme == "https" && orig_port == 443))) =>
-        {
-            &authority[..port_at.unwrap_or(authority.len())]
-        }
-        None => authority,
-    };
-    let new_path = match (&rd.uri, &rd.prefix_rewrite) {
-        (Some(u), _) => u.clone(),
-        (None, Some(p)) => match route.matcher.uri_prefix() {
-            Some(prefix) if path.starts_with(prefix) => format!("{p}{}", &path[prefix.len()..]),
-            _ => path.to_string(),
-        },
-        _ => path.to_string(),
-    };
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    let mut location = format!("{scheme}://{host}");
-    if let Some(p) = port.filter(|p| *p != default_port) {
-        location.push_str(&format!(":{p}"));
-    }
-    location.push_str(&new_path);
-    if let Some(q) = query.filter(|_| !new_path.contains('?')) {
-        location.push('?');
-        location.push_str(q);
-    }
+    let location = rewrite::redirect_location(rd, route, uri.scheme_str(), authority, path, query);
     let mut r = Response::new(body::empty());
     *r.status_mut() = rd.status;
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -563,109 +486,6 @@ fn decorate_cors(cors: &Cors, origin: &str, h: &mut HeaderMap) {
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy.
-pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    // One pass over the names finds which are present; most messages carry
-    // at most `Connection`, so each removal below is of a name known there.
-    let mut found = [false; 8];
-    for k in h.keys() {
-        if let Some(i) = hop_by_hop_index(k) {
-            found[i] = true;
-        }
-    }
-    if !found.contains(&true) {
-        return;
-    }
-    // Names the `Connection` header lists (RFC 9110 §7.6.1), besides the
-    // usual `keep-alive` and `close` tokens, which need no lookup.
-    let mut listed: Vec<HeaderName> = Vec::new();
-    for v in h.get_all(header::CONNECTION) {
-        let Ok(s) = v.to_str() else { continue };
-        for name in s.split(',').map(str::trim) {
-            if name.is_empty()
-                || name.eq_ignore_ascii_case("keep-alive")
-                || (keep_upgrade && name.eq_ignore_ascii_case("upgrade"))
-            {
-                continue;
-            }
-            if name.eq_ignore_ascii_case("close") && !h.contains_key("close") {
-                continue;
-            }
-            if let Ok(n) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
-                listed.push(n);
-            }
-        }
-    }
-    for n in listed {
-        h.remove(n);
-    }
-    for (i, n) in HOP_BY_HOP.iter().enumerate() {
-        let keep = match i {
-            CONNECTION_AT | UPGRADE_AT => keep_upgrade,
-            TE_AT => h
-                .get(header::TE)
-                .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers")),
-            _ => false,
-        };
-        if found[i] && !keep {
-            h.remove(n);
-        }
-    }
-}
-
-/// Headers never forwarded (`TE` except `trailers`; `Connection` and
-/// `Upgrade` kept for an upgrade).
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::TE,
-];
-/// The name's place in `HOP_BY_HOP`: one match on the name (a length
-/// switch, then one comparison) instead of eight `HeaderName` comparisons
-/// per header.
-fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    Some(match name.as_str() {
-        "connection" => 0,
-        "keep-alive" => 1,
-        "proxy-connection" => 2,
-        "proxy-authenticate" => 3,
-        "proxy-authorization" => 4,
-        "transfer-encoding" => 5,
-        "upgrade" => 6,
-        "te" => 7,
-        _ => return None,
-    })
-}
-
-const CONNECTION_AT: usize = 0;
-const UPGRADE_AT: usize = 6;
-const TE_AT: usize = 7;
-
-/// Collect a body completely if it is at most `limit` bytes; otherwise
-/// return what was read so far and the rest of the stream.
-pub async fn buffer_body(mut body: Body, limit: usize) -> Result<Result<Bytes, (Bytes, Body)>, ()> {
-    use bytes::BytesMut;
-    if http_body::Body::is_end_stream(&body) {
-        return Ok(Ok(Bytes::new()));
-    }
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ())?;
-        if let Ok(data) = frame.into_data() {
-            buf.extend_from_slice(&data);
-            if buf.len() > limit {
-                return Ok(Err((buf.freeze(), body)));
-            }
-        }
-    }
-    Ok(Ok(buf.freeze()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,61 +498,5 @@ mod tests {
         assert_eq!(id.matches('-').count(), 4);
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "close, x-secret".parse().unwrap());
-        h.insert("x-secret", "1".parse().unwrap());
-        h.insert(header::TE, "gzip".parse().unwrap());
-        h.insert("keep-alive", "timeout=5".parse().unwrap());
-        h.insert("x-keep", "1".parse().unwrap());
-        strip_hop_by_hop(&mut h, false);
-        assert!(!h.contains_key("x-secret"));
-        assert!(!h.contains_key(header::TE));
-        assert!(!h.contains_key(header::CONNECTION));
-        assert!(h.contains_key("x-keep"));
-        let mut h = HeaderMap::new();
-        h.insert(header::TE, "trailers".parse().unwrap());
-        strip_hop_by_hop(&mut h, false);
-        assert!(h.contains_key(header::TE), "gRPC needs te: trailers");
-    }
-
-    #[test]
-    fn hop_by_hop_index_agrees_with_the_table() {
-        for (i, n) in HOP_BY_HOP.iter().enumerate() {
-            assert_eq!(hop_by_hop_index(n), Some(i), "{n}");
-        }
-        assert_eq!(hop_by_hop_index(&header::HOST), None);
-        assert_eq!(hop_by_hop_index(&HeaderName::from_static("x-te")), None);
-    }
-
-    #[test]
-    fn an_upgrade_keeps_connection_and_upgrade_only() {
-        let mut h = HeaderMap::new();
-        h.append(header::CONNECTION, "Upgrade".parse().unwrap());
-        h.append(header::CONNECTION, "X-Other".parse().unwrap());
-        h.insert(header::UPGRADE, "websocket".parse().unwrap());
-        h.insert("x-other", "1".parse().unwrap());
-        h.insert("proxy-authorization", "secret".parse().unwrap());
-        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
-        strip_hop_by_hop(&mut h, true);
-        assert!(h.contains_key(header::UPGRADE));
-        assert!(h.contains_key(header::CONNECTION));
-        assert!(
-            !h.contains_key("x-other"),
-            "listed in a second Connection line"
-        );
-        assert!(!h.contains_key("proxy-authorization"));
-        assert!(!h.contains_key(header::TRANSFER_ENCODING));
-        strip_hop_by_hop(&mut h, false);
-        assert!(!h.contains_key(header::UPGRADE));
-        assert!(!h.contains_key(header::CONNECTION));
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "close".parse().unwrap());
-        h.insert("close", "x".parse().unwrap());
-        strip_hop_by_hop(&mut h, false);
-        assert!(h.is_empty(), "{h:?}");
     }
 }

@@ -312,18 +312,18 @@ impl ConnState {
     }
 
     /// A request began; the guard ends it (drop it when the response ends).
-    pub fn request(self: &Arc<Self>) -> InFlight {
+    pub fn request(self: &Arc<Self>) -> ConnRequest {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        ConnRequest(self.clone())
     }
 }
 
 /// A request in flight on its connection (see [`ConnState::request`]).
 #[derive(Debug)]
-pub struct InFlight(Arc<ConnState>);
+pub struct ConnRequest(Arc<ConnState>);
 
-impl Drop for InFlight {
+impl Drop for ConnRequest {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }

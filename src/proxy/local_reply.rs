@@ -159,6 +159,27 @@ impl LocalReply {
         }
     }
 
+    /// The client went away while its request body was being read (Envoy:
+    /// a downstream reset, flag DC).
+    pub fn downstream_disconnect() -> LocalReply {
+        LocalReply {
+            flags: Flags::DOWNSTREAM_CONNECTION_TERMINATION,
+            ..LocalReply::bad_request("downstream_remote_disconnect")
+        }
+    }
+
+    /// An `Upgrade` other than `websocket`: Istio enables only that one
+    /// (`upgrade_configs`) and Envoy refuses any other with 403.
+    pub fn upgrade_failed() -> LocalReply {
+        LocalReply {
+            status: StatusCode::FORBIDDEN,
+            body: "",
+            flags: Flags::NONE,
+            details: "upgrade_failed".into(),
+            transport_failure: None,
+        }
+    }
+
     pub fn bad_request(details: &str) -> LocalReply {
         LocalReply {
             status: StatusCode::BAD_REQUEST,

@@ -8,13 +8,15 @@ pub mod body;
 pub mod codec_error;
 // Response flags sit below `metrics`; re-exported for the request path.
 pub use crate::flags;
+pub mod ejection;
+pub mod exchange;
 pub mod forward;
 pub mod gateway;
 pub mod handler;
+pub mod hop_by_hop;
 pub mod limits;
 pub mod local_reply;
 pub mod page;
-pub mod pool;
 pub mod sniff;
 pub mod status;
 pub mod tcp;
@@ -41,9 +43,6 @@ use handler::ConnInfo;
 pub use limits::Limits;
 use status::{Rejected, Status};
 use upstream::Upstreams;
-
-/// Istio's default connect timeout (`MeshConfig.connectTimeout`).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// State shared by every connection.
 pub struct Shared {
@@ -100,7 +99,7 @@ impl Shared {
             clusters,
             metrics,
             snapshot: ArcSwap::from_pointee(snapshot),
-            upstreams: Upstreams::with_workers(workers, DEFAULT_CONNECT_TIMEOUT),
+            upstreams: Upstreams::with_workers(workers),
             access_log,
             ready: AtomicBool::new(true),
             status: Mutex::new(Status::default()),

@@ -17,16 +17,16 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::Shared;
 use super::access_log::{Entry, format_time};
 use super::flags::Flags;
-use super::pool::PoolSettings;
+use super::{Shared, ejection, upstream};
 use crate::cluster::limits::{Permit, Resource};
-use crate::cluster::outlier::Outcome as HostOutcome;
+use crate::cluster::outlier::HostOutcome;
+use crate::cluster::same_policy;
 use crate::cluster::{Pick, PickError};
 use crate::compile::Cluster;
+use crate::compile::cluster_policy::{ClusterPolicy, PoolSettings};
 use crate::compile::gateway::{PortKind, TcpDestination};
-use crate::model::TrafficPolicy;
 
 /// Bytes read at a time in each direction.
 const BUF: usize = 16 * 1024;
@@ -39,7 +39,7 @@ pub struct TcpLimits {
 }
 
 /// The policy a cluster's connection limit was built from, and the limit.
-type ClusterLimit = (Option<TrafficPolicy>, Arc<Resource>);
+type ClusterLimit = (Arc<ClusterPolicy>, Arc<Resource>);
 
 impl TcpLimits {
     fn permit(&self, cluster: &Cluster, max: usize) -> Option<Permit> {
@@ -47,7 +47,7 @@ impl TcpLimits {
         let entry = map
             .entry(cluster.name.clone())
             .or_insert_with(|| (cluster.policy.clone(), new_resource(max)));
-        if entry.0 != cluster.policy {
+        if !same_policy(&entry.0, &cluster.policy) {
             *entry = (cluster.policy.clone(), new_resource(max));
         }
         entry.1.try_acquire()
@@ -166,8 +166,8 @@ async fn proxy(
         flags,
         details: None,
     };
-    let settings =
-        PoolSettings::from_policy(cluster.policy.as_ref(), super::DEFAULT_CONNECT_TIMEOUT);
+    let settings = &cluster.policy.pool;
+    let stats = crate::metrics::Metrics::cluster(&cluster.name);
     let state = shared.clusters.state_for(cluster);
     let host = match state.pick(&Pick::new(Instant::now(), &[])) {
         Ok(h) => h,
@@ -180,7 +180,7 @@ async fn proxy(
         shared
             .metrics
             .upstream_rq_pending_overflow
-            .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+            .get_or_create(&stats)
             .inc();
         entry.response_code_details = "overflow".into();
         return fail(Flags::UPSTREAM_OVERFLOW);
@@ -188,18 +188,19 @@ async fn proxy(
     let endpoint = host.authority().clone();
     entry.upstream_host = Some(endpoint.to_string());
     let _active = host.begin();
-    let up = match connect(&endpoint, &settings).await {
+    let up = match connect(&endpoint, settings).await {
         Ok(s) => s,
         Err(reason) => {
             shared
                 .metrics
                 .upstream_cx_connect_fail
-                .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+                .get_or_create(&stats)
                 .inc();
-            record(
+            ejection::record(
                 shared,
-                cluster,
                 &state,
+                cluster,
+                &stats,
                 &host,
                 HostOutcome::LocalOriginFailure,
             );
@@ -209,12 +210,12 @@ async fn proxy(
     };
     // Envoy reports a successful connect to outlier detection (a success
     // resets the consecutive-failure counters).
-    record(shared, cluster, &state, &host, HostOutcome::Success);
+    ejection::record(shared, &state, cluster, &stats, &host, HostOutcome::Success);
     entry.upstream_local_address = up.local_addr().ok().map(|a| a.to_string());
     let gauge = shared
         .metrics
         .upstream_cx_active
-        .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
+        .get_or_create(&stats)
         .clone();
     gauge.inc();
     let sent = AtomicU64::new(0);
@@ -229,55 +230,9 @@ async fn proxy(
     }
 }
 
-fn record(
-    shared: &Shared,
-    cluster: &Cluster,
-    state: &crate::cluster::ClusterState,
-    host: &Arc<crate::cluster::Host>,
-    outcome: HostOutcome,
-) {
-    if let Some(e) = shared
-        .clusters
-        .record(state, &cluster.key, host, outcome, Instant::now())
-    {
-        tracing::info!(cluster = %cluster.name, host = %host.authority(), kind = ?e.kind, "outlier detection ejected a host");
-        shared
-            .metrics
-            .outlier_detection_ejections_total
-            .get_or_create(&crate::metrics::Metrics::cluster(&cluster.name))
-            .inc();
-    }
-}
-
 /// TCP connect within `connectTimeout`, with `tcpKeepalive`.
 async fn connect(endpoint: &str, settings: &PoolSettings) -> Result<TcpStream, String> {
-    let work = async {
-        let s = TcpStream::connect(endpoint)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    "delayed connect error: Connection refused".to_string()
-                }
-                _ => e.to_string(),
-            })?;
-        let _ = s.set_nodelay(true);
-        if let Some(k) = &settings.keepalive {
-            let mut ka = socket2::TcpKeepalive::new();
-            if let Some(t) = k.time {
-                ka = ka.with_time(t);
-            }
-            if let Some(i) = k.interval {
-                ka = ka.with_interval(i);
-            }
-            if let Some(p) = k.probes {
-                ka = ka.with_retries(p);
-            }
-            if let Err(e) = socket2::SockRef::from(&s).set_tcp_keepalive(&ka) {
-                tracing::debug!(error = %e, "cannot set TCP keepalive");
-            }
-        }
-        Ok(s)
-    };
+    let work = upstream::open_tcp(endpoint, settings.keepalive.as_ref());
     match tokio::time::timeout(settings.connect_timeout, work).await {
         Ok(r) => r,
         Err(_) => Err("connection timeout".to_string()),

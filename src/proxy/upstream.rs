@@ -24,9 +24,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::body::{self, Body};
-use super::pool::PoolSettings;
 use super::tls::{self, Origination};
+use crate::cluster::same_policy;
 use crate::compile::Cluster;
+use crate::compile::cluster_policy::{ClusterPolicy, Keepalive, PoolSettings};
 use crate::route::UpstreamProtocol;
 
 /// Idle HTTP/1.1 connections kept per endpoint.
@@ -73,8 +74,6 @@ pub struct Upstreams {
     slots: Box<[Slot]>,
     /// The cluster-wide half of each cluster's pools.
     wide: Mutex<FxHashMap<Arc<str>, Arc<ClusterWide>>>,
-    /// The mesh default (`MeshConfig.connectTimeout`).
-    pub connect_timeout: Duration,
 }
 
 /// One worker's pools by cluster name.
@@ -88,18 +87,13 @@ struct Entry {
 }
 
 impl Upstreams {
-    pub fn new(connect_timeout: Duration) -> Upstreams {
-        Self::with_workers(0, connect_timeout)
-    }
-
     /// Pools for `workers` worker threads (plus one for other threads).
-    pub fn with_workers(workers: usize, connect_timeout: Duration) -> Upstreams {
+    pub fn with_workers(workers: usize) -> Upstreams {
         Upstreams {
             slots: (0..=workers)
                 .map(|_| Mutex::new(FxHashMap::default()))
                 .collect(),
             wide: Mutex::new(FxHashMap::default()),
-            connect_timeout,
         }
     }
 
@@ -138,13 +132,13 @@ impl Upstreams {
     fn wide_for(&self, cluster: &Cluster) -> Arc<ClusterWide> {
         let mut map = self.wide.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = map.get(&cluster.name)
-            && w.policy == cluster.policy
+            && same_policy(&w.policy, &cluster.policy)
             && w.protocol == cluster.protocol
         {
             return w.clone();
         }
         map.retain(|_, w| w.live());
-        let settings = PoolSettings::from_policy(cluster.policy.as_ref(), self.connect_timeout);
+        let settings = &cluster.policy.pool;
         let w = Arc::new(ClusterWide {
             policy: cluster.policy.clone(),
             protocol: cluster.protocol,
@@ -167,7 +161,7 @@ impl Upstreams {
             if std::ptr::eq(e.source.as_ptr(), Arc::as_ptr(cluster)) {
                 return e.pool.clone();
             }
-            if e.pool.policy == cluster.policy && e.pool.protocol == cluster.protocol {
+            if same_policy(&e.pool.policy, &cluster.policy) && e.pool.protocol == cluster.protocol {
                 e.source = Arc::downgrade(cluster);
                 return e.pool.clone();
             }
@@ -175,11 +169,7 @@ impl Upstreams {
         // Forget pools of clusters no snapshot holds any more.
         map.retain(|_, e| e.source.strong_count() > 0);
         let wide = self.wide_for(cluster);
-        let pool = Arc::new(ClusterPool::with_wide(
-            cluster,
-            self.connect_timeout,
-            wide.clone(),
-        ));
+        let pool = Arc::new(ClusterPool::with_wide(cluster, wide.clone()));
         wide.add(&pool);
         map.insert(
             cluster.name.clone(),
@@ -209,7 +199,7 @@ impl Upstreams {
 /// What every worker's pool of one cluster shares: Envoy's circuit-breaker
 /// counters are per cluster, not per worker.
 pub struct ClusterWide {
-    policy: Option<crate::model::TrafficPolicy>,
+    policy: Arc<ClusterPolicy>,
     protocol: UpstreamProtocol,
     max_connections: usize,
     /// One permit per open connection (`maxConnections`).
@@ -255,7 +245,7 @@ impl ClusterWide {
 /// One cluster's connections on one worker, and its limits.
 pub struct ClusterPool {
     pub settings: PoolSettings,
-    policy: Option<crate::model::TrafficPolicy>,
+    policy: Arc<ClusterPolicy>,
     protocol: UpstreamProtocol,
     /// `Err` fails every request with UF and this reason.
     tls: Result<Option<Origination>, String>,
@@ -315,18 +305,14 @@ impl Drop for Pending<'_> {
 
 impl ClusterPool {
     /// A pool of its own (one worker).
-    pub fn new(cluster: &Cluster, default_connect_timeout: Duration) -> ClusterPool {
-        let ups = Upstreams::new(default_connect_timeout);
-        Self::with_wide(cluster, default_connect_timeout, ups.wide_for(cluster))
+    pub fn new(cluster: &Cluster) -> ClusterPool {
+        let ups = Upstreams::with_workers(0);
+        Self::with_wide(cluster, ups.wide_for(cluster))
     }
 
-    fn with_wide(
-        cluster: &Cluster,
-        default_connect_timeout: Duration,
-        wide: Arc<ClusterWide>,
-    ) -> ClusterPool {
-        let settings = PoolSettings::from_policy(cluster.policy.as_ref(), default_connect_timeout);
-        let tls = tls::origination(cluster.policy.as_ref().and_then(|p| p.tls.as_ref()));
+    fn with_wide(cluster: &Cluster, wide: Arc<ClusterWide>) -> ClusterPool {
+        let settings = cluster.policy.pool.clone();
+        let tls = tls::origination(cluster.policy.tls.as_ref());
         if let Err(e) = &tls {
             tracing::warn!(cluster = %cluster.name, error = %e, "upstream TLS settings unusable; requests fail with UF");
         }
@@ -520,13 +506,9 @@ impl ClusterPool {
     ) -> Result<Box<dyn Io>, SendError> {
         let timeout = self.settings.connect_timeout;
         let work = async {
-            let stream = TcpStream::connect(endpoint)
+            let stream = open_tcp(endpoint, self.settings.keepalive.as_ref())
                 .await
-                .map_err(|e| SendError::Connect(connect_reason(&e)))?;
-            let _ = stream.set_nodelay(true);
-            if let Some(k) = &self.settings.keepalive {
-                set_keepalive(&stream, k);
-            }
+                .map_err(SendError::Connect)?;
             match tls {
                 None => Ok(Box::new(stream) as Box<dyn Io>),
                 Some((config, name)) => {
@@ -1058,7 +1040,21 @@ fn adapt(
     Ok((req, host))
 }
 
-fn set_keepalive(stream: &TcpStream, k: &super::pool::Keepalive) {
+/// A TCP connection to `endpoint` (no delay, `tcpKeepalive`), for HTTP
+/// pools and the TCP proxy alike; the caller bounds it by the connect
+/// timeout. `Err` is Envoy's transport failure reason.
+pub async fn open_tcp(endpoint: &str, keepalive: Option<&Keepalive>) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect(endpoint)
+        .await
+        .map_err(|e| connect_reason(&e))?;
+    let _ = stream.set_nodelay(true);
+    if let Some(k) = keepalive {
+        set_keepalive(&stream, k);
+    }
+    Ok(stream)
+}
+
+fn set_keepalive(stream: &TcpStream, k: &Keepalive) {
     let sock = socket2::SockRef::from(stream);
     let mut ka = socket2::TcpKeepalive::new();
     if let Some(t) = k.time {

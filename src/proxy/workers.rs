@@ -334,10 +334,7 @@ spec:
             .find(|c| c.name.contains("b.test"))
             .unwrap()
             .clone();
-        let ups = Arc::new(super::super::upstream::Upstreams::with_workers(
-            2,
-            Duration::from_secs(1),
-        ));
+        let ups = Arc::new(super::super::upstream::Upstreams::with_workers(2));
         let on = |i: usize| {
             let (ups, cluster) = (ups.clone(), cluster.clone());
             std::thread::spawn(move || {

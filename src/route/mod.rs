@@ -1,10 +1,11 @@
 //! The compiled routing table and route selection: pure data and pure
-//! functions, shared by the proxy and (later) `strait explain`. Built by
+//! functions, shared by the proxy and `strait explain`. Built by
 //! `compile` from a `ConfigSet`; never mutated after that.
 
 pub mod hash_policy;
 pub mod matcher;
 pub mod retry;
+pub mod rewrite;
 
 use std::fmt;
 use std::sync::Arc;

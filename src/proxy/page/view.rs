@@ -289,10 +289,7 @@ fn clusters(shared: &Shared, snap: &Snapshot, history: &History) -> Vec<ClusterV
         .enumerate()
         .map(|(i, c)| {
             let state = states.get(&c.key);
-            let settings = crate::proxy::pool::PoolSettings::from_policy(
-                c.policy.as_ref(),
-                crate::proxy::DEFAULT_CONNECT_TIMEOUT,
-            );
+            let settings = &c.policy.pool;
             let (open, pending) = pools
                 .iter()
                 .find(|(n, _, _)| **n == *c.name)
@@ -379,7 +376,7 @@ fn clusters(shared: &Shared, snap: &Snapshot, history: &History) -> Vec<ClusterV
                 }
                 None => policy.push("no outlierDetection".into()),
             }
-            if let Some(tls) = c.policy.as_ref().and_then(|p| p.tls.as_ref()) {
+            if let Some(tls) = &c.policy.tls {
                 policy.push(format!("tls {:?}", tls.mode));
             }
             ClusterView {

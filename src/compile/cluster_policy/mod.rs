@@ -1,0 +1,261 @@
+//! A cluster's DestinationRule policy, compiled once into the typed settings
+//! the runtime uses (as linkerd's `client-policy` turns its API types into
+//! the proxy's): circuit breakers, connection pool, load balancer, hash
+//! key, slow start, locality setting, outlier detection and TLS. `compile`
+//! builds one per cluster from the merged `TrafficPolicy`
+//! ([`super::policy::effective`]); `cluster/` and `proxy/` read only this, and
+//! a reload compares it to decide whether a cluster's runtime state (breakers,
+//! pools, detector) carries over.
+
+pub mod outlier;
+pub mod pool;
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+pub use crate::route::hash_policy::HashKey;
+use crate::model::{
+    ClientTLSSettings, ConsistentHashLB, LoadBalancerSettings, LocalityLoadBalancerSetting,
+    SimpleLB, TrafficPolicy,
+};
+pub use outlier::OutlierConfig;
+pub use pool::{Keepalive, PoolSettings};
+
+/// Istio's value for every circuit-breaker threshold it does not set.
+pub const UNLIMITED: u32 = u32::MAX;
+/// MeshConfig `connectTimeout` default, for clusters whose policy sets none.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Envoy's default `min_weight_percent` (and Istio's `minimumPercent` default).
+pub const DEFAULT_MIN_PERCENT: f64 = 10.0;
+/// Envoy's default `aggression` (and Istio's).
+pub const DEFAULT_AGGRESSION: f64 = 1.0;
+
+/// Everything the runtime needs from one cluster's DestinationRule policy.
+/// `Default` is a cluster without one (every Istio default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterPolicy {
+    pub breakers: CircuitBreakers,
+    pub pool: PoolSettings,
+    pub lb: Kind,
+    /// The ring or Maglev table of a `consistentHash` balancer.
+    pub hash: Option<HashAlgorithm>,
+    /// The request hash policy of a `consistentHash` balancer.
+    pub hash_key: Option<HashKey>,
+    pub slow_start: Option<SlowStart>,
+    /// The locality LB setting in effect (`None`: locality LB off).
+    pub locality: Option<LocalityLoadBalancerSetting>,
+    /// Present when the policy has an `outlierDetection` block (Istio has
+    /// no detector otherwise).
+    pub outlier: Option<OutlierConfig>,
+    /// `trafficPolicy.tls`, read into a TLS client config when a pool is
+    /// built (certificate files are read then).
+    pub tls: Option<ClientTLSSettings>,
+}
+
+/// The request-level circuit breakers Istio writes from
+/// `connectionPool.http` (0 or unset → 2^32-1, as Istio's
+/// `if settings.Http.MaxRetries > 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreakers {
+    /// `http2MaxRequests` → Envoy `max_requests`.
+    pub max_requests: u32,
+    /// `maxRetries` → Envoy `max_retries`.
+    pub max_retries: u32,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        CircuitBreakers {
+            max_requests: UNLIMITED,
+            max_retries: UNLIMITED,
+        }
+    }
+}
+
+impl CircuitBreakers {
+    fn new(policy: Option<&TrafficPolicy>) -> CircuitBreakers {
+        let http = policy
+            .and_then(|p| p.connection_pool.as_ref())
+            .and_then(|c| c.http.as_ref());
+        let threshold = |v: Option<i32>| match v {
+            Some(n) if n > 0 => n as u32,
+            _ => UNLIMITED,
+        };
+        CircuitBreakers {
+            max_requests: threshold(http.and_then(|h| h.http2_max_requests)),
+            max_retries: threshold(http.and_then(|h| h.max_retries)),
+        }
+    }
+}
+
+impl Default for ClusterPolicy {
+    fn default() -> Self {
+        ClusterPolicy::new(None)
+    }
+}
+
+impl From<&TrafficPolicy> for ClusterPolicy {
+    fn from(policy: &TrafficPolicy) -> Self {
+        ClusterPolicy::new(Some(policy))
+    }
+}
+
+impl ClusterPolicy {
+    /// The shared compiled policy for `policy`: clusters without one (most,
+    /// in a large mesh) share a single default.
+    pub fn compile(policy: Option<TrafficPolicy>) -> Arc<ClusterPolicy> {
+        static DEFAULT: LazyLock<Arc<ClusterPolicy>> = LazyLock::new(Arc::default);
+        match policy {
+            Some(p) => Arc::new(ClusterPolicy::from(&p)),
+            None => DEFAULT.clone(),
+        }
+    }
+
+    /// The settings for a cluster with `policy` (already merged for its
+    /// port and subset; `None`: no DestinationRule policy).
+    pub fn new(policy: Option<&TrafficPolicy>) -> ClusterPolicy {
+        let lb = policy.and_then(|p| p.load_balancer.as_deref());
+        let consistent = lb.and_then(|l| l.consistent_hash.as_ref());
+        ClusterPolicy {
+            breakers: CircuitBreakers::new(policy),
+            pool: PoolSettings::from_policy(policy, DEFAULT_CONNECT_TIMEOUT),
+            lb: Kind::of(lb),
+            hash: consistent.map(HashAlgorithm::from_policy),
+            hash_key: consistent.and_then(HashKey::from_policy),
+            slow_start: lb.and_then(SlowStart::from_lb),
+            locality: effective_setting(lb.and_then(|l| l.locality_lb_setting.as_ref()), None),
+            outlier: policy
+                .and_then(|p| p.outlier_detection.as_ref())
+                .map(|od| OutlierConfig::from_istio(od)),
+            tls: policy.and_then(|p| p.tls.clone()),
+        }
+    }
+}
+
+/// Envoy `RingHashLoadBalancer::DefaultMinRingSize`; also what Istio sets.
+pub const DEFAULT_MIN_RING_SIZE: u64 = 1024;
+
+/// Envoy `MaglevTable::DefaultTableSize`, the paper's recommended prime.
+pub const DEFAULT_MAGLEV_TABLE_SIZE: u64 = 65537;
+
+/// Which consistent-hash algorithm a cluster uses, with its size parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    RingHash { minimum_ring_size: u64 },
+    Maglev { table_size: u64 },
+}
+
+impl HashAlgorithm {
+    /// Mirrors Istio `ApplyRingHashLoadBalancer` (cluster_traffic_policy.go):
+    /// `maglev` → MAGLEV (table size only when non-zero, else Envoy's 65537);
+    /// `ringHash` → RING_HASH (minimum size only when non-zero, else 1024);
+    /// neither → RING_HASH with the deprecated `minimumRingSize` or 1024.
+    pub fn from_policy(policy: &ConsistentHashLB) -> HashAlgorithm {
+        if let Some(maglev) = &policy.maglev {
+            let table_size = maglev
+                .table_size
+                .filter(|&n| n != 0)
+                .unwrap_or(DEFAULT_MAGLEV_TABLE_SIZE);
+            return HashAlgorithm::Maglev { table_size };
+        }
+        let minimum_ring_size = match &policy.ring_hash {
+            Some(ring) => ring.minimum_ring_size,
+            None => policy.minimum_ring_size,
+        }
+        .filter(|&n| n != 0)
+        .unwrap_or(DEFAULT_MIN_RING_SIZE);
+        HashAlgorithm::RingHash { minimum_ring_size }
+    }
+}
+
+/// A cluster's slow-start configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowStart {
+    pub window: Duration,
+    /// Percentage, 0–100.
+    pub min_percent: f64,
+    pub aggression: f64,
+}
+impl SlowStart {
+    /// What Istio puts in the cluster's `slow_start_config`
+    /// (`applyRoundRobinLoadBalancer` / `applyLeastRequestLoadBalancer` with
+    /// `setWarmup` / `setSlowStartConfig`): only for ROUND_ROBIN and
+    /// LEAST_REQUEST (also UNSPECIFIED and the deprecated LEAST_CONN, which
+    /// become LEAST_REQUEST); a consistent hash replaces the LB config, so it
+    /// has none. `warmup` wins over the deprecated `warmupDurationSecs`,
+    /// which takes Envoy's defaults for the rest.
+    pub fn from_lb(lb: &LoadBalancerSettings) -> Option<SlowStart> {
+        if lb.consistent_hash.is_some() {
+            return None;
+        }
+        match lb.simple.unwrap_or_default() {
+            SimpleLB::RoundRobin
+            | SimpleLB::LeastRequest
+            | SimpleLB::LeastConn
+            | SimpleLB::Unspecified => {}
+            SimpleLB::Random | SimpleLB::Passthrough => return None,
+        }
+        if let Some(warmup) = &lb.warmup {
+            return Some(SlowStart {
+                window: warmup.duration.as_ref()?.as_std(),
+                min_percent: warmup.minimum_percent.unwrap_or(DEFAULT_MIN_PERCENT),
+                aggression: warmup.aggression.unwrap_or(DEFAULT_AGGRESSION),
+            });
+        }
+        lb.warmup_duration_secs.as_ref().map(|d| SlowStart {
+            window: d.as_std(),
+            min_percent: DEFAULT_MIN_PERCENT,
+            aggression: DEFAULT_AGGRESSION,
+        })
+    }
+}
+
+/// The balancing policy Istio derives from `loadBalancer` (§2.5, §0.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    LeastRequest,
+    RoundRobin,
+    Random,
+    Passthrough,
+    ConsistentHash,
+}
+impl Kind {
+    /// Istio's `defaultLBAlgorithm` (LEAST_REQUEST) for unset,
+    /// `UNSPECIFIED` and the deprecated `LEAST_CONN`.
+    pub fn of(lb: Option<&LoadBalancerSettings>) -> Kind {
+        let Some(lb) = lb else {
+            return Kind::LeastRequest;
+        };
+        if lb.consistent_hash.is_some() {
+            return Kind::ConsistentHash;
+        }
+        match lb.simple.unwrap_or_default() {
+            SimpleLB::Unspecified | SimpleLB::LeastConn | SimpleLB::LeastRequest => {
+                Kind::LeastRequest
+            }
+            SimpleLB::RoundRobin => Kind::RoundRobin,
+            SimpleLB::Random => Kind::Random,
+            SimpleLB::Passthrough => Kind::Passthrough,
+        }
+    }
+}
+
+/// Istio `GetLocalityLbSetting(mesh, destrule, service)`: the
+/// DestinationRule's setting replaces the mesh-wide one entirely; either one
+/// with `enabled: false` turns locality load balancing off (`None`).
+/// `mesh = None` means Istio's default mesh config, `{enabled: true}`.
+pub fn effective_setting(
+    destination_rule: Option<&LocalityLoadBalancerSetting>,
+    mesh: Option<&LocalityLoadBalancerSetting>,
+) -> Option<LocalityLoadBalancerSetting> {
+    if let Some(dr) = destination_rule {
+        return (dr.enabled != Some(false)).then(|| dr.clone());
+    }
+    match mesh {
+        Some(m) => (m.enabled != Some(false)).then(|| m.clone()),
+        None => Some(LocalityLoadBalancerSetting {
+            enabled: Some(true),
+            ..Default::default()
+        }),
+    }
+}

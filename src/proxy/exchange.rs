@@ -1,0 +1,102 @@
+//! What one request carries through the request path's phases (route,
+//! plan, attempts, response): the connection it arrived on, what the path
+//! learned for the access log and metrics, and what it holds while in
+//! flight. Below both `handler` and `forward`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::HeaderName;
+
+use super::flags::Flags;
+use super::local_reply::LocalReply;
+use crate::cluster::{HostGuard, Permit};
+
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Non-zero once the connection carried a request-smuggling shape (a
+    /// `sniff` problem code).
+    pub smuggling: super::sniff::Flag,
+    /// The gateway server port the connection arrived on (`None`: the
+    /// sidecar listener): requests use that port's route table.
+    pub gateway_port: Option<u16>,
+    /// Activity and requests in flight, for the connection's timeouts.
+    pub state: Arc<super::limits::ConnState>,
+}
+
+impl ConnInfo {
+    pub fn new(local: SocketAddr, remote: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            local,
+            remote,
+            smuggling: Arc::default(),
+            gateway_port: None,
+            state: Arc::default(),
+        }
+    }
+}
+
+/// What the request path learned, for the access log.
+pub struct Outcome {
+    pub flags: Flags,
+    pub details: String,
+    pub transport_failure: Option<String>,
+    pub upstream_host: Option<Arc<str>>,
+    pub upstream_cluster: Option<Arc<str>>,
+    pub upstream_service_time: Option<u64>,
+    pub route_name: Option<Arc<str>>,
+    /// The cluster the request went to, for the metric labels.
+    pub cluster: Option<Arc<crate::compile::Cluster>>,
+    /// Circuit-breaker permit and host guard, held until the response body
+    /// ends.
+    pub in_flight: Option<InFlight>,
+}
+
+impl Outcome {
+    pub(super) fn new() -> Outcome {
+        Outcome {
+            flags: Flags::NONE,
+            details: String::new(),
+            transport_failure: None,
+            upstream_host: None,
+            upstream_cluster: None,
+            upstream_service_time: None,
+            route_name: None,
+            cluster: None,
+            in_flight: None,
+        }
+    }
+
+    pub fn local(&mut self, r: &LocalReply) {
+        self.flags.insert(r.flags);
+        self.details = r.details.clone();
+        if r.transport_failure.is_some() {
+            self.transport_failure = r.transport_failure.clone();
+        }
+    }
+}
+
+/// What a forwarded request holds until its response body ends: the
+/// cluster's `http2MaxRequests` permit, the `upstream_rq_active` gauge, and
+/// the chosen host's active-request count (for least-request balancing).
+pub struct InFlight {
+    pub(super) _permit: Permit,
+    pub(super) gauge: prometheus_client::metrics::gauge::Gauge,
+    pub(super) host: Option<HostGuard>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// A roll against a fraction in millionths.
+pub fn hit(fraction: u32) -> bool {
+    fraction >= 1_000_000 || (fraction > 0 && rand::random_range(0..1_000_000u32) < fraction)
+}
