@@ -13,11 +13,11 @@ pub mod pool;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-pub use crate::route::hash_policy::HashKey;
 use crate::model::{
     ClientTLSSettings, ConsistentHashLB, LoadBalancerSettings, LocalityLoadBalancerSetting,
     SimpleLB, TrafficPolicy,
 };
+pub use crate::route::hash_policy::HashKey;
 pub use outlier::OutlierConfig;
 pub use pool::{Keepalive, PoolSettings};
 
