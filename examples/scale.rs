@@ -2,9 +2,9 @@
 //! config for `strait run` (RSS, reload), or time each phase of what
 //! `strait run` does with it, for profiling under perf or callgrind.
 //!
-//! `cargo run --release --example scale -- write 10000 /tmp/10k.yaml`
-//! `cargo run --release --example scale -- phases 10000 [rounds]`
-//! `cargo run --release --example scale -- run /tmp/10k.yaml [reloads]`: what
+//! `cargo run --profile dist --example scale -- write 10000 /tmp/10k.yaml`
+//! `cargo run --profile dist --example scale -- phases 10000 [rounds]`
+//! `cargo run --profile dist --example scale -- run /tmp/10k.yaml [reloads]`: what
 //! `strait run` does at start (load, validate, compile, install) and on each
 //! reload (`Reloader::reload`), without listeners: for heaptrack, which
 //! sees this example's allocations (the binary's mimalloc hides them).
