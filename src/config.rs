@@ -544,6 +544,31 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// Calls `$apply!(list, ...)` with every resource list of [`ConfigSet`]: the
+/// one place that names them all, so code that must touch each kind (merge,
+/// dedup, load order, shrink) cannot miss one added later.
+macro_rules! resource_lists {
+    ($apply:ident) => {
+        $apply!(
+            virtual_services,
+            destination_rules,
+            service_entries,
+            workload_entries,
+            gateways,
+            sidecars,
+            services,
+            pods,
+            namespaces,
+            secrets,
+            nodes,
+            endpoint_slices,
+            kubernetes_gateways,
+            request_authentications
+        )
+    };
+}
+pub(crate) use resource_lists;
+
 /// Everything loaded, in load order within each kind.
 #[derive(Clone, Debug, Default)]
 pub struct ConfigSet {
@@ -606,23 +631,10 @@ impl fmt::Display for Replaced {
 impl ConfigSet {
     /// Append another set, keeping load order.
     pub fn extend(&mut self, other: ConfigSet) {
-        append(&mut self.virtual_services, other.virtual_services);
-        append(&mut self.destination_rules, other.destination_rules);
-        append(&mut self.service_entries, other.service_entries);
-        append(&mut self.workload_entries, other.workload_entries);
-        append(&mut self.gateways, other.gateways);
-        append(&mut self.sidecars, other.sidecars);
-        append(&mut self.services, other.services);
-        append(&mut self.pods, other.pods);
-        append(&mut self.namespaces, other.namespaces);
-        append(&mut self.secrets, other.secrets);
-        append(&mut self.nodes, other.nodes);
-        append(&mut self.endpoint_slices, other.endpoint_slices);
-        append(&mut self.kubernetes_gateways, other.kubernetes_gateways);
-        append(
-            &mut self.request_authentications,
-            other.request_authentications,
-        );
+        macro_rules! append_lists {
+            ($($f:ident),*) => { $( append(&mut self.$f, other.$f); )* };
+        }
+        resource_lists!(append_lists);
         append(&mut self.problems, other.problems);
         append(&mut self.load_errors, other.load_errors);
         append(&mut self.files, other.files);
@@ -641,22 +653,7 @@ impl ConfigSet {
         macro_rules! dedup {
             ($($f:ident),*) => { $( dedup_list(&mut self.$f, &mut self.replaced); )* };
         }
-        dedup!(
-            virtual_services,
-            destination_rules,
-            service_entries,
-            workload_entries,
-            gateways,
-            sidecars,
-            services,
-            pods,
-            namespaces,
-            secrets,
-            nodes,
-            endpoint_slices,
-            kubernetes_gateways,
-            request_authentications
-        );
+        resource_lists!(dedup);
         if self.replaced.is_empty() {
             return;
         }
@@ -674,20 +671,10 @@ impl ConfigSet {
 
     /// Give back the spare capacity the lists grew while loading.
     pub fn shrink_to_fit(&mut self) {
-        self.virtual_services.shrink_to_fit();
-        self.destination_rules.shrink_to_fit();
-        self.service_entries.shrink_to_fit();
-        self.workload_entries.shrink_to_fit();
-        self.gateways.shrink_to_fit();
-        self.sidecars.shrink_to_fit();
-        self.services.shrink_to_fit();
-        self.pods.shrink_to_fit();
-        self.namespaces.shrink_to_fit();
-        self.secrets.shrink_to_fit();
-        self.nodes.shrink_to_fit();
-        self.endpoint_slices.shrink_to_fit();
-        self.kubernetes_gateways.shrink_to_fit();
-        self.request_authentications.shrink_to_fit();
+        macro_rules! shrink {
+            ($($f:ident),*) => { $( self.$f.shrink_to_fit(); )* };
+        }
+        resource_lists!(shrink);
     }
 }
 
