@@ -20,7 +20,7 @@ use super::{Shared, ejection};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::{ClusterState, Host, Permit, Pick, PickError};
 use crate::compile::{Cluster, Snapshot};
-use crate::metrics::{ClusterHot, ClusterLabels, Metrics};
+use crate::metrics::{ClusterLabels, Metrics};
 use crate::route::{Action, RetryPolicy, Route, UpstreamProtocol, WeightedCluster, rewrite};
 
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
@@ -82,7 +82,8 @@ struct Plan<'a> {
     /// The cluster state the first try picks from.
     state: Arc<ClusterState>,
     stats: ClusterLabels,
-    hot: ClusterHot,
+    /// Envoy's `upstream_rq_total`, counted per attempt.
+    upstream_rq_total: prometheus_client::metrics::counter::Counter,
     request_hash: Option<u64>,
     /// A generated hash cookie for the client's response.
     set_cookie: Option<HeaderValue>,
@@ -294,7 +295,7 @@ fn plan<'a>(
         return Err(LocalReply::overflow());
     };
     let hot = shared.metrics.cluster_hot(&cluster.metric, &cluster.name);
-    let gauge = hot.upstream_rq_active.clone();
+    let gauge = hot.upstream_rq_active;
     gauge.inc();
     outcome.in_flight = Some(InFlight {
         _permit: permit,
@@ -340,7 +341,7 @@ fn plan<'a>(
         cluster,
         state,
         stats,
-        hot,
+        upstream_rq_total: hot.upstream_rq_total,
         request_hash,
         set_cookie,
         head: Head {
@@ -418,7 +419,7 @@ async fn attempt(
         (a, b) => a.or(b),
     };
     let sent_at = Instant::now();
-    plan.hot.upstream_rq_total.inc();
+    plan.upstream_rq_total.inc();
     let send = shared
         .upstreams
         .send(plan.cluster, &endpoint, parts.version, req);
