@@ -84,6 +84,8 @@ pub struct ServerRef {
     /// (`./h` → `<gateway ns>/h`, `*/h` → `h`).
     pub hosts: Vec<String>,
     pub https_redirect: bool,
+    /// `port.name`, for listings.
+    pub port_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,16 @@ pub enum PortKind {
     /// TCP and every other non-HTTP protocol (MONGO, MYSQL, REDIS, ...):
     /// the first matching `tcp` rule; `None` closes connections (NR).
     Tcp(Option<TcpRoute>),
+}
+
+impl PortKind {
+    /// How the port handles TLS, in Istio's `tls.mode` words (`NONE`:
+    /// plain text).
+    pub fn tls_mode(&self) -> &'static str {
+        match self {
+            PortKind::Http(_) | PortKind::Tcp(_) => "NONE",
+        }
+    }
 }
 
 /// The tcp_proxy of a TCP port.
@@ -371,6 +383,7 @@ pub fn compile(
                     .as_ref()
                     .and_then(|t| t.https_redirect)
                     .unwrap_or(false),
+                port_name: server.port.as_ref().and_then(|p| p.name.clone()),
             };
             let http = matches!(class, Class::Http);
             match ports.get_mut(&number) {

@@ -88,6 +88,7 @@ async fn handle(
         }
         (&Method::GET, "/clusters") => json(&clusters(&shared)),
         (&Method::GET, "/routes") => json(&routes(&shared)),
+        (&Method::GET, "/listeners") => json(&listeners(&shared)),
         (&Method::GET, "/explain") => explain(&shared, req.uri().query().unwrap_or("")),
         // A GET must never look like it changed something: Envoy's admin
         // takes mutations by POST only.
@@ -131,14 +132,52 @@ async fn handle(
         }
         (
             _,
-            "/" | "/page.json" | "/ready" | "/config_dump" | "/clusters" | "/routes" | "/explain"
-            | "/logging" | "/stats/prometheus" | "/stats",
+            "/" | "/page.json" | "/ready" | "/config_dump" | "/clusters" | "/routes" | "/listeners"
+            | "/explain" | "/logging" | "/stats/prometheus" | "/stats",
         ) => reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         _ => reply(
             StatusCode::NOT_FOUND,
-            "not found; endpoints: / (the live page) /page.json /ready /config_dump /clusters /routes /explain?url=... /stats /stats/prometheus /logging\n",
+            "not found; endpoints: / (the live page) /page.json /ready /config_dump /clusters /routes /listeners /explain?url=... /stats /stats/prometheus /logging\n",
         ),
     })
+}
+
+/// Every listener: the sidecar's (`--listen`), the admin's, and the
+/// gateway's ports (`--gateway`) with the servers each serves, then the
+/// gateway ports that should listen but could not be bound.
+fn listeners(shared: &Shared) -> serde_json::Value {
+    use serde_json::json;
+    let mut out = Vec::new();
+    if let Some((listen, admin)) = shared.addresses.get() {
+        out.push(json!({
+            "name": "sidecar",
+            "address": listen.to_string(),
+            "protocol": "sniffed (HTTP/1.1, h2c)",
+            "tls_mode": "NONE",
+        }));
+        out.push(json!({
+            "name": "admin",
+            "address": admin.to_string(),
+            "protocol": "HTTP",
+            "tls_mode": "NONE",
+        }));
+    }
+    let mut failed = Vec::new();
+    if let Some(g) = shared.gateway.get() {
+        for l in g.listening() {
+            out.push(json!({
+                "name": format!("gateway_{}", l.server_port),
+                "address": l.address.to_string(),
+                "protocol": l.protocol,
+                "tls_mode": l.tls_mode,
+                "server_port": l.server_port,
+                "gateways": l.gateways,
+                "servers": l.servers,
+            }));
+        }
+        failed = g.failed();
+    }
+    json!({ "listeners": out, "failed": failed })
 }
 
 fn json(v: &serde_json::Value) -> Response<Body> {

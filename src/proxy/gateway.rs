@@ -1,22 +1,24 @@
 //! The listeners of a gateway workload (`strait run --gateway`): one per
-//! server port of the Gateways that select the proxy's labels, bound when
-//! the proxy starts. Plain-text HTTP ports serve requests with the port's
-//! route table (the request path is the sidecar's, `handler::handle`); TCP
-//! ports run `tcp::serve`. The kind of a port and its routes are read from
-//! the live snapshot per connection (TCP) or per request (HTTP), so reloads
-//! apply; a port added by a reload needs a restart to be bound.
+//! server port of the Gateways that select the proxy's labels, following
+//! the installed snapshot ([`Listeners`]). Plain-text HTTP ports serve
+//! requests with the port's route table (the request path is the sidecar's,
+//! `handler::handle`); TCP ports run `tcp::serve`. The kind of a port and
+//! its routes are read from the live snapshot per connection (the kind) and
+//! per request (HTTP routes), so reloads apply without a new socket.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::Shared;
 use super::tcp::{self, TcpLimits};
+use crate::compile::Snapshot;
+use crate::compile::gateway::{GatewayPort, PortKind};
 
 /// Where the gateway's server ports listen.
 #[derive(Debug, Clone)]
@@ -40,77 +42,236 @@ impl Default for Bind {
     }
 }
 
-/// One bound gateway port.
+/// One gateway listener, as `/listeners` and `strait run` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listening {
     /// The Gateway server port number.
     pub server_port: u16,
-    /// The first server's protocol (`HTTP`, `TCP`, ...).
+    /// The first server's protocol (`HTTP`, `TCP`, `TLS`, ...).
     pub protocol: &'static str,
+    /// How TLS is handled on the port (`NONE`, `PASSTHROUGH`, ...).
+    pub tls_mode: &'static str,
     /// The Gateways (`namespace/name`) with servers on the port.
     pub gateways: Vec<String>,
+    /// The servers merged on the port: `namespace/name` of the Gateway,
+    /// then `#` and the server's index in `spec.servers` (and its port name).
+    pub servers: Vec<String>,
     /// Where it listens.
     pub address: SocketAddr,
 }
 
+/// A gateway port that should listen but does not: its bind failed on a
+/// reload (the rest of the configuration is served; the bind is tried again
+/// on the next reload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    pub server_port: u16,
+    pub protocol: &'static str,
+    pub address: Option<SocketAddr>,
+    pub error: String,
+}
+
+/// The gateway's listener set, following the installed snapshot: every
+/// install calls [`Listeners::reconcile`], which binds the ports a reload
+/// added, stops accepting on the ports it removed (their connections
+/// drain: HTTP connections finish their in-flight requests, TCP ones run
+/// to their end) and updates what the others show. A port whose servers
+/// changed keeps its socket: its accept loop reads the port's kind from
+/// the live snapshot per connection, so new connections get the new
+/// setting and open ones keep theirs.
+pub struct Listeners {
+    bind: Bind,
+    runtime: tokio::runtime::Handle,
+    shutdown: watch::Receiver<bool>,
+    limits: Arc<TcpLimits>,
+    /// The proxy these listeners serve (they live inside it).
+    shared: Weak<Shared>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    open: BTreeMap<u16, Open>,
+    failed: BTreeMap<u16, Failed>,
+}
+
+struct Open {
+    info: Listening,
+    /// Ends the port's accept loop (dropped or set: it stops).
+    stop: watch::Sender<bool>,
+}
+
+impl Listeners {
+    /// The listeners bound now, by server port.
+    pub fn listening(&self) -> Vec<Listening> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.open.values().map(|o| o.info.clone()).collect()
+    }
+
+    /// Ports that should listen but could not be bound.
+    pub fn failed(&self) -> Vec<Failed> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.failed.values().cloned().collect()
+    }
+
+    /// The local address of server port `port`.
+    fn local_address(&self, port: u16) -> Result<SocketAddr, String> {
+        let local = match self.bind.ports.get(&port) {
+            Some(p) => *p,
+            None => port.checked_add(self.bind.offset).ok_or_else(|| {
+                format!(
+                    "gateway port {port} + --port-offset {} is over 65535: lower the offset or map the port with --gateway-port {port}=LOCAL",
+                    self.bind.offset
+                )
+            })?,
+        };
+        Ok(SocketAddr::new(self.bind.address, local))
+    }
+
+    /// Make the listener set that of `snapshot`. Returns the ports that
+    /// could not be bound (also kept for `/listeners` and logged).
+    pub fn reconcile(&self, snapshot: &Snapshot) -> Vec<Failed> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Vec::new();
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ports = &snapshot.gateway.ports;
+        let removed: Vec<u16> = st
+            .open
+            .keys()
+            .filter(|p| !ports.contains_key(p))
+            .copied()
+            .collect();
+        for port in removed {
+            if let Some(o) = st.open.remove(&port) {
+                let _ = o.stop.send(true);
+                tracing::info!(port, address = %o.info.address, "gateway port removed: stopped accepting, draining its connections");
+            }
+        }
+        st.failed.clear();
+        for (&port, gp) in ports {
+            if let Some(o) = st.open.get_mut(&port) {
+                let address = o.info.address;
+                o.info = describe(gp, address);
+                continue;
+            }
+            let bound = self.local_address(port).and_then(|addr| {
+                bind_now(&self.runtime, addr).map_err(|e| {
+                    format!(
+                        "gateway port {port} ({}) on {addr}: {e}; map it elsewhere with --gateway-port {port}=LOCAL or --port-offset",
+                        gp.protocol.as_str()
+                    )
+                })
+            });
+            match bound {
+                Ok(listener) => {
+                    let address = listener.local_addr().unwrap_or(SocketAddr::new(
+                        self.bind.address,
+                        self.bind.ports.get(&port).copied().unwrap_or(port),
+                    ));
+                    let (stop, stopped) = watch::channel(false);
+                    self.runtime.spawn(accept_loop(
+                        listener,
+                        port,
+                        shared.clone(),
+                        self.limits.clone(),
+                        self.shutdown.clone(),
+                        stopped,
+                    ));
+                    let info = describe(gp, address);
+                    tracing::info!(port, address = %address, protocol = info.protocol, "gateway port listening");
+                    st.open.insert(port, Open { info, stop });
+                }
+                Err(error) => {
+                    tracing::warn!(port, %error, "gateway port cannot listen; the rest of the configuration is served");
+                    st.failed.insert(
+                        port,
+                        Failed {
+                            server_port: port,
+                            protocol: gp.protocol.as_str(),
+                            address: self.local_address(port).ok(),
+                            error,
+                        },
+                    );
+                }
+            }
+        }
+        st.failed.values().cloned().collect()
+    }
+}
+
+/// Bind `addr` now (a synchronous socket call), registered with `runtime`.
+fn bind_now(runtime: &tokio::runtime::Handle, addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As tokio's bind: a port in TIME_WAIT is free.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let _in = runtime.enter();
+    TcpListener::from_std(socket.into())
+}
+
+fn describe(gp: &GatewayPort, address: SocketAddr) -> Listening {
+    let mut gateways: Vec<String> = gp.servers.iter().map(|s| s.gateway.clone()).collect();
+    gateways.dedup();
+    Listening {
+        server_port: gp.number,
+        protocol: gp.protocol.as_str(),
+        tls_mode: gp.kind.tls_mode(),
+        gateways,
+        servers: gp
+            .servers
+            .iter()
+            .map(|s| match &s.port_name {
+                Some(n) => format!("{}#{} ({n})", s.gateway, s.index),
+                None => format!("{}#{}", s.gateway, s.index),
+            })
+            .collect(),
+        address,
+    }
+}
+
 /// Bind every server port of the current snapshot and serve them until
-/// `shutdown`. Binds all ports before serving any, so an error (port in
-/// use, no permission for a port below 1024) leaves nothing half-started.
+/// `shutdown`; from then on the set follows every installed snapshot.
+/// Every port must bind at start (port in use, no permission for a port
+/// below 1024: an error, nothing left listening); a port a reload adds that
+/// cannot be bound is reported in `/listeners` and the log instead.
 pub async fn start(
     shared: &Arc<Shared>,
     bind: &Bind,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Vec<Listening>> {
+    let listeners = Arc::new(Listeners {
+        bind: bind.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        shutdown,
+        limits: Arc::new(TcpLimits::default()),
+        shared: Arc::downgrade(shared),
+        state: Mutex::new(State::default()),
+    });
     let snapshot = shared.snapshot.load_full();
-    let mut bound = Vec::new();
-    for (&port, gp) in &snapshot.gateway.ports {
-        let local = match bind.ports.get(&port) {
-            Some(p) => *p,
-            None => port.checked_add(bind.offset).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "gateway port {port} + --port-offset {} is over 65535: lower the offset or map the port with --gateway-port {port}=LOCAL",
-                        bind.offset
-                    ),
-                )
-            })?,
-        };
-        let addr = SocketAddr::new(bind.address, local);
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "gateway port {port} ({}) on {addr}: {e}; map it elsewhere with --gateway-port {port}=LOCAL or --port-offset",
-                    gp.protocol.as_str()
-                ),
-            )
-        })?;
-        let mut gateways: Vec<String> = gp.servers.iter().map(|s| s.gateway.clone()).collect();
-        gateways.dedup();
-        bound.push((
-            Listening {
-                server_port: port,
-                protocol: gp.protocol.as_str(),
-                gateways,
-                address: listener.local_addr()?,
-            },
-            listener,
+    let failed = listeners.reconcile(&snapshot);
+    if let Some(f) = failed.first() {
+        let mut st = listeners.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, o) in std::mem::take(&mut st.open) {
+            let _ = o.stop.send(true);
+        }
+        return Err(std::io::Error::other(f.error.clone()));
+    }
+    if shared.gateway.set(listeners.clone()).is_err() {
+        return Err(std::io::Error::other(
+            "the gateway listeners are already started",
         ));
     }
-    let limits = Arc::new(TcpLimits::default());
-    let mut out = Vec::with_capacity(bound.len());
-    for (info, listener) in bound {
-        tokio::spawn(accept_loop(
-            listener,
-            info.server_port,
-            shared.clone(),
-            limits.clone(),
-            shutdown.clone(),
-        ));
-        out.push(info);
+    // A snapshot installed between the first reconcile and `set` would have
+    // been missed: reconcile with the live one again (a no-op otherwise).
+    let live = shared.snapshot.load_full();
+    if !Arc::ptr_eq(&live, &snapshot) {
+        listeners.reconcile(&live);
     }
-    Ok(out)
+    Ok(listeners.listening())
 }
 
 async fn accept_loop(
@@ -119,12 +280,17 @@ async fn accept_loop(
     shared: Arc<Shared>,
     limits: Arc<TcpLimits>,
     mut shutdown: watch::Receiver<bool>,
+    mut removed: watch::Receiver<bool>,
 ) {
     let builder = Arc::new(shared.limits.builder());
+    // What this port's HTTP connections drain on: the proxy's shutdown or
+    // the port's removal, whichever comes first.
+    let (drain, draining) = watch::channel(false);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => break,
+            _ = removed.changed() => break,
         };
         let (stream, remote) = match accepted {
             Ok(a) => a,
@@ -139,8 +305,32 @@ async fn accept_loop(
             drop(stream);
             continue;
         }
-        let is_http = shared.snapshot.load().gateway.http(port).is_some();
-        if !is_http {
+        serve_connection(&shared, &builder, &limits, stream, remote, port, &draining);
+    }
+    // Closing the socket here refuses new connections at once.
+    drop(listener);
+    let _ = drain.send(true);
+}
+
+/// One accepted connection on gateway port `port`, by the kind of the port
+/// in the live snapshot: the place each listener kind hooks in.
+fn serve_connection(
+    shared: &Arc<Shared>,
+    builder: &Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    limits: &Arc<TcpLimits>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    port: u16,
+    draining: &watch::Receiver<bool>,
+) {
+    let snapshot = shared.snapshot.load();
+    match snapshot.gateway.ports.get(&port).map(|p| &p.kind) {
+        Some(PortKind::Http(_)) => {
+            super::spawn_http(shared, builder, stream, remote, Some(port), draining);
+        }
+        // TCP, and a port the snapshot no longer has (closed, NR, by
+        // `tcp::serve`).
+        Some(PortKind::Tcp(_)) | None => {
             let _ = stream.set_nodelay(true);
             let alive = shared.connections.clone();
             let (shared, limits) = (shared.clone(), limits.clone());
@@ -148,8 +338,6 @@ async fn accept_loop(
                 let _alive = alive;
                 tcp::serve(shared, limits, stream, remote, port).await;
             });
-            continue;
         }
-        super::spawn_http(&shared, &builder, stream, remote, Some(port), &shutdown);
     }
 }

@@ -68,6 +68,10 @@ pub struct Shared {
     pub downstream: limits::Stats,
     /// Per-worker counters (empty off `workers::start_workers`).
     pub workers: workers::Stats,
+    /// The gateway's listener set (`--gateway`), reconciled on install.
+    pub gateway: std::sync::OnceLock<Arc<gateway::Listeners>>,
+    /// Where the sidecar (`--listen`) and admin listeners are bound.
+    pub addresses: std::sync::OnceLock<(SocketAddr, SocketAddr)>,
 }
 
 impl Shared {
@@ -108,6 +112,8 @@ impl Shared {
             limits,
             downstream,
             workers: worker_stats,
+            gateway: std::sync::OnceLock::new(),
+            addresses: std::sync::OnceLock::new(),
         })
     }
 
@@ -157,7 +163,12 @@ impl Shared {
     /// finds its cluster's state (unchanged clusters keep theirs).
     pub fn install(&self, snapshot: Snapshot) {
         self.clusters.reconcile(&snapshot);
-        self.snapshot.store(Arc::new(snapshot));
+        let snapshot = Arc::new(snapshot);
+        self.snapshot.store(snapshot.clone());
+        // After the store: a new port's first connection finds its kind.
+        if let Some(g) = self.gateway.get() {
+            g.reconcile(&snapshot);
+        }
         self.ready.store(true, Ordering::Release);
     }
 }
@@ -360,6 +371,7 @@ pub async fn start_with_limits(
         shared: shared.clone(),
         shutdown: tx,
     };
+    let _ = shared.addresses.set((running.listen, running.admin));
     tokio::spawn(serve(listener, shared.clone(), rx.clone()));
     tokio::spawn(sample_memory(shared.clone(), rx.clone()));
     tokio::spawn(admin::serve(admin_listener, shared, rx));

@@ -172,6 +172,7 @@ pub async fn start_workers(
         shared: shared.clone(),
         shutdown: tx,
     };
+    let _ = shared.addresses.set((running.listen, running.admin));
     let mut threads = Vec::with_capacity(workers);
     for (i, (listener, rt)) in listeners.into_iter().zip(runtimes).enumerate() {
         let shared = shared.clone();

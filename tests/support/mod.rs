@@ -400,6 +400,16 @@ pub struct GatewayProxy {
 
 impl GatewayProxy {
     pub async fn start(yaml: &str, labels: &[(&str, &str)]) -> GatewayProxy {
+        Self::start_with_ports(yaml, labels, &[]).await
+    }
+
+    /// As `start`, with server ports `later` (which a reload may add) also
+    /// mapped to free ports.
+    pub async fn start_with_ports(
+        yaml: &str,
+        labels: &[(&str, &str)],
+        later: &[u16],
+    ) -> GatewayProxy {
         let proxy = Proxy::start_as(
             yaml,
             strait::compile::Options {
@@ -419,6 +429,7 @@ impl GatewayProxy {
             .gateway
             .ports
             .keys()
+            .chain(later)
             .map(|p| (*p, 0))
             .collect();
         let bind = strait::proxy::gateway::Bind {
@@ -430,6 +441,35 @@ impl GatewayProxy {
                 .await
                 .expect("gateway ports bind");
         GatewayProxy { proxy, listeners }
+    }
+
+    /// Compile `yaml` for this gateway and install it, as a reload does.
+    pub fn install(&self, yaml: &str) {
+        let cfg = load_str(
+            yaml,
+            "test.yaml",
+            &LoadOptions {
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+        );
+        assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
+        let shared = &self.proxy.running.shared;
+        let options = shared.snapshot.load().identity.clone();
+        shared.install(strait::compile::compile(&cfg, &options));
+    }
+
+    /// Where server port `server_port` listens now (after reloads).
+    pub fn live_port(&self, server_port: u16) -> Option<SocketAddr> {
+        self.proxy
+            .running
+            .shared
+            .gateway
+            .get()?
+            .listening()
+            .into_iter()
+            .find(|l| l.server_port == server_port)
+            .map(|l| l.address)
     }
 
     /// Where Gateway server port `server_port` listens.
