@@ -1,5 +1,5 @@
 //! Fuzzing entry points (reliability case 31). The cargo-fuzz targets in
-//! `fuzz/` and the corpus replay in `tests/fuzz_corpus.rs` call these same
+//! `fuzz/` and the corpus replay in `tests/it/fuzz_corpus.rs` call these same
 //! functions, so every input a fuzzer found keeps being checked by
 //! `cargo test`. Each function takes arbitrary bytes and must neither panic
 //! nor hang; they panic only to report a broken invariant.

@@ -3,11 +3,9 @@
 //! would (`pilot/pkg/serviceregistry/kube`), and `run`, `explain` and `check`
 //! all read it.
 
-mod support;
-
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 use tokio::net::TcpListener;
 
 /// An upstream on its own loopback address (a pod IP).

@@ -3,16 +3,14 @@
 //! priorities only with outlier detection, failover when the local
 //! endpoints are ejected, and `distribute` weights.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use support::*;
 
 const HOST: &str = "a.test";
 

@@ -4,18 +4,16 @@
 //! weight, `http2MaxRequests` and `maxRetries` overflow, and cluster state
 //! that survives reloads.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use strait::load::{LoadOptions, load_str};
-use support::*;
 use tokio::sync::{mpsc, watch};
 
 const HOST: &str = "a.test";

@@ -3,13 +3,11 @@
 //! and what a person sees once the page's script has refreshed it. Also
 //! the page without a browser: the explain form and `/page.json`.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn config(v1: SocketAddr, v2: SocketAddr) -> String {
     service_entry(
@@ -268,6 +266,7 @@ async fn the_page_explains_a_request_and_serves_its_figures() {
 #[tokio::test]
 async fn demo_serve_keeps_traffic_flowing_until_sigterm() {
     use std::io::BufRead;
+    let _demo = crate::DEMO_PORTS.lock().await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([

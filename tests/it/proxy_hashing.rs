@@ -3,13 +3,11 @@
 //! different keys spread, a generated cookie comes back on the first
 //! response, and removing a host moves only that host's keys.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use crate::support::*;
 use strait::load::{LoadOptions, load_str};
-use support::*;
 
 const HOST: &str = "a.test";
 

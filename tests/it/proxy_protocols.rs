@@ -3,8 +3,6 @@
 //! between h1 and h2c, gRPC unary and bidirectional streaming, and hostile
 //! HTTP/1.1 input (reliability.md §5 rows 9–12).
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -24,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use support::*;
+use crate::support::*;
 
 /// Generous bound on any single network wait (a hang fails, it never stalls CI).
 const BOUND: Duration = Duration::from_secs(10);

@@ -7,11 +7,9 @@
 //! need a host to still be ejected are checked against the admin API after
 //! each request instead of against the clock.
 
-mod support;
-
 use std::net::SocketAddr;
 
-use support::*;
+use crate::support::*;
 
 const HOST: &str = "a.test";
 const CLUSTER: &str = "outbound|80||a.test";

@@ -1,9 +1,7 @@
 //! The harness itself and the basic path: a request reaches the upstream a
 //! VirtualService picks, over HTTP/1.1 and h2c.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn routes_to_the_subset_the_virtual_service_picks() {

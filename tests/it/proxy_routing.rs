@@ -4,12 +4,10 @@
 //! their errors, several VirtualServices for one host, delegation, exportTo,
 //! and the access-log fields.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FQDN: &str = "reviews.default.svc.cluster.local";

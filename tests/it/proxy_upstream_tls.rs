@@ -1,8 +1,6 @@
 //! TLS origination (DestinationRule `trafficPolicy.tls`) against a real
 //! rustls upstream with certificates made by rcgen for each test.
 
-mod support;
-
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,7 +15,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
-use support::*;
+use crate::support::*;
 
 /// A CA, a server certificate for `backend.test` and a client certificate,
 /// written as PEM files.

@@ -1,18 +1,16 @@
 //! `strait run` as an operator runs it: startup line, readiness, refusing an
 //! invalid config, and SIGTERM draining in-flight requests before exiting 0.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use support::*;
 
 /// Start `strait run` on ephemeral ports; returns the child and its listen
 /// and admin addresses (read from its startup line).
@@ -316,6 +314,7 @@ async fn sighup_reloads_now() {
 
 #[test]
 fn demo_shows_the_split_and_the_jason_route() {
+    let _demo = crate::DEMO_PORTS.blocking_lock();
     // Issue #14: outside the checkout too (the example is built in).
     let elsewhere = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_strait"))

@@ -1,6 +1,6 @@
 //! Golden tests: config + request → the exact `strait explain` text, one
 //! case per kind of decision (`tests/data/explain/`). Regenerate after an
-//! intended change with `STRAIT_BLESS=1 cargo test --test explain_golden`.
+//! intended change with `STRAIT_BLESS=1 cargo test --test it explain_golden::`.
 
 use std::path::Path;
 use std::process::Command;

@@ -2,8 +2,6 @@
 //! the pending queue, 503 UO), connections per request, idle timeout,
 //! connect timeout, HTTP/2 upgrade and the client's protocol.
 
-mod support;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 
-use support::*;
+use crate::support::*;
 
 fn config(addr: std::net::SocketAddr, protocol: &str, pool: &str) -> String {
     service_entry("backend.test", 80, protocol, &[(addr, &[])])

@@ -2,18 +2,18 @@
 //! contract in the Kubernetes API concepts documentation, and against the
 //! reference client, kubectl, where it is installed.
 
-#[path = "support/kube_api.rs"]
-mod kube_api;
+#[path = "../support/kube_api.rs"]
+mod fake_api;
 
 use std::io::BufReader;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
+use fake_api::FakeApi;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use kube_api::FakeApi;
 use serde_json::{Value, json};
 
 fn pod(name: &str, ns: &str, version: &str) -> Value {

@@ -1,14 +1,12 @@
 //! `explain` and the running proxy agree: for a randomised set of requests,
 //! the route explain reports is the route the proxy logged.
 
-mod support;
-
 use std::collections::HashMap;
 
+use crate::support::*;
 use strait::compile::Options;
 use strait::explain::{Request, explain};
 use strait::load::{LoadOptions, load_str};
-use support::*;
 
 fn config(up: std::net::SocketAddr) -> String {
     service_entry(

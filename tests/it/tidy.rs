@@ -412,7 +412,7 @@ fn every_import_points_down() {
     for m in &modules {
         if !table.contains_key(m.as_str()) {
             offenders.push(format!(
-                "src/{m}: not in tests/tidy.rs LAYERS (give it a row: what may it import?)"
+                "src/{m}: not in tests/it/tidy.rs LAYERS (give it a row: what may it import?)"
             ));
         }
     }
@@ -432,7 +432,7 @@ fn every_import_points_down() {
             }
             if !allowed.contains(&target.as_str()) {
                 offenders.push(format!(
-                    "{}:{line}: `{top}` imports `{target}`, which is not below it in tests/tidy.rs LAYERS",
+                    "{}:{line}: `{top}` imports `{target}`, which is not below it in tests/it/tidy.rs LAYERS",
                     f.display()
                 ));
             }

@@ -2,12 +2,10 @@
 //! either side is propagated (Envoy's tcp_proxy shuts down the write side
 //! toward the peer) and the other direction keeps flowing until its own FIN.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::{GatewayProxy, service_entry};
+use crate::support::{GatewayProxy, service_entry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;

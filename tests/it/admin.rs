@@ -1,12 +1,10 @@
 //! The admin listener: readiness, Istio metrics after known traffic, config
 //! dump, clusters, routes, live explain, logging level.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 async fn admin_get(admin: SocketAddr, path: &str) -> Got {
     send(&h1_client(), admin, "GET", "admin", path, &[], "").await
@@ -222,6 +220,18 @@ async fn admin_endpoints_describe_the_live_configuration() {
     assert_eq!(bad.status, 400);
     let wrong_method = send(&h1_client(), admin, "POST", "admin", "/ready", &[], "").await;
     assert_eq!(wrong_method.status, 405);
+    // The level is the process's: put it back for the other tests in this
+    // binary.
+    send(
+        &h1_client(),
+        admin,
+        "POST",
+        "admin",
+        "/logging?level=warn",
+        &[],
+        "",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -2,15 +2,13 @@
 //! invalid file written then fixed) while clients keep sending; no request
 //! fails, every valid change is observed, the invalid one never applies.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn vs(subset: &str) -> String {
     format!(

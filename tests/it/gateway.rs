@@ -2,12 +2,10 @@
 //! VirtualServices route HTTP by host and TCP by `tcp` rules, with Envoy's
 //! response flags in the access log.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::{GatewayProxy, Upstream, dead_addr, get, service_entry};
+use crate::support::{GatewayProxy, Upstream, dead_addr, get, service_entry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

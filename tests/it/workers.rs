@@ -4,8 +4,6 @@
 //! worker, `max_connections` / `max_requests` count "all hosts in an
 //! upstream cluster"); SIGTERM's drain stops every worker.
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,10 +19,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::support::*;
 use strait::load::{LoadOptions, load_str};
 use strait::proxy::access_log::AccessLog;
 use strait::proxy::workers::{Workers, start_workers};
-use support::*;
 
 const WORKERS: usize = 2;
 

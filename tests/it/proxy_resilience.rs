@@ -1,15 +1,13 @@
 //! Timeouts, retries, fault injection and mirrors as a client of an Istio
 //! sidecar sees them (istio-traffic-api.md §0.6, §1.12, §1.14, §1.15, §7).
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
-use support::*;
 
 /// An upstream that answers 200 `name` after `delay`.
 async fn slow(name: &str, delay: Duration) -> Upstream {

@@ -1,12 +1,10 @@
 //! Where endpoints come from (WorkloadEntries picked by a ServiceEntry's
 //! workloadSelector, DNS names) and a client that goes away mid-response (DC).
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
