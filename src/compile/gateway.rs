@@ -4,13 +4,17 @@
 //! matches the proxy's labels (in any namespace) contributes its servers;
 //! servers are merged per port number; a plain-text HTTP port gets one route
 //! table built from the VirtualServices bound to its gateways, a TCP port one
-//! tcp_proxy route. Pure, like the rest of `compile`.
+//! tcp_proxy route, an HTTPS port one TLS setting (`gateway_tls`) and route
+//! table per server, picked by SNI as Envoy's filter chain match does.
+//! Pure, like the rest of `compile`, but for the certificate files an HTTPS
+//! server names (read through `source::certs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::gateway_tls::{self, ServerTls};
 use super::routes::{build_routes, is_catch_all, l4_destinations, ordered_bound};
 use super::{Cluster, Options, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
@@ -38,9 +42,69 @@ impl GatewayListeners {
     pub fn http(&self, port: u16) -> Option<&RouteTable> {
         match &self.ports.get(&port)?.kind {
             PortKind::Http(t) => Some(t),
-            PortKind::Tcp(_) => None,
+            PortKind::Https(_) | PortKind::Tcp(_) => None,
         }
     }
+
+    /// The HTTPS servers of port `port` (TLS terminated here).
+    pub fn https(&self, port: u16) -> Option<&[HttpsServer]> {
+        match &self.ports.get(&port)?.kind {
+            PortKind::Https(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The route table for a request on gateway port `port`: the port's
+    /// (plain-text HTTP), or that of the HTTPS server the connection's
+    /// handshake chose (`server`: Gateway `namespace/name` and index).
+    pub fn routes(&self, port: u16, server: Option<(&str, usize)>) -> Option<&RouteTable> {
+        match (&self.ports.get(&port)?.kind, server) {
+            (PortKind::Http(t), None) => Some(t),
+            (PortKind::Https(servers), Some((gw, index))) => servers
+                .iter()
+                .find(|s| s.server.index == index && s.server.gateway == gw)
+                .map(|s| &s.routes),
+            _ => None,
+        }
+    }
+}
+
+/// Envoy's filter chain match on `server_names` (the HTTPS servers' SNI
+/// hosts, pilot `GetSNIHostsForServer`; a server with host `*` gets a chain
+/// with no `server_names`, listener.go): the exact name first, then the
+/// longest wildcard (`a.b.example.com` tries `*.b.example.com`, then
+/// `*.example.com`, then `*.com`), then a chain without server names; no
+/// SNI matches only the latter. `None`: no filter chain matches and Envoy
+/// closes the connection.
+pub fn select_server<'a>(servers: &'a [HttpsServer], sni: Option<&str>) -> Option<&'a HttpsServer> {
+    if let Some(sni) = sni {
+        let sni = sni.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(s) = servers.iter().find(|s| s.sni.contains(&sni)) {
+            return Some(s);
+        }
+        let mut rest = sni.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            let wildcard = format!("*.{parent}");
+            if let Some(s) = servers.iter().find(|s| s.sni.contains(&wildcard)) {
+                return Some(s);
+            }
+            rest = parent;
+        }
+    }
+    servers.iter().find(|s| s.sni.is_empty())
+}
+
+/// An HTTPS server: TLS terminated with its certificate, requests routed
+/// with its own route table (pilot gives each HTTPS server its own RDS
+/// route, `https.<port>.<port name>.<gateway>.<namespace>`).
+#[derive(Debug)]
+pub struct HttpsServer {
+    pub server: ServerRef,
+    /// Lower-cased SNI names (`server_names`); empty matches any SNI and
+    /// none (a `*` host).
+    pub sni: Vec<String>,
+    pub tls: Arc<ServerTls>,
+    pub routes: RouteTable,
 }
 
 /// A Gateway server strait cannot serve, with the field that says so.
@@ -93,6 +157,8 @@ pub enum PortKind {
     /// HTTP, HTTP2, GRPC, GRPC-WEB: routed by host (port ignored, as on
     /// Istio gateways) with the bound VirtualServices' `http` rules.
     Http(RouteTable),
+    /// HTTPS servers terminating TLS, picked by SNI ([`select_server`]).
+    Https(Vec<HttpsServer>),
     /// TCP and every other non-HTTP protocol (MONGO, MYSQL, REDIS, ...):
     /// the first matching `tcp` rule; `None` closes connections (NR).
     Tcp(Option<TcpRoute>),
@@ -104,6 +170,9 @@ impl PortKind {
     pub fn tls_mode(&self) -> &'static str {
         match self {
             PortKind::Http(_) | PortKind::Tcp(_) => "NONE",
+            PortKind::Https(servers) => servers
+                .first()
+                .map_or("SIMPLE", |s| gateway_tls::mode_name(s.tls.mode)),
         }
     }
 }
@@ -160,6 +229,26 @@ pub fn sanitize_server_hosts(hosts: &[String], gateway_namespace: &str) -> Vec<S
             _ => out.push(h.clone()),
         }
     }
+    out
+}
+
+/// pilot's `GetSNIHostsForServer`, lower-cased: the hosts without their
+/// namespace part, sorted, unique; empty when one is `*` (a filter chain
+/// without `server_names`).
+fn sni_hosts(hosts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            h.split_once('/')
+                .map_or(h.as_str(), |(_, n)| n)
+                .to_ascii_lowercase()
+        })
+        .collect();
+    if out.iter().any(|h| h == "*") {
+        return Vec::new();
+    }
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -264,8 +353,10 @@ pub fn l4_match_applies(
 }
 
 /// What a server can become here.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
     Http,
+    Https,
     Tcp,
 }
 
@@ -303,11 +394,22 @@ fn classify(
         }
         return Ok((number, protocol, Class::Http));
     }
+    let terminates = server.tls.as_ref().is_some_and(|t| {
+        matches!(
+            t.mode.unwrap_or_default(),
+            model::ServerTLSMode::Simple
+                | model::ServerTLSMode::Mutual
+                | model::ServerTLSMode::OptionalMutual
+        )
+    });
+    if protocol == Protocol::Https && terminates {
+        return Ok((number, protocol, Class::Https));
+    }
     match protocol {
         Protocol::Https | Protocol::Tls => Err(problem(
             "port.protocol",
             format!(
-                "{} servers (TLS termination or SNI passthrough) are not supported by strait yet; it serves plain-text HTTP, HTTP2, GRPC, GRPC-WEB and TCP (also MONGO, MYSQL, REDIS) servers. Terminate TLS in front of strait, or serve this port with an Istio gateway",
+                "{} servers with this TLS mode (SNI passthrough, TLS to TCP, or no `tls`) are not supported by strait yet; it serves HTTPS servers with tls.mode SIMPLE, MUTUAL or OPTIONAL_MUTUAL, and plain-text HTTP, HTTP2, GRPC, GRPC-WEB and TCP (also MONGO, MYSQL, REDIS) servers",
                 protocol.as_str()
             ),
         )),
@@ -329,8 +431,12 @@ fn classify(
 /// A port while servers are merged onto it.
 struct PortAcc {
     protocol: Protocol,
-    http: bool,
+    class: Class,
     servers: Vec<ServerRef>,
+    /// Per server, for an HTTPS port.
+    tls: Vec<(Vec<String>, Arc<ServerTls>)>,
+    /// pilot's `tlsHostsByPort`: hosts of the TLS servers merged so far.
+    tls_hosts: Vec<String>,
 }
 
 /// Build the gateway listeners for the workload described by `opts`.
@@ -378,27 +484,67 @@ pub fn compile(
                 gateway: gw.key(),
                 index,
                 hosts: sanitize_server_hosts(&server.hosts, gw.namespace()),
-                https_redirect: server
-                    .tls
-                    .as_ref()
-                    .and_then(|t| t.https_redirect)
-                    .unwrap_or(false),
+                https_redirect: class == Class::Http
+                    && server
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.https_redirect)
+                        .unwrap_or(false),
                 port_name: server.port.as_ref().and_then(|p| p.name.clone()),
             };
-            let http = matches!(class, Class::Http);
+            let tls = if class == Class::Https {
+                // pilot's `CheckDuplicates`: a TLS server repeating a host
+                // of an earlier one on the port is skipped (Envoy refuses
+                // two filter chains with the same match).
+                if let Some(acc) = ports.get(&number)
+                    && acc.class == Class::Https
+                    && let Some(dup) = server.hosts.iter().find(|h| acc.tls_hosts.contains(h))
+                {
+                    tracing::warn!(gateway = %gw.key(), server = index, port = number, "skipping server: duplicate host {dup} on an HTTPS port");
+                    continue;
+                }
+                let settings = server.tls.as_ref().expect("classified HTTPS");
+                match gateway_tls::build(config, gw, settings) {
+                    Ok(t) => Some((sni_hosts(&server.hosts), Arc::new(t))),
+                    Err(e) => {
+                        out.problems.push(Problem {
+                            gateway: gw.key(),
+                            path: format!("spec.servers[{index}].{}", e.field),
+                            message: e.message,
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             match ports.get_mut(&number) {
                 None => {
                     ports.insert(
                         number,
                         PortAcc {
                             protocol,
-                            http,
+                            class,
                             servers: vec![sref],
+                            tls_hosts: if tls.is_some() {
+                                server.hosts.clone()
+                            } else {
+                                Vec::new()
+                            },
+                            tls: tls.into_iter().collect(),
                         },
                     );
                 }
                 // Plain-text HTTP servers share the port's route table.
-                Some(acc) if acc.http && http => acc.servers.push(sref),
+                Some(acc) if acc.class == Class::Http && class == Class::Http => {
+                    acc.servers.push(sref)
+                }
+                // TLS servers share the port, one filter chain each.
+                Some(acc) if acc.class == Class::Https && class == Class::Https => {
+                    acc.servers.push(sref);
+                    acc.tls_hosts.extend(server.hosts.iter().cloned());
+                    acc.tls.extend(tls);
+                }
                 // pilot skips a server whose protocol cannot merge with the
                 // port's, and a second TCP server on a port.
                 Some(acc) => {
@@ -426,7 +572,7 @@ pub fn compile(
                 })
             });
         }
-        let kind = if acc.http {
+        let kind = if acc.class == Class::Http {
             PortKind::Http(http_table(
                 config,
                 number,
@@ -436,6 +582,27 @@ pub fn compile(
                 clusters,
                 opts,
             ))
+        } else if acc.class == Class::Https {
+            PortKind::Https(
+                acc.servers
+                    .iter()
+                    .zip(acc.tls)
+                    .map(|(server, (sni, tls))| HttpsServer {
+                        routes: http_table(
+                            config,
+                            number,
+                            std::slice::from_ref(server),
+                            &bound,
+                            services,
+                            clusters,
+                            opts,
+                        ),
+                        server: server.clone(),
+                        sni,
+                        tls,
+                    })
+                    .collect(),
+            )
         } else {
             PortKind::Tcp(tcp_route(
                 config,

@@ -4,6 +4,7 @@
 
 pub mod cluster_policy;
 pub mod gateway;
+pub mod gateway_tls;
 pub mod policy;
 pub mod routes;
 pub mod services;

@@ -144,6 +144,29 @@ pub struct SecretSpec {
     pub string_data: BTreeMap<String, String>,
 }
 
+impl SecretSpec {
+    /// The data decoded from base64 (`stringData` merged over it, as the
+    /// API server does); an undecodable value counts as empty.
+    pub fn decoded(&self) -> BTreeMap<&str, Vec<u8>> {
+        use base64::Engine as _;
+        let mut out: BTreeMap<&str, Vec<u8>> = self
+            .data
+            .iter()
+            .map(|(k, v)| {
+                let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(clean)
+                    .unwrap_or_default();
+                (k.as_str(), bytes)
+            })
+            .collect();
+        for (k, v) in &self.string_data {
+            out.insert(k.as_str(), v.as_bytes().to_vec());
+        }
+        out
+    }
+}
+
 /// `core/v1` `NodeSpec`; node labels come from metadata.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]

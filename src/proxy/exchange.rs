@@ -27,6 +27,20 @@ pub struct ConnInfo {
     pub gateway_port: Option<u16>,
     /// Activity and requests in flight, for the connection's timeouts.
     pub state: Arc<super::limits::ConnState>,
+    /// Set when TLS was terminated here (an HTTPS gateway server).
+    pub tls: Option<Arc<TlsConn>>,
+}
+
+/// What a TLS handshake on an HTTPS gateway port decided.
+#[derive(Debug)]
+pub struct TlsConn {
+    /// The HTTPS server it chose: Gateway `namespace/name`.
+    pub gateway: String,
+    /// The server's index in the Gateway's `spec.servers`.
+    pub server: usize,
+    /// `x-forwarded-client-cert` for the client certificate, if one was
+    /// presented (Istio's gateway default `SANITIZE_SET`).
+    pub xfcc: Option<http::HeaderValue>,
 }
 
 impl ConnInfo {
@@ -37,6 +51,7 @@ impl ConnInfo {
             smuggling: Arc::default(),
             gateway_port: None,
             state: Arc::default(),
+            tls: None,
         }
     }
 }

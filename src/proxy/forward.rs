@@ -24,6 +24,8 @@ use crate::metrics::{ClusterLabels, Metrics};
 use crate::route::{Action, RetryPolicy, Route, UpstreamProtocol, WeightedCluster, rewrite};
 
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_CLIENT_CERT: http::HeaderName =
+    http::HeaderName::from_static("x-forwarded-client-cert");
 const UPSTREAM_SERVICE_TIME: http::HeaderName =
     http::HeaderName::from_static("x-envoy-upstream-service-time");
 
@@ -315,8 +317,22 @@ fn plan<'a>(
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers, upgrade);
     headers.remove(header::HOST);
-    if !headers.contains_key(X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if let Some(tls) = &conn.tls {
+        // Envoy on a gateway (`use_remote_address`, no trusted hops) says
+        // how the request really came; with SANITIZE_SET it drops a
+        // client's `x-forwarded-client-cert` and sets its own on mTLS.
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        headers.remove(X_FORWARDED_CLIENT_CERT);
+        if let Some(v) = &tls.xfcc {
+            headers.insert(X_FORWARDED_CLIENT_CERT, v.clone());
+        }
+    } else {
+        if conn.gateway_port.is_some() {
+            headers.remove(X_FORWARDED_CLIENT_CERT);
+        }
+        if !headers.contains_key(X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        }
     }
     route.request_headers.apply(&mut headers);
     dest.request_headers.apply(&mut headers);

@@ -328,6 +328,9 @@ fn serve_connection(
         Some(PortKind::Http(_)) => {
             super::spawn_http(shared, builder, stream, remote, Some(port), draining);
         }
+        Some(PortKind::Https(_)) => {
+            super::tls_server::spawn(shared, builder, stream, remote, port, draining);
+        }
         // TCP, and a port the snapshot no longer has (closed, NR, by
         // `tcp::serve`).
         Some(PortKind::Tcp(_)) | None => {

@@ -315,14 +315,19 @@ async fn route(
     let (path, query) = (uri.path(), uri.query());
     let view = RequestView {
         method: parts.method.as_str(),
-        scheme: uri.scheme_str().unwrap_or("http"),
+        scheme: uri
+            .scheme_str()
+            .unwrap_or(if conn.tls.is_some() { "https" } else { "http" }),
         authority,
         path,
         query,
         headers: &parts.headers,
     };
     let table = match conn.gateway_port {
-        Some(port) => snapshot.gateway.http(port),
+        Some(port) => snapshot.gateway.routes(
+            port,
+            conn.tls.as_deref().map(|t| (t.gateway.as_str(), t.server)),
+        ),
         None => Some(&snapshot.routes),
     };
     let Some(route) = table

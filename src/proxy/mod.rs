@@ -21,6 +21,7 @@ pub mod sniff;
 pub mod status;
 pub mod tcp;
 pub mod tls;
+pub mod tls_server;
 pub mod upstream;
 pub mod workers;
 
@@ -115,6 +116,11 @@ impl Shared {
             gateway: std::sync::OnceLock::new(),
             addresses: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A new downstream connection's count (held until it closes).
+    pub(crate) fn connection_guard(&self) -> Arc<()> {
+        self.connections.clone()
     }
 
     /// Open downstream connections.
@@ -234,14 +240,35 @@ pub(crate) fn spawn_http(
     let local = stream.local_addr().unwrap_or(remote);
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = gateway_port;
-    let stream = limits::Tracked::new(stream, conn.state.clone(), conn.smuggling.clone());
+    tokio::spawn(serve_http(
+        shared.clone(),
+        builder.clone(),
+        stream,
+        conn,
+        shutdown.clone(),
+        alive,
+    ));
+}
+
+/// Serve HTTP/1.1 and h2 (h2c, or h2 after TLS with ALPN) on a connection
+/// (`io`: a TCP stream, or a TLS stream on an HTTPS gateway port) until it
+/// ends; `alive` is the connection's count in `Shared::connections`.
+pub(crate) async fn serve_http<S>(
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    io: S,
+    conn: ConnInfo,
+    mut stop: watch::Receiver<bool>,
+    alive: Arc<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (local, remote) = (conn.local, conn.remote);
+    let stream = limits::Tracked::new(io, conn.state.clone(), conn.smuggling.clone());
     let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());
     let accepted_at = std::time::SystemTime::now();
     let shared_log = shared.clone();
-    let shared = shared.clone();
-    let builder = builder.clone();
-    let mut stop = shutdown.clone();
-    tokio::spawn(async move {
+    {
         let _alive = alive;
         shared.downstream.cx_active.inc();
         let stats = shared.downstream.clone();
@@ -287,7 +314,7 @@ pub(crate) fn spawn_http(
             tracing::debug!(error = %e, remote = %remote, "downstream connection ended with an error");
         }
         stats.cx_active.dec();
-    });
+    }
 }
 
 /// How long an idle connection may take to say goodbye after GOAWAY.

@@ -4,6 +4,7 @@
 //! runs the pipeline. Today: files, directories and stdin (`file`); a
 //! Kubernetes API source will sit beside it.
 
+pub mod certs;
 pub mod file;
 
 use tokio::sync::mpsc;

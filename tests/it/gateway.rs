@@ -370,10 +370,11 @@ spec:
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "web"));
 }
 
-/// An HTTPS server is refused at startup, naming the Gateway, the field and
-/// what strait serves, rather than silently not listening.
+/// A TLS passthrough server is refused at startup (until strait serves
+/// it), naming the Gateway, the field and what strait serves, rather than
+/// silently not listening.
 #[test]
-fn run_with_gateway_flag_refuses_https_servers() {
+fn run_with_gateway_flag_refuses_tls_passthrough_servers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.yaml");
     std::fs::write(
@@ -384,9 +385,9 @@ metadata: {name: ingress, namespace: istio-system}
 spec:
   selector: {istio: ingressgateway}
   servers:
-  - port: {number: 443, name: https, protocol: HTTPS}
+  - port: {number: 443, name: tls, protocol: TLS}
     hosts: ['*']
-    tls: {mode: SIMPLE, serverCertificate: /etc/c.pem, privateKey: /etc/k.pem}
+    tls: {mode: PASSTHROUGH}
 ",
     )
     .unwrap();
@@ -399,8 +400,7 @@ spec:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(79), "{stderr}");
     assert!(
-        stderr
-            .contains("Gateway istio-system/ingress: spec.servers[0].port.protocol: HTTPS servers"),
+        stderr.contains("Gateway istio-system/ingress: spec.servers[0].port.protocol: TLS servers"),
         "{stderr}"
     );
 }

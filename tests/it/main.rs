@@ -18,6 +18,7 @@ mod explain_cli;
 mod explain_golden;
 mod fuzz_corpus;
 mod gateway;
+mod gateway_tls;
 mod kube_api;
 mod kube_files;
 mod proxy_balancing;

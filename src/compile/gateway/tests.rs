@@ -491,14 +491,14 @@ fn conflicting_protocol_on_a_port_skips_the_later_server() {
 }
 
 #[test]
-fn https_and_tls_servers_are_reported_with_gateway_and_field_path() {
+fn passthrough_servers_are_reported_with_gateway_and_field_path() {
     let yaml = format!(
         "{SERVICES}{}",
         gateway(
             "istio-system",
             "gw",
             "",
-            "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: SIMPLE, serverCertificate: /c.pem, privateKey: /k.pem}\n"
+            "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: PASSTHROUGH}\n"
         ),
     );
     let s = gateway_snap(&yaml, &[]);
@@ -509,7 +509,7 @@ fn https_and_tls_servers_are_reported_with_gateway_and_field_path() {
     assert_eq!(s.gateway.problems.len(), 1);
     let p = s.gateway.problems[0].to_string();
     assert!(
-        p.starts_with("Gateway istio-system/gw: spec.servers[1].port.protocol: HTTPS servers"),
+        p.starts_with("Gateway istio-system/gw: spec.servers[1].port.protocol: HTTPS servers with this TLS mode"),
         "{p}"
     );
     assert!(p.contains("plain-text HTTP"), "{p}");

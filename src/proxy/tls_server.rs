@@ -1,0 +1,201 @@
+//! TLS termination on HTTPS gateway ports: read the ClientHello first
+//! (`LazyConfigAcceptor`), let its SNI pick the server as Envoy's filter
+//! chain match does (`compile::gateway::select_server`: the server's
+//! certificate, client verification and route table), finish the
+//! handshake with that server's `ServerConfig` from the live snapshot, then
+//! serve HTTP/1.1 or h2 (ALPN) with the same connection code as every
+//! listener. A reload swaps the `ServerConfig` for new handshakes; open
+//! connections keep theirs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rustls::server::Acceptor;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::Shared;
+use super::exchange::{ConnInfo, TlsConn};
+use crate::compile::gateway::select_server;
+use crate::compile::gateway_tls::{SanKind, subject_alt_names};
+
+/// How long a client may take from connect to a finished handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Terminate TLS on an accepted connection of HTTPS gateway port `port`
+/// and serve it, in its own task.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    port: u16,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let alive = shared.connection_guard();
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(remote);
+    let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let timeout = shared
+            .limits
+            .request_headers_timeout
+            .unwrap_or(HANDSHAKE_TIMEOUT);
+        let tls = match tokio::time::timeout(timeout, handshake(&shared, stream, port)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(why)) => {
+                tracing::debug!(%remote, port, "TLS handshake not completed: {why}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, port, "TLS handshake timed out");
+                return;
+            }
+        };
+        let (stream, conn_tls) = tls;
+        let mut conn = ConnInfo::new(local, remote);
+        conn.gateway_port = Some(port);
+        conn.tls = Some(Arc::new(conn_tls));
+        super::serve_http(shared, builder, stream, conn, shutdown, alive).await;
+    });
+}
+
+async fn handshake(
+    shared: &Shared,
+    stream: TcpStream,
+    port: u16,
+) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, TlsConn), String> {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
+        .await
+        .map_err(|e| format!("reading the ClientHello: {e}"))?;
+    let sni = start.client_hello().server_name().map(str::to_string);
+    let (config, gateway, server) = {
+        let snapshot = shared.snapshot.load();
+        let servers = snapshot
+            .gateway
+            .https(port)
+            .ok_or("the port no longer serves HTTPS")?;
+        // No filter chain matches: Envoy closes the connection.
+        let s = select_server(servers, sni.as_deref())
+            .ok_or_else(|| format!("no HTTPS server for SNI {sni:?}"))?;
+        (
+            s.tls.config.clone(),
+            s.server.gateway.clone(),
+            s.server.index,
+        )
+    };
+    let stream = start
+        .into_stream(config)
+        .await
+        .map_err(|e| format!("SNI {sni:?}: {e}"))?;
+    let xfcc = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(xfcc);
+    Ok((
+        stream,
+        TlsConn {
+            gateway,
+            server,
+            xfcc,
+        },
+    ))
+}
+
+/// Envoy's URL encoding of the PEM certificate: all but unreserved bytes.
+const PEM_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `x-forwarded-client-cert` for a verified client certificate as Istio's
+/// gateways set it (`SANITIZE_SET` with `set_current_client_cert_details`
+/// Subject, Cert, URI and DNS, pilot `buildGatewayConnectionManager`), in
+/// Envoy's order: `Hash` (SHA-256 of the DER, hex), `Cert` (URL-encoded
+/// PEM), `Subject` (RFC 2253), then one `URI=` and one `DNS=` per SAN.
+pub fn xfcc(cert: &CertificateDer<'_>) -> Option<HeaderValue> {
+    let hash = ring::digest::digest(&ring::digest::SHA256, cert);
+    let mut out = String::from("Hash=");
+    for b in hash.as_ref() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    let pem = rustls_pem(cert);
+    out.push_str(";Cert=\"");
+    out.extend(utf8_percent_encode(&pem, PEM_ENCODE));
+    out.push('"');
+    let subject = x509_parser::parse_x509_certificate(cert)
+        .map(|(_, c)| rfc2253(c.subject()))
+        .unwrap_or_default();
+    out.push_str(";Subject=\"");
+    out.push_str(&subject.replace('"', "\\\""));
+    out.push('"');
+    let sans = subject_alt_names(cert);
+    for kind in [SanKind::Uri, SanKind::Dns] {
+        for (_, n) in sans.iter().filter(|(k, _)| *k == kind) {
+            out.push_str(if kind == SanKind::Uri {
+                ";URI="
+            } else {
+                ";DNS="
+            });
+            out.push_str(n);
+        }
+    }
+    HeaderValue::from_str(&out).ok()
+}
+
+fn rustls_pem(cert: &CertificateDer<'_>) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// A distinguished name as OpenSSL's `XN_FLAG_RFC2253` prints it: the last
+/// RDN first, `,` between them, `+` within one.
+fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let oid = atv.attr_type();
+                    let key =
+                        x509_parser::objects::oid2abbrev(oid, x509_parser::objects::oid_registry())
+                            .map(str::to_string)
+                            .unwrap_or_else(|_| oid.to_id_string());
+                    let value = atv.as_str().map(escape_rdn).unwrap_or_default();
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+fn escape_rdn(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, c) in v.chars().enumerate() {
+        let edge = (i == 0 && (c == ' ' || c == '#')) || (i + 1 == v.chars().count() && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,627 @@
+//! HTTPS gateway servers (TLS termination) with real TLS clients: rustls
+//! here, and `curl`/`openssl` where installed. Certificates are made by
+//! rcgen for each test into a tempdir.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::support::{GatewayProxy, Upstream, service_entry};
+
+const LABELS: &[(&str, &str)] = &[("istio", "ingressgateway")];
+
+/// A CA and what it signed, as PEM files in a tempdir.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(cn: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let ca = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Pki {
+            dir,
+            ca,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A leaf for `names` (DNS SANs, and URIs for names with `://`),
+    /// written as `<file>.pem` and `<file>-key.pem`.
+    fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| {
+                if n.contains("://") {
+                    SanType::URI(rcgen::string::Ia5String::try_from(*n).unwrap())
+                } else {
+                    SanType::DnsName(rcgen::string::Ia5String::try_from(*n).unwrap())
+                }
+            })
+            .collect();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (
+            self.path(&format!("{file}.pem")),
+            self.path(&format!("{file}-key.pem")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    fn path(&self, name: &str) -> String {
+        let p: PathBuf = self.dir.path().join(name);
+        p.display().to_string()
+    }
+
+    fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.der().clone()
+    }
+}
+
+/// A client identity: its chain and key from PEM files.
+struct ClientCert {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn client_cert((cert, key): &(String, String)) -> ClientCert {
+    use rustls::pki_types::pem::PemObject;
+    ClientCert {
+        chain: CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect(),
+        key: PrivateKeyDer::from_pem_file(key).unwrap(),
+    }
+}
+
+/// How a test client connects.
+struct Dial<'a> {
+    /// Trusted roots.
+    roots: Vec<CertificateDer<'static>>,
+    /// The name verified; sent as SNI unless `no_sni`.
+    name: &'a str,
+    no_sni: bool,
+    alpn: &'a [&'a [u8]],
+    client: Option<&'a ClientCert>,
+}
+
+impl<'a> Dial<'a> {
+    fn to(roots: &[CertificateDer<'static>], name: &'a str) -> Dial<'a> {
+        Dial {
+            roots: roots.to_vec(),
+            name,
+            no_sni: false,
+            alpn: &[b"http/1.1"],
+            client: None,
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Connect and finish the TLS handshake (`Err`: the handshake failed or
+/// the proxy closed the connection).
+async fn connect(
+    addr: SocketAddr,
+    d: &Dial<'_>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for r in &d.roots {
+        roots.add(r.clone()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match d.client {
+        Some(c) => b
+            .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    config.enable_sni = !d.no_sni;
+    config.alpn_protocols = d.alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(d.name.to_string()).unwrap();
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    // TLS 1.3 reports a refused client certificate after the handshake:
+    // the first read sees the alert.
+    use tokio::io::AsyncReadExt;
+    let mut probe = [0u8; 0];
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(0), tls.read(&mut probe)).await;
+    Ok(tls)
+}
+
+/// One response over an established TLS connection.
+struct Reply {
+    status: u16,
+    body: String,
+    version: http::Version,
+}
+
+/// Send `GET https://host/path` with `headers` over a new connection.
+async fn request(
+    addr: SocketAddr,
+    d: &Dial<'_>,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
+    let tls = connect(addr, d).await?;
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(tls);
+    let mut req = Request::builder()
+        .uri(format!("https://{host}{path}"))
+        .header("host", host);
+    if h2 {
+        req = Request::builder()
+            .uri(format!("https://{host}{path}"))
+            .version(http::Version::HTTP_2);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::new())).unwrap();
+    let resp = if h2 {
+        let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    };
+    let version = resp.version();
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Reply {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        version,
+    })
+}
+
+/// A Gateway `ingress` in `istio-system` with `servers` (YAML list items).
+fn gateway(servers: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: ingress, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+{servers}---
+"
+    )
+}
+
+/// A VirtualService bound to the gateway: `host` → `dest`.
+fn vs(name: &str, host: &str, dest: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: default}}
+spec:
+  hosts: [{host}]
+  gateways: [istio-system/ingress]
+  http:
+  - route: [{{destination: {{host: {dest}}}}}]
+---
+"
+    )
+}
+
+fn https_server(hosts: &str, tls: &str) -> String {
+    format!(
+        "  - port: {{number: 443, name: https-{n}, protocol: HTTPS}}
+    hosts: [{hosts}]
+    tls: {{{tls}}}
+",
+        n = hosts.len() + tls.len()
+    )
+}
+
+fn simple(cert: &(String, String)) -> String {
+    format!(
+        "mode: SIMPLE, serverCertificate: {}, privateKey: {}",
+        cert.0, cert.1
+    )
+}
+
+#[tokio::test]
+async fn simple_https_server_terminates_tls_and_routes_bound_virtual_services() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server("'web.example.com'", &simple(&cert))),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let addr = gw.port(443);
+    let roots = [pki.ca_der()];
+    let d = Dial::to(&roots, "web.example.com");
+    let r = request(
+        addr,
+        &d,
+        "web.example.com",
+        "/x",
+        &[
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-client-cert", "Hash=forged"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+    assert_eq!(r.version, http::Version::HTTP_11);
+    let seen = web.last();
+    // Envoy on a gateway (use_remote_address) sets the scheme it saw; with
+    // SANITIZE_SET (Istio's gateway default) a client's XFCC is dropped.
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert!(!seen.headers.contains_key("x-forwarded-client-cert"));
+    // A host the server does not serve: its route table has no such host.
+    let r = request(addr, &d, "other.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let log = gw.proxy.log_entries(2).await;
+    assert_eq!(log[0]["response_code"], 200, "{log:?}");
+}
+
+/// ALPN `h2` (pilot `util.ALPNHttp` on HTTPS servers): an HTTP/2 client
+/// gets HTTP/2 over TLS; one offering only `http/1.1` gets HTTP/1.1.
+#[tokio::test]
+async fn alpn_h2_serves_http2_over_tls() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server("'web.example.com'", &simple(&cert))),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "web.example.com");
+    d.alpn = &[b"h2", b"http/1.1"];
+    let tls = connect(gw.port(443), &d).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    drop(tls);
+    let r = request(gw.port(443), &d, "web.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+    assert_eq!(r.version, http::Version::HTTP_2);
+    assert_eq!(web.last().headers["x-forwarded-proto"], "https");
+}
+
+/// Two HTTPS servers on one port: the ClientHello's SNI picks the server
+/// (its certificate and its own route table), as Envoy's filter chain
+/// match on `server_names` does (pilot gives each HTTPS server a filter
+/// chain with its hosts as `server_names` and its own RDS route).
+#[tokio::test]
+async fn sni_picks_the_server_certificate_and_route_table() {
+    let a = Upstream::named("a").await;
+    let b = Upstream::named("b").await;
+    let pki = Pki::new("Test CA");
+    let ca = pki.leaf("a", "a", &["a.example.com"]);
+    let cb = pki.leaf("b", "b", &["*.b.example.com"]);
+    let yaml = format!(
+        "{}{}{}{}{}",
+        gateway(&format!(
+            "{}{}",
+            https_server("'a.example.com'", &simple(&ca)),
+            https_server("'*.b.example.com'", &simple(&cb))
+        )),
+        service_entry("a.internal", 8080, "HTTP", &[(a.addr, &[])]),
+        service_entry("b.internal", 8080, "HTTP", &[(b.addr, &[])]),
+        vs("a", "a.example.com", "a.internal"),
+        vs("b", "'*.b.example.com'", "b.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let addr = gw.port(443);
+    let roots = [pki.ca_der()];
+    let r = request(
+        addr,
+        &Dial::to(&roots, "a.example.com"),
+        "a.example.com",
+        "/",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.body, "a");
+    // The wildcard server's certificate verifies for x.b.example.com.
+    let r = request(
+        addr,
+        &Dial::to(&roots, "x.b.example.com"),
+        "x.b.example.com",
+        "/",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.body, "b");
+    // SNI a, Host of b: a's route table has no vhost for it (Envoy: 404 NR).
+    let r = request(
+        addr,
+        &Dial::to(&roots, "a.example.com"),
+        "x.b.example.com",
+        "/",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 404);
+}
+
+/// No SNI, or an SNI no server names: Envoy finds no filter chain and
+/// closes the connection, unless a server has host `*`, whose chain has no
+/// `server_names` (pilot listener.go: `fullWildcardFound`) and takes both.
+#[tokio::test]
+async fn unknown_or_missing_sni_closes_unless_a_server_has_host_star() {
+    let a = Upstream::named("a").await;
+    let any = Upstream::named("any").await;
+    let pki = Pki::new("Test CA");
+    let ca = pki.leaf("a", "a", &["a.example.com"]);
+    let cany = pki.leaf("any", "any", &["a.example.com", "other.example.com"]);
+    let named_only = format!(
+        "{}{}{}",
+        gateway(&https_server("'a.example.com'", &simple(&ca))),
+        service_entry("a.internal", 8080, "HTTP", &[(a.addr, &[])]),
+        vs("a", "a.example.com", "a.internal"),
+    );
+    let gw = GatewayProxy::start(&named_only, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut no_sni = Dial::to(&roots, "a.example.com");
+    no_sni.no_sni = true;
+    assert!(connect(gw.port(443), &no_sni).await.is_err());
+    let unknown = Dial::to(&roots, "other.example.com");
+    assert!(connect(gw.port(443), &unknown).await.is_err());
+    drop(gw);
+
+    let with_star = format!(
+        "{}{}{}{}{}",
+        gateway(&format!(
+            "{}{}",
+            https_server("'a.example.com'", &simple(&ca)),
+            https_server("'*'", &simple(&cany))
+        )),
+        service_entry("a.internal", 8080, "HTTP", &[(a.addr, &[])]),
+        service_entry("any.internal", 8080, "HTTP", &[(any.addr, &[])]),
+        vs("a", "a.example.com", "a.internal"),
+        vs("any", "'*'", "any.internal"),
+    );
+    let gw = GatewayProxy::start(&with_star, LABELS).await;
+    // No SNI: the `*` server's certificate (it verifies for
+    // other.example.com, which a's does not) and route table.
+    let mut no_sni = Dial::to(&roots, "other.example.com");
+    no_sni.no_sni = true;
+    let r = request(gw.port(443), &no_sni, "other.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.body, "any", "no SNI: the chain without server_names");
+    let r = request(gw.port(443), &unknown, "other.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.body, "any");
+    let r = request(
+        gw.port(443),
+        &Dial::to(&roots, "a.example.com"),
+        "a.example.com",
+        "/",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.body, "a", "an exact server name wins over the catch-all");
+}
+
+/// MUTUAL: a client certificate from `caCertificates` is required; it
+/// reaches the upstream as Envoy's `x-forwarded-client-cert` with Istio's
+/// gateway details (Hash, Cert, Subject, URI, DNS; pilot
+/// `buildGatewayConnectionManager`), a client's own XFCC dropped.
+#[tokio::test]
+async fn mutual_requires_a_client_certificate_from_the_ca_and_forwards_xfcc() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let other = Pki::new("Other CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let good = client_cert(&pki.leaf("client", "client", &["client.test", "spiffe://test/client"]));
+    let stranger = client_cert(&other.leaf("client", "client", &["client.test"]));
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server(
+            "'web.example.com'",
+            &format!(
+                "{}, caCertificates: {}",
+                simple(&cert).replace("SIMPLE", "MUTUAL"),
+                pki.path("ca.pem")
+            )
+        )),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "web.example.com");
+    assert!(
+        request(gw.port(443), &d, "web.example.com", "/", &[])
+            .await
+            .is_err(),
+        "no client certificate"
+    );
+    d.client = Some(&stranger);
+    assert!(
+        request(gw.port(443), &d, "web.example.com", "/", &[])
+            .await
+            .is_err(),
+        "a certificate from another CA"
+    );
+    d.client = Some(&good);
+    let r = request(
+        gw.port(443),
+        &d,
+        "web.example.com",
+        "/",
+        &[("x-forwarded-client-cert", "Hash=forged")],
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+    let xfcc = web.last().headers["x-forwarded-client-cert"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let hash = ring_sha256_hex(&good.chain[0]);
+    assert!(
+        xfcc.starts_with(&format!(
+            "Hash={hash};Cert=\"-----BEGIN%20CERTIFICATE-----%0A"
+        )),
+        "{xfcc}"
+    );
+    assert!(
+        xfcc.ends_with("\";Subject=\"CN=client\";URI=spiffe://test/client;DNS=client.test"),
+        "{xfcc}"
+    );
+    assert!(!xfcc.contains("forged"));
+}
+
+fn ring_sha256_hex(der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// OPTIONAL_MUTUAL: a client without a certificate is served (no XFCC);
+/// one with a certificate is verified and forwarded.
+#[tokio::test]
+async fn optional_mutual_serves_clients_with_and_without_certificates() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let other = Pki::new("Other CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let good = client_cert(&pki.leaf("client", "client", &["client.test"]));
+    let stranger = client_cert(&other.leaf("client", "client", &["client.test"]));
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server(
+            "'web.example.com'",
+            &format!(
+                "{}, caCertificates: {}",
+                simple(&cert).replace("SIMPLE", "OPTIONAL_MUTUAL"),
+                pki.path("ca.pem")
+            )
+        )),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "web.example.com");
+    let r = request(gw.port(443), &d, "web.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!web.last().headers.contains_key("x-forwarded-client-cert"));
+    d.client = Some(&good);
+    let r = request(gw.port(443), &d, "web.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        web.last().headers["x-forwarded-client-cert"]
+            .to_str()
+            .unwrap()
+            .contains(";DNS=client.test")
+    );
+    d.client = Some(&stranger);
+    assert!(
+        request(gw.port(443), &d, "web.example.com", "/", &[])
+            .await
+            .is_err()
+    );
+}
+
+/// MUTUAL with `subjectAltNames`: the client certificate must also carry
+/// one of them (Envoy `match_typed_subject_alt_names`).
+#[tokio::test]
+async fn mutual_subject_alt_names_restrict_client_certificates() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let allowed = client_cert(&pki.leaf("c1", "c1", &["spiffe://test/allowed"]));
+    let other = client_cert(&pki.leaf("c2", "c2", &["spiffe://test/other"]));
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server(
+            "'web.example.com'",
+            &format!(
+                "{}, caCertificates: {}, subjectAltNames: ['spiffe://test/allowed']",
+                simple(&cert).replace("SIMPLE", "MUTUAL"),
+                pki.path("ca.pem")
+            )
+        )),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "web.example.com");
+    d.client = Some(&allowed);
+    let r = request(gw.port(443), &d, "web.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    d.client = Some(&other);
+    assert!(
+        request(gw.port(443), &d, "web.example.com", "/", &[])
+            .await
+            .is_err()
+    );
+}
