@@ -80,6 +80,8 @@ struct Material {
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     source: String,
+    /// Where the key came from, and its field.
+    key_source: (String, &'static str),
     /// The client CA, with the field it came from (MUTUAL, OPTIONAL_MUTUAL).
     ca: Option<Vec<CertificateDer<'static>>>,
     crls: Vec<CertificateRevocationListDer<'static>>,
@@ -131,6 +133,16 @@ pub fn build(
         cipher_suites: suites.unwrap_or(base.cipher_suites.clone()),
         ..base
     });
+    if let Err(e) = provider
+        .key_provider
+        .load_private_key(material.key.clone_key())
+    {
+        let (what, field) = &material.key_source;
+        return Err(problem(
+            field,
+            format!("{what}: not a usable private key: {e}"),
+        ));
+    }
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| {
@@ -278,10 +290,12 @@ fn material(
             "credentialName",
             &format!("{source} key {cert}"),
         )?;
+        let key_name = key;
         let key = private_key(&data[key], "credentialName", &format!("{source} key {key}"))?;
         Material {
             chain,
             key,
+            key_source: (format!("{source} key {key_name}"), "credentialName"),
             source,
             ca: None,
             crls: Vec::new(),
@@ -313,6 +327,7 @@ fn material(
         Material {
             chain: certs(&cert_bytes, "serverCertificate", cert_path)?,
             key: private_key(&key_bytes, "privateKey", key_path)?,
+            key_source: (key_path.to_string(), "privateKey"),
             source: format!("file {cert_path}"),
             ca: None,
             crls: Vec::new(),

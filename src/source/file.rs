@@ -2,8 +2,10 @@
 //! stdin, watched with notify. The only module that reads configuration
 //! from the file system.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use notify::{RecursiveMode, Watcher};
 
@@ -18,23 +20,100 @@ const MAX_FILES: usize = 100_000;
 #[derive(Clone, Debug)]
 pub struct FileSource {
     pub paths: Vec<PathBuf>,
+    /// The certificate files the last loaded Gateways reference, watched
+    /// too: a rotated certificate is a configuration change.
+    certs: Arc<CertWatch>,
 }
 
 impl FileSource {
     pub fn new(paths: Vec<PathBuf>) -> FileSource {
-        FileSource { paths }
+        FileSource {
+            paths,
+            certs: Arc::default(),
+        }
     }
+}
+
+/// The certificate files to watch and the watcher that watches their
+/// directories (set while a `watch` guard lives).
+#[derive(Default)]
+struct CertWatch {
+    files: Arc<Mutex<Vec<PathBuf>>>,
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    dirs: Mutex<BTreeSet<PathBuf>>,
+}
+
+impl std::fmt::Debug for CertWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertWatch")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertWatch {
+    /// Watch `files` from now on (their directories, as for config files:
+    /// Secret and ConfigMap mounts swap files by symlink).
+    fn set(&self, files: Vec<PathBuf>) {
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = watcher.as_mut() {
+            let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+            for f in &files {
+                let dir = parent_dir(f).to_path_buf();
+                if !dirs.contains(&dir) {
+                    match w.watch(&dir, RecursiveMode::NonRecursive) {
+                        Ok(()) => {
+                            dirs.insert(dir);
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a certificate directory; reload with SIGHUP after rotating")
+                        }
+                    }
+                }
+            }
+        }
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+    }
+}
+
+/// Stops the certificate watch with the config watch.
+struct CertGuard(Arc<CertWatch>);
+
+impl Drop for CertGuard {
+    fn drop(&mut self) {
+        *self.0.watcher.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.0
+            .dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+fn parent_dir(p: &Path) -> &Path {
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 impl Source for FileSource {
     fn load(&self, opts: &LoadOptions) -> ConfigSet {
-        load_paths(&self.paths, opts)
+        let set = load_paths(&self.paths, opts);
+        self.certs.set(super::certs::referenced(&set));
+        set
     }
 
     fn watch(&self, changes: Changes) -> Result<Watch, String> {
-        watch(&self.paths, changes)
-            .map(Watch::new)
-            .map_err(|e| e.to_string())
+        let w = watch(&self.paths, self.certs.files.clone(), changes).map_err(|e| e.to_string())?;
+        *self.certs.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+        let files = self
+            .certs
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.certs.set(files);
+        Ok(Watch::new(CertGuard(self.certs.clone())))
     }
 
     fn describe(&self) -> Vec<String> {
@@ -133,14 +212,23 @@ fn collect_files(p: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), S
 /// Watch the paths: directories recursively, files through their directory
 /// (editors and ConfigMaps replace files by rename and symlink swaps, which a
 /// watch on the file misses).
-fn watch(paths: &[PathBuf], changes: Changes) -> notify::Result<notify::RecommendedWatcher> {
+fn watch(
+    paths: &[PathBuf],
+    certs: Arc<Mutex<Vec<PathBuf>>>,
+    changes: Changes,
+) -> notify::Result<notify::RecommendedWatcher> {
     let files: Vec<PathBuf> = paths.to_vec();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         if matches!(ev.kind, notify::EventKind::Access(_)) {
             return;
         }
-        if ev.paths.iter().any(|p| relevant(p, &files)) {
+        let cert = |p: &Path| {
+            certs
+                .lock()
+                .is_ok_and(|c| c.iter().any(|w| w == p || p.file_name() == w.file_name()))
+        };
+        if ev.paths.iter().any(|p| relevant(p, &files) || cert(p)) {
             let _ = changes.try_send(());
         }
     })?;

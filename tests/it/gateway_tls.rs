@@ -625,3 +625,289 @@ async fn mutual_subject_alt_names_restrict_client_certificates() {
             .is_err()
     );
 }
+
+/// The subject CN of the certificate a new connection is served.
+async fn served_cn(addr: SocketAddr, d: &Dial<'_>) -> Option<String> {
+    let tls = connect(addr, d).await.ok()?;
+    let der = tls.get_ref().1.peer_certificates()?.first()?.clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    Some(cn)
+}
+
+/// Rotation: certificate files changing on disk are picked up by the file
+/// watcher's reload for new handshakes while an open connection keeps
+/// serving; a broken key is rejected like any invalid configuration and
+/// the last good certificate keeps serving.
+#[tokio::test]
+async fn rotated_certificate_files_serve_new_handshakes_without_dropping_connections() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "first", &["web.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server("'web.example.com'", &simple(&cert))),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let conf = tempfile::tempdir().unwrap();
+    let conf_path = conf.path().join("gw.yaml");
+    std::fs::write(&conf_path, &yaml).unwrap();
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let shared = gw.proxy.running.shared.clone();
+    let reloader = Arc::new(strait::reload::Reloader::new(
+        strait::source::file::FileSource::new(vec![conf_path.clone()]),
+        "default",
+        LABELS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        shared.clone(),
+    ));
+    // The first load tells the source which certificate files to watch.
+    reloader.reload().expect("the configuration loads");
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    reloader.clone().spawn(stop_rx);
+
+    let addr = gw.port(443);
+    let roots = [pki.ca_der()];
+    let d = Dial::to(&roots, "web.example.com");
+    assert_eq!(served_cn(addr, &d).await.as_deref(), Some("first"));
+    // A kept-alive connection, open across the rotation.
+    let tls = connect(addr, &d).await.unwrap();
+    let (mut open, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let get = || {
+        Request::builder()
+            .uri("/")
+            .header("host", "web.example.com")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(open.send_request(get()).await.unwrap().status(), 200);
+
+    // Rotate: write the new certificate and key over the old files.
+    let next = pki.leaf("next", "second", &["web.example.com"]);
+    std::fs::copy(&next.0, &cert.0).unwrap();
+    std::fs::copy(&next.1, &cert.1).unwrap();
+    let mut served = None;
+    for _ in 0..100 {
+        served = served_cn(addr, &d).await;
+        if served.as_deref() == Some("second") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        served.as_deref(),
+        Some("second"),
+        "the watcher reloaded the rotated files"
+    );
+    let r = open
+        .send_request(get())
+        .await
+        .expect("the open connection still serves");
+    assert_eq!(r.status(), 200);
+
+    // A broken key: rejected, naming the field and the file; "second" serves.
+    std::fs::write(
+        &cert.1,
+        "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let errors = reloader.reload().expect_err("a broken key is rejected");
+    let text = errors.join("\n");
+    assert!(
+        text.contains("Gateway istio-system/ingress: spec.servers[0].tls.privateKey")
+            && text.contains(&cert.1),
+        "{text}"
+    );
+    assert!(shared.status.lock().unwrap().last_rejected.is_some());
+    assert_eq!(served_cn(addr, &d).await.as_deref(), Some("second"));
+    assert_eq!(open.send_request(get()).await.unwrap().status(), 200);
+}
+
+/// `tool` on the PATH, or why the test skips.
+fn installed(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!(
+            "skipped: `{tool}` is not installed (the rustls tests above cover the same behaviour)"
+        );
+    }
+    found
+}
+
+/// Real clients: curl (HTTP/1.1 and HTTP/2 by ALPN, with and without a
+/// client certificate) and openssl s_client (SNI, ALPN, verification).
+#[tokio::test]
+async fn curl_and_openssl_clients_are_served() {
+    if !installed("curl") || !installed("openssl") {
+        return;
+    }
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let client = pki.leaf("client", "client", &["client.test"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server(
+            "'web.example.com'",
+            &format!(
+                "{}, caCertificates: {}",
+                simple(&cert).replace("SIMPLE", "OPTIONAL_MUTUAL"),
+                pki.path("ca.pem")
+            )
+        )),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let port = gw.port(443).port();
+    let ca = pki.path("ca.pem");
+    let curl = |extra: Vec<String>| {
+        let mut args = vec![
+            "-sS".to_string(),
+            "--max-time".into(),
+            "10".into(),
+            "--resolve".into(),
+            format!("web.example.com:{port}:127.0.0.1"),
+            "--cacert".into(),
+            ca.clone(),
+            "-w".into(),
+            " %{http_code} %{http_version}".into(),
+        ];
+        args.extend(extra);
+        args.push(format!("https://web.example.com:{port}/"));
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("curl")
+                .args(&args)
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    assert_eq!(curl(vec!["--http1.1".into()]).await.unwrap(), "web 200 1.1");
+    assert_eq!(curl(vec!["--http2".into()]).await.unwrap(), "web 200 2");
+    let with_cert = curl(vec![
+        "--cert".into(),
+        client.0.clone(),
+        "--key".into(),
+        client.1.clone(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(with_cert, "web 200 2");
+    let xfcc = web.last().headers["x-forwarded-client-cert"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        xfcc.contains("Subject=\"CN=client\"") && xfcc.ends_with(";DNS=client.test"),
+        "{xfcc}"
+    );
+
+    let s_client = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args([
+                "-servername",
+                "web.example.com",
+                "-CAfile",
+                &ca,
+                "-alpn",
+                "h2,http/1.1",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(
+        s_client.contains("Verify return code: 0 (ok)"),
+        "{s_client}"
+    );
+    assert!(s_client.contains("ALPN protocol: h2"), "{s_client}");
+}
+
+/// gRPC over TLS: ALPN h2 to the gateway, h2c to a GRPC upstream; the
+/// message and the `grpc-status` trailer come back.
+#[tokio::test]
+async fn grpc_over_tls_reaches_an_h2c_upstream_with_trailers() {
+    use http_body_util::BodyExt as _;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let mut trailers = http::HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        let body = Full::new(body).with_trailers(async move { Some(Ok(trailers)) });
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(body)
+                                .unwrap(),
+                        )
+                    });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("g", "g", &["g.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server("'g.example.com'", &simple(&cert))),
+        service_entry("g.internal", 9000, "GRPC", &[(up, &[])]),
+        vs("g", "g.example.com", "g.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "g.example.com");
+    d.alpn = &[b"h2"];
+    let tls = connect(gw.port(443), &d).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let msg = Bytes::from_static(b"\x00\x00\x00\x00\x05hello");
+    let req = Request::post("https://g.example.com/echo.Echo/Unary")
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(msg.clone()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/grpc");
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), msg);
+}
