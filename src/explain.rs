@@ -124,12 +124,114 @@ pub struct Report {
     /// everything that decides a request).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// On a gateway (`--gateway`): the port and the server chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayChoice>,
     pub problems: Vec<String>,
+}
+
+/// Where a request to a gateway lands before routing.
+#[derive(Debug, Serialize)]
+pub struct GatewayChoice {
+    /// The Gateway server port.
+    pub port: u16,
+    /// `HTTP`, `HTTPS`, `TCP`, ...
+    pub protocol: String,
+    /// The HTTPS server chosen by SNI: `namespace/name spec.servers[i]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<crate::compile::gateway_tls::CertificateInfo>,
 }
 
 /// Explain `req` for a proxy described by `opts`.
 pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Request) -> Report {
-    let mut r = Report {
+    let r = empty_report(req);
+    explain_in(config, snap, opts, req, &snap.routes, r, false)
+}
+
+/// Explain `req` arriving on gateway server port `port` (default: the
+/// URL's port, else 443 for https and 80 for http) of a gateway workload
+/// (`opts.gateway`); an HTTPS port's server is picked by `sni` (default:
+/// the URL's host for https) as the proxy picks it.
+pub fn explain_gateway(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &Options,
+    req: &Request,
+    port: Option<u16>,
+    sni: Option<&str>,
+) -> Report {
+    use crate::compile::gateway::{PortKind, select_server};
+    let mut r = empty_report(req);
+    let (host, url_port) = split_authority(&req.authority);
+    let has_port = req.authority.rsplit_once(':').is_some_and(|(h, p)| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (!h.contains(':') || h.ends_with(']'))
+    });
+    let port = port
+        .or(has_port.then_some(url_port))
+        .unwrap_or(if req.scheme == "https" { 443 } else { 80 });
+    let Some(gp) = snap.gateway.ports.get(&port) else {
+        let ports: Vec<String> = snap.gateway.ports.keys().map(u16::to_string).collect();
+        r.problems.push(format!(
+            "no Gateway selecting labels {:?} has a server on port {port} (it serves: {}); the connection is refused",
+            opts.labels,
+            if ports.is_empty() { "nothing".to_string() } else { ports.join(", ") }
+        ));
+        return r;
+    };
+    let mut choice = GatewayChoice {
+        port,
+        protocol: gp.protocol.as_str().to_string(),
+        server: None,
+        sni: None,
+        tls_mode: None,
+        certificate: None,
+    };
+    let table = match &gp.kind {
+        PortKind::Http(t) => t,
+        PortKind::Https(servers) => {
+            let sni = sni
+                .map(str::to_string)
+                .or_else(|| (req.scheme == "https").then(|| host.to_string()));
+            choice.sni = sni.clone();
+            let Some(s) = select_server(servers, sni.as_deref()) else {
+                r.problems.push(format!(
+                    "no HTTPS server on port {port} matches SNI {}: the connection is closed during the handshake (no filter chain matches)",
+                    sni.as_deref().map_or("(none)".to_string(), |s| format!("{s:?}"))
+                ));
+                r.gateway = Some(choice);
+                return r;
+            };
+            choice.server = Some(format!(
+                "{} spec.servers[{}]",
+                s.server.gateway, s.server.index
+            ));
+            choice.tls_mode = Some(crate::compile::gateway_tls::mode_name(s.tls.mode).to_string());
+            choice.certificate = Some(s.tls.certificate.clone());
+            &s.routes
+        }
+        _ => {
+            r.problems.push(format!(
+                "port {port} is a {} server: connections are proxied by its `tcp` route, not routed per request",
+                gp.protocol.as_str()
+            ));
+            r.gateway = Some(choice);
+            return r;
+        }
+    };
+    r.gateway = Some(choice);
+    explain_in(config, snap, opts, req, table, r, true)
+}
+
+fn empty_report(req: &Request) -> Report {
+    Report {
         request: format!(
             "{} {}://{}{}{}",
             req.method,
@@ -153,9 +255,28 @@ pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Reques
         timeout: String::new(),
         retries: String::new(),
         policies: Vec::new(),
+        gateway: None,
         problems: Vec::new(),
-    };
-    let Some(vhost) = snap.routes.vhost(&req.authority) else {
+    }
+}
+
+fn explain_in(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &Options,
+    req: &Request,
+    table: &crate::route::RouteTable,
+    mut r: Report,
+    gateway: bool,
+) -> Report {
+    let Some(vhost) = table.vhost(&req.authority) else {
+        if gateway {
+            r.problems.push(format!(
+                "no VirtualService bound to this gateway server names host {:?}: requests get 404 NR (bind one with `gateways: [namespace/name]` and a host in the server's hosts)",
+                split_authority(&req.authority).0
+            ));
+            return r;
+        }
         let (h, port) = split_authority(&req.authority);
         let known: Vec<String> = snap
             .services
@@ -508,6 +629,29 @@ fn json<T: Serialize>(v: &T) -> String {
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Request:         {}", r.request);
+    if let Some(g) = &r.gateway {
+        let _ = writeln!(s, "Gateway port:    {} ({})", g.port, g.protocol);
+        if let Some(sni) = &g.sni {
+            let _ = writeln!(s, "SNI:             {sni}");
+        }
+        if let Some(server) = &g.server {
+            let _ = writeln!(
+                s,
+                "Server:          {server} (tls.mode {})",
+                g.tls_mode.as_deref().unwrap_or("?")
+            );
+        }
+        if let Some(c) = &g.certificate {
+            let _ = writeln!(
+                s,
+                "Certificate:     {} (subject {}; DNS {}; expires {})",
+                c.source,
+                c.subject,
+                c.dns_names.join(", "),
+                c.not_after
+            );
+        }
+    }
     match &r.virtual_host {
         Some(v) => {
             let _ = writeln!(s, "Virtual host:    {v}");

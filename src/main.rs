@@ -155,6 +155,18 @@ enum Command {
         /// Output format: text or json.
         #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
         output: String,
+        /// Explain for the gateway workload with --labels: the request
+        /// arrives on a Gateway server port (an https:// URL: on an HTTPS
+        /// server, picked by SNI).
+        #[arg(long)]
+        gateway: bool,
+        /// With --gateway: the server port (default: the URL's port, else
+        /// 443 for https, 80 for http).
+        #[arg(long, requires = "gateway")]
+        port: Option<u16>,
+        /// With --gateway: the TLS SNI (default: the host of an https URL).
+        #[arg(long, requires = "gateway")]
+        sni: Option<String>,
         /// The request URL, e.g. http://reviews:9080/reviews/1
         url: String,
     },
@@ -322,6 +334,9 @@ fn main() -> ExitCode {
             method,
             headers,
             output,
+            gateway,
+            port,
+            sni,
             url,
         } => explain::run(explain::ExplainArgs {
             config,
@@ -331,6 +346,9 @@ fn main() -> ExitCode {
             method,
             headers,
             url,
+            gateway,
+            port,
+            sni,
             json: output == "json",
         }),
         Command::Demo {

@@ -21,6 +21,10 @@ pub struct ExplainArgs {
     pub method: String,
     pub headers: Vec<String>,
     pub url: String,
+    /// As the gateway workload: on server port `port`, TLS SNI `sni`.
+    pub gateway: bool,
+    pub port: Option<u16>,
+    pub sni: Option<String>,
     pub json: bool,
 }
 
@@ -56,10 +60,22 @@ pub fn run(args: ExplainArgs) -> i32 {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
         domain: args.domain_suffix.clone(),
+        gateway: args.gateway,
         ..Options::default()
     };
     let snap = crate::compile::compile(&config, &opts);
-    let report = explain::explain(&config, &snap, &opts, &req);
+    if args.gateway {
+        // A server strait cannot build (a missing certificate file) is
+        // what `run` would refuse: say so.
+        for p in &snap.gateway.problems {
+            let _ = writeln!(err, "Warning: {p}");
+        }
+    }
+    let report = if args.gateway {
+        explain::explain_gateway(&config, &snap, &opts, &req, args.port, args.sni.as_deref())
+    } else {
+        explain::explain(&config, &snap, &opts, &req)
+    };
     if args.json {
         let _ = writeln!(
             out,

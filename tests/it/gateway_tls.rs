@@ -911,3 +911,96 @@ async fn grpc_over_tls_reaches_an_h2c_upstream_with_trailers() {
     assert_eq!(trailers["grpc-status"], "0");
     assert_eq!(collected.to_bytes(), msg);
 }
+
+/// `strait explain --gateway https://...`: the HTTPS server SNI picks, its
+/// certificate, then the route in that server's table; an SNI no server
+/// names is said to close the connection.
+#[test]
+fn explain_shows_the_https_server_and_certificate_chosen_by_sni() {
+    let pki = Pki::new("Test CA");
+    let a = pki.leaf("a", "a", &["a.example.com"]);
+    let b = pki.leaf("b", "b", &["b.example.com"]);
+    let yaml = format!(
+        "{}{}{}{}{}",
+        gateway(&format!(
+            "{}{}",
+            https_server("'a.example.com'", &simple(&a)),
+            https_server(
+                "'b.example.com'",
+                &simple(&b).replace("SIMPLE", "MUTUAL").replace(
+                    "privateKey",
+                    &format!("caCertificates: {}, privateKey", pki.path("ca.pem"))
+                )
+            )
+        )),
+        service_entry(
+            "a.internal",
+            8080,
+            "HTTP",
+            &[("127.0.0.1:1".parse().unwrap(), &[])]
+        ),
+        service_entry(
+            "b.internal",
+            8080,
+            "HTTP",
+            &[("127.0.0.1:2".parse().unwrap(), &[])]
+        ),
+        vs("a", "a.example.com", "a.internal"),
+        vs("b", "b.example.com", "b.internal"),
+    );
+    let path = pki.path("gw.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let explain = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args([
+                "explain",
+                "-c",
+                &path,
+                "--gateway",
+                "--labels",
+                "istio=ingressgateway",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = explain(&["https://b.example.com/x"]);
+    assert!(text.contains("Gateway port:    443 (HTTPS)"), "{text}");
+    assert!(text.contains("SNI:             b.example.com"), "{text}");
+    assert!(
+        text.contains("Server:          istio-system/ingress spec.servers[1] (tls.mode MUTUAL)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Certificate:     file {}", b.0)),
+        "{text}"
+    );
+    assert!(text.contains("DNS b.example.com"), "{text}");
+    assert!(text.contains("outbound|8080||b.internal"), "{text}");
+    // SNI a with Host b: a's server, whose route table has no host b.
+    let text = explain(&["--sni", "a.example.com", "https://b.example.com/x"]);
+    assert!(text.contains("spec.servers[0]"), "{text}");
+    assert!(text.contains("404 NR"), "{text}");
+    let text = explain(&["--sni", "c.example.com", "https://c.example.com/"]);
+    assert!(
+        text.contains("no HTTPS server on port 443 matches SNI \"c.example.com\""),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&explain(&["-o", "json", "https://a.example.com/"])).unwrap();
+    assert_eq!(
+        json["gateway"]["server"],
+        "istio-system/ingress spec.servers[0]"
+    );
+    assert_eq!(
+        json["gateway"]["certificate"]["dns_names"][0],
+        "a.example.com"
+    );
+}
