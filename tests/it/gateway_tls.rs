@@ -1004,3 +1004,60 @@ fn explain_shows_the_https_server_and_certificate_chosen_by_sni() {
         "a.example.com"
     );
 }
+
+/// `credentialName`: a `kubernetes.io/tls` Secret in the gateway's
+/// namespace, read from the configuration, serves the handshake; for
+/// MUTUAL its CA comes from `<name>-cacert` (pilot `GetCaCert`).
+#[tokio::test]
+async fn credential_name_secret_from_the_configuration_serves_tls_and_mtls() {
+    use base64::Engine as _;
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let (cert, key) = pki.leaf("web", "from-secret", &["web.example.com"]);
+    let client = client_cert(&pki.leaf("client", "client", &["client.test"]));
+    let b64 = |p: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).unwrap());
+    let secrets = format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: web-cred, namespace: istio-system}}
+type: kubernetes.io/tls
+data: {{tls.crt: {}, tls.key: {}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: web-cred-cacert, namespace: istio-system}}
+data: {{ca.crt: {}}}
+---
+",
+        b64(&cert),
+        b64(&key),
+        b64(&pki.path("ca.pem"))
+    );
+    let yaml = format!(
+        "{secrets}{}{}{}",
+        gateway(&https_server(
+            "'web.example.com'",
+            "mode: MUTUAL, credentialName: web-cred"
+        )),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "web.example.com");
+    d.client = Some(&client);
+    assert_eq!(
+        served_cn(gw.port(443), &d).await.as_deref(),
+        Some("from-secret")
+    );
+    let r = request(gw.port(443), &d, "web.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+    d.client = None;
+    assert!(
+        request(gw.port(443), &d, "web.example.com", "/", &[])
+            .await
+            .is_err()
+    );
+}
