@@ -18,7 +18,8 @@ use super::exchange::{GRPC_STATUS, hit};
 use super::flags::Flags;
 use super::forward;
 use super::limits::{self, IdleReset, StreamIdle, within_stream_idle};
-use super::local_reply::{LocalReply, grpc_response};
+use super::local_reply::{self, LocalReply};
+use crate::compile::Snapshot;
 use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, rewrite};
 
 fn protocol(v: Version) -> &'static str {
@@ -36,9 +37,14 @@ fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> 
         .map(str::to_string)
 }
 
+/// Envoy's `Grpc::Common::hasGrpcContentType`: `application/grpc` or
+/// `application/grpc+…` (`application/grpc-web` is not gRPC).
 pub fn is_grpc(h: &HeaderMap) -> bool {
-    h.get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    h.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .strip_prefix(b"application/grpc")
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'+')
+    })
 }
 
 /// Serve one request. Never fails: every error becomes a response.
@@ -362,35 +368,41 @@ async fn route(
         if let Some((kind, fraction)) = fault.abort
             && hit(fraction)
         {
-            return match kind {
-                AbortKind::Http(status) => {
-                    let r = LocalReply::fault_abort(status);
-                    outcome.local(&r);
-                    r.response(false)
-                }
-                AbortKind::Grpc(code) => {
-                    outcome.flags.insert(Flags::FAULT_INJECTED);
-                    outcome.details = "fault_filter_abort".into();
-                    grpc_response(code, "fault filter abort")
-                }
+            let r = match kind {
+                AbortKind::Http(status) => LocalReply::fault_abort(status),
+                AbortKind::Grpc(code) => LocalReply::fault_abort_grpc(code),
             };
+            outcome.local(&r);
+            aborted_destination(&snapshot, route, outcome);
+            return r.response(grpc);
         }
     }
 
     let mut response = match &route.action {
         Action::Direct { status, body: b } => {
             outcome.details = "direct_response".into();
-            let mut r = Response::new(body::full(b.clone()));
-            *r.status_mut() = *status;
-            if !b.is_empty() {
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            if grpc {
+                let mut r = Response::new(body::empty());
+                *r.status_mut() = *status;
+                local_reply::into_grpc(r, &b[..])
+            } else {
+                let mut r = Response::new(body::full(b.clone()));
+                *r.status_mut() = *status;
+                if !b.is_empty() {
+                    r.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                }
+                r
             }
-            r
         }
         Action::Redirect(rd) => {
             outcome.details = "via_redirect".into();
-            redirect(rd, route, &uri, authority, path, query)
+            let r = redirect(rd, route, &uri, authority, path, query);
+            if grpc {
+                local_reply::into_grpc(r, b"")
+            } else {
+                r
+            }
         }
         Action::Forward(clusters) => {
             // Inline: `handle` boxes this whole future once.
@@ -415,6 +427,26 @@ async fn route(
         decorate_cors(cors, origin, response.headers_mut());
     }
     response
+}
+
+/// A fault-aborted request's upstream cluster, as Envoy's access log and
+/// Istio's metrics name it: Envoy picks a route's weighted cluster when it
+/// selects the route, before the fault filter runs. Not counted as a pick
+/// for the live page: nothing was sent.
+fn aborted_destination(snapshot: &Snapshot, route: &Route, outcome: &mut Outcome) {
+    let Action::Forward(clusters) = &route.action else {
+        return;
+    };
+    let total = Action::total_weight(clusters);
+    let roll = if total > 1 {
+        rand::random_range(0..total)
+    } else {
+        0
+    };
+    if let Some(dest) = Action::pick(clusters, roll) {
+        outcome.upstream_cluster = Some(dest.name.clone());
+        outcome.cluster = snapshot.clusters.get(&dest.cluster).cloned();
+    }
 }
 
 /// A redirect response to [`rewrite::redirect_location`].

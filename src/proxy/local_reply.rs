@@ -18,6 +18,9 @@ pub struct LocalReply {
     pub details: String,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`.
     pub transport_failure: Option<String>,
+    /// The `grpc-status` a gRPC caller gets, when not the one mapped from
+    /// `status` (a fault abort's `grpcStatus`).
+    pub grpc_status: Option<u32>,
 }
 
 impl LocalReply {
@@ -28,6 +31,7 @@ impl LocalReply {
             flags: Flags::NO_ROUTE_FOUND,
             details: "route_not_found".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -38,6 +42,7 @@ impl LocalReply {
             flags: Flags::NO_CLUSTER_FOUND,
             details: "cluster_not_found".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -48,6 +53,7 @@ impl LocalReply {
             flags: Flags::NO_HEALTHY_UPSTREAM,
             details: "no_healthy_upstream".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -63,6 +69,7 @@ impl LocalReply {
             flags: Flags::UPSTREAM_OVERFLOW,
             details: "upstream_reset_before_response_started{overflow}".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -76,6 +83,7 @@ impl LocalReply {
             flags: Flags::NO_HEALTHY_UPSTREAM,
             details: "passthrough_lb_unsupported".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -86,6 +94,7 @@ impl LocalReply {
             flags: Flags::UPSTREAM_CONNECTION_FAILURE,
             details: "upstream_reset_before_response_started{connection_failure}".into(),
             transport_failure: Some(reason.to_string()),
+            grpc_status: None,
         }
     }
 
@@ -96,6 +105,7 @@ impl LocalReply {
             flags: Flags::UPSTREAM_CONNECTION_TERMINATION,
             details: "upstream_reset_before_response_started{connection_termination}".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -106,6 +116,7 @@ impl LocalReply {
             flags: Flags::UPSTREAM_PROTOCOL_ERROR,
             details: "upstream_reset_before_response_started{protocol_error}".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -116,9 +127,13 @@ impl LocalReply {
             flags: Flags::UPSTREAM_REQUEST_TIMEOUT,
             details: "upstream_response_timeout".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
+    /// Envoy's fault filter `abortWithStatus`: a local reply with the
+    /// abort's HTTP status, so a gRPC caller gets HTTP 200 with the status
+    /// mapped by `httpToGrpcStatus` (500 → 2 UNKNOWN).
     pub fn fault_abort(status: StatusCode) -> LocalReply {
         LocalReply {
             status,
@@ -126,6 +141,17 @@ impl LocalReply {
             flags: Flags::FAULT_INJECTED,
             details: "fault_filter_abort".into(),
             transport_failure: None,
+            grpc_status: None,
+        }
+    }
+
+    /// A fault abort with Istio's `grpcStatus`: Envoy's `abortStatus` sends
+    /// it with HTTP 200, so a gRPC caller gets that `grpc-status` and any
+    /// other caller a plain 200 "fault filter abort".
+    pub fn fault_abort_grpc(code: u32) -> LocalReply {
+        LocalReply {
+            grpc_status: Some(code),
+            ..LocalReply::fault_abort(StatusCode::OK)
         }
     }
 
@@ -143,6 +169,7 @@ impl LocalReply {
             flags: Flags::STREAM_IDLE_TIMEOUT,
             details: "stream_idle_timeout".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -156,6 +183,7 @@ impl LocalReply {
             flags: Flags::OVERLOAD_MANAGER,
             details: "overload".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -177,6 +205,7 @@ impl LocalReply {
             flags: Flags::NONE,
             details: "upgrade_failed".into(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -187,6 +216,7 @@ impl LocalReply {
             flags: Flags::DOWNSTREAM_PROTOCOL_ERROR,
             details: details.to_string(),
             transport_failure: None,
+            grpc_status: None,
         }
     }
 
@@ -194,7 +224,10 @@ impl LocalReply {
     /// `grpc-status`/`grpc-message` (Envoy's `httpToGrpcStatus`).
     pub fn response(&self, grpc: bool) -> Response<Body> {
         let mut r = if grpc {
-            grpc_response(http_to_grpc(self.status.as_u16()), self.body)
+            let status = self
+                .grpc_status
+                .unwrap_or_else(|| http_to_grpc(self.status.as_u16()));
+            grpc_response(status, self.body.as_bytes())
         } else {
             self.http_response()
         };
@@ -221,8 +254,10 @@ impl LocalReply {
     }
 }
 
-/// A trailers-only gRPC response carrying `status`.
-pub fn grpc_response(status: u32, message: &str) -> Response<Body> {
+/// A trailers-only gRPC response carrying `status`, and `message` (a local
+/// reply's body text) percent-encoded as `grpc-message` (Envoy's
+/// `Utility::sendLocalReply`).
+pub fn grpc_response(status: u32, message: &[u8]) -> Response<Body> {
     let mut r = Response::new(body::empty());
     let h = r.headers_mut();
     h.insert(
@@ -230,12 +265,42 @@ pub fn grpc_response(status: u32, message: &str) -> Response<Body> {
         HeaderValue::from_static("application/grpc"),
     );
     h.insert("grpc-status", HeaderValue::from(status));
-    if let Ok(v) = HeaderValue::from_str(message)
-        && !message.is_empty()
+    // Envoy drops the one trailing newline a formatted body ends with.
+    let message = message.strip_suffix(b"\n").unwrap_or(message);
+    if !message.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&grpc_message(message))
     {
         h.insert("grpc-message", v);
     }
     r
+}
+
+/// The bytes gRPC's `grpc-message` escapes (PROTOCOL-HTTP2.md, Envoy's
+/// `PercentEncoding::encode`): below space, `~` and above, and `%`.
+const GRPC_MESSAGE_ESCAPED: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b'~').add(b'%');
+
+fn grpc_message(text: &[u8]) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_encode(text, GRPC_MESSAGE_ESCAPED).into()
+}
+
+/// A response the proxy built itself (a direct response, a redirect) as a
+/// gRPC caller gets it: Envoy sends both through `sendLocalReply`, which
+/// keeps the headers already set (`Location`, header operations), makes the
+/// status 200 with `grpc-status` mapped from the HTTP status and carries the
+/// body text as `grpc-message`.
+pub fn into_grpc(r: Response<Body>, body_text: &[u8]) -> Response<Body> {
+    let (mut parts, _) = r.into_parts();
+    let g = grpc_response(http_to_grpc(parts.status.as_u16()), body_text);
+    parts.status = StatusCode::OK;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in g.headers() {
+        parts.headers.insert(name, value.clone());
+    }
+    if body_text.is_empty() {
+        parts.headers.remove("grpc-message");
+    }
+    Response::from_parts(parts, body::empty())
 }
 
 /// Envoy's `Grpc::Utility::httpToGrpcStatus`.
@@ -291,6 +356,52 @@ mod tests {
         let r = l.response(false);
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(r.headers().get("x-envoy-overloaded").is_none());
+    }
+
+    #[test]
+    fn fault_abort_http_status_is_mapped_for_grpc_callers() {
+        // Envoy's fault filter sends its abort through sendLocalReply.
+        let r = LocalReply::fault_abort(StatusCode::INTERNAL_SERVER_ERROR).response(true);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/grpc");
+        assert_eq!(r.headers()["grpc-status"], "2");
+        assert_eq!(r.headers()["grpc-message"], "fault filter abort");
+    }
+
+    #[test]
+    fn fault_abort_grpc_status_is_200_for_other_callers() {
+        // Envoy's `abortStatus`: a gRPC status abort is sent as HTTP 200.
+        let l = LocalReply::fault_abort_grpc(14);
+        assert_eq!(l.response(true).headers()["grpc-status"], "14");
+        let r = l.response(false);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/plain");
+    }
+
+    #[test]
+    fn grpc_message_is_percent_encoded_as_envoy_does() {
+        let r = grpc_response(2, "50% ~ caf\u{e9}\n".as_bytes());
+        assert_eq!(r.headers()["grpc-message"], "50%25 %7E caf%C3%A9");
+    }
+
+    #[test]
+    fn http_status_maps_to_grpc_status_as_envoy_does() {
+        // Envoy `Grpc::Utility::httpToGrpcStatus`.
+        for (http, grpc) in [
+            (400, 13),
+            (401, 16),
+            (403, 7),
+            (404, 12),
+            (429, 14),
+            (502, 14),
+            (503, 14),
+            (504, 14),
+            (500, 2),
+            (408, 2),
+            (301, 2),
+        ] {
+            assert_eq!(http_to_grpc(http), grpc, "{http}");
+        }
     }
 
     #[test]

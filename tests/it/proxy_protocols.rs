@@ -431,6 +431,38 @@ async fn grpc_bidirectional_streaming_exchanges_messages_one_by_one() {
 
 /// Send `raw` on a fresh connection; return the response head and whether
 /// the proxy closed the connection afterwards.
+/// Envoy sends a route's direct response and redirect through
+/// `sendLocalReply`: a gRPC caller gets HTTP 200, `grpc-status` mapped from
+/// the status (`httpToGrpcStatus`: 503 → 14, 301 → 2), the body text as the
+/// percent-encoded `grpc-message` and the headers already set (`Location`);
+/// `application/grpc-web` is not gRPC (`hasGrpcContentType`). #14
+#[tokio::test]
+async fn direct_responses_and_redirects_to_grpc_callers_are_grpc_local_replies() {
+    let up = Upstream::named("up").await;
+    let proxy = Proxy::start(&(service_entry("a.test", 80, "HTTP", &[(up.addr, &[])])
+        + "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs-a}\nspec:\n  hosts: [a.test]\n  http:\n  - match: [{uri: {prefix: /down}}]\n    directResponse: {status: 503, body: {string: \"down 100%\"}}\n  - match: [{uri: {prefix: /old}}]\n    redirect: {uri: /new}\n  - route: [{destination: {host: a.test}}]\n---\n"))
+    .await;
+    let grpc = [("content-type", "application/grpc"), ("te", "trailers")];
+    let got = h2_send(proxy.addr(), "POST", "a.test", "/down", &grpc, "").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("application/grpc"));
+    assert_eq!(got.header("grpc-status"), Some("14"));
+    assert_eq!(got.header("grpc-message"), Some("down 100%25"));
+    assert!(got.body.is_empty());
+
+    let got = h2_send(proxy.addr(), "POST", "a.test", "/old", &grpc, "").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("grpc-status"), Some("2"));
+    assert_eq!(got.header("location"), Some("http://a.test/new"));
+
+    let web = [("content-type", "application/grpc-web")];
+    let got = h2_send(proxy.addr(), "POST", "a.test", "/down", &web, "").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(got.text(), "down 100%");
+    assert_eq!(got.header("grpc-status"), None);
+    assert_eq!(up.hits(), 0);
+}
+
 async fn raw_exchange(proxy: SocketAddr, raw: &[u8]) -> (String, bool) {
     let mut s = connect(proxy).await;
     s.write_all(raw).await.unwrap();

@@ -401,6 +401,62 @@ async fn fault_abort_grpc_status_gives_grpc_status_to_grpc_callers() {
     );
 }
 
+/// A gRPC request on a `httpStatus` abort gets Envoy's gRPC local reply
+/// (`Utility::sendLocalReply`: HTTP 200, `grpc-status` from
+/// `httpToGrpcStatus`, the body text as `grpc-message`), not HTTP/2 500
+/// text/plain; the access log names the route's cluster, as Envoy's does
+/// (it picks the cluster with the route, before the fault filter). #14
+#[tokio::test]
+async fn fault_abort_http_status_to_a_grpc_caller_is_a_grpc_local_reply() {
+    let up = Upstream::named("up").await;
+    let proxy = Proxy::start(&config(
+        "a.test",
+        &[up.addr],
+        "  - fault: {abort: {httpStatus: 500, percentage: {value: 100}}}\n    route: [{destination: {host: a.test}}]\n",
+    ))
+    .await;
+    let got = h2_send(
+        proxy.addr(),
+        "POST",
+        "a.test",
+        "/pkg.Svc/Call",
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("application/grpc"));
+    assert_eq!(got.header("grpc-status"), Some("2"));
+    assert_eq!(got.header("grpc-message"), Some("fault filter abort"));
+    assert!(got.body.is_empty());
+    assert_eq!(up.hits(), 0);
+    let e = entry(&proxy, 1, "/pkg.Svc/Call").await;
+    assert_eq!(e["response_flags"], "FI");
+    assert_eq!(e["upstream_cluster"], "outbound|80||a.test");
+    assert_eq!(e["upstream_host"], serde_json::Value::Null);
+}
+
+/// Envoy's `abortStatus`: a `grpcStatus` abort is sent with HTTP 200, so a
+/// caller that is not gRPC gets 200 "fault filter abort". #14
+#[tokio::test]
+async fn fault_abort_grpc_status_to_a_plain_http_caller_is_200() {
+    let up = Upstream::named("up").await;
+    let proxy = Proxy::start(&config(
+        "a.test",
+        &[up.addr],
+        "  - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n    route: [{destination: {host: a.test}}]\n",
+    ))
+    .await;
+    let got = get(proxy.addr(), "a.test", "/plain").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "fault filter abort");
+    assert_eq!(got.header("grpc-status"), None);
+    assert_eq!(up.hits(), 0);
+    let e = entry(&proxy, 1, "/plain").await;
+    assert_eq!(e["response_flags"], "FI");
+    assert_eq!(e["upstream_cluster"], "outbound|80||a.test");
+}
+
 #[tokio::test]
 async fn fault_delay_holds_the_request_at_least_the_delay() {
     let up = Upstream::named("up").await;
