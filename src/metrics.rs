@@ -275,6 +275,10 @@ pub struct Metrics {
     pub upstream_rq_retry: Family<ClusterLabels, Counter>,
     pub upstream_rq_retry_overflow: Family<ClusterLabels, Counter>,
     pub upstream_rq_pending_overflow: Family<ClusterLabels, Counter>,
+    pub upstream_rq_pending_total: Family<ClusterLabels, Counter>,
+    pub upstream_rq_pending_active: Family<ClusterLabels, Gauge>,
+    pub upstream_rq_pending_failure_eject: Family<ClusterLabels, Counter>,
+    pub upstream_cx_overflow: Family<ClusterLabels, Counter>,
     pub upstream_rq_active: Family<ClusterLabels, Gauge>,
     pub upstream_cx_active: Family<ClusterLabels, Gauge>,
     pub upstream_cx_connect_fail: Family<ClusterLabels, Counter>,
@@ -349,6 +353,21 @@ impl Metrics {
             "envoy_cluster_upstream_rq_pending_overflow",
             "Requests failed fast by connection-pool limits (503 UO), per cluster",
         );
+        let upstream_rq_pending_total = counter(
+            &mut registry,
+            "envoy_cluster_upstream_rq_pending",
+            "Requests that waited for an upstream connection (one being opened, or at maxConnections), per cluster",
+        );
+        let upstream_rq_pending_failure_eject = counter(
+            &mut registry,
+            "envoy_cluster_upstream_rq_pending_failure_eject",
+            "Waiting requests failed because their connection failed, per cluster",
+        );
+        let upstream_cx_overflow = counter(
+            &mut registry,
+            "envoy_cluster_upstream_cx_overflow",
+            "Times a connection was needed at maxConnections, per cluster",
+        );
         let upstream_cx_connect_fail = counter(
             &mut registry,
             "envoy_cluster_upstream_cx_connect_fail",
@@ -364,6 +383,12 @@ impl Metrics {
             "envoy_cluster_upstream_rq_active",
             "Requests in flight upstream, per cluster",
             upstream_rq_active.clone(),
+        );
+        let upstream_rq_pending_active = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "envoy_cluster_upstream_rq_pending_active",
+            "Requests waiting for an upstream connection, per cluster",
+            upstream_rq_pending_active.clone(),
         );
         let upstream_cx_active = Family::<ClusterLabels, Gauge>::default();
         registry.register(
@@ -426,6 +451,10 @@ impl Metrics {
             upstream_rq_retry,
             upstream_rq_retry_overflow,
             upstream_rq_pending_overflow,
+            upstream_rq_pending_total,
+            upstream_rq_pending_active,
+            upstream_rq_pending_failure_eject,
+            upstream_cx_overflow,
             upstream_rq_active,
             upstream_cx_active,
             upstream_cx_connect_fail,
@@ -514,15 +543,23 @@ impl Metrics {
 
     /// The hot per-cluster counters of the cluster `d` belongs to.
     pub fn cluster_hot(&self, d: &Destination, name: &Arc<str>) -> ClusterHot {
-        let resolve = || ClusterHot {
-            upstream_rq_total: self
-                .upstream_rq_total
-                .get_or_create(&Self::cluster(name))
-                .clone(),
-            upstream_rq_active: self
-                .upstream_rq_active
-                .get_or_create(&Self::cluster(name))
-                .clone(),
+        let resolve = || {
+            let labels = Self::cluster(name);
+            // Shown from a cluster's first request on, zero or not, as
+            // Envoy's `/stats` shows them (Istio's circuit-breaking task
+            // greps for `pending`).
+            drop(self.upstream_rq_pending_total.get_or_create(&labels));
+            drop(self.upstream_rq_pending_active.get_or_create(&labels));
+            drop(
+                self.upstream_rq_pending_failure_eject
+                    .get_or_create(&labels),
+            );
+            drop(self.upstream_rq_pending_overflow.get_or_create(&labels));
+            drop(self.upstream_cx_overflow.get_or_create(&labels));
+            ClusterHot {
+                upstream_rq_total: self.upstream_rq_total.get_or_create(&labels).clone(),
+                upstream_rq_active: self.upstream_rq_active.get_or_create(&labels).clone(),
+            }
         };
         match &d.cache {
             Some(cache) if self.owns(cache) => {
@@ -679,8 +716,24 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// Envoy's stat names for the per-cluster series (OpenMetrics name as
 /// encoded → Envoy's `cluster.<name>.<stat>`).
-const ENVOY_STATS: [(&str, &str); 9] = [
+const ENVOY_STATS: [(&str, &str); 13] = [
     ("envoy_cluster_upstream_rq_total", "upstream_rq_total"),
+    (
+        "envoy_cluster_upstream_rq_pending_total",
+        "upstream_rq_pending_total",
+    ),
+    (
+        "envoy_cluster_upstream_rq_pending_active",
+        "upstream_rq_pending_active",
+    ),
+    (
+        "envoy_cluster_upstream_rq_pending_failure_eject_total",
+        "upstream_rq_pending_failure_eject",
+    ),
+    (
+        "envoy_cluster_upstream_cx_overflow_total",
+        "upstream_cx_overflow",
+    ),
     ("envoy_cluster_upstream_rq_retry_total", "upstream_rq_retry"),
     (
         "envoy_cluster_upstream_rq_retry_overflow_total",

@@ -15,7 +15,7 @@ use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, hit};
 use super::flags::Flags;
 use super::hop_by_hop::strip_hop_by_hop;
 use super::local_reply::LocalReply;
-use super::upstream::SendError;
+use super::upstream::{PoolStats, SendError};
 use super::{Shared, ejection};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::{ClusterState, Host, Permit, Pick, PickError};
@@ -84,7 +84,7 @@ struct Plan<'a> {
     /// The cluster state the first try picks from.
     state: Arc<ClusterState>,
     stats: ClusterLabels,
-    /// Envoy's `upstream_rq_total`, counted per attempt.
+    /// Envoy's `upstream_rq_total`, counted per attempt given a connection.
     upstream_rq_total: prometheus_client::metrics::counter::Counter,
     request_hash: Option<u64>,
     /// A generated hash cookie for the client's response.
@@ -435,10 +435,14 @@ async fn attempt(
         (a, b) => a.or(b),
     };
     let sent_at = Instant::now();
-    plan.upstream_rq_total.inc();
+    let stats = PoolStats {
+        rq_total: &plan.upstream_rq_total,
+        metrics: &shared.metrics,
+        labels: &plan.stats,
+    };
     let send = shared
         .upstreams
-        .send(plan.cluster, &endpoint, parts.version, req);
+        .send(plan.cluster, &endpoint, parts.version, req, &stats);
     let result = match limit {
         Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
         None => Ok(send.await),
@@ -512,14 +516,8 @@ fn classify(
                     Some(HostOutcome::Reset),
                     false,
                 ),
-                SendError::Overflow => {
-                    shared
-                        .metrics
-                        .upstream_rq_pending_overflow
-                        .get_or_create(&plan.stats)
-                        .inc();
-                    (LocalReply::overflow(), None, false)
-                }
+                // Counted by the pool (`upstream_rq_pending_overflow`).
+                SendError::Overflow => (LocalReply::overflow(), None, false),
             };
             (Attempt::Failed(reply), o, retriable)
         }
@@ -746,9 +744,16 @@ fn mirror(
         let version = parts.version;
         tokio::spawn(async move {
             let _held = (permit, guard);
+            let labels = Metrics::cluster(&cluster.name);
+            let hot = shared.metrics.cluster_hot(&cluster.metric, &cluster.name);
+            let stats = PoolStats {
+                rq_total: &hot.upstream_rq_total,
+                metrics: &shared.metrics,
+                labels: &labels,
+            };
             if let Ok(resp) = shared
                 .upstreams
-                .send(&cluster, &endpoint, version, req)
+                .send(&cluster, &endpoint, version, req, &stats)
                 .await
             {
                 let _ = resp.into_body().collect().await;

@@ -177,6 +177,12 @@ async fn proxy(
         }
     };
     let Some(_permit) = limits.permit(cluster, settings.max_connections) else {
+        // Envoy's TCP pool: a connection needed at `maxConnections`.
+        shared
+            .metrics
+            .upstream_cx_overflow
+            .get_or_create(&stats)
+            .inc();
         shared
             .metrics
             .upstream_rq_pending_overflow

@@ -28,7 +28,70 @@ use super::tls::{self, Origination};
 use crate::cluster::same_policy;
 use crate::compile::Cluster;
 use crate::compile::cluster_policy::{ClusterPolicy, Keepalive, PoolSettings};
+use crate::metrics::{ClusterLabels, Metrics};
 use crate::route::UpstreamProtocol;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
+/// The cluster counters Envoy's connection pool moves, for one request:
+/// `upstream_rq_total` when the request is given a connection (retries and
+/// mirrors each count; overflows and failed connects do not), and on the
+/// slow path only (a connection to open or a wait at `maxConnections`) the
+/// `upstream_rq_pending_*` and `upstream_cx_overflow` series.
+pub struct PoolStats<'a> {
+    pub rq_total: &'a Counter,
+    pub metrics: &'a Metrics,
+    pub labels: &'a ClusterLabels,
+}
+
+impl PoolStats<'_> {
+    /// The request waits for a connection (Envoy's `newPendingStream`).
+    fn pending(&self) -> PendingActive {
+        self.metrics
+            .upstream_rq_pending_total
+            .get_or_create(self.labels)
+            .inc();
+        let gauge = self
+            .metrics
+            .upstream_rq_pending_active
+            .get_or_create(self.labels)
+            .clone();
+        gauge.inc();
+        PendingActive(gauge)
+    }
+
+    /// The connection a waiting request needed failed (Envoy's
+    /// `purgePendingStreams`).
+    fn pending_failed(&self) {
+        self.metrics
+            .upstream_rq_pending_failure_eject
+            .get_or_create(self.labels)
+            .inc();
+    }
+
+    fn cx_overflow(&self) {
+        self.metrics
+            .upstream_cx_overflow
+            .get_or_create(self.labels)
+            .inc();
+    }
+
+    fn pending_overflow(&self) {
+        self.metrics
+            .upstream_rq_pending_overflow
+            .get_or_create(self.labels)
+            .inc();
+    }
+}
+
+/// `upstream_rq_pending_active` while a request waits for a connection.
+struct PendingActive(Gauge);
+
+impl Drop for PendingActive {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 /// Idle HTTP/1.1 connections kept per endpoint.
 const MAX_IDLE_PER_ENDPOINT: usize = 128;
@@ -190,9 +253,10 @@ impl Upstreams {
         endpoint: &Arc<str>,
         downstream: Version,
         req: Request<Body>,
+        stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
         let pool = self.pool(cluster);
-        pool.send(endpoint, downstream, req).await
+        pool.send(endpoint, downstream, req, stats).await
     }
 }
 
@@ -398,6 +462,7 @@ impl ClusterPool {
         endpoint: &Arc<str>,
         downstream: Version,
         req: Request<Body>,
+        stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
         let origination = match &self.tls {
             Ok(o) => o.as_ref(),
@@ -424,8 +489,8 @@ impl ClusterPool {
             None => endpoint.clone(),
         };
         match proto {
-            UpstreamProtocol::Http1 => self.send_h1(endpoint, key, tls, req).await,
-            UpstreamProtocol::H2c => self.send_h2(endpoint, key, tls, req).await,
+            UpstreamProtocol::Http1 => self.send_h1(endpoint, key, tls, req, stats).await,
+            UpstreamProtocol::H2c => self.send_h2(endpoint, key, tls, req, stats).await,
         }
     }
 
@@ -433,7 +498,12 @@ impl ClusterPool {
     /// when a permit is free; at the cap, use another worker's connection
     /// or queue (bounded by `http1MaxPendingRequests` and the connect
     /// timeout).
-    async fn acquire<T, G, O, F>(&self, mut try_get: G, open: O) -> Result<T, SendError>
+    async fn acquire<T, G, O, F>(
+        &self,
+        mut try_get: G,
+        open: O,
+        stats: &PoolStats<'_>,
+    ) -> Result<T, SendError>
     where
         G: FnMut(&ClusterPool) -> Option<T>,
         O: FnOnce(OwnedSemaphorePermit) -> F,
@@ -443,11 +513,20 @@ impl ClusterPool {
         if let Some(c) = try_get(self) {
             return Ok(c);
         }
+        // Envoy queues a request while its connection is being opened.
+        let opening = |permit, pending: PendingActive| async move {
+            let r = open(permit).await;
+            if r.is_err() {
+                stats.pending_failed();
+            }
+            drop(pending);
+            r
+        };
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return open(permit).await;
+            return opening(permit, stats.pending()).await;
         }
         let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
-        let mut waiting: Option<Pending<'_>> = None;
+        let mut waiting: Option<(Pending<'_>, PendingActive)> = None;
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -456,8 +535,14 @@ impl ClusterPool {
                 return Ok(c);
             }
             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                drop(waiting);
-                return open(permit).await;
+                let active = match waiting {
+                    Some((queued, active)) => {
+                        drop(queued);
+                        active
+                    }
+                    None => stats.pending(),
+                };
+                return opening(permit, active).await;
             }
             // At the cap the connections may all be other workers': use
             // one (it stays driven by its own worker) rather than wait for
@@ -475,9 +560,14 @@ impl ClusterPool {
                 let pending = &self.wide.pending;
                 if pending.fetch_add(1, Ordering::AcqRel) >= self.settings.max_pending {
                     pending.fetch_sub(1, Ordering::AcqRel);
+                    stats.pending_overflow();
                     return Err(SendError::Overflow);
                 }
-                waiting = Some(Pending(pending));
+                // Queued for a connection at `maxConnections` (Envoy counts
+                // the connection it could not open; not an overflowing
+                // request, which never queues).
+                stats.cx_overflow();
+                waiting = Some((Pending(pending), stats.pending()));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(SendError::Connect(
@@ -584,13 +674,16 @@ impl ClusterPool {
         key: Arc<str>,
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         req: Request<Body>,
+        stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
         let mut conn = self
             .acquire(
                 |p: &ClusterPool| p.take_idle_h1(&key),
                 |permit| self.open_h1(endpoint, tls, permit),
+                stats,
             )
             .await?;
+        stats.rq_total.inc();
         conn.requests += 1;
         let max = self.settings.max_requests_per_connection;
         let last = max != 0 && conn.requests >= max;
@@ -800,13 +893,16 @@ impl ClusterPool {
         key: Arc<str>,
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         req: Request<Body>,
+        stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
         let mut conn = self
             .acquire(
                 |p: &ClusterPool| p.take_h2(&key),
                 |permit| self.open_h2(&key, endpoint, tls, permit),
+                stats,
             )
             .await?;
+        stats.rq_total.inc();
         let guard = StreamGuard {
             state: conn.state.clone(),
             changed: self.changed.clone(),

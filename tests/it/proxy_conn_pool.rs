@@ -175,6 +175,31 @@ async fn max_connections_with_a_full_pending_queue_overflows_with_uo() {
         ),
         "{metrics}"
     );
+    // Istio's circuit-breaking task: `pilot-agent request GET stats | grep
+    // pending` shows Envoy's four pending stats. Envoy's pool counts /1
+    // (waiting for its new connection) and /2 (queued at maxConnections,
+    // the connection it could not open counted as upstream_cx_overflow) as
+    // pending; /3 overflowed and was never sent, so upstream_rq_total
+    // counts the two requests given a connection. #14
+    let stats = get(proxy.running.admin, "admin", "/stats").await.text();
+    let cluster = "cluster.outbound|80||backend.test.";
+    let pending: Vec<&str> = stats.lines().filter(|l| l.contains("pending")).collect();
+    assert_eq!(
+        pending,
+        [
+            format!("{cluster}upstream_rq_pending_active: 0"),
+            format!("{cluster}upstream_rq_pending_failure_eject: 0"),
+            format!("{cluster}upstream_rq_pending_overflow: 1"),
+            format!("{cluster}upstream_rq_pending_total: 2"),
+        ],
+        "{stats}"
+    );
+    for line in ["upstream_cx_overflow: 1", "upstream_rq_total: 2"] {
+        assert!(
+            stats.lines().any(|l| l == format!("{cluster}{line}")),
+            "{line} in {stats}"
+        );
+    }
 }
 
 #[tokio::test]
