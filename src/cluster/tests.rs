@@ -229,6 +229,7 @@ fn host_guard_counts_active_requests() {
         authority: "10.0.0.1:80".into(),
         labels: Default::default(),
         weight: 0,
+        metric: 0,
         locality: None,
     }));
     assert_eq!(h.weight(), 1);

@@ -83,6 +83,10 @@ pub struct Endpoint {
     /// WorkloadEntry instead of one per cluster and per host.
     pub labels: Arc<BTreeMap<String, String>>,
     pub weight: u32,
+    /// Its cluster's `destination_*` metric labels for the requests it
+    /// serves: 0 for [`Cluster::metric`] (no `version` label), else one
+    /// plus the index in [`Cluster::version_metrics`] (set per cluster).
+    pub metric: u32,
     /// `region/zone/subzone`, from the WorkloadEntry.
     pub locality: Option<String>,
 }
@@ -101,8 +105,29 @@ pub struct Cluster {
     pub policy: Arc<cluster_policy::ClusterPolicy>,
     /// The DestinationRule it came from (`namespace/name`).
     pub destination_rule: Option<String>,
-    /// The `destination_*` metric labels, built once.
+    /// The `destination_*` metric labels of a request that reached no
+    /// endpoint (`destination_version="unknown"`: Istio takes the version
+    /// from the upstream peer), built once.
     pub metric: crate::metrics::Destination,
+    /// The labels of a request an endpoint served, one per distinct
+    /// endpoint `version` label (Istio's `destination_version`); endpoints
+    /// without one use `metric`.
+    pub version_metrics: Box<[crate::metrics::Destination]>,
+}
+
+impl Cluster {
+    /// The metric labels of a request `endpoint` (of this cluster) served.
+    pub fn metric_of(&self, endpoint: &Endpoint) -> &crate::metrics::Destination {
+        (endpoint.metric as usize)
+            .checked_sub(1)
+            .and_then(|i| self.version_metrics.get(i))
+            .unwrap_or(&self.metric)
+    }
+
+    /// Every metric label set of this cluster.
+    pub fn metrics(&self) -> impl Iterator<Item = &crate::metrics::Destination> {
+        std::iter::once(&self.metric).chain(self.version_metrics.iter())
+    }
 }
 
 /// Clusters by key. Keys come from configuration, not from requests, so a

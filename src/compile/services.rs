@@ -357,7 +357,8 @@ pub fn clusters(
                     Some((endpoint(we, port, svc.kubernetes, labels)?, &we.labels))
                 })
                 .collect();
-            let mut add = |subset: &str, eps: Vec<Endpoint>| {
+            let mut add = |subset: &str, mut eps: Vec<Endpoint>| {
+                let (version_metrics, metric) = version_metrics(&metric, &mut eps);
                 let key = ClusterKey {
                     port: port.number,
                     subset: subset.to_string(),
@@ -372,7 +373,8 @@ pub fn clusters(
                         )
                     })),
                     destination_rule: dr.as_ref().map(|d| d.key()),
-                    metric: metric.with_version(if subset.is_empty() { "unknown" } else { subset }),
+                    metric,
+                    version_metrics,
                     name: key.to_string().into(),
                     key: key.clone(),
                     protocol,
@@ -400,6 +402,33 @@ pub fn clusters(
         }
     }
     out
+}
+
+/// A cluster's metric labels: one set per distinct endpoint `version`
+/// label, each endpoint told its set's place; the set of a request that
+/// reached no endpoint, and of endpoints without a version, has `unknown`
+/// (Istio's `destination_version` is the upstream peer's `version` label).
+fn version_metrics(
+    service: &crate::metrics::Destination,
+    eps: &mut [Endpoint],
+) -> (
+    Box<[crate::metrics::Destination]>,
+    crate::metrics::Destination,
+) {
+    let mut versions: Vec<crate::metrics::Destination> = Vec::new();
+    for e in eps.iter_mut() {
+        e.metric = match e.labels.get("version") {
+            None => 0,
+            Some(v) => match versions.iter().position(|d| *d.version == *v) {
+                Some(i) => i as u32 + 1,
+                None => {
+                    versions.push(service.with_version(v));
+                    versions.len() as u32
+                }
+            },
+        };
+    }
+    (versions.into_boxed_slice(), service.with_version("unknown"))
 }
 
 /// The endpoint address for one service port: the WorkloadEntry's port for
@@ -433,6 +462,7 @@ fn endpoint(
         authority: authority.into(),
         labels: labels.clone(),
         weight: we.weight.unwrap_or(1).max(1),
+        metric: 0,
         locality: we.locality.clone().filter(|l| !l.is_empty()),
     })
 }

@@ -113,9 +113,13 @@ pub async fn handle(
         .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let destination = match &outcome.cluster {
-        Some(c) => c.metric.clone(),
-        None => crate::metrics::Destination::unknown(),
+    // The endpoint's version label when one served the request (Istio's
+    // `destination_version` is the upstream peer's), else `unknown`.
+    let host = outcome.in_flight.as_ref().and_then(|f| f.host.as_ref());
+    let destination = match (&outcome.cluster, host) {
+        (Some(c), Some(h)) => c.metric_of(&h.host().endpoint).clone(),
+        (Some(c), None) => c.metric.clone(),
+        (None, _) => crate::metrics::Destination::unknown(),
     };
     let logger = shared.clone();
     let in_flight = outcome.in_flight.take();

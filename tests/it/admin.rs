@@ -146,6 +146,80 @@ async fn metrics_count_known_traffic_with_istio_labels() {
     );
 }
 
+/// Istio's `destination_version` is the serving workload's `version`
+/// label (the stats filter's upstream peer), not the subset's name; a
+/// workload without one, or a request no endpoint served, is `unknown`. #14
+#[tokio::test]
+async fn destination_version_is_the_endpoints_version_label_not_the_subset() {
+    let labelled = Upstream::named("labelled").await;
+    let bare = Upstream::named("bare").await;
+    let yaml = service_entry(
+        "ratings.default.svc.cluster.local",
+        9080,
+        "HTTP",
+        &[(labelled.addr, &[("version", "v2")])],
+    ) + &service_entry(
+        "plain.default.svc.cluster.local",
+        80,
+        "HTTP",
+        &[(bare.addr, &[])],
+    ) + "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  subsets: [{name: stable, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{uri: {prefix: /abort}}]
+    fault: {abort: {httpStatus: 500, percentage: {value: 100}}}
+    route: [{destination: {host: ratings, subset: stable}}]
+  - route: [{destination: {host: ratings, subset: stable}}]
+";
+    let proxy = Proxy::start(&yaml).await;
+    assert_eq!(get(proxy.addr(), "ratings:9080", "/r").await.status, 200);
+    assert_eq!(
+        get(proxy.addr(), "ratings:9080", "/abort").await.status,
+        500
+    );
+    assert_eq!(
+        get(proxy.addr(), "plain.default.svc.cluster.local", "/p")
+            .await
+            .status,
+        200
+    );
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = admin_get(proxy.running.admin, "/stats/prometheus")
+            .await
+            .text();
+        if text.matches("istio_requests_total{").count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let served = |service: &str, code: &str, version: &str| {
+        sample(
+            &text,
+            "istio_requests_total",
+            &[
+                &format!("destination_service_name=\"{service}\""),
+                &format!("response_code=\"{code}\""),
+                &format!("destination_version=\"{version}\""),
+            ],
+        )
+    };
+    assert_eq!(served("ratings", "200", "v2"), Some(1.0), "{text}");
+    assert_eq!(served("ratings", "500", "unknown"), Some(1.0), "{text}");
+    assert_eq!(served("plain", "200", "unknown"), Some(1.0), "{text}");
+    assert!(!text.contains("destination_version=\"stable\""), "{text}");
+}
+
 #[tokio::test]
 async fn admin_endpoints_describe_the_live_configuration() {
     let v1 = Upstream::named("v1").await;

@@ -20,6 +20,7 @@ fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
                 authority: format!("10.0.0.{i}:80").into(),
                 labels: Default::default(),
                 weight: *w,
+                metric: 0,
                 locality: None,
             }))
         })

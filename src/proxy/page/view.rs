@@ -426,7 +426,7 @@ pub fn sample(shared: &Shared, history: &mut History) {
     history.tick();
     let snap = shared.snapshot.load();
     for c in snap.clusters.values() {
-        for s in shared.metrics.series_of(&c.metric) {
+        for s in c.metrics().flat_map(|m| shared.metrics.series_of(m)) {
             history.observe_series(&c.name, s.response_code, s.flags, s.requests, || {
                 crate::metrics::cumulative_buckets(&s.duration)
             });
