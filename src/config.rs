@@ -644,6 +644,19 @@ impl ConfigSet {
         }
     }
 
+    /// Leave out the resources these references name (a resource rejected
+    /// alone, the rest served).
+    pub fn remove(&mut self, refs: &[ResourceRef]) {
+        macro_rules! retain {
+            ($($f:ident),*) => { $(
+                self.$f.retain(|r| !refs.iter().any(|x| {
+                    x.kind == r.kind && x.name == r.meta.name && x.namespace == r.meta.namespace
+                }));
+            )* };
+        }
+        resource_lists!(retain);
+    }
+
     /// Keep only the last of resources with the same kind, API group,
     /// namespace and name (load order), recording the others in `replaced`
     /// and dropping their schema problems: they are not part of the

@@ -72,9 +72,17 @@ enum Command {
     /// Run the proxy: route HTTP/1.1, HTTP/2 (h2c) and gRPC as an Istio
     /// sidecar in --namespace would.
     Run {
-        /// Config files or directories (repeatable).
-        #[arg(short, long = "config", required = true, value_name = "PATH")]
+        /// Config files or directories (repeatable); with --kubernetes,
+        /// layered over the cluster's resources.
+        #[arg(
+            short,
+            long = "config",
+            required_unless_present = "kubernetes",
+            value_name = "PATH"
+        )]
         config: Vec<PathBuf>,
+        #[command(flatten)]
+        kube: run::KubeArgs,
         /// The proxy's namespace: default namespace of resources, and the
         /// namespace whose view of the mesh the proxy gets.
         #[arg(short, long, default_value = "default")]
@@ -284,6 +292,7 @@ fn main() -> ExitCode {
         }
         Command::Run {
             config,
+            kube,
             namespace,
             labels,
             locality,
@@ -303,6 +312,7 @@ fn main() -> ExitCode {
         } => match limits.into_limits() {
             Ok(limits) => run::run(run::RunArgs {
                 config,
+                kube,
                 namespace,
                 labels,
                 locality,

@@ -87,6 +87,26 @@ pub fn load_valid(
 /// meanwhile. The snapshot of a configuration that does not validate is
 /// dropped; so is one with gateway servers strait cannot serve.
 pub fn build(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> {
+    build_with(config, identity, false).map(|(b, _)| b)
+}
+
+/// As [`build`], but each resource that fails schema validation is left
+/// out alone and the rest served (the Kubernetes source: one bad object in
+/// a cluster must not stop the others; istiod likewise drops an invalid
+/// resource and serves the rest). Also returns the messages of the
+/// resources left out, as `strait check` prints them.
+pub fn build_each(
+    config: ConfigSet,
+    identity: &Options,
+) -> Result<(Built, Vec<Message>), Rejection> {
+    build_with(config, identity, true)
+}
+
+fn build_with(
+    mut config: ConfigSet,
+    identity: &Options,
+    drop_invalid: bool,
+) -> Result<(Built, Vec<Message>), Rejection> {
     if !config.load_errors.is_empty() {
         return Err(Rejection::Load(config.load_errors.clone()));
     }
@@ -102,7 +122,23 @@ pub fn build(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> 
         };
         (messages, snapshot)
     });
-    let warnings = warnings?;
+    let (warnings, snapshot, left_out) = match warnings {
+        Err(Rejection::Invalid(messages)) if drop_invalid => {
+            let refs: Vec<_> = messages.iter().filter_map(|m| m.resource.clone()).collect();
+            if refs.is_empty() {
+                return Err(Rejection::Invalid(messages));
+            }
+            config.remove(&refs);
+            // Schema validation is per resource: the rest stays valid.
+            let warnings = match validate(&config, &identity.namespace) {
+                Ok(w) => w,
+                Err(r) => return Err(r),
+            };
+            let snapshot = compile::compile(&config, identity);
+            (warnings, snapshot, messages)
+        }
+        w => (w?, snapshot, Vec::new()),
+    };
     if !snapshot.gateway.problems.is_empty() {
         return Err(Rejection::Gateway(
             snapshot
@@ -113,11 +149,14 @@ pub fn build(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> 
                 .collect(),
         ));
     }
-    Ok(Built {
-        config,
-        warnings,
-        snapshot,
-    })
+    Ok((
+        Built {
+            config,
+            warnings,
+            snapshot,
+        },
+        left_out,
+    ))
 }
 
 /// The checks a configuration must pass to be served: it loaded, and no

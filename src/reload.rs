@@ -18,12 +18,23 @@ use crate::source::Source;
 /// How long the files must be quiet before a reload.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
+/// How long the Kubernetes source must be quiet before a rebuild, and the
+/// longest a rebuild waits for quiet: pilot's `PILOT_DEBOUNCE_AFTER` and
+/// `PILOT_DEBOUNCE_MAX` defaults (`pilot/pkg/features/tuning.go`).
+pub const KUBE_DEBOUNCE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(10));
+
 /// Everything needed to rebuild the snapshot from a source.
 pub struct Reloader {
-    pub source: Box<dyn Source>,
+    pub source: Arc<dyn Source>,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub shared: Arc<Shared>,
+    /// Quiet period and longest wait before a reload.
+    pub debounce: (Duration, Duration),
+    /// Leave out a resource that fails validation and serve the rest (the
+    /// Kubernetes source), instead of rejecting the change whole (files).
+    pub reject_alone: bool,
 }
 
 impl Reloader {
@@ -33,12 +44,39 @@ impl Reloader {
         labels: BTreeMap<String, String>,
         shared: Arc<Shared>,
     ) -> Reloader {
+        Self::shared_source(Arc::new(source), namespace, labels, shared)
+    }
+
+    /// A source chosen at run time (files or Kubernetes).
+    pub fn shared_source(
+        source: Arc<dyn Source>,
+        namespace: &str,
+        labels: BTreeMap<String, String>,
+        shared: Arc<Shared>,
+    ) -> Reloader {
         Reloader {
-            source: Box::new(source),
+            source,
             namespace: namespace.to_string(),
             labels,
             shared,
+            debounce: (DEBOUNCE, Duration::from_secs(1)),
+            reject_alone: false,
         }
+    }
+
+    /// As the Kubernetes source wants it: pilot's debounce, and each
+    /// invalid resource rejected alone.
+    pub fn for_kubernetes(mut self) -> Reloader {
+        self.debounce = KUBE_DEBOUNCE;
+        self.reject_alone = true;
+        self
+    }
+
+    /// Reads the source's live state (for the admin API), if it has one.
+    pub fn source_state(&self) -> Option<crate::proxy::SourceState> {
+        self.source.state()?;
+        let source = self.source.clone();
+        Some(Arc::new(move || source.state().unwrap_or_default()))
     }
 
     /// Load, validate, compile and install. Blocking (I/O): run it off the
@@ -65,8 +103,18 @@ impl Reloader {
             ..Default::default()
         };
         let config = self.source.load(&pipeline::load_options(&self.namespace));
-        match pipeline::build(config, &identity) {
-            Ok(built) => {
+        let built = if self.reject_alone {
+            pipeline::build_each(config, &identity)
+        } else {
+            pipeline::build(config, &identity).map(|b| (b, Vec::new()))
+        };
+        match built {
+            Ok((built, left_out)) => {
+                let mut rejected = self.source.rejected();
+                rejected.extend(left_out.iter().map(ToString::to_string));
+                for r in &rejected {
+                    tracing::warn!(target: "strait::reload", "{r}; the resource is left out, the rest is served");
+                }
                 let built_in = started.elapsed();
                 // Said on every reload, as at start: they do not block it.
                 for m in built
@@ -93,6 +141,7 @@ impl Reloader {
                     now,
                     self.source.describe(),
                 );
+                self.shared.set_rejected_resources(rejected);
                 tracing::info!(
                     version,
                     build_ms = built_in.as_millis() as u64,
@@ -177,13 +226,12 @@ impl Reloader {
                 // Wait for the writes to settle: editors and ConfigMap updates
                 // come as bursts of events.
                 // Bounded, so a file rewritten nonstop still reloads every second.
-                let until = tokio::time::Instant::now() + Duration::from_secs(1);
+                let (quiet, max) = self.debounce;
+                let until = tokio::time::Instant::now() + max;
                 while tokio::time::Instant::now() < until
-                    && matches!(
-                        tokio::time::timeout(DEBOUNCE, rx.recv()).await,
-                        Ok(Some(()))
-                    )
-                {}
+                    && matches!(tokio::time::timeout(quiet, rx.recv()).await, Ok(Some(())))
+                {
+                }
             }
             let me = self.clone();
             let _ = tokio::task::spawn_blocking(move || me.reload()).await;

@@ -16,6 +16,8 @@ use crate::source::file::FileSource;
 #[derive(Clone, Debug)]
 pub struct RunArgs {
     pub config: Vec<PathBuf>,
+    /// Watch the Kubernetes API (with `config` layered over it).
+    pub kube: KubeArgs,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     /// The proxy's locality, `region/zone/subzone` (empty: none).
@@ -36,6 +38,27 @@ pub struct RunArgs {
     pub limits: crate::proxy::Limits,
     /// Share `listen` with other processes (SO_REUSEPORT); refused otherwise.
     pub reuse_port: bool,
+}
+
+/// `strait run`'s Kubernetes flags (README: "Kubernetes").
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KubeArgs {
+    /// Serve the cluster's Istio resources, Services and EndpointSlices,
+    /// watched from the Kubernetes API; /ready says 200 once every kind has
+    /// synced.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// The kubeconfig (default: KUBECONFIG, ~/.kube/config, else the
+    /// in-cluster service account), as kubectl finds it.
+    #[arg(long, value_name = "PATH", requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long, value_name = "NAME", requires = "kubernetes")]
+    pub context: Option<String>,
+    /// Watch namespaced kinds in this namespace only (repeatable; default:
+    /// every namespace).
+    #[arg(long = "watch-namespace", value_name = "NS", requires = "kubernetes")]
+    pub watch_namespaces: Vec<String>,
 }
 
 /// `strait run`'s limit flags (README: "Limits and safe defaults").
@@ -204,8 +227,21 @@ pub fn run(args: RunArgs) -> i32 {
         domain: args.domain_suffix.clone(),
         ..Options::default()
     };
+    if args.kube.kubernetes && !cfg!(feature = "kubernetes") {
+        let _ = writeln!(
+            stderr,
+            "Error: --kubernetes: this strait was built without the `kubernetes` feature; build it with the default features (cargo build)"
+        );
+        return exit::USAGE;
+    }
     let source = FileSource::new(args.config.clone());
-    let loaded = source.load(&pipeline::load_options(&args.namespace));
+    // With --kubernetes the files alone are served until the cluster has
+    // synced (and /ready says 503 until then).
+    let loaded = if args.config.is_empty() {
+        ConfigSet::default()
+    } else {
+        source.load(&pipeline::load_options(&args.namespace))
+    };
     let pipeline::Built {
         config,
         warnings,
@@ -222,7 +258,7 @@ pub fn run(args: RunArgs) -> i32 {
     }
     let _ = writeln!(stderr, "strait: {}", loaded_summary(&config));
     let no_endpoints = snapshot.clusters.values().all(|c| c.endpoints.is_empty());
-    if snapshot.services.is_empty() || no_endpoints {
+    if !args.kube.kubernetes && (snapshot.services.is_empty() || no_endpoints) {
         let _ = writeln!(
             stderr,
             "strait: warning: {}: strait routes to the hosts of ServiceEntries (endpoints inline or from WorkloadEntries) and of Kubernetes Services with their EndpointSlices; a Deployment gives no endpoint addresses (README: \"Put your own services behind strait\")",
@@ -254,7 +290,22 @@ pub fn run(args: RunArgs) -> i32 {
             return exit::FAILURE;
         }
     };
+    let mut limits = args.limits.clone();
+    limits.start_unready = args.kube.kubernetes;
     rt.block_on(async move {
+        // The cluster's client first: a kubeconfig that does not work is
+        // said before anything listens.
+        let source: Box<dyn Source> = if args.kube.kubernetes {
+            match kube_source(&args.kube, source).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "Error: --kubernetes: {e}");
+                    return exit::FAILURE;
+                }
+            }
+        } else {
+            Box::new(source)
+        };
         let access_log = match &args.access_log {
             None => AccessLog::off(),
             Some(p) => match AccessLog::to_path(p, args.access_log_format) {
@@ -278,7 +329,7 @@ pub fn run(args: RunArgs) -> i32 {
             args.listen,
             args.admin,
             access_log,
-            args.limits.clone(),
+            limits,
             workers,
         )
         .await
@@ -311,12 +362,19 @@ pub fn run(args: RunArgs) -> i32 {
             }
         }
         let sources = source.describe();
-        let reloader = std::sync::Arc::new(crate::reload::Reloader::new(
-            source,
+        let mut reloader = crate::reload::Reloader::shared_source(
+            source.into(),
             &args.namespace,
             args.labels.clone(),
             running.shared.clone(),
-        ));
+        );
+        if args.kube.kubernetes {
+            reloader = reloader.for_kubernetes();
+        }
+        if let Some(state) = reloader.source_state() {
+            let _ = running.shared.source_state.set(state);
+        }
+        let reloader = std::sync::Arc::new(reloader);
         {
             let mut st = running.shared.status.lock().unwrap_or_else(|p| p.into_inner());
             st.options = identity;
@@ -345,6 +403,29 @@ pub fn run(args: RunArgs) -> i32 {
         }
         exit::OK
     })
+}
+
+/// The Kubernetes source, with the files layered over it.
+#[cfg(feature = "kubernetes")]
+async fn kube_source(args: &KubeArgs, files: FileSource) -> Result<Box<dyn Source>, String> {
+    use crate::source::kube;
+    let (client, server) = kube::client(&kube::Connect {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    })
+    .await?;
+    tracing::info!(server = %server, "watching the Kubernetes API");
+    Ok(Box::new(kube::KubeSource::new(
+        client,
+        server,
+        &args.watch_namespaces,
+        files,
+    )))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn kube_source(_: &KubeArgs, _: FileSource) -> Result<Box<dyn Source>, String> {
+    Err("this strait was built without the `kubernetes` feature".into())
 }
 
 /// Until Ctrl-C or SIGTERM.

@@ -170,6 +170,21 @@ impl<'a> Loader<'a> {
         self.set
     }
 
+    /// One object read from an API (already JSON, no file): decoded as a
+    /// file's document is, so its messages are the same; it has no file
+    /// and no lines, so messages name it `Kind namespace/name` alone, as
+    /// istioctl does for a cluster's resources. Problems that stop it
+    /// loading are reported under `label`.
+    pub fn object(&mut self, value: Value, label: &str) {
+        let before = self.set.load_errors.len();
+        let none: Arc<str> = Arc::from("");
+        self.document(value, &none, 0, &Arc::new(LineIndex::default()), "", &[]);
+        for e in &mut self.set.load_errors[before..] {
+            e.file = label.to_string();
+            e.line = None;
+        }
+    }
+
     /// `path`: the file `text` was read from, read again for line numbers
     /// instead of keeping the text (10 MB for 10,000 services) for the rare
     /// message that needs one.

@@ -257,6 +257,8 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
         "last_updated": st.loaded_at,
         "paths": st.paths,
         "last_rejected": st.last_rejected,
+        "rejected": st.rejected,
+        "source": shared.source_state.get().map(|f| f()),
         "configs": configs.into_iter().map(|c| c.3).collect::<Vec<_>>(),
     })
 }

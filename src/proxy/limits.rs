@@ -90,6 +90,9 @@ pub struct Limits {
     pub memory_limit: Option<u64>,
     /// How often resident memory is sampled (Envoy's edge example: 250 ms).
     pub memory_sample_interval: Duration,
+    /// `/ready` answers 503 until the first configuration is installed
+    /// (the Kubernetes source: until every kind has synced once).
+    pub start_unready: bool,
 }
 
 impl Default for Limits {
@@ -110,6 +113,7 @@ impl Default for Limits {
             http2_keepalive_interval: None,
             memory_limit: None,
             memory_sample_interval: Duration::from_millis(250),
+            start_unready: false,
         }
     }
 }

@@ -73,7 +73,13 @@ pub struct Shared {
     pub gateway: std::sync::OnceLock<Arc<gateway::Listeners>>,
     /// Where the sidecar (`--listen`) and admin listeners are bound.
     pub addresses: std::sync::OnceLock<(SocketAddr, SocketAddr)>,
+    /// The configuration source's own state for `/config_dump` (the
+    /// Kubernetes watches' sync state), read when asked.
+    pub source_state: std::sync::OnceLock<SourceState>,
 }
+
+/// Reads a source's live state (the proxy sits below the sources).
+pub type SourceState = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl Shared {
     pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Arc<Shared> {
@@ -106,7 +112,7 @@ impl Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::with_workers(workers),
             access_log,
-            ready: AtomicBool::new(true),
+            ready: AtomicBool::new(!limits.start_unready),
             status: Mutex::new(Status::default()),
             connections: Arc::new(()),
             overload: limits::Overload::new(limits.memory_limit),
@@ -115,6 +121,7 @@ impl Shared {
             workers: worker_stats,
             gateway: std::sync::OnceLock::new(),
             addresses: std::sync::OnceLock::new(),
+            source_state: std::sync::OnceLock::new(),
         })
     }
 
@@ -155,6 +162,12 @@ impl Shared {
         st.paths = sources;
         st.config = config;
         st.version
+    }
+
+    /// The resources left out of the live configuration.
+    pub fn set_rejected_resources(&self, rejected: Vec<String>) {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        st.rejected = rejected;
     }
 
     /// Record a change that did not validate (the live config is untouched).

@@ -23,6 +23,9 @@ pub struct Status {
     pub loaded_at: String,
     pub paths: Vec<String>,
     pub last_rejected: Option<Rejected>,
+    /// Resources left out of the live configuration (the Kubernetes
+    /// source rejects an invalid resource alone), as `strait check` says why.
+    pub rejected: Vec<String>,
     #[serde(skip)]
     pub config: Arc<ConfigSet>,
     /// The proxy identity the snapshot was compiled for.
@@ -37,6 +40,7 @@ impl Default for Status {
             loaded_at: String::new(),
             paths: Vec::new(),
             last_rejected: None,
+            rejected: Vec::new(),
             config: Arc::new(ConfigSet::default()),
             options: crate::compile::Options::default(),
         }

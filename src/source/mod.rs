@@ -1,11 +1,13 @@
 //! Where configuration comes from. A source reads its whole configuration
 //! into a [`ConfigSet`] (resources with their origins, parsed by `load`)
 //! and signals when it may have changed; `reload` debounces the signals and
-//! runs the pipeline. Today: files, directories and stdin (`file`); a
-//! Kubernetes API source will sit beside it.
+//! runs the pipeline: files, directories and stdin (`file`); the
+//! Kubernetes API (`kube`, feature `kubernetes`), with files layered over it.
 
 pub mod certs;
 pub mod file;
+#[cfg(feature = "kubernetes")]
+pub mod kube;
 
 use tokio::sync::mpsc;
 
@@ -42,4 +44,16 @@ pub trait Source: Send + Sync {
 
     /// What the source reads, for the admin API (`paths`).
     fn describe(&self) -> Vec<String>;
+
+    /// The source's own state for `/config_dump` (a watcher's sync state
+    /// per kind); `None` for sources without one.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Resources the source itself could not load and left out (one line
+    /// each), when the rest is served without them.
+    fn rejected(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

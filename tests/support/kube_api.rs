@@ -385,7 +385,7 @@ impl FakeApi {
 
     /// The next `times` lists answer `code` (500, 429 with Retry-After, 403…).
     pub fn fail_lists(&self, code: u16, times: usize) {
-        self.state.lock().unwrap().list_fault = Some((code, times));
+        self.state.lock().unwrap().list_fault = (times > 0).then_some((code, times));
     }
 
     /// The next event line sent on any stream is cut in half, and that

@@ -1,0 +1,287 @@
+//! The Kubernetes API source, beside `source::file`: kube-rs watchers
+//! (list, then watch with bookmarks; a 410 relists; errors back off and
+//! retry forever) for the Istio kinds, Services, EndpointSlices, and Pods
+//! and Nodes as metadata only. Each object is converted on arrival by the
+//! files' own loader ([`store`]); `load` hands the pipeline what is held,
+//! with `--config` files layered over it.
+
+pub mod kinds;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use self::kinds::{KINDS, KindSpec};
+use self::store::Store;
+use super::file::FileSource;
+use super::{Changes, Source, Watch};
+use crate::config::ConfigSet;
+use crate::load::LoadOptions;
+
+/// How to reach the API server, as kubectl finds it.
+#[derive(Clone, Debug, Default)]
+pub struct Connect {
+    /// A kubeconfig file (else `KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig (else its current context).
+    pub context: Option<String>,
+}
+
+/// A client for the cluster `connect` names, and the server's URL.
+pub async fn client(connect: &Connect) -> Result<(kube::Client, String), String> {
+    let options = kube::config::KubeConfigOptions {
+        context: connect.context.clone(),
+        ..Default::default()
+    };
+    let config = match &connect.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None if connect.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("kubeconfig: {e}"))?,
+        None => kube::Config::infer().await.map_err(|e| {
+            format!("no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster service account): {e}")
+        })?,
+    };
+    let server = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config)
+        .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
+    Ok((client, server))
+}
+
+/// The cluster's resources, watched; `--config` files layered over them.
+pub struct KubeSource {
+    client: kube::Client,
+    streams: Vec<(&'static KindSpec, Option<String>)>,
+    store: Arc<Store>,
+    files: FileSource,
+    server: String,
+}
+
+impl KubeSource {
+    /// Watch every kind, in `namespaces` only when given (namespaced kinds;
+    /// Nodes are cluster-scoped).
+    pub fn new(
+        client: kube::Client,
+        server: String,
+        namespaces: &[String],
+        files: FileSource,
+    ) -> KubeSource {
+        let mut streams: Vec<(&'static KindSpec, Option<String>)> = Vec::new();
+        for k in KINDS {
+            if k.namespaced && !namespaces.is_empty() {
+                for ns in namespaces {
+                    streams.push((k, Some(ns.clone())));
+                }
+            } else {
+                streams.push((k, None));
+            }
+        }
+        KubeSource {
+            client,
+            store: Arc::new(Store::new(streams.clone())),
+            streams,
+            files,
+            server,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Start the watchers (they run until the guard is dropped): `changes`
+    /// is signalled once every kind has synced, then on every change.
+    fn start(&self, changes: Changes) -> Vec<tokio::task::JoinHandle<()>> {
+        self.streams
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, (kind, ns))| {
+                let ar = ApiResource::from_gvk_with_plural(
+                    &GroupVersionKind::gvk(kind.group, kind.version, kind.kind),
+                    kind.plural,
+                );
+                let w = Watcher {
+                    stream: i,
+                    kind,
+                    store: self.store.clone(),
+                    changes: changes.clone(),
+                };
+                let client = self.client.clone();
+                if kind.metadata_only {
+                    let api: Api<PartialObjectMeta<DynamicObject>> = match &ns {
+                        Some(ns) => Api::namespaced_with(client, ns, &ar),
+                        None => Api::all_with(client, &ar),
+                    };
+                    tokio::spawn(w.run(api, metadata_value))
+                } else {
+                    let api: Api<DynamicObject> = match &ns {
+                        Some(ns) => Api::namespaced_with(client, ns, &ar),
+                        None => Api::all_with(client, &ar),
+                    };
+                    tokio::spawn(w.run(api, object_value))
+                }
+            })
+            .collect()
+    }
+}
+
+/// A full object as JSON.
+fn object_value(o: DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or_default()
+}
+
+/// Metadata only: name, namespace, labels (all a Pod or Node gives strait).
+fn metadata_value(o: PartialObjectMeta<DynamicObject>) -> Value {
+    let m = o.metadata;
+    serde_json::json!({"metadata": {
+        "name": m.name, "namespace": m.namespace, "labels": m.labels,
+        "resourceVersion": m.resource_version,
+    }})
+}
+
+/// One watch's loop.
+struct Watcher {
+    stream: usize,
+    kind: &'static KindSpec,
+    store: Arc<Store>,
+    changes: Changes,
+}
+
+impl Watcher {
+    async fn run<K>(self, api: Api<K>, to_value: fn(K) -> Value)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        // Lists from the API server's watch cache (`resourceVersion=0`), as
+        // a fleet of proxies should; back off 0.8 s → 30 s on errors and
+        // retry forever.
+        let config = watcher::Config::default().any_semantic();
+        let events = watcher::watcher(api, config).default_backoff();
+        let mut events = std::pin::pin!(events);
+        let s = self.stream;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(Event::Init) => self.store.init(s),
+                Ok(Event::InitApply(o)) => self.store.init_apply(s, to_value(o)),
+                Ok(Event::InitDone) => {
+                    self.store.init_done(s);
+                    tracing::debug!(target: "strait::kubernetes", kind = self.kind.kind, "listed");
+                    self.signal();
+                }
+                Ok(Event::Apply(o)) => {
+                    self.store.apply(s, to_value(o));
+                    self.signal();
+                }
+                Ok(Event::Delete(o)) => {
+                    self.store.delete(s, &to_value(o));
+                    self.signal();
+                }
+                Err(e) => {
+                    let not_found = is_not_found(&e);
+                    if not_found && self.kind.optional {
+                        tracing::warn!(target: "strait::kubernetes", kind = self.kind.kind, "{} is not installed in the cluster (404): treated as empty until it is", self.kind.kind);
+                    } else {
+                        tracing::warn!(target: "strait::kubernetes", kind = self.kind.kind, error = %e, "watch error; retrying with backoff, the last configuration keeps serving");
+                    }
+                    if self.store.error(s, e.to_string(), not_found) {
+                        self.signal();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nothing is rebuilt before every kind has synced once.
+    fn signal(&self) {
+        if self.store.synced() {
+            let _ = self.changes.try_send(());
+        }
+    }
+}
+
+fn is_not_found(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 404,
+        watcher::Error::WatchError(s) => s.code == 404,
+        _ => false,
+    }
+}
+
+impl Source for KubeSource {
+    fn load(&self, opts: &LoadOptions) -> ConfigSet {
+        let mut config = self.store.config();
+        if !self.files.paths.is_empty() {
+            // Local files over the cluster: the later replaces the earlier.
+            config.extend(self.files.load(opts));
+            config.replace_duplicates();
+        }
+        config
+    }
+
+    fn watch(&self, changes: Changes) -> Result<Watch, String> {
+        let mut tasks = self.start(changes.clone());
+        let files = if self.files.paths.is_empty() {
+            None
+        } else {
+            // File changes count once the cluster has synced.
+            let (tx, mut rx) = mpsc::channel::<()>(1);
+            let w = self.files.watch(tx)?;
+            let store = self.store.clone();
+            tasks.push(tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    if store.synced() {
+                        let _ = changes.try_send(());
+                    }
+                }
+            }));
+            Some(w)
+        };
+        Ok(Watch::new(Guard {
+            tasks,
+            _files: files,
+        }))
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let mut out = vec![format!("kubernetes {}", self.server)];
+        out.extend(self.files.describe());
+        out
+    }
+
+    fn state(&self) -> Option<Value> {
+        Some(self.store.state())
+    }
+
+    fn rejected(&self) -> Vec<String> {
+        self.store.rejected()
+    }
+}
+
+/// Stops the watchers when dropped.
+struct Guard {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _files: Option<Watch>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! `strait run --kubernetes` (the real binary) against the fake API server
+//! (`support/kube_api.rs`) with real upstreams on 127.0.0.x: readiness
+//! gated on the first sync, live edits, endpoint changes, relists, an API
+//! server outage, invalid and missing resources. Every wait is a bounded
+//! readiness poll, never a fixed sleep.
+
+#[path = "support/kube_api.rs"]
+mod kube_api;
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube_api::FakeApi;
+use serde_json::{Value, json};
+use support::*;
+use tokio::net::TcpListener;
+
+const HOST: &str = "reviews.default.svc.cluster.local:9080";
+
+/// A real `strait run --kubernetes` against the fake.
+struct Strait {
+    child: Child,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Strait {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(api: &FakeApi, extra: &[&str]) -> Strait {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--kubernetes", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("strait starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before = Vec::new();
+    for _ in 0..50 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.strip_prefix("strait: listening on ") {
+            let (listen, rest) = rest.split_once(" (admin ").unwrap();
+            let admin = rest.split_once(')').unwrap().0;
+            std::thread::spawn(move || for _ in lines {});
+            return Strait {
+                child,
+                listen: listen.parse().unwrap(),
+                admin: admin.parse().unwrap(),
+                _dir: dir,
+            };
+        }
+        before.push(line);
+    }
+    let _ = child.kill();
+    panic!("no startup line from strait run --kubernetes: {before:?}");
+}
+
+/// Poll (bounded) until `check` holds; panics with `what` otherwise.
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn ready(s: &Strait) -> u16 {
+    get(s.admin, "admin", "/ready").await.status.as_u16()
+}
+
+async fn wait_ready(s: &Strait) {
+    until("/ready says 200", || async { ready(s).await == 200 }).await;
+}
+
+async fn config_dump(s: &Strait) -> Value {
+    serde_json::from_str(&get(s.admin, "admin", "/config_dump").await.text()).unwrap()
+}
+
+/// An upstream on its own loopback address (a pod IP) answering its name.
+async fn pod_server(name: &str, ip: &str) -> Upstream {
+    let listener = TcpListener::bind((ip, 0)).await.expect("bind 127.0.0.x");
+    let n = name.to_string();
+    Upstream::serve(
+        name,
+        listener,
+        std::sync::Arc::new(move |_| {
+            let n = n.clone();
+            Box::pin(async move { http::Response::new(http_body_util::Full::new(n.into())) })
+        }),
+    )
+}
+
+fn service() -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": "reviews", "namespace": "default"},
+           "spec": {"clusterIP": "10.96.0.10", "selector": {"app": "reviews"},
+                    "ports": [{"name": "http", "port": 9080, "targetPort": 9080}]}})
+}
+
+fn pod(name: &str, version: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "default",
+                        "labels": {"app": "reviews", "version": version}},
+           "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}})
+}
+
+/// One slice per pod (each pod serves on its own port).
+fn slice(pod: &str, up: &Upstream, ready: bool) -> Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": format!("reviews-{pod}"), "namespace": "default",
+                        "labels": {"kubernetes.io/service-name": "reviews"}},
+           "addressType": "IPv4",
+           "ports": [{"name": "http", "port": up.addr.port(), "protocol": "TCP"}],
+           "endpoints": [{"addresses": [up.addr.ip().to_string()],
+                          "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                          "targetRef": {"kind": "Pod", "namespace": "default", "name": pod}}]})
+}
+
+fn destination_rule() -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+           "metadata": {"name": "reviews", "namespace": "default"},
+           "spec": {"host": "reviews", "subsets": [
+               {"name": "v1", "labels": {"version": "v1"}},
+               {"name": "v2", "labels": {"version": "v2"}}]}})
+}
+
+fn route_to(subset: &str) -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+           "metadata": {"name": "reviews", "namespace": "default"},
+           "spec": {"hosts": ["reviews"], "http": [{"route": [
+               {"destination": {"host": "reviews", "subset": subset}}]}]}})
+}
+
+async fn body(s: &Strait) -> (u16, String) {
+    let got = get(s.listen, HOST, "/").await;
+    (got.status.as_u16(), got.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_sync_gates_ready_then_the_clusters_services_are_served() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(slice("reviews-v1", &v1, true));
+    // Every list fails until told otherwise: no kind can sync.
+    api.fail_lists(500, usize::MAX);
+    let s = start(&api, &[]);
+    until("every kind has tried to list", || async {
+        let lists: std::collections::HashSet<String> = api
+            .requests()
+            .into_iter()
+            .filter(|r| !r.is_watch())
+            .map(|r| r.path)
+            .collect();
+        lists.len() >= 10
+    })
+    .await;
+    assert_eq!(ready(&s).await, 503, "not ready before the first sync");
+    api.fail_lists(500, 0);
+    wait_ready(&s).await;
+    assert_eq!(body(&s).await, (200, "v1".to_string()));
+    let dump = config_dump(&s).await;
+    let watches = dump["source"]["watches"].as_array().unwrap();
+    assert_eq!(watches.len(), 10, "{dump}");
+    assert!(watches.iter().all(|w| w["synced"] == true), "{dump}");
+    let svc = watches.iter().find(|w| w["kind"] == "Service").unwrap();
+    assert!(
+        !svc["resourceVersion"].as_str().unwrap().is_empty(),
+        "{svc}"
+    );
+    // Pods are watched as metadata only.
+    assert!(
+        api.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/pods"))
+            .all(|r| r.accept.contains("as=PartialObjectMetadata")),
+        "{:?}",
+        api.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_service_edited_in_the_cluster_shifts_live_traffic_with_no_failed_request() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(pod("reviews-v2", "v2"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(slice("reviews-v2", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    assert_eq!(body(&s).await, (200, "v1".to_string()));
+
+    // Bounded load (count and time) while the route changes.
+    let listen = s.listen;
+    let load = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let until = Instant::now() + Duration::from_secs(20);
+        while seen.len() < 5000 && Instant::now() < until {
+            let got = get(listen, HOST, "/").await;
+            let v2 = got.text() == "v2";
+            seen.push(got.status);
+            // Keep going a little after the shift is seen.
+            if v2 && seen.len() > 20 {
+                let after = seen.len() + 20;
+                while seen.len() < after {
+                    seen.push(get(listen, HOST, "/").await.status);
+                }
+                break;
+            }
+        }
+        seen
+    });
+    let edited = Instant::now();
+    api.apply(route_to("v2"));
+    until("traffic moved to v2", || async { body(&s).await.1 == "v2" }).await;
+    let took = edited.elapsed();
+    let statuses = load.await.unwrap();
+    assert!(
+        statuses.iter().all(|&c| c == 200),
+        "a request failed during the change: {statuses:?}"
+    );
+    // Debounced 100 ms (pilot's); generous bound for a loaded machine.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
