@@ -130,10 +130,7 @@ fn build_with(
             }
             config.remove(&refs);
             // Schema validation is per resource: the rest stays valid.
-            let warnings = match validate(&config, &identity.namespace) {
-                Ok(w) => w,
-                Err(r) => return Err(r),
-            };
+            let warnings = validate(&config, &identity.namespace)?;
             let snapshot = compile::compile(&config, identity);
             (warnings, snapshot, messages)
         }

@@ -66,6 +66,7 @@ fn start(api: &FakeApi, extra: &[&str]) -> Strait {
         before.push(line);
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no startup line from strait run --kubernetes: {before:?}");
 }
 
@@ -190,6 +191,18 @@ async fn first_sync_gates_ready_then_the_clusters_services_are_served() {
         !svc["resourceVersion"].as_str().unwrap().is_empty(),
         "{svc}"
     );
+    let metrics = get(s.admin, "admin", "/stats/prometheus").await.text();
+    for series in [
+        "strait_kubernetes_watch_relists_total{kind=\"Service\"} 1",
+        "strait_kubernetes_watch_events_total{kind=\"Pod\"} 1",
+        "strait_kubernetes_last_change_timestamp_seconds",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("strait_kubernetes_watch_errors_total{kind=\"Service\"} 0"),
+        "the failed lists are counted: {metrics}"
+    );
     // Pods are watched as metadata only.
     assert!(
         api.requests()
@@ -248,4 +261,217 @@ async fn a_virtual_service_edited_in_the_cluster_shifts_live_traffic_with_no_fai
     );
     // Debounced 100 ms (pilot's); generous bound for a loaded machine.
     assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// Polls until `n` requests in a row are answered by `want`.
+async fn until_all_go_to(s: &Strait, want: &str, n: usize) {
+    until(&format!("{n} requests in a row go to {want}"), || async {
+        for _ in 0..n {
+            if body(s).await != (200, want.to_string()) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_relabelled_from_v1_to_v2_moves_between_subsets() {
+    // pilot/pkg/serviceregistry/kube/controller/pod.go: a Pod label change
+    // re-selects its endpoints (subset labels ⊆ endpoint labels).
+    let a = pod_server("a", "127.0.0.2").await;
+    let b = pod_server("b", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-a", "v1"));
+    api.apply(pod("reviews-b", "v2"));
+    api.apply(slice("reviews-a", &a, true));
+    api.apply(slice("reviews-b", &b, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v2"));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    until_all_go_to(&s, "b", 10).await;
+    api.apply(pod("reviews-a", "v2"));
+    api.apply(pod("reviews-b", "v1"));
+    until_all_go_to(&s, "a", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_turning_not_ready_stops_getting_traffic() {
+    // endpointslice.go: ready=false is UnHealthy, never balanced to.
+    let a = pod_server("a", "127.0.0.2").await;
+    let b = pod_server("b", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-a", "v1"));
+    api.apply(pod("reviews-b", "v1"));
+    api.apply(slice("reviews-a", &a, true));
+    api.apply(slice("reviews-b", &b, true));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    until("both endpoints get traffic", || async {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            seen.insert(body(&s).await.1);
+        }
+        seen.len() == 2
+    })
+    .await;
+    api.apply(slice("reviews-b", &b, false));
+    until_all_go_to(&s, "a", 30).await;
+}
+
+fn other_service(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": name, "namespace": "default"},
+           "spec": {"clusterIP": "10.96.0.11", "ports": [{"name": "http", "port": 9080}]}})
+}
+
+async fn watch_field(s: &Strait, kind: &str, field: &str) -> u64 {
+    let dump = config_dump(s).await;
+    dump["source"]["watches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == kind)
+        .map(|w| w[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_relists_and_objects_deleted_meanwhile_disappear() {
+    let api = FakeApi::start().await;
+    api.apply(other_service("ratings"));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    let ratings = "ratings.default.svc.cluster.local:9080";
+    // Known, no endpoint: 503 UH.
+    assert_eq!(get(s.listen, ratings, "/").await.status.as_u16(), 503);
+    let relists = watch_field(&s, "Service", "relists").await;
+    // The watch misses the deletion: its stream is stalled, the history
+    // compacted, so it resumes into 410 Expired and must list again.
+    api.stall_watches(true);
+    api.delete("services", "default", "ratings");
+    api.compact();
+    api.stall_watches(false);
+    api.drop_watches();
+    until("the Service watch relisted", || async {
+        watch_field(&s, "Service", "relists").await > relists
+    })
+    .await;
+    until("the deleted Service is gone", || async {
+        get(s.listen, ratings, "/").await.status.as_u16() == 404
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_gone_keeps_traffic_flowing_and_strait_catches_up_after() {
+    // The outage lasts as long as strait takes to notice it (errors on
+    // every kind's watch) plus a round of requests, not 30 s: the
+    // behaviour is the same, and the watcher's backoff (0.8 s doubling,
+    // capped at 30 s) bounds the catch-up either way.
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(pod("reviews-v2", "v2"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(slice("reviews-v2", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    until_all_go_to(&s, "v1", 5).await;
+    let errors = watch_field(&s, "VirtualService", "errors").await;
+    api.set_down(true);
+    until("strait saw the API server go", || async {
+        watch_field(&s, "VirtualService", "errors").await > errors
+    })
+    .await;
+    for _ in 0..50 {
+        assert_eq!(body(&s).await, (200, "v1".to_string()));
+    }
+    assert_eq!(
+        ready(&s).await,
+        200,
+        "still ready: the last snapshot serves"
+    );
+    // Changed while strait could not see it.
+    api.apply(route_to("v2"));
+    api.set_down(false);
+    until_all_go_to(&s, "v2", 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_virtual_service_in_the_cluster_is_rejected_alone() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    // A negative weight: Istio's validation refuses it (IST0106).
+    api.apply(
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"hosts": ["bad.example.com"], "http": [{"route": [
+            {"destination": {"host": "reviews"}, "weight": -1}]}]}}),
+    );
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    assert_eq!(body(&s).await, (200, "v1".to_string()));
+    let dump = config_dump(&s).await;
+    let rejected = dump["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{dump}");
+    let line = rejected[0].as_str().unwrap();
+    assert!(
+        line.contains("IST0106") && line.contains("VirtualService default/bad"),
+        "{line}"
+    );
+    let served: Vec<&str> = dump["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "VirtualService")
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(served, ["reviews"]);
+    // Fixed in the cluster: served, no longer listed.
+    api.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"hosts": ["bad.example.com"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]}}));
+    until("the fixed resource is served", || async {
+        config_dump(&s).await["rejected"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_istio_crd_does_not_block_readiness() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let api = FakeApi::start().await;
+    api.set_installed("sidecars", false);
+    api.set_installed("workloadentries", false);
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(slice("reviews-v1", &v1, true));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    assert_eq!(body(&s).await, (200, "v1".to_string()));
+    let dump = config_dump(&s).await;
+    let sidecar = dump["source"]["watches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "Sidecar")
+        .unwrap()
+        .clone();
+    assert_eq!(sidecar["notInstalled"], true, "{sidecar}");
 }

@@ -268,6 +268,9 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
 /// Gauges whose values live elsewhere (ejections end lazily, connections
 /// belong to the pools): read them at scrape time.
 fn refresh_gauges(shared: &Shared) {
+    if let Some(state) = shared.source_state.get() {
+        shared.source_stats.refresh(&state());
+    }
     for (name, open) in shared.upstreams.open_connections_by_cluster() {
         shared
             .metrics

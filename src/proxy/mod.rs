@@ -76,6 +76,8 @@ pub struct Shared {
     /// The configuration source's own state for `/config_dump` (the
     /// Kubernetes watches' sync state), read when asked.
     pub source_state: std::sync::OnceLock<SourceState>,
+    /// The source's watch metrics, refreshed from `source_state` at scrape time.
+    pub source_stats: status::SourceStats,
 }
 
 /// Reads a source's live state (the proxy sits below the sources).
@@ -106,6 +108,8 @@ impl Shared {
         let downstream = limits::Stats::default();
         downstream.register(&mut metrics);
         let worker_stats = workers::Stats::new(workers, &mut metrics);
+        let source_stats = status::SourceStats::default();
+        source_stats.register(&mut metrics);
         Arc::new(Shared {
             clusters,
             metrics,
@@ -122,6 +126,7 @@ impl Shared {
             gateway: std::sync::OnceLock::new(),
             addresses: std::sync::OnceLock::new(),
             source_state: std::sync::OnceLock::new(),
+            source_stats,
         })
     }
 

@@ -173,6 +173,9 @@ struct State {
     /// (status, how many more lists fail).
     list_fault: Option<(u16, usize)>,
     truncate_next: bool,
+    /// The server is gone: new connections are closed at once and
+    /// requests on open ones get 503.
+    down: bool,
     log: Vec<Logged>,
     /// Event lines handed to streams (replays and live).
     sent: usize,
@@ -240,6 +243,11 @@ impl FakeApi {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                if shared.state.lock().unwrap().down {
+                    // Gone: the connection is closed at once.
+                    drop(stream);
+                    continue;
+                }
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
@@ -394,6 +402,16 @@ impl FakeApi {
         self.state.lock().unwrap().truncate_next = true;
     }
 
+    /// Take the server away (every open stream dropped, new connections
+    /// closed at once, requests on kept-alive ones answered 503) or bring
+    /// it back.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+        if down {
+            self.drop_watches();
+        }
+    }
+
     /// Drop every open watch stream mid-flight (no terminating chunk).
     pub fn drop_watches(&self) {
         self.control.send_modify(|c| c.drop_gen += 1);
@@ -526,7 +544,16 @@ impl Shared {
             accept: accept.clone(),
         };
         let is_watch = logged.is_watch();
-        self.state.lock().unwrap().log.push(logged);
+        {
+            let mut st = self.state.lock().unwrap();
+            st.log.push(logged);
+            if st.down {
+                return json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &status(503, "ServiceUnavailable", "the API server is down"),
+                );
+            }
+        }
         if req.method() != http::Method::GET {
             return json_response(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -34,6 +34,7 @@ pub struct Stream {
     /// The resourceVersion of the last object seen.
     pub resource_version: String,
     pub events: u64,
+    /// Completed lists (the first, and each after a 410 or lost watch).
     pub relists: u64,
     pub errors: u64,
     pub last_error: Option<String>,
@@ -117,7 +118,6 @@ impl Store {
         self.with(|i| {
             let s = &mut i.streams[stream];
             s.relisting = Some(BTreeMap::new());
-            s.relists += 1;
         });
     }
 
@@ -139,6 +139,7 @@ impl Store {
         self.with(|i| {
             let s = &mut i.streams[stream];
             s.objects = s.relisting.take().unwrap_or_default();
+            s.relists += 1;
             s.rejected.retain(|k, _| !s.objects.contains_key(k));
             s.synced = true;
             s.not_installed = false;
@@ -272,24 +273,40 @@ impl Store {
         })
     }
 
-    /// Per-kind counters for metrics: (kind, events, relists, errors),
-    /// summed over namespaces; and the last change.
-    pub fn counters(&self) -> (Vec<(&'static str, u64, u64, u64)>, Option<SystemTime>) {
+    /// Per-kind counters for metrics, summed over namespaces; and when the
+    /// last change was applied.
+    pub fn counters(&self) -> (Vec<KindCounters>, Option<SystemTime>) {
         self.with(|i| {
-            let mut out: Vec<(&'static str, u64, u64, u64)> = Vec::new();
+            let mut out: Vec<KindCounters> = Vec::new();
             for s in &i.streams {
-                match out.iter_mut().find(|c| c.0 == s.kind.kind) {
-                    Some(c) => {
-                        c.1 += s.events;
-                        c.2 += s.relists;
-                        c.3 += s.errors;
+                let at = match out.iter().position(|c| c.kind == s.kind.kind) {
+                    Some(at) => at,
+                    None => {
+                        out.push(KindCounters {
+                            kind: s.kind.kind,
+                            ..KindCounters::default()
+                        });
+                        out.len() - 1
                     }
-                    None => out.push((s.kind.kind, s.events, s.relists, s.errors)),
-                }
+                };
+                let c = &mut out[at];
+                c.events += s.events;
+                c.relists += s.relists;
+                c.errors += s.errors;
             }
             (out, i.last_change)
         })
     }
+}
+
+/// One kind's watch counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KindCounters {
+    pub kind: &'static str,
+    pub events: u64,
+    /// Completed lists (the first, and each after a 410 or lost watch).
+    pub relists: u64,
+    pub errors: u64,
 }
 
 /// Seconds since the epoch.
