@@ -21,6 +21,7 @@ mod gateway;
 mod gateway_tls;
 mod kube_api;
 mod kube_files;
+mod kube_watch;
 mod proxy_balancing;
 mod proxy_conn_pool;
 mod proxy_endpoints;

@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube_api::FakeApi;
+use fake_api::FakeApi;
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 use tokio::net::TcpListener;
 
 const HOST: &str = "reviews.default.svc.cluster.local:9080";
