@@ -4,18 +4,17 @@
 //! server outage, invalid and missing resources. Every wait is a bounded
 //! readiness poll, never a fixed sleep.
 
-#[path = "support/kube_api.rs"]
-mod kube_api;
-mod support;
+#[path = "../support/kube_api.rs"]
+mod fake_api;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use fake_api::FakeApi;
 use serde_json::{Value, json};
-use crate::support::*;
 use tokio::net::TcpListener;
 
 const HOST: &str = "reviews.default.svc.cluster.local:9080";
