@@ -3,7 +3,7 @@
 //! reference client, kubectl, where it is installed.
 
 #[path = "../support/kube_api.rs"]
-mod fake_api;
+pub(crate) mod fake_api;
 
 use std::io::BufReader;
 use std::process::{Command, Stdio};

@@ -4,16 +4,13 @@
 //! server outage, invalid and missing resources. Every wait is a bounded
 //! readiness poll, never a fixed sleep.
 
-#[path = "../support/kube_api.rs"]
-mod fake_api;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::kube_api::fake_api::FakeApi;
 use crate::support::*;
-use fake_api::FakeApi;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
