@@ -35,6 +35,16 @@ pub struct Reloader {
     /// Leave out a resource that fails validation and serve the rest (the
     /// Kubernetes source), instead of rejecting the change whole (files).
     pub reject_alone: bool,
+    /// The source's generations the live snapshot was built from, and the
+    /// resources the last full build left out: an endpoint-only change
+    /// since is applied without validating or recompiling routes.
+    built: std::sync::Mutex<Built>,
+}
+
+#[derive(Default)]
+struct Built {
+    generations: Option<(u64, u64)>,
+    left_out: Vec<crate::config::ResourceRef>,
 }
 
 impl Reloader {
@@ -61,6 +71,7 @@ impl Reloader {
             shared,
             debounce: (DEBOUNCE, Duration::from_secs(1)),
             reject_alone: false,
+            built: std::sync::Mutex::new(Built::default()),
         }
     }
 
@@ -102,7 +113,15 @@ impl Reloader {
             domain,
             ..Default::default()
         };
+        let generations = self.source.generations();
+        let endpoints_only = {
+            let b = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            matches!((generations, b.generations), (Some(now), Some(then)) if now.0 == then.0)
+        };
         let config = self.source.load(&pipeline::load_options(&self.namespace));
+        if endpoints_only && config.load_errors.is_empty() {
+            return Ok(self.apply_endpoints(config, &identity, now, started, generations));
+        }
         let built = if self.reject_alone {
             pipeline::build_each(config, &identity)
         } else {
@@ -142,6 +161,10 @@ impl Reloader {
                     self.source.describe(),
                 );
                 self.shared.set_rejected_resources(rejected);
+                *self.built.lock().unwrap_or_else(|p| p.into_inner()) = Built {
+                    generations,
+                    left_out: left_out.iter().filter_map(|m| m.resource.clone()).collect(),
+                };
                 tracing::info!(
                     version,
                     build_ms = built_in.as_millis() as u64,
@@ -153,6 +176,42 @@ impl Reloader {
             }
             Err(rejection) => Err(self.reject(&rejection, now)),
         }
+    }
+
+    /// Only endpoints changed since the live snapshot was built: rebuild
+    /// clusters and endpoints, keep its route tables (no validation: no
+    /// resource it validates changed).
+    fn apply_endpoints(
+        &self,
+        mut config: crate::config::ConfigSet,
+        identity: &crate::compile::Options,
+        now: String,
+        started: Instant,
+        generations: Option<(u64, u64)>,
+    ) -> u64 {
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        config.remove(&built.left_out);
+        let live = self.shared.snapshot.load_full();
+        let snapshot = crate::compile::compile_endpoints(&config, identity, &live);
+        let built_in = started.elapsed();
+        let previous = self
+            .shared
+            .status
+            .lock()
+            .map(|s| s.config.clone())
+            .unwrap_or_else(|p| p.into_inner().config.clone());
+        let version =
+            self.shared
+                .install_config(snapshot, Arc::new(config), now, self.source.describe());
+        self.shared.count_endpoint_update();
+        built.generations = generations;
+        tracing::info!(
+            version,
+            build_ms = built_in.as_millis() as u64,
+            "endpoints applied (routes kept)"
+        );
+        drop((live, previous));
+        version
     }
 
     /// Log and record a rejected change; its lines.

@@ -139,11 +139,13 @@ pub type ClusterMap = HashMap<ClusterKey, Arc<Cluster>, rustc_hash::FxBuildHashe
 pub struct Snapshot {
     /// The proxy identity this snapshot was compiled for.
     pub identity: Options,
-    pub routes: RouteTable,
+    /// Shared with the next snapshot when only endpoints changed.
+    pub routes: Arc<RouteTable>,
     pub clusters: ClusterMap,
     pub services: Vec<Arc<ServiceInfo>>,
-    /// The gateway listeners (empty unless `identity.gateway`).
-    pub gateway: gateway::GatewayListeners,
+    /// The gateway listeners (empty unless `identity.gateway`); shared as
+    /// the routes are.
+    pub gateway: Arc<gateway::GatewayListeners>,
 }
 
 /// Build the snapshot for a proxy described by `opts`.
@@ -159,10 +161,30 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
     };
     Snapshot {
         identity: opts.clone(),
-        routes,
+        routes: Arc::new(routes),
         clusters,
         services,
-        gateway,
+        gateway: Arc::new(gateway),
+    }
+}
+
+/// An endpoint-only change (EndpointSlices, Pod labels, Nodes): services,
+/// endpoints and clusters are built again, the route tables and gateway
+/// listeners of `previous` are kept, not recompiled, as Istio pushes such
+/// a change as incremental EDS rather than a full push
+/// (`pilot/pkg/xds/eds.go`). Routes name clusters by key, and the keys,
+/// policies and names come from Services and DestinationRules, which did
+/// not change.
+pub fn compile_endpoints(config: &ConfigSet, opts: &Options, previous: &Snapshot) -> Snapshot {
+    let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
+    let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
+    let clusters = services::clusters(config, &services, &endpoints, opts);
+    Snapshot {
+        identity: opts.clone(),
+        routes: previous.routes.clone(),
+        clusters,
+        services,
+        gateway: previous.gateway.clone(),
     }
 }
 

@@ -258,6 +258,7 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
         "paths": st.paths,
         "last_rejected": st.last_rejected,
         "rejected": st.rejected,
+        "endpoint_updates": st.endpoint_updates,
         "source": shared.source_state.get().map(|f| f()),
         "configs": configs.into_iter().map(|c| c.3).collect::<Vec<_>>(),
     })

@@ -338,7 +338,7 @@ async fn route(
             port,
             conn.tls.as_deref().map(|t| (t.gateway.as_str(), t.server)),
         ),
-        None => Some(&snapshot.routes),
+        None => Some(&*snapshot.routes),
     };
     let Some(route) = table
         .and_then(|t| t.vhost(authority))

@@ -169,6 +169,12 @@ impl Shared {
         st.version
     }
 
+    /// Count a configuration applied as an endpoint-only change.
+    pub fn count_endpoint_update(&self) {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        st.endpoint_updates += 1;
+    }
+
     /// The resources left out of the live configuration.
     pub fn set_rejected_resources(&self, rejected: Vec<String>) {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());

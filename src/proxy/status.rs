@@ -31,6 +31,8 @@ pub struct Status {
     /// Resources left out of the live configuration (the Kubernetes
     /// source rejects an invalid resource alone), as `strait check` says why.
     pub rejected: Vec<String>,
+    /// Configurations applied as endpoint-only changes (routes kept).
+    pub endpoint_updates: u64,
     #[serde(skip)]
     pub config: Arc<ConfigSet>,
     /// The proxy identity the snapshot was compiled for.
@@ -46,6 +48,7 @@ impl Default for Status {
             paths: Vec::new(),
             last_rejected: None,
             rejected: Vec::new(),
+            endpoint_updates: 0,
             config: Arc::new(ConfigSet::default()),
             options: crate::compile::Options::default(),
         }

@@ -56,4 +56,12 @@ pub trait Source: Send + Sync {
     fn rejected(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// (configuration, endpoints) generations: when only the second moved
+    /// since the last build, only endpoints changed (EndpointSlices, Pod
+    /// labels, Nodes) and routes need not be recompiled. `None`: unknown,
+    /// always rebuild whole.
+    fn generations(&self) -> Option<(u64, u64)> {
+        None
+    }
 }

@@ -292,6 +292,10 @@ async fn a_pod_relabelled_from_v1_to_v2_moves_between_subsets() {
     api.apply(pod("reviews-a", "v2"));
     api.apply(pod("reviews-b", "v1"));
     until_all_go_to(&s, "a", 20).await;
+    // Applied as an endpoint-only change: the routes were kept, not
+    // recompiled (Istio's incremental EDS, pilot/pkg/xds/eds.go).
+    let dump = config_dump(&s).await;
+    assert!(dump["endpoint_updates"].as_u64().unwrap() > 0, "{dump}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

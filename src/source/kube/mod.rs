@@ -244,6 +244,8 @@ impl Source for KubeSource {
             let store = self.store.clone();
             tasks.push(tokio::spawn(async move {
                 while rx.recv().await.is_some() {
+                    // A file may hold anything: a full rebuild.
+                    store.touch();
                     if store.synced() {
                         let _ = changes.try_send(());
                     }
@@ -269,6 +271,11 @@ impl Source for KubeSource {
 
     fn rejected(&self) -> Vec<String> {
         self.store.rejected()
+    }
+
+    fn generations(&self) -> Option<(u64, u64)> {
+        let g = self.store.generations();
+        Some((g.config, g.endpoints))
     }
 }
 

@@ -203,6 +203,12 @@ impl Store {
         })
     }
 
+    /// Something besides the watches changed (a layered file): the next
+    /// rebuild is a full one.
+    pub fn touch(&self) {
+        self.with(|i| i.changed(false));
+    }
+
     /// Every stream has listed once.
     pub fn synced(&self) -> bool {
         self.with(|i| i.streams.iter().all(|s| s.synced))
