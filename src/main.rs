@@ -33,9 +33,21 @@ enum Command {
     /// Exit codes: 0 clean, 79 findings at or above --failure-threshold,
     /// 65 unparsable input, 64 usage error.
     Check {
-        /// Files or directories (.yaml, .yml, .json, recursively); `-` reads stdin.
-        #[arg(required_unless_present = "list_analyzers")]
+        /// Files or directories (.yaml, .yml, .json, recursively); `-` reads
+        /// stdin. With --use-kube, layered over the cluster's resources.
+        #[arg(required_unless_present_any = ["list_analyzers", "use_kube"])]
         paths: Vec<PathBuf>,
+        /// Analyze the live cluster's resources (the kubeconfig's current
+        /// context; its namespace unless -n or -A), as istioctl analyze does.
+        #[arg(long)]
+        use_kube: bool,
+        /// The kubeconfig for --use-kube (default: KUBECONFIG, ~/.kube/config,
+        /// else in-cluster).
+        #[arg(long, value_name = "PATH", requires = "use_kube")]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context for --use-kube.
+        #[arg(long, value_name = "NAME", requires = "use_kube")]
+        context: Option<String>,
         /// Namespace for resources without one (default `default`). When given,
         /// only messages on that namespace's resources are shown (unless -A).
         #[arg(short, long)]
@@ -260,6 +272,9 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check {
             paths,
+            use_kube,
+            kubeconfig,
+            context,
             namespace,
             all_namespaces,
             output,
@@ -277,6 +292,10 @@ fn main() -> ExitCode {
             } else {
                 let args = CheckArgs {
                     paths,
+                    cluster: use_kube.then_some(check::Cluster {
+                        kubeconfig,
+                        context,
+                    }),
                     namespace,
                     all_namespaces,
                     output,

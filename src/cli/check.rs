@@ -21,6 +21,8 @@ pub enum Format {
 #[derive(Clone, Debug)]
 pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
+    /// `--use-kube`: the live cluster's resources, `paths` layered over them.
+    pub cluster: Option<Cluster>,
     /// Namespace for resources without one; when set explicitly, only
     /// messages on that namespace's resources are printed (as istioctl).
     pub namespace: Option<String>,
@@ -34,6 +36,59 @@ pub struct CheckArgs {
     /// The workload strait runs as (`run --labels`): analysis counts it as
     /// a pod in the namespace, so a Gateway selecting it has a workload.
     pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Which cluster `--use-kube` reads.
+#[derive(Clone, Debug, Default)]
+pub struct Cluster {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// How long `--use-kube` waits for every kind to list.
+const CLUSTER_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The cluster's resources with the files layered over them, and the
+/// kubeconfig context's namespace.
+#[cfg(feature = "kubernetes")]
+fn load_cluster(
+    cluster: &Cluster,
+    paths: &[PathBuf],
+    opts: &LoadOptions,
+) -> Result<(crate::config::ConfigSet, String), String> {
+    use crate::source::Source;
+    use crate::source::kube;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async {
+        let (client, server) = kube::client(&kube::Connect {
+            kubeconfig: cluster.kubeconfig.clone(),
+            context: cluster.context.clone(),
+        })
+        .await?;
+        let namespace = client.default_namespace().to_string();
+        let source = kube::KubeSource::new(
+            client,
+            server.clone(),
+            &[],
+            crate::source::file::FileSource::new(paths.to_vec()),
+        );
+        source.sync(CLUSTER_SYNC_TIMEOUT).await.map_err(|kinds| {
+            format!("{server}: not every kind listed within {CLUSTER_SYNC_TIMEOUT:?} ({kinds}); is the API server reachable?")
+        })?;
+        Ok((source.load(opts), namespace))
+    })
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn load_cluster(
+    _: &Cluster,
+    _: &[PathBuf],
+    _: &LoadOptions,
+) -> Result<(crate::config::ConfigSet, String), String> {
+    Err("this strait was built without the `kubernetes` feature".into())
 }
 
 /// Run `check`, writing to the given streams; returns the exit code.
@@ -59,7 +114,20 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
         namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
         ..LoadOptions::default()
     };
-    let mut config = crate::source::file::load_paths(&args.paths, &opts);
+    let (mut config, only_ns) = match &args.cluster {
+        None => (
+            crate::source::file::load_paths(&args.paths, &opts),
+            args.namespace.clone(),
+        ),
+        Some(cluster) => match load_cluster(cluster, &args.paths, &opts) {
+            // As istioctl: the context's namespace unless -n or -A.
+            Ok((config, context_ns)) => (config, args.namespace.clone().or(Some(context_ns))),
+            Err(e) => {
+                let _ = writeln!(stderr, "Error: --use-kube: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     if !args.labels.is_empty() {
         config.pods.push(proxy_workload(
             opts.namespace.as_deref().unwrap_or("default"),
@@ -83,7 +151,7 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
     let filter_ns = if args.all_namespaces {
         None
     } else {
-        args.namespace.as_deref()
+        only_ns.as_deref()
     };
     let shown: Vec<&Message> = messages
         .iter()
@@ -93,7 +161,12 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
             _ => true,
         })
         .collect();
-    let target = describe_target(args);
+    let target = match (&args.cluster, filter_ns) {
+        // istioctl analyze's words for a live cluster.
+        (Some(_), None) => "all namespaces".to_string(),
+        (Some(_), Some(ns)) => format!("namespace: {ns}"),
+        (None, _) => describe_target(args),
+    };
     match args.output {
         Format::Log => {
             let color = args.color.unwrap_or_else(|| {

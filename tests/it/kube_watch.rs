@@ -475,3 +475,65 @@ async fn a_missing_istio_crd_does_not_block_readiness() {
         .clone();
     assert_eq!(sidecar["notInstalled"], true, "{sidecar}");
 }
+
+fn bad_virtual_service(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"hosts": [format!("{name}.example.com")], "http": [{"route": [
+            {"destination": {"host": "reviews"}, "weight": -1}]}]}})
+}
+
+/// `strait check --use-kube` with these arguments: (exit code, stdout).
+async fn check(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strait"));
+    cmd.args(["check", "--use-kube", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("strait check runs"))
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_use_kube_analyzes_the_live_cluster_with_files_layered_over_it() {
+    // istioctl analyze: the current context's namespace unless -n / -A,
+    // files on the command line layered over the cluster's resources.
+    let api = FakeApi::start().await;
+    api.set_installed("sidecars", false);
+    api.apply(service());
+    api.apply(bad_virtual_service("default", "bad"));
+    api.apply(bad_virtual_service("team", "other"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+
+    let (code, out) = check(&kubeconfig, &[]).await;
+    assert_eq!(code, 79, "{out}");
+    assert!(
+        out.contains("IST0106") && out.contains("VirtualService default/bad"),
+        "{out}"
+    );
+    assert!(!out.contains("team/other"), "{out}");
+
+    let (code, out) = check(&kubeconfig, &["-A"]).await;
+    assert_eq!(code, 79, "{out}");
+    assert!(out.contains("VirtualService team/other"), "{out}");
+
+    // A local file with the same name replaces the cluster's resource.
+    let fixed = dir.path().join("fixed.yaml");
+    std::fs::write(
+        &fixed,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad, namespace: default}\nspec:\n  hosts: [bad.example.com]\n  http:\n  - route:\n    - destination: {host: reviews}\n",
+    )
+    .unwrap();
+    let (code, out) = check(&kubeconfig, &[fixed.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("No validation issues found when analyzing namespace: default."),
+        "{out}"
+    );
+}

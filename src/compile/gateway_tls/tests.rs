@@ -55,7 +55,7 @@ fn listeners(yaml: &str) -> GatewayListeners {
         },
     );
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
-    compile_snapshot(
+    let listeners = compile_snapshot(
         &cfg,
         &Options {
             namespace: "istio-system".into(),
@@ -64,7 +64,8 @@ fn listeners(yaml: &str) -> GatewayListeners {
             ..Options::default()
         },
     )
-    .gateway
+    .gateway;
+    std::sync::Arc::into_inner(listeners).expect("the only snapshot")
 }
 
 fn gateway(tls: &str) -> String {

@@ -102,6 +102,38 @@ impl KubeSource {
         &self.store
     }
 
+    /// List every kind once (`check --use-kube`), then stop watching. On
+    /// timeout, the kinds that did not list.
+    pub async fn sync(&self, timeout: std::time::Duration) -> Result<(), String> {
+        let (tx, mut rx) = mpsc::channel::<()>(1);
+        let tasks = self.start(tx);
+        let _stop = Guard {
+            tasks,
+            _files: None,
+        };
+        // The first signal comes once every kind has listed.
+        match tokio::time::timeout(timeout, rx.recv()).await {
+            Ok(Some(())) => Ok(()),
+            _ => {
+                let state = self.store.state();
+                let pending: Vec<String> = state["watches"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|w| w["synced"] != true)
+                    .map(|w| {
+                        format!(
+                            "{}: {}",
+                            w["kind"].as_str().unwrap_or(""),
+                            w["lastError"].as_str().unwrap_or("no answer")
+                        )
+                    })
+                    .collect();
+                Err(pending.join("; "))
+            }
+        }
+    }
+
     /// Start the watchers (they run until the guard is dropped): `changes`
     /// is signalled once every kind has synced, then on every change.
     fn start(&self, changes: Changes) -> Vec<tokio::task::JoinHandle<()>> {
