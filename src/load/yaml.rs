@@ -265,204 +265,231 @@ fn parse_counted(
 impl Builder<'_, '_> {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
         match event {
-            Event::DocumentStart(_) => {
-                if self.docs >= self.limits.max_documents {
-                    return Err(err(
-                        &span,
-                        format!(
-                            "more than {} YAML documents in one file",
-                            self.limits.max_documents
-                        ),
-                    ));
-                }
-                self.anchors.clear();
-                self.doc = Some(Document {
-                    value: Value::Null,
-                    lines: LineIndex::default(),
-                    line: span.start.line(),
-                    yaml11_bools: Vec::new(),
-                    first_line: None,
-                });
-            }
-            Event::DocumentEnd => {
-                if let Some(doc) = self.doc.take()
-                    && !doc.value.is_null()
-                {
-                    self.docs += 1;
-                    (self.sink)(doc);
-                }
-            }
-            Event::MappingStart(anchor, _) => {
-                self.check_depth(&span)?;
-                let path = self.frame_path(&span)?;
-                let nodes_before = self.nodes;
-                self.count(&span, 1)?;
-                self.record_line(&span)?;
-                self.stack.push(Frame::Map {
-                    map: Map::new(),
-                    merged: Map::new(),
-                    key: None,
-                    key_line: span.start.line(),
-                    path,
-                    anchor,
-                    nodes_before,
-                    start: span.start.index(),
-                    as_scalar: None,
-                });
-            }
-            Event::SequenceStart(anchor, _) => {
-                self.check_depth(&span)?;
-                let path = self.frame_path(&span)?;
-                let nodes_before = self.nodes;
-                self.count(&span, 1)?;
-                self.record_line(&span)?;
-                self.stack.push(Frame::Seq {
-                    items: Vec::new(),
-                    path,
-                    anchor,
-                    nodes_before,
-                });
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let (value, anchor, nodes_before) = match self.stack.pop() {
-                    Some(Frame::Map {
-                        as_scalar: Some(value),
-                        anchor,
-                        nodes_before,
-                        ..
-                    }) => (value, anchor, nodes_before),
-                    Some(Frame::Map {
-                        mut map,
-                        merged,
-                        anchor,
-                        nodes_before,
-                        ..
-                    }) => {
-                        for (k, v) in merged {
-                            map.entry(k).or_insert(v);
-                        }
-                        (Value::Object(map), anchor, nodes_before)
-                    }
-                    Some(Frame::Seq {
-                        items,
-                        anchor,
-                        nodes_before,
-                        ..
-                    }) => (Value::Array(items), anchor, nodes_before),
-                    None => return Err(err(&span, "unbalanced YAML structure")),
-                };
-                if anchor != 0 {
-                    let size = self.nodes - nodes_before;
-                    self.anchors.push((anchor, value.clone(), size));
-                }
-                self.attach(value, &span)?;
-            }
+            Event::DocumentStart(_) => self.document_start(&span)?,
+            Event::DocumentEnd => self.document_end(),
+            Event::MappingStart(anchor, _) => self.mapping_start(anchor, &span)?,
+            Event::SequenceStart(anchor, _) => self.sequence_start(anchor, &span)?,
+            Event::MappingEnd | Event::SequenceEnd => self.collection_end(&span)?,
             Event::Scalar(text, style, anchor, tag) => {
-                self.count(&span, 1)?;
-                let in_key_position =
-                    matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
-                if in_key_position {
-                    // Keys keep their text: JSON keys are strings, and `on:` or
-                    // `y:` as a key is never meant as a boolean.
-                    let mut key = text.to_string();
-                    if style == ScalarStyle::Plain && self.colon_ends_flow_scalar(&span) {
-                        key.push(':');
-                        let parent_is_seq =
-                            matches!(self.stack.iter().rev().nth(1), Some(Frame::Seq { .. }));
-                        if let Some(Frame::Map {
-                            map,
-                            start,
-                            as_scalar,
-                            ..
-                        }) = self.stack.last_mut()
-                            && parent_is_seq
-                            && map.is_empty()
-                            && *start == span.start.index()
-                        {
-                            // `[a, K:]`: go-yaml's item is the string `K:`.
-                            *as_scalar = Some(resolve_scalar(&key, style, None).0);
-                        }
-                    }
-                    if let Some(Frame::Map {
-                        map,
-                        key: slot,
-                        key_line,
-                        path,
-                        ..
-                    }) = self.stack.last_mut()
-                    {
-                        if map.contains_key(&key) && key != "<<" {
-                            return Err(err(
-                                &span,
-                                format!("mapping key {key:?} already defined{}", at(path)),
-                            ));
-                        }
-                        *slot = Some(key);
-                        *key_line = span.start.line();
-                    }
-                    return Ok(());
-                }
-                if matches!(
-                    self.stack.last(),
-                    Some(Frame::Map {
-                        as_scalar: Some(_),
-                        ..
-                    })
-                ) {
-                    // The empty value of a pair that is really a scalar.
-                    return Ok(());
-                }
-                let (value, yaml11) = resolve_scalar(&text, style, tag.as_deref());
-                if yaml11 {
-                    let path = self.stack_path(&span)?;
-                    if let Some(doc) = self.doc.as_mut() {
-                        doc.yaml11_bools.push(path);
-                    }
-                }
-                if anchor != 0 {
-                    self.anchors.push((anchor, value.clone(), 1));
-                }
-                self.record_line(&span)?;
-                self.attach(value, &span)?;
+                self.scalar(&text, style, anchor, tag.as_deref(), &span)?;
             }
-            Event::Alias(id) => {
-                if self.no_aliases {
-                    return Err(err(&span, "alias in the second half of a split parse"));
-                }
-                let Some((_, _, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
-                else {
-                    return Err(err(&span, "alias refers to an unknown anchor"));
-                };
-                // Counted before copying: a bomb fails before it is built.
-                let size = *size;
-                self.count(&span, size)?;
-                self.alias_nodes = self.alias_nodes.saturating_add(size);
-                // As serde_yaml bounds alias replays by the document's own
-                // size: copies may add at most ALIAS_RATIO times the nodes
-                // written out (plus a floor), so a billion-laughs file fails
-                // after a few thousand copied nodes instead of millions.
-                let written = self.nodes - self.alias_nodes;
-                if self.alias_nodes > ALIAS_FLOOR + ALIAS_RATIO.saturating_mul(written) {
-                    return Err(err(
-                        &span,
-                        format!(
-                            "YAML aliases expand to more than {ALIAS_RATIO} times the nodes written (alias bomb?)"
-                        ),
-                    ));
-                }
-                let Some((_, value, _)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id)
-                else {
-                    return Err(err(&span, "alias refers to an unknown anchor"));
-                };
-                let value = value.clone();
-                if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
-                    return Err(err(&span, "an alias cannot be used as a mapping key"));
-                }
-                self.record_line(&span)?;
-                self.attach(value, &span)?;
-            }
+            Event::Alias(id) => self.alias(id, &span)?,
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
+        Ok(())
+    }
+
+    fn document_start(&mut self, span: &Span) -> Result<(), YamlError> {
+        if self.docs >= self.limits.max_documents {
+            return Err(err(
+                span,
+                format!(
+                    "more than {} YAML documents in one file",
+                    self.limits.max_documents
+                ),
+            ));
+        }
+        self.anchors.clear();
+        self.doc = Some(Document {
+            value: Value::Null,
+            lines: LineIndex::default(),
+            line: span.start.line(),
+            yaml11_bools: Vec::new(),
+            first_line: None,
+        });
+        Ok(())
+    }
+
+    fn document_end(&mut self) {
+        if let Some(doc) = self.doc.take()
+            && !doc.value.is_null()
+        {
+            self.docs += 1;
+            (self.sink)(doc);
+        }
+    }
+
+    fn mapping_start(&mut self, anchor: usize, span: &Span) -> Result<(), YamlError> {
+        self.check_depth(span)?;
+        let path = self.frame_path(span)?;
+        let nodes_before = self.nodes;
+        self.count(span, 1)?;
+        self.record_line(span)?;
+        self.stack.push(Frame::Map {
+            map: Map::new(),
+            merged: Map::new(),
+            key: None,
+            key_line: span.start.line(),
+            path,
+            anchor,
+            nodes_before,
+            start: span.start.index(),
+            as_scalar: None,
+        });
+        Ok(())
+    }
+
+    fn sequence_start(&mut self, anchor: usize, span: &Span) -> Result<(), YamlError> {
+        self.check_depth(span)?;
+        let path = self.frame_path(span)?;
+        let nodes_before = self.nodes;
+        self.count(span, 1)?;
+        self.record_line(span)?;
+        self.stack.push(Frame::Seq {
+            items: Vec::new(),
+            path,
+            anchor,
+            nodes_before,
+        });
+        Ok(())
+    }
+
+    /// A mapping or sequence ends: its value goes to its parent.
+    fn collection_end(&mut self, span: &Span) -> Result<(), YamlError> {
+        let (value, anchor, nodes_before) = match self.stack.pop() {
+            Some(Frame::Map {
+                as_scalar: Some(value),
+                anchor,
+                nodes_before,
+                ..
+            }) => (value, anchor, nodes_before),
+            Some(Frame::Map {
+                mut map,
+                merged,
+                anchor,
+                nodes_before,
+                ..
+            }) => {
+                for (k, v) in merged {
+                    map.entry(k).or_insert(v);
+                }
+                (Value::Object(map), anchor, nodes_before)
+            }
+            Some(Frame::Seq {
+                items,
+                anchor,
+                nodes_before,
+                ..
+            }) => (Value::Array(items), anchor, nodes_before),
+            None => return Err(err(span, "unbalanced YAML structure")),
+        };
+        if anchor != 0 {
+            let size = self.nodes - nodes_before;
+            self.anchors.push((anchor, value.clone(), size));
+        }
+        self.attach(value, span)?;
+        Ok(())
+    }
+
+    fn scalar(
+        &mut self,
+        text: &str,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&Tag>,
+        span: &Span,
+    ) -> Result<(), YamlError> {
+        self.count(span, 1)?;
+        let in_key_position = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+        if in_key_position {
+            // Keys keep their text: JSON keys are strings, and `on:` or
+            // `y:` as a key is never meant as a boolean.
+            let mut key = text.to_string();
+            if style == ScalarStyle::Plain && self.colon_ends_flow_scalar(span) {
+                key.push(':');
+                let parent_is_seq =
+                    matches!(self.stack.iter().rev().nth(1), Some(Frame::Seq { .. }));
+                if let Some(Frame::Map {
+                    map,
+                    start,
+                    as_scalar,
+                    ..
+                }) = self.stack.last_mut()
+                    && parent_is_seq
+                    && map.is_empty()
+                    && *start == span.start.index()
+                {
+                    // `[a, K:]`: go-yaml's item is the string `K:`.
+                    *as_scalar = Some(resolve_scalar(&key, style, None).0);
+                }
+            }
+            if let Some(Frame::Map {
+                map,
+                key: slot,
+                key_line,
+                path,
+                ..
+            }) = self.stack.last_mut()
+            {
+                if map.contains_key(&key) && key != "<<" {
+                    return Err(err(
+                        span,
+                        format!("mapping key {key:?} already defined{}", at(path)),
+                    ));
+                }
+                *slot = Some(key);
+                *key_line = span.start.line();
+            }
+            return Ok(());
+        }
+        if matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                as_scalar: Some(_),
+                ..
+            })
+        ) {
+            // The empty value of a pair that is really a scalar.
+            return Ok(());
+        }
+        let (value, yaml11) = resolve_scalar(text, style, tag);
+        if yaml11 {
+            let path = self.stack_path(span)?;
+            if let Some(doc) = self.doc.as_mut() {
+                doc.yaml11_bools.push(path);
+            }
+        }
+        if anchor != 0 {
+            self.anchors.push((anchor, value.clone(), 1));
+        }
+        self.record_line(span)?;
+        self.attach(value, span)?;
+        Ok(())
+    }
+
+    fn alias(&mut self, id: usize, span: &Span) -> Result<(), YamlError> {
+        if self.no_aliases {
+            return Err(err(span, "alias in the second half of a split parse"));
+        }
+        let Some((_, _, size)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id) else {
+            return Err(err(span, "alias refers to an unknown anchor"));
+        };
+        // Counted before copying: a bomb fails before it is built.
+        let size = *size;
+        self.count(span, size)?;
+        self.alias_nodes = self.alias_nodes.saturating_add(size);
+        // As serde_yaml bounds alias replays by the document's own
+        // size: copies may add at most ALIAS_RATIO times the nodes
+        // written out (plus a floor), so a billion-laughs file fails
+        // after a few thousand copied nodes instead of millions.
+        let written = self.nodes - self.alias_nodes;
+        if self.alias_nodes > ALIAS_FLOOR + ALIAS_RATIO.saturating_mul(written) {
+            return Err(err(
+                span,
+                format!(
+                    "YAML aliases expand to more than {ALIAS_RATIO} times the nodes written (alias bomb?)"
+                ),
+            ));
+        }
+        let Some((_, value, _)) = self.anchors.iter().rev().find(|(a, _, _)| *a == id) else {
+            return Err(err(span, "alias refers to an unknown anchor"));
+        };
+        let value = value.clone();
+        if matches!(self.stack.last(), Some(Frame::Map { key: None, .. })) {
+            return Err(err(span, "an alias cannot be used as a mapping key"));
+        }
+        self.record_line(span)?;
+        self.attach(value, span)?;
         Ok(())
     }
 
