@@ -108,8 +108,7 @@ fn server(path: &str, s: &Server, out: &mut Vec<Finding>) {
                         tls.mode.unwrap_or_default(),
                         ServerTLSMode::Passthrough | ServerTLSMode::AutoPassthrough
                     );
-                    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
-                    if !passthrough
+                                    if !passthrough
                         || set(&tls.ca_certificates)
                         || set(&tls.private_key)
                         || set(&tls.server_certificate)
@@ -191,7 +190,6 @@ fn server_bind(path: &str, port: Option<&Port>, bind: &str, out: &mut Vec<Findin
 
 /// `validateTLSOptions` (shared with Sidecar ingress listeners).
 pub(super) fn tls_options(path: &str, tls: &ServerTLSSettings, out: &mut Vec<Finding>) {
-    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
     let mode = tls.mode.unwrap_or_default();
     let cred = set(&tls.credential_name);
     let creds = !tls.credential_names.is_empty();
@@ -229,24 +227,7 @@ pub(super) fn tls_options(path: &str, tls: &ServerTLSSettings, out: &mut Vec<Fin
     }
 
     if mode == ServerTLSMode::IstioMutual {
-        for (v, what, field) in [
-            (
-                set(&tls.server_certificate),
-                "server certificate",
-                "serverCertificate",
-            ),
-            (set(&tls.private_key), "private key", "privateKey"),
-            (set(&tls.ca_certificates), "CA bundle", "caCertificates"),
-            (cred || creds, "credentialName", "credentialName"),
-            (certs, "tlsCertificates", "tlsCertificates"),
-        ] {
-            if v {
-                out.push(Finding::error(
-                    format!("{path}.{field}"),
-                    format!("ISTIO_MUTUAL TLS cannot have associated {what}"),
-                ));
-            }
-        }
+        istio_mutual(path, tls, cred || creds, certs, out);
         return;
     }
     if matches!(
@@ -277,56 +258,99 @@ pub(super) fn tls_options(path: &str, tls: &ServerTLSSettings, out: &mut Vec<Fin
         }
         return;
     }
-    let mode_name = if mode == ServerTLSMode::Simple {
-        "SIMPLE"
-    } else {
-        "MUTUAL"
-    };
     if terminating {
-        if certs {
-            for (i, c) in tls.tls_certificates.iter().enumerate() {
-                if !set(&c.server_certificate) {
-                    out.push(Finding::error(
-                        format!("{path}.tlsCertificates[{i}].serverCertificate"),
-                        format!("{mode_name} TLS requires a server certificate"),
-                    ));
-                }
-                if !set(&c.private_key) {
-                    out.push(Finding::error(
-                        format!("{path}.tlsCertificates[{i}].privateKey"),
-                        format!("{mode_name} TLS requires a private key"),
-                    ));
-                }
-            }
-        } else {
-            if !set(&tls.server_certificate) {
-                out.push(Finding::error(
-                    format!("{path}.serverCertificate"),
-                    format!(
-                        "{mode_name} TLS requires a server certificate; set serverCertificate or credentialName"
-                    ),
-                ));
-            }
-            if !set(&tls.private_key) {
-                out.push(Finding::error(
-                    format!("{path}.privateKey"),
-                    format!(
-                        "{mode_name} TLS requires a private key; set privateKey or credentialName"
-                    ),
-                ));
-            }
-        }
-        if mode != ServerTLSMode::Simple && !set(&tls.ca_certificates) {
-            out.push(Finding::error(
-                format!("{path}.caCertificates"),
-                "MUTUAL TLS requires a client CA bundle; set caCertificates or credentialName",
-            ));
-        }
+        terminating_certificates(path, tls, mode, certs, out);
     }
     if set(&tls.ca_crl) && mode == ServerTLSMode::Simple {
         out.push(Finding::error(
             format!("{path}.caCrl"),
             "CRL is not supported with SIMPLE TLS",
+        ));
+    }
+}
+
+/// A string field given and not empty.
+fn set(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+/// ISTIO_MUTUAL takes its certificates from the mesh: any given is an error.
+fn istio_mutual(
+    path: &str,
+    tls: &ServerTLSSettings,
+    cred: bool,
+    certs: bool,
+    out: &mut Vec<Finding>,
+) {
+    for (v, what, field) in [
+        (
+            set(&tls.server_certificate),
+            "server certificate",
+            "serverCertificate",
+        ),
+        (set(&tls.private_key), "private key", "privateKey"),
+        (set(&tls.ca_certificates), "CA bundle", "caCertificates"),
+        (cred, "credentialName", "credentialName"),
+        (certs, "tlsCertificates", "tlsCertificates"),
+    ] {
+        if v {
+            out.push(Finding::error(
+                format!("{path}.{field}"),
+                format!("ISTIO_MUTUAL TLS cannot have associated {what}"),
+            ));
+        }
+    }
+}
+
+/// SIMPLE, MUTUAL or OPTIONAL_MUTUAL without a credentialName: the
+/// certificate, key (and for MUTUAL the CA bundle) must be given.
+fn terminating_certificates(
+    path: &str,
+    tls: &ServerTLSSettings,
+    mode: ServerTLSMode,
+    certs: bool,
+    out: &mut Vec<Finding>,
+) {
+    let mode_name = if mode == ServerTLSMode::Simple {
+        "SIMPLE"
+    } else {
+        "MUTUAL"
+    };
+    if certs {
+        for (i, c) in tls.tls_certificates.iter().enumerate() {
+            if !set(&c.server_certificate) {
+                out.push(Finding::error(
+                    format!("{path}.tlsCertificates[{i}].serverCertificate"),
+                    format!("{mode_name} TLS requires a server certificate"),
+                ));
+            }
+            if !set(&c.private_key) {
+                out.push(Finding::error(
+                    format!("{path}.tlsCertificates[{i}].privateKey"),
+                    format!("{mode_name} TLS requires a private key"),
+                ));
+            }
+        }
+    } else {
+        if !set(&tls.server_certificate) {
+            out.push(Finding::error(
+                format!("{path}.serverCertificate"),
+                format!(
+                    "{mode_name} TLS requires a server certificate; set serverCertificate or credentialName"
+                ),
+            ));
+        }
+        if !set(&tls.private_key) {
+            out.push(Finding::error(
+                format!("{path}.privateKey"),
+                format!("{mode_name} TLS requires a private key; set privateKey or credentialName"),
+            ));
+        }
+    }
+    if mode != ServerTLSMode::Simple && !set(&tls.ca_certificates) {
+        out.push(Finding::error(
+            format!("{path}.caCertificates"),
+            "MUTUAL TLS requires a client CA bundle; set caCertificates or credentialName",
         ));
     }
 }
