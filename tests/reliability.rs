@@ -1958,6 +1958,56 @@ async fn case_29_admin_is_loopback_post_only_and_never_shows_key_material() {
     std::fs::write(&conf, &config).unwrap();
     let access = dir.path().join("access.log");
 
+    let (mut child, lines, listen, admin) = run_with_debug_log(conf_dir.path(), &access);
+    assert!(admin.ip().is_loopback());
+
+    // Traffic through the MUTUAL cluster fails on the unusable key: UF.
+    let got = get(listen, "mtls.test", "/mtls").await;
+    assert_eq!(got.status, 503);
+    assert_eq!(get(listen, CANARY, "/canary").await.status, 200);
+    // A rejected reload whose file holds the key (a broken Secret).
+    std::fs::write(
+        conf_dir.path().join("broken.yaml"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: broken}}\ndata: [{encoded}\n"),
+    )
+    .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + BOUND;
+    while !lines.lock().unwrap().iter().any(|l| l.contains("rejected")) {
+        assert!(
+            Instant::now() < deadline,
+            "no rejection logged: {:?}",
+            lines.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    admin_shows_no_key_material(admin).await;
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&access).unwrap_or_default();
+    assert!(log.contains("\"UF"), "the failure is logged: {log}");
+    assert_eq!(leaks(&log), None, "access log shows key material: {log}");
+    let stderr = lines.lock().unwrap().join("\n");
+    assert!(stderr.contains("DEBUG"), "debug logging was on");
+    assert_eq!(leaks(&stderr), None, "logs show key material:\n{stderr}");
+}
+
+/// `strait run` on ephemeral ports with debug logging and a JSON access
+/// log; returns the child, its stderr lines as they come, and its listen and
+/// admin addresses (from the startup line).
+fn run_with_debug_log(
+    conf: &std::path::Path,
+    access: &std::path::Path,
+) -> (
+    std::process::Child,
+    Arc<Mutex<Vec<String>>>,
+    SocketAddr,
+    SocketAddr,
+) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
         .args([
             "run",
@@ -1967,9 +2017,9 @@ async fn case_29_admin_is_loopback_post_only_and_never_shows_key_material() {
             "127.0.0.1:0",
             "--access-log",
         ])
-        .arg(&access)
+        .arg(access)
         .args(["--access-log-format", "json", "-c"])
-        .arg(conf_dir.path())
+        .arg(conf)
         .env("RUST_LOG", "debug")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -2000,31 +2050,12 @@ async fn case_29_admin_is_loopback_post_only_and_never_shows_key_material() {
     };
     let (listen, admin): (SocketAddr, SocketAddr) =
         (listen.parse().unwrap(), admin.parse().unwrap());
-    assert!(admin.ip().is_loopback());
+    (child, lines, listen, admin)
+}
 
-    // Traffic through the MUTUAL cluster fails on the unusable key: UF.
-    let got = get(listen, "mtls.test", "/mtls").await;
-    assert_eq!(got.status, 503);
-    assert_eq!(get(listen, CANARY, "/canary").await.status, 200);
-    // A rejected reload whose file holds the key (a broken Secret).
-    std::fs::write(
-        conf_dir.path().join("broken.yaml"),
-        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: broken}}\ndata: [{encoded}\n"),
-    )
-    .unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + BOUND;
-    while !lines.lock().unwrap().iter().any(|l| l.contains("rejected")) {
-        assert!(
-            Instant::now() < deadline,
-            "no rejection logged: {:?}",
-            lines.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
+/// Case 29 on every admin endpoint: 200 without key material or CORS
+/// headers, redaction in the dump, and GET never changing the log level.
+async fn admin_shows_no_key_material(admin: SocketAddr) {
     let client = h1_client();
     for path in [
         "/ready",
@@ -2077,15 +2108,6 @@ async fn case_29_admin_is_loopback_post_only_and_never_shows_key_material() {
         got.text()
     );
     drop(client);
-
-    let _ = child.kill();
-    let _ = child.wait();
-    let log = std::fs::read_to_string(&access).unwrap_or_default();
-    assert!(log.contains("\"UF"), "the failure is logged: {log}");
-    assert_eq!(leaks(&log), None, "access log shows key material: {log}");
-    let stderr = lines.lock().unwrap().join("\n");
-    assert!(stderr.contains("DEBUG"), "debug logging was on");
-    assert_eq!(leaks(&stderr), None, "logs show key material:\n{stderr}");
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
