@@ -13,6 +13,7 @@ mod admin;
 mod admin_page;
 mod check_cli;
 mod conformance;
+mod deploy;
 mod explain_agreement;
 mod explain_cli;
 mod explain_golden;
