@@ -34,6 +34,10 @@ pub const CA_SUFFIX: &str = "-cacert";
 pub struct ServerTls {
     pub mode: ServerTLSMode,
     pub config: Arc<ServerConfig>,
+    /// The same without ALPN, for a client offering only protocols we do
+    /// not speak: BoringSSL (Envoy) then goes on without ALPN where rustls
+    /// would fail the handshake (`no_application_protocol`).
+    pub config_no_alpn: Arc<ServerConfig>,
     /// The serving certificate, for `explain` and the admin API.
     pub certificate: CertificateInfo,
 }
@@ -202,10 +206,12 @@ pub fn build(
                 ),
             )
         })?;
+    let config_no_alpn = Arc::new(config.clone());
     config.alpn_protocols = ALPN_HTTP.iter().map(|p| p.to_vec()).collect();
     Ok(ServerTls {
         mode,
         config: Arc::new(config),
+        config_no_alpn,
         certificate,
     })
 }

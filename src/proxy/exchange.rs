@@ -38,6 +38,8 @@ pub struct TlsConn {
     pub gateway: String,
     /// The server's index in the Gateway's `spec.servers`.
     pub server: usize,
+    /// The ClientHello's SNI (`%REQUESTED_SERVER_NAME%`).
+    pub sni: Option<String>,
     /// `x-forwarded-client-cert` for the client certificate, if one was
     /// presented (Istio's gateway default `SANITIZE_SET`).
     pub xfcc: Option<http::HeaderValue>,

@@ -194,6 +194,7 @@ fn log_entry(
         authority: authority.map(str::to_string),
         downstream_local_address: conn.local.to_string(),
         downstream_remote_address: conn.remote.to_string(),
+        requested_server_name: conn.tls.as_ref().and_then(|t| t.sni.clone()),
         ..Default::default()
     })
 }

@@ -22,9 +22,11 @@ use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::Shared;
+use super::access_log::{Entry, format_time};
 use super::exchange::{ConnInfo, TlsConn};
 use crate::compile::gateway::select_server;
-use crate::compile::gateway_tls::{SanKind, subject_alt_names};
+use crate::compile::gateway_tls::{ALPN_HTTP, SanKind, subject_alt_names};
+use crate::flags::Flags;
 
 /// How long a client may take from connect to a finished handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,13 +46,35 @@ pub(crate) fn spawn(
     let local = stream.local_addr().unwrap_or(remote);
     let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let start_time = format_time(std::time::SystemTime::now());
         let timeout = shared
             .limits
             .request_headers_timeout
             .unwrap_or(HANDSHAKE_TIMEOUT);
         let tls = match tokio::time::timeout(timeout, handshake(&shared, stream, port)).await {
             Ok(Ok(t)) => t,
-            Ok(Err(why)) => {
+            Ok(Err(Failed::NoServer(sni))) => {
+                // Istio's listener access log records connections no filter
+                // chain takes (response flag NR).
+                if shared.access_log.enabled() {
+                    shared.access_log.log(&Entry {
+                        start_time,
+                        method: "-".into(),
+                        path: "-".into(),
+                        protocol: "-",
+                        response_flags: Flags::NO_ROUTE_FOUND,
+                        response_code_details: "filter_chain_not_found".into(),
+                        duration: started.elapsed().as_millis() as u64,
+                        downstream_local_address: local.to_string(),
+                        downstream_remote_address: remote.to_string(),
+                        requested_server_name: sni,
+                        ..Default::default()
+                    });
+                }
+                return;
+            }
+            Ok(Err(Failed::Handshake(why))) => {
                 tracing::debug!(%remote, port, "TLS handshake not completed: {why}");
                 return;
             }
@@ -67,34 +91,48 @@ pub(crate) fn spawn(
     });
 }
 
+/// Why a connection was not served.
+enum Failed {
+    /// No server takes the SNI (or its absence).
+    NoServer(Option<String>),
+    Handshake(String),
+}
+
 async fn handshake(
     shared: &Shared,
     stream: TcpStream,
     port: u16,
-) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, TlsConn), String> {
+) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, TlsConn), Failed> {
     let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
         .await
-        .map_err(|e| format!("reading the ClientHello: {e}"))?;
-    let sni = start.client_hello().server_name().map(str::to_string);
+        .map_err(|e| Failed::Handshake(format!("reading the ClientHello: {e}")))?;
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_string);
+    let speaks_ours = hello
+        .alpn()
+        .is_none_or(|mut offered| offered.any(|p| ALPN_HTTP.contains(&p)));
     let (config, gateway, server) = {
         let snapshot = shared.snapshot.load();
-        let servers = snapshot
+        // No filter chain matches (or the port no longer serves HTTPS):
+        // Envoy closes the connection.
+        let Some(s) = snapshot
             .gateway
             .https(port)
-            .ok_or("the port no longer serves HTTPS")?;
-        // No filter chain matches: Envoy closes the connection.
-        let s = select_server(servers, sni.as_deref())
-            .ok_or_else(|| format!("no HTTPS server for SNI {sni:?}"))?;
-        (
-            s.tls.config.clone(),
-            s.server.gateway.clone(),
-            s.server.index,
-        )
+            .and_then(|servers| select_server(servers, sni.as_deref()))
+        else {
+            return Err(Failed::NoServer(sni));
+        };
+        let config = if speaks_ours {
+            s.tls.config.clone()
+        } else {
+            s.tls.config_no_alpn.clone()
+        };
+        (config, s.server.gateway.clone(), s.server.index)
     };
     let stream = start
         .into_stream(config)
         .await
-        .map_err(|e| format!("SNI {sni:?}: {e}"))?;
+        .map_err(|e| Failed::Handshake(format!("SNI {sni:?}: {e}")))?;
     let xfcc = stream
         .get_ref()
         .1
@@ -106,6 +144,7 @@ async fn handshake(
         TlsConn {
             gateway,
             server,
+            sni,
             xfcc,
         },
     ))

@@ -1061,3 +1061,47 @@ data: {{ca.crt: {}}}
             .is_err()
     );
 }
+
+/// An SNI no server takes is logged as Istio's listener access log does
+/// (flag NR, `filter_chain_not_found`, the SNI); served requests carry the
+/// SNI as `requested_server_name`. A client offering only ALPN protocols
+/// strait does not speak is served without ALPN, as BoringSSL (Envoy) does.
+#[tokio::test]
+async fn unmatched_sni_is_logged_nr_and_foreign_alpn_is_served_without_alpn() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com", "other.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server("'web.example.com'", &simple(&cert))),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    assert!(
+        connect(gw.port(443), &Dial::to(&roots, "other.example.com"))
+            .await
+            .is_err()
+    );
+    let mut d = Dial::to(&roots, "web.example.com");
+    d.alpn = &[b"spdy/3"];
+    let tls = connect(gw.port(443), &d)
+        .await
+        .expect("served without ALPN");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    drop(tls);
+    let r = request(gw.port(443), &d, "web.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let log = gw.proxy.log_entries(2).await;
+    let nr = log
+        .iter()
+        .find(|e| e["response_flags"] == "NR")
+        .unwrap_or_else(|| panic!("an NR entry: {log:?}"));
+    assert_eq!(nr["response_code_details"], "filter_chain_not_found");
+    assert_eq!(nr["requested_server_name"], "other.example.com");
+    let ok = log.iter().find(|e| e["response_code"] == 200).unwrap();
+    assert_eq!(ok["requested_server_name"], "web.example.com");
+}
