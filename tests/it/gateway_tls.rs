@@ -1105,3 +1105,72 @@ async fn unmatched_sni_is_logged_nr_and_foreign_alpn_is_served_without_alpn() {
     let ok = log.iter().find(|e| e["response_code"] == 200).unwrap();
     assert_eq!(ok["requested_server_name"], "web.example.com");
 }
+
+/// `strait run --gateway` serves an HTTPS server end to end, and refuses to
+/// start when its certificate file is missing, naming the Gateway, the
+/// field path and the file.
+#[tokio::test]
+async fn run_serves_https_and_refuses_a_missing_certificate_file() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&https_server("'web.example.com'", &simple(&cert))),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let path = pki.path("gw.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--gateway", "--labels", "istio=ingressgateway"])
+        .args(["--gateway-port", "443=0", "-c", &path])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("strait starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut https: Option<SocketAddr> = None;
+    for _ in 0..50 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.strip_prefix("strait: gateway port 443 ") {
+            let addr = rest.split(" listening on ").nth(1).unwrap();
+            https = Some(addr.split_once(' ').unwrap().0.parse().unwrap());
+        }
+        if line.starts_with("strait: listening on ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let roots = [pki.ca_der()];
+    let r = request(
+        https.expect("port 443 is bound"),
+        &Dial::to(&roots, "web.example.com"),
+        "web.example.com",
+        "/",
+        &[],
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let r = r.unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+
+    std::fs::remove_file(&cert.0).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--gateway", "--labels", "istio=ingressgateway", "-c", &path])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Gateway istio-system/ingress: spec.servers[0].tls.serverCertificate: cannot read "
+        ) && stderr.contains(&cert.0),
+        "{stderr}"
+    );
+}
