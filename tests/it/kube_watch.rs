@@ -537,3 +537,153 @@ async fn check_use_kube_analyzes_the_live_cluster_with_files_layered_over_it() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_config_files_are_layered_over_the_clusters_resources() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(pod("reviews-v2", "v2"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(slice("reviews-v2", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    // The same VirtualService from a local file replaces the cluster's.
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("override.yaml");
+    std::fs::write(
+        &local,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v2}\n",
+    )
+    .unwrap();
+    let s = start(&api, &["-c", local.to_str().unwrap()]);
+    wait_ready(&s).await;
+    until_all_go_to(&s, "v2", 10).await;
+    let dump = config_dump(&s).await;
+    assert!(
+        dump["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with("override.yaml")),
+        "{dump}"
+    );
+}
+
+/// Resident memory of a process, in MiB (Linux).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds a process has used (Linux; utime + stime).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The scale figures in PERFORMANCE.md ("Kubernetes source at scale"):
+/// 10,000 Services with their EndpointSlices and 30,000 Pods (metadata) in
+/// the fake. A measurement, not a check: run it by hand with
+/// `cargo test --release --test it kube_watch::scale -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement for PERFORMANCE.md, minutes long"]
+async fn scale_10k_services_30k_pods() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    for n in 0..100 {
+        api.apply(json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": format!("node-{n}"),
+                "labels": {"topology.kubernetes.io/region": "r", "topology.kubernetes.io/zone": format!("z{}", n % 3)}}}));
+    }
+    for i in 0..10_000u32 {
+        let ns = format!("ns-{}", i % 100);
+        let name = format!("svc-{i}");
+        api.apply(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": format!("10.96.{}.{}", i / 250, i % 250 + 1),
+                     "selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}));
+        let mut endpoints = Vec::new();
+        for p in 0..3u32 {
+            let pod = format!("{name}-{p}");
+            let ip = format!(
+                "10.{}.{}.{}",
+                1 + i / 65_000,
+                (i / 250) % 250,
+                (i % 250) * 1 + p
+            );
+            api.apply(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": pod, "namespace": ns, "labels": {"app": name, "version": "v1"}},
+                "spec": {"nodeName": format!("node-{}", (i + p) % 100)}}));
+            endpoints.push(json!({"addresses": [ip], "conditions": {"ready": true},
+                "nodeName": format!("node-{}", (i + p) % 100),
+                "targetRef": {"kind": "Pod", "namespace": ns, "name": pod}}));
+        }
+        api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-abcde"), "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}], "endpoints": endpoints}));
+    }
+    api.apply(service());
+    api.apply(pod("reviews-a", "v1"));
+    api.apply(pod("reviews-b", "v2"));
+    api.apply(slice("reviews-a", &v1, true));
+    api.apply(slice("reviews-b", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+
+    let started = Instant::now();
+    let s = start(&api, &[]);
+    let pid = s.child.id();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while ready(&s).await != 200 {
+        assert!(Instant::now() < deadline, "not ready in 10 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = started.elapsed();
+    until_all_go_to(&s, "v1", 3).await;
+    let rss = rss_mib(pid);
+
+    // Endpoint change: pod a relabelled to v2 joins subset v2's... the
+    // route goes to v1, so relabelling a away leaves v1 empty; instead flip
+    // b to v1 and a to v2 and wait until v1's subset answers "v2".
+    let t = Instant::now();
+    api.apply(pod("reviews-a", "v2"));
+    api.apply(pod("reviews-b", "v1"));
+    until_all_go_to(&s, "v2", 3).await;
+    let endpoint_change = t.elapsed();
+
+    let t = Instant::now();
+    api.apply(route_to("v2"));
+    until_all_go_to(&s, "v1", 3).await;
+    let vs_change = t.elapsed();
+
+    // At rest.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu0 = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = (cpu_seconds(pid) - cpu0) / 5.0;
+    let rss_after = rss_mib(pid);
+    println!(
+        "kube scale: start->ready {ready:?}, RSS at ready {rss:.0} MiB, after changes {rss_after:.0} MiB, endpoint change {endpoint_change:?}, VirtualService change {vs_change:?}, CPU at rest {:.1}%",
+        idle * 100.0
+    );
+}
