@@ -624,12 +624,7 @@ async fn scale_10k_services_30k_pods() {
         let mut endpoints = Vec::new();
         for p in 0..3u32 {
             let pod = format!("{name}-{p}");
-            let ip = format!(
-                "10.{}.{}.{}",
-                1 + i / 65_000,
-                (i / 250) % 250,
-                (i % 250) * 1 + p
-            );
+            let ip = format!("10.{}.{}.{}", 1 + i / 65_000, (i / 250) % 250, i % 250 + p);
             api.apply(json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": pod, "namespace": ns, "labels": {"app": name, "version": "v1"}},
                 "spec": {"nodeName": format!("node-{}", (i + p) % 100)}}));
@@ -662,9 +657,8 @@ async fn scale_10k_services_30k_pods() {
     until_all_go_to(&s, "v1", 3).await;
     let rss = rss_mib(pid);
 
-    // Endpoint change: pod a relabelled to v2 joins subset v2's... the
-    // route goes to v1, so relabelling a away leaves v1 empty; instead flip
-    // b to v1 and a to v2 and wait until v1's subset answers "v2".
+    // Endpoint change: the Pods swap versions, so subset v1 (routed to)
+    // is now served by the upstream named "v2".
     let t = Instant::now();
     api.apply(pod("reviews-a", "v2"));
     api.apply(pod("reviews-b", "v1"));
