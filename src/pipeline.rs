@@ -83,11 +83,22 @@ pub fn load_valid(
     Ok((config, messages))
 }
 
-/// Validate `config`, and compile it for `identity` on a second thread
-/// meanwhile. The snapshot of a configuration that does not validate is
-/// dropped; so is one with gateway servers strait cannot serve.
+/// Check `config` (the blocking checks of [`validate`]), and compile it for
+/// `identity` on a second thread meanwhile. The snapshot of a configuration
+/// that does not pass is dropped; so is one with gateway servers strait
+/// cannot serve. `Built::warnings` holds the checks' own non-blocking
+/// messages: Istio's other analyzers ([`advise`]) do not decide whether a
+/// configuration is served, so a reload runs them after the new one is
+/// live, off the critical path (at 10,000 services they cost as much as
+/// the compile).
 pub fn build(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> {
-    build_with(config, identity, false).map(|(b, _)| b)
+    build_with(config, identity, false, false).map(|(b, _)| b)
+}
+
+/// [`build`], with [`advise`]'s messages in `Built::warnings` as well, run
+/// on a third thread meanwhile: what `strait run` says at start.
+pub fn build_advised(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> {
+    build_with(config, identity, false, true).map(|(b, _)| b)
 }
 
 /// As [`build`], but each resource that fails schema validation is left
@@ -99,28 +110,39 @@ pub fn build_each(
     config: ConfigSet,
     identity: &Options,
 ) -> Result<(Built, Vec<Message>), Rejection> {
-    build_with(config, identity, true)
+    build_with(config, identity, true, false)
 }
 
 fn build_with(
     mut config: ConfigSet,
     identity: &Options,
     drop_invalid: bool,
+    advised: bool,
 ) -> Result<(Built, Vec<Message>), Rejection> {
     if !config.load_errors.is_empty() {
         return Err(Rejection::Load(config.load_errors.clone()));
     }
-    let (warnings, snapshot) = std::thread::scope(|s| {
+    let (warnings, snapshot, advice) = std::thread::scope(|s| {
         let compiling = std::thread::Builder::new()
             .name("strait-compile".into())
             .spawn_scoped(s, || compile::compile(&config, identity));
-        let messages = validate(&config, &identity.namespace);
+        let advising = advised.then(|| {
+            std::thread::Builder::new()
+                .name("strait-analyze".into())
+                .spawn_scoped(s, || advise(&config))
+        });
+        let messages = check(&config, &identity.namespace);
         let snapshot = match compiling {
             Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             // No second thread (resource limits): compile here, after.
             Err(_) => compile::compile(&config, identity),
         };
-        (messages, snapshot)
+        let advice = match advising {
+            None => Vec::new(),
+            Some(Ok(h)) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Some(Err(_)) => advise(&config),
+        };
+        (messages, snapshot, advice)
     });
     let (warnings, snapshot, left_out) = match warnings {
         Err(Rejection::Invalid(messages)) if drop_invalid => {
@@ -130,12 +152,17 @@ fn build_with(
             }
             config.remove(&refs);
             // Schema validation is per resource: the rest stays valid.
-            let warnings = validate(&config, &identity.namespace)?;
+            let warnings = check(&config, &identity.namespace)?;
             let snapshot = compile::compile(&config, identity);
             (warnings, snapshot, messages)
         }
         w => (w?, snapshot, Vec::new()),
     };
+    let mut warnings = warnings;
+    if !advice.is_empty() {
+        warnings.extend(advice);
+        warnings = analyze::message::sorted_deduped(warnings);
+    }
     if !snapshot.gateway.problems.is_empty() {
         return Err(Rejection::Gateway(
             snapshot
@@ -163,6 +190,28 @@ fn build_with(
 /// start and on reload; they do not block it: istiod serves such a
 /// configuration too, and a reload must not fail on what `check` reports.
 pub fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rejection> {
+    let mut messages = check(config, namespace)?;
+    messages.extend(advise(config));
+    Ok(analyze::message::sorted_deduped(messages))
+}
+
+/// Istio's analyzers other than schema validation (IST0101 and the rest):
+/// said at start and on every reload, never blocking.
+pub fn advise(config: &ConfigSet) -> Vec<Message> {
+    let names: Vec<String> = analyze::all()
+        .iter()
+        .map(|a| a.name())
+        .filter(|n| !n.starts_with("schema."))
+        .map(str::to_string)
+        .collect();
+    let mesh = MeshConfig::default();
+    analyze::run(&Context::new(config, &mesh), &names).unwrap_or_default()
+}
+
+/// The blocking half of [`validate`]: the configuration loaded, and the
+/// schema analyzers and strait's TLS check find no error; their other
+/// messages come back beside it.
+fn check(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rejection> {
     if !config.load_errors.is_empty() {
         return Err(Rejection::Load(config.load_errors.clone()));
     }
@@ -171,7 +220,11 @@ pub fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rej
         tracing::warn!(target: "strait::config", "{r}");
     }
     let mesh = MeshConfig::default();
-    let mut messages = analyze::run(&Context::new(config, &mesh), &[]).unwrap_or_default();
+    let names: Vec<String> = analyze::schema::ANALYZERS
+        .iter()
+        .map(|a| analyze::Analyzer::name(a).to_string())
+        .collect();
+    let mut messages = analyze::run(&Context::new(config, &mesh), &names).unwrap_or_default();
     messages.extend(unsupported_tls(config, namespace));
     let blocking = |m: &Message| {
         m.level() == Level::Error && m.kind.code == analyze::message::SCHEMA_VALIDATION_ERROR.code
@@ -261,4 +314,30 @@ pub fn compile_for(
             ..Options::default()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A route to an undeclared subset (IST0101, Error) is said at start
+    /// (`build_advised`) and by `validate`, never blocks, and is not on a
+    /// reload's critical path (`build`; the reload runs `advise` after the
+    /// swap). Issue #15: configuration scale.
+    #[test]
+    fn istios_other_analyzers_advise_but_never_block_or_delay_a_reload() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: default}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: r, subset: v9}}]\n";
+        let load = || crate::load::load_str(yaml, "r.yaml", &load_options("default"));
+        let ist0101 = |m: &[Message]| {
+            m.iter()
+                .any(|m| m.kind.code == "IST0101" && m.level() == Level::Error)
+        };
+        let identity = Options::default();
+        assert!(!ist0101(&build(load(), &identity).ok().unwrap().warnings));
+        assert!(ist0101(
+            &build_advised(load(), &identity).ok().unwrap().warnings
+        ));
+        assert!(ist0101(&advise(&load())));
+        assert!(ist0101(&validate(&load(), "default").ok().unwrap()));
+    }
 }

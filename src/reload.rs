@@ -135,14 +135,7 @@ impl Reloader {
                     tracing::warn!(target: "strait::reload", "{r}; the resource is left out, the rest is served");
                 }
                 let built_in = started.elapsed();
-                // Said on every reload, as at start: they do not block it.
-                for m in built
-                    .warnings
-                    .iter()
-                    .filter(|m| m.level() == crate::analyze::Level::Error)
-                {
-                    tracing::warn!(target: "strait::reload", "{m}");
-                }
+                let config = Arc::new(built.config);
                 // The previous configuration and snapshot are freed after the
                 // new one is live, not while installing it (freeing 10,000
                 // services takes a tenth of a second).
@@ -156,7 +149,7 @@ impl Reloader {
                 );
                 let version = self.shared.install_config(
                     built.snapshot,
-                    Arc::new(built.config),
+                    config.clone(),
                     now,
                     self.source.describe(),
                 );
@@ -172,6 +165,17 @@ impl Reloader {
                     "configuration applied"
                 );
                 drop(previous);
+                // Said on every reload, as at start; they do not block it,
+                // so Istio's other analyzers run once the change is live.
+                let advice = pipeline::advise(&config);
+                for m in built
+                    .warnings
+                    .iter()
+                    .chain(&advice)
+                    .filter(|m| m.level() == crate::analyze::Level::Error)
+                {
+                    tracing::warn!(target: "strait::reload", "{m}");
+                }
                 Ok(version)
             }
             Err(rejection) => Err(self.reject(&rejection, now)),

@@ -246,7 +246,7 @@ pub fn run(args: RunArgs) -> i32 {
         config,
         warnings,
         snapshot,
-    } = match pipeline::build(loaded, &identity) {
+    } = match pipeline::build_advised(loaded, &identity) {
         Ok(b) => b,
         Err(rejection) => {
             let _ = writeln!(stderr, "{rejection}");
