@@ -77,10 +77,19 @@ fn phases(n: usize, rounds: usize) {
         let t = Instant::now();
         let all = analyze::run(&Context::new(&cfg, &mesh), &[]).unwrap_or_default();
         let check = t.elapsed();
+        drop(snap);
+        // What a reload does before the swap (schema checks ∥ compile), and
+        // at start (Istio's other analyzers on a third thread as well).
+        let t = Instant::now();
+        let reload_build = strait::pipeline::build(cfg.clone(), &Options::default()).is_ok();
+        let reload_built = t.elapsed();
+        let t = Instant::now();
+        let start_build = strait::pipeline::build_advised(cfg, &Options::default()).is_ok();
+        let start_built = t.elapsed();
+        assert!(reload_build && start_build);
         println!(
-            "load {load:?}  validate {validate:?} ({} msgs)  compile {compiled:?} ({} clusters)  all analyzers {check:?} ({} msgs)",
+            "load {load:?}  validate {validate:?} ({} msgs)  compile {compiled:?}  all analyzers {check:?} ({} msgs)  build: reload {reload_built:?}, start {start_built:?}",
             msgs.len(),
-            snap.clusters.len(),
             all.len()
         );
     }
