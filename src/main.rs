@@ -255,6 +255,8 @@ fn parse_level(s: &str) -> Result<Level, String> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// split pending (issue #11): the subcommand dispatch, one arm per command.
+#[allow(clippy::too_many_lines)]
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -206,6 +206,8 @@ pub fn loaded_summary(config: &ConfigSet) -> String {
     out
 }
 
+// split pending (issue #11): `strait run` start-up in order (sources, pipeline, listeners, reload, drain), grown by --kubernetes this session.
+#[allow(clippy::too_many_lines)]
 pub fn run(args: RunArgs) -> i32 {
     let mut stderr = std::io::stderr();
     let workers = match args.workers {
