@@ -240,13 +240,37 @@ spec:
 """)
 
 
+def h1codec_seeds():
+    """The codec target reads its input as requests and as responses: the
+    http1 seeds (requests, smuggling shapes) plus responses and chunked
+    framing edge cases."""
+    for f in sorted((OUT / "http1").iterdir()):
+        write("h1codec", f.read_bytes())
+    raw = [
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nrest until close",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x00",
+        "HTTP/1.0 200 OK\r\n\r\nbody",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+        "HTTP/1.1 200\r\nContent-Length: 1, 2\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000003;x=\"a b\"\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3 ; x\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\n",
+        "\r\n\r\nGET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ]
+    for r in raw:
+        write("h1codec", r.encode("latin-1"))
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     config_seeds()
     http_seeds()
+    h1codec_seeds()
     route_seeds()
-    for t in ("config", "route", "http1"):
+    for t in ("config", "route", "http1", "h1codec"):
         print(t, len(list((OUT / t).iterdir())))
 
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod explain;
 pub mod flags;
 pub mod fuzzing;
+pub mod http1;
 pub mod kubernetes;
 pub mod load;
 pub mod logging;

@@ -4,6 +4,7 @@
 //! `cargo test`. Each function takes arbitrary bytes and must neither panic
 //! nor hang; they panic only to report a broken invariant.
 
+mod h1codec;
 mod http1;
 
 use std::borrow::Cow;
@@ -23,6 +24,7 @@ use crate::load::{self, LoadOptions};
 use crate::route::{Action, RequestView};
 use crate::validate;
 
+pub use h1codec::h1codec;
 pub use http1::http1;
 
 /// The mesh the `route` and `http1` targets use (`__PORT__` is the

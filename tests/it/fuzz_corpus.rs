@@ -50,3 +50,11 @@ fn route_corpus_replays() {
 fn http1_corpus_replays() {
     replay("http1", strait::fuzzing::http1);
 }
+
+/// The codec target's own corpus, and the `http1` target's (raw client
+/// bytes too, found against the whole listener).
+#[test]
+fn h1codec_corpus_replays() {
+    replay("h1codec", strait::fuzzing::h1codec);
+    replay("http1", strait::fuzzing::h1codec);
+}

@@ -20,6 +20,7 @@ mod explain_golden;
 mod fuzz_corpus;
 mod gateway;
 mod gateway_tls;
+mod h1_differential;
 mod kube_api;
 mod kube_files;
 mod kube_watch;

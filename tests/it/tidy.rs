@@ -16,6 +16,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Small shared vocabulary.
     ("flags", &[]),
     ("logging", &[]),
+    // The HTTP/1.1 codec (sans-IO; protocol only).
+    ("http1", &[]),
     // YAML text → typed resources (pure), and where the text comes from.
     ("load", &["config", "model"]),
     ("source", &["load", "config", "model"]),
@@ -61,8 +63,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "proxy",
         &[
-            "cluster", "explain", "compile", "route", "metrics", "flags", "logging", "load",
-            "config", "model",
+            "cluster", "explain", "compile", "route", "metrics", "flags", "logging", "http1",
+            "load", "config", "model",
         ],
     ),
     // sources → debounce → pipeline → install.
@@ -86,6 +88,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "route",
             "metrics",
             "flags",
+            "http1",
             "kubernetes",
             "source",
             "load",

@@ -1,0 +1,644 @@
+//! Request and response heads: parsed by `httparse` into byte ranges of the
+//! head's own buffer, with the message framing decided once (RFC 9112 §6.1–
+//! §6.3) and Envoy's refusals for the shapes that smuggle requests.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+
+/// Bounds on a head, Envoy's `max_request_headers_kb` and
+/// `max_headers_count` (the same defaults, 60 KiB and 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest head, counted as Envoy counts it: the method, the target and
+    /// every header's name and value.
+    pub max_head_bytes: usize,
+    /// Most header lines.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 60 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+impl Limits {
+    /// The most raw bytes buffered while looking for a head's end: room for
+    /// the counted bytes plus the separators and line ends of every line. A
+    /// longer unterminated head cannot fit the counted limit unless padded
+    /// with whitespace, and is refused as too large.
+    fn max_raw(&self) -> usize {
+        self.max_head_bytes
+            .saturating_mul(2)
+            .saturating_add(self.max_headers.saturating_mul(4))
+            .saturating_add(1024)
+    }
+}
+
+/// Why a message is refused: the status and Envoy's response code details
+/// a client is answered with. The connection closes after any of them:
+/// nothing after a refused head can be trusted as the next message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not an HTTP/1.x message: a bad request or status line, header syntax,
+    /// a bare LF line end, an invalid Content-Length, bad chunked framing.
+    Malformed,
+    /// Content-Length together with Transfer-Encoding (Envoy's
+    /// `allow_chunked_length: false`).
+    ContentLengthAndChunked,
+    /// A Transfer-Encoding other than exactly one `chunked`.
+    TransferEncoding,
+    /// A head over [`Limits`].
+    TooLarge,
+    /// A request target longer than hyper accepts (65,534 bytes).
+    UriTooLong,
+}
+
+impl Refusal {
+    /// The HTTP status of the local reply.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::Malformed | Refusal::ContentLengthAndChunked => 400,
+            Refusal::TransferEncoding => 501,
+            Refusal::TooLarge => 431,
+            Refusal::UriTooLong => 414,
+        }
+    }
+
+    /// Envoy's `%RESPONSE_CODE_DETAILS%`.
+    pub fn details(self) -> &'static str {
+        match self {
+            Refusal::Malformed | Refusal::UriTooLong => "http1.codec_error",
+            Refusal::ContentLengthAndChunked => "http1.content_length_and_chunked_not_allowed",
+            Refusal::TransferEncoding => "http1.invalid_transfer_encoding",
+            Refusal::TooLarge => "http1.headers_too_large",
+        }
+    }
+}
+
+/// The HTTP/1 minor version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// No body (a request without Content-Length or Transfer-Encoding; a
+    /// response to HEAD; 1xx, 204 and 304 responses).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding ([`super::chunked`]).
+    Chunked,
+    /// A response body read until the connection closes.
+    UntilClose,
+}
+
+/// A byte range of the head's buffer (a head is at most a few hundred KiB,
+/// so `u32` offsets halve the header list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The range of `part`, a subslice of `base`.
+    fn of(base: &[u8], part: &[u8]) -> Span {
+        // Pointer arithmetic on addresses only (no dereference): `part`
+        // was produced by httparse from `base`.
+        let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    fn get(self, bytes: &[u8]) -> &[u8] {
+        bytes
+            .get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// One header line: name and value as ranges of the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    name: Span,
+    value: Span,
+}
+
+/// A header list: a head's, or a chunked body's trailers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    bytes: Bytes,
+    headers: Vec<Header>,
+}
+
+impl Fields {
+    /// The lines `parsed` found in `bytes` (httparse's slices of it).
+    pub(super) fn new(bytes: Bytes, parsed: &[httparse::Header<'_>]) -> Fields {
+        let headers = parsed
+            .iter()
+            .map(|h| Header {
+                name: Span::of(&bytes, h.name.as_bytes()),
+                value: Span::of(&bytes, h.value),
+            })
+            .collect();
+        Fields { bytes, headers }
+    }
+
+    /// Every line in order, names as sent.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|h| (h.name.get(&self.bytes), h.value.get(&self.bytes)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+
+    /// The first value of `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    fields: Fields,
+    method: http::Method,
+    target: Span,
+    uri: http::Uri,
+    /// The minor version.
+    pub version: Version,
+    /// How the body is delimited.
+    pub body: Body,
+    /// Whether the connection may carry another request after this one
+    /// (HTTP/1.1 unless `Connection: close`; HTTP/1.0 with `keep-alive`).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` header.
+    pub upgrade: bool,
+}
+
+impl RequestHead {
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The request target as sent (origin form `/p?q`, absolute form, `*`).
+    pub fn target(&self) -> &[u8] {
+        self.target.get(&self.fields.bytes)
+    }
+
+    /// The target as a URI (a fragment is dropped, as hyper drops it).
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
+    }
+
+    /// Every header line in order, names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields.iter()
+    }
+
+    /// The first value of `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.fields.get(name)
+    }
+
+    /// How many header lines.
+    pub fn header_count(&self) -> usize {
+        self.fields.headers.len()
+    }
+
+    /// The head as received, through its empty line.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.fields.bytes
+    }
+}
+
+/// A parsed response head.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    fields: Fields,
+    /// The status code.
+    pub status: u16,
+    reason: Span,
+    /// The minor version.
+    pub version: Version,
+    /// How the body is delimited (given the request's method).
+    pub body: Body,
+    /// Whether the connection may carry another request.
+    pub keep_alive: bool,
+}
+
+impl ResponseHead {
+    /// The reason phrase as sent.
+    pub fn reason(&self) -> &[u8] {
+        self.reason.get(&self.fields.bytes)
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields.iter()
+    }
+
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.fields.get(name)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.fields.bytes
+    }
+}
+
+/// Where a head ends in `buf` (the index after its empty line), looking
+/// from `from`: the first `\n\r\n` or `\n\n`. A bare LF anywhere in the
+/// head is refused afterwards, so `\n\n` only ends heads that are refused.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(p) = buf
+        .get(i..)
+        .and_then(|b| b.iter().position(|&c| c == b'\n'))
+    {
+        let lf = i + p;
+        match buf.get(lf + 1..lf + 3) {
+            Some([b'\r', b'\n']) => return Some(lf + 3),
+            Some([b'\n', _]) => return Some(lf + 2),
+            Some(_) => {}
+            // Too few bytes after this LF to tell: wait for more.
+            None => {
+                if buf.get(lf + 1) == Some(&b'\n') {
+                    return Some(lf + 2);
+                }
+                return None;
+            }
+        }
+        i = lf + 1;
+    }
+    None
+}
+
+/// Whether a head holds a line ending in LF without CR (RFC 9112 §2.2
+/// allows accepting it; Envoy and HTTP Garden's parsers refuse it).
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+/// An incremental head reader for one connection: remembers how far the
+/// buffer was searched, so a head trickled a byte per read stays linear.
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    searched: usize,
+}
+
+impl HeadReader {
+    /// Take a complete head off the front of `buf`: `Ok(None)` while more
+    /// bytes are needed. Blank lines before a head are dropped (RFC 9112
+    /// §2.2).
+    fn take(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Bytes>, Refusal> {
+        if self.searched == 0 {
+            let blank = buf
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            let _ = buf.split_to(blank);
+            if buf.is_empty() {
+                return Ok(None);
+            }
+        }
+        // A terminator may straddle the previous search's end.
+        let from = self.searched.saturating_sub(2);
+        match head_end(buf, from) {
+            // However it arrived (a head read whole may end within the
+            // bytes a trickled one is refused at).
+            Some(end) if end > limits.max_raw() => Err(Refusal::TooLarge),
+            Some(end) => {
+                self.searched = 0;
+                let head = buf.split_to(end).freeze();
+                if has_bare_lf(&head) {
+                    return Err(Refusal::Malformed);
+                }
+                Ok(Some(head))
+            }
+            None if buf.len() > limits.max_raw() => Err(Refusal::TooLarge),
+            None => {
+                self.searched = buf.len();
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Parse a request head off the front of `buf` with a fresh reader (see
+/// [`RequestReader`] for a connection's incremental one).
+pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, Refusal> {
+    RequestReader::default().read(buf, limits)
+}
+
+/// Reads request heads off a connection's buffer.
+#[derive(Debug, Default)]
+pub struct RequestReader {
+    head: HeadReader,
+}
+
+/// httparse's header slots on the stack; heads with more lines (a limit
+/// over the default) parse again into a vector.
+const STACK_HEADERS: usize = 128;
+
+impl RequestReader {
+    /// The next request head, `Ok(None)` while incomplete.
+    pub fn read(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<RequestHead>, Refusal> {
+        let Some(bytes) = self.head.take(buf, limits)? else {
+            return Ok(None);
+        };
+        request_from(bytes, limits).map(Some)
+    }
+}
+
+fn request_from(bytes: Bytes, limits: &Limits) -> Result<RequestHead, Refusal> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut vec_slots;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers < STACK_HEADERS {
+        &mut slots[..=limits.max_headers]
+    } else {
+        vec_slots = Vec::new();
+        vec_slots.resize_with(limits.max_headers.saturating_add(1), MaybeUninit::uninit);
+        &mut vec_slots
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(&bytes, slots) {
+        Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+        _ => return Err(Refusal::Malformed),
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(Refusal::TooLarge);
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Refusal::Malformed);
+    };
+    if path.len() > 65_534 {
+        return Err(Refusal::UriTooLong);
+    }
+    let mut counted = method.len() + path.len();
+    for h in req.headers.iter() {
+        counted += h.name.len() + h.value.len();
+    }
+    if counted > limits.max_head_bytes {
+        return Err(Refusal::TooLarge);
+    }
+    let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| Refusal::Malformed)?;
+    let target = Span::of(&bytes, path.as_bytes());
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let fields = Fields::new(bytes.clone(), req.headers);
+    let framing = Framing::of(&fields)?;
+    // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+    // framing.
+    if version == Version::Http10 && framing.transfer_encoding {
+        return Err(Refusal::Malformed);
+    }
+    let body = framing.request_body()?;
+    // The target as the request path reads it (hyper's check: origin,
+    // absolute, authority or asterisk form, valid characters); a slice of
+    // the head, not a copy.
+    let uri = http::Uri::from_maybe_shared(
+        fields
+            .bytes
+            .slice(target.start as usize..target.end as usize),
+    )
+    .map_err(|_| Refusal::Malformed)?;
+    Ok(RequestHead {
+        uri,
+        keep_alive: framing.keep_alive(version),
+        expect_continue: fields
+            .get(b"expect")
+            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue")),
+        upgrade: framing.connection_upgrade && fields.get(b"upgrade").is_some(),
+        fields,
+        method,
+        target,
+        version,
+        body,
+    })
+}
+
+/// What the framing headers of a head say.
+#[derive(Debug, Default)]
+struct Framing {
+    /// Every Content-Length value agreed on this length.
+    content_length: Option<u64>,
+    /// Transfer-Encoding lines seen.
+    transfer_encoding: bool,
+    /// The codings of every Transfer-Encoding line are exactly `chunked`.
+    only_chunked: bool,
+    /// The last coding is `chunked` (what a response's framing needs).
+    last_chunked: bool,
+    connection_close: bool,
+    connection_keep_alive: bool,
+    connection_upgrade: bool,
+}
+
+impl Framing {
+    fn of(fields: &Fields) -> Result<Framing, Refusal> {
+        let mut f = Framing::default();
+        let mut codings = 0usize;
+        let mut chunked_codings = 0usize;
+        for (name, value) in fields.iter() {
+            if name.eq_ignore_ascii_case(b"content-length") {
+                // Repeated lines of one value count as one (RFC 9110
+                // §8.6); a list in one line or differing values are
+                // refused, as hyper refuses them today.
+                let n = content_length(value.trim_ascii()).ok_or(Refusal::Malformed)?;
+                if f.content_length.is_some_and(|m| m != n) {
+                    return Err(Refusal::Malformed);
+                }
+                f.content_length = Some(n);
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                f.transfer_encoding = true;
+                for coding in value.split(|&c| c == b',') {
+                    let coding = coding.trim_ascii();
+                    if coding.is_empty() {
+                        continue;
+                    }
+                    codings += 1;
+                    let chunked = coding.eq_ignore_ascii_case(b"chunked");
+                    chunked_codings += usize::from(chunked);
+                    f.last_chunked = chunked;
+                }
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in value.split(|&c| c == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        f.connection_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        f.connection_keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        f.connection_upgrade = true;
+                    }
+                }
+            }
+        }
+        f.only_chunked = codings == 1 && chunked_codings == 1;
+        Ok(f)
+    }
+
+    /// A request's body: Transfer-Encoding must be exactly `chunked` (501
+    /// otherwise, as Envoy) and never with Content-Length (400).
+    fn request_body(&self) -> Result<Body, Refusal> {
+        if self.transfer_encoding {
+            if self.content_length.is_some() {
+                return Err(Refusal::ContentLengthAndChunked);
+            }
+            if !self.only_chunked {
+                return Err(Refusal::TransferEncoding);
+            }
+            return Ok(Body::Chunked);
+        }
+        Ok(match self.content_length {
+            None | Some(0) => Body::Empty,
+            Some(n) => Body::Length(n),
+        })
+    }
+
+    fn keep_alive(&self, version: Version) -> bool {
+        match version {
+            Version::Http11 => !self.connection_close,
+            Version::Http10 => self.connection_keep_alive && !self.connection_close,
+        }
+    }
+}
+
+/// A Content-Length value: 1*DIGIT that fits in a `u64`.
+fn content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Reads response heads off an upstream connection's buffer.
+#[derive(Debug, Default)]
+pub struct ResponseReader {
+    head: HeadReader,
+}
+
+impl ResponseReader {
+    /// The next response head for a request with `method`, `Ok(None)`
+    /// while incomplete. 1xx heads come back as they are (the caller reads
+    /// the final head after them).
+    pub fn read(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        method: &http::Method,
+    ) -> Result<Option<ResponseHead>, Refusal> {
+        let Some(bytes) = self.head.take(buf, limits)? else {
+            return Ok(None);
+        };
+        response_from(bytes, limits, method).map(Some)
+    }
+}
+
+/// Parse a response head off the front of `buf` with a fresh reader.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    method: &http::Method,
+) -> Result<Option<ResponseHead>, Refusal> {
+    ResponseReader::default().read(buf, limits, method)
+}
+
+fn response_from(
+    bytes: Bytes,
+    limits: &Limits,
+    method: &http::Method,
+) -> Result<ResponseHead, Refusal> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut vec_slots;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers < STACK_HEADERS {
+        &mut slots[..=limits.max_headers]
+    } else {
+        vec_slots = Vec::new();
+        vec_slots.resize_with(limits.max_headers.saturating_add(1), MaybeUninit::uninit);
+        &mut vec_slots
+    };
+    let mut res = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, &bytes, slots)
+    {
+        Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+        _ => return Err(Refusal::Malformed),
+    }
+    let (Some(status), Some(minor)) = (res.code, res.version) else {
+        return Err(Refusal::Malformed);
+    };
+    let reason = res.reason.map_or(Span { start: 0, end: 0 }, |r| {
+        Span::of(&bytes, r.as_bytes())
+    });
+    let fields = Fields::new(bytes.clone(), res.headers);
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let framing = Framing::of(&fields)?;
+    // RFC 9112 §6.3, in its order: no body for HEAD, 1xx, 204, 304; then
+    // Transfer-Encoding (chunked last, else until close; it overrides a
+    // Content-Length, as hyper's client does); then Content-Length.
+    let body = if *method == http::Method::HEAD
+        || (100..200).contains(&status)
+        || status == 204
+        || status == 304
+    {
+        Body::Empty
+    } else if framing.transfer_encoding {
+        if framing.last_chunked {
+            Body::Chunked
+        } else {
+            Body::UntilClose
+        }
+    } else {
+        match framing.content_length {
+            Some(n) => Body::Length(n),
+            None => Body::UntilClose,
+        }
+    };
+    Ok(ResponseHead {
+        keep_alive: framing.keep_alive(version) && body != Body::UntilClose,
+        fields,
+        status,
+        reason,
+        version,
+        body,
+    })
+}
