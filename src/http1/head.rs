@@ -454,6 +454,8 @@ fn request_from(bytes: Bytes, limits: &Limits) -> Result<RequestHead, Refusal> {
 struct Framing {
     /// Every Content-Length value agreed on this length.
     content_length: Option<u64>,
+    /// Content-Length lines seen.
+    length_lines: usize,
     /// Transfer-Encoding lines seen.
     transfer_encoding: bool,
     /// The codings of every Transfer-Encoding line are exactly `chunked`.
@@ -475,6 +477,7 @@ impl Framing {
                 // Repeated lines of one value count as one (RFC 9110
                 // §8.6); a list in one line or differing values are
                 // refused, as hyper refuses them today.
+                f.length_lines += 1;
                 let n = content_length(value.trim_ascii()).ok_or(Refusal::Malformed)?;
                 if f.content_length.is_some_and(|m| m != n) {
                     return Err(Refusal::Malformed);
@@ -612,9 +615,17 @@ fn response_from(
         Version::Http11
     };
     let framing = Framing::of(&fields)?;
+    // A length two parsers could read differently is refused, as strait
+    // refuses it from upstreams (UPE): both framings, or several lengths.
+    if framing.transfer_encoding && framing.content_length.is_some() {
+        return Err(Refusal::ContentLengthAndChunked);
+    }
+    if framing.length_lines > 1 {
+        return Err(Refusal::Malformed);
+    }
     // RFC 9112 §6.3, in its order: no body for HEAD, 1xx, 204, 304; then
-    // Transfer-Encoding (chunked last, else until close; it overrides a
-    // Content-Length, as hyper's client does); then Content-Length.
+    // Transfer-Encoding (chunked last, else until close); then
+    // Content-Length.
     let body = if *method == http::Method::HEAD
         || (100..200).contains(&status)
         || status == 204

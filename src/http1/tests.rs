@@ -261,6 +261,14 @@ fn response_framing_follows_rfc_9112_section_6_3() {
         Body::UntilClose
     );
     assert_eq!(body(b"HTTP/1.1 200 OK\r\n\r\n", &get), Body::UntilClose);
+    // Ambiguous lengths are refused (strait's UPE).
+    for text in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n",
+    ] {
+        assert!(parse_response(&mut BytesMut::from(text), &Limits::default(), &get).is_err());
+    }
     let mut buf = BytesMut::from(&b"HTTP/1.1 503 Busy Now\r\nContent-Length: 0\r\n\r\n"[..]);
     let h = ResponseReader::default()
         .read(&mut buf, &Limits::default(), &get)

@@ -12,6 +12,7 @@ pub mod ejection;
 pub mod exchange;
 pub mod forward;
 pub mod gateway;
+pub mod h1_client;
 pub mod handler;
 pub mod hop_by_hop;
 pub mod limits;

@@ -19,11 +19,11 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::body::{self, Body};
+use super::h1_client::{self, Conn as H1Conn, Io};
 use super::tls::{self, Origination};
 use crate::cluster::same_policy;
 use crate::compile::Cluster;
@@ -332,14 +332,6 @@ struct Conns {
     h2: FxHashMap<Arc<str>, Vec<H2Conn>>,
 }
 
-struct H1Conn {
-    sender: http1::SendRequest<Body>,
-    born: Instant,
-    requests: u32,
-    /// When it last went back to the pool.
-    idle_since: Instant,
-}
-
 #[derive(Clone)]
 struct H2Conn {
     id: u64,
@@ -354,9 +346,6 @@ struct H2State {
     last_used: Mutex<Instant>,
     closed: AtomicBool,
 }
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Decrements the pending count when a waiting request stops waiting.
 struct Pending<'a>(&'a AtomicUsize);
@@ -435,11 +424,9 @@ impl ClusterPool {
 
     /// An idle HTTP/1.1 connection that must not be used again.
     fn stale(&self, c: &H1Conn, now: Instant) -> bool {
-        c.sender.is_closed()
-            || self
-                .settings
-                .max_connection_duration
-                .is_some_and(|d| now.saturating_duration_since(c.born) >= d)
+        self.settings
+            .max_connection_duration
+            .is_some_and(|d| now.saturating_duration_since(c.born) >= d)
             || self
                 .settings
                 .idle_timeout
@@ -628,8 +615,8 @@ impl ClusterPool {
         let mut conns = self.lock();
         let list = conns.h1.get_mut(key)?;
         let now = Instant::now();
-        while let Some(c) = list.pop() {
-            if !self.stale(&c, now) && c.sender.is_ready() {
+        while let Some(mut c) = list.pop() {
+            if !self.stale(&c, now) && c.usable() {
                 return Some(c);
             }
         }
@@ -643,7 +630,56 @@ impl ClusterPool {
         permit: OwnedSemaphorePermit,
     ) -> Result<H1Conn, SendError> {
         let io = self.connect(endpoint, tls).await?;
-        let (sender, conn) = http1::Builder::new()
+        Ok(H1Conn::new(io, permit, self.changed.clone()))
+    }
+
+    async fn send_h1(
+        self: &Arc<Self>,
+        endpoint: &Arc<str>,
+        key: Arc<str>,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+        req: Request<Body>,
+        stats: &PoolStats<'_>,
+    ) -> Result<Response<Body>, SendError> {
+        if req.headers().contains_key(header::UPGRADE) {
+            return self.send_h1_upgrade(endpoint, tls, req, stats).await;
+        }
+        let mut conn = self
+            .acquire(
+                |p: &ClusterPool| p.take_idle_h1(&key),
+                |permit| self.open_h1(endpoint, tls, permit),
+                stats,
+            )
+            .await?;
+        stats.rq_total.inc();
+        conn.requests += 1;
+        let max = self.settings.max_requests_per_connection;
+        let last = max != 0 && conn.requests >= max;
+        let pool = self.clone();
+        h1_client::send(conn, req, last, move |c| pool.put_idle_h1(key, c)).await
+    }
+
+    /// An upgrade (WebSocket) on a connection of its own through hyper's
+    /// client, which hands the upgraded stream to `forward`; the connection
+    /// is not pooled (after a 101 it is the tunnel's).
+    async fn send_h1_upgrade(
+        &self,
+        endpoint: &Arc<str>,
+        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+        req: Request<Body>,
+        stats: &PoolStats<'_>,
+    ) -> Result<Response<Body>, SendError> {
+        let (io, permit) = self
+            .acquire(
+                |_: &ClusterPool| None,
+                |permit| async move {
+                    let io = self.connect(endpoint, tls).await?;
+                    Ok((io, permit))
+                },
+                stats,
+            )
+            .await?;
+        let (mut sender, conn) = http1::Builder::new()
             .preserve_header_case(false)
             .handshake(TokioIo::new(io))
             .await
@@ -659,51 +695,11 @@ impl ClusterPool {
                 changed.notify_waiters();
             }),
         });
-        let now = Instant::now();
-        Ok(H1Conn {
-            sender,
-            born: now,
-            requests: 0,
-            idle_since: now,
-        })
-    }
-
-    async fn send_h1(
-        self: &Arc<Self>,
-        endpoint: &Arc<str>,
-        key: Arc<str>,
-        tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-        req: Request<Body>,
-        stats: &PoolStats<'_>,
-    ) -> Result<Response<Body>, SendError> {
-        let mut conn = self
-            .acquire(
-                |p: &ClusterPool| p.take_idle_h1(&key),
-                |permit| self.open_h1(endpoint, tls, permit),
-                stats,
-            )
-            .await?;
         stats.rq_total.inc();
-        conn.requests += 1;
-        let max = self.settings.max_requests_per_connection;
-        let last = max != 0 && conn.requests >= max;
-        match conn.sender.send_request(req).await {
+        match sender.send_request(req).await {
             Ok(resp) => {
                 if let Some(problem) = ambiguous_framing(resp.headers()) {
-                    // Dropping the response and this connection's sender
-                    // closes it: nothing after a response whose length is
-                    // ambiguous may be read as the next response.
                     return Err(SendError::Protocol(problem.into()));
-                }
-                let close = resp
-                    .headers()
-                    .get(header::CONNECTION)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-                if !close && !last && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                    // Keep-alive: back to the pool once this response's
-                    // body has been read.
-                    let back = Some((self.clone(), key, conn));
-                    return Ok(resp.map(|inner| body::boxed(Recycled { inner, back })));
                 }
                 Ok(resp.map(body::boxed))
             }
@@ -992,71 +988,6 @@ impl HttpBody for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A keep-alive response body that returns its connection to the pool when
-/// the body ends. The connection's task has usually taken up the next
-/// request by then (it reads the last bytes, then asks for more before the
-/// body's reader runs), so no task is spawned per request; otherwise a task
-/// waits for it. Dropped before the end, the connection closes with it.
-struct Recycled {
-    inner: Incoming,
-    back: Option<(Arc<ClusterPool>, Arc<str>, H1Conn)>,
-}
-
-impl Recycled {
-    fn recycle(&mut self) {
-        let Some((pool, key, mut conn)) = self.back.take() else {
-            return;
-        };
-        if conn.sender.is_ready() {
-            pool.put_idle_h1(key, conn);
-        } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            // (Dropped outside a runtime, the connection just closes.)
-            rt.spawn(async move {
-                if conn.sender.ready().await.is_ok() {
-                    pool.put_idle_h1(key, conn);
-                }
-            });
-        }
-    }
-}
-
-impl HttpBody for Recycled {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.recycle(),
-            Poll::Ready(None) => self.recycle(),
-            // An error leaves the connection unusable: it closes on drop.
-            _ => {}
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        // A body that was empty from the start (204, HEAD, `Content-Length:
-        // 0`) is never polled: it ended all the same.
-        if self.inner.is_end_stream() {
-            self.recycle();
-        }
     }
 }
 
