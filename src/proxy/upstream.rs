@@ -748,9 +748,10 @@ impl ClusterPool {
                 let Some(pool) = pool.upgrade() else { return };
                 let now = Instant::now();
                 let mut conns = pool.lock();
-                // Dropping a sender closes its idle connection.
+                // Dropping a connection closes it; one the upstream closed
+                // (or wrote to) while idle goes too, releasing its slot.
                 conns.h1.retain(|_, list| {
-                    list.retain(|c| !pool.stale(c, now));
+                    list.retain_mut(|c| !pool.stale(c, now) && c.usable());
                     !list.is_empty()
                 });
                 if conns.h1.is_empty() {
