@@ -274,3 +274,37 @@ spec:
     );
     assert!(render_text(&r).contains("Fault abort: HTTP 500"));
 }
+
+/// Issue #14: explain shows a route's CORS policy (the proxy answers
+/// preflight requests itself), as it does fault and mirrors.
+#[test]
+fn cors_is_shown() {
+    let yaml = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - corsPolicy:
+      allowOrigins: [{exact: https://a.example}, {prefix: https://b.}]
+      allowMethods: [GET]
+      allowCredentials: true
+    route: [{destination: {host: ratings}}]
+";
+    let r = run(Ok(yaml), "GET", "http://ratings:9080/", &[]);
+    let all = r.policies.join("\n");
+    assert!(
+        all.contains("CORS: 2 allowed origin pattern(s), credentials allowed; preflight requests are answered by the proxy"),
+        "{all}"
+    );
+    assert!(render_text(&r).contains("CORS: 2 allowed origin pattern(s)"));
+}

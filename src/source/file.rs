@@ -383,4 +383,45 @@ mod tests {
             a.display().to_string()
         );
     }
+
+    /// Issue #14: two `DestinationRule default/reviews` in two files were
+    /// merged (the subsets of both served); the later replaces the earlier,
+    /// as `kubectl apply` and Istio's file store do, and it is said.
+    #[test]
+    fn two_destination_rules_with_one_name_are_not_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        let dr = |subset: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  subsets: [{{name: {subset}, labels: {{version: {subset}}}}}]\n"
+            )
+        };
+        std::fs::write(&a, dr("v1")).unwrap();
+        std::fs::write(&b, dr("v2")).unwrap();
+        let opts = LoadOptions {
+            namespace: Some("default".into()),
+            ..LoadOptions::default()
+        };
+        let set = load_paths(&[a.clone(), b.clone()], &opts);
+        assert_eq!(set.destination_rules.len(), 1);
+        let kept = &set.destination_rules[0];
+        assert_eq!(&*kept.origin.file, b.display().to_string());
+        let subsets: Vec<Option<&str>> = kept
+            .spec
+            .subsets
+            .iter()
+            .map(|s| s.name.as_deref())
+            .collect();
+        assert_eq!(subsets, [Some("v2")]);
+        assert_eq!(set.replaced.len(), 1);
+        assert!(
+            set.replaced[0].to_string().starts_with(&format!(
+                "DestinationRule default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
+                b.display(),
+                a.display()
+            )),
+            "{}",
+            set.replaced[0]
+        );
+    }
 }

@@ -220,6 +220,111 @@ spec:
     assert!(!text.contains("destination_version=\"stable\""), "{text}");
 }
 
+/// Issue #14: `/routes` showed two routes to the same destination alike;
+/// each route shows its match, fault, timeout and retries.
+#[tokio::test]
+async fn routes_show_match_fault_timeout_and_retries() {
+    let v1 = Upstream::named("v1").await;
+    let proxy = Proxy::start(
+        &(service_entry(
+            "reviews.default.svc.cluster.local",
+            9080,
+            "HTTP",
+            &[(v1.addr, &[])],
+        ) + "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    fault:
+      delay: {fixedDelay: 7s, percentage: {value: 50}}
+      abort: {httpStatus: 503, percentage: {value: 10}}
+    timeout: 3s
+    route: [{destination: {host: reviews}}]
+  - retries: {attempts: 5, perTryTimeout: 1s}
+    route: [{destination: {host: reviews}}]
+"),
+    )
+    .await;
+    let routes: serde_json::Value =
+        serde_json::from_slice(&admin_get(proxy.running.admin, "/routes").await.body).unwrap();
+    let (jason, rest) = (&routes[0]["routes"][0], &routes[0]["routes"][1]);
+    assert_eq!(
+        jason["match"]["headers"]["end-user"], "exact \"jason\"",
+        "{routes}"
+    );
+    assert_eq!(jason["timeout_ms"], 3000, "{routes}");
+    assert_eq!(jason["fault"]["delay"]["ms"], 7000, "{routes}");
+    assert_eq!(jason["fault"]["delay"]["percent"], 50.0, "{routes}");
+    assert_eq!(jason["fault"]["abort"]["status"], "HTTP 503", "{routes}");
+    assert_eq!(jason["fault"]["abort"]["percent"], 10.0, "{routes}");
+    assert!(rest["fault"].is_null(), "{routes}");
+    assert!(rest["timeout_ms"].is_null(), "{routes}");
+    assert_eq!(rest["retries"]["attempts"], 5, "{routes}");
+    assert_eq!(rest["retries"]["per_try_timeout_ms"], 1000, "{routes}");
+    assert_eq!(
+        jason["action"], rest["action"],
+        "the same destination: only the fields above tell them apart"
+    );
+}
+
+/// Issue #14: live `/explain` ignored runtime state; with the cluster's
+/// `http2MaxRequests` in flight it shows the circuit breaker and says that
+/// new requests get 503 UO, which the proxy then answers.
+#[tokio::test]
+async fn live_explain_shows_the_circuit_breaker_that_gives_503_uo() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (r, a) = (release.clone(), arrived.clone());
+    let slow = Upstream::start(
+        "slow",
+        std::sync::Arc::new(move |_| {
+            let (r, a) = (r.clone(), a.clone());
+            Box::pin(async move {
+                a.notify_one();
+                r.notified().await;
+                http::Response::new(http_body_util::Full::new(bytes::Bytes::from("done")))
+            })
+        }),
+    )
+    .await;
+    let proxy = Proxy::start(
+        &(service_entry("slow.test", 80, "HTTP", &[(slow.addr, &[])])
+            + "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: slow}
+spec:
+  host: slow.test
+  trafficPolicy: {connectionPool: {http: {http2MaxRequests: 1}}}
+"),
+    )
+    .await;
+    let listen = proxy.addr();
+    let held = tokio::spawn(async move { get(listen, "slow.test", "/").await });
+    arrived.notified().await;
+    let got = admin_get(
+        proxy.running.admin,
+        "/explain?url=http%3A%2F%2Fslow.test%2F",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    let cb = &v["destinations"][0]["circuit_breakers"];
+    assert_eq!(cb["active_requests"], 1, "{v}");
+    assert_eq!(cb["max_requests"], 1, "{v}");
+    let problems = v["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p.as_str().unwrap()
+            == "outbound|80||slow.test has 1 requests in flight, its http2MaxRequests: new requests get 503 UO"),
+        "{v}"
+    );
+    let over = get(listen, "slow.test", "/").await;
+    assert_eq!(over.status, 503, "what /explain said");
+    release.notify_one();
+    assert_eq!(held.await.unwrap().text(), "done");
+}
+
 #[tokio::test]
 async fn admin_endpoints_describe_the_live_configuration() {
     let v1 = Upstream::named("v1").await;

@@ -375,3 +375,93 @@ fn labels_give_a_gateway_its_workload() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// Issue #14: a misspelt kind or a version the group does not serve was
+/// skipped with "✔ No validation issues found" and exit 0; kubectl refuses
+/// it ("no matches for kind"), and so do `check` (exit 65, the fix, no
+/// tick) and `run`.
+#[test]
+fn a_misspelt_kind_or_unserved_version_is_refused_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = |api: &str, kind: &str| {
+        format!(
+            "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews}}}}]\n"
+        )
+    };
+    let cases = [
+        (
+            write(
+                dir.path(),
+                "kind.yaml",
+                &doc("networking.istio.io/v1", "VirtualSerivce"),
+            ),
+            "did you mean VirtualService?",
+        ),
+        (
+            write(
+                dir.path(),
+                "version.yaml",
+                &doc("networking.istio.io/v1alpha1", "VirtualService"),
+            ),
+            "networking.istio.io serves versions v1, v1beta1, v1alpha3",
+        ),
+    ];
+    for (file, fix) in &cases {
+        let out = strait(&["check", file.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{err}");
+        assert!(err.contains(fix), "{err}");
+        assert!(!err.contains('\u{2714}'), "{err}");
+        let out = strait(&[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "-c",
+            file.to_str().unwrap(),
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "run: {err}");
+        assert!(err.contains(fix), "run: {err}");
+    }
+}
+
+/// Issue #14: the README's "Put your own services behind strait" section
+/// (a Kubernetes Service written as the ServiceEntry Istio makes of it) is
+/// clean for `check`, and a VirtualService's short host reaches it.
+#[test]
+fn the_readme_own_services_example_checks_clean_and_routes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Put your own services behind strait"))
+        .expect("the README section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its ServiceEntry example");
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "reviews.yaml", yaml);
+    let out = strait(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = strait(&[
+        "explain",
+        "-o",
+        "json",
+        "-c",
+        dir.path().to_str().unwrap(),
+        "http://reviews:9080/reviews/1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["destinations"][0];
+    assert_eq!(d["host"], "reviews.default.svc.cluster.local", "{v}");
+    assert_eq!(
+        d["endpoints"],
+        serde_json::json!(["10.0.0.11:9080", "10.0.0.12:9080"]),
+        "{v}"
+    );
+}

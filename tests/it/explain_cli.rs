@@ -64,3 +64,44 @@ fn a_bad_header_is_a_usage_error() {
     let (code, _) = explain(&["-H", "no-colon", "http://reviews:9080/"]);
     assert_eq!(code, 64);
 }
+
+/// Issue #14: with two `VirtualService default/reviews` (two steps of an
+/// Istio task in one directory) explain showed the first as if alone; it
+/// explains the later one, the one the proxy serves, and says the earlier
+/// one was replaced.
+#[test]
+fn a_replaced_virtual_service_is_not_explained_and_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = |subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews, subset: {subset}}}}}]\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("0-reviews.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]\n",
+    )
+    .unwrap();
+    let (first, second) = (dir.path().join("1-v1.yaml"), dir.path().join("2-v2.yaml"));
+    std::fs::write(&first, vs("v1")).unwrap();
+    std::fs::write(&second, vs("v2")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["explain", "-o", "json", "-c"])
+        .arg(dir.path())
+        .arg("http://reviews:9080/")
+        .output()
+        .expect("strait runs");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["destinations"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["destinations"][0]["subset"], "v2", "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "VirtualService default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
+            second.display(),
+            first.display()
+        )),
+        "{err}"
+    );
+}

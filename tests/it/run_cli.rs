@@ -29,6 +29,23 @@ fn start_logged(
     config: &std::path::Path,
     extra: &[&str],
 ) -> (Child, SocketAddr, SocketAddr, Vec<String>) {
+    let (child, listen, admin, before, _) = start_streaming(config, extra);
+    (child, listen, admin, before)
+}
+
+/// [`start_logged`], also returning the lines strait writes after its
+/// startup line, as they come. Issue #14: no line carries a colour code
+/// (stderr is a pipe, not a terminal).
+fn start_streaming(
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (
+    Child,
+    SocketAddr,
+    SocketAddr,
+    Vec<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut before = Vec::new();
     // `extra` may name its own --listen.
     let listen = if extra.contains(&"--listen") {
@@ -50,16 +67,24 @@ fn start_logged(
     let mut lines = BufReader::new(stderr).lines();
     for _ in 0..50 {
         let Some(Ok(line)) = lines.next() else { break };
+        assert!(!line.contains('\x1b'), "a colour code in a pipe: {line:?}");
         if let Some(rest) = line.strip_prefix("strait: listening on ") {
             let (listen, rest) = rest.split_once(" (admin ").unwrap();
             let admin = rest.split_once(')').unwrap().0;
-            // Keep draining stderr so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
+            // Keep draining stderr so the child never blocks on a full pipe
+            // (lines nobody waits for are dropped).
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
             return (
                 child,
                 listen.parse().unwrap(),
                 admin.parse().unwrap(),
                 before,
+                rx,
             );
         }
         before.push(line);
@@ -176,6 +201,9 @@ spec:
         .iter()
         .find(|l| l.contains("VirtualService default/reviews is defined twice"))
         .unwrap_or_else(|| panic!("a warning at start: {logged:?}"));
+    // A tracing line, the kind that was coloured in a pipe (checked by
+    // `start_streaming`).
+    assert!(warning.contains(" WARN "), "{warning}");
     assert!(
         warning.contains(&format!(
             "the one in {}:1 replaces the one in {}:1",
@@ -207,6 +235,87 @@ spec:
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// Issue #14: a reload behaves as the start does, loudly: a second
+/// `VirtualService default/reviews` added to the directory replaces the
+/// first (routing follows it) and is said, and an Error-level analyzer
+/// message (IST0101, a route to an undeclared subset) is said on the
+/// reload though it does not block it, as in istiod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_says_what_a_start_says() {
+    let v1 = Upstream::named("v1").await;
+    let v2 = Upstream::named("v2").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("0-services.yaml"),
+        service_entry(
+            "reviews.default.svc.cluster.local",
+            9080,
+            "HTTP",
+            &[
+                (v1.addr, &[("version", "v1")]),
+                (v2.addr, &[("version", "v2")]),
+            ],
+        ) + "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+",
+    )
+    .unwrap();
+    let first = dir.path().join("1-all-v1.yaml");
+    std::fs::write(
+        &first,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v1}}]\n",
+    )
+    .unwrap();
+    let (mut child, listen, _admin, logged, rx) = start_streaming(dir.path(), &[]);
+    assert!(
+        !logged
+            .iter()
+            .any(|l| l.contains("defined twice") || l.contains("IST0101")),
+        "{logged:?}"
+    );
+    assert_eq!(get(listen, "reviews:9080", "/").await.text(), "v1");
+    let second = dir.path().join("2-jason.yaml");
+    std::fs::write(
+        &second,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: reviews, subset: v9}}]\n  - route: [{destination: {host: reviews, subset: v2}}]\n",
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    let mut reloaded = false;
+    for _ in 0..500 {
+        if get(listen, "reviews:9080", "/").await.text() == "v2" {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(reloaded, "the later VirtualService serves after the reload");
+    let replaced = format!(
+        "VirtualService default/reviews is defined twice: the one in {}:1 replaces the one in {}:1",
+        second.display(),
+        first.display()
+    );
+    let (mut said_replaced, mut said_ist0101) = (false, false);
+    let mut seen = Vec::new();
+    while !(said_replaced && said_ist0101) {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
+            break;
+        };
+        assert!(!line.contains('\x1b'), "a colour code in a pipe: {line:?}");
+        said_replaced |= line.contains(&replaced);
+        said_ist0101 |= line.contains("Error [IST0101] (VirtualService default/reviews");
+        seen.push(line);
+    }
+    assert!(said_replaced, "{replaced:?} in {seen:#?}");
+    assert!(said_ist0101, "IST0101 in {seen:#?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// Issue #14: `run` says what it loaded and what it ignored, and why; a
@@ -494,4 +603,37 @@ fn zero_workers_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workers 0"), "{err}");
+}
+
+/// Issue #14: `run --help` said `--request-headers-timeout` closes idle
+/// keep-alive connections; it times request heads only (Envoy's
+/// `request_headers_timeout`; the behaviour is pinned in
+/// tests/hardening_downstream.rs), and says so.
+#[test]
+fn request_headers_timeout_help_says_what_it_does() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    // The option's line and its description, up to the next option.
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--request-headers-timeout"));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("--request-headers-timeout in {help}"));
+    let rest = lines.take_while(|l| !l.trim_start().starts_with('-'));
+    let flag = std::iter::once(first)
+        .chain(rest)
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flag.contains(
+            "a keep-alive connection waiting for its next request is timed by --idle-timeout only"
+        ),
+        "{flag}"
+    );
 }
