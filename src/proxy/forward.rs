@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri, Version};
+use http::{Response, Version};
 use http_body_util::BodyExt;
 
 use super::body::{self, Body, Prefixed, Replayable, buffer_body};
@@ -15,13 +15,13 @@ use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, hit};
 use super::flags::Flags;
 use super::hop_by_hop::strip_hop_by_hop;
 use super::local_reply::LocalReply;
-use super::upstream::{PoolStats, SendError};
+use super::upstream::{Outgoing, PoolStats, SendError};
 use super::{Shared, ejection};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::{ClusterState, Host, Permit, Pick, PickError};
 use crate::compile::{Cluster, Snapshot};
 use crate::metrics::{ClusterLabels, Metrics};
-use crate::route::{Action, RetryPolicy, Route, UpstreamProtocol, WeightedCluster, rewrite};
+use crate::route::{Action, RetryPolicy, Route, WeightedCluster, rewrite};
 
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_CLIENT_CERT: http::HeaderName =
@@ -96,10 +96,24 @@ struct Plan<'a> {
 
 /// The upstream request's head, shared by every try and the mirrors (the
 /// method and version come from the downstream request's).
+#[derive(Clone)]
 struct Head {
     headers: http::HeaderMap,
     authority: HeaderValue,
     path_and_query: PathAndQuery,
+}
+
+impl Head {
+    /// One try's request, borrowing the head (no copy per try).
+    fn outgoing<'a>(&'a self, method: &'a http::Method, body: Body) -> Outgoing<'a> {
+        Outgoing {
+            method,
+            path_and_query: &self.path_and_query,
+            authority: &self.authority,
+            headers: &self.headers,
+            body,
+        }
+    }
 }
 
 /// One try's result, classified: what the client gets if it is the last
@@ -424,8 +438,7 @@ async fn attempt(
     let b = req_body
         .take()
         .ok_or_else(LocalReply::connection_termination)?;
-    let req = build_request(parts, &plan.head, plan.cluster.protocol, b)
-        .ok_or_else(|| LocalReply::bad_request("invalid_upstream_request"))?;
+    let out = plan.head.outgoing(&parts.method, b);
     let remaining = retries
         .deadline
         .map(|d| d.saturating_duration_since(Instant::now()));
@@ -442,7 +455,7 @@ async fn attempt(
     };
     let send = shared
         .upstreams
-        .send(plan.cluster, &endpoint, parts.version, req, &stats);
+        .send(plan.cluster, &endpoint, parts.version, out, &stats);
     let result = match limit {
         Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
         None => Ok(send.await),
@@ -640,36 +653,6 @@ fn close_after(resp: &mut Response<Body>, version: Version) {
     }
 }
 
-fn build_request(
-    parts: &http::request::Parts,
-    head: &Head,
-    protocol: UpstreamProtocol,
-    body: Body,
-) -> Option<Request<Body>> {
-    let (authority, path_and_query) = (&head.authority, &head.path_and_query);
-    let (uri, version): (Uri, Version) = match protocol {
-        UpstreamProtocol::H2c => (
-            Uri::builder()
-                .scheme("http")
-                .authority(authority.as_bytes())
-                .path_and_query(path_and_query.clone())
-                .build()
-                .ok()?,
-            Version::HTTP_2,
-        ),
-        UpstreamProtocol::Http1 => (Uri::from(path_and_query.clone()), Version::HTTP_11),
-    };
-    let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = uri;
-    *req.version_mut() = version;
-    *req.headers_mut() = head.headers.clone();
-    if version == Version::HTTP_11 {
-        req.headers_mut().insert(header::HOST, authority.clone());
-    }
-    Some(req)
-}
-
 fn finish_response(resp: Response<Body>, outcome: &mut Outcome, upgrade: bool) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
     let keep_upgrade = upgrade && parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -737,12 +720,11 @@ fn mirror(
         } else {
             body::full(body.clone())
         };
-        let Some(req) = build_request(parts, head, cluster.protocol, b) else {
-            continue;
-        };
+        let (head, method) = (head.clone(), parts.method.clone());
         let shared = shared.clone();
         let version = parts.version;
         tokio::spawn(async move {
+            let req = head.outgoing(&method, b);
             let _held = (permit, guard);
             let labels = Metrics::cluster(&cluster.name);
             let hot = shared.metrics.cluster_hot(&cluster.metric, &cluster.name);

@@ -16,13 +16,13 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::body::{self, Body, BoxError};
-use super::upstream::SendError;
+use super::upstream::{Outgoing, SendError};
 use crate::http1::chunked::{self, Chunk, Decoder};
 use crate::http1::head::ResponseReader;
 use crate::http1::{self as codec, Limits, ResponseHead};
@@ -105,33 +105,28 @@ enum Framing {
     Chunked,
 }
 
-/// Write the request head into `out`, and say how its body is framed.
-fn write_head(out: &mut BytesMut, req: &Request<Body>) -> Framing {
-    let headers = req.headers();
+/// Write the request head into `buf`, and say how its body is framed.
+fn write_head(buf: &mut BytesMut, out: &Outgoing<'_>) -> Framing {
+    let headers = out.headers;
     let framing = if headers.contains_key(header::CONTENT_LENGTH) {
         Framing::Length
     } else if headers.contains_key(header::TRANSFER_ENCODING) {
         Framing::Chunked
     } else {
-        match req.body().size_hint().exact() {
+        match out.body.size_hint().exact() {
             // As hyper's client: a known length is sent as Content-Length
             // (an empty body only for methods that carry one).
-            Some(0) if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) => {
+            Some(0) if !matches!(*out.method, Method::POST | Method::PUT | Method::PATCH) => {
                 Framing::None
             }
             Some(_) => Framing::Length,
             None => Framing::Chunked,
         }
     };
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .as_bytes();
     let mut length = itoa_buf();
     let added: Option<(&[u8], &[u8])> = match framing {
         Framing::Length if !headers.contains_key(header::CONTENT_LENGTH) => {
-            let n = req.body().size_hint().exact().unwrap_or(0);
+            let n = out.body.size_hint().exact().unwrap_or(0);
             Some((b"content-length", format_u64(&mut length, n)))
         }
         Framing::Chunked if !headers.contains_key(header::TRANSFER_ENCODING) => {
@@ -140,13 +135,17 @@ fn write_head(out: &mut BytesMut, req: &Request<Body>) -> Framing {
         _ => None,
     };
     codec::write::request_head(
-        out,
-        req.method().as_str(),
-        target,
+        buf,
+        out.method.as_str(),
+        out.path_and_query.as_str().as_bytes(),
         codec::Version::Http11,
-        headers
-            .iter()
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+        std::iter::once((&b"host"[..], out.authority.as_bytes()))
+            .chain(
+                headers
+                    .iter()
+                    .filter(|(n, _)| *n != header::HOST)
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+            )
             .chain(added),
     );
     framing
@@ -323,20 +322,20 @@ impl Exchange<'_> {
 /// (`maxRequestsPerConnection`).
 pub(super) async fn send<F>(
     mut conn: Conn,
-    req: Request<Body>,
+    out: Outgoing<'_>,
     last: bool,
     recycle: F,
 ) -> Result<Response<Body>, SendError>
 where
     F: FnOnce(Conn) + Send + Unpin + 'static,
 {
-    let framing = write_head(&mut conn.write, &req);
-    let (parts, req_body) = req.into_parts();
+    let framing = write_head(&mut conn.write, &out);
+    let req_body = out.body;
     let mut exchange = Exchange {
         conn: &mut conn,
         body: (framing != Framing::None || !req_body.is_end_stream()).then_some(req_body),
         framing,
-        method: parts.method,
+        method: out.method.clone(),
         reader: ResponseReader::default(),
         wrote: false,
         flush: false,

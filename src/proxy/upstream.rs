@@ -122,6 +122,52 @@ impl SendError {
     }
 }
 
+/// The request of one upstream attempt, borrowed from the request's plan
+/// (every try and mirror shares one head): the HTTP/1.1 client writes it
+/// straight into its connection; HTTP/2 and upgrades build an owned
+/// request from it.
+pub struct Outgoing<'a> {
+    pub method: &'a http::Method,
+    pub path_and_query: &'a http::uri::PathAndQuery,
+    /// Sent as `Host` (HTTP/1.1) or `:authority` (HTTP/2).
+    pub authority: &'a HeaderValue,
+    /// Every other header (hop-by-hop ones already stripped).
+    pub headers: &'a http::HeaderMap,
+    pub body: Body,
+}
+
+impl Outgoing<'_> {
+    /// The request as `http` types, for hyper's clients (the cluster's
+    /// protocol decides the form; `adapt` turns it into another's).
+    fn into_request(self, protocol: UpstreamProtocol) -> Result<Request<Body>, SendError> {
+        let bad = |e: &dyn std::fmt::Display| {
+            SendError::Protocol(format!("invalid upstream request: {e}"))
+        };
+        let (uri, version) = match protocol {
+            UpstreamProtocol::H2c => (
+                Uri::builder()
+                    .scheme("http")
+                    .authority(self.authority.as_bytes())
+                    .path_and_query(self.path_and_query.clone())
+                    .build()
+                    .map_err(|e| bad(&e))?,
+                Version::HTTP_2,
+            ),
+            UpstreamProtocol::Http1 => (Uri::from(self.path_and_query.clone()), Version::HTTP_11),
+        };
+        let mut req = Request::new(self.body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = version;
+        *req.headers_mut() = self.headers.clone();
+        if version == Version::HTTP_11 {
+            req.headers_mut()
+                .insert(header::HOST, self.authority.clone());
+        }
+        Ok(req)
+    }
+}
+
 /// Every cluster's pool, keyed by cluster name. A pool is rebuilt only when
 /// its cluster's policy or protocol changes, so connections survive reloads
 /// that leave a cluster alone.
@@ -252,11 +298,11 @@ impl Upstreams {
         cluster: &Arc<Cluster>,
         endpoint: &Arc<str>,
         downstream: Version,
-        req: Request<Body>,
+        out: Outgoing<'_>,
         stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
         let pool = self.pool(cluster);
-        pool.send(endpoint, downstream, req, stats).await
+        pool.send(endpoint, downstream, out, stats).await
     }
 }
 
@@ -394,9 +440,9 @@ impl ClusterPool {
     }
 
     /// The protocol spoken upstream for this request.
-    fn effective(&self, downstream: Version, req: &Request<Body>) -> UpstreamProtocol {
+    fn effective(&self, downstream: Version, upgrade: bool) -> UpstreamProtocol {
         // Upgrades (WebSocket) need HTTP/1.1.
-        if req.headers().contains_key(header::UPGRADE) && req.version() != Version::HTTP_2 {
+        if upgrade && self.protocol != UpstreamProtocol::H2c {
             return self.protocol;
         }
         if self.settings.use_client_protocol {
@@ -448,14 +494,30 @@ impl ClusterPool {
         self: &Arc<Self>,
         endpoint: &Arc<str>,
         downstream: Version,
-        req: Request<Body>,
+        out: Outgoing<'_>,
         stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
         let origination = match &self.tls {
             Ok(o) => o.as_ref(),
             Err(reason) => return Err(SendError::Connect(reason.clone())),
         };
-        let proto = self.effective(downstream, &req);
+        let upgrade = out.headers.contains_key(header::UPGRADE);
+        let proto = self.effective(downstream, upgrade);
+        if proto == UpstreamProtocol::Http1 && !upgrade {
+            // The common case: strait's HTTP/1.1 client, no owned request.
+            let tls = match origination {
+                Some(o) => {
+                    let name = o
+                        .server_name(&sni_host(out.authority))
+                        .map_err(SendError::Connect)?;
+                    Some((o.h1.clone(), name))
+                }
+                None => None,
+            };
+            let key = pool_key(endpoint, tls.as_ref());
+            return self.send_h1(endpoint, key, tls, out, stats).await;
+        }
+        let req = out.into_request(self.protocol)?;
         let (req, host) = adapt(req, proto, origination.is_some())?;
         let tls = match origination {
             Some(o) => {
@@ -470,13 +532,10 @@ impl ClusterPool {
             }
             None => None,
         };
-        // Connections are shared only by requests with the same SNI.
-        let key: Arc<str> = match &tls {
-            Some((_, name)) => format!("{endpoint}|{}", name.to_str()).into(),
-            None => endpoint.clone(),
-        };
+        let key = pool_key(endpoint, tls.as_ref());
         match proto {
-            UpstreamProtocol::Http1 => self.send_h1(endpoint, key, tls, req, stats).await,
+            // Only upgrades take hyper's HTTP/1.1 client.
+            UpstreamProtocol::Http1 => self.send_h1_upgrade(endpoint, tls, req, stats).await,
             UpstreamProtocol::H2c => self.send_h2(endpoint, key, tls, req, stats).await,
         }
     }
@@ -638,12 +697,9 @@ impl ClusterPool {
         endpoint: &Arc<str>,
         key: Arc<str>,
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-        req: Request<Body>,
+        out: Outgoing<'_>,
         stats: &PoolStats<'_>,
     ) -> Result<Response<Body>, SendError> {
-        if req.headers().contains_key(header::UPGRADE) {
-            return self.send_h1_upgrade(endpoint, tls, req, stats).await;
-        }
         let mut conn = self
             .acquire(
                 |p: &ClusterPool| p.take_idle_h1(&key),
@@ -656,7 +712,7 @@ impl ClusterPool {
         let max = self.settings.max_requests_per_connection;
         let last = max != 0 && conn.requests >= max;
         let pool = self.clone();
-        h1_client::send(conn, req, last, move |c| pool.put_idle_h1(key, c)).await
+        h1_client::send(conn, out, last, move |c| pool.put_idle_h1(key, c)).await
     }
 
     /// An upgrade (WebSocket) on a connection of its own through hyper's
@@ -996,6 +1052,26 @@ impl HttpBody for Guarded {
 /// for HTTP/2, origin form with `Host` for HTTP/1.1); with `tls`, returns
 /// the authority's host (the default SNI). The URI's parts are shared, not
 /// copied: an HTTP/1.1 request that arrived in origin form is left as is.
+/// Connections are shared only by requests with the same SNI.
+fn pool_key(
+    endpoint: &Arc<str>,
+    tls: Option<&(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+) -> Arc<str> {
+    match tls {
+        Some((_, name)) => format!("{endpoint}|{}", name.to_str()).into(),
+        None => endpoint.clone(),
+    }
+}
+
+/// The SNI for an HTTP/1.1 request's `Host` (an unparsable one is still
+/// the best guess; the handshake reports it), as `adapt` derives it.
+fn sni_host(authority: &HeaderValue) -> String {
+    match http::uri::Authority::try_from(authority.as_bytes()) {
+        Ok(a) => a.host().to_string(),
+        Err(_) => String::from_utf8_lossy(authority.as_bytes()).into_owned(),
+    }
+}
+
 fn adapt(
     mut req: Request<Body>,
     proto: UpstreamProtocol,
