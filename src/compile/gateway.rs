@@ -16,9 +16,12 @@ use std::time::Duration;
 
 use super::gateway_tls::{self, ServerTls};
 use super::routes::{build_routes, is_catch_all, l4_destinations, ordered_bound};
+use super::sni::{self, TlsRoute};
 use super::{Cluster, Options, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
-use crate::model::{self, HTTPMatchRequest, L4MatchAttributes, Protocol, VirtualService, host};
+use crate::model::{
+    self, HTTPMatchRequest, L4MatchAttributes, Protocol, TLSMatchAttributes, VirtualService, host,
+};
 use crate::route::{
     Action, HeaderOps, Redirect, Route, RouteMatch, RouteTable, VirtualHost, WeightedCluster,
 };
@@ -42,25 +45,25 @@ impl GatewayListeners {
     pub fn http(&self, port: u16) -> Option<&RouteTable> {
         match &self.ports.get(&port)?.kind {
             PortKind::Http(t) => Some(t),
-            PortKind::Https(_) | PortKind::Tcp(_) => None,
+            _ => None,
         }
     }
 
-    /// The HTTPS servers of port `port` (TLS terminated here).
+    /// The HTTPS servers of port `port` (TLS terminated here), also those
+    /// beside passthrough servers on one port.
     pub fn https(&self, port: u16) -> Option<&[HttpsServer]> {
-        match &self.ports.get(&port)?.kind {
-            PortKind::Https(s) => Some(s),
-            _ => None,
-        }
+        self.ports.get(&port)?.kind.terminating()
     }
 
     /// The route table for a request on gateway port `port`: the port's
     /// (plain-text HTTP), or that of the HTTPS server the connection's
     /// handshake chose (`server`: Gateway `namespace/name` and index).
     pub fn routes(&self, port: u16, server: Option<(&str, usize)>) -> Option<&RouteTable> {
-        match (&self.ports.get(&port)?.kind, server) {
+        let kind = &self.ports.get(&port)?.kind;
+        match (kind, server) {
             (PortKind::Http(t), None) => Some(t),
-            (PortKind::Https(servers), Some((gw, index))) => servers
+            (_, Some((gw, index))) => kind
+                .terminating()?
                 .iter()
                 .find(|s| s.server.index == index && s.server.gateway == gw)
                 .map(|s| &s.routes),
@@ -77,21 +80,7 @@ impl GatewayListeners {
 /// SNI matches only the latter. `None`: no filter chain matches and Envoy
 /// closes the connection.
 pub fn select_server<'a>(servers: &'a [HttpsServer], sni: Option<&str>) -> Option<&'a HttpsServer> {
-    if let Some(sni) = sni {
-        let sni = sni.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(s) = servers.iter().find(|s| s.sni.contains(&sni)) {
-            return Some(s);
-        }
-        let mut rest = sni.as_str();
-        while let Some((_, parent)) = rest.split_once('.') {
-            let wildcard = format!("*.{parent}");
-            if let Some(s) = servers.iter().find(|s| s.sni.contains(&wildcard)) {
-                return Some(s);
-            }
-            rest = parent;
-        }
-    }
-    servers.iter().find(|s| s.sni.is_empty())
+    sni::select(servers.iter().map(|s| (s.sni.as_slice(), s)), sni)
 }
 
 /// An HTTPS server: TLS terminated with its certificate, requests routed
@@ -162,18 +151,70 @@ pub enum PortKind {
     /// TCP and every other non-HTTP protocol (MONGO, MYSQL, REDIS, ...):
     /// the first matching `tcp` rule; `None` closes connections (NR).
     Tcp(Option<TcpRoute>),
+    /// TLS (or HTTPS) servers with `tls.mode: PASSTHROUGH`: the
+    /// ClientHello's SNI picks a `tls` route, whose destination gets the
+    /// TLS stream untouched; HTTPS servers terminating TLS on the same
+    /// port are filter chains beside them.
+    Passthrough(PassthroughPort),
 }
 
 impl PortKind {
     /// How the port handles TLS, in Istio's `tls.mode` words (`NONE`:
-    /// plain text).
+    /// plain text), that of its first server.
     pub fn tls_mode(&self) -> &'static str {
         match self {
             PortKind::Http(_) | PortKind::Tcp(_) => "NONE",
             PortKind::Https(servers) => servers
                 .first()
                 .map_or("SIMPLE", |s| gateway_tls::mode_name(s.tls.mode)),
+            PortKind::Passthrough(p) => p.tls_mode,
         }
+    }
+
+    /// The servers terminating TLS on the port.
+    pub fn terminating(&self) -> Option<&[HttpsServer]> {
+        match self {
+            PortKind::Https(s) => Some(s),
+            PortKind::Passthrough(p) => Some(&p.servers),
+            _ => None,
+        }
+    }
+}
+
+/// A port with `PASSTHROUGH` servers: one filter chain per `tls` route
+/// match (pilot's `buildGatewayNetworkFiltersFromTLSRoutes`) and one per
+/// HTTPS server terminating TLS beside them.
+#[derive(Debug)]
+pub struct PassthroughPort {
+    /// In pilot's order: servers in merge order, bound VirtualServices in
+    /// Istio's order, rules, matches.
+    pub routes: Vec<TlsRoute>,
+    pub servers: Vec<HttpsServer>,
+    /// The first server's mode (`PASSTHROUGH`, or `SIMPLE` and the like
+    /// when a terminating server came first).
+    pub tls_mode: &'static str,
+}
+
+/// The filter chain a connection's SNI picked on a passthrough port.
+#[derive(Debug, Clone, Copy)]
+pub enum Chain<'a> {
+    Route(&'a TlsRoute),
+    Terminate(&'a HttpsServer),
+}
+
+impl PassthroughPort {
+    /// Envoy's filter chain match over the port's routes and terminating
+    /// servers alike ([`sni::select`]); `None` closes the connection (NR).
+    pub fn select(&self, sni: Option<&str>) -> Option<Chain<'_>> {
+        let routes = self
+            .routes
+            .iter()
+            .map(|r| (r.sni.as_slice(), Chain::Route(r)));
+        let servers = self
+            .servers
+            .iter()
+            .map(|s| (s.sni.as_slice(), Chain::Terminate(s)));
+        sni::select(routes.chain(servers), sni)
     }
 }
 
@@ -356,8 +397,18 @@ pub fn l4_match_applies(
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
     Http,
+    /// HTTPS terminating TLS.
     Https,
+    /// TLS or HTTPS with `tls.mode: PASSTHROUGH`.
+    Passthrough,
     Tcp,
+}
+
+impl Class {
+    /// pilot's `IsTLSServer`: servers merged on a port as SNI filter chains.
+    fn tls(self) -> bool {
+        matches!(self, Class::Https | Class::Passthrough)
+    }
 }
 
 fn classify(
@@ -387,44 +438,66 @@ fn classify(
             return Err(problem(
                 "tls",
                 format!(
-                    "TLS settings on a {} server are not supported (only `httpsRedirect`); use protocol HTTPS for TLS, which strait does not serve yet",
+                    "TLS settings on a {} server are not supported (only `httpsRedirect`); use protocol HTTPS to terminate TLS",
                     protocol.as_str()
                 ),
             ));
         }
         return Ok((number, protocol, Class::Http));
     }
-    let terminates = server.tls.as_ref().is_some_and(|t| {
-        matches!(
-            t.mode.unwrap_or_default(),
-            model::ServerTLSMode::Simple
-                | model::ServerTLSMode::Mutual
-                | model::ServerTLSMode::OptionalMutual
-        )
-    });
-    if protocol == Protocol::Https && terminates {
-        return Ok((number, protocol, Class::Https));
-    }
-    match protocol {
-        Protocol::Https | Protocol::Tls => Err(problem(
-            "port.protocol",
-            format!(
-                "{} servers with this TLS mode (SNI passthrough, TLS to TCP, or no `tls`) are not supported by strait yet; it serves HTTPS servers with tls.mode SIMPLE, MUTUAL or OPTIONAL_MUTUAL, and plain-text HTTP, HTTP2, GRPC, GRPC-WEB and TCP (also MONGO, MYSQL, REDIS) servers",
-                protocol.as_str()
-            ),
+    let class = match (protocol, &server.tls) {
+        (Protocol::Https | Protocol::Tls, None) => {
+            return Err(problem(
+                "tls",
+                format!(
+                    "{} servers need `tls` settings: mode SIMPLE or MUTUAL to terminate, PASSTHROUGH to route the TLS stream by SNI",
+                    protocol.as_str()
+                ),
+            ));
+        }
+        (Protocol::Https | Protocol::Tls, Some(tls)) => {
+            tls_class(protocol, tls.mode.unwrap_or_default())
+                .map_err(|message| problem("tls.mode", message))?
+        }
+        (Protocol::Udp, _) => {
+            return Err(problem(
+                "port.protocol",
+                "UDP servers are not supported (Istio gateways do not proxy UDP either)"
+                    .to_string(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(problem(
+                "tls",
+                format!(
+                    "TLS settings on a {} server are not supported; strait proxies it as plain TCP only (use protocol TLS with mode PASSTHROUGH for a TLS stream)",
+                    protocol.as_str()
+                ),
+            ));
+        }
+        (_, None) => Class::Tcp,
+    };
+    Ok((number, protocol, class))
+}
+
+/// The class of an HTTPS or TLS server by its `tls.mode` (pilot's
+/// `IsPassThroughServer`: an HTTPS server in PASSTHROUGH mode is proxied
+/// by SNI like a TLS one), or why strait cannot serve it.
+fn tls_class(protocol: Protocol, mode: model::ServerTLSMode) -> Result<Class, String> {
+    use model::ServerTLSMode as M;
+    match mode {
+        M::Passthrough => Ok(Class::Passthrough),
+        M::Simple | M::Mutual | M::OptionalMutual if protocol == Protocol::Https => Ok(Class::Https),
+        M::Simple | M::Mutual | M::OptionalMutual => Err(format!(
+            "a TLS server terminating TLS (mode {}) in front of `tcp` routes is not supported by strait yet; use protocol HTTPS to terminate TLS for HTTP, or mode PASSTHROUGH to route the TLS stream by SNI",
+            gateway_tls::mode_name(mode)
         )),
-        Protocol::Udp => Err(problem(
-            "port.protocol",
-            "UDP servers are not supported (Istio gateways do not proxy UDP either)".to_string(),
-        )),
-        _ if server.tls.is_some() => Err(problem(
-            "tls",
-            format!(
-                "TLS settings on a {} server are not supported; strait proxies it as plain TCP only",
-                protocol.as_str()
-            ),
-        )),
-        _ => Ok((number, protocol, Class::Tcp)),
+        M::AutoPassthrough => Err(
+            "AUTO_PASSTHROUGH (SNI-DNAT to the mesh cluster the SNI names, for multi-network east-west gateways) is not supported by strait; use PASSTHROUGH with VirtualService `tls` routes".to_string(),
+        ),
+        M::IstioMutual => Err(
+            "ISTIO_MUTUAL terminates with Istio's workload certificates, which strait does not have; use SIMPLE or MUTUAL with certificate files or credentialName".to_string(),
+        ),
     }
 }
 
@@ -433,21 +506,65 @@ struct PortAcc {
     protocol: Protocol,
     class: Class,
     servers: Vec<ServerRef>,
-    /// Per server, for an HTTPS port.
-    tls: Vec<(Vec<String>, Arc<ServerTls>)>,
+    /// Per server of a TLS port: its SNI names and TLS settings when it
+    /// terminates, `None` for a passthrough server.
+    tls: Vec<Option<(Vec<String>, Arc<ServerTls>)>>,
     /// pilot's `tlsHostsByPort`: hosts of the TLS servers merged so far.
     tls_hosts: Vec<String>,
+    /// The first server's `tls.mode`.
+    tls_mode: &'static str,
 }
 
 /// Build the gateway listeners for the workload described by `opts`.
-// split pending (issue #11): the gateway listeners, being extended for TLS this session.
-#[allow(clippy::too_many_lines)]
 pub fn compile(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
     opts: &Options,
 ) -> GatewayListeners {
+    let mut out = GatewayListeners::default();
+    let ports = merge_servers(config, opts, &mut out.problems);
+    let mut bound: HashMap<String, Vec<&Resource<VirtualService>>> = HashMap::new();
+    for (number, acc) in ports {
+        for s in &acc.servers {
+            bound.entry(s.gateway.clone()).or_insert_with(|| {
+                ordered_bound(config, opts, |vs| {
+                    vs.spec
+                        .gateways
+                        .iter()
+                        .any(|g| resolve_gateway_name(g, vs.namespace()) == s.gateway)
+                })
+            });
+        }
+        let ctx = PortCtx {
+            config,
+            port: number,
+            bound: &bound,
+            services,
+            clusters,
+            opts,
+        };
+        let kind = ctx.kind(&acc);
+        out.ports.insert(
+            number,
+            GatewayPort {
+                number,
+                protocol: acc.protocol,
+                servers: acc.servers,
+                kind,
+            },
+        );
+    }
+    out
+}
+
+/// The Gateways selecting the workload, their servers merged per port as
+/// pilot's `mergeGateways` does; what cannot be served goes to `problems`.
+fn merge_servers(
+    config: &ConfigSet,
+    opts: &Options,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<u16, PortAcc> {
     let mut gateways: Vec<&Resource<model::Gateway>> = config
         .gateways
         .iter()
@@ -467,14 +584,13 @@ pub fn compile(
             .then_with(|| a.name().cmp(b.name()))
             .then_with(|| a.namespace().cmp(b.namespace()))
     });
-    let mut out = GatewayListeners::default();
     let mut ports: BTreeMap<u16, PortAcc> = BTreeMap::new();
     for gw in gateways {
         for (index, server) in gw.spec.servers.iter().enumerate() {
             let (number, protocol, class) = match classify(gw, index, server) {
                 Ok(c) => c,
                 Err(Some(p)) => {
-                    out.problems.push(p);
+                    problems.push(p);
                     continue;
                 }
                 Err(None) => continue,
@@ -482,151 +598,299 @@ pub fn compile(
             if server.bind.is_some() {
                 tracing::warn!(gateway = %gw.key(), server = index, "server `bind` is ignored: strait binds every gateway port on --gateway-address");
             }
-            let sref = ServerRef {
-                gateway: gw.key(),
-                index,
-                hosts: sanitize_server_hosts(&server.hosts, gw.namespace()),
-                https_redirect: class == Class::Http
-                    && server
-                        .tls
-                        .as_ref()
-                        .and_then(|t| t.https_redirect)
-                        .unwrap_or(false),
-                port_name: server.port.as_ref().and_then(|p| p.name.clone()),
-            };
-            let tls = if class == Class::Https {
-                // pilot's `CheckDuplicates`: a TLS server repeating a host
-                // of an earlier one on the port is skipped (Envoy refuses
-                // two filter chains with the same match).
-                if let Some(acc) = ports.get(&number)
-                    && acc.class == Class::Https
-                    && let Some(dup) = server.hosts.iter().find(|h| acc.tls_hosts.contains(h))
-                {
-                    tracing::warn!(gateway = %gw.key(), server = index, port = number, "skipping server: duplicate host {dup} on an HTTPS port");
-                    continue;
-                }
-                let settings = server.tls.as_ref().expect("classified HTTPS");
-                match gateway_tls::build(config, gw, settings) {
-                    Ok(t) => Some((sni_hosts(&server.hosts), Arc::new(t))),
-                    Err(e) => {
-                        out.problems.push(Problem {
-                            gateway: gw.key(),
-                            path: format!("spec.servers[{index}].{}", e.field),
-                            message: e.message,
-                        });
-                        continue;
+            // pilot's `CheckDuplicates`: a TLS server repeating a host of
+            // an earlier one on the port is skipped (Envoy refuses two
+            // filter chains with the same match).
+            if class.tls()
+                && let Some(acc) = ports.get(&number)
+                && acc.class.tls()
+                && let Some(dup) = server.hosts.iter().find(|h| acc.tls_hosts.contains(h))
+            {
+                tracing::warn!(gateway = %gw.key(), server = index, port = number, "skipping server: duplicate host {dup} on a TLS port");
+                continue;
+            }
+            let tls = match class {
+                Class::Https => {
+                    let settings = server.tls.as_ref().expect("classified HTTPS");
+                    match gateway_tls::build(config, gw, settings) {
+                        Ok(t) => Some(Some((sni_hosts(&server.hosts), Arc::new(t)))),
+                        Err(e) => {
+                            problems.push(Problem {
+                                gateway: gw.key(),
+                                path: format!("spec.servers[{index}].{}", e.field),
+                                message: e.message,
+                            });
+                            continue;
+                        }
                     }
                 }
-            } else {
-                None
+                Class::Passthrough => Some(None),
+                Class::Http | Class::Tcp => None,
             };
-            match ports.get_mut(&number) {
-                None => {
-                    ports.insert(
-                        number,
-                        PortAcc {
-                            protocol,
-                            class,
-                            servers: vec![sref],
-                            tls_hosts: if tls.is_some() {
-                                server.hosts.clone()
-                            } else {
-                                Vec::new()
-                            },
-                            tls: tls.into_iter().collect(),
-                        },
-                    );
+            let sref = server_ref(gw, index, server, class);
+            merge_server(&mut ports, number, protocol, class, sref, server, tls);
+        }
+    }
+    ports
+}
+
+fn server_ref(
+    gw: &Resource<model::Gateway>,
+    index: usize,
+    server: &model::Server,
+    class: Class,
+) -> ServerRef {
+    ServerRef {
+        gateway: gw.key(),
+        index,
+        hosts: sanitize_server_hosts(&server.hosts, gw.namespace()),
+        https_redirect: class == Class::Http
+            && server
+                .tls
+                .as_ref()
+                .and_then(|t| t.https_redirect)
+                .unwrap_or(false),
+        port_name: server.port.as_ref().and_then(|p| p.name.clone()),
+    }
+}
+
+/// Put one server on its port: a new port, or merged with the port's
+/// servers when pilot merges them (plain-text HTTP with HTTP, TLS servers
+/// with TLS servers), else skipped.
+fn merge_server(
+    ports: &mut BTreeMap<u16, PortAcc>,
+    number: u16,
+    protocol: Protocol,
+    class: Class,
+    sref: ServerRef,
+    server: &model::Server,
+    tls: Option<Option<(Vec<String>, Arc<ServerTls>)>>,
+) {
+    let mode = || {
+        server.tls.as_ref().map_or("NONE", |t| {
+            gateway_tls::mode_name(t.mode.unwrap_or_default())
+        })
+    };
+    match ports.get_mut(&number) {
+        None => {
+            ports.insert(
+                number,
+                PortAcc {
+                    protocol,
+                    class,
+                    servers: vec![sref],
+                    tls_hosts: if class.tls() {
+                        server.hosts.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    tls: tls.into_iter().collect(),
+                    tls_mode: mode(),
+                },
+            );
+        }
+        // Plain-text HTTP servers share the port's route table.
+        Some(acc) if acc.class == Class::Http && class == Class::Http => acc.servers.push(sref),
+        // TLS servers share the port, one filter chain each (or one per
+        // `tls` route of a passthrough server).
+        Some(acc) if acc.class.tls() && class.tls() => {
+            acc.servers.push(sref);
+            acc.tls_hosts.extend(server.hosts.iter().cloned());
+            acc.tls.extend(tls);
+        }
+        // pilot skips a server whose protocol cannot merge with the
+        // port's, and a second TCP server on a port.
+        Some(acc) => {
+            tracing::warn!(
+                gateway = %sref.gateway,
+                server = sref.index,
+                port = number,
+                "skipping server: port {number} already serves {} for {}",
+                acc.protocol.as_str(),
+                acc.servers[0].gateway
+            );
+        }
+    }
+}
+
+/// What building one port's routes reads.
+struct PortCtx<'a> {
+    config: &'a ConfigSet,
+    port: u16,
+    bound: &'a HashMap<String, Vec<&'a Resource<VirtualService>>>,
+    services: &'a [Arc<ServiceInfo>],
+    clusters: &'a super::ClusterMap,
+    opts: &'a Options,
+}
+
+impl PortCtx<'_> {
+    fn kind(&self, acc: &PortAcc) -> PortKind {
+        match acc.class {
+            Class::Http => PortKind::Http(self.http_table(&acc.servers)),
+            Class::Tcp => PortKind::Tcp(tcp_route(
+                self.config,
+                self.port,
+                &acc.servers[0],
+                self.bound,
+                self.services,
+                self.clusters,
+                self.opts,
+            )),
+            Class::Https | Class::Passthrough => {
+                let mut terminating = Vec::new();
+                let mut passthrough = Vec::new();
+                for (server, tls) in acc.servers.iter().zip(&acc.tls) {
+                    match tls {
+                        Some((sni, tls)) => terminating.push(HttpsServer {
+                            routes: self.http_table(std::slice::from_ref(server)),
+                            server: server.clone(),
+                            sni: sni.clone(),
+                            tls: tls.clone(),
+                        }),
+                        None => passthrough.push(server),
+                    }
                 }
-                // Plain-text HTTP servers share the port's route table.
-                Some(acc) if acc.class == Class::Http && class == Class::Http => {
-                    acc.servers.push(sref)
+                if passthrough.is_empty() {
+                    return PortKind::Https(terminating);
                 }
-                // TLS servers share the port, one filter chain each.
-                Some(acc) if acc.class == Class::Https && class == Class::Https => {
-                    acc.servers.push(sref);
-                    acc.tls_hosts.extend(server.hosts.iter().cloned());
-                    acc.tls.extend(tls);
-                }
-                // pilot skips a server whose protocol cannot merge with the
-                // port's, and a second TCP server on a port.
-                Some(acc) => {
-                    tracing::warn!(
-                        gateway = %gw.key(),
-                        server = index,
-                        port = number,
-                        "skipping server: port {number} already serves {} for {}",
-                        acc.protocol.as_str(),
-                        acc.servers[0].gateway
-                    );
-                }
+                PortKind::Passthrough(PassthroughPort {
+                    routes: self.tls_routes(&passthrough, &terminating),
+                    servers: terminating,
+                    tls_mode: acc.tls_mode,
+                })
             }
         }
     }
-    let mut bound: HashMap<String, Vec<&Resource<VirtualService>>> = HashMap::new();
-    for (number, acc) in ports {
-        for s in &acc.servers {
-            bound.entry(s.gateway.clone()).or_insert_with(|| {
-                ordered_bound(config, opts, |vs| {
-                    vs.spec
-                        .gateways
-                        .iter()
-                        .any(|g| resolve_gateway_name(g, vs.namespace()) == s.gateway)
-                })
-            });
-        }
-        let kind = if acc.class == Class::Http {
-            PortKind::Http(http_table(
-                config,
-                number,
-                &acc.servers,
-                &bound,
-                services,
-                clusters,
-                opts,
-            ))
-        } else if acc.class == Class::Https {
-            PortKind::Https(
-                acc.servers
-                    .iter()
-                    .zip(acc.tls)
-                    .map(|(server, (sni, tls))| HttpsServer {
-                        routes: http_table(
-                            config,
-                            number,
-                            std::slice::from_ref(server),
-                            &bound,
-                            services,
-                            clusters,
-                            opts,
-                        ),
-                        server: server.clone(),
-                        sni,
-                        tls,
-                    })
-                    .collect(),
-            )
-        } else {
-            PortKind::Tcp(tcp_route(
-                config,
-                number,
-                &acc.servers[0],
-                &bound,
-                services,
-                clusters,
-                opts,
-            ))
-        };
-        out.ports.insert(
-            number,
-            GatewayPort {
-                number,
-                protocol: acc.protocol,
-                servers: acc.servers,
-                kind,
-            },
-        );
+
+    fn http_table(&self, servers: &[ServerRef]) -> RouteTable {
+        http_table(
+            self.config,
+            self.port,
+            servers,
+            self.bound,
+            self.services,
+            self.clusters,
+            self.opts,
+        )
     }
-    out
+
+    /// The filter chains of passthrough servers
+    /// (`buildGatewayNetworkFiltersFromTLSRoutes`): per server, per bound
+    /// VirtualService whose hosts match the server's, per `tls` rule with
+    /// a `route`, per match whose `port` and `gateways` apply, one chain on
+    /// the match's `sniHosts`. A match repeating an SNI host of an earlier
+    /// chain on the port is skipped as pilot skips it (`CheckDuplicates`),
+    /// and so is one repeating a terminating server's name, which Envoy
+    /// would refuse as a duplicate filter chain match.
+    fn tls_routes(&self, servers: &[&ServerRef], terminating: &[HttpsServer]) -> Vec<TlsRoute> {
+        let mut known: Vec<String> = Vec::new();
+        let taken: Vec<&Vec<String>> = terminating.iter().map(|s| &s.sni).collect();
+        let mut out = Vec::new();
+        for server in servers {
+            let gw = server.gateway.as_str();
+            for vs in self.bound.get(gw).map(Vec::as_slice).unwrap_or_default() {
+                let ns = vs.namespace();
+                let vs_hosts: Vec<String> = vs
+                    .spec
+                    .hosts
+                    .iter()
+                    .map(|h| host::resolve_short_name(h, ns, &self.opts.domain))
+                    .collect();
+                if !picks_host(&server.hosts, &vs_hosts, ns) {
+                    continue;
+                }
+                for (i, rule) in vs.spec.tls.iter().enumerate() {
+                    if rule.route.is_empty() {
+                        continue;
+                    }
+                    for (j, m) in rule.match_.iter().enumerate() {
+                        if !tls_match_applies(m, self.port, gw, ns) {
+                            continue;
+                        }
+                        let names = sni::server_names(&m.sni_hosts);
+                        let duplicate = m
+                            .sni_hosts
+                            .iter()
+                            .find(|h| known.contains(h))
+                            .cloned()
+                            .or_else(|| {
+                                taken
+                                    .iter()
+                                    .any(|t| **t == names)
+                                    .then(|| m.sni_hosts.join(","))
+                            });
+                        if let Some(dup) = duplicate {
+                            tracing::warn!(virtual_service = %vs.key(), rule = i, port = self.port, gateway = gw, "skipping VirtualService tls rule: duplicate SNI host {dup} on the port");
+                            continue;
+                        }
+                        known.extend(m.sni_hosts.iter().cloned());
+                        out.push(TlsRoute {
+                            virtual_service: Some(vs.key()),
+                            rule_index: i,
+                            match_index: j,
+                            sni: names,
+                            destinations: self.tcp_destinations(vs, &rule.route),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn tcp_destinations(
+        &self,
+        vs: &Resource<VirtualService>,
+        routes: &[model::RouteDestination],
+    ) -> Vec<TcpDestination> {
+        tcp_destinations(
+            self.config,
+            vs,
+            routes,
+            self.port,
+            self.services,
+            self.clusters,
+            self.opts,
+        )
+    }
+}
+
+/// The weighted tcp_proxy destinations of a `tcp` or `tls` rule, with
+/// their idle timeouts.
+pub(super) fn tcp_destinations(
+    config: &ConfigSet,
+    vs: &Resource<VirtualService>,
+    routes: &[model::RouteDestination],
+    port: u16,
+    services: &[Arc<ServiceInfo>],
+    clusters: &super::ClusterMap,
+    opts: &Options,
+) -> Vec<TcpDestination> {
+    l4_destinations(vs, routes, port, services, clusters, opts)
+        .into_iter()
+        .map(|cluster| TcpDestination {
+            idle_timeout: tcp_idle_timeout(config, clusters.get(&cluster.cluster)),
+            cluster,
+        })
+        .collect()
+}
+
+/// pilot's `l4SingleMatch` for a `tls` match on a gateway: `port` (if
+/// set) is the server port and `gateways` (if set) name this gateway;
+/// `sniHosts` become the filter chain's names, and the other fields
+/// (`destinationSubnets`, `sourceLabels`, `sourceNamespace`) are not
+/// looked at on gateways.
+pub fn tls_match_applies(
+    m: &TLSMatchAttributes,
+    port: u16,
+    gateway: &str,
+    vs_namespace: &str,
+) -> bool {
+    m.port.is_none_or(|p| p == 0 || p == u32::from(port))
+        && (m.gateways.is_empty()
+            || m.gateways
+                .iter()
+                .any(|g| resolve_gateway_name(g, vs_namespace) == gateway))
 }
 
 /// One HTTP route table for all servers on `port`
@@ -787,13 +1051,8 @@ fn tcp_route(
             if rule.route.is_empty() || !l4_match_applies(&rule.match_, port, gw, ns) {
                 continue;
             }
-            let destinations = l4_destinations(vs, &rule.route, port, services, clusters, opts)
-                .into_iter()
-                .map(|cluster| TcpDestination {
-                    idle_timeout: tcp_idle_timeout(config, clusters.get(&cluster.cluster)),
-                    cluster,
-                })
-                .collect();
+            let destinations =
+                tcp_destinations(config, vs, &rule.route, port, services, clusters, opts);
             return Some(TcpRoute {
                 virtual_service: vs.key(),
                 rule_index: i,

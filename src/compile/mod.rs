@@ -8,6 +8,7 @@ pub mod gateway_tls;
 pub mod policy;
 pub mod routes;
 pub mod services;
+pub mod sni;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

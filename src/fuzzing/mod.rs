@@ -27,6 +27,45 @@ use crate::validate;
 pub use h1codec::h1codec;
 pub use http1::http1;
 
+/// The first bytes of a connection on a TLS-inspecting listener (gateway
+/// passthrough ports, TLS on the sidecar listener): `client_hello::inspect`
+/// on the whole input and on input-derived prefixes, which must agree once
+/// decided (more bytes never change a ClientHello already read, nor bytes
+/// already found not to be one); then the SNI through Envoy's filter chain
+/// match over a fixed set of chains.
+pub fn client_hello(data: &[u8]) {
+    use crate::proxy::client_hello::{Inspect, inspect};
+    let whole = inspect(data);
+    // At most 64 prefixes: inspect is linear, inputs up to 64 KiB.
+    let step = usize::from(data.first().copied().unwrap_or(1))
+        .max(data.len() / 64)
+        .max(1);
+    let mut n = 0;
+    while n < data.len() {
+        let part = inspect(&data[..n]);
+        if matches!(part, Inspect::Tls { .. } | Inspect::NotTls) {
+            assert_eq!(
+                part, whole,
+                "a decided prefix of {n} bytes changed its answer"
+            );
+            break;
+        }
+        n += step;
+    }
+    let sni = match &whole {
+        Inspect::Tls { sni } => sni.as_deref(),
+        _ => None,
+    };
+    let chains: [Vec<String>; 4] = [
+        compile::sni::server_names(&["a.example.com".into()]),
+        compile::sni::server_names(&["*.example.com".into()]),
+        compile::sni::server_names(&["*.b.example.com".into(), "c.test".into()]),
+        compile::sni::server_names(&[]),
+    ];
+    let picked = compile::sni::select(chains.iter().map(|c| (c.as_slice(), c)), sni);
+    std::hint::black_box(picked);
+}
+
 /// The mesh the `route` and `http1` targets use (`__PORT__` is the
 /// upstream's port).
 const MESH: &str = include_str!("mesh.yaml");

@@ -2,7 +2,9 @@
 //! server port of the Gateways that select the proxy's labels, following
 //! the installed snapshot ([`Listeners`]). Plain-text HTTP ports serve
 //! requests with the port's route table (the request path is the sidecar's,
-//! `handler::handle`); TCP ports run `tcp::serve`. The kind of a port and
+//! `handler::handle`); HTTPS ports terminate TLS first (`tls_server`);
+//! passthrough ports route the TLS stream by SNI (`passthrough`); TCP
+//! ports run `tcp::serve`. The kind of a port and
 //! its routes are read from the live snapshot per connection (the kind) and
 //! per request (HTTP routes), so reloads apply without a new socket.
 
@@ -330,6 +332,11 @@ fn serve_connection(
         }
         Some(PortKind::Https(_)) => {
             super::tls_server::spawn(shared, builder, stream, remote, port, draining);
+        }
+        Some(PortKind::Passthrough(_)) => {
+            super::passthrough::spawn_gateway(
+                shared, builder, limits, stream, remote, port, draining,
+            );
         }
         // TCP, and a port the snapshot no longer has (closed, NR, by
         // `tcp::serve`).

@@ -93,6 +93,13 @@ pub struct Limits {
     /// `/ready` answers 503 until the first configuration is installed
     /// (the Kubernetes source: until every kind has synced once).
     pub start_unready: bool,
+    /// How long a connection may take to send its TLS ClientHello where
+    /// the SNI picks the route (passthrough ports, TLS on the sidecar
+    /// listener): Envoy's `listener_filters_timeout`, 15 s when unset, as
+    /// on Istio's gateway listeners; on expiry the connection is closed
+    /// (`continue_on_listener_filters_timeout` false), counted in
+    /// `envoy_listener_downstream_pre_cx_timeout`.
+    pub listener_filters_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -114,6 +121,7 @@ impl Default for Limits {
             memory_limit: None,
             memory_sample_interval: Duration::from_millis(250),
             start_unready: false,
+            listener_filters_timeout: Some(Duration::from_secs(15)),
         }
     }
 }
@@ -623,6 +631,7 @@ pub struct Stats {
     pub rq_idle_timeout: Counter,
     pub rq_overload_close: Counter,
     pub overload_active: Gauge,
+    pub pre_cx_timeout: Counter,
 }
 
 impl Stats {
@@ -662,6 +671,11 @@ impl Stats {
             "envoy_http_downstream_rq_overload_close",
             "Requests shed with 503 over --memory-limit",
             self.rq_overload_close.clone(),
+        );
+        m.register(
+            "envoy_listener_downstream_pre_cx_timeout",
+            "Connections closed before a TLS ClientHello arrived (listener filters timeout)",
+            self.pre_cx_timeout.clone(),
         );
         m.register(
             "envoy_overload_stop_accepting_requests_active",

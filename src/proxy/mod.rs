@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod client_hello;
 pub mod codec_error;
 // Response flags sit below `metrics`; re-exported for the request path.
 pub use crate::flags;
@@ -18,6 +19,7 @@ pub mod hop_by_hop;
 pub mod limits;
 pub mod local_reply;
 pub mod page;
+pub mod passthrough;
 pub mod sniff;
 pub mod status;
 pub mod tcp;

@@ -1,4 +1,5 @@
-//! Envoy's tcp_proxy for gateway TCP servers: pick a destination by weight,
+//! Envoy's tcp_proxy for gateway TCP servers (and, through [`forward`],
+//! for TLS streams routed by SNI, `passthrough`): pick a destination by weight,
 //! a host through the cluster's runtime state (load balancer, outlier
 //! detection), take a `maxConnections` unit, connect within the connect
 //! timeout, then copy bytes both ways until both sides have closed.
@@ -24,9 +25,10 @@ use crate::cluster::limits::{Permit, Resource};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::same_policy;
 use crate::cluster::{Pick, PickError};
-use crate::compile::Cluster;
 use crate::compile::cluster_policy::{ClusterPolicy, PoolSettings};
 use crate::compile::gateway::{PortKind, TcpDestination};
+use crate::compile::sni::pick_destination;
+use crate::compile::{Cluster, Snapshot};
 
 /// Bytes read at a time in each direction.
 const BUF: usize = 16 * 1024;
@@ -64,6 +66,38 @@ struct Done {
     details: Option<String>,
 }
 
+/// A downstream connection's log entry while it is proxied.
+pub(crate) struct Conn {
+    pub entry: Entry,
+    started: Instant,
+}
+
+impl Conn {
+    pub(crate) fn new(down: &TcpStream, remote: SocketAddr) -> Conn {
+        let local = down.local_addr().unwrap_or(remote);
+        Conn {
+            entry: Entry {
+                start_time: format_time(SystemTime::now()),
+                method: "-".into(),
+                path: "-".into(),
+                protocol: "-",
+                downstream_local_address: local.to_string(),
+                downstream_remote_address: remote.to_string(),
+                ..Default::default()
+            },
+            started: Instant::now(),
+        }
+    }
+
+    /// No filter chain takes the connection: Envoy closes it, and Istio's
+    /// listener access log records it with flag NR.
+    pub(crate) fn no_route(mut self, shared: &Shared) {
+        self.entry.response_flags = Flags::NO_ROUTE_FOUND;
+        self.entry.response_code_details = "filter_chain_not_found".into();
+        finish(shared, self.entry, self.started, None);
+    }
+}
+
 /// Proxy one accepted connection on gateway TCP port `port`. Never fails:
 /// every outcome ends in a close and an access-log entry.
 pub async fn serve(
@@ -73,64 +107,66 @@ pub async fn serve(
     remote: SocketAddr,
     port: u16,
 ) {
-    let started = Instant::now();
-    let local = down.local_addr().unwrap_or(remote);
-    let mut entry = Entry {
-        start_time: format_time(SystemTime::now()),
-        method: "-".into(),
-        path: "-".into(),
-        protocol: "-",
-        downstream_local_address: local.to_string(),
-        downstream_remote_address: remote.to_string(),
-        ..Default::default()
-    };
+    let conn = Conn::new(&down, remote);
     let snapshot = shared.snapshot.load_full();
-    let route = match snapshot.gateway.ports.get(&port).map(|p| &p.kind) {
-        Some(PortKind::Tcp(Some(r))) if !r.destinations.is_empty() => r,
-        _ => {
-            // Istio builds no filter chain: Envoy closes the connection.
-            entry.response_flags = Flags::NO_ROUTE_FOUND;
-            entry.response_code_details = "filter_chain_not_found".into();
-            finish(&shared, entry, started, None);
-            return;
+    match snapshot.gateway.ports.get(&port).map(|p| &p.kind) {
+        Some(PortKind::Tcp(Some(r))) if !r.destinations.is_empty() => {
+            let name = format!("{}#tcp[{}]", r.virtual_service, r.rule_index);
+            let route = Route {
+                name,
+                destinations: &r.destinations,
+            };
+            forward(&shared, &limits, &snapshot, down, conn, route, Vec::new()).await;
         }
+        // Istio builds no filter chain: Envoy closes the connection.
+        _ => conn.no_route(&shared),
+    }
+}
+
+/// The tcp_proxy a connection goes through.
+pub(crate) struct Route<'a> {
+    /// For the access log's `route_name`.
+    pub name: String,
+    pub destinations: &'a [TcpDestination],
+}
+
+/// Proxy `down` through `route`: pick a destination by weight and a host of
+/// its cluster, connect, send `initial` (bytes already read from `down`,
+/// such as a ClientHello looked at for its SNI), then copy both ways.
+/// Ends with the access-log entry.
+pub(crate) async fn forward(
+    shared: &Shared,
+    limits: &TcpLimits,
+    snapshot: &Snapshot,
+    down: TcpStream,
+    conn: Conn,
+    route: Route<'_>,
+    initial: Vec<u8>,
+) {
+    let Conn { mut entry, started } = conn;
+    entry.route_name = Some(route.name);
+    let Some(dest) = pick_destination(route.destinations, |total| rand::random_range(0..total))
+    else {
+        // A rule whose destinations name no known service: the cluster
+        // does not exist (Envoy's tcp_proxy closes, NC).
+        entry.response_flags = Flags::NO_CLUSTER_FOUND;
+        entry.response_code_details = "cluster_not_found".into();
+        finish(shared, entry, started, None);
+        return;
     };
-    let dest = pick_destination(&route.destinations);
-    entry.route_name = Some(format!(
-        "{}#tcp[{}]",
-        route.virtual_service, route.rule_index
-    ));
     entry.upstream_cluster = Some(dest.cluster.name.to_string());
     let Some(cluster) = snapshot.clusters.get(&dest.cluster.cluster).cloned() else {
         entry.response_flags = Flags::NO_CLUSTER_FOUND;
         entry.response_code_details = "cluster_not_found".into();
-        finish(&shared, entry, started, None);
+        finish(shared, entry, started, None);
         return;
     };
     let metric = cluster.metric.clone();
     shared.metrics.tcp_opened(&metric);
-    let done = proxy(&shared, &limits, &cluster, dest, down, &mut entry).await;
+    let done = proxy(shared, limits, &cluster, dest, down, initial, &mut entry).await;
     entry.response_flags = done.flags;
     entry.connection_termination_details = done.details;
-    finish(&shared, entry, started, Some(&metric));
-}
-
-fn pick_destination(destinations: &[TcpDestination]) -> &TcpDestination {
-    let total: u64 = destinations
-        .iter()
-        .map(|d| u64::from(d.cluster.weight))
-        .sum();
-    if destinations.len() > 1 && total > 0 {
-        let roll = rand::random_range(0..total);
-        let mut acc = 0u64;
-        for d in destinations {
-            acc += u64::from(d.cluster.weight);
-            if roll < acc {
-                return d;
-            }
-        }
-    }
-    &destinations[0]
+    finish(shared, entry, started, Some(&metric));
 }
 
 /// Write the access-log entry and the close metrics.
@@ -160,6 +196,7 @@ async fn proxy(
     cluster: &Arc<Cluster>,
     dest: &TcpDestination,
     down: TcpStream,
+    initial: Vec<u8>,
     entry: &mut Entry,
 ) -> Done {
     let fail = |flags: Flags| Done {
@@ -225,8 +262,12 @@ async fn proxy(
         .clone();
     gauge.inc();
     let sent = AtomicU64::new(0);
-    let received = AtomicU64::new(0);
-    let details = copy_both_ways(down, up, dest.idle_timeout, &sent, &received).await;
+    let received = AtomicU64::new(initial.len() as u64);
+    let mut up = up;
+    let details = match up.write_all(&initial).await {
+        Ok(()) => copy_both_ways(down, up, dest.idle_timeout, &sent, &received).await,
+        Err(e) => Some(format!("downstream_to_upstream: {e}")),
+    };
     gauge.dec();
     entry.bytes_sent = sent.load(Ordering::Relaxed);
     entry.bytes_received = received.load(Ordering::Relaxed);

@@ -17,6 +17,7 @@ use hyper_util::server::conn::auto;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rustls::server::Acceptor;
 use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
@@ -46,49 +47,83 @@ pub(crate) fn spawn(
     let local = stream.local_addr().unwrap_or(remote);
     let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
     tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        let start_time = format_time(std::time::SystemTime::now());
-        let timeout = shared
-            .limits
-            .request_headers_timeout
-            .unwrap_or(HANDSHAKE_TIMEOUT);
-        let tls = match tokio::time::timeout(timeout, handshake(&shared, stream, port)).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(Failed::NoServer(sni))) => {
-                // Istio's listener access log records connections no filter
-                // chain takes (response flag NR).
-                if shared.access_log.enabled() {
-                    shared.access_log.log(&Entry {
-                        start_time,
-                        method: "-".into(),
-                        path: "-".into(),
-                        protocol: "-",
-                        response_flags: Flags::NO_ROUTE_FOUND,
-                        response_code_details: "filter_chain_not_found".into(),
-                        duration: started.elapsed().as_millis() as u64,
-                        downstream_local_address: local.to_string(),
-                        downstream_remote_address: remote.to_string(),
-                        requested_server_name: sni,
-                        ..Default::default()
-                    });
-                }
-                return;
-            }
-            Ok(Err(Failed::Handshake(why))) => {
-                tracing::debug!(%remote, port, "TLS handshake not completed: {why}");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%remote, port, "TLS handshake timed out");
-                return;
-            }
+        let peer = Peer {
+            local,
+            remote,
+            port,
         };
-        let (stream, conn_tls) = tls;
-        let mut conn = ConnInfo::new(local, remote);
-        conn.gateway_port = Some(port);
-        conn.tls = Some(Arc::new(conn_tls));
-        super::serve_http(shared, builder, stream, conn, shutdown, alive).await;
+        serve(shared, builder, stream, peer, shutdown, alive).await;
     });
+}
+
+/// Where a connection came from and to which gateway port.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub port: u16,
+}
+
+/// Terminate TLS on `stream` (a TCP stream, or one whose ClientHello was
+/// read already and is replayed, on a port where passthrough routes sit
+/// beside HTTPS servers) and serve HTTP over it until it ends.
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: S,
+    peer: Peer,
+    shutdown: watch::Receiver<bool>,
+    alive: Arc<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Peer {
+        local,
+        remote,
+        port,
+    } = peer;
+    let started = std::time::Instant::now();
+    let start_time = format_time(std::time::SystemTime::now());
+    let timeout = shared
+        .limits
+        .request_headers_timeout
+        .unwrap_or(HANDSHAKE_TIMEOUT);
+    let tls = match tokio::time::timeout(timeout, handshake(&shared, stream, port)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(Failed::NoServer(sni))) => {
+            // Istio's listener access log records connections no filter
+            // chain takes (response flag NR).
+            if shared.access_log.enabled() {
+                shared.access_log.log(&Entry {
+                    start_time,
+                    method: "-".into(),
+                    path: "-".into(),
+                    protocol: "-",
+                    response_flags: Flags::NO_ROUTE_FOUND,
+                    response_code_details: "filter_chain_not_found".into(),
+                    duration: started.elapsed().as_millis() as u64,
+                    downstream_local_address: local.to_string(),
+                    downstream_remote_address: remote.to_string(),
+                    requested_server_name: sni,
+                    ..Default::default()
+                });
+            }
+            return;
+        }
+        Ok(Err(Failed::Handshake(why))) => {
+            tracing::debug!(%remote, port, "TLS handshake not completed: {why}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, port, "TLS handshake timed out");
+            return;
+        }
+    };
+    let (stream, conn_tls) = tls;
+    let mut conn = ConnInfo::new(local, remote);
+    conn.gateway_port = Some(port);
+    conn.tls = Some(Arc::new(conn_tls));
+    super::serve_http(shared, builder, stream, conn, shutdown, alive).await;
 }
 
 /// Why a connection was not served.
@@ -98,11 +133,14 @@ enum Failed {
     Handshake(String),
 }
 
-async fn handshake(
+async fn handshake<S>(
     shared: &Shared,
-    stream: TcpStream,
+    stream: S,
     port: u16,
-) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, TlsConn), Failed> {
+) -> Result<(tokio_rustls::server::TlsStream<S>, TlsConn), Failed>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
         .await
         .map_err(|e| Failed::Handshake(format!("reading the ClientHello: {e}")))?;

@@ -58,3 +58,8 @@ fn h1codec_corpus_replays() {
     replay("h1codec", strait::fuzzing::h1codec);
     replay("http1", strait::fuzzing::h1codec);
 }
+
+#[test]
+fn client_hello_corpus_replays() {
+    replay("client_hello", strait::fuzzing::client_hello);
+}

@@ -20,14 +20,14 @@ use crate::support::{GatewayProxy, Upstream, service_entry};
 const LABELS: &[(&str, &str)] = &[("istio", "ingressgateway")];
 
 /// A CA and what it signed, as PEM files in a tempdir.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
     ca: rcgen::Certificate,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new(cn: &str) -> Pki {
+    pub(crate) fn new(cn: &str) -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -46,7 +46,7 @@ impl Pki {
 
     /// A leaf for `names` (DNS SANs, and URIs for names with `://`),
     /// written as `<file>.pem` and `<file>-key.pem`.
-    fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> (String, String) {
+    pub(crate) fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -72,12 +72,12 @@ impl Pki {
         (c, k)
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         let p: PathBuf = self.dir.path().join(name);
         p.display().to_string()
     }
 
-    fn ca_der(&self) -> CertificateDer<'static> {
+    pub(crate) fn ca_der(&self) -> CertificateDer<'static> {
         self.ca.der().clone()
     }
 }
@@ -736,7 +736,7 @@ async fn rotated_certificate_files_serve_new_handshakes_without_dropping_connect
 }
 
 /// `tool` on the PATH, or why the test skips.
-fn installed(tool: &str) -> bool {
+pub(crate) fn installed(tool: &str) -> bool {
     let found = std::process::Command::new(tool)
         .arg("version")
         .stdout(std::process::Stdio::null())

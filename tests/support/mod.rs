@@ -410,7 +410,17 @@ impl GatewayProxy {
         labels: &[(&str, &str)],
         later: &[u16],
     ) -> GatewayProxy {
-        let proxy = Proxy::start_as(
+        Self::start_with_limits(yaml, labels, later, strait::proxy::Limits::default()).await
+    }
+
+    /// As `start_with_ports`, with downstream `limits`.
+    pub async fn start_with_limits(
+        yaml: &str,
+        labels: &[(&str, &str)],
+        later: &[u16],
+        limits: strait::proxy::Limits,
+    ) -> GatewayProxy {
+        let proxy = Proxy::start_as_with_limits(
             yaml,
             strait::compile::Options {
                 labels: labels
@@ -420,6 +430,7 @@ impl GatewayProxy {
                 gateway: true,
                 ..Default::default()
             },
+            limits,
         )
         .await;
         let shared = proxy.running.shared.clone();

@@ -490,29 +490,184 @@ fn conflicting_protocol_on_a_port_skips_the_later_server() {
     assert_eq!(p.servers.len(), 1);
 }
 
+const TLS_SERVICES: &str = "
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tls, namespace: default}
+spec:
+  hosts: [a.example.com, b.example.com, c.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints: [{address: 127.0.0.3}]
+---
+";
+
+/// The passthrough port's chains as `(route name, match index, names,
+/// clusters with weights)`.
+/// A chain as `(route name, match index, names, clusters with weights)`.
+type ChainView = (String, usize, Vec<String>, Vec<(String, u32)>);
+
+fn chains(s: &Snapshot, port: u16) -> Vec<ChainView> {
+    let PortKind::Passthrough(p) = &s.gateway.ports[&port].kind else {
+        panic!("a passthrough port: {:?}", s.gateway.ports[&port].kind)
+    };
+    p.routes
+        .iter()
+        .map(|r| {
+            (
+                r.name(),
+                r.match_index,
+                r.sni.clone(),
+                r.destinations
+                    .iter()
+                    .map(|d| (d.cluster.name.to_string(), d.cluster.weight))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// pilot `buildGatewayNetworkFiltersFromTLSRoutes`: one filter chain per
+/// `tls` match whose `port`/`gateways` apply, in VirtualService order; a
+/// match repeating an SNI host of an earlier chain is skipped
+/// (`CheckDuplicates`); HTTPS servers in PASSTHROUGH mode are served the
+/// same way (`IsPassThroughServer`).
 #[test]
-fn passthrough_servers_are_reported_with_gateway_and_field_path() {
+fn passthrough_servers_get_one_chain_per_applicable_tls_match() {
+    let body = "  tls:
+  - match:
+    - {sniHosts: [a.example.com], port: 8443}
+    - {sniHosts: [a.example.com], port: 443}
+    - {sniHosts: [B.example.com], gateways: [istio-system/other]}
+    - {sniHosts: [b.example.com], gateways: [gw]}
+    route:
+    - {destination: {host: a.example.com}, weight: 80}
+    - {destination: {host: b.example.com}, weight: 20}
+  - match: [{sniHosts: [a.example.com, c.example.com]}]
+    route: [{destination: {host: c.example.com}}]
+  - match: [{sniHosts: [c.example.com]}]
+";
+    for protocol in ["TLS", "HTTPS"] {
+        let yaml = format!(
+            "{TLS_SERVICES}{}{}",
+            gateway(
+                "istio-system",
+                "gw",
+                "",
+                &format!(
+                    "  - port: {{number: 443, name: tls, protocol: {protocol}}}\n    hosts: ['*.example.com']\n    tls: {{mode: PASSTHROUGH}}\n"
+                )
+            ),
+            vs("istio-system", "tls", "'*.example.com'", "gw", body),
+        );
+        let s = gateway_snap(&yaml, &[]);
+        assert!(s.gateway.problems.is_empty(), "{:?}", s.gateway.problems);
+        assert_eq!(s.gateway.ports[&443].kind.tls_mode(), "PASSTHROUGH");
+        assert_eq!(
+            chains(&s, 443),
+            vec![
+                (
+                    "istio-system/tls#tls[0]".to_string(),
+                    1,
+                    vec!["a.example.com".to_string()],
+                    vec![
+                        ("outbound|443||a.example.com".to_string(), 80),
+                        ("outbound|443||b.example.com".to_string(), 20)
+                    ]
+                ),
+                (
+                    "istio-system/tls#tls[0]".to_string(),
+                    3,
+                    vec!["b.example.com".to_string()],
+                    vec![
+                        ("outbound|443||a.example.com".to_string(), 80),
+                        ("outbound|443||b.example.com".to_string(), 20)
+                    ]
+                ),
+            ],
+            "{protocol}: the second rule repeats a.example.com, the third has no route"
+        );
+    }
+}
+
+#[test]
+fn passthrough_routes_pick_by_sni_like_filter_chains() {
+    let body = "  tls:
+  - match: [{sniHosts: ['*.example.com']}]
+    route: [{destination: {host: a.example.com}}]
+  - match: [{sniHosts: [b.example.com]}]
+    route: [{destination: {host: b.example.com}}]
+";
     let yaml = format!(
-        "{SERVICES}{}",
+        "{TLS_SERVICES}{}{}",
         gateway(
             "istio-system",
             "gw",
             "",
-            "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: PASSTHROUGH}\n"
+            "  - port: {number: 443, name: tls, protocol: TLS}\n    hosts: ['*']\n    tls: {mode: PASSTHROUGH}\n"
         ),
+        vs("istio-system", "tls", "'*.example.com'", "gw", body),
     );
+    let s = gateway_snap(&yaml, &[]);
+    let PortKind::Passthrough(p) = &s.gateway.ports[&443].kind else {
+        panic!("passthrough")
+    };
+    let pick = |sni: Option<&str>| match p.select(sni) {
+        Some(Chain::Route(r)) => Some(r.destinations[0].cluster.name.to_string()),
+        Some(Chain::Terminate(_)) => panic!("no terminating server"),
+        None => None,
+    };
+    assert_eq!(
+        pick(Some("B.example.com")).as_deref(),
+        Some("outbound|443||b.example.com")
+    );
+    assert_eq!(
+        pick(Some("x.example.com")).as_deref(),
+        Some("outbound|443||a.example.com")
+    );
+    assert_eq!(pick(Some("example.com")), None);
+    assert_eq!(pick(None), None);
+}
+
+#[test]
+fn unsupported_tls_modes_are_reported_with_gateway_and_field_path() {
+    let servers = "  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ['*']
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ['*']
+    tls: {mode: AUTO_PASSTHROUGH}
+  - port: {number: 8443, name: tls, protocol: TLS}
+    hosts: ['*']
+    tls: {mode: ISTIO_MUTUAL}
+  - port: {number: 9443, name: tls2, protocol: TLS}
+    hosts: ['*']
+    tls: {mode: SIMPLE, credentialName: x}
+";
+    let yaml = format!("{SERVICES}{}", gateway("istio-system", "gw", "", servers));
     let s = gateway_snap(&yaml, &[]);
     assert_eq!(
         s.gateway.ports.keys().copied().collect::<Vec<_>>(),
         vec![80]
     );
-    assert_eq!(s.gateway.problems.len(), 1);
-    let p = s.gateway.problems[0].to_string();
+    let p: Vec<String> = s.gateway.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(p.len(), 3, "{p:?}");
     assert!(
-        p.starts_with("Gateway istio-system/gw: spec.servers[1].port.protocol: HTTPS servers with this TLS mode"),
-        "{p}"
+        p[0].starts_with("Gateway istio-system/gw: spec.servers[1].tls.mode: AUTO_PASSTHROUGH"),
+        "{}",
+        p[0]
     );
-    assert!(p.contains("plain-text HTTP"), "{p}");
+    assert!(p[0].contains("use PASSTHROUGH"), "{}", p[0]);
+    assert!(
+        p[1].starts_with("Gateway istio-system/gw: spec.servers[2].tls.mode: ISTIO_MUTUAL"),
+        "{}",
+        p[1]
+    );
+    assert!(
+        p[2].starts_with("Gateway istio-system/gw: spec.servers[3].tls.mode: a TLS server terminating TLS (mode SIMPLE)"),
+        "{}",
+        p[2]
+    );
 }
 
 #[test]

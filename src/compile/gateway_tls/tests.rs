@@ -286,3 +286,72 @@ fn credential_name_reads_the_secret_in_the_gateway_namespace() {
             .contains("spec.servers[0].tls.credentialName: Secret istio-system/cred not found")
     );
 }
+
+/// pilot merges TLS servers on one port whatever their mode
+/// (`mergeGateways`: both `IsTLSServer`): an HTTPS server terminating TLS
+/// and a PASSTHROUGH server share port 443, one filter chain each, the SNI
+/// choosing between them.
+#[test]
+fn terminating_and_passthrough_servers_share_a_port_by_sni() {
+    let f = files();
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: ingress, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [web.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}
+  - port: {{number: 443, name: tls, protocol: TLS}}
+    hosts: ['*.other.com']
+    tls: {{mode: PASSTHROUGH}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: other, namespace: istio-system}}
+spec:
+  hosts: ['*.other.com']
+  gateways: [ingress]
+  tls:
+  - match: [{{sniHosts: ['*.other.com']}}]
+    route: [{{destination: {{host: api.other.com}}}}]
+  - match: [{{sniHosts: [web.example.com]}}]
+    route: [{{destination: {{host: api.other.com}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: other, namespace: istio-system}}
+spec:
+  hosts: [api.other.com]
+  resolution: STATIC
+  ports: [{{number: 443, name: tls, protocol: TLS}}]
+  endpoints: [{{address: 127.0.0.9}}]
+---
+",
+        f.path("web.pem"),
+        f.path("web-key.pem")
+    );
+    let l = listeners(&yaml);
+    assert!(l.problems.is_empty(), "{:?}", l.problems);
+    let port = &l.ports[&443];
+    assert_eq!(port.servers.len(), 2);
+    assert_eq!(port.kind.tls_mode(), "SIMPLE", "the first server's mode");
+    let PortKind::Passthrough(p) = &port.kind else {
+        panic!("a port with a passthrough server")
+    };
+    // The second rule repeats the terminating server's name: skipped.
+    assert_eq!(p.routes.len(), 1);
+    use crate::compile::gateway::Chain;
+    assert!(matches!(
+        p.select(Some("web.example.com")),
+        Some(Chain::Terminate(_))
+    ));
+    assert!(matches!(
+        p.select(Some("a.other.com")),
+        Some(Chain::Route(_))
+    ));
+    assert!(p.select(Some("a.example.com")).is_none());
+    assert_eq!(l.https(443).map(<[_]>::len), Some(1));
+}

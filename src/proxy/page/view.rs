@@ -156,8 +156,29 @@ fn gateway_view(
                 })
                 .collect(),
         ),
-        #[allow(unreachable_patterns)]
-        _ => (Vec::new(), Vec::new()),
+        PortKind::Passthrough(port) => (
+            Vec::new(),
+            port.routes
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} sni {} → {}",
+                        r.name(),
+                        if r.sni.is_empty() {
+                            "*".to_string()
+                        } else {
+                            r.sni.join(", ")
+                        },
+                        r.destinations
+                            .iter()
+                            .map(|d| format!("{} ({})", d.cluster.name, d.cluster.weight))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .collect(),
+        ),
+        PortKind::Https(_) => (Vec::new(), Vec::new()),
     };
     GatewayView {
         port: p.number,
