@@ -370,11 +370,11 @@ spec:
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "web"));
 }
 
-/// A TLS passthrough server is refused at startup (until strait serves
-/// it), naming the Gateway, the field and what strait serves, rather than
-/// silently not listening.
+/// An AUTO_PASSTHROUGH server (SNI-DNAT to mesh clusters, which strait
+/// does not have) is refused at startup, naming the Gateway, the field and
+/// what to use instead, rather than silently not listening.
 #[test]
-fn run_with_gateway_flag_refuses_tls_passthrough_servers() {
+fn run_with_gateway_flag_refuses_auto_passthrough_servers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gw.yaml");
     std::fs::write(
@@ -387,7 +387,7 @@ spec:
   servers:
   - port: {number: 443, name: tls, protocol: TLS}
     hosts: ['*']
-    tls: {mode: PASSTHROUGH}
+    tls: {mode: AUTO_PASSTHROUGH}
 ",
     )
     .unwrap();
@@ -400,7 +400,7 @@ spec:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(79), "{stderr}");
     assert!(
-        stderr.contains("Gateway istio-system/ingress: spec.servers[0].port.protocol: TLS servers"),
+        stderr.contains("Gateway istio-system/ingress: spec.servers[0].tls.mode: AUTO_PASSTHROUGH"),
         "{stderr}"
     );
 }
