@@ -176,16 +176,21 @@ measure_instructions() { # name port cmd...
   PIDS+=("$pid")
   ready "$port"
   kept_alive "$port" 200 >/dev/null
-  local n total t per_hs per_rq
-  count() { total=0; for f in "$WORK"/cg."$name".*; do
-      t=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-      total=$((total + ${t:-0})); done; rm -f "$WORK"/cg."$name".*; }
+  local n per_hs per_rq
+  # Each dump writes the counts since the last zero or dump to part N.
+  part() { # N: that part's total instructions
+    local f="$WORK/cg.$name.$pid.$1"
+    for _ in $(seq 100); do [ -s "$f" ] && break; sleep 0.1; done
+    sleep 0.5
+    callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'
+  }
   callgrind_control -z "$pid" >/dev/null
   n=$(handshakes "$port" $((N / 10)))
-  callgrind_control -d "$pid" >/dev/null; count; per_hs=$((total / n))
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  per_hs=$(( $(part 1) / n ))
   n=$(kept_alive "$port" "$N")
-  callgrind_control -d "$pid" >/dev/null; count; per_rq=$((total / n))
+  callgrind_control -d "$pid" >/dev/null
+  per_rq=$(( $(part 2) / n ))
   echo "$name instructions per handshake+request: $per_hs, per kept-alive request: $per_rq"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
