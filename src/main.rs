@@ -32,186 +32,202 @@ enum Command {
     ///
     /// Exit codes: 0 clean, 79 findings at or above --failure-threshold,
     /// 65 unparsable input, 64 usage error.
-    Check {
-        /// Files or directories (.yaml, .yml, .json, recursively); `-` reads
-        /// stdin. With --use-kube, layered over the cluster's resources.
-        #[arg(required_unless_present_any = ["list_analyzers", "use_kube"])]
-        paths: Vec<PathBuf>,
-        /// Analyze the live cluster's resources (the kubeconfig's current
-        /// context; its namespace unless -n or -A), as istioctl analyze does.
-        #[arg(long)]
-        use_kube: bool,
-        /// The kubeconfig for --use-kube (default: KUBECONFIG, ~/.kube/config,
-        /// else in-cluster).
-        #[arg(long, value_name = "PATH", requires = "use_kube")]
-        kubeconfig: Option<PathBuf>,
-        /// The kubeconfig context for --use-kube.
-        #[arg(long, value_name = "NAME", requires = "use_kube")]
-        context: Option<String>,
-        /// Namespace for resources without one (default `default`). When given,
-        /// only messages on that namespace's resources are shown (unless -A).
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Show messages for every namespace.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value = "log")]
-        output: Format,
-        /// Lowest level that makes the exit code 79: Info, Warning or Error.
-        #[arg(long, default_value = "Error", value_parser = parse_level)]
-        failure_threshold: Level,
-        /// Lowest level printed: Info, Warning or Error.
-        #[arg(long, default_value = "Info", value_parser = parse_level)]
-        output_threshold: Level,
-        /// Run only this analyzer (repeatable), by Istio's name.
-        #[arg(long = "analyzer", value_name = "NAME")]
-        analyzers: Vec<String>,
-        /// List the analyzers and exit.
-        #[arg(short = 'L', long)]
-        list_analyzers: bool,
-        /// MeshConfig YAML merged over Istio's defaults.
-        #[arg(long, value_name = "FILE")]
-        mesh_config: Option<PathBuf>,
-        /// Colour the level (default: when stdout is a terminal).
-        #[arg(long)]
-        color: Option<bool>,
-        /// The labels strait runs with (`run --labels`, k=v,k2=v2): a
-        /// Gateway whose selector matches them has a workload (no IST0101).
-        #[arg(long, value_parser = parse_labels, default_value = "")]
-        labels: BTreeMap<String, String>,
-    },
+    Check(CheckCommand),
     /// Run the proxy: route HTTP/1.1, HTTP/2 (h2c) and gRPC as an Istio
     /// sidecar in --namespace would.
-    Run {
-        /// Config files or directories (repeatable); with --kubernetes,
-        /// layered over the cluster's resources.
-        #[arg(
-            short,
-            long = "config",
-            required_unless_present = "kubernetes",
-            value_name = "PATH"
-        )]
-        config: Vec<PathBuf>,
-        #[command(flatten)]
-        kube: run::KubeArgs,
-        /// The proxy's namespace: default namespace of resources, and the
-        /// namespace whose view of the mesh the proxy gets.
-        #[arg(short, long, default_value = "default")]
-        namespace: String,
-        /// The proxy's own workload labels (k=v,k2=v2), for `sourceLabels` matches.
-        #[arg(long, value_parser = parse_labels, default_value = "")]
-        labels: BTreeMap<String, String>,
-        /// The proxy's locality `region/zone/subzone`, for locality load
-        /// balancing (`localityLbSetting`; off when empty).
-        #[arg(long, default_value = "", value_name = "REGION/ZONE/SUBZONE")]
-        locality: String,
-        /// DNS suffix of Kubernetes Service hosts (`name.ns.svc.SUFFIX`) and
-        /// of short names, as Istio's `--domain` / cluster domain.
-        #[arg(long, default_value = "cluster.local", value_parser = parse_domain_suffix, value_name = "SUFFIX")]
-        domain_suffix: String,
-        /// Outbound listener (HTTP/1.1 and h2c, auto-detected).
-        #[arg(long, default_value = "127.0.0.1:15001")]
-        listen: SocketAddr,
-        /// Admin listener (`/ready`).
-        #[arg(long, default_value = "127.0.0.1:15000")]
-        admin: SocketAddr,
-        /// Access log file, `-` for stdout (off when unset).
-        #[arg(long, value_name = "PATH|-")]
-        access_log: Option<String>,
-        /// Access log format: Istio's default text, or JSON with the same fields.
-        #[arg(long, value_enum, default_value = "text")]
-        access_log_format: access_log::Format,
-        /// On SIGTERM, how long to wait for in-flight requests (Go duration).
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
-        drain_timeout: std::time::Duration,
-        /// Worker threads (default: one per CPU).
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Run as an Istio gateway workload with --labels: every Gateway
-        /// whose selector matches them gets its server ports as listeners.
-        #[arg(long)]
-        gateway: bool,
-        /// Address the gateway's server ports listen on (with --gateway).
-        #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
-        gateway_address: std::net::IpAddr,
-        /// Listen for Gateway server port SERVER on local port LOCAL
-        /// (repeatable; LOCAL 0 picks a free port, printed at start).
-        #[arg(long = "gateway-port", value_name = "SERVER=LOCAL", value_parser = parse_port_map)]
-        gateway_ports: Vec<(u16, u16)>,
-        /// Listen for unmapped Gateway server ports on port + N (e.g. 8000
-        /// turns 80 into 8080, avoiding ports below 1024).
-        #[arg(long, default_value_t = 0, value_name = "N")]
-        port_offset: u16,
-        /// Share --listen with another process already listening on it
-        /// (SO_REUSEPORT across processes, as Envoy's reuse_port); without
-        /// it an address another process holds is refused.
-        #[arg(long)]
-        reuse_port: bool,
-        #[command(flatten)]
-        limits: run::LimitArgs,
-    },
+    Run(RunCommand),
     /// Show which VirtualService, route, subset and policy a request gets, and why.
-    Explain {
-        /// Config files or directories (repeatable).
-        #[arg(short, long = "config", required = true, value_name = "PATH")]
-        config: Vec<PathBuf>,
-        /// The proxy's namespace.
-        #[arg(short, long, default_value = "default")]
-        namespace: String,
-        /// The proxy's own workload labels (k=v,k2=v2).
-        #[arg(long, value_parser = parse_labels, default_value = "")]
-        labels: BTreeMap<String, String>,
-        /// DNS suffix of Kubernetes Service hosts (`name.ns.svc.SUFFIX`) and
-        /// of short names, as Istio's `--domain` / cluster domain.
-        #[arg(long, default_value = "cluster.local", value_parser = parse_domain_suffix, value_name = "SUFFIX")]
-        domain_suffix: String,
-        /// Request method.
-        #[arg(short = 'X', long = "request", default_value = "GET")]
-        method: String,
-        /// Request header `Name: value` (repeatable).
-        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        /// Output format: text or json.
-        #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
-        output: String,
-        /// Explain for the gateway workload with --labels: the request
-        /// arrives on a Gateway server port (an https:// URL: on an HTTPS
-        /// server, picked by SNI).
-        #[arg(long)]
-        gateway: bool,
-        /// With --gateway: the server port (default: the URL's port, else
-        /// 443 for https, 80 for http).
-        #[arg(long, requires = "gateway")]
-        port: Option<u16>,
-        /// With --gateway: the TLS SNI (default: the host of an https URL).
-        #[arg(long, requires = "gateway")]
-        sni: Option<String>,
-        /// The request URL, e.g. http://reviews:9080/reviews/1
-        url: String,
-    },
+    Explain(ExplainCommand),
     /// Run the bundled example on real loopback traffic and show where the
     /// requests went.
-    Demo {
-        /// A config directory to use instead of the built-in example
-        /// (examples/bookinfo, shipped inside the binary).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Anonymous requests to send (and a tenth of that as end-user: jason).
-        #[arg(long, default_value_t = 2000)]
-        requests: usize,
-        /// Host header of the requests.
-        #[arg(long, default_value = "reviews:9080")]
-        host: String,
-        /// Then keep the proxy and upstreams running with a steady trickle
-        /// of traffic (20 requests a second; v2 fails one in six) and serve
-        /// the live page on --admin, until Ctrl-C or SIGTERM.
-        #[arg(long)]
-        serve: bool,
-        /// The admin listener with the live page, for --serve.
-        #[arg(long, default_value = "127.0.0.1:15000")]
-        admin: std::net::SocketAddr,
-    },
+    Demo(DemoCommand),
+}
+
+// `strait check`'s arguments (its help text is the variant's).
+#[derive(clap::Args)]
+struct CheckCommand {
+    /// Files or directories (.yaml, .yml, .json, recursively); `-` reads
+    /// stdin. With --use-kube, layered over the cluster's resources.
+    #[arg(required_unless_present_any = ["list_analyzers", "use_kube"])]
+    paths: Vec<PathBuf>,
+    /// Analyze the live cluster's resources (the kubeconfig's current
+    /// context; its namespace unless -n or -A), as istioctl analyze does.
+    #[arg(long)]
+    use_kube: bool,
+    /// The kubeconfig for --use-kube (default: KUBECONFIG, ~/.kube/config,
+    /// else in-cluster).
+    #[arg(long, value_name = "PATH", requires = "use_kube")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for --use-kube.
+    #[arg(long, value_name = "NAME", requires = "use_kube")]
+    context: Option<String>,
+    /// Namespace for resources without one (default `default`). When given,
+    /// only messages on that namespace's resources are shown (unless -A).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Show messages for every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "log")]
+    output: Format,
+    /// Lowest level that makes the exit code 79: Info, Warning or Error.
+    #[arg(long, default_value = "Error", value_parser = parse_level)]
+    failure_threshold: Level,
+    /// Lowest level printed: Info, Warning or Error.
+    #[arg(long, default_value = "Info", value_parser = parse_level)]
+    output_threshold: Level,
+    /// Run only this analyzer (repeatable), by Istio's name.
+    #[arg(long = "analyzer", value_name = "NAME")]
+    analyzers: Vec<String>,
+    /// List the analyzers and exit.
+    #[arg(short = 'L', long)]
+    list_analyzers: bool,
+    /// MeshConfig YAML merged over Istio's defaults.
+    #[arg(long, value_name = "FILE")]
+    mesh_config: Option<PathBuf>,
+    /// Colour the level (default: when stdout is a terminal).
+    #[arg(long)]
+    color: Option<bool>,
+    /// The labels strait runs with (`run --labels`, k=v,k2=v2): a
+    /// Gateway whose selector matches them has a workload (no IST0101).
+    #[arg(long, value_parser = parse_labels, default_value = "")]
+    labels: BTreeMap<String, String>,
+}
+
+// `strait run`'s arguments (its help text is the variant's).
+#[derive(clap::Args)]
+struct RunCommand {
+    /// Config files or directories (repeatable); with --kubernetes,
+    /// layered over the cluster's resources.
+    #[arg(
+        short,
+        long = "config",
+        required_unless_present = "kubernetes",
+        value_name = "PATH"
+    )]
+    config: Vec<PathBuf>,
+    #[command(flatten)]
+    kube: run::KubeArgs,
+    /// The proxy's namespace: default namespace of resources, and the
+    /// namespace whose view of the mesh the proxy gets.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// The proxy's own workload labels (k=v,k2=v2), for `sourceLabels` matches.
+    #[arg(long, value_parser = parse_labels, default_value = "")]
+    labels: BTreeMap<String, String>,
+    /// The proxy's locality `region/zone/subzone`, for locality load
+    /// balancing (`localityLbSetting`; off when empty).
+    #[arg(long, default_value = "", value_name = "REGION/ZONE/SUBZONE")]
+    locality: String,
+    /// DNS suffix of Kubernetes Service hosts (`name.ns.svc.SUFFIX`) and
+    /// of short names, as Istio's `--domain` / cluster domain.
+    #[arg(long, default_value = "cluster.local", value_parser = parse_domain_suffix, value_name = "SUFFIX")]
+    domain_suffix: String,
+    /// Outbound listener (HTTP/1.1 and h2c, auto-detected).
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    listen: SocketAddr,
+    /// Admin listener (`/ready`).
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin: SocketAddr,
+    /// Access log file, `-` for stdout (off when unset).
+    #[arg(long, value_name = "PATH|-")]
+    access_log: Option<String>,
+    /// Access log format: Istio's default text, or JSON with the same fields.
+    #[arg(long, value_enum, default_value = "text")]
+    access_log_format: access_log::Format,
+    /// On SIGTERM, how long to wait for in-flight requests (Go duration).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: std::time::Duration,
+    /// Worker threads (default: one per CPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Run as an Istio gateway workload with --labels: every Gateway
+    /// whose selector matches them gets its server ports as listeners.
+    #[arg(long)]
+    gateway: bool,
+    /// Address the gateway's server ports listen on (with --gateway).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    gateway_address: std::net::IpAddr,
+    /// Listen for Gateway server port SERVER on local port LOCAL
+    /// (repeatable; LOCAL 0 picks a free port, printed at start).
+    #[arg(long = "gateway-port", value_name = "SERVER=LOCAL", value_parser = parse_port_map)]
+    gateway_ports: Vec<(u16, u16)>,
+    /// Listen for unmapped Gateway server ports on port + N (e.g. 8000
+    /// turns 80 into 8080, avoiding ports below 1024).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    port_offset: u16,
+    /// Share --listen with another process already listening on it
+    /// (SO_REUSEPORT across processes, as Envoy's reuse_port); without
+    /// it an address another process holds is refused.
+    #[arg(long)]
+    reuse_port: bool,
+    #[command(flatten)]
+    limits: run::LimitArgs,
+}
+
+// `strait explain`'s arguments (its help text is the variant's).
+#[derive(clap::Args)]
+struct ExplainCommand {
+    /// Config files or directories (repeatable).
+    #[arg(short, long = "config", required = true, value_name = "PATH")]
+    config: Vec<PathBuf>,
+    /// The proxy's namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// The proxy's own workload labels (k=v,k2=v2).
+    #[arg(long, value_parser = parse_labels, default_value = "")]
+    labels: BTreeMap<String, String>,
+    /// DNS suffix of Kubernetes Service hosts (`name.ns.svc.SUFFIX`) and
+    /// of short names, as Istio's `--domain` / cluster domain.
+    #[arg(long, default_value = "cluster.local", value_parser = parse_domain_suffix, value_name = "SUFFIX")]
+    domain_suffix: String,
+    /// Request method.
+    #[arg(short = 'X', long = "request", default_value = "GET")]
+    method: String,
+    /// Request header `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Output format: text or json.
+    #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
+    /// Explain for the gateway workload with --labels: the request
+    /// arrives on a Gateway server port (an https:// URL: on an HTTPS
+    /// server, picked by SNI).
+    #[arg(long)]
+    gateway: bool,
+    /// With --gateway: the server port (default: the URL's port, else
+    /// 443 for https, 80 for http).
+    #[arg(long, requires = "gateway")]
+    port: Option<u16>,
+    /// With --gateway: the TLS SNI (default: the host of an https URL).
+    #[arg(long, requires = "gateway")]
+    sni: Option<String>,
+    /// The request URL, e.g. http://reviews:9080/reviews/1
+    url: String,
+}
+
+// `strait demo`'s arguments (its help text is the variant's).
+#[derive(clap::Args)]
+struct DemoCommand {
+    /// A config directory to use instead of the built-in example
+    /// (examples/bookinfo, shipped inside the binary).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Anonymous requests to send (and a tenth of that as end-user: jason).
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// Host header of the requests.
+    #[arg(long, default_value = "reviews:9080")]
+    host: String,
+    /// Then keep the proxy and upstreams running with a steady trickle
+    /// of traffic (20 requests a second; v2 fails one in six) and serve
+    /// the live page on --admin, until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    serve: bool,
+    /// The admin listener with the live page, for --serve.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin: std::net::SocketAddr,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -255,8 +271,6 @@ fn parse_level(s: &str) -> Result<Level, String> {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// split pending (issue #11): the subcommand dispatch, one arm per command.
-#[allow(clippy::too_many_lines)]
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -272,130 +286,100 @@ fn main() -> ExitCode {
     };
     strait::logging::init(cli.log_format);
     let code = match cli.command {
-        Command::Check {
-            paths,
-            use_kube,
-            kubeconfig,
-            context,
-            namespace,
-            all_namespaces,
-            output,
-            failure_threshold,
-            output_threshold,
-            analyzers,
-            list_analyzers,
-            mesh_config,
-            color,
-            labels,
-        } => {
-            if list_analyzers {
-                check::list_analyzers(&mut std::io::stdout());
-                exit::OK
-            } else {
-                let args = CheckArgs {
-                    paths,
-                    cluster: use_kube.then_some(check::Cluster {
-                        kubeconfig,
-                        context,
-                    }),
-                    namespace,
-                    all_namespaces,
-                    output,
-                    failure_threshold,
-                    output_threshold,
-                    analyzers,
-                    mesh_config,
-                    color,
-                    labels,
-                };
-                check::run(&args, &mut std::io::stdout(), &mut std::io::stderr())
-            }
-        }
-        Command::Run {
-            config,
-            kube,
-            namespace,
-            labels,
-            locality,
-            domain_suffix,
-            listen,
-            admin,
-            access_log,
-            access_log_format,
-            drain_timeout,
-            workers,
-            gateway,
-            gateway_address,
-            gateway_ports,
-            port_offset,
-            limits,
-            reuse_port,
-        } => match limits.into_limits() {
-            Ok(limits) => run::run(run::RunArgs {
-                config,
-                kube,
-                namespace,
-                labels,
-                locality,
-                domain_suffix,
-                listen,
-                admin,
-                access_log,
-                access_log_format,
-                drain_timeout,
-                workers,
-                gateway: gateway.then(|| strait::proxy::gateway::Bind {
-                    address: gateway_address,
-                    ports: gateway_ports.into_iter().collect(),
-                    offset: port_offset,
-                }),
-                limits,
-                reuse_port,
-            }),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                exit::USAGE
-            }
-        },
-        Command::Explain {
-            config,
-            namespace,
-            labels,
-            domain_suffix,
-            method,
-            headers,
-            output,
-            gateway,
-            port,
-            sni,
-            url,
-        } => explain::run(explain::ExplainArgs {
-            config,
-            namespace,
-            labels,
-            domain_suffix,
-            method,
-            headers,
-            url,
-            gateway,
-            port,
-            sni,
-            json: output == "json",
-        }),
-        Command::Demo {
-            config,
-            requests,
-            host,
-            serve,
-            admin,
-        } => demo::run(demo::DemoArgs {
-            config,
-            requests,
-            host,
-            serve: serve.then_some(admin),
-        }),
+        Command::Check(c) => c.run(),
+        Command::Run(c) => c.run(),
+        Command::Explain(c) => c.run(),
+        Command::Demo(c) => c.run(),
     };
     ExitCode::from(code as u8)
+}
+
+impl CheckCommand {
+    fn run(self) -> i32 {
+        if self.list_analyzers {
+            check::list_analyzers(&mut std::io::stdout());
+            return exit::OK;
+        }
+        let args = CheckArgs {
+            paths: self.paths,
+            cluster: self.use_kube.then_some(check::Cluster {
+                kubeconfig: self.kubeconfig,
+                context: self.context,
+            }),
+            namespace: self.namespace,
+            all_namespaces: self.all_namespaces,
+            output: self.output,
+            failure_threshold: self.failure_threshold,
+            output_threshold: self.output_threshold,
+            analyzers: self.analyzers,
+            mesh_config: self.mesh_config,
+            color: self.color,
+            labels: self.labels,
+        };
+        check::run(&args, &mut std::io::stdout(), &mut std::io::stderr())
+    }
+}
+
+impl RunCommand {
+    fn run(self) -> i32 {
+        let limits = match self.limits.into_limits() {
+            Ok(limits) => limits,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return exit::USAGE;
+            }
+        };
+        run::run(run::RunArgs {
+            config: self.config,
+            kube: self.kube,
+            namespace: self.namespace,
+            labels: self.labels,
+            locality: self.locality,
+            domain_suffix: self.domain_suffix,
+            listen: self.listen,
+            admin: self.admin,
+            access_log: self.access_log,
+            access_log_format: self.access_log_format,
+            drain_timeout: self.drain_timeout,
+            workers: self.workers,
+            gateway: self.gateway.then(|| strait::proxy::gateway::Bind {
+                address: self.gateway_address,
+                ports: self.gateway_ports.into_iter().collect(),
+                offset: self.port_offset,
+            }),
+            limits,
+            reuse_port: self.reuse_port,
+        })
+    }
+}
+
+impl ExplainCommand {
+    fn run(self) -> i32 {
+        explain::run(explain::ExplainArgs {
+            config: self.config,
+            namespace: self.namespace,
+            labels: self.labels,
+            domain_suffix: self.domain_suffix,
+            method: self.method,
+            headers: self.headers,
+            url: self.url,
+            gateway: self.gateway,
+            port: self.port,
+            sni: self.sni,
+            json: self.output == "json",
+        })
+    }
+}
+
+impl DemoCommand {
+    fn run(self) -> i32 {
+        demo::run(demo::DemoArgs {
+            config: self.config,
+            requests: self.requests,
+            host: self.host,
+            serve: self.serve.then_some(self.admin),
+        })
+    }
 }
 
 /// A DNS suffix such as `cluster.local` (trailing dot dropped).
