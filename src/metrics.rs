@@ -313,147 +313,229 @@ fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
+/// `metric` registered in `registry` as `name` with `help`; the handle back.
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// Istio's four request metrics: count, duration, request and response size.
+struct RequestFamilies {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RequestLabels, Histogram>,
+    request_bytes: Family<RequestLabels, Histogram>,
+    response_bytes: Family<RequestLabels, Histogram>,
+}
+
+impl RequestFamilies {
+    fn register(r: &mut Registry) -> RequestFamilies {
+        let histograms = || {
+            Family::<RequestLabels, Histogram>::new_with_constructor(histogram as fn() -> Histogram)
+        };
+        RequestFamilies {
+            requests: registered(
+                r,
+                "istio_requests",
+                "Requests, by Istio's labels",
+                Family::default(),
+            ),
+            duration: registered(
+                r,
+                "istio_request_duration_milliseconds",
+                "Request duration in milliseconds",
+                histograms(),
+            ),
+            request_bytes: registered(
+                r,
+                "istio_request_bytes",
+                "Request size in bytes",
+                histograms(),
+            ),
+            response_bytes: registered(
+                r,
+                "istio_response_bytes",
+                "Response size in bytes",
+                histograms(),
+            ),
+        }
+    }
+}
+
+/// Envoy's per-cluster counters and gauges ([`Metrics`]' fields of the
+/// same names).
+struct ClusterFamilies {
+    upstream_rq_total: Family<ClusterLabels, Counter>,
+    upstream_rq_retry: Family<ClusterLabels, Counter>,
+    upstream_rq_retry_overflow: Family<ClusterLabels, Counter>,
+    upstream_rq_pending_overflow: Family<ClusterLabels, Counter>,
+    upstream_rq_pending_total: Family<ClusterLabels, Counter>,
+    upstream_rq_pending_active: Family<ClusterLabels, Gauge>,
+    upstream_rq_pending_failure_eject: Family<ClusterLabels, Counter>,
+    upstream_cx_overflow: Family<ClusterLabels, Counter>,
+    upstream_rq_active: Family<ClusterLabels, Gauge>,
+    upstream_cx_active: Family<ClusterLabels, Gauge>,
+    upstream_cx_connect_fail: Family<ClusterLabels, Counter>,
+    outlier_detection_ejections_total: Family<ClusterLabels, Counter>,
+    outlier_detection_ejections_active: Family<ClusterLabels, Gauge>,
+}
+
+impl ClusterFamilies {
+    fn register(r: &mut Registry) -> ClusterFamilies {
+        ClusterFamilies {
+            upstream_rq_total: registered(
+                r,
+                "envoy_cluster_upstream_rq",
+                "Requests sent upstream, per cluster",
+                Family::default(),
+            ),
+            upstream_rq_retry: registered(
+                r,
+                "envoy_cluster_upstream_rq_retry",
+                "Retries, per cluster",
+                Family::default(),
+            ),
+            upstream_rq_retry_overflow: registered(
+                r,
+                "envoy_cluster_upstream_rq_retry_overflow",
+                "Retries skipped by circuit breaking (maxRetries), per cluster",
+                Family::default(),
+            ),
+            upstream_rq_pending_overflow: registered(
+                r,
+                "envoy_cluster_upstream_rq_pending_overflow",
+                "Requests failed fast by connection-pool limits (503 UO), per cluster",
+                Family::default(),
+            ),
+            upstream_rq_pending_total: registered(
+                r,
+                "envoy_cluster_upstream_rq_pending",
+                "Requests that waited for an upstream connection (one being opened, or at maxConnections), per cluster",
+                Family::default(),
+            ),
+            upstream_rq_pending_failure_eject: registered(
+                r,
+                "envoy_cluster_upstream_rq_pending_failure_eject",
+                "Waiting requests failed because their connection failed, per cluster",
+                Family::default(),
+            ),
+            upstream_cx_overflow: registered(
+                r,
+                "envoy_cluster_upstream_cx_overflow",
+                "Times a connection was needed at maxConnections, per cluster",
+                Family::default(),
+            ),
+            upstream_cx_connect_fail: registered(
+                r,
+                "envoy_cluster_upstream_cx_connect_fail",
+                "Upstream connection failures, per cluster",
+                Family::default(),
+            ),
+            outlier_detection_ejections_total: registered(
+                r,
+                "envoy_cluster_outlier_detection_ejections_enforced",
+                "Hosts ejected by outlier detection, per cluster",
+                Family::default(),
+            ),
+            upstream_rq_active: registered(
+                r,
+                "envoy_cluster_upstream_rq_active",
+                "Requests in flight upstream, per cluster",
+                Family::default(),
+            ),
+            upstream_rq_pending_active: registered(
+                r,
+                "envoy_cluster_upstream_rq_pending_active",
+                "Requests waiting for an upstream connection, per cluster",
+                Family::default(),
+            ),
+            upstream_cx_active: registered(
+                r,
+                "envoy_cluster_upstream_cx_active",
+                "Open upstream connections, per cluster",
+                Family::default(),
+            ),
+            outlier_detection_ejections_active: registered(
+                r,
+                "envoy_cluster_outlier_detection_ejections_active",
+                "Hosts currently ejected, per cluster",
+                Family::default(),
+            ),
+        }
+    }
+}
+
+impl TcpMetrics {
+    fn register(r: &mut Registry) -> TcpMetrics {
+        TcpMetrics {
+            opened: registered(
+                r,
+                "istio_tcp_connections_opened",
+                "TCP connections opened, by Istio's labels",
+                Family::default(),
+            ),
+            closed: registered(
+                r,
+                "istio_tcp_connections_closed",
+                "TCP connections closed, by Istio's labels",
+                Family::default(),
+            ),
+            sent_bytes: registered(
+                r,
+                "istio_tcp_sent_bytes",
+                "Bytes sent to the downstream during TCP connections",
+                Family::default(),
+            ),
+            received_bytes: registered(
+                r,
+                "istio_tcp_received_bytes",
+                "Bytes received from the downstream during TCP connections",
+                Family::default(),
+            ),
+        }
+    }
+}
+
 impl Metrics {
-    // split pending (issue #11): the Prometheus rendering, being extended for #14 this session.
-    #[allow(clippy::too_many_lines)]
     pub fn new(source: Source) -> Metrics {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let duration = Family::<RequestLabels, Histogram>::new_with_constructor(
-            histogram as fn() -> Histogram,
-        );
-        let request_bytes = Family::<RequestLabels, Histogram>::new_with_constructor(
-            histogram as fn() -> Histogram,
-        );
-        let response_bytes = Family::<RequestLabels, Histogram>::new_with_constructor(
-            histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "istio_requests",
-            "Requests, by Istio's labels",
-            requests.clone(),
-        );
-        registry.register(
-            "istio_request_duration_milliseconds",
-            "Request duration in milliseconds",
-            duration.clone(),
-        );
-        registry.register(
-            "istio_request_bytes",
-            "Request size in bytes",
-            request_bytes.clone(),
-        );
-        registry.register(
-            "istio_response_bytes",
-            "Response size in bytes",
-            response_bytes.clone(),
-        );
-        let counter = |registry: &mut Registry, name: &str, help: &str| {
-            let f = Family::<ClusterLabels, Counter>::default();
-            registry.register(name, help, f.clone());
-            f
-        };
-        let upstream_rq_total = counter(
+        let RequestFamilies {
+            requests,
+            duration,
+            request_bytes,
+            response_bytes,
+        } = RequestFamilies::register(&mut registry);
+        let ClusterFamilies {
+            upstream_rq_total,
+            upstream_rq_retry,
+            upstream_rq_retry_overflow,
+            upstream_rq_pending_overflow,
+            upstream_rq_pending_total,
+            upstream_rq_pending_active,
+            upstream_rq_pending_failure_eject,
+            upstream_cx_overflow,
+            upstream_rq_active,
+            upstream_cx_active,
+            upstream_cx_connect_fail,
+            outlier_detection_ejections_total,
+            outlier_detection_ejections_active,
+        } = ClusterFamilies::register(&mut registry);
+        let tcp = TcpMetrics::register(&mut registry);
+        let config_update_success = registered(
             &mut registry,
-            "envoy_cluster_upstream_rq",
-            "Requests sent upstream, per cluster",
-        );
-        let upstream_rq_retry = counter(
-            &mut registry,
-            "envoy_cluster_upstream_rq_retry",
-            "Retries, per cluster",
-        );
-        let upstream_rq_retry_overflow = counter(
-            &mut registry,
-            "envoy_cluster_upstream_rq_retry_overflow",
-            "Retries skipped by circuit breaking (maxRetries), per cluster",
-        );
-        let upstream_rq_pending_overflow = counter(
-            &mut registry,
-            "envoy_cluster_upstream_rq_pending_overflow",
-            "Requests failed fast by connection-pool limits (503 UO), per cluster",
-        );
-        let upstream_rq_pending_total = counter(
-            &mut registry,
-            "envoy_cluster_upstream_rq_pending",
-            "Requests that waited for an upstream connection (one being opened, or at maxConnections), per cluster",
-        );
-        let upstream_rq_pending_failure_eject = counter(
-            &mut registry,
-            "envoy_cluster_upstream_rq_pending_failure_eject",
-            "Waiting requests failed because their connection failed, per cluster",
-        );
-        let upstream_cx_overflow = counter(
-            &mut registry,
-            "envoy_cluster_upstream_cx_overflow",
-            "Times a connection was needed at maxConnections, per cluster",
-        );
-        let upstream_cx_connect_fail = counter(
-            &mut registry,
-            "envoy_cluster_upstream_cx_connect_fail",
-            "Upstream connection failures, per cluster",
-        );
-        let outlier_detection_ejections_total = counter(
-            &mut registry,
-            "envoy_cluster_outlier_detection_ejections_enforced",
-            "Hosts ejected by outlier detection, per cluster",
-        );
-        let upstream_rq_active = Family::<ClusterLabels, Gauge>::default();
-        registry.register(
-            "envoy_cluster_upstream_rq_active",
-            "Requests in flight upstream, per cluster",
-            upstream_rq_active.clone(),
-        );
-        let upstream_rq_pending_active = Family::<ClusterLabels, Gauge>::default();
-        registry.register(
-            "envoy_cluster_upstream_rq_pending_active",
-            "Requests waiting for an upstream connection, per cluster",
-            upstream_rq_pending_active.clone(),
-        );
-        let upstream_cx_active = Family::<ClusterLabels, Gauge>::default();
-        registry.register(
-            "envoy_cluster_upstream_cx_active",
-            "Open upstream connections, per cluster",
-            upstream_cx_active.clone(),
-        );
-        let outlier_detection_ejections_active = Family::<ClusterLabels, Gauge>::default();
-        registry.register(
-            "envoy_cluster_outlier_detection_ejections_active",
-            "Hosts currently ejected, per cluster",
-            outlier_detection_ejections_active.clone(),
-        );
-        let tcp = TcpMetrics::default();
-        registry.register(
-            "istio_tcp_connections_opened",
-            "TCP connections opened, by Istio's labels",
-            tcp.opened.clone(),
-        );
-        registry.register(
-            "istio_tcp_connections_closed",
-            "TCP connections closed, by Istio's labels",
-            tcp.closed.clone(),
-        );
-        registry.register(
-            "istio_tcp_sent_bytes",
-            "Bytes sent to the downstream during TCP connections",
-            tcp.sent_bytes.clone(),
-        );
-        registry.register(
-            "istio_tcp_received_bytes",
-            "Bytes received from the downstream during TCP connections",
-            tcp.received_bytes.clone(),
-        );
-        let config_update_success = Counter::default();
-        registry.register(
             "strait_config_update_success",
             "Configuration changes applied by a reload (Envoy's update_success)",
-            config_update_success.clone(),
+            Counter::default(),
         );
-        let config_update_rejected = Counter::default();
-        registry.register(
+        let config_update_rejected = registered(
+            &mut registry,
             "strait_config_update_rejected",
             "Configuration changes rejected by a reload; the last good configuration kept serving (Envoy's update_rejected)",
-            config_update_rejected.clone(),
+            Counter::default(),
         );
         Metrics {
             id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
