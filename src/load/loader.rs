@@ -262,8 +262,6 @@ impl<'a> Loader<'a> {
 
     /// One object; `prefix` is its path inside the document (`items[3].` for
     /// a `kind: List` entry).
-    // split pending (issue #11): one document from YAML value to typed resource.
-    #[allow(clippy::too_many_lines)]
     fn document(
         &mut self,
         value: Value,
@@ -280,16 +278,13 @@ impl<'a> Loader<'a> {
                 "document is not a mapping; expected a Kubernetes resource".into(),
             );
         };
-        let api_version = obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let kind_name = obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let text = |key: &str| {
+            obj.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (api_version, kind_name) = (text("apiVersion"), text("kind"));
         if kind_name.is_empty() {
             return self.error(file, Some(line), "resource has no `kind`".into());
         }
@@ -309,23 +304,64 @@ impl<'a> Loader<'a> {
             .filter(|k| !k.is_empty() && matches!(obj.get("items"), Some(Value::Array(_))));
         if kind_name == "List" || typed_list.is_some() {
             if let Some(Value::Array(items)) = obj.remove("items") {
-                for (i, mut item) in items.into_iter().enumerate() {
-                    // The API server's `PodList` items carry no kind or
-                    // apiVersion of their own: they are the list's.
-                    if let (Some(k), Value::Object(m)) = (typed_list, &mut item)
-                        && !m.contains_key("kind")
-                    {
-                        m.insert("kind".into(), k.into());
-                        m.entry("apiVersion").or_insert(api_version.clone().into());
-                    }
-                    let p = format!("{prefix}items[{i}].");
-                    self.document(item, file, line, &lines, &p, yaml11);
-                }
+                let at = Place {
+                    file,
+                    line,
+                    lines: &lines,
+                    prefix,
+                    yaml11,
+                };
+                self.list_items(items, typed_list, &api_version, &at);
             }
             return;
         }
-        let kind = match Kind::check_type(&api_version, &kind_name) {
-            Ok(Some(kind)) => kind,
+        let Some(kind) = self.kind_of(&obj, &api_version, &kind_name, file, line) else {
+            return;
+        };
+        let origin = Origin {
+            file: file.clone(),
+            line,
+            lines,
+        };
+        let (ctx, spec) = self.context(&mut obj, kind, api_version, origin, prefix, yaml11);
+        self.push(ctx, spec, obj);
+    }
+
+    /// The entries of a `kind: List` (or a typed list such as the API
+    /// server's `PodList`), each a document of its own.
+    fn list_items(
+        &mut self,
+        items: Vec<Value>,
+        typed_list: Option<&str>,
+        api_version: &str,
+        at: &Place<'_>,
+    ) {
+        for (i, mut item) in items.into_iter().enumerate() {
+            // The API server's `PodList` items carry no kind or
+            // apiVersion of their own: they are the list's.
+            if let (Some(k), Value::Object(m)) = (typed_list, &mut item)
+                && !m.contains_key("kind")
+            {
+                m.insert("kind".into(), k.into());
+                m.entry("apiVersion").or_insert(api_version.into());
+            }
+            let p = format!("{}items[{i}].", at.prefix);
+            self.document(item, at.file, at.line, at.lines, &p, at.yaml11);
+        }
+    }
+
+    /// The kind of a resource strait reads; `None` for a kind it does not
+    /// use (counted in `skipped`) or one no API server serves (an error).
+    fn kind_of(
+        &mut self,
+        obj: &serde_json::Map<String, Value>,
+        api_version: &str,
+        kind_name: &str,
+        file: &Arc<str>,
+        line: usize,
+    ) -> Option<Kind> {
+        match Kind::check_type(api_version, kind_name) {
+            Ok(Some(kind)) => Some(kind),
             Ok(None) => {
                 tracing::debug!(file = %file, line, kind = %kind_name, api_version = %api_version, "skipping a kind strait does not use");
                 *self
@@ -333,7 +369,7 @@ impl<'a> Loader<'a> {
                     .skipped
                     .entry(format!("{api_version} {kind_name}"))
                     .or_default() += 1;
-                return;
+                None
             }
             Err(message) => {
                 let name = obj
@@ -341,22 +377,34 @@ impl<'a> Loader<'a> {
                     .and_then(|m| m.get("name"))
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                return self.error(file, Some(line), format!("{kind_name} {name}: {message}"));
+                self.error(file, Some(line), format!("{kind_name} {name}: {message}"));
+                None
             }
-        };
-        let origin = Origin {
-            file: file.clone(),
-            line,
-            lines,
-        };
-        let meta: Meta = match obj.get("metadata") {
+        }
+    }
+
+    /// A resource's metadata (its namespace defaulted), status and YAML 1.1
+    /// notes, taken out of `obj`; its `spec` beside them.
+    fn context(
+        &mut self,
+        obj: &mut serde_json::Map<String, Value>,
+        kind: Kind,
+        api_version: String,
+        origin: Origin,
+        prefix: &str,
+        yaml11: &[String],
+    ) -> (Ctx, Value) {
+        let mut meta: Meta = match obj.get("metadata") {
             Some(m) => Meta::deserialize(m).unwrap_or_else(|e| {
-                self.error(file, Some(line), format!("invalid metadata: {e}"));
+                self.error(
+                    &origin.file,
+                    Some(origin.line),
+                    format!("invalid metadata: {e}"),
+                );
                 Meta::default()
             }),
             None => Meta::default(),
         };
-        let mut meta = meta;
         if meta.namespace.is_empty()
             && !kind.cluster_scoped()
             && let Some(ns) = &self.opts.namespace
@@ -371,7 +419,7 @@ impl<'a> Loader<'a> {
             .iter()
             .filter_map(|p| p.strip_prefix(prefix).map(str::to_string))
             .collect();
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             kind,
             api_version,
             meta,
@@ -379,9 +427,15 @@ impl<'a> Loader<'a> {
             origin,
             yaml11,
         };
+        (ctx, spec)
+    }
+
+    /// Decode `spec` (or, for the kinds that keep their data beside
+    /// `metadata`, the rest of `obj`) into its list of the set.
+    fn push(&mut self, mut ctx: Ctx, spec: Value, mut obj: serde_json::Map<String, Value>) {
         let set = &mut self.set;
         let seq = &mut self.seq;
-        match kind {
+        match ctx.kind {
             Kind::VirtualService => ctx.push(spec, set, seq, |s| &mut s.virtual_services),
             Kind::DestinationRule => ctx.push(spec, set, seq, |s| &mut s.destination_rules),
             Kind::ServiceEntry => ctx.push(spec, set, seq, |s| &mut s.service_entries),
@@ -419,6 +473,16 @@ impl<'a> Loader<'a> {
             }
         }
     }
+}
+
+/// Where a document sits: its file, first line, field lines, path inside
+/// the document (`items[3].`) and the YAML 1.1 readings noted in it.
+struct Place<'a> {
+    file: &'a Arc<str>,
+    line: usize,
+    lines: &'a Arc<LineIndex>,
+    prefix: &'a str,
+    yaml11: &'a [String],
 }
 
 struct Ctx {
