@@ -761,8 +761,6 @@ impl Shared {
         json_response(StatusCode::OK, &body)
     }
 
-    // split pending (issue #11): the fake API server's request router.
-    #[allow(clippy::too_many_lines)]
     fn watch(
         &self,
         ty: ResourceType,
@@ -771,162 +769,206 @@ impl Shared {
         form: Form,
     ) -> Response<Body> {
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-        let shared = self.clone();
-        let query = query.clone();
-        let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
-        let timeout = query
-            .get("timeoutSeconds")
-            .and_then(|t| t.parse::<u64>().ok())
-            .map(Duration::from_secs);
-        tokio::spawn(async move {
-            let encode = |kind: &str, obj: &Value| -> Bytes {
-                let obj = match form {
-                    Form::Metadata if kind != "ERROR" && kind != "BOOKMARK" => metadata_only(obj),
-                    _ => obj.clone(),
-                };
-                let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap();
-                line.push(b'\n');
-                Bytes::from(line)
-            };
-            let bookmark = |rv: u64, initial_end: bool| -> Value {
-                let mut meta = json!({"resourceVersion": rv.to_string()});
-                if initial_end {
-                    meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-                }
-                json!({"kind": ty.kind, "apiVersion": ty.api_version(), "metadata": meta})
-            };
-            let mut rv_rx = shared.rv.subscribe();
-            let mut control = shared.control.subscribe();
-            let start_control = *control.borrow_and_update();
-            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-            // Lines to send first, and the version replay starts after.
-            let mut first: Vec<Bytes> = Vec::new();
-            let requested = query.get("resourceVersion").cloned().unwrap_or_default();
-            let initial = query.get("sendInitialEvents").map(String::as_str) == Some("true");
-            let mut last = {
-                let st = shared.state.lock().unwrap();
-                if requested.is_empty() || requested == "0" || initial {
-                    // "" / "0" / sendInitialEvents: synthetic ADDED for what
-                    // exists now, then changes after.
-                    for o in Self::selected(&st, ty, &ns, &query) {
-                        first.push(encode("ADDED", &o));
-                    }
-                    if initial && bookmarks {
-                        first.push(encode("BOOKMARK", &bookmark(st.rv, true)));
-                    }
-                    st.rv
-                } else {
-                    match requested.parse::<u64>() {
-                        Ok(rv) => rv,
-                        Err(_) => {
-                            first.push(encode(
-                                "ERROR",
-                                &status(400, "BadRequest", "invalid resourceVersion"),
-                            ));
-                            u64::MAX
-                        }
-                    }
-                }
-            };
-            for line in first {
-                if tx.send(Ok(line)).await.is_err() {
-                    return;
-                }
-            }
-            if last == u64::MAX {
-                return;
-            }
-            let mut bookmark_gen = start_control.bookmark_gen;
-            loop {
-                let ctl = *control.borrow_and_update();
-                if ctl.drop_gen != start_control.drop_gen {
-                    let _ = tx
-                        .send(Err(std::io::Error::other("stream dropped by the fake")))
-                        .await;
-                    return;
-                }
-                if !ctl.stalled {
-                    // Replay what happened after `last`.
-                    let (lines, expired, truncate, now) = {
-                        let mut st = shared.state.lock().unwrap();
-                        if last < st.compacted {
-                            let msg =
-                                format!("too old resource version: {last} ({})", st.compacted + 1);
-                            (Vec::new(), Some(msg), false, st.rv)
-                        } else {
-                            let lines: Vec<(u64, Bytes)> = st
-                                .history
-                                .iter()
-                                .filter(|e| e.rv > last && e.ty == ty)
-                                .filter(|e| {
-                                    ns.as_ref().is_none_or(|n| {
-                                        e.object["metadata"]["namespace"].as_str() == Some(n)
-                                    })
-                                })
-                                .filter(|e| matches_selector(&e.object, query.get("labelSelector")))
-                                .map(|e| (e.rv, encode(e.kind, &e.object)))
-                                .collect();
-                            let truncate =
-                                !lines.is_empty() && std::mem::take(&mut st.truncate_next);
-                            (
-                                lines.into_iter().map(|(_, l)| l).collect(),
-                                None,
-                                truncate,
-                                st.rv,
-                            )
-                        }
-                    };
-                    if let Some(msg) = expired {
-                        let _ = tx
-                            .send(Ok(encode("ERROR", &status(410, "Expired", &msg))))
-                            .await;
-                        return;
-                    }
-                    if truncate {
-                        let l = &lines[0];
-                        let _ = tx.send(Ok(l.slice(..l.len() / 2))).await;
-                        let _ = tx
-                            .send(Err(std::io::Error::other("truncated by the fake")))
-                            .await;
-                        return;
-                    }
-                    for l in lines {
-                        if tx.send(Ok(l)).await.is_err() {
-                            return;
-                        }
-                        shared.state.lock().unwrap().sent += 1;
-                    }
-                    last = now;
-                    if bookmarks && ctl.bookmark_gen != bookmark_gen {
-                        bookmark_gen = ctl.bookmark_gen;
-                        if tx
-                            .send(Ok(encode("BOOKMARK", &bookmark(now, false))))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-                let sleep = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    r = rv_rx.changed() => if r.is_err() { return },
-                    r = control.changed() => if r.is_err() { return },
-                    _ = tx.closed() => return,
-                    // timeoutSeconds: a clean end of the stream.
-                    _ = sleep => return,
-                }
-            }
-        });
+        let stream = WatchStream {
+            shared: self.clone(),
+            tx,
+            ty,
+            ns,
+            bookmarks: query.get("allowWatchBookmarks").map(String::as_str) == Some("true"),
+            deadline: query
+                .get("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|t| tokio::time::Instant::now() + Duration::from_secs(t)),
+            query: query.clone(),
+            form,
+        };
+        tokio::spawn(stream.run());
         let mut r = Response::new(http_body_util::Either::Right(Stream { rx }));
         r.headers_mut()
             .insert("content-type", "application/json".parse().unwrap());
         r
+    }
+}
+
+/// One open watch: the events of its type (and namespace, label
+/// selector) after its starting version, as JSON lines on `tx`.
+struct WatchStream {
+    shared: Shared,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ty: ResourceType,
+    ns: Option<String>,
+    query: BTreeMap<String, String>,
+    form: Form,
+    /// `allowWatchBookmarks=true`.
+    bookmarks: bool,
+    /// `timeoutSeconds`: a clean end of the stream then.
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// What a watch replays after the version it has sent up to.
+enum Replay {
+    /// Event lines, whether the first is to be cut (the fake's
+    /// `truncate_next_event`), and the version sent up to after them.
+    Lines(Vec<Bytes>, bool, u64),
+    /// That version is compacted away: 410 Expired.
+    Expired(String),
+}
+
+impl WatchStream {
+    async fn run(self) {
+        let mut control = self.shared.control.subscribe();
+        let mut rv_rx = self.shared.rv.subscribe();
+        let start_control = *control.borrow_and_update();
+        let (first, last) = self.initial();
+        for line in first {
+            if self.tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        let Some(mut last) = last else { return };
+        let mut bookmark_gen = start_control.bookmark_gen;
+        loop {
+            let ctl = *control.borrow_and_update();
+            if ctl.drop_gen != start_control.drop_gen {
+                let _ = self
+                    .tx
+                    .send(Err(std::io::Error::other("stream dropped by the fake")))
+                    .await;
+                return;
+            }
+            if !ctl.stalled {
+                let Some(now) = self.send_replay(last).await else {
+                    return;
+                };
+                last = now;
+                if self.bookmarks && ctl.bookmark_gen != bookmark_gen {
+                    bookmark_gen = ctl.bookmark_gen;
+                    let line = self.encode("BOOKMARK", &self.bookmark(now, false));
+                    if self.tx.send(Ok(line)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let sleep = async {
+                match self.deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = rv_rx.changed() => if r.is_err() { return },
+                r = control.changed() => if r.is_err() { return },
+                _ = self.tx.closed() => return,
+                // timeoutSeconds: a clean end of the stream.
+                _ = sleep => return,
+            }
+        }
+    }
+
+    /// One event or bookmark as a watch line.
+    fn encode(&self, kind: &str, obj: &Value) -> Bytes {
+        let obj = match self.form {
+            Form::Metadata if kind != "ERROR" && kind != "BOOKMARK" => metadata_only(obj),
+            _ => obj.clone(),
+        };
+        let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"kind": self.ty.kind, "apiVersion": self.ty.api_version(), "metadata": meta})
+    }
+
+    /// The lines to send first, and the version replay starts after
+    /// (`None`: an invalid `resourceVersion`, the stream ends).
+    fn initial(&self) -> (Vec<Bytes>, Option<u64>) {
+        let mut first: Vec<Bytes> = Vec::new();
+        let requested = self
+            .query
+            .get("resourceVersion")
+            .cloned()
+            .unwrap_or_default();
+        let initial = self.query.get("sendInitialEvents").map(String::as_str) == Some("true");
+        let st = self.shared.state.lock().unwrap();
+        if requested.is_empty() || requested == "0" || initial {
+            // "" / "0" / sendInitialEvents: synthetic ADDED for what
+            // exists now, then changes after.
+            for o in Shared::selected(&st, self.ty, &self.ns, &self.query) {
+                first.push(self.encode("ADDED", &o));
+            }
+            if initial && self.bookmarks {
+                first.push(self.encode("BOOKMARK", &self.bookmark(st.rv, true)));
+            }
+            return (first, Some(st.rv));
+        }
+        match requested.parse::<u64>() {
+            Ok(rv) => (first, Some(rv)),
+            Err(_) => {
+                first.push(self.encode(
+                    "ERROR",
+                    &status(400, "BadRequest", "invalid resourceVersion"),
+                ));
+                (first, None)
+            }
+        }
+    }
+
+    /// The events after `last` this watch selects.
+    fn replay(&self, last: u64) -> Replay {
+        let mut st = self.shared.state.lock().unwrap();
+        if last < st.compacted {
+            return Replay::Expired(format!(
+                "too old resource version: {last} ({})",
+                st.compacted + 1
+            ));
+        }
+        let lines: Vec<Bytes> = st
+            .history
+            .iter()
+            .filter(|e| e.rv > last && e.ty == self.ty)
+            .filter(|e| {
+                self.ns
+                    .as_ref()
+                    .is_none_or(|n| e.object["metadata"]["namespace"].as_str() == Some(n))
+            })
+            .filter(|e| matches_selector(&e.object, self.query.get("labelSelector")))
+            .map(|e| self.encode(e.kind, &e.object))
+            .collect();
+        let truncate = !lines.is_empty() && std::mem::take(&mut st.truncate_next);
+        Replay::Lines(lines, truncate, st.rv)
+    }
+
+    /// Send what happened after `last`; the version sent up to, or `None`
+    /// when the stream has ended (expired, truncated, closed).
+    async fn send_replay(&self, last: u64) -> Option<u64> {
+        match self.replay(last) {
+            Replay::Expired(msg) => {
+                let line = self.encode("ERROR", &status(410, "Expired", &msg));
+                let _ = self.tx.send(Ok(line)).await;
+                None
+            }
+            Replay::Lines(lines, true, _) => {
+                let l = &lines[0];
+                let _ = self.tx.send(Ok(l.slice(..l.len() / 2))).await;
+                let _ = self
+                    .tx
+                    .send(Err(std::io::Error::other("truncated by the fake")))
+                    .await;
+                None
+            }
+            Replay::Lines(lines, false, now) => {
+                for l in lines {
+                    self.tx.send(Ok(l)).await.ok()?;
+                    self.shared.state.lock().unwrap().sent += 1;
+                }
+                Some(now)
+            }
+        }
     }
 }
 
