@@ -416,6 +416,14 @@ impl Origin {
         self.lines.line_of(path).unwrap_or(self.line)
     }
 
+    /// Where `/config_dump` says the resource came from: `file:line`, or
+    /// `kubernetes` for an object read from the cluster (the Kubernetes
+    /// source loads objects with no file and line 0; files start at 1).
+    pub fn source(&self) -> Option<String> {
+        self.reference(None)
+            .or_else(|| (self.line == 0).then(|| "kubernetes".to_string()))
+    }
+
     /// `file:line` for a field path, as istioctl prints it; `None` when the
     /// resource did not come from a file.
     pub fn reference(&self, path: Option<&str>) -> Option<String> {

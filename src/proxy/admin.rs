@@ -211,7 +211,7 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
                         "kind": r.kind.to_string(),
                         "apiVersion": r.api_version,
                         "metadata": {"name": r.meta.name, "namespace": r.meta.namespace},
-                        "source": r.origin.reference(None),
+                        "source": r.origin.source(),
                         "active": true,
                         "spec": serde_json::to_value(&r.spec).unwrap_or_default(),
                     }),
@@ -244,9 +244,9 @@ fn config_dump(shared: &Shared) -> serde_json::Value {
             serde_json::json!({
                 "kind": r.kind.to_string(),
                 "metadata": {"name": r.name, "namespace": r.namespace},
-                "source": r.origin.reference(None),
+                "source": r.origin.source(),
                 "active": false,
-                "replacedBy": d.by.reference(None),
+                "replacedBy": d.by.source(),
             }),
         ));
     }

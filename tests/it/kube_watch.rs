@@ -570,6 +570,35 @@ async fn local_config_files_are_layered_over_the_clusters_resources() {
             .any(|p| p.as_str().unwrap().ends_with("override.yaml")),
         "{dump}"
     );
+    // Each resource says where it came from, and which one is active
+    // (issue #14): the cluster's VirtualService is replaced by the file's.
+    let configs = dump["configs"].as_array().unwrap();
+    let find = |kind: &str, active: bool| {
+        configs
+            .iter()
+            .find(|c| {
+                c["kind"] == kind && c["metadata"]["name"] == "reviews" && c["active"] == active
+            })
+            .unwrap_or_else(|| panic!("{kind} reviews active={active} in {dump}"))
+    };
+    let file_vs = find("VirtualService", true);
+    assert!(
+        file_vs["source"]
+            .as_str()
+            .unwrap()
+            .contains("override.yaml:"),
+        "{file_vs}"
+    );
+    let cluster_vs = find("VirtualService", false);
+    assert_eq!(cluster_vs["source"], "kubernetes", "{cluster_vs}");
+    assert!(
+        cluster_vs["replacedBy"]
+            .as_str()
+            .unwrap()
+            .contains("override.yaml:"),
+        "{cluster_vs}"
+    );
+    assert_eq!(find("DestinationRule", true)["source"], "kubernetes");
 }
 
 /// Resident memory of a process, in MiB (Linux).
