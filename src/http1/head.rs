@@ -272,25 +272,19 @@ impl ResponseHead {
 /// from `from`: the first `\n\r\n` or `\n\n`. A bare LF anywhere in the
 /// head is refused afterwards, so `\n\n` only ends heads that are refused.
 fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(p) = buf
-        .get(i..)
-        .and_then(|b| b.iter().position(|&c| c == b'\n'))
-    {
-        let lf = i + p;
-        match buf.get(lf + 1..lf + 3) {
-            Some([b'\r', b'\n']) => return Some(lf + 3),
-            Some([b'\n', _]) => return Some(lf + 2),
+    // A head has a few lines: jumping from LF to LF (memchr) is cheap.
+    for lf in memchr::memchr_iter(b'\n', buf.get(from..)?).map(|p| from + p) {
+        match buf.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') => match buf.get(lf + 2) {
+                Some(b'\n') => return Some(lf + 3),
+                Some(_) => {}
+                // Too few bytes after this LF to tell: wait for more.
+                None => return None,
+            },
             Some(_) => {}
-            // Too few bytes after this LF to tell: wait for more.
-            None => {
-                if buf.get(lf + 1) == Some(&b'\n') {
-                    return Some(lf + 2);
-                }
-                return None;
-            }
+            None => return None,
         }
-        i = lf + 1;
     }
     None
 }
@@ -298,9 +292,7 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
 /// Whether a head holds a line ending in LF without CR (RFC 9112 §2.2
 /// allows accepting it; Envoy and HTTP Garden's parsers refuse it).
 fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &c)| c == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
 }
 
 /// An incremental head reader for one connection: remembers how far the
