@@ -1066,7 +1066,10 @@ fn tcp_route(
 /// `connectionPool.tcp.idleTimeout` of the top-level `trafficPolicy` of the
 /// cluster's DestinationRule (Istio ignores port-level and subset policies
 /// here), else Envoy's 1h; `0s` disables it.
-fn tcp_idle_timeout(config: &ConfigSet, cluster: Option<&Arc<Cluster>>) -> Option<Duration> {
+pub(super) fn tcp_idle_timeout(
+    config: &ConfigSet,
+    cluster: Option<&Arc<Cluster>>,
+) -> Option<Duration> {
     let dr_key = cluster.and_then(|c| c.destination_rule.as_deref());
     let set = dr_key
         .and_then(|k| config.destination_rules.iter().find(|d| d.key() == k))

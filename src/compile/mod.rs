@@ -147,6 +147,9 @@ pub struct Snapshot {
     /// The gateway listeners (empty unless `identity.gateway`); shared as
     /// the routes are.
     pub gateway: Arc<gateway::GatewayListeners>,
+    /// The sidecar listener's TLS routes, picked by SNI
+    /// (`sni::sidecar_routes`); shared as the routes are.
+    pub tls: Arc<Vec<sni::TlsRoute>>,
 }
 
 /// Build the snapshot for a proxy described by `opts`.
@@ -155,6 +158,7 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
     let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
     let clusters = services::clusters(config, &services, &endpoints, opts);
     let routes = routes::route_table(config, &services, &clusters, opts);
+    let tls = sni::sidecar_routes(config, &services, &clusters, opts);
     let gateway = if opts.gateway {
         gateway::compile(config, &services, &clusters, opts)
     } else {
@@ -166,6 +170,7 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
         clusters,
         services,
         gateway: Arc::new(gateway),
+        tls: Arc::new(tls),
     }
 }
 
@@ -186,6 +191,7 @@ pub fn compile_endpoints(config: &ConfigSet, opts: &Options, previous: &Snapshot
         clusters,
         services,
         gateway: previous.gateway.clone(),
+        tls: previous.tls.clone(),
     }
 }
 

@@ -5,7 +5,14 @@
 //! `PASSTHROUGH` servers (`gateway.rs`) and the sidecar listener
 //! (`sidecar_tls`), and by `explain`.
 
-use super::gateway::TcpDestination;
+use std::sync::Arc;
+
+use super::gateway::{TcpDestination, tcp_destinations};
+use super::routes::ordered_virtual_services;
+use super::{Options, ServiceInfo};
+use crate::config::{ConfigSet, Resource};
+use crate::model::{TLSMatchAttributes, VirtualService, host};
+use crate::route::{ClusterKey, HeaderOps, WeightedCluster};
 
 /// One filter chain: SNI names → tcp_proxy.
 #[derive(Debug)]
@@ -129,48 +136,180 @@ pub fn pick_destination(
     destinations.first()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The sidecar listener's SNI chains, as pilot builds a sidecar's outbound
+/// TLS filter chains (`buildSidecarOutboundTLSFilterChainOpts`) for every
+/// service port whose protocol is `TLS` or `HTTPS`: the mesh
+/// VirtualServices for the service's host give one chain per `tls` match
+/// that applies to the proxy (`matchTLS`: `port` the service port,
+/// `sourceLabels`, `sourceNamespace`, `gateways` naming `mesh`), and a
+/// service port no `tls` match covers gets its own chain on the service's
+/// host (and aliases) to its cluster. strait has one listener where Istio
+/// has one per port, so the chains of every TLS port are merged (ports in
+/// ascending order, services in registry order) and a chain whose names
+/// repeat an earlier chain's is dropped, as pilot's `mergeTCPFilterChains`
+/// drops a duplicate match. A match with `destinationSubnets` is left out:
+/// the original destination address it needs is not known here.
+pub fn sidecar_routes(
+    config: &ConfigSet,
+    services: &[Arc<ServiceInfo>],
+    clusters: &super::ClusterMap,
+    opts: &Options,
+) -> Vec<TlsRoute> {
+    let mut ports: Vec<(u16, &Arc<ServiceInfo>)> = services
+        .iter()
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .filter(|p| p.protocol.is_tls())
+                .map(move |p| (p.number, s))
+        })
+        .collect();
+    if ports.is_empty() {
+        return Vec::new();
+    }
+    ports.sort_by_key(|(p, _)| *p);
+    let vss = ordered_virtual_services(config, opts);
+    let mut out: Vec<TlsRoute> = Vec::new();
+    for (port, svc) in ports {
+        let ctx = Sidecar {
+            config,
+            port,
+            services,
+            clusters,
+            opts,
+        };
+        for chain in ctx.service_chains(svc, &vss) {
+            if out.iter().any(|c| c.sni == chain.sni) {
+                tracing::debug!(port, service = %svc.fqdn, sni = ?chain.sni, "TLS chain repeats an earlier chain's server names: dropped");
+                continue;
+            }
+            out.push(chain);
+        }
+    }
+    out
+}
 
-    fn names(n: &[&str]) -> Vec<String> {
-        server_names(&n.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+/// What building one TLS service port's chains reads.
+struct Sidecar<'a> {
+    config: &'a ConfigSet,
+    port: u16,
+    services: &'a [Arc<ServiceInfo>],
+    clusters: &'a super::ClusterMap,
+    opts: &'a Options,
+}
+
+impl Sidecar<'_> {
+    fn service_chains(
+        &self,
+        svc: &ServiceInfo,
+        vss: &[&Resource<VirtualService>],
+    ) -> Vec<TlsRoute> {
+        let mut out = Vec::new();
+        let mut handled: Vec<(&[String], &[String])> = Vec::new();
+        for vs in vss.iter().filter(|vs| {
+            vs.spec.hosts.iter().any(|h| {
+                host::matches(
+                    &host::resolve_short_name(h, vs.namespace(), &self.opts.domain),
+                    &svc.fqdn,
+                )
+            })
+        }) {
+            for (i, rule) in vs.spec.tls.iter().enumerate() {
+                if rule.route.is_empty() {
+                    continue;
+                }
+                for (j, m) in rule.match_.iter().enumerate() {
+                    if !self.applies(m) {
+                        continue;
+                    }
+                    // `hashRuntimeTLSMatchPredicates`: a later match with
+                    // the same SNI hosts and subnets is unreachable.
+                    let key = (m.sni_hosts.as_slice(), m.destination_subnets.as_slice());
+                    if handled.contains(&key) {
+                        continue;
+                    }
+                    handled.push(key);
+                    if !m.destination_subnets.is_empty() {
+                        tracing::warn!(virtual_service = %vs.key(), rule = i, "tls match with destinationSubnets left out on the sidecar listener: the original destination address is not known");
+                        continue;
+                    }
+                    out.push(TlsRoute {
+                        virtual_service: Some(vs.key()),
+                        rule_index: i,
+                        match_index: j,
+                        sni: server_names(&m.sni_hosts),
+                        destinations: tcp_destinations(
+                            self.config,
+                            vs,
+                            &rule.route,
+                            self.port,
+                            self.services,
+                            self.clusters,
+                            self.opts,
+                        ),
+                    });
+                }
+            }
+        }
+        if handled.is_empty() {
+            out.push(self.own_chain(svc));
+        }
+        out
     }
 
-    /// Envoy `FilterChainMatch.server_names`: exact first, then the longest
-    /// wildcard, then a chain without server names; no SNI only the last.
-    #[test]
-    fn exact_then_longest_wildcard_then_catch_all() {
-        let chains = [
-            names(&["*.example.com"]),
-            names(&["*.b.example.com"]),
-            names(&["A.b.example.com."]),
-            names(&["*"]),
-        ];
-        let pick = |sni: Option<&str>| {
-            select(
-                chains.iter().enumerate().map(|(i, n)| (n.as_slice(), i)),
-                sni,
-            )
+    /// pilot's `matchTLS` for a sidecar on listener port `port`.
+    fn applies(&self, m: &TLSMatchAttributes) -> bool {
+        (m.gateways.is_empty() || m.gateways.iter().any(|g| g == "mesh"))
+            && m.port.is_none_or(|p| p == 0 || p == u32::from(self.port))
+            && m.source_labels
+                .iter()
+                .all(|(k, v)| self.opts.labels.get(k) == Some(v))
+            && m.source_namespace
+                .as_deref()
+                .is_none_or(|ns| ns.is_empty() || ns == self.opts.namespace)
+    }
+
+    /// A TLS service port without a `tls` rule: the service's host (and
+    /// the hosts aliasing it) to its cluster (the service's only port when
+    /// it has one, as pilot picks it).
+    fn own_chain(&self, svc: &ServiceInfo) -> TlsRoute {
+        let port = if svc.ports.len() == 1 {
+            svc.ports[0].number
+        } else {
+            self.port
         };
-        assert_eq!(pick(Some("a.b.example.com")), Some(2));
-        assert_eq!(pick(Some("A.B.EXAMPLE.COM.")), Some(2));
-        assert_eq!(pick(Some("c.b.example.com")), Some(1));
-        assert_eq!(pick(Some("x.y.example.com")), Some(0));
-        assert_eq!(pick(Some("example.com")), Some(3));
-        assert_eq!(pick(None), Some(3));
-        let no_catch_all = &chains[..3];
-        let pick = |sni: Option<&str>| {
-            select(
-                no_catch_all
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.as_slice(), i)),
-                sni,
-            )
+        let key = ClusterKey {
+            port,
+            subset: String::new(),
+            host: svc.fqdn.clone(),
         };
-        assert_eq!(pick(Some("example.com")), None);
-        assert_eq!(pick(Some("b.example.com")), Some(0));
-        assert_eq!(pick(None), None);
+        let name: Arc<str> = self
+            .clusters
+            .get(&key)
+            .map_or_else(|| key.to_string().into(), |c| c.name.clone());
+        let cluster = self.clusters.get(&key);
+        let mut names = vec![svc.fqdn.clone()];
+        names.extend(svc.aliases.iter().cloned());
+        TlsRoute {
+            virtual_service: None,
+            rule_index: 0,
+            match_index: 0,
+            sni: server_names(&names),
+            destinations: vec![TcpDestination {
+                idle_timeout: super::gateway::tcp_idle_timeout(self.config, cluster),
+                cluster: WeightedCluster {
+                    name,
+                    cluster: key,
+                    weight: 100,
+                    request_headers: HeaderOps::default(),
+                    response_headers: HeaderOps::default(),
+                    authority: None,
+                    picked: Default::default(),
+                },
+            }],
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -152,8 +152,8 @@ fn listeners(shared: &Shared) -> serde_json::Value {
         out.push(json!({
             "name": "sidecar",
             "address": listen.to_string(),
-            "protocol": "sniffed (HTTP/1.1, h2c)",
-            "tls_mode": "NONE",
+            "protocol": "sniffed (HTTP/1.1, h2c, TLS by SNI)",
+            "tls_mode": "PASSTHROUGH",
         }));
         out.push(json!({
             "name": "admin",

@@ -28,7 +28,10 @@ const MAX_FRAGMENT: usize = 1 << 14;
 /// RFC 6066 §3 / BoringSSL's `TLSEXT_MAXLEN_host_name`.
 const MAX_HOST_NAME: usize = 255;
 
-const CONTENT_HANDSHAKE: u8 = 22;
+/// The first byte of a TLS handshake record (content type 22): what a
+/// listener sniffing for TLS looks at.
+pub const HANDSHAKE_RECORD: u8 = 22;
+const CONTENT_HANDSHAKE: u8 = HANDSHAKE_RECORD;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const EXT_SERVER_NAME: u16 = 0;
 const NAME_TYPE_HOST_NAME: u8 = 0;

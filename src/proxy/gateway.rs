@@ -249,7 +249,7 @@ pub async fn start(
         bind: bind.clone(),
         runtime: tokio::runtime::Handle::current(),
         shutdown,
-        limits: Arc::new(TcpLimits::default()),
+        limits: shared.tcp.clone(),
         shared: Arc::downgrade(shared),
         state: Mutex::new(State::default()),
     });

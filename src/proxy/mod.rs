@@ -74,6 +74,9 @@ pub struct Shared {
     pub workers: workers::Stats,
     /// The gateway's listener set (`--gateway`), reconciled on install.
     pub gateway: std::sync::OnceLock<Arc<gateway::Listeners>>,
+    /// `maxConnections` of proxied TCP and TLS streams, per cluster, on
+    /// every listener.
+    pub(crate) tcp: Arc<tcp::TcpLimits>,
     /// Where the sidecar (`--listen`) and admin listeners are bound.
     pub addresses: std::sync::OnceLock<(SocketAddr, SocketAddr)>,
     /// The configuration source's own state for `/config_dump` (the
@@ -127,6 +130,7 @@ impl Shared {
             downstream,
             workers: worker_stats,
             gateway: std::sync::OnceLock::new(),
+            tcp: Arc::new(tcp::TcpLimits::default()),
             addresses: std::sync::OnceLock::new(),
             source_state: std::sync::OnceLock::new(),
             source_stats,
@@ -232,8 +236,48 @@ pub async fn serve(
             drop(stream);
             continue;
         }
-        spawn_http(&shared, &builder, stream, remote, None, &shutdown);
+        spawn_sidecar(&shared, &builder, stream, remote, &shutdown);
     }
+}
+
+/// An accepted connection of the sidecar listener, in its own task: a TLS
+/// ClientHello (its first byte a handshake record's) is routed by SNI
+/// (`passthrough::serve_sidecar`), anything else is served as HTTP/1.1 or
+/// h2c, as Istio's protocol sniffing tells TLS from HTTP. The first byte
+/// is peeked, not read, within the time the connection has for its first
+/// request; a connection that sends nothing goes to the HTTP code, whose
+/// watchdog (timed from accept) closes it as before.
+fn spawn_sidecar(
+    shared: &Arc<Shared>,
+    builder: &Arc<auto::Builder<TokioExecutor>>,
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let alive = shared.connections.clone();
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(remote);
+    let conn = ConnInfo::new(local, remote);
+    let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let wait = match (
+            shared.limits.request_headers_timeout,
+            shared.limits.idle_timeout,
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut first = [0u8; 1];
+        let peeked = match wait {
+            Some(t) => tokio::time::timeout(t, stream.peek(&mut first)).await.ok(),
+            None => Some(stream.peek(&mut first).await),
+        };
+        if matches!(peeked, Some(Ok(1))) && first[0] == client_hello::HANDSHAKE_RECORD {
+            passthrough::serve_sidecar(shared, stream, remote, alive).await;
+        } else {
+            serve_http(shared, builder, stream, conn, shutdown, alive).await;
+        }
+    });
 }
 
 /// Whether a new downstream connection may be served: accept and close at

@@ -25,6 +25,7 @@ use super::client_hello::{Inspect, MAX_BUFFERED, inspect};
 use super::tcp::{self, Conn, TcpLimits};
 use super::tls_server::{self, Peer};
 use crate::compile::gateway::{Chain, PortKind};
+use crate::compile::sni;
 
 /// Bytes read at a time while the ClientHello is incomplete.
 const READ: usize = 4096;
@@ -141,6 +142,49 @@ pub(crate) fn spawn_gateway(
             }
         }
     });
+}
+
+/// A TLS connection on the sidecar listener: its SNI picks one of the
+/// snapshot's TLS routes (`Snapshot::tls`), whose destination gets the
+/// stream untouched; no route closes it (NR).
+pub(crate) async fn serve_sidecar(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    alive: Arc<()>,
+) {
+    let _alive = alive;
+    let mut conn = Conn::new(&stream, remote);
+    let Some(hello) = hello_or_close(&shared, &mut stream, remote).await else {
+        return;
+    };
+    conn.entry.requested_server_name = hello.sni.clone();
+    let snapshot = shared.snapshot.load_full();
+    let routes = &snapshot.tls;
+    let picked = sni::select(
+        routes.iter().map(|r| (r.sni.as_slice(), r)),
+        hello.sni.as_deref(),
+    );
+    match picked {
+        None => conn.no_route(&shared),
+        Some(r) => {
+            let route = tcp::Route {
+                name: r.name(),
+                destinations: &r.destinations,
+            };
+            let limits = shared.tcp.clone();
+            tcp::forward(
+                &shared,
+                &limits,
+                &snapshot,
+                stream,
+                conn,
+                route,
+                hello.bytes,
+            )
+            .await;
+        }
+    }
 }
 
 /// The ClientHello of a new connection, or `None` once the connection is

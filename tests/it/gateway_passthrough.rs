@@ -24,15 +24,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// A TLS server with its own certificate for `names`: after the
-/// handshake it says `hello from <name>\n`, then echoes until EOF.
-struct TlsUpstream {
-    addr: SocketAddr,
+/// handshake it says `hello from <name>\n`, then echoes until EOF (or, as
+/// an HTTPS server, answers one request with `hello from <name>`).
+pub(crate) struct TlsUpstream {
+    pub(crate) addr: SocketAddr,
     /// Handshakes completed.
     served: Arc<AtomicUsize>,
 }
 
 impl TlsUpstream {
-    async fn start(pki: &Pki, name: &str, names: &[&str]) -> TlsUpstream {
+    pub(crate) async fn start(pki: &Pki, name: &str, names: &[&str]) -> TlsUpstream {
+        Self::start_as(pki, name, names, false).await
+    }
+
+    /// An HTTPS server: one `200 hello from <name>` per connection.
+    pub(crate) async fn https(pki: &Pki, name: &str, names: &[&str]) -> TlsUpstream {
+        Self::start_as(pki, name, names, true).await
+    }
+
+    async fn start_as(pki: &Pki, name: &str, names: &[&str], https: bool) -> TlsUpstream {
         use rustls::pki_types::pem::PemObject;
         let (cert, key) = pki.leaf(name, name, names);
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
@@ -59,6 +69,10 @@ impl TlsUpstream {
                         return;
                     };
                     count.fetch_add(1, Ordering::SeqCst);
+                    if https {
+                        answer_one_request(&mut tls, &name).await;
+                        return;
+                    }
                     let _ = tls
                         .write_all(format!("hello from {name}\n").as_bytes())
                         .await;
@@ -77,13 +91,35 @@ impl TlsUpstream {
         TlsUpstream { addr, served }
     }
 
-    fn served(&self) -> usize {
+    pub(crate) fn served(&self) -> usize {
         self.served.load(Ordering::SeqCst)
     }
 }
 
+async fn answer_one_request(tls: &mut tokio_rustls::server::TlsStream<TcpStream>, name: &str) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match tls.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = format!("hello from {name}");
+    let _ = tls
+        .write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    let _ = tls.shutdown().await;
+}
+
 /// A TLS client trusting `roots` only, sending SNI `sni` (none if `None`).
-async fn dial(
+pub(crate) async fn dial(
     addr: SocketAddr,
     roots: &[CertificateDer<'static>],
     sni: Option<&str>,
@@ -107,7 +143,7 @@ async fn dial(
 }
 
 /// The upstream's greeting line and one echoed message.
-async fn greeting(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
+pub(crate) async fn greeting(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     while tokio::time::timeout(Duration::from_secs(10), tls.read(&mut b))
@@ -131,8 +167,8 @@ async fn greeting(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) -> Strin
     String::from_utf8(line).unwrap()
 }
 
-/// Whether the gateway closed `s` (EOF or reset) rather than keep it.
-async fn closed(mut s: TcpStream) -> bool {
+/// Whether the proxy closed `s` (EOF or reset) rather than keep it.
+pub(crate) async fn closed(mut s: TcpStream) -> bool {
     let mut buf = [0u8; 64];
     matches!(
         tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await,
