@@ -1,0 +1,157 @@
+//! What one downstream connection did last, stored by the one wrapper
+//! around it; the watchdog reads it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::clock::now_ms;
+use crate::proxy::sniff::{self, Watcher};
+
+/// What the watchdog knows of one downstream connection.
+#[derive(Debug)]
+pub struct ConnState {
+    pub(super) accepted_ms: u64,
+    pub(super) last_io_ms: AtomicU64,
+    pub(super) requests: AtomicU64,
+    pub(super) in_flight: AtomicUsize,
+    /// When the HTTP/1 request head being read began (0: none is), set by
+    /// the raw-head watcher for a head that spans reads.
+    pub(super) head_since_ms: AtomicU64,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        let now = now_ms();
+        ConnState {
+            accepted_ms: now,
+            last_io_ms: AtomicU64::new(now),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            head_since_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ConnState {
+    fn touch(&self) {
+        self.last_io_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The first bytes of an HTTP/1 request head arrived without its end:
+    /// the header timeout runs from now (Envoy's `request_headers_timeout`
+    /// starts at the first byte of the headers, not while a keep-alive
+    /// connection waits).
+    pub fn head_started(&self) {
+        let _ = self.head_since_ms.compare_exchange(
+            0,
+            now_ms().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The head being read is complete (or no longer watched).
+    pub fn head_done(&self) {
+        self.head_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub fn head_in_progress(&self) -> bool {
+        self.head_since_ms.load(Ordering::Relaxed) != 0
+    }
+
+    /// A request began; the guard ends it (drop it when the response ends).
+    pub fn request(self: &Arc<Self>) -> ConnRequest {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        ConnRequest(self.clone())
+    }
+}
+
+/// A request in flight on its connection (see [`ConnState::request`]).
+#[derive(Debug)]
+pub struct ConnRequest(Arc<ConnState>);
+
+impl Drop for ConnRequest {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A downstream connection whose reads and writes mark it active, and
+/// whose reads are shown to the raw-head watcher (request smuggling shapes,
+/// the header timeout's clock): one wrapper, one pass per read.
+pub struct Tracked<T> {
+    inner: T,
+    state: Arc<ConnState>,
+    watcher: Watcher,
+}
+
+impl<T> Tracked<T> {
+    pub fn new(inner: T, state: Arc<ConnState>, smuggling: sniff::Flag) -> Self {
+        Tracked {
+            inner,
+            watcher: Watcher::new(smuggling).with_clock(state.clone()),
+            state,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.touch();
+            let this = &mut *self;
+            this.watcher.feed(&buf.filled()[before..]);
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.state.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.state.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
