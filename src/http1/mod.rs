@@ -9,7 +9,7 @@
 //!   400, a head over the limits 431).
 //! - [`chunked`]: the chunked body decoder (incremental, bounded chunk-size
 //!   lines and trailers) and encoder.
-//! - [`write`]: request and response heads written straight into a
+//! - [`write`](mod@write): request and response heads written straight into a
 //!   connection's output buffer.
 //!
 //! Everything here is checked against `httparse` and hyper by the
