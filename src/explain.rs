@@ -127,7 +127,24 @@ pub struct Report {
     /// On a gateway (`--gateway`): the port and the server chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayChoice>,
+    /// A TLS connection routed by SNI, not terminated (a gateway
+    /// PASSTHROUGH port, or TLS on the sidecar listener).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsChoice>,
     pub problems: Vec<String>,
+}
+
+/// The TLS route a ClientHello's SNI picks (Envoy's filter chain match).
+#[derive(Debug, Serialize)]
+pub struct TlsChoice {
+    pub sni: Option<String>,
+    /// `namespace/name#tls[i]`, or the service's cluster for its own route.
+    pub route: String,
+    /// The match of the `tls` rule whose `sniHosts` took the SNI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_index: Option<usize>,
+    /// The route's `server_names` (empty: any SNI, and none).
+    pub server_names: Vec<String>,
 }
 
 /// Where a request to a gateway lands before routing.
@@ -148,10 +165,85 @@ pub struct GatewayChoice {
     pub certificate: Option<crate::compile::gateway_tls::CertificateInfo>,
 }
 
-/// Explain `req` for a proxy described by `opts`.
+/// Explain `req` for a proxy described by `opts`. An `https://` URL is a
+/// TLS connection to the sidecar listener: routed by its SNI (the URL's
+/// host), see [`explain_sidecar_tls`].
 pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Request) -> Report {
+    if req.scheme == "https" {
+        let (host, _) = split_authority(&req.authority);
+        return explain_sidecar_tls(config, snap, opts, req, Some(host));
+    }
     let r = empty_report(req);
     explain_in(config, snap, opts, req, &snap.routes, r, false)
+}
+
+/// Explain a TLS connection to the sidecar listener with SNI `sni`: the
+/// TLS route it picks (`Snapshot::tls`, as `proxy::passthrough` picks it)
+/// and its destinations.
+pub fn explain_sidecar_tls(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &Options,
+    req: &Request,
+    sni: Option<&str>,
+) -> Report {
+    let mut r = empty_report(req);
+    let picked = crate::compile::sni::select(snap.tls.iter().map(|t| (t.sni.as_slice(), t)), sni);
+    match picked {
+        Some(route) => tls_route(config, snap, opts, sni, route, &mut r),
+        None => r.problems.push(format!(
+            "no TLS route takes SNI {}: the connection is closed (NR filter_chain_not_found); TLS is routed to services with a TLS or HTTPS port by their host, or by a VirtualService `tls` rule's sniHosts",
+            sni.map_or("(none)".to_string(), |s| format!("{s:?}"))
+        )),
+    }
+    r
+}
+
+/// The report for a TLS stream passed through on `route`.
+fn tls_route(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &Options,
+    sni: Option<&str>,
+    route: &crate::compile::sni::TlsRoute,
+    r: &mut Report,
+) {
+    r.virtual_service = route.virtual_service.clone();
+    r.route = Some(RouteRef {
+        index: route.virtual_service.as_ref().map(|_| route.rule_index),
+        name: match &route.virtual_service {
+            Some(_) => format!("tls[{}].match[{}]", route.rule_index, route.match_index),
+            None => "(the service's own TLS route)".to_string(),
+        },
+    });
+    r.action = Some("TLS passthrough (routed by SNI, not terminated)".into());
+    r.tls = Some(TlsChoice {
+        sni: sni.map(str::to_string),
+        route: route.name(),
+        match_index: route.virtual_service.as_ref().map(|_| route.match_index),
+        server_names: route.sni.clone(),
+    });
+    r.timeout = match route.destinations.first().map(|d| d.idle_timeout) {
+        Some(Some(t)) => format!(
+            "idle timeout {}s (connectionPool.tcp.idleTimeout; Istio's default 1h)",
+            t.as_secs()
+        ),
+        Some(None) => "no idle timeout (connectionPool.tcp.idleTimeout 0s)".into(),
+        None => "-".into(),
+    };
+    r.retries = "none (a TLS stream is not retried; a failed connect is UF)".into();
+    if route.destinations.is_empty() {
+        r.problems.push(
+            "the route's destinations name no known service: the connection is closed (NC)".into(),
+        );
+    }
+    describe_destinations(
+        config,
+        snap,
+        opts,
+        route.destinations.iter().map(|d| &d.cluster),
+        r,
+    );
 }
 
 /// Explain `req` arriving on gateway server port `port` (default: the
@@ -166,7 +258,7 @@ pub fn explain_gateway(
     port: Option<u16>,
     sni: Option<&str>,
 ) -> Report {
-    use crate::compile::gateway::{PortKind, select_server};
+    use crate::compile::gateway::{Chain, PortKind, select_server};
     let mut r = empty_report(req);
     let (host, url_port) = split_authority(&req.authority);
     let has_port = req.authority.rsplit_once(':').is_some_and(|(h, p)| {
@@ -209,13 +301,34 @@ pub fn explain_gateway(
                 r.gateway = Some(choice);
                 return r;
             };
-            choice.server = Some(format!(
-                "{} spec.servers[{}]",
-                s.server.gateway, s.server.index
-            ));
-            choice.tls_mode = Some(crate::compile::gateway_tls::mode_name(s.tls.mode).to_string());
-            choice.certificate = Some(s.tls.certificate.clone());
+            terminating(&mut choice, s);
             &s.routes
+        }
+        PortKind::Passthrough(p) => {
+            let sni = sni
+                .map(str::to_string)
+                .or_else(|| (req.scheme == "https").then(|| host.to_string()));
+            choice.sni = sni.clone();
+            match p.select(sni.as_deref()) {
+                None => {
+                    r.problems.push(format!(
+                        "no filter chain on port {port} takes SNI {} (no `tls` route's sniHosts, no HTTPS server's hosts): the connection is closed (NR filter_chain_not_found)",
+                        sni.as_deref().map_or("(none)".to_string(), |s| format!("{s:?}"))
+                    ));
+                    r.gateway = Some(choice);
+                    return r;
+                }
+                Some(Chain::Terminate(s)) => {
+                    terminating(&mut choice, s);
+                    &s.routes
+                }
+                Some(Chain::Route(route)) => {
+                    choice.tls_mode = Some("PASSTHROUGH".into());
+                    r.gateway = Some(choice);
+                    tls_route(config, snap, opts, sni.as_deref(), route, &mut r);
+                    return r;
+                }
+            }
         }
         _ => {
             r.problems.push(format!(
@@ -228,6 +341,17 @@ pub fn explain_gateway(
     };
     r.gateway = Some(choice);
     explain_in(config, snap, opts, req, table, r, true)
+}
+
+/// The HTTPS server a connection's SNI picked: its name, mode and
+/// certificate.
+fn terminating(choice: &mut GatewayChoice, s: &crate::compile::gateway::HttpsServer) {
+    choice.server = Some(format!(
+        "{} spec.servers[{}]",
+        s.server.gateway, s.server.index
+    ));
+    choice.tls_mode = Some(crate::compile::gateway_tls::mode_name(s.tls.mode).to_string());
+    choice.certificate = Some(s.tls.certificate.clone());
 }
 
 fn empty_report(req: &Request) -> Report {
@@ -256,6 +380,7 @@ fn empty_report(req: &Request) -> Report {
         retries: String::new(),
         policies: Vec::new(),
         gateway: None,
+        tls: None,
         problems: Vec::new(),
     }
 }
@@ -518,6 +643,18 @@ fn describe_route(
             return;
         }
     };
+    describe_destinations(config, snap, opts, clusters.iter(), r);
+}
+
+/// Each weighted destination: its cluster, DestinationRule policy with
+/// Istio's defaults spelled out, endpoints, and what would fail (NC, UH).
+fn describe_destinations<'a>(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &Options,
+    clusters: impl Iterator<Item = &'a crate::route::WeightedCluster>,
+    r: &mut Report,
+) {
     for wc in clusters {
         let key = &wc.cluster;
         let subset = (!key.subset.is_empty()).then(|| key.subset.clone());
@@ -625,40 +762,69 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// The gateway port, SNI, server and certificate lines.
+fn render_gateway(s: &mut String, g: &GatewayChoice) {
+    let _ = writeln!(s, "Gateway port:    {} ({})", g.port, g.protocol);
+    if let Some(sni) = &g.sni {
+        let _ = writeln!(s, "SNI:             {sni}");
+    }
+    if let Some(server) = &g.server {
+        let _ = writeln!(
+            s,
+            "Server:          {server} (tls.mode {})",
+            g.tls_mode.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(c) = &g.certificate {
+        let _ = writeln!(
+            s,
+            "Certificate:     {} (subject {}; DNS {}; expires {})",
+            c.source,
+            c.subject,
+            c.dns_names.join(", "),
+            c.not_after
+        );
+    }
+}
+
 /// The report as text for a terminal.
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Request:         {}", r.request);
     if let Some(g) = &r.gateway {
-        let _ = writeln!(s, "Gateway port:    {} ({})", g.port, g.protocol);
-        if let Some(sni) = &g.sni {
-            let _ = writeln!(s, "SNI:             {sni}");
-        }
-        if let Some(server) = &g.server {
-            let _ = writeln!(
-                s,
-                "Server:          {server} (tls.mode {})",
-                g.tls_mode.as_deref().unwrap_or("?")
-            );
-        }
-        if let Some(c) = &g.certificate {
-            let _ = writeln!(
-                s,
-                "Certificate:     {} (subject {}; DNS {}; expires {})",
-                c.source,
-                c.subject,
-                c.dns_names.join(", "),
-                c.not_after
-            );
-        }
+        render_gateway(&mut s, g);
     }
-    match &r.virtual_host {
-        Some(v) => {
-            let _ = writeln!(s, "Virtual host:    {v}");
+    if let Some(t) = &r.tls {
+        if r.gateway.as_ref().is_none_or(|g| g.sni.is_none()) {
+            let _ = writeln!(
+                s,
+                "SNI:             {}",
+                t.sni.as_deref().unwrap_or("(none)")
+            );
         }
-        None => {
-            let _ = writeln!(s, "Virtual host:    none");
-        }
+        let _ = writeln!(
+            s,
+            "TLS route:       {} (server names: {})",
+            t.route,
+            if t.server_names.is_empty() {
+                "any".to_string()
+            } else {
+                t.server_names.join(", ")
+            }
+        );
+        let _ = writeln!(
+            s,
+            "VirtualService:  {}",
+            r.virtual_service
+                .as_deref()
+                .unwrap_or("none (the service's own route: the stream to its endpoints)")
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "Virtual host:    {}",
+            r.virtual_host.as_deref().unwrap_or("none")
+        );
     }
     if r.virtual_host.is_some() {
         let _ = writeln!(

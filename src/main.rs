@@ -193,15 +193,17 @@ struct ExplainCommand {
     output: String,
     /// Explain for the gateway workload with --labels: the request
     /// arrives on a Gateway server port (an https:// URL: on an HTTPS
-    /// server, picked by SNI).
+    /// server or a PASSTHROUGH route, picked by SNI).
     #[arg(long)]
     gateway: bool,
     /// With --gateway: the server port (default: the URL's port, else
     /// 443 for https, 80 for http).
     #[arg(long, requires = "gateway")]
     port: Option<u16>,
-    /// With --gateway: the TLS SNI (default: the host of an https URL).
-    #[arg(long, requires = "gateway")]
+    /// The TLS SNI (default: the host of an https URL): a TLS connection
+    /// routed by SNI, on the sidecar listener or (with --gateway) on an
+    /// HTTPS or PASSTHROUGH server port.
+    #[arg(long)]
     sni: Option<String>,
     /// The request URL, e.g. http://reviews:9080/reviews/1
     url: String,

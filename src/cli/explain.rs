@@ -21,7 +21,8 @@ pub struct ExplainArgs {
     pub method: String,
     pub headers: Vec<String>,
     pub url: String,
-    /// As the gateway workload: on server port `port`, TLS SNI `sni`.
+    /// As the gateway workload: on server port `port`. TLS SNI `sni`
+    /// (on the sidecar listener without `gateway`).
     pub gateway: bool,
     pub port: Option<u16>,
     pub sni: Option<String>,
@@ -73,6 +74,8 @@ pub fn run(args: ExplainArgs) -> i32 {
     }
     let report = if args.gateway {
         explain::explain_gateway(&config, &snap, &opts, &req, args.port, args.sni.as_deref())
+    } else if let Some(sni) = &args.sni {
+        explain::explain_sidecar_tls(&config, &snap, &opts, &req, Some(sni))
     } else {
         explain::explain(&config, &snap, &opts, &req)
     };

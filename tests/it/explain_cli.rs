@@ -105,3 +105,164 @@ fn a_replaced_virtual_service_is_not_explained_and_is_said() {
         "{err}"
     );
 }
+
+/// `strait explain` run on `yaml` (a file of its own) with `args`.
+fn explain_yaml(yaml: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tls.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .arg("explain")
+        .arg("-c")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("strait runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const TLS_MESH: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com, pay.example.com]
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: canary, namespace: default}
+spec:
+  hosts: [canary.internal]
+  resolution: STATIC
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints: [{address: 127.0.0.7}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  tls:
+  - match: [{port: 8443, sniHosts: [api.example.com]}, {sniHosts: [api.example.com]}]
+    route: [{destination: {host: canary.internal}}]
+---
+";
+
+/// An `https://` URL (or `--sni`) without `--gateway` is a TLS connection
+/// to the sidecar listener: the TLS route its SNI picks, as the proxy
+/// picks it, and the destinations.
+#[test]
+fn https_urls_and_sni_explain_the_sidecars_tls_route() {
+    let text = explain_yaml(TLS_MESH, &["https://api.example.com/"]);
+    assert!(text.contains("SNI:             api.example.com"), "{text}");
+    assert!(
+        text.contains("TLS route:       default/api#tls[0] (server names: api.example.com)"),
+        "{text}"
+    );
+    assert!(text.contains("VirtualService:  default/api"), "{text}");
+    assert!(
+        text.contains(
+            "Chosen route:    [0] tls[0].match[1] -> TLS passthrough (routed by SNI, not terminated)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("weight 100  outbound|443||canary.internal"),
+        "{text}"
+    );
+    assert!(text.contains("endpoints: 127.0.0.7:443"), "{text}");
+    // The other host of the ServiceEntry: its own route.
+    let json: serde_json::Value = serde_json::from_str(&explain_yaml(
+        TLS_MESH,
+        &["-o", "json", "--sni", "pay.example.com", "http://ignored/"],
+    ))
+    .unwrap();
+    assert_eq!(json["tls"]["route"], "outbound|443||pay.example.com");
+    assert_eq!(json["tls"]["sni"], "pay.example.com");
+    assert!(json["virtual_service"].is_null());
+    assert_eq!(
+        json["destinations"][0]["cluster"],
+        "outbound|443||pay.example.com"
+    );
+    let text = explain_yaml(TLS_MESH, &["--sni", "other.example.com", "http://x/"]);
+    assert!(
+        text.contains("Problem: no TLS route takes SNI \"other.example.com\": the connection is closed (NR filter_chain_not_found)"),
+        "{text}"
+    );
+}
+
+/// On a gateway PASSTHROUGH port, the SNI picks a `tls` route (or an
+/// HTTPS server beside it); none: closed, NR.
+#[test]
+fn gateway_passthrough_ports_explain_the_tls_route_chosen_by_sni() {
+    let yaml = format!(
+        "{TLS_MESH}apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: ingress, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: tls, protocol: TLS}}
+    hosts: ['*.example.com']
+    tls: {{mode: PASSTHROUGH}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: sni, namespace: istio-system}}
+spec:
+  hosts: ['*.example.com']
+  gateways: [ingress]
+  tls:
+  - match: [{{sniHosts: [api.example.com]}}]
+    route: [{{destination: {{host: canary.internal}}}}]
+  - match: [{{sniHosts: ['*.example.com']}}]
+    route: [{{destination: {{host: api.example.com}}}}]
+---
+"
+    );
+    fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["--gateway", "--labels", "istio=ingressgateway"];
+        v.extend_from_slice(extra);
+        v
+    }
+    let text = explain_yaml(&yaml, &with(&["https://pay.example.com/"]));
+    assert!(text.contains("Gateway port:    443 (TLS)"), "{text}");
+    assert!(text.contains("SNI:             pay.example.com"), "{text}");
+    assert!(
+        text.contains("TLS route:       istio-system/sni#tls[1] (server names: *.example.com)"),
+        "{text}"
+    );
+    assert!(text.contains("outbound|443||api.example.com"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&explain_yaml(
+        &yaml,
+        &with(&[
+            "-o",
+            "json",
+            "--sni",
+            "api.example.com",
+            "--port",
+            "443",
+            "http://x/",
+        ]),
+    ))
+    .unwrap();
+    assert_eq!(json["gateway"]["tls_mode"], "PASSTHROUGH");
+    assert_eq!(json["tls"]["route"], "istio-system/sni#tls[0]");
+    assert_eq!(json["route"]["index"], 0);
+    let text = explain_yaml(
+        &yaml,
+        &with(&["--sni", "example.org", "https://example.org/"]),
+    );
+    assert!(
+        text.contains("no filter chain on port 443 takes SNI \"example.org\""),
+        "{text}"
+    );
+    assert!(text.contains("NR filter_chain_not_found"), "{text}");
+}

@@ -48,6 +48,21 @@ async fn a_client_hello_reaches_the_tls_service_of_its_sni_and_http_still_works(
     assert_eq!(e["route_name"], "outbound|443||api.example.com");
     assert_eq!(e["upstream_host"], api.addr.to_string());
     assert_eq!(e["response_flags"], "-");
+
+    // The live /explain of an https URL is the TLS route its SNI picks.
+    let r = get(
+        proxy.running.admin,
+        "admin",
+        "/explain?url=https://api.example.com/",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(v["tls"]["route"], "outbound|443||api.example.com", "{v}");
+    assert_eq!(
+        v["destinations"][0]["endpoint_health"][0]["address"],
+        api.addr.to_string(),
+        "{v}"
+    );
 }
 
 /// A VirtualService `tls` rule for the host sends its SNI elsewhere
