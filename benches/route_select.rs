@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
-use strait::compile::{Options, Snapshot, compile};
+use strait::compile::{ProxyIdentity, Snapshot, compile};
 use strait::load::{LoadOptions, load_str};
 use strait::route::RequestView;
 
@@ -24,7 +24,7 @@ fn snapshot(n: usize) -> Snapshot {
         },
     );
     assert!(cfg.problems.is_empty() && cfg.load_errors.is_empty());
-    compile(&cfg, &Options::default())
+    compile(&cfg, &ProxyIdentity::default())
 }
 
 fn select(c: &mut Criterion) {
@@ -63,7 +63,7 @@ fn compile_10k(c: &mut Criterion) {
                     ..Default::default()
                 },
             );
-            black_box(compile(&cfg, &Options::default()));
+            black_box(compile(&cfg, &ProxyIdentity::default()));
         })
     });
     g.finish();

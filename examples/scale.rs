@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use strait::analyze::{self, Context, MeshConfig};
-use strait::compile::{Options, compile};
+use strait::compile::{ProxyIdentity, compile};
 use strait::load::{LoadOptions, load_str};
 
 #[path = "../benches/support/scale_config.rs"]
@@ -71,7 +71,7 @@ fn phases(n: usize, rounds: usize) {
         let msgs = analyze::run(&Context::new(&cfg, &mesh), &names).unwrap_or_default();
         let validate = t.elapsed();
         let t = Instant::now();
-        let snap = compile(&cfg, &Options::default());
+        let snap = compile(&cfg, &ProxyIdentity::default());
         let compiled = t.elapsed();
         // Everything `strait check` runs.
         let t = Instant::now();
@@ -81,10 +81,10 @@ fn phases(n: usize, rounds: usize) {
         // What a reload does before the swap (schema checks ∥ compile), and
         // at start (Istio's other analyzers on a third thread as well).
         let t = Instant::now();
-        let reload_build = strait::pipeline::build(cfg.clone(), &Options::default()).is_ok();
+        let reload_build = strait::pipeline::build(cfg.clone(), &ProxyIdentity::default()).is_ok();
         let reload_built = t.elapsed();
         let t = Instant::now();
-        let start_build = strait::pipeline::build_advised(cfg, &Options::default()).is_ok();
+        let start_build = strait::pipeline::build_advised(cfg, &ProxyIdentity::default()).is_ok();
         let start_built = t.elapsed();
         assert!(reload_build && start_build);
         println!(
@@ -102,7 +102,7 @@ fn run(path: &str, reloads: usize) {
         strait::source::file::load_paths(&paths, &strait::pipeline::load_options("default"));
     let strait::pipeline::Built {
         config, snapshot, ..
-    } = match strait::pipeline::build(loaded, &Options::default()) {
+    } = match strait::pipeline::build(loaded, &ProxyIdentity::default()) {
         Ok(b) => b,
         Err(rejection) => {
             eprintln!("{rejection}");

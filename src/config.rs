@@ -1,6 +1,6 @@
 //! The loaded configuration: typed resources with their metadata and the place
 //! in the source each came from. Produced by `load`, read by `validate`,
-//! `analyze` and (later) the route compiler. No I/O here.
+//! `analyze` and `compile`. No I/O here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::compile::routes::ordered_virtual_services;
 use crate::compile::services::{destination_rule_for, visible};
-use crate::compile::{Options, Snapshot, policy};
+use crate::compile::{ProxyIdentity, Snapshot, policy};
 use crate::config::ConfigSet;
 use crate::model::host;
 use crate::route::{Action, RequestView, Route, rewrite, split_authority};
@@ -168,7 +168,7 @@ pub struct GatewayChoice {
 /// Explain `req` for a proxy described by `opts`. An `https://` URL is a
 /// TLS connection to the sidecar listener: routed by its SNI (the URL's
 /// host), see [`explain_sidecar_tls`].
-pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Request) -> Report {
+pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &ProxyIdentity, req: &Request) -> Report {
     if req.scheme == "https" {
         let (host, _) = split_authority(&req.authority);
         return explain_sidecar_tls(config, snap, opts, req, Some(host));
@@ -183,7 +183,7 @@ pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &Options, req: &Reques
 pub fn explain_sidecar_tls(
     config: &ConfigSet,
     snap: &Snapshot,
-    opts: &Options,
+    opts: &ProxyIdentity,
     req: &Request,
     sni: Option<&str>,
 ) -> Report {
@@ -203,7 +203,7 @@ pub fn explain_sidecar_tls(
 fn tls_route(
     config: &ConfigSet,
     snap: &Snapshot,
-    opts: &Options,
+    opts: &ProxyIdentity,
     sni: Option<&str>,
     route: &crate::compile::sni::TlsRoute,
     r: &mut Report,
@@ -253,7 +253,7 @@ fn tls_route(
 pub fn explain_gateway(
     config: &ConfigSet,
     snap: &Snapshot,
-    opts: &Options,
+    opts: &ProxyIdentity,
     req: &Request,
     port: Option<u16>,
     sni: Option<&str>,
@@ -388,7 +388,7 @@ fn empty_report(req: &Request) -> Report {
 fn explain_in(
     config: &ConfigSet,
     snap: &Snapshot,
-    opts: &Options,
+    opts: &ProxyIdentity,
     req: &Request,
     table: &crate::route::RouteTable,
     mut r: Report,
@@ -464,7 +464,7 @@ fn explain_in(
 /// Other VirtualServices naming this host, and why they do not apply.
 fn others(
     config: &ConfigSet,
-    opts: &Options,
+    opts: &ProxyIdentity,
     fqdn: &str,
     winner: Option<&str>,
 ) -> Vec<OtherVirtualService> {
@@ -586,7 +586,7 @@ fn describe_policies(route: &Route, r: &mut Report) {
 fn describe_route(
     config: &ConfigSet,
     snap: &Snapshot,
-    opts: &Options,
+    opts: &ProxyIdentity,
     req: &Request,
     route: &Route,
     r: &mut Report,
@@ -651,7 +651,7 @@ fn describe_route(
 fn describe_destinations<'a>(
     config: &ConfigSet,
     snap: &Snapshot,
-    opts: &Options,
+    opts: &ProxyIdentity,
     clusters: impl Iterator<Item = &'a crate::route::WeightedCluster>,
     r: &mut Report,
 ) {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::analyze::{self, Context, Level, MeshConfig, Message};
-use crate::compile::{self, Options, Snapshot};
+use crate::compile::{self, ProxyIdentity, Snapshot};
 use crate::config::{ConfigSet, LoadError};
 use crate::load::LoadOptions;
 
@@ -91,13 +91,13 @@ pub fn load_valid(
 /// configuration is served, so a reload runs them after the new one is
 /// live, off the critical path (at 10,000 services they cost as much as
 /// the compile).
-pub fn build(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> {
+pub fn build(config: ConfigSet, identity: &ProxyIdentity) -> Result<Built, Rejection> {
     build_with(config, identity, false, false).map(|(b, _)| b)
 }
 
 /// [`build`], with [`advise`]'s messages in `Built::warnings` as well, run
 /// on a third thread meanwhile: what `strait run` says at start.
-pub fn build_advised(config: ConfigSet, identity: &Options) -> Result<Built, Rejection> {
+pub fn build_advised(config: ConfigSet, identity: &ProxyIdentity) -> Result<Built, Rejection> {
     build_with(config, identity, false, true).map(|(b, _)| b)
 }
 
@@ -108,14 +108,14 @@ pub fn build_advised(config: ConfigSet, identity: &Options) -> Result<Built, Rej
 /// resources left out, as `strait check` prints them.
 pub fn build_each(
     config: ConfigSet,
-    identity: &Options,
+    identity: &ProxyIdentity,
 ) -> Result<(Built, Vec<Message>), Rejection> {
     build_with(config, identity, true, false)
 }
 
 fn build_with(
     mut config: ConfigSet,
-    identity: &Options,
+    identity: &ProxyIdentity,
     drop_invalid: bool,
     advised: bool,
 ) -> Result<(Built, Vec<Message>), Rejection> {
@@ -308,10 +308,10 @@ pub fn compile_for(
 ) -> Snapshot {
     compile::compile(
         config,
-        &Options {
+        &ProxyIdentity {
             namespace: namespace.to_string(),
             labels: labels.clone(),
-            ..Options::default()
+            ..ProxyIdentity::default()
         },
     )
 }
@@ -332,7 +332,7 @@ mod tests {
             m.iter()
                 .any(|m| m.kind.code == "IST0101" && m.level() == Level::Error)
         };
-        let identity = Options::default();
+        let identity = ProxyIdentity::default();
         assert!(!ist0101(&build(load(), &identity).ok().unwrap().warnings));
         assert!(ist0101(
             &build_advised(load(), &identity).ok().unwrap().warnings

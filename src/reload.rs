@@ -105,7 +105,7 @@ impl Reloader {
                 live.identity.domain.clone(),
             )
         };
-        let identity = crate::compile::Options {
+        let identity = crate::compile::ProxyIdentity {
             namespace: self.namespace.clone(),
             labels: self.labels.clone(),
             locality,
@@ -188,7 +188,7 @@ impl Reloader {
     fn apply_endpoints(
         &self,
         mut config: crate::config::ConfigSet,
-        identity: &crate::compile::Options,
+        identity: &crate::compile::ProxyIdentity,
         now: String,
         started: Instant,
         generations: Option<(u64, u64)>,

@@ -207,7 +207,7 @@ async fn a_port_that_cannot_be_bound_on_reload_is_reported_and_the_rest_serves()
     let yaml = config(web.addr, db, "");
     let proxy = support::Proxy::start_as(
         &yaml,
-        strait::compile::Options {
+        strait::compile::ProxyIdentity {
             labels: LABELS
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use strait::proxy::Limits;
+use strait::proxy::DownstreamLimits;
 use support::*;
 
 /// Generous bound on any single wait (a hang fails, it never stalls CI).
@@ -35,7 +35,7 @@ fn config(up: SocketAddr) -> String {
         + "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a.test]\n  http:\n  - route: [{destination: {host: a.test}}]\n---\n"
 }
 
-async fn proxy_with(up: SocketAddr, limits: Limits) -> Proxy {
+async fn proxy_with(up: SocketAddr, limits: DownstreamLimits) -> Proxy {
     Proxy::start_with_limits(&config(up), limits).await
 }
 
@@ -305,7 +305,7 @@ async fn until_goaway(r: &mut TcpStream) -> (Option<u32>, Vec<(u32, u32)>) {
 async fn case_09_request_headers_over_60_kib_or_100_headers_are_431_never_forwarded() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     canary(&proxy).await;
     let baseline = open_fds();
 
@@ -414,10 +414,10 @@ async fn case_09_request_headers_over_60_kib_or_100_headers_are_431_never_forwar
 async fn case_09_max_request_headers_kb_is_configurable() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         max_request_headers_kb: 16,
         max_request_headers: 10,
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     let big = "x".repeat(20 * 1024);
@@ -443,9 +443,9 @@ async fn case_09_max_request_headers_kb_is_configurable() {
 async fn case_14_slowloris_is_closed_at_the_header_timeout() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         request_headers_timeout: Some(Duration::from_millis(400)),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     canary(&proxy).await;
@@ -502,9 +502,9 @@ async fn case_14_header_timeout_runs_from_the_heads_first_byte_not_while_keep_al
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
     let header_timeout = Duration::from_millis(300);
-    let limits = Limits {
+    let limits = DownstreamLimits {
         request_headers_timeout: Some(header_timeout),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     let mut s = connect(proxy.addr()).await;
@@ -540,9 +540,9 @@ async fn case_14_header_timeout_runs_from_the_heads_first_byte_not_while_keep_al
 async fn case_15_slow_post_gets_408_si_at_the_stream_idle_timeout() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         stream_idle_timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     canary(&proxy).await;
@@ -579,9 +579,9 @@ async fn case_15_slow_post_gets_408_si_at_the_stream_idle_timeout() {
 async fn case_15_stream_idle_after_the_request_arrived_is_504_si() {
     let _serial = SERIAL.lock().await;
     let up = slow_upstream(Duration::from_secs(3)).await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         stream_idle_timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     let started = Instant::now();
@@ -610,9 +610,9 @@ async fn case_15_slow_read_is_closed_and_buffering_stays_bounded() {
         }),
     )
     .await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         stream_idle_timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     canary(&proxy).await;
@@ -659,9 +659,9 @@ async fn case_15_slow_read_is_closed_and_buffering_stays_bounded() {
 async fn case_16_connection_flood_over_max_connections_is_refused_and_recovers() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         max_connections: 20,
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     canary(&proxy).await;
@@ -710,9 +710,9 @@ async fn case_16_connection_flood_over_max_connections_is_refused_and_recovers()
 async fn case_16_overload_guard_sheds_with_503_om_and_recovers() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         memory_sample_interval: Duration::from_millis(10),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
     let shared = proxy.running.shared.clone();
@@ -764,7 +764,7 @@ async fn case_16_overload_guard_sheds_with_503_om_and_recovers() {
 async fn case_17_rapid_reset_gets_goaway_enhance_your_calm() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     h2_canary(&proxy).await;
     let baseline = open_fds();
 
@@ -820,7 +820,7 @@ async fn case_17_rapid_reset_gets_goaway_enhance_your_calm() {
 async fn case_18_continuation_flood_is_a_connection_error_memory_flat() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     h2_canary(&proxy).await;
     let baseline = open_fds();
     let rss_before = rss();
@@ -865,7 +865,7 @@ async fn case_18_continuation_flood_is_a_connection_error_memory_flat() {
 async fn case_19_made_you_reset_gets_goaway_enhance_your_calm() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     h2_canary(&proxy).await;
     let baseline = open_fds();
 
@@ -919,7 +919,7 @@ async fn case_19_made_you_reset_gets_goaway_enhance_your_calm() {
 async fn case_19_window_update_zero_is_a_connection_error() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     let (mut s, _) = h2_connect(proxy.addr()).await;
     let mut out = frame(HEADERS, END_HEADERS, 1, &request_block(true));
     out.extend(frame(WINDOW_UPDATE, 0, 1, &0u32.to_be_bytes()));
@@ -939,7 +939,7 @@ async fn case_19_window_update_zero_is_a_connection_error() {
 async fn case_19_ping_and_settings_floods_stay_bounded() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     h2_canary(&proxy).await;
     let baseline = open_fds();
     let rss_before = rss();
@@ -998,7 +998,7 @@ async fn case_20_streams_over_max_concurrent_streams_are_refused_rest_served() {
         }),
     )
     .await;
-    let proxy = proxy_with(up.addr, Limits::default()).await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
     let baseline = open_fds();
 
     let (mut s, settings) = h2_connect(proxy.addr()).await;
@@ -1061,9 +1061,9 @@ async fn case_20_streams_over_max_concurrent_streams_are_refused_rest_served() {
 async fn idle_timeout_closes_quiet_connections_with_goaway() {
     let _serial = SERIAL.lock().await;
     let up = slow_upstream(Duration::from_millis(600)).await;
-    let limits = Limits {
+    let limits = DownstreamLimits {
         idle_timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
+        ..DownstreamLimits::default()
     };
     let proxy = proxy_with(up.addr, limits).await;
 

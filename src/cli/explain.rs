@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use http::HeaderMap;
 
 use super::exit;
-use crate::compile::Options;
+use crate::compile::ProxyIdentity;
 use crate::explain::{self, Request};
 use crate::pipeline::load_valid;
 
@@ -57,12 +57,12 @@ pub fn run(args: ExplainArgs) -> i32 {
             return exit::rejected(&rejection);
         }
     };
-    let opts = Options {
+    let opts = ProxyIdentity {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
         domain: args.domain_suffix.clone(),
         gateway: args.gateway,
-        ..Options::default()
+        ..ProxyIdentity::default()
     };
     let snap = crate::compile::compile(&config, &opts);
     if args.gateway {

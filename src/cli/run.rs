@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::exit;
-use crate::compile::Options;
+use crate::compile::ProxyIdentity;
 use crate::config::ConfigSet;
 use crate::pipeline;
 use crate::proxy::access_log::{AccessLog, Format};
@@ -35,7 +35,7 @@ pub struct RunArgs {
     /// Run as a gateway workload, binding its server ports here.
     pub gateway: Option<crate::proxy::gateway::Bind>,
     /// Downstream limits and the overload guard.
-    pub limits: crate::proxy::Limits,
+    pub limits: crate::proxy::DownstreamLimits,
     /// Share `listen` with other processes (SO_REUSEPORT); refused otherwise.
     pub reuse_port: bool,
 }
@@ -116,11 +116,11 @@ fn parse_timeout(s: &str) -> Result<Timeout, String> {
 
 impl LimitArgs {
     /// The limits, validated; `Err` says which flag to fix.
-    pub fn into_limits(self) -> Result<crate::proxy::Limits, String> {
+    pub fn into_limits(self) -> Result<crate::proxy::DownstreamLimits, String> {
         let max_connections = match self.max_connections {
             Some(n) => n,
             None => {
-                let default = crate::proxy::Limits::default().max_connections;
+                let default = crate::proxy::DownstreamLimits::default().max_connections;
                 // Each proxied connection needs a downstream and usually an
                 // upstream descriptor: past half the limit, accept() fails.
                 match crate::proxy::limits::open_files_limit() {
@@ -129,7 +129,7 @@ impl LimitArgs {
                 }
             }
         };
-        let limits = crate::proxy::Limits {
+        let limits = crate::proxy::DownstreamLimits {
             max_connections,
             max_request_headers_kb: self.max_request_headers_kb,
             max_request_headers: self.max_request_headers,
@@ -139,7 +139,7 @@ impl LimitArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             buffer_limit_kb: self.buffer_limit_kb,
             memory_limit: self.memory_limit,
-            ..crate::proxy::Limits::default()
+            ..crate::proxy::DownstreamLimits::default()
         };
         limits.validate()?;
         Ok(limits)
@@ -221,13 +221,13 @@ pub fn run(args: RunArgs) -> i32 {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let identity = Options {
+    let identity = ProxyIdentity {
         namespace: args.namespace.clone(),
         labels: args.labels.clone(),
         locality: args.locality.clone(),
         gateway: args.gateway.is_some(),
         domain: args.domain_suffix.clone(),
-        ..Options::default()
+        ..ProxyIdentity::default()
     };
     if args.kube.kubernetes && !cfg!(feature = "kubernetes") {
         let _ = writeln!(
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn flag_defaults_are_the_library_defaults() {
         let mut got = Cli::parse_from(["strait"]).limits.into_limits().unwrap();
-        let want = crate::proxy::Limits::default();
+        let want = crate::proxy::DownstreamLimits::default();
         // The connection cap may be lowered to fit the open-file limit.
         assert!(got.max_connections <= want.max_connections);
         got.max_connections = want.max_connections;

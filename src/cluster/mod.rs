@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 
 use crate::compile::cluster_policy::ClusterPolicy;
 pub use crate::compile::cluster_policy::Kind;
-use crate::compile::{Cluster, Endpoint, Options, Snapshot};
+use crate::compile::{Cluster, Endpoint, ProxyIdentity, Snapshot};
 use crate::route::ClusterKey;
 pub use balance::{Balancer, HashTable, Pick, PickError};
 pub use limits::{Breakers, Permit};
@@ -134,7 +134,11 @@ impl LocalityLb {
     /// `None` when it changes nothing: locality LB off, the proxy's
     /// locality unknown (and no `failoverPriority`), one priority only and
     /// no `distribute` rule for the proxy.
-    pub fn new(cluster: &Cluster, hosts: &[Arc<Host>], identity: &Options) -> Option<LocalityLb> {
+    pub fn new(
+        cluster: &Cluster,
+        hosts: &[Arc<Host>],
+        identity: &ProxyIdentity,
+    ) -> Option<LocalityLb> {
         let setting = cluster.policy.locality.as_ref()?;
         let proxy = Locality::parse(&identity.locality);
         if proxy.is_empty() && setting.failover_priority.is_empty() {
@@ -236,7 +240,7 @@ impl ClusterState {
     pub fn new(
         cluster: &Cluster,
         previous: Option<&ClusterState>,
-        identity: &Options,
+        identity: &ProxyIdentity,
     ) -> ClusterState {
         let hosts: Vec<Arc<Host>> = cluster
             .endpoints
@@ -387,7 +391,7 @@ pub struct Registry {
     clusters: ArcSwap<StateMap>,
     /// The proxy identity of the last reconcile (locality load balancing
     /// depends on it).
-    identity: ArcSwap<Options>,
+    identity: ArcSwap<ProxyIdentity>,
     /// Serializes reconciles (reads never take it).
     write: Mutex<()>,
 }

@@ -210,7 +210,7 @@ impl OutlierDetector {
         match outcome {
             HostOutcome::Status(code) => {
                 if split {
-                    self.local_origin_success(&mut st.hosts[host]);
+                    st.hosts[host].consecutive_local_origin = 0;
                 }
                 let code = if self.config.http_error_codes.is_empty() {
                     code
@@ -224,7 +224,7 @@ impl OutlierDetector {
             HostOutcome::Success => {
                 self.http_code(&mut st.hosts[host], 200, &mut detected);
                 if split {
-                    self.local_origin_success(&mut st.hosts[host]);
+                    st.hosts[host].consecutive_local_origin = 0;
                 }
             }
             HostOutcome::LocalOriginFailure | HostOutcome::Reset | HostOutcome::Timeout => {
@@ -271,10 +271,6 @@ impl OutlierDetector {
             h.consecutive_5xx = 0;
             h.consecutive_gateway = 0;
         }
-    }
-
-    fn local_origin_success(&self, h: &mut HostState) {
-        h.consecutive_local_origin = 0;
     }
 
     /// Envoy `onConsecutiveErrorWorker` + `ejectHost`.

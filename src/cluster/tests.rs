@@ -135,7 +135,7 @@ fn located(eps: &[(&str, &str)], policy: &str, at: &str) -> Snapshot {
     assert!(cfg.load_errors.is_empty() && cfg.problems.is_empty());
     crate::compile::compile(
         &cfg,
-        &Options {
+        &ProxyIdentity {
             locality: at.into(),
             ..Default::default()
         },

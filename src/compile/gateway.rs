@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::gateway_tls::{self, ServerTls};
 use super::routes::{build_routes, is_catch_all, l4_destinations, ordered_bound};
 use super::sni::{self, TlsRoute};
-use super::{Cluster, Options, ServiceInfo};
+use super::{Cluster, ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{
     self, HTTPMatchRequest, L4MatchAttributes, Protocol, TLSMatchAttributes, VirtualService, host,
@@ -354,7 +354,7 @@ pub fn http_match_applies(
     port: u16,
     gateway: &str,
     vs_namespace: &str,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> bool {
     if m.port.is_some_and(|p| p != u32::from(port)) {
         return false;
@@ -520,7 +520,7 @@ pub fn compile(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> GatewayListeners {
     let mut out = GatewayListeners::default();
     let ports = merge_servers(config, opts, &mut out.problems);
@@ -562,7 +562,7 @@ pub fn compile(
 /// pilot's `mergeGateways` does; what cannot be served goes to `problems`.
 fn merge_servers(
     config: &ConfigSet,
-    opts: &Options,
+    opts: &ProxyIdentity,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<u16, PortAcc> {
     let mut gateways: Vec<&Resource<model::Gateway>> = config
@@ -720,7 +720,7 @@ struct PortCtx<'a> {
     bound: &'a HashMap<String, Vec<&'a Resource<VirtualService>>>,
     services: &'a [Arc<ServiceInfo>],
     clusters: &'a super::ClusterMap,
-    opts: &'a Options,
+    opts: &'a ProxyIdentity,
 }
 
 impl PortCtx<'_> {
@@ -864,7 +864,7 @@ pub(super) fn tcp_destinations(
     port: u16,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Vec<TcpDestination> {
     l4_destinations(vs, routes, port, services, clusters, opts)
         .into_iter()
@@ -906,7 +906,7 @@ fn http_table(
     bound: &HashMap<String, Vec<&Resource<VirtualService>>>,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> RouteTable {
     struct Acc {
         routes: Vec<Route>,
@@ -1033,7 +1033,7 @@ fn tcp_route(
     bound: &HashMap<String, Vec<&Resource<VirtualService>>>,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Option<TcpRoute> {
     let gw = server.gateway.as_str();
     for vs in bound.get(gw).map(Vec::as_slice).unwrap_or_default() {

@@ -86,7 +86,7 @@ fn snap() -> Snapshot {
     );
     assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
-    compile(&cfg, &Options::default())
+    compile(&cfg, &ProxyIdentity::default())
 }
 
 fn endpoints(s: &Snapshot, subset: &str, port: u16) -> Vec<String> {
@@ -189,6 +189,6 @@ fn service_entry_host_wins_over_service() {
             ..Default::default()
         },
     );
-    let s = compile(&cfg, &Options::default());
+    let s = compile(&cfg, &ProxyIdentity::default());
     assert_eq!(endpoints(&s, "", 9080), ["10.9.9.9:9080"]);
 }

@@ -19,7 +19,7 @@ use crate::route::{ClusterKey, RouteTable, UpstreamProtocol};
 
 /// Who the proxy is: its namespace and labels decide which config applies.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct ProxyIdentity {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub domain: String,
@@ -32,9 +32,9 @@ pub struct Options {
     pub gateway: bool,
 }
 
-impl Default for Options {
+impl Default for ProxyIdentity {
     fn default() -> Self {
-        Options {
+        ProxyIdentity {
             namespace: "default".into(),
             labels: BTreeMap::new(),
             domain: "cluster.local".into(),
@@ -139,7 +139,7 @@ pub type ClusterMap = HashMap<ClusterKey, Arc<Cluster>, rustc_hash::FxBuildHashe
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// The proxy identity this snapshot was compiled for.
-    pub identity: Options,
+    pub identity: ProxyIdentity,
     /// Shared with the next snapshot when only endpoints changed.
     pub routes: Arc<RouteTable>,
     pub clusters: ClusterMap,
@@ -153,7 +153,7 @@ pub struct Snapshot {
 }
 
 /// Build the snapshot for a proxy described by `opts`.
-pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
+pub fn compile(config: &ConfigSet, opts: &ProxyIdentity) -> Snapshot {
     let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
     let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
     let clusters = services::clusters(config, &services, &endpoints, opts);
@@ -181,7 +181,11 @@ pub fn compile(config: &ConfigSet, opts: &Options) -> Snapshot {
 /// (`pilot/pkg/xds/eds.go`). Routes name clusters by key, and the keys,
 /// policies and names come from Services and DestinationRules, which did
 /// not change.
-pub fn compile_endpoints(config: &ConfigSet, opts: &Options, previous: &Snapshot) -> Snapshot {
+pub fn compile_endpoints(
+    config: &ConfigSet,
+    opts: &ProxyIdentity,
+    previous: &Snapshot,
+) -> Snapshot {
     let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
     let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
     let clusters = services::clusters(config, &services, &endpoints, opts);

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::services::visible;
-use super::{Options, ServiceInfo};
+use super::{ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{
     self, HTTPMatchRequest, HTTPRoute, HeaderOperations, Protocol, StringMatch, VirtualService,
@@ -27,7 +27,7 @@ use crate::route::{
 /// name, then public; within a group by creation time, name, namespace.
 pub fn ordered_virtual_services<'a>(
     config: &'a ConfigSet,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Vec<&'a Resource<VirtualService>> {
     ordered_bound(config, opts, |vs| {
         vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
@@ -40,7 +40,7 @@ pub fn ordered_virtual_services<'a>(
 /// (`PushContext.VirtualServicesForGateway`).
 pub(super) fn ordered_bound<'a>(
     config: &'a ConfigSet,
-    opts: &Options,
+    opts: &ProxyIdentity,
     bound: impl Fn(&Resource<VirtualService>) -> bool,
 ) -> Vec<&'a Resource<VirtualService>> {
     let mut v: Vec<(u8, &Resource<VirtualService>)> = config
@@ -79,7 +79,7 @@ pub fn route_table(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> RouteTable {
     let vss = ordered_virtual_services(config, opts);
     // Host → first VirtualService in Istio's order, built once so that the
@@ -144,7 +144,7 @@ pub fn route_table(
 /// `name` from the same namespace.
 /// ExternalName aliases get the same forms; a headless Kubernetes Service
 /// also `*.` each (per-pod names); then the Service's VIPs.
-fn domains(svc: &ServiceInfo, opts: &Options) -> Vec<String> {
+fn domains(svc: &ServiceInfo, opts: &ProxyIdentity) -> Vec<String> {
     let mut out = Vec::new();
     let suffix = format!(".svc.{}", opts.domain);
     for h in std::iter::once(&svc.fqdn).chain(&svc.aliases) {
@@ -233,7 +233,7 @@ pub(super) fn build_routes(
     svc: Option<&ServiceInfo>,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
     applies: &dyn Fn(&HTTPMatchRequest) -> bool,
 ) -> Vec<Route> {
     let mut out = Vec::new();
@@ -286,7 +286,7 @@ pub(super) fn build_routes(
 }
 
 /// Config-time selectors: port, sourceLabels, sourceNamespace, gateways.
-fn applies(m: &HTTPMatchRequest, port: u16, opts: &Options) -> bool {
+fn applies(m: &HTTPMatchRequest, port: u16, opts: &ProxyIdentity) -> bool {
     m.port.is_none_or(|p| p == u32::from(port))
         && m.source_labels
             .iter()
@@ -507,7 +507,7 @@ pub(super) fn l4_destinations(
     port: u16,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Vec<WeightedCluster> {
     let ctx = RouteCtx {
         ns: vs.namespace(),
@@ -547,7 +547,7 @@ struct RouteCtx<'a> {
     svc: Option<&'a ServiceInfo>,
     services: &'a [Arc<ServiceInfo>],
     clusters: &'a super::ClusterMap,
-    opts: &'a Options,
+    opts: &'a ProxyIdentity,
 }
 
 impl RouteCtx<'_> {

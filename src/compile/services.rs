@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::cluster_policy::ClusterPolicy;
-use super::{Cluster, Endpoint, Options, ServiceInfo, ServicePortInfo};
+use super::{Cluster, Endpoint, ProxyIdentity, ServiceInfo, ServicePortInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{DestinationRule, Protocol, Resolution, ServiceEntry, WorkloadEntry, host};
 use crate::route::{ClusterKey, UpstreamProtocol};
@@ -22,7 +22,7 @@ pub fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
 }
 
 /// Every service visible to the proxy, by FQDN (first definition wins).
-pub fn services(config: &ConfigSet, opts: &Options) -> Vec<Arc<ServiceInfo>> {
+pub fn services(config: &ConfigSet, opts: &ProxyIdentity) -> Vec<Arc<ServiceInfo>> {
     services_and_endpoints(config, opts).0
 }
 
@@ -33,7 +33,7 @@ pub type ServiceEndpoints<'a> = Vec<Cow<'a, WorkloadEntry>>;
 /// [`services`], and each one's endpoints (same order) for [`clusters`].
 pub fn services_and_endpoints<'a>(
     config: &'a ConfigSet,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
     let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
     services_and_endpoints_with(config, &kube, opts)
@@ -45,7 +45,7 @@ pub fn services_and_endpoints<'a>(
 pub fn services_and_endpoints_with<'a>(
     config: &'a ConfigSet,
     kube: &[crate::kubernetes::RegistryService],
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
     let mut seen = HashMap::new();
     let mut out = Vec::new();
@@ -210,7 +210,7 @@ impl AppliedRule {
 pub fn destination_rule_for(
     config: &ConfigSet,
     svc: &ServiceInfo,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Option<AppliedRule> {
     destination_rule_in(&DrIndex::new(config, opts), svc, opts)
 }
@@ -223,7 +223,7 @@ pub struct DrIndex<'a> {
 }
 
 impl<'a> DrIndex<'a> {
-    pub fn new(config: &'a ConfigSet, opts: &Options) -> DrIndex<'a> {
+    pub fn new(config: &'a ConfigSet, opts: &ProxyIdentity) -> DrIndex<'a> {
         let mut exact: HashMap<String, Vec<&'a Resource<DestinationRule>>> = HashMap::new();
         let mut wildcards = Vec::new();
         for dr in &config.destination_rules {
@@ -264,7 +264,7 @@ impl<'a> DrIndex<'a> {
 pub fn destination_rule_in(
     index: &DrIndex<'_>,
     svc: &ServiceInfo,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Option<AppliedRule> {
     let stage = |ns: &str, proxy_ns: bool| -> Option<AppliedRule> {
         let mut found: Vec<(&Resource<DestinationRule>, String)> = index
@@ -330,7 +330,7 @@ pub fn clusters(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
     endpoints: &[ServiceEndpoints<'_>],
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> super::ClusterMap {
     let mut out = super::ClusterMap::default();
     let dr_index = DrIndex::new(config, opts);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::gateway::{TcpDestination, tcp_destinations};
 use super::routes::ordered_virtual_services;
-use super::{Options, ServiceInfo};
+use super::{ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{TLSMatchAttributes, VirtualService, host};
 use crate::route::{ClusterKey, HeaderOps, WeightedCluster};
@@ -153,7 +153,7 @@ pub fn sidecar_routes(
     config: &ConfigSet,
     services: &[Arc<ServiceInfo>],
     clusters: &super::ClusterMap,
-    opts: &Options,
+    opts: &ProxyIdentity,
 ) -> Vec<TlsRoute> {
     let mut ports: Vec<(u16, &Arc<ServiceInfo>)> = services
         .iter()
@@ -195,7 +195,7 @@ struct Sidecar<'a> {
     port: u16,
     services: &'a [Arc<ServiceInfo>],
     clusters: &'a super::ClusterMap,
-    opts: &'a Options,
+    opts: &'a ProxyIdentity,
 }
 
 impl Sidecar<'_> {

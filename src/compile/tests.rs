@@ -13,7 +13,7 @@ fn snap(yaml: &str) -> Snapshot {
         },
     );
     assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
-    compile(&cfg, &Options::default())
+    compile(&cfg, &ProxyIdentity::default())
 }
 
 fn bookinfo() -> Snapshot {
@@ -25,7 +25,7 @@ fn bookinfo() -> Snapshot {
             ..Default::default()
         },
     );
-    compile(&cfg, &Options::default())
+    compile(&cfg, &ProxyIdentity::default())
 }
 
 fn get<'a>(
@@ -284,13 +284,13 @@ spec:
 fn dr_for(yaml: &str, proxy_ns: &str, labels: &[(&str, &str)]) -> Option<String> {
     let cfg = load_str(yaml, "t.yaml", &LoadOptions::default());
     assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
-    let opts = Options {
+    let opts = ProxyIdentity {
         namespace: proxy_ns.into(),
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        ..Options::default()
+        ..ProxyIdentity::default()
     };
     let svcs = services::services(&cfg, &opts);
     let svc = svcs
@@ -380,9 +380,9 @@ fn destination_rules_for_one_host_merge_first_subset_and_policy_win() {
         )
     );
     let cfg = load_str(&yaml, "t.yaml", &LoadOptions::default());
-    let opts = Options {
+    let opts = ProxyIdentity {
         namespace: "prod".into(),
-        ..Options::default()
+        ..ProxyIdentity::default()
     };
     let svcs = services::services(&cfg, &opts);
     let applied = services::destination_rule_for(&cfg, &svcs[0], &opts).unwrap();

@@ -2,8 +2,8 @@ use super::*;
 use crate::load::{LoadOptions, load_str};
 use crate::source::file::load_paths;
 
-fn opts() -> Options {
-    Options::default()
+fn opts() -> ProxyIdentity {
+    ProxyIdentity::default()
 }
 
 fn run(

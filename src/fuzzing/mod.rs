@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::analyze::{self, Context, MeshConfig};
 use crate::cluster::Registry;
 use crate::cluster::balance::Pick;
-use crate::compile::{self, Options, Snapshot};
+use crate::compile::{self, ProxyIdentity, Snapshot};
 use crate::config::ConfigSet;
 use crate::explain;
 use crate::load::{self, LoadOptions};
@@ -98,9 +98,9 @@ fn check_and_compile(set: &ConfigSet) -> (Snapshot, Registry) {
     }
     let snapshot = compile::compile(
         set,
-        &Options {
+        &ProxyIdentity {
             locality: "us/east/a".into(),
-            ..Options::default()
+            ..ProxyIdentity::default()
         },
     );
     let registry = Registry::new();

@@ -1,7 +1,8 @@
 //! Kubernetes objects (Services, EndpointSlices, Pods, Nodes) → strait's
 //! service registry, with Istio's semantics
-//! (`pilot/pkg/serviceregistry/kube`). Pure and sans-IO: the file source
-//! and (later) the API watcher feed the same [`Index`].
+//! (`pilot/pkg/serviceregistry/kube`). Pure and sans-IO: `compile` builds
+//! the [`Index`] from the loaded configuration, whichever source (files or
+//! the API watcher) filled it.
 
 pub mod convert;
 pub mod index;

@@ -13,7 +13,8 @@ use xxhash_rust::xxh64::xxh64;
 
 use super::decode::decode;
 use super::yaml::{
-    Document, Limits, line_indexes, parse_each_without_lines, parse_head, parse_tail, split_point,
+    Document, InputLimits, line_indexes, parse_each_without_lines, parse_head, parse_tail,
+    split_point,
 };
 use crate::config::{
     ConfigSet, FileLines, Kind, LineIndex, LoadError, Meta, Origin, Resource, SchemaProblem,
@@ -26,7 +27,7 @@ pub struct LoadOptions {
     /// Namespace for resources without `metadata.namespace`; `None` keeps it
     /// empty (what Istio's analyzer test harness does).
     pub namespace: Option<String>,
-    pub limits: Limits,
+    pub limits: InputLimits,
 }
 
 /// Load YAML text; `file` names it in messages.
@@ -749,9 +750,9 @@ mod tests {
         }
         std::fs::write(&p, &text).unwrap();
         let opts = LoadOptions {
-            limits: Limits {
+            limits: InputLimits {
                 max_documents: 60,
-                ..Limits::default()
+                ..InputLimits::default()
             },
             ..LoadOptions::default()
         };

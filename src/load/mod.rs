@@ -10,4 +10,4 @@ pub mod loader;
 pub mod yaml;
 
 pub use loader::{LoadOptions, Loader, load_str};
-pub use yaml::Limits;
+pub use yaml::InputLimits;

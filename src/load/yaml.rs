@@ -14,7 +14,7 @@ use crate::config::LineIndex;
 
 /// Bounds on what one input may cost. Exceeding any is an error, never a hang.
 #[derive(Clone, Debug)]
-pub struct Limits {
+pub struct InputLimits {
     /// Largest file read, in bytes.
     pub max_file_bytes: u64,
     /// Most documents in one file.
@@ -25,9 +25,9 @@ pub struct Limits {
     pub max_nodes: usize,
 }
 
-impl Default for Limits {
+impl Default for InputLimits {
     fn default() -> Self {
-        Limits {
+        InputLimits {
             max_file_bytes: 64 * 1024 * 1024,
             max_documents: 100_000,
             max_depth: 128,
@@ -88,7 +88,7 @@ const ALIAS_RATIO: usize = 100;
 const ALIAS_FLOOR: usize = 10_000;
 
 struct Builder<'a, 'f> {
-    limits: &'a Limits,
+    limits: &'a InputLimits,
     /// Build each document's [`LineIndex`]. Off for loading: a path string
     /// per node is most of the parse, and lines are only needed for messages,
     /// so [`line_indexes`] builds them again when one is asked for.
@@ -123,7 +123,7 @@ fn err(span: &Span, message: impl Into<String>) -> YamlError {
 }
 
 /// Parse every document of `text`. Empty documents are skipped.
-pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, YamlError> {
+pub fn parse_documents(text: &str, limits: &InputLimits) -> Result<Vec<Document>, YamlError> {
     let mut docs = Vec::new();
     parse(text, limits, true, &mut |d| docs.push(d))?;
     Ok(docs)
@@ -133,7 +133,7 @@ pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Document>, Yam
 /// empty; `line` and `yaml11_bools` are as there). Errors are the same.
 pub fn parse_documents_without_lines(
     text: &str,
-    limits: &Limits,
+    limits: &InputLimits,
 ) -> Result<Vec<Document>, YamlError> {
     let mut docs = Vec::new();
     parse_each_without_lines(text, limits, &mut |d| docs.push(d))?;
@@ -147,7 +147,7 @@ pub fn parse_documents_without_lines(
 /// [`parse_documents`] returns.
 pub fn parse_each_without_lines(
     text: &str,
-    limits: &Limits,
+    limits: &InputLimits,
     each: &mut dyn FnMut(Document),
 ) -> Result<(), YamlError> {
     // An error message may name the path of the mapping: the full parse says
@@ -157,7 +157,7 @@ pub fn parse_each_without_lines(
 
 /// The line index of every document [`parse_documents`] returns, in order;
 /// empty when `text` does not parse.
-pub fn line_indexes(text: &str, limits: &Limits) -> Vec<LineIndex> {
+pub fn line_indexes(text: &str, limits: &InputLimits) -> Vec<LineIndex> {
     let mut lines = Vec::new();
     match parse(text, limits, true, &mut |d| lines.push(d.lines)) {
         Ok(()) => lines,
@@ -201,7 +201,7 @@ pub fn split_point(text: &str, min_len: usize) -> Option<(usize, usize)> {
 /// (the caller parses the whole file again on any error).
 pub fn parse_head(
     text: &str,
-    limits: &Limits,
+    limits: &InputLimits,
     each: &mut dyn FnMut(Document),
 ) -> Result<PartCounts, YamlError> {
     parse_counted(text, limits, false, false, each)
@@ -212,7 +212,7 @@ pub fn parse_head(
 /// error: the caller parses the whole file again.
 pub fn parse_tail(
     text: &str,
-    limits: &Limits,
+    limits: &InputLimits,
     each: &mut dyn FnMut(Document),
 ) -> Result<PartCounts, YamlError> {
     parse_counted(text, limits, false, true, each)
@@ -220,7 +220,7 @@ pub fn parse_tail(
 
 fn parse(
     text: &str,
-    limits: &Limits,
+    limits: &InputLimits,
     paths: bool,
     sink: &mut dyn FnMut(Document),
 ) -> Result<(), YamlError> {
@@ -229,7 +229,7 @@ fn parse(
 
 fn parse_counted(
     text: &str,
-    limits: &Limits,
+    limits: &InputLimits,
     paths: bool,
     no_aliases: bool,
     sink: &mut dyn FnMut(Document),
@@ -785,7 +785,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Vec<Document> {
-        parse_documents(s, &Limits::default()).expect("parses")
+        parse_documents(s, &InputLimits::default()).expect("parses")
     }
 
     #[test]
@@ -854,7 +854,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_rejected() {
-        let e = parse_documents("a: 1\na: 2\n", &Limits::default()).unwrap_err();
+        let e = parse_documents("a: 1\na: 2\n", &InputLimits::default()).unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("already defined"), "{}", e.message);
     }
@@ -879,14 +879,14 @@ mod tests {
                     .join(", ")
             ));
         }
-        let e = parse_documents(&s, &Limits::default()).unwrap_err();
+        let e = parse_documents(&s, &InputLimits::default()).unwrap_err();
         assert!(e.message.contains("alias bomb"), "{}", e.message);
     }
 
     #[test]
     fn deep_nesting_is_bounded() {
         let s = "[".repeat(10_000) + &"]".repeat(10_000);
-        let e = parse_documents(&s, &Limits::default()).unwrap_err();
+        let e = parse_documents(&s, &InputLimits::default()).unwrap_err();
         // saphyr-parser stops first (its own recursion limit), else ours does.
         assert!(
             e.message.contains("nested deeper") || e.message.contains("recursion limit"),
@@ -897,15 +897,15 @@ mod tests {
             + &(1..200)
                 .map(|i| format!("{}b:\n", " ".repeat(i)))
                 .collect::<String>();
-        let e = parse_documents(&s, &Limits::default()).unwrap_err();
+        let e = parse_documents(&s, &InputLimits::default()).unwrap_err();
         assert!(e.message.contains("nested deeper"), "{}", e.message);
     }
 
     #[test]
     fn document_count_is_bounded() {
-        let limits = Limits {
+        let limits = InputLimits {
             max_documents: 10,
-            ..Limits::default()
+            ..InputLimits::default()
         };
         let s = "---\na: 1\n".repeat(11);
         let e = parse_documents(&s, &limits).unwrap_err();
@@ -920,7 +920,7 @@ mod tests {
     fn parsing_without_lines_keeps_lines_flags_and_errors() {
         let text = "# c\n---\n\napiVersion: v1\nkind: A\nspec: {x: yes, l: [1, on]}\n---\n\"\": {b: 1}\nc: 2\n";
         let full = parse(text);
-        let fast = parse_documents_without_lines(text, &Limits::default()).expect("parses");
+        let fast = parse_documents_without_lines(text, &InputLimits::default()).expect("parses");
         assert_eq!(full.len(), fast.len());
         for (f, q) in full.iter().zip(&fast) {
             assert_eq!(f.value, q.value);
@@ -931,12 +931,15 @@ mod tests {
         assert_eq!(fast[0].line, 4);
         assert_eq!(fast[0].yaml11_bools, vec!["spec.x", "spec.l[1]"]);
         assert_eq!(fast[1].line, 8);
-        let indexes = line_indexes(text, &Limits::default());
+        let indexes = line_indexes(text, &InputLimits::default());
         assert_eq!(indexes[0].line_of("spec.l[1]"), Some(6));
         // The duplicate-key message names the mapping's path.
         let dup = "a:\n  b: {c: 1, c: 2}\n";
-        let e = parse_documents_without_lines(dup, &Limits::default()).unwrap_err();
-        assert_eq!(e, parse_documents(dup, &Limits::default()).unwrap_err());
+        let e = parse_documents_without_lines(dup, &InputLimits::default()).unwrap_err();
+        assert_eq!(
+            e,
+            parse_documents(dup, &InputLimits::default()).unwrap_err()
+        );
         assert!(e.message.ends_with("in a.b"), "{}", e.message);
     }
 
@@ -944,7 +947,7 @@ mod tests {
     fn documents_are_handed_over_one_at_a_time_and_errors_match() {
         let text = "a: 1\n---\nb: 2\n---\n---\nc: {d: 3}\n";
         let mut seen = Vec::new();
-        parse_each_without_lines(text, &Limits::default(), &mut |d| {
+        parse_each_without_lines(text, &InputLimits::default(), &mut |d| {
             seen.push((d.value, d.line));
         })
         .expect("parses");
@@ -955,8 +958,12 @@ mod tests {
         }
         let bad = "a: 1\n---\nb: {c: 1, c: 2}\n";
         let mut n = 0;
-        let e = parse_each_without_lines(bad, &Limits::default(), &mut |_| n += 1).unwrap_err();
-        assert_eq!(e, parse_documents(bad, &Limits::default()).unwrap_err());
+        let e =
+            parse_each_without_lines(bad, &InputLimits::default(), &mut |_| n += 1).unwrap_err();
+        assert_eq!(
+            e,
+            parse_documents(bad, &InputLimits::default()).unwrap_err()
+        );
         assert_eq!(n, 1, "the document before the error was handed over");
     }
 
@@ -975,13 +982,17 @@ mod tests {
             "middle inside a character"
         );
         let mut n = 0;
-        let e = parse_tail("---\na: &x 1\nb: *x\n", &Limits::default(), &mut |_| n += 1);
+        let e = parse_tail(
+            "---\na: &x 1\nb: *x\n",
+            &InputLimits::default(),
+            &mut |_| n += 1,
+        );
         assert!(e.is_err(), "aliases are refused in a second half");
     }
 
     #[test]
     fn syntax_error_has_a_line() {
-        let e = parse_documents("a: 1\nb: [1, 2\nc: 3\n", &Limits::default()).unwrap_err();
+        let e = parse_documents("a: 1\nb: [1, 2\nc: 3\n", &InputLimits::default()).unwrap_err();
         assert!(e.line >= 2, "{e:?}");
     }
 }

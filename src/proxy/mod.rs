@@ -44,7 +44,7 @@ use crate::compile::Snapshot;
 use crate::config::ConfigSet;
 use access_log::AccessLog;
 use handler::ConnInfo;
-pub use limits::Limits;
+pub use limits::DownstreamLimits;
 use status::{Rejected, Status};
 use upstream::Upstreams;
 
@@ -65,7 +65,7 @@ pub struct Shared {
     /// One clone per open downstream connection, for draining.
     connections: Arc<()>,
     /// Downstream limits, fixed at start.
-    pub limits: Limits,
+    pub limits: DownstreamLimits,
     /// The overload guard (memory watermark).
     pub overload: limits::Overload,
     /// Downstream connection and request counters.
@@ -91,10 +91,14 @@ pub type SourceState = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl Shared {
     pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Arc<Shared> {
-        Self::with_limits(snapshot, access_log, Limits::default())
+        Self::with_limits(snapshot, access_log, DownstreamLimits::default())
     }
 
-    pub fn with_limits(snapshot: Snapshot, access_log: AccessLog, limits: Limits) -> Arc<Shared> {
+    pub fn with_limits(
+        snapshot: Snapshot,
+        access_log: AccessLog,
+        limits: DownstreamLimits,
+    ) -> Arc<Shared> {
         Self::build(snapshot, access_log, limits, 0)
     }
 
@@ -103,7 +107,7 @@ impl Shared {
     pub fn build(
         snapshot: Snapshot,
         access_log: AccessLog,
-        limits: Limits,
+        limits: DownstreamLimits,
         workers: usize,
     ) -> Arc<Shared> {
         let source =
@@ -429,7 +433,14 @@ pub async fn start(
     admin: SocketAddr,
     access_log: AccessLog,
 ) -> std::io::Result<Running> {
-    start_with_limits(snapshot, listen, admin, access_log, Limits::default()).await
+    start_with_limits(
+        snapshot,
+        listen,
+        admin,
+        access_log,
+        DownstreamLimits::default(),
+    )
+    .await
 }
 
 /// A bind error naming the flag and address it was for.
@@ -450,7 +461,7 @@ pub async fn start_with_limits(
     listen: SocketAddr,
     admin: SocketAddr,
     access_log: AccessLog,
-    limits: Limits,
+    limits: DownstreamLimits,
 ) -> std::io::Result<Running> {
     limits
         .validate()

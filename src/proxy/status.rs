@@ -37,7 +37,7 @@ pub struct Status {
     pub config: Arc<ConfigSet>,
     /// The proxy identity the snapshot was compiled for.
     #[serde(skip)]
-    pub options: crate::compile::Options,
+    pub options: crate::compile::ProxyIdentity,
 }
 
 impl Default for Status {
@@ -50,7 +50,7 @@ impl Default for Status {
             rejected: Vec::new(),
             endpoint_updates: 0,
             config: Arc::new(ConfigSet::default()),
-            options: crate::compile::Options::default(),
+            options: crate::compile::ProxyIdentity::default(),
         }
     }
 }

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::access_log::AccessLog;
-use super::{Limits, Running, Shared};
+use super::{DownstreamLimits, Running, Shared};
 use crate::compile::Snapshot;
 
 thread_local! {
@@ -127,7 +127,7 @@ pub async fn start_workers(
     listen: SocketAddr,
     admin: SocketAddr,
     access_log: AccessLog,
-    limits: Limits,
+    limits: DownstreamLimits,
     workers: usize,
 ) -> std::io::Result<Workers> {
     let (exit, _) = watch::channel(false);

@@ -259,7 +259,7 @@ fn relevant(p: &Path, watched: &[PathBuf]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::Limits;
+    use crate::load::InputLimits;
 
     #[test]
     fn files_over_the_size_limit_are_refused_before_reading() {
@@ -267,9 +267,9 @@ mod tests {
         let p = dir.path().join("big.yaml");
         std::fs::write(&p, "a: 1\n".repeat(100)).unwrap();
         let opts = LoadOptions {
-            limits: Limits {
+            limits: InputLimits {
                 max_file_bytes: 100,
-                ..Limits::default()
+                ..InputLimits::default()
             },
             ..LoadOptions::default()
         };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use strait::load::yaml::{Limits, parse_documents};
+use strait::load::yaml::{InputLimits, parse_documents};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes")
@@ -26,7 +26,7 @@ fn documents() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read manifest");
-        let docs = parse_documents(&text, &Limits::default())
+        let docs = parse_documents(&text, &InputLimits::default())
             .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
         for d in docs {
             out.push((f.display().to_string(), d.value));

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::support::*;
-use strait::compile::Options;
+use strait::compile::ProxyIdentity;
 use strait::explain::{Request, explain};
 use strait::load::{LoadOptions, load_str};
 
@@ -58,7 +58,7 @@ async fn explain_and_the_proxy_pick_the_same_route() {
             ..Default::default()
         },
     );
-    let opts = Options::default();
+    let opts = ProxyIdentity::default();
     let snap = strait::compile::compile(&cfg, &opts);
 
     let methods = ["GET", "POST"];
@@ -161,7 +161,7 @@ spec:
             ..Default::default()
         },
     );
-    let opts = Options::default();
+    let opts = ProxyIdentity::default();
     let snap = strait::compile::compile(&cfg, &opts);
     let client = h1_client();
 

@@ -482,7 +482,7 @@ async fn a_client_hello_that_never_completes_is_closed_at_the_listener_filters_t
         tls_vs(TWO_ROUTES),
         service_entry("a.internal", 443, "TLS", &[(a.addr, &[])]),
     );
-    let limits = strait::proxy::Limits {
+    let limits = strait::proxy::DownstreamLimits {
         listener_filters_timeout: Some(Duration::from_millis(200)),
         ..Default::default()
     };

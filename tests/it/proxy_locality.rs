@@ -36,7 +36,7 @@ fn config(endpoints: &[(SocketAddr, &str)], policy: &str) -> String {
 async fn proxy_in(locality: &str, yaml: &str) -> Proxy {
     Proxy::start_as(
         yaml,
-        strait::compile::Options {
+        strait::compile::ProxyIdentity {
             locality: locality.into(),
             ..Default::default()
         },

@@ -129,7 +129,7 @@ async fn start(yaml: &str) -> Workers {
         lo,
         lo,
         AccessLog::off(),
-        strait::proxy::Limits::default(),
+        strait::proxy::DownstreamLimits::default(),
         WORKERS,
     )
     .await

@@ -215,7 +215,7 @@ impl Proxy {
     pub async fn start_with(yaml: &str, labels: BTreeMap<String, String>) -> Proxy {
         Self::start_as(
             yaml,
-            strait::compile::Options {
+            strait::compile::ProxyIdentity {
                 labels,
                 ..Default::default()
             },
@@ -224,19 +224,19 @@ impl Proxy {
     }
 
     /// A proxy with identity `options` (its namespace must be `default`).
-    pub async fn start_as(yaml: &str, options: strait::compile::Options) -> Proxy {
-        Self::start_as_with_limits(yaml, options, strait::proxy::Limits::default()).await
+    pub async fn start_as(yaml: &str, options: strait::compile::ProxyIdentity) -> Proxy {
+        Self::start_as_with_limits(yaml, options, strait::proxy::DownstreamLimits::default()).await
     }
 
     /// A proxy with downstream `limits` other than the defaults.
-    pub async fn start_with_limits(yaml: &str, limits: strait::proxy::Limits) -> Proxy {
+    pub async fn start_with_limits(yaml: &str, limits: strait::proxy::DownstreamLimits) -> Proxy {
         Self::start_as_with_limits(yaml, Default::default(), limits).await
     }
 
     pub async fn start_as_with_limits(
         yaml: &str,
-        options: strait::compile::Options,
-        limits: strait::proxy::Limits,
+        options: strait::compile::ProxyIdentity,
+        limits: strait::proxy::DownstreamLimits,
     ) -> Proxy {
         let cfg = load_str(
             yaml,
@@ -410,7 +410,13 @@ impl GatewayProxy {
         labels: &[(&str, &str)],
         later: &[u16],
     ) -> GatewayProxy {
-        Self::start_with_limits(yaml, labels, later, strait::proxy::Limits::default()).await
+        Self::start_with_limits(
+            yaml,
+            labels,
+            later,
+            strait::proxy::DownstreamLimits::default(),
+        )
+        .await
     }
 
     /// As `start_with_ports`, with downstream `limits`.
@@ -418,11 +424,11 @@ impl GatewayProxy {
         yaml: &str,
         labels: &[(&str, &str)],
         later: &[u16],
-        limits: strait::proxy::Limits,
+        limits: strait::proxy::DownstreamLimits,
     ) -> GatewayProxy {
         let proxy = Proxy::start_as_with_limits(
             yaml,
-            strait::compile::Options {
+            strait::compile::ProxyIdentity {
                 labels: labels
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))

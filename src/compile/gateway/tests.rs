@@ -16,14 +16,14 @@ fn gateway_snap(yaml: &str, labels: &[(&str, &str)]) -> Snapshot {
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
     compile_snapshot(
         &cfg,
-        &Options {
+        &ProxyIdentity {
             namespace: "istio-system".into(),
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             gateway: true,
-            ..Options::default()
+            ..ProxyIdentity::default()
         },
     )
 }
@@ -122,7 +122,7 @@ fn sidecar_mode_has_no_gateway_listeners() {
         gateway("istio-system", "gw", "", &http_server(80, "'*'"))
     );
     let cfg = load_str(&yaml, "t.yaml", &LoadOptions::default());
-    let s = compile_snapshot(&cfg, &Options::default());
+    let s = compile_snapshot(&cfg, &ProxyIdentity::default());
     assert!(s.gateway.ports.is_empty());
 }
 

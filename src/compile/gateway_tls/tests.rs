@@ -3,7 +3,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 use super::*;
 use crate::compile::gateway::{GatewayListeners, PortKind};
-use crate::compile::{Options, compile as compile_snapshot};
+use crate::compile::{ProxyIdentity, compile as compile_snapshot};
 use crate::load::{LoadOptions, load_str};
 
 /// A CA (`ca.pem`) and a server certificate for `web.example.com`
@@ -57,11 +57,11 @@ fn listeners(yaml: &str) -> GatewayListeners {
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
     let listeners = compile_snapshot(
         &cfg,
-        &Options {
+        &ProxyIdentity {
             namespace: "istio-system".into(),
             labels: [("istio".to_string(), "ingressgateway".to_string())].into(),
             gateway: true,
-            ..Options::default()
+            ..ProxyIdentity::default()
         },
     )
     .gateway;

@@ -53,12 +53,12 @@ fn sidecar(yaml: &str, labels: &[(&str, &str)]) -> Vec<(String, Vec<String>, Vec
     assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
     let snap = crate::compile::compile(
         &cfg,
-        &Options {
+        &ProxyIdentity {
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            ..Options::default()
+            ..ProxyIdentity::default()
         },
     );
     snap.tls

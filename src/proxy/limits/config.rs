@@ -9,7 +9,7 @@ pub(super) const KIB: usize = 1024;
 
 /// Downstream limits, all explicit. `None` timeouts are off (Envoy's `0s`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
+pub struct DownstreamLimits {
     /// Largest request head (request line and headers; for HTTP/2 the
     /// decoded header list), Envoy's `max_request_headers_kb` (60). Over it:
     /// 431 on HTTP/1, the stream or connection reset on HTTP/2.
@@ -76,9 +76,9 @@ pub struct Limits {
     pub listener_filters_timeout: Option<Duration>,
 }
 
-impl Default for Limits {
+impl Default for DownstreamLimits {
     fn default() -> Self {
-        Limits {
+        DownstreamLimits {
             max_request_headers_kb: 60,
             max_request_headers: 100,
             request_headers_timeout: Some(Duration::from_secs(60)),
@@ -100,7 +100,7 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
+impl DownstreamLimits {
     /// Reject values hyper or h2 would panic on or silently ignore.
     pub fn validate(&self) -> Result<(), String> {
         if !(8..=8192).contains(&self.max_request_headers_kb) {
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn defaults_are_envoys_and_valid() {
-        let l = Limits::default();
+        let l = DownstreamLimits::default();
         l.validate().unwrap();
         // Envoy max_request_headers_kb and max_headers_count.
         assert_eq!(l.max_request_headers_kb, 60);
@@ -228,36 +228,36 @@ mod tests {
 
     #[test]
     fn invalid_limits_name_the_flag() {
-        let bad = Limits {
+        let bad = DownstreamLimits {
             max_request_headers_kb: 4,
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         assert!(
             bad.validate()
                 .unwrap_err()
                 .contains("--max-request-headers-kb")
         );
-        let bad = Limits {
+        let bad = DownstreamLimits {
             max_connections: 0,
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         assert!(bad.validate().unwrap_err().contains("--max-connections"));
-        let bad = Limits {
+        let bad = DownstreamLimits {
             memory_limit: Some(0),
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         assert!(bad.validate().unwrap_err().contains("--memory-limit"));
     }
 
     #[test]
     fn unvalidated_extremes_build_without_panicking() {
-        let wild = Limits {
+        let wild = DownstreamLimits {
             max_request_headers_kb: usize::MAX,
             buffer_limit_kb: usize::MAX,
             http2_stream_window_kb: 0,
             http2_max_frame_size: 1,
             max_concurrent_streams: 0,
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         assert!(wild.validate().is_err());
         let _ = wild.builder();

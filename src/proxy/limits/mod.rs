@@ -1,7 +1,7 @@
 //! Downstream limits and the overload guard: what one client, or many, may
 //! cost the proxy before it says no. One job per module:
 //!
-//! - [`config`]: the limits ([`Limits`]) and the hyper/h2
+//! - [`config`]: the limits ([`DownstreamLimits`]) and the hyper/h2
 //!   connection builder with every limit set explicitly, because their
 //!   defaults have changed between releases and have had bugs (hyper#3782
 //!   left `max_local_error_reset_streams` off). The defaults follow Envoy's
@@ -32,7 +32,7 @@ pub mod stats;
 pub mod stream_idle;
 pub mod watchdog;
 
-pub use config::{Limits, open_files_limit};
+pub use config::{DownstreamLimits, open_files_limit};
 pub use conn::{ConnRequest, ConnState, Tracked};
 pub use head::{head_too_large, head_too_large_response};
 pub use overload::{Overload, parse_bytes, resident_bytes};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::Limits;
+use super::DownstreamLimits;
 use super::clock::{ms, now_ms};
 use super::conn::ConnState;
 
@@ -36,7 +36,7 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn new(limits: &Limits, state: Arc<ConnState>) -> Watchdog {
+    pub fn new(limits: &DownstreamLimits, state: Arc<ConnState>) -> Watchdog {
         // The request path answers 408/504 at the stream idle timeout; the
         // connection-level rule must come later so that answer goes first.
         let streams_ms = limits
@@ -116,16 +116,16 @@ impl Watchdog {
 mod tests {
     use super::*;
 
-    fn dog(limits: &Limits) -> (Watchdog, Arc<ConnState>) {
+    fn dog(limits: &DownstreamLimits) -> (Watchdog, Arc<ConnState>) {
         let st = Arc::new(ConnState::default());
         (Watchdog::new(limits, st.clone()), st)
     }
 
     #[test]
     fn first_request_deadline_counts_from_accept() {
-        let l = Limits {
+        let l = DownstreamLimits {
             request_headers_timeout: Some(Duration::from_millis(100)),
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         let (w, st) = dog(&l);
         let t0 = st.accepted_ms;
@@ -145,9 +145,9 @@ mod tests {
 
     #[test]
     fn a_later_head_is_timed_from_its_first_byte() {
-        let l = Limits {
+        let l = DownstreamLimits {
             request_headers_timeout: Some(Duration::from_millis(100)),
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         let (w, st) = dog(&l);
         drop(st.request());
@@ -164,10 +164,10 @@ mod tests {
 
     #[test]
     fn idle_rules_depend_on_requests_in_flight() {
-        let l = Limits {
+        let l = DownstreamLimits {
             idle_timeout: Some(Duration::from_millis(1000)),
             stream_idle_timeout: Some(Duration::from_millis(100)),
-            ..Limits::default()
+            ..DownstreamLimits::default()
         };
         let (w, st) = dog(&l);
         let r = st.request();
