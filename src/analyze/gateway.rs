@@ -337,6 +337,153 @@ impl Analyzer for SecretAnalyzer {
     }
 }
 
+/// strait's own analyzer (istioctl cannot see the files of a gateway
+/// pod): the certificate, key, CA and CRL files that a Gateway server
+/// terminating TLS names, read where strait runs, as `strait run` reads
+/// them. IST0101 for a file that is not there, IST0161 (the words of the
+/// Secret check, with the field and file) for one that cannot be read or
+/// is no usable certificate, key or CRL. Needs `Context::read_file`.
+pub struct CertificateFileAnalyzer;
+
+/// What a referenced file must hold.
+#[derive(Clone, Copy)]
+enum FileKind {
+    Certificates,
+    PrivateKey,
+    Crl,
+}
+
+impl Analyzer for CertificateFileAnalyzer {
+    fn name(&self) -> &'static str {
+        "gateway.CertificateFileAnalyzer"
+    }
+    fn description(&self) -> &'static str {
+        "Checks the certificate and key files a gateway's TLS servers reference (strait: read where strait runs)"
+    }
+    fn analyze(&self, ctx: &Context<'_>, out: &mut Vec<Message>) {
+        let Some(read) = ctx.read_file else {
+            return;
+        };
+        for gw in &ctx.config.gateways {
+            for (i, server) in gw.spec.servers.iter().enumerate() {
+                for (field, file, kind) in referenced_files(server) {
+                    let path = Some(format!("spec.servers[{i}].tls.{field}"));
+                    let why = match read(file) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            out.push(Message::new(
+                                &REFERENCED_RESOURCE_NOT_FOUND,
+                                gw.reference(),
+                                path,
+                                format!("Referenced {field} file not found: {}", q(file)),
+                            ));
+                            continue;
+                        }
+                        Err(e) => e.to_string(),
+                        Ok(bytes) => match usable(&bytes, kind) {
+                            Ok(()) => continue,
+                            Err(why) => format!("{file}: {why}"),
+                        },
+                    };
+                    out.push(Message::new(
+                        &INVALID_GATEWAY_CREDENTIAL,
+                        gw.reference(),
+                        path,
+                        format!(
+                            "The credential referenced by the Gateway {} in namespace {} is invalid, which can cause the traffic not to work as expected ({field}: {why}).",
+                            gw.name(),
+                            gw.namespace()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The files a server terminating TLS reads (none when a credential names
+/// the certificate instead, or the mode does not terminate), by field.
+fn referenced_files(server: &model::Server) -> Vec<(String, &str, FileKind)> {
+    type Found<'a> = Vec<(String, &'a str, FileKind)>;
+    fn add<'a>(out: &mut Found<'a>, field: String, file: &'a Option<String>, kind: FileKind) {
+        if let Some(f) = file.as_deref().filter(|f| !f.is_empty()) {
+            out.push((field, f, kind));
+        }
+    }
+    use model::ServerTLSMode as M;
+    let Some(t) = &server.tls else {
+        return Vec::new();
+    };
+    let terminates = matches!(
+        t.mode.unwrap_or_default(),
+        M::Simple | M::Mutual | M::OptionalMutual
+    );
+    if !terminates || t.credential_name.is_some() || !t.credential_names.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Found<'_> = Vec::new();
+    let o = &mut out;
+    add(
+        o,
+        "serverCertificate".into(),
+        &t.server_certificate,
+        FileKind::Certificates,
+    );
+    add(o, "privateKey".into(), &t.private_key, FileKind::PrivateKey);
+    add(
+        o,
+        "caCertificates".into(),
+        &t.ca_certificates,
+        FileKind::Certificates,
+    );
+    add(o, "caCrl".into(), &t.ca_crl, FileKind::Crl);
+    for (j, c) in t.tls_certificates.iter().enumerate() {
+        let base = format!("tlsCertificates[{j}]");
+        add(
+            o,
+            format!("{base}.serverCertificate"),
+            &c.server_certificate,
+            FileKind::Certificates,
+        );
+        add(
+            o,
+            format!("{base}.privateKey"),
+            &c.private_key,
+            FileKind::PrivateKey,
+        );
+        add(
+            o,
+            format!("{base}.caCertificates"),
+            &c.ca_certificates,
+            FileKind::Certificates,
+        );
+    }
+    out
+}
+
+/// Whether `bytes` hold what a field of `kind` needs, as rustls will
+/// load it.
+fn usable(bytes: &[u8], kind: FileKind) -> Result<(), &'static str> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateRevocationListDer, PrivateKeyDer};
+    match kind {
+        FileKind::Certificates if !validate_certificate(bytes) => {
+            Err("not a PEM certificate that is valid now")
+        }
+        FileKind::PrivateKey if PrivateKeyDer::from_pem_slice(bytes).is_err() => {
+            Err("not a PEM private key")
+        }
+        FileKind::Crl => {
+            let crls: Result<Vec<_>, _> =
+                CertificateRevocationListDer::pem_slice_iter(bytes).collect();
+            match crls {
+                Ok(c) if !c.is_empty() => Ok(()),
+                _ => Err("not a PEM certificate revocation list"),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Secret data decoded from base64 (`stringData` counts as the API server
 /// would merge it); undecodable values count as empty.
 fn secret_data(s: &SecretSpec) -> BTreeMap<&str, Vec<u8>> {

@@ -33,7 +33,15 @@ pub struct Context<'a> {
     pub config: &'a ConfigSet,
     pub mesh: &'a MeshConfig,
     registry: OnceLock<ServiceRegistry>,
+    /// Reads a file the configuration references (Gateway certificate
+    /// files); analyzers do no I/O of their own, and without a reader the
+    /// file checks are skipped.
+    pub read_file: Option<&'a ReadFile>,
 }
+
+/// How `Context::read_file` reads a file: its bytes, or the I/O error
+/// (`NotFound` for a file that is not there).
+pub type ReadFile = dyn Fn(&str) -> std::io::Result<Vec<u8>> + Sync;
 
 impl<'a> Context<'a> {
     pub fn new(config: &'a ConfigSet, mesh: &'a MeshConfig) -> Self {
@@ -41,7 +49,14 @@ impl<'a> Context<'a> {
             config,
             mesh,
             registry: OnceLock::new(),
+            read_file: None,
         }
+    }
+
+    /// The same context, able to read referenced files with `read`.
+    pub fn with_files(mut self, read: &'a ReadFile) -> Self {
+        self.read_file = Some(read);
+        self
     }
 
     /// The service registry as the analyzers see it (`InitServiceEntryHostMap`).
@@ -58,6 +73,7 @@ pub fn all() -> Vec<&'static dyn Analyzer> {
         &destination_rule::CaCertificateAnalyzer,
         &destination_rule::SubsetSelectPodAnalyzer,
         &gateway::CertificateAnalyzer,
+        &gateway::CertificateFileAnalyzer,
         &gateway::ConflictingGatewayAnalyzer,
         &gateway::IngressGatewayPortAnalyzer,
         &gateway::SecretAnalyzer,

@@ -142,7 +142,7 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
     for r in &config.replaced {
         let _ = writeln!(stderr, "Warning: {r}");
     }
-    let ctx = Context::new(&config, &mesh);
+    let ctx = Context::new(&config, &mesh).with_files(&read_certificate_file);
     let messages = match analyze::run(&ctx, &args.analyzers) {
         Ok(m) => m,
         Err(e) => {
@@ -221,6 +221,13 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
     } else {
         EXIT_OK
     }
+}
+
+/// A certificate file a Gateway names, read as `strait run` reads it
+/// (`source::certs`: regular files, bounded), for the file analyzer.
+fn read_certificate_file(path: &str) -> std::io::Result<Vec<u8>> {
+    std::fs::metadata(path)?;
+    crate::source::certs::read(path).map_err(std::io::Error::other)
 }
 
 /// The proxy itself as a pod with `--labels` (not from any file).

@@ -95,7 +95,7 @@ pub fn normalize(sni: &str) -> String {
 }
 
 /// Envoy's filter chain match on `server_names` over `chains` (each with
-/// its names): the best match by [`rank`], the first of equals. `None`:
+/// its names): the best match by `rank`, the first of equals. `None`:
 /// no filter chain matches and Envoy closes the connection.
 pub fn select<'a, T>(
     chains: impl IntoIterator<Item = (&'a [String], T)>,

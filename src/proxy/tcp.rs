@@ -1,4 +1,4 @@
-//! Envoy's tcp_proxy for gateway TCP servers (and, through [`forward`],
+//! Envoy's tcp_proxy for gateway TCP servers (and, through `forward`,
 //! for TLS streams routed by SNI, `passthrough`): pick a destination by weight,
 //! a host through the cluster's runtime state (load balancer, outlier
 //! detection), take a `maxConnections` unit, connect within the connect

@@ -465,3 +465,154 @@ fn the_readme_own_services_example_checks_clean_and_routes() {
         "{v}"
     );
 }
+
+/// strait's own file check (istioctl cannot see a gateway pod's files):
+/// the certificate files a terminating server names are read where strait
+/// runs; a missing one is IST0101 naming the field and the path, a broken
+/// one IST0161 with the file and what is wrong; a credentialName server
+/// and a PASSTHROUGH server read no files.
+#[test]
+fn gateway_certificate_files_are_checked_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["web.example.com".to_string()]).unwrap();
+    let good_cert = write(dir.path(), "web.pem", &cert.cert.pem());
+    let good_key = write(dir.path(), "web-key.pem", &cert.signing_key.serialize_pem());
+    let broken_key = write(dir.path(), "broken-key.pem", "not a key\n");
+    let missing = dir.path().join("missing-ca.pem");
+    let gw = format!(
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: web, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [web.example.com]
+    tls:
+      mode: MUTUAL
+      serverCertificate: {cert}
+      privateKey: {key}
+      caCertificates: {missing}
+  - port: {{number: 8443, name: https-2, protocol: HTTPS}}
+    hosts: [web.example.com]
+    tls:
+      mode: SIMPLE
+      serverCertificate: {cert}
+      privateKey: {broken}
+  - port: {{number: 9443, name: tls, protocol: TLS}}
+    hosts: [web.example.com]
+    tls: {{mode: PASSTHROUGH}}
+",
+        cert = good_cert.display(),
+        key = good_key.display(),
+        missing = missing.display(),
+        broken = broken_key.display(),
+    );
+    let path = write(dir.path(), "gw.yaml", &gw);
+    let out = strait(&[
+        "check",
+        "--labels",
+        "istio=ingressgateway",
+        "-n",
+        "istio-system",
+        path.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{stdout}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("IST0101") || l.contains("IST0161"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("Error [IST0101] (Gateway istio-system/web ")
+            && lines[0].ends_with(&format!(
+                "Referenced caCertificates file not found: \"{}\"",
+                missing.display()
+            )),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("[IST0161] (Gateway istio-system/web ")
+            && lines[1].contains(&format!(
+                "is invalid, which can cause the traffic not to work as expected (privateKey: {}: not a PEM private key).",
+                broken_key.display()
+            )),
+        "{stdout}"
+    );
+    // Only the analyzers asked for run.
+    let out = strait(&[
+        "check",
+        "--analyzer",
+        "gateway.ConflictingGatewayAnalyzer",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        !text(&out.stdout).contains("IST0101"),
+        "{}",
+        text(&out.stdout)
+    );
+    let listed = text(&strait(&["check", "--list-analyzers"]).stdout);
+    assert!(
+        listed.contains("gateway.CertificateFileAnalyzer"),
+        "{listed}"
+    );
+}
+
+/// IST0145 (Istio's `ConflictingGatewayAnalyzer`): two Gateways on the
+/// same workload and port claiming one host, each message naming the
+/// other Gateway (pilot keeps the first server and skips the other).
+#[test]
+fn conflicting_gateway_servers_on_one_port_name_both_gateways() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = |name: &str, mode: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: istio-system}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: tls-{name}, protocol: TLS}}
+    hosts: [api.example.com]
+    tls: {{mode: {mode}}}
+---
+"
+        )
+    };
+    let path = write(
+        dir.path(),
+        "gw.yaml",
+        &format!("{}{}", gw("a", "PASSTHROUGH"), gw("b", "PASSTHROUGH")),
+    );
+    let out = strait(&[
+        "check",
+        "--labels",
+        "istio=ingressgateway",
+        "-n",
+        "istio-system",
+        "--analyzer",
+        "gateway.ConflictingGatewayAnalyzer",
+        path.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("Error [IST0145] (Gateway istio-system/a "),
+        "{stdout}"
+    );
+    assert!(
+        lines[0].ends_with("Conflict with gateways istio-system/b (workload selector istio=ingressgateway, port 443, hosts api.example.com)."),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("Error [IST0145] (Gateway istio-system/b "),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("Conflict with gateways istio-system/a"),
+        "{stdout}"
+    );
+}
