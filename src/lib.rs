@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod explain;
 pub mod flags;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod http1;
 pub mod kubernetes;
