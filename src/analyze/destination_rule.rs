@@ -2,14 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::gateway::selector_matches;
 use super::message::{
     DESTINATION_RULE_SUBSET_NOT_SELECT_PODS, NO_SERVER_CERTIFICATE_VERIFICATION_DESTINATION_LEVEL,
     NO_SERVER_CERTIFICATE_VERIFICATION_PORT_LEVEL, UNKNOWN_DESTINATION_RULE_HOST,
 };
 use super::{Analyzer, Context, Message};
 use crate::config::{Kind, Resource};
-use crate::model::{self, ClientTLSMode, ClientTLSSettings, PortSelector, ServiceEntry};
+use crate::model::{
+    self, ClientTLSMode, ClientTLSSettings, PortSelector, ServiceEntry, selector_matches,
+};
 
 /// IST0128/IST0129: client TLS SIMPLE/MUTUAL without `caCertificates`.
 pub struct CaCertificateAnalyzer;

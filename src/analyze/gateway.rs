@@ -11,7 +11,7 @@ use super::message::{
 use super::{Analyzer, Context, Message};
 use crate::config::Resource;
 use crate::model::k8s::{IntOrString, SecretSpec};
-use crate::model::{self, ServerTLSSettings};
+use crate::model::{self, ServerTLSSettings, selector_matches};
 
 /// Kubernetes `labels.SelectorFromSet(set).String()`: `k1=v1,k2=v2`, sorted.
 pub(crate) fn selector_string(sel: &BTreeMap<String, String>) -> String {
@@ -19,14 +19,6 @@ pub(crate) fn selector_string(sel: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// `labels.SelectorFromSet(sel).Matches(labels)`; an empty selector matches all.
-pub(crate) fn selector_matches(
-    sel: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// Field path of the selector's first label (`util.GatewaySelector`).

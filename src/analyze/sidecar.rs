@@ -2,13 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::gateway::{selector_matches, selector_string};
+use super::gateway::selector_string;
 use super::message::{
     CONFLICTING_SIDECAR_WORKLOAD_SELECTORS, INEFFECTIVE_POLICY,
     MULTIPLE_SIDECARS_WITHOUT_WORKLOAD_SELECTORS, REFERENCED_RESOURCE_NOT_FOUND, go_list, q,
 };
 use super::{Analyzer, Context, Message};
 use crate::config::Resource;
+use crate::model::selector_matches;
 use crate::model::{self, k8s};
 
 /// IST0101 (selector matches no pod), IST0110 (pod selected twice), IST0111

@@ -10,7 +10,7 @@ use super::message::{self, go_list, q};
 use super::registry::scopes;
 use super::{Analyzer, Context, Message};
 use crate::config::{ConfigSet, Resource};
-use crate::model::{Destination, VirtualService, host};
+use crate::model::{Destination, VirtualService, host, selector_matches};
 
 /// The special gateway name binding a VirtualService to sidecars.
 const MESH_GATEWAY: &str = "mesh";
@@ -103,15 +103,6 @@ fn full_name(ns: &str, name: &str) -> String {
     } else {
         format!("{ns}/{name}")
     }
-}
-
-/// `klabels.SelectorFromSet(selector).Matches(labels)`; an empty selector
-/// matches everything.
-fn selector_matches(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 fn not_found(what: &str, value: &str) -> String {

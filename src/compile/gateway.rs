@@ -21,6 +21,7 @@ use super::{Cluster, ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{
     self, HTTPMatchRequest, L4MatchAttributes, Protocol, TLSMatchAttributes, VirtualService, host,
+    selector_matches,
 };
 use crate::route::{
     Action, HeaderOps, Redirect, Route, RouteMatch, RouteTable, VirtualHost, WeightedCluster,
@@ -365,9 +366,7 @@ pub fn http_match_applies(
             .iter()
             .any(|g| resolve_gateway_name(g, vs_namespace) == gateway);
     }
-    m.source_labels
-        .iter()
-        .all(|(k, v)| opts.labels.get(k) == Some(v))
+    selector_matches(&m.source_labels, &opts.labels)
         && m.source_namespace
             .as_deref()
             .is_none_or(|ns| ns == opts.namespace)
@@ -569,12 +568,7 @@ fn merge_servers(
         .gateways
         .iter()
         // An empty selector selects every workload.
-        .filter(|g| {
-            g.spec
-                .selector
-                .iter()
-                .all(|(k, v)| opts.labels.get(k) == Some(v))
-        })
+        .filter(|g| selector_matches(&g.spec.selector, &opts.labels))
         .collect();
     // pilot merges Gateways in creation order (`sortConfigByCreationTime`).
     gateways.sort_by(|a, b| {

@@ -14,7 +14,7 @@ use super::{ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{
     self, HTTPMatchRequest, HTTPRoute, HeaderOperations, Protocol, StringMatch, VirtualService,
-    host, re2,
+    host, re2, selector_matches,
 };
 use crate::route::{
     AbortKind, Action, ClusterKey, Cors, Fault, HeaderOps, Mirror, Redirect, RetryPolicy, Rewrite,
@@ -288,9 +288,7 @@ pub(super) fn build_routes(
 /// Config-time selectors: port, sourceLabels, sourceNamespace, gateways.
 fn applies(m: &HTTPMatchRequest, port: u16, opts: &ProxyIdentity) -> bool {
     m.port.is_none_or(|p| p == u32::from(port))
-        && m.source_labels
-            .iter()
-            .all(|(k, v)| opts.labels.get(k) == Some(v))
+        && selector_matches(&m.source_labels, &opts.labels)
         && m.source_namespace
             .as_deref()
             .is_none_or(|ns| ns == opts.namespace)

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use super::cluster_policy::ClusterPolicy;
 use super::{Cluster, Endpoint, ProxyIdentity, ServiceInfo, ServicePortInfo};
 use crate::config::{ConfigSet, Resource};
-use crate::model::{DestinationRule, Protocol, Resolution, ServiceEntry, WorkloadEntry, host};
+use crate::model::{
+    DestinationRule, Protocol, Resolution, ServiceEntry, WorkloadEntry, host, selector_matches,
+};
 use crate::route::{ClusterKey, UpstreamProtocol};
 
 /// Whether a resource with `export_to` in namespace `ns` is visible to a
@@ -168,20 +170,12 @@ fn endpoints_of<'a>(
         return wes
             .iter()
             .filter(|we| {
-                we.namespace() == se.namespace() && labels_match(&sel.labels, &we.spec.labels)
+                we.namespace() == se.namespace() && selector_matches(&sel.labels, &we.spec.labels)
             })
             .map(|we| &we.spec)
             .collect();
     }
     se.spec.endpoints.iter().collect()
-}
-
-/// `selector ⊆ labels`.
-pub fn labels_match(
-    selector: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// The DestinationRule in effect for a service: one resource, or several
@@ -275,7 +269,7 @@ pub fn destination_rule_in(
             })
             .filter(|(dr, _)| match &dr.spec.workload_selector {
                 None => true,
-                Some(sel) => proxy_ns && labels_match(&sel.match_labels, &opts.labels),
+                Some(sel) => proxy_ns && selector_matches(&sel.match_labels, &opts.labels),
             })
             .map(|(dr, h)| (dr, h.to_string()))
             .collect();
@@ -392,7 +386,7 @@ pub fn clusters(
                     };
                     let eps: Vec<Endpoint> = all
                         .iter()
-                        .filter(|(_, l)| labels_match(&s.labels, l))
+                        .filter(|(_, l)| selector_matches(&s.labels, l))
                         .map(|(e, _)| e.clone())
                         .collect();
                     let eps = eps.into_boxed_slice().into_vec();

@@ -11,7 +11,7 @@ use super::gateway::{TcpDestination, tcp_destinations};
 use super::routes::ordered_virtual_services;
 use super::{ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
-use crate::model::{TLSMatchAttributes, VirtualService, host};
+use crate::model::{TLSMatchAttributes, VirtualService, host, selector_matches};
 use crate::route::{ClusterKey, HeaderOps, WeightedCluster};
 
 /// One filter chain: SNI names → tcp_proxy.
@@ -261,9 +261,7 @@ impl Sidecar<'_> {
     fn applies(&self, m: &TLSMatchAttributes) -> bool {
         (m.gateways.is_empty() || m.gateways.iter().any(|g| g == "mesh"))
             && m.port.is_none_or(|p| p == 0 || p == u32::from(self.port))
-            && m.source_labels
-                .iter()
-                .all(|(k, v)| self.opts.labels.get(k) == Some(v))
+            && selector_matches(&m.source_labels, &self.opts.labels)
             && m.source_namespace
                 .as_deref()
                 .is_none_or(|ns| ns.is_empty() || ns == self.opts.namespace)

@@ -27,6 +27,17 @@ pub const GRPC_STATUS_NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// A label selector (`matchLabels`, a Gateway's `selector`, a workload's
+/// `sourceLabels`) against a workload's labels: Kubernetes'
+/// `labels.SelectorFromSet(selector).Matches(labels)`, every pair present
+/// with its value; an empty selector matches every workload.
+pub fn selector_matches(
+    selector: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// The code of a gRPC status name (`UNAVAILABLE` → 14).
 pub fn grpc_code(name: &str) -> Option<u32> {
     GRPC_STATUS_NAMES
@@ -223,6 +234,24 @@ mod tests {
         assert!(Protocol::parse("mongo").is_tcp());
         assert!(Protocol::Unsupported.is_tcp());
         assert!(!Protocol::Tls.is_tcp());
+    }
+
+    /// Kubernetes' `SelectorFromSet(selector).Matches(labels)`.
+    #[test]
+    fn a_selector_matches_labels_holding_every_pair() {
+        let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let pod = m(&[("app", "reviews"), ("version", "v1")]);
+        assert!(selector_matches(&m(&[]), &pod), "empty selects all");
+        assert!(selector_matches(&m(&[("app", "reviews")]), &pod));
+        assert!(selector_matches(&pod, &pod));
+        assert!(!selector_matches(&m(&[("app", "ratings")]), &pod));
+        assert!(!selector_matches(&m(&[("tier", "web")]), &pod));
+        assert!(!selector_matches(&pod, &m(&[("app", "reviews")])));
     }
 
     #[test]
