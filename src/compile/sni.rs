@@ -119,21 +119,7 @@ pub fn pick_destination(
     destinations: &[TcpDestination],
     roll: impl FnOnce(u64) -> u64,
 ) -> Option<&TcpDestination> {
-    let total: u64 = destinations
-        .iter()
-        .map(|d| u64::from(d.cluster.weight))
-        .sum();
-    if destinations.len() > 1 && total > 0 {
-        let roll = roll(total);
-        let mut acc = 0u64;
-        for d in destinations {
-            acc += u64::from(d.cluster.weight);
-            if roll < acc {
-                return Some(d);
-            }
-        }
-    }
-    destinations.first()
+    crate::route::pick_weighted(destinations, |d| d.cluster.weight, roll)
 }
 
 /// The sidecar listener's SNI chains, as pilot builds a sidecar's outbound

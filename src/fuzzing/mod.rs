@@ -215,11 +215,7 @@ fn select(mesh: &Mesh, view: &RequestView<'_>, data: &[u8]) {
     let Action::Forward(clusters) = &route.action else {
         return;
     };
-    let total = Action::total_weight(clusters);
-    let roll = match total {
-        0 => 0,
-        t => xxhash_rust::xxh64::xxh64(data, 0) % t,
-    };
+    let roll = |total| xxhash_rust::xxh64::xxh64(data, 0) % total;
     let Some(dest) = Action::pick(clusters, roll) else {
         return;
     };

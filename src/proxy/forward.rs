@@ -282,13 +282,8 @@ fn plan<'a>(
     authority: &str,
     outcome: &mut Outcome,
 ) -> Result<Plan<'a>, LocalReply> {
-    let total = Action::total_weight(clusters);
-    let roll = if total > 1 {
-        rand::random_range(0..total)
-    } else {
-        0
-    };
-    let dest = Action::pick(clusters, roll).ok_or_else(LocalReply::no_cluster)?;
+    let dest = Action::pick(clusters, |total| rand::random_range(0..total))
+        .ok_or_else(LocalReply::no_cluster)?;
     dest.picked.add();
     outcome.upstream_cluster = Some(dest.name.clone());
     let cluster = snap

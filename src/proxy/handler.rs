@@ -442,13 +442,7 @@ fn aborted_destination(snapshot: &Snapshot, route: &Route, outcome: &mut Outcome
     let Action::Forward(clusters) = &route.action else {
         return;
     };
-    let total = Action::total_weight(clusters);
-    let roll = if total > 1 {
-        rand::random_range(0..total)
-    } else {
-        0
-    };
-    if let Some(dest) = Action::pick(clusters, roll) {
+    if let Some(dest) = Action::pick(clusters, |total| rand::random_range(0..total)) {
         outcome.upstream_cluster = Some(dest.name.clone());
         outcome.cluster = snapshot.clusters.get(&dest.cluster).cloned();
     }

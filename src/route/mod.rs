@@ -216,17 +216,37 @@ pub enum Action {
     Direct { status: StatusCode, body: Bytes },
 }
 
-impl Action {
-    /// Pick a destination by relative weight; `roll` is uniform in 0..total.
-    pub fn pick(clusters: &[WeightedCluster], roll: u64) -> Option<&WeightedCluster> {
-        let mut acc = 0u64;
-        for c in clusters {
-            acc += u64::from(c.weight);
-            if roll < acc {
-                return Some(c);
-            }
+/// The one weighted pick (Envoy's weighted clusters, Istio's route
+/// `weight`s, HTTP and TCP alike): `roll(total)` must be uniform in
+/// `0..total`, and is asked only when there is a choice (two items or more,
+/// a total above 0); otherwise the first item.
+pub fn pick_weighted<T>(
+    items: &[T],
+    weight: impl Fn(&T) -> u32,
+    roll: impl FnOnce(u64) -> u64,
+) -> Option<&T> {
+    let total: u64 = items.iter().map(|i| u64::from(weight(i))).sum();
+    if items.len() < 2 || total == 0 {
+        return items.first();
+    }
+    let roll = roll(total);
+    let mut acc = 0u64;
+    for i in items {
+        acc += u64::from(weight(i));
+        if roll < acc {
+            return Some(i);
         }
-        clusters.last()
+    }
+    items.last()
+}
+
+impl Action {
+    /// A route's destination by relative weight ([`pick_weighted`]).
+    pub fn pick(
+        clusters: &[WeightedCluster],
+        roll: impl FnOnce(u64) -> u64,
+    ) -> Option<&WeightedCluster> {
+        pick_weighted(clusters, |c| c.weight, roll)
     }
 
     pub fn total_weight(clusters: &[WeightedCluster]) -> u64 {
@@ -397,8 +417,24 @@ mod tests {
         };
         let cs = vec![wc(90), wc(20)];
         assert_eq!(Action::total_weight(&cs), 110);
-        assert_eq!(Action::pick(&cs, 89).unwrap().weight, 90);
-        assert_eq!(Action::pick(&cs, 90).unwrap().weight, 20);
-        assert_eq!(Action::pick(&cs, 109).unwrap().weight, 20);
+        assert_eq!(Action::pick(&cs, |_| 89).unwrap().weight, 90);
+        assert_eq!(Action::pick(&cs, |_| 90).unwrap().weight, 20);
+        assert_eq!(Action::pick(&cs, |_| 109).unwrap().weight, 20);
+    }
+
+    #[test]
+    fn a_roll_is_asked_only_when_there_is_a_choice() {
+        let no_roll = |_: u64| -> u64 { panic!("no choice to roll for") };
+        let weight = |w: &u32| *w;
+        assert_eq!(pick_weighted(&[] as &[u32], weight, no_roll), None);
+        assert_eq!(pick_weighted(&[0], weight, no_roll), Some(&0));
+        assert_eq!(pick_weighted(&[7], weight, no_roll), Some(&7));
+        assert_eq!(pick_weighted(&[0, 0], weight, no_roll), Some(&0));
+        let mut asked = None;
+        let got = pick_weighted(&[3, 0, 1], weight, |total| {
+            asked = Some(total);
+            3
+        });
+        assert_eq!((asked, got), (Some(4), Some(&1)));
     }
 }
