@@ -164,6 +164,11 @@ impl Decoder {
             };
             return Ok(None);
         };
+        // However it arrived: a section read whole may end past where a
+        // trickled one is refused for its size.
+        if end > self.limits.max_head_bytes {
+            return Err(Refusal::TooLarge);
+        }
         let block = buf.split_to(end).freeze();
         if block
             .iter()

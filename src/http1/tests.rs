@@ -421,3 +421,33 @@ fn written_heads_parse_back() {
     write::response_head(&mut out, Version::Http10, 299, b"", []);
     assert_eq!(&out[..], b"HTTP/1.0 299 \r\n\r\n");
 }
+
+/// Found by the `h1codec` fuzz target: a trailer section longer than the
+/// limit is refused as too large whether it arrives whole (its end in
+/// view) or a few bytes at a time (refused before its end arrives).
+#[test]
+fn an_oversized_trailer_section_is_refused_however_it_arrives() {
+    let limits = Limits {
+        max_head_bytes: 64,
+        max_headers: 20,
+    };
+    let mut input = b"0\r\nJ\r\n".to_vec();
+    input.extend_from_slice(&[b'a'; 100]);
+    input.extend_from_slice(b"\r\n\r\n");
+    let mut whole = Decoder::new(limits);
+    assert_eq!(
+        whole.decode(&mut BytesMut::from(&input[..])),
+        Err(Refusal::TooLarge)
+    );
+    let mut trickled = Decoder::new(limits);
+    let mut buf = BytesMut::new();
+    let mut result = Ok(None);
+    for piece in input.chunks(7) {
+        buf.extend_from_slice(piece);
+        result = trickled.decode(&mut buf);
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(Refusal::TooLarge));
+}
