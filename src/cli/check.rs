@@ -92,50 +92,21 @@ fn load_cluster(
 }
 
 /// Run `check`, writing to the given streams; returns the exit code.
-// split pending (issue #11): `strait check` end to end, grown by --use-kube this session.
-#[allow(clippy::too_many_lines)]
 pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    let mesh = match &args.mesh_config {
-        None => MeshConfig::default(),
-        Some(p) => match std::fs::read_to_string(p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| MeshConfig::from_yaml(&t))
-        {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = writeln!(
-                    stderr,
-                    "Error: cannot read mesh config {}: {e}",
-                    p.display()
-                );
-                return EXIT_USAGE;
-            }
-        },
+    let mesh = match mesh_config(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(stderr, "Error: {e}");
+            return EXIT_USAGE;
+        }
     };
-    let opts = LoadOptions {
-        namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
-        ..LoadOptions::default()
+    let (config, only_ns) = match load(args) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let _ = writeln!(stderr, "Error: {e}");
+            return EXIT_USAGE;
+        }
     };
-    let (mut config, only_ns) = match &args.cluster {
-        None => (
-            crate::source::file::load_paths(&args.paths, &opts),
-            args.namespace.clone(),
-        ),
-        Some(cluster) => match load_cluster(cluster, &args.paths, &opts) {
-            // As istioctl: the context's namespace unless -n or -A.
-            Ok((config, context_ns)) => (config, args.namespace.clone().or(Some(context_ns))),
-            Err(e) => {
-                let _ = writeln!(stderr, "Error: --use-kube: {e}");
-                return EXIT_USAGE;
-            }
-        },
-    };
-    if !args.labels.is_empty() {
-        config.pods.push(proxy_workload(
-            opts.namespace.as_deref().unwrap_or("default"),
-            &args.labels,
-        ));
-    }
     for e in &config.load_errors {
         let _ = writeln!(stderr, "Error: {e}");
     }
@@ -155,27 +126,91 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
     } else {
         only_ns.as_deref()
     };
-    let shown: Vec<&Message> = messages
+    let shown = shown(&messages, args, filter_ns);
+    print_messages(&shown, args, stdout);
+    let failed = shown
         .iter()
-        .filter(|m| m.level().at_least(args.output_threshold))
-        .filter(|m| match (filter_ns, &m.resource) {
-            (Some(ns), Some(r)) => r.namespace.is_empty() || r.namespace == ns,
-            _ => true,
-        })
-        .collect();
+        .any(|m| m.level().at_least(args.failure_threshold));
     let target = match (&args.cluster, filter_ns) {
         // istioctl analyze's words for a live cluster.
         (Some(_), None) => "all namespaces".to_string(),
         (Some(_), Some(ns)) => format!("namespace: {ns}"),
         (None, _) => describe_target(args),
     };
+    summary(
+        config.load_errors.len(),
+        shown.is_empty(),
+        failed,
+        &target,
+        stderr,
+    )
+}
+
+/// Istio's MeshConfig defaults, or `--mesh-config` merged over them.
+fn mesh_config(args: &CheckArgs) -> Result<MeshConfig, String> {
+    let Some(p) = &args.mesh_config else {
+        return Ok(MeshConfig::default());
+    };
+    std::fs::read_to_string(p)
+        .map_err(|e| e.to_string())
+        .and_then(|t| MeshConfig::from_yaml(&t))
+        .map_err(|e| format!("cannot read mesh config {}: {e}", p.display()))
+}
+
+/// The files (or, with `--use-kube`, the cluster with the files layered
+/// over it), with `--labels` as a pod; and the namespace whose messages are
+/// shown (`-n`, else the kubeconfig context's for a cluster).
+fn load(args: &CheckArgs) -> Result<(crate::config::ConfigSet, Option<String>), String> {
+    let opts = LoadOptions {
+        namespace: Some(args.namespace.clone().unwrap_or_else(|| "default".into())),
+        ..LoadOptions::default()
+    };
+    let (mut config, only_ns) = match &args.cluster {
+        None => (
+            crate::source::file::load_paths(&args.paths, &opts),
+            args.namespace.clone(),
+        ),
+        Some(cluster) => {
+            let (config, context_ns) = load_cluster(cluster, &args.paths, &opts)
+                .map_err(|e| format!("--use-kube: {e}"))?;
+            // As istioctl: the context's namespace unless -n or -A.
+            (config, args.namespace.clone().or(Some(context_ns)))
+        }
+    };
+    if !args.labels.is_empty() {
+        config.pods.push(proxy_workload(
+            opts.namespace.as_deref().unwrap_or("default"),
+            &args.labels,
+        ));
+    }
+    Ok((config, only_ns))
+}
+
+/// The messages at or above `--output-threshold`, on `filter_ns` when set.
+fn shown<'a>(
+    messages: &'a [Message],
+    args: &CheckArgs,
+    filter_ns: Option<&str>,
+) -> Vec<&'a Message> {
+    messages
+        .iter()
+        .filter(|m| m.level().at_least(args.output_threshold))
+        .filter(|m| match (filter_ns, &m.resource) {
+            (Some(ns), Some(r)) => r.namespace.is_empty() || r.namespace == ns,
+            _ => true,
+        })
+        .collect()
+}
+
+/// The messages in the `--output` format.
+fn print_messages(shown: &[&Message], args: &CheckArgs, stdout: &mut dyn Write) {
     match args.output {
         Format::Log => {
             let color = args.color.unwrap_or_else(|| {
                 std::io::stdout().is_terminal()
                     && std::env::var("TERM").map_or(true, |t| t != "dumb")
             });
-            for m in &shown {
+            for m in shown {
                 let _ = writeln!(stdout, "{}", render_log(m, color));
             }
         }
@@ -192,18 +227,25 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
             let _ = write!(stdout, "{}", to_yaml(&items));
         }
     }
-    let failed = shown
-        .iter()
-        .any(|m| m.level().at_least(args.failure_threshold));
-    if !config.load_errors.is_empty() {
+}
+
+/// istioctl's closing line on stderr, and the exit code: 65 when
+/// something could not be read, 79 for findings at the failure threshold.
+fn summary(
+    load_errors: usize,
+    nothing_shown: bool,
+    failed: bool,
+    target: &str,
+    stderr: &mut dyn Write,
+) -> i32 {
+    if load_errors > 0 {
         // No tick: what could not be read was not analyzed.
         let _ = writeln!(
             stderr,
-            "Error: {} file(s) or document(s) could not be read when analyzing {target}; fix the errors above and check again.",
-            config.load_errors.len()
+            "Error: {load_errors} file(s) or document(s) could not be read when analyzing {target}; fix the errors above and check again."
         );
     }
-    if shown.is_empty() && config.load_errors.is_empty() {
+    if nothing_shown && load_errors == 0 {
         let _ = writeln!(
             stderr,
             "\u{2714} No validation issues found when analyzing {target}."
@@ -214,7 +256,7 @@ pub fn run(args: &CheckArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> 
             "Error: Analyzers found issues when analyzing {target}.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions."
         );
     }
-    if !config.load_errors.is_empty() {
+    if load_errors > 0 {
         EXIT_PARSE
     } else if failed {
         EXIT_FINDINGS

@@ -206,8 +206,8 @@ pub fn loaded_summary(config: &ConfigSet) -> String {
     out
 }
 
-// split pending (issue #11): `strait run` start-up in order (sources, pipeline, listeners, reload, drain), grown by --kubernetes this session.
-#[allow(clippy::too_many_lines)]
+/// `strait run` start-up in order: the first build, what it loaded, the
+/// runtime, then [`serve`] until a signal.
 pub fn run(args: RunArgs) -> i32 {
     let mut stderr = std::io::stderr();
     let workers = match args.workers {
@@ -237,6 +237,35 @@ pub fn run(args: RunArgs) -> i32 {
         return exit::USAGE;
     }
     let source = FileSource::new(args.config.clone());
+    let built = match first_build(&args, &source, &identity) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    say_what_was_loaded(&args, &built);
+    // The main thread's runtime: with one worker it serves everything (no
+    // work-stealing scheduler, no cross-thread wake-ups per request); with
+    // more, each worker thread runs its own (proxy::workers) and this one
+    // keeps admin, reloads and signals.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(stderr, "Error: cannot start the runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    rt.block_on(serve(args, source, built, identity, workers))
+}
+
+/// Load the files and build the first snapshot, Istio's other analyzers
+/// said (refused: the rejection printed, its exit code back).
+fn first_build(
+    args: &RunArgs,
+    source: &FileSource,
+    identity: &ProxyIdentity,
+) -> Result<pipeline::Built, i32> {
     // With --kubernetes the files alone are served until the cluster has
     // synced (and /ready says 503 until then).
     let loaded = if args.config.is_empty() {
@@ -244,21 +273,28 @@ pub fn run(args: RunArgs) -> i32 {
     } else {
         source.load(&pipeline::load_options(&args.namespace))
     };
-    let pipeline::Built {
-        config,
-        warnings,
-        snapshot,
-    } = match pipeline::build_advised(loaded, &identity) {
-        Ok(b) => b,
+    let mut stderr = std::io::stderr();
+    match pipeline::build_advised(loaded, identity) {
+        Ok(built) => {
+            for w in &built.warnings {
+                let _ = writeln!(stderr, "{w}");
+            }
+            Ok(built)
+        }
         Err(rejection) => {
             let _ = writeln!(stderr, "{rejection}");
-            return exit::rejected(&rejection);
+            Err(exit::rejected(&rejection))
         }
-    };
-    for w in &warnings {
-        let _ = writeln!(stderr, "{w}");
     }
-    let _ = writeln!(stderr, "strait: {}", loaded_summary(&config));
+}
+
+/// What the first build loaded and ignored, and warnings when nothing is
+/// routable or no Gateway selects the gateway's labels (issue #14: no
+/// silent empty proxy).
+fn say_what_was_loaded(args: &RunArgs, built: &pipeline::Built) {
+    let mut stderr = std::io::stderr();
+    let snapshot = &built.snapshot;
+    let _ = writeln!(stderr, "strait: {}", loaded_summary(&built.config));
     let no_endpoints = snapshot.clusters.values().all(|c| c.endpoints.is_empty());
     if !args.kube.kubernetes && (snapshot.services.is_empty() || no_endpoints) {
         let _ = writeln!(
@@ -278,133 +314,151 @@ pub fn run(args: RunArgs) -> i32 {
             args.labels
         );
     }
-    // The main thread's runtime: with one worker it serves everything (no
-    // work-stealing scheduler, no cross-thread wake-ups per request); with
-    // more, each worker thread runs its own (proxy::workers) and this one
-    // keeps admin, reloads and signals.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = writeln!(stderr, "Error: cannot start the runtime: {e}");
-            return exit::FAILURE;
-        }
-    };
+}
+
+/// Listen, start the reloader, serve until Ctrl-C or SIGTERM, drain.
+async fn serve(
+    args: RunArgs,
+    files: FileSource,
+    built: pipeline::Built,
+    identity: ProxyIdentity,
+    workers: usize,
+) -> i32 {
     let mut limits = args.limits.clone();
     limits.start_unready = args.kube.kubernetes;
-    rt.block_on(async move {
-        // The cluster's client first: a kubeconfig that does not work is
-        // said before anything listens.
-        let source: Box<dyn Source> = if args.kube.kubernetes {
-            match kube_source(&args.kube, source).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "Error: --kubernetes: {e}");
-                    return exit::FAILURE;
-                }
-            }
-        } else {
-            Box::new(source)
-        };
-        let access_log = match &args.access_log {
-            None => AccessLog::off(),
-            Some(p) => match AccessLog::to_path(p, args.access_log_format) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "Error: cannot open access log {p}: {e}");
-                    return exit::FAILURE;
-                }
-            },
-        };
-        if !args.reuse_port
-            && let Err(e) = crate::proxy::workers::refuse_foreign_holder(args.listen)
-        {
-            let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
-            return exit::FAILURE;
+    // The cluster's client first: a kubeconfig that does not work is said
+    // before anything listens.
+    let source: Box<dyn Source> = if args.kube.kubernetes {
+        match kube_source(&args.kube, files).await {
+            Ok(s) => s,
+            Err(e) => return failed(&format!("--kubernetes: {e}")),
         }
-        let services = snapshot.services.len();
-        let vhosts = snapshot.routes.vhosts.len();
-        let workers = match crate::proxy::workers::start_workers(
-            snapshot,
-            args.listen,
-            args.admin,
-            access_log,
-            limits,
-            workers,
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
-                return exit::FAILURE;
-            }
-        };
-        let running = &workers.running;
-        if let Some(bind) = &args.gateway {
-            match crate::proxy::gateway::start(&running.shared, bind, running.shutdown_signal()).await {
-                Ok(listeners) => {
-                    for l in listeners {
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "strait: gateway port {} ({}) listening on {} for {}",
-                            l.server_port,
-                            l.protocol,
-                            l.address,
-                            l.gateways.join(", ")
-                        );
-                    }
-                }
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "Error: cannot listen: {e}");
-                    return exit::FAILURE;
-                }
-            }
-        }
-        let sources = source.describe();
-        let mut reloader = crate::reload::Reloader::shared_source(
-            source.into(),
-            &args.namespace,
-            args.labels.clone(),
-            running.shared.clone(),
+    } else {
+        Box::new(files)
+    };
+    let access_log = match &args.access_log {
+        None => AccessLog::off(),
+        Some(p) => match AccessLog::to_path(p, args.access_log_format) {
+            Ok(l) => l,
+            Err(e) => return failed(&format!("cannot open access log {p}: {e}")),
+        },
+    };
+    if !args.reuse_port
+        && let Err(e) = crate::proxy::workers::refuse_foreign_holder(args.listen)
+    {
+        return failed(&format!("cannot listen: {e}"));
+    }
+    let pipeline::Built {
+        config, snapshot, ..
+    } = built;
+    let services = snapshot.services.len();
+    let vhosts = snapshot.routes.vhosts.len();
+    let workers = match crate::proxy::workers::start_workers(
+        snapshot,
+        args.listen,
+        args.admin,
+        access_log,
+        limits,
+        workers,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return failed(&format!("cannot listen: {e}")),
+    };
+    let running = &workers.running;
+    if let Some(bind) = &args.gateway
+        && let Err(e) = start_gateway(running, bind).await
+    {
+        return failed(&format!("cannot listen: {e}"));
+    }
+    let stop = start_reloader(&args, source, running, config, identity);
+    tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
+    let _ = writeln!(
+        std::io::stderr(),
+        "strait: listening on {} (admin {}), {services} services, {vhosts} virtual hosts, {} worker{}",
+        running.listen,
+        running.admin,
+        workers.threads().max(1),
+        if workers.threads() > 1 { "s" } else { "" }
+    );
+    wait_for_signal().await;
+    let _ = stop.send(true);
+    let left = workers.drain(args.drain_timeout).await;
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            "drain timeout: closing connections with requests in flight"
         );
-        if args.kube.kubernetes {
-            reloader = reloader.for_kubernetes();
-        }
-        if let Some(state) = reloader.source_state() {
-            let _ = running.shared.source_state.set(state);
-        }
-        let reloader = std::sync::Arc::new(reloader);
-        {
-            let mut st = running.shared.status.lock().unwrap_or_else(|p| p.into_inner());
-            st.options = identity;
-        }
-        // The snapshot being served is version 1; the watcher rebuilds from the files.
-        let now = crate::proxy::access_log::format_time(std::time::SystemTime::now());
-        running
-            .shared
-            .record_config(std::sync::Arc::new(config), now, sources);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        reloader.spawn(stop_rx);
-        tracing::info!(listen = %running.listen, admin = %running.admin, services, vhosts, "strait is serving");
+    }
+    exit::OK
+}
+
+/// `Error: {e}` on stderr; exit code 1.
+fn failed(e: &str) -> i32 {
+    let _ = writeln!(std::io::stderr(), "Error: {e}");
+    exit::FAILURE
+}
+
+/// The gateway's listeners, each said on stderr.
+async fn start_gateway(
+    running: &crate::proxy::Running,
+    bind: &crate::proxy::gateway::Bind,
+) -> std::io::Result<()> {
+    let listeners =
+        crate::proxy::gateway::start(&running.shared, bind, running.shutdown_signal()).await?;
+    for l in listeners {
         let _ = writeln!(
             std::io::stderr(),
-            "strait: listening on {} (admin {}), {services} services, {vhosts} virtual hosts, {} worker{}",
-            running.listen,
-            running.admin,
-            workers.threads().max(1),
-            if workers.threads() > 1 { "s" } else { "" }
+            "strait: gateway port {} ({}) listening on {} for {}",
+            l.server_port,
+            l.protocol,
+            l.address,
+            l.gateways.join(", ")
         );
-        wait_for_signal().await;
-        let _ = stop_tx.send(true);
-        let left = workers.drain(args.drain_timeout).await;
-        if left > 0 {
-            tracing::warn!(connections = left, "drain timeout: closing connections with requests in flight");
-        }
-        exit::OK
-    })
+    }
+    Ok(())
+}
+
+/// Record the served configuration as version 1 and start reloading from
+/// `source`; the sender stops the reloader.
+fn start_reloader(
+    args: &RunArgs,
+    source: Box<dyn Source>,
+    running: &crate::proxy::Running,
+    config: ConfigSet,
+    identity: ProxyIdentity,
+) -> tokio::sync::watch::Sender<bool> {
+    let sources = source.describe();
+    let mut reloader = crate::reload::Reloader::shared_source(
+        source.into(),
+        &args.namespace,
+        args.labels.clone(),
+        running.shared.clone(),
+    );
+    if args.kube.kubernetes {
+        reloader = reloader.for_kubernetes();
+    }
+    if let Some(state) = reloader.source_state() {
+        let _ = running.shared.source_state.set(state);
+    }
+    let reloader = std::sync::Arc::new(reloader);
+    {
+        let mut st = running
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        st.options = identity;
+    }
+    // The snapshot being served is version 1; the watcher rebuilds from the files.
+    let now = crate::proxy::access_log::format_time(std::time::SystemTime::now());
+    running
+        .shared
+        .record_config(std::sync::Arc::new(config), now, sources);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    reloader.spawn(stop_rx);
+    stop_tx
 }
 
 /// The Kubernetes source, with the files layered over it.
