@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::analyze::{self, Context, Level, MeshConfig, Message};
 use crate::compile::{self, ProxyIdentity, Snapshot};
 use crate::config::{ConfigSet, LoadError};
+use crate::kubernetes::RegistryService;
 use crate::load::LoadOptions;
 
 /// Why a configuration is not served.
@@ -92,13 +93,13 @@ pub fn load_valid(
 /// live, off the critical path (at 10,000 services they cost as much as
 /// the compile).
 pub fn build(config: ConfigSet, identity: &ProxyIdentity) -> Result<Built, Rejection> {
-    build_with(config, identity, false, false).map(|(b, _)| b)
+    build_with(config, None, identity, false, false).map(|(b, _)| b)
 }
 
 /// [`build`], with [`advise`]'s messages in `Built::warnings` as well, run
 /// on a third thread meanwhile: what `strait run` says at start.
 pub fn build_advised(config: ConfigSet, identity: &ProxyIdentity) -> Result<Built, Rejection> {
-    build_with(config, identity, false, true).map(|(b, _)| b)
+    build_with(config, None, identity, false, true).map(|(b, _)| b)
 }
 
 /// As [`build`], but each resource that fails schema validation is left
@@ -110,11 +111,24 @@ pub fn build_each(
     config: ConfigSet,
     identity: &ProxyIdentity,
 ) -> Result<(Built, Vec<Message>), Rejection> {
-    build_with(config, identity, true, false)
+    build_with(config, None, identity, true, false)
+}
+
+/// [`build`] (`each`: [`build_each`]) with the Kubernetes registry given
+/// when the source keeps it live (the Kubernetes source: compile does not
+/// convert every Service, slice and Pod again), else built from `config`.
+pub fn build_from(
+    config: ConfigSet,
+    kube: Option<&[RegistryService]>,
+    identity: &ProxyIdentity,
+    each: bool,
+) -> Result<(Built, Vec<Message>), Rejection> {
+    build_with(config, kube, identity, each, false)
 }
 
 fn build_with(
     mut config: ConfigSet,
+    kube: Option<&[RegistryService]>,
     identity: &ProxyIdentity,
     drop_invalid: bool,
     advised: bool,
@@ -122,20 +136,24 @@ fn build_with(
     if !config.load_errors.is_empty() {
         return Err(Rejection::Load(config.load_errors.clone()));
     }
+    let compile = |config: &ConfigSet| match kube {
+        Some(kube) => compile::compile_with(config, kube, identity),
+        None => compile::compile(config, identity),
+    };
     let (warnings, snapshot, advice) = std::thread::scope(|s| {
         let compiling = std::thread::Builder::new()
             .name("strait-compile".into())
-            .spawn_scoped(s, || compile::compile(&config, identity));
+            .spawn_scoped(s, || compile(&config));
         let advising = advised.then(|| {
             std::thread::Builder::new()
                 .name("strait-analyze".into())
                 .spawn_scoped(s, || advise(&config))
         });
-        let messages = check(&config, &identity.namespace);
+        let messages = check(&config, kube, &identity.namespace);
         let snapshot = match compiling {
             Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             // No second thread (resource limits): compile here, after.
-            Err(_) => compile::compile(&config, identity),
+            Err(_) => compile(&config),
         };
         let advice = match advising {
             None => Vec::new(),
@@ -152,8 +170,8 @@ fn build_with(
             }
             config.remove(&refs);
             // Schema validation is per resource: the rest stays valid.
-            let warnings = check(&config, &identity.namespace)?;
-            let snapshot = compile::compile(&config, identity);
+            let warnings = check(&config, kube, &identity.namespace)?;
+            let snapshot = compile(&config);
             (warnings, snapshot, messages)
         }
         w => (w?, snapshot, Vec::new()),
@@ -190,7 +208,7 @@ fn build_with(
 /// start and on reload; they do not block it: istiod serves such a
 /// configuration too, and a reload must not fail on what `check` reports.
 pub fn validate(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rejection> {
-    let mut messages = check(config, namespace)?;
+    let mut messages = check(config, None, namespace)?;
     messages.extend(advise(config));
     Ok(analyze::message::sorted_deduped(messages))
 }
@@ -211,7 +229,11 @@ pub fn advise(config: &ConfigSet) -> Vec<Message> {
 /// The blocking half of [`validate`]: the configuration loaded, and the
 /// schema analyzers and strait's TLS check find no error; their other
 /// messages come back beside it.
-fn check(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rejection> {
+fn check(
+    config: &ConfigSet,
+    kube: Option<&[RegistryService]>,
+    namespace: &str,
+) -> Result<Vec<Message>, Rejection> {
     if !config.load_errors.is_empty() {
         return Err(Rejection::Load(config.load_errors.clone()));
     }
@@ -225,7 +247,7 @@ fn check(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rejection>
         .map(|a| analyze::Analyzer::name(a).to_string())
         .collect();
     let mut messages = analyze::run(&Context::new(config, &mesh), &names).unwrap_or_default();
-    messages.extend(unsupported_tls(config, namespace));
+    messages.extend(unsupported_tls(config, kube, namespace));
     let blocking = |m: &Message| {
         m.level() == Level::Error && m.kind.code == analyze::message::SCHEMA_VALIDATION_ERROR.code
     };
@@ -240,7 +262,11 @@ fn check(config: &ConfigSet, namespace: &str) -> Result<Vec<Message>, Rejection>
 /// DestinationRules this proxy uses whose `tls` strait cannot honour
 /// (ISTIO_MUTUAL, credentialName): refused at load time rather than served
 /// as plaintext or failing every request.
-fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
+fn unsupported_tls(
+    config: &ConfigSet,
+    kube: Option<&[RegistryService]>,
+    namespace: &str,
+) -> Vec<Message> {
     // Which rules this proxy uses takes a compile: only when some rule has
     // such a `tls` at all (a compile of 10,000 services costs 0.3 s).
     let mut found: Vec<(
@@ -280,7 +306,14 @@ fn unsupported_tls(config: &ConfigSet, namespace: &str) -> Vec<Message> {
     if found.is_empty() {
         return Vec::new();
     }
-    let snapshot = compile_for(config, namespace, &BTreeMap::new());
+    let identity = ProxyIdentity {
+        namespace: namespace.to_string(),
+        ..ProxyIdentity::default()
+    };
+    let snapshot = match kube {
+        Some(kube) => compile::compile_with(config, kube, &identity),
+        None => compile::compile(config, &identity),
+    };
     let used: std::collections::HashSet<&str> = snapshot
         .clusters
         .values()

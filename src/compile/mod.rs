@@ -155,7 +155,17 @@ pub struct Snapshot {
 /// Build the snapshot for a proxy described by `opts`.
 pub fn compile(config: &ConfigSet, opts: &ProxyIdentity) -> Snapshot {
     let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
-    let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
+    compile_with(config, &kube, opts)
+}
+
+/// [`compile`] with the Kubernetes registry given (the Kubernetes source
+/// keeps it live) instead of built from `config`'s Services.
+pub fn compile_with(
+    config: &ConfigSet,
+    kube: &[crate::kubernetes::RegistryService],
+    opts: &ProxyIdentity,
+) -> Snapshot {
+    let (services, endpoints) = services::services_and_endpoints_with(config, kube, opts);
     let clusters = services::clusters(config, &services, &endpoints, opts);
     let routes = routes::route_table(config, &services, &clusters, opts);
     let tls = sni::sidecar_routes(config, &services, &clusters, opts);
@@ -187,13 +197,77 @@ pub fn compile_endpoints(
     previous: &Snapshot,
 ) -> Snapshot {
     let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
-    let (services, endpoints) = services::services_and_endpoints_with(config, &kube, opts);
+    compile_endpoints_with(config, &kube, opts, previous)
+}
+
+/// [`compile_endpoints`] with the Kubernetes registry given.
+pub fn compile_endpoints_with(
+    config: &ConfigSet,
+    kube: &[crate::kubernetes::RegistryService],
+    opts: &ProxyIdentity,
+    previous: &Snapshot,
+) -> Snapshot {
+    let (services, endpoints) = services::services_and_endpoints_with(config, kube, opts);
     let clusters = services::clusters(config, &services, &endpoints, opts);
     Snapshot {
         identity: opts.clone(),
         routes: previous.routes.clone(),
         clusters,
         services,
+        gateway: previous.gateway.clone(),
+        tls: previous.tls.clone(),
+    }
+}
+
+/// The endpoints of a few Kubernetes Services changed (`changed`: their
+/// registry entries now): only their clusters are built again; every
+/// other cluster, the services, route tables and gateway listeners are
+/// `previous`'s, shared (Istio's incremental EDS push for the Services a
+/// slice or Pod event touched, `pilot/pkg/xds/eds.go`
+/// `EDSUpdate`). `config` is the one `previous` was compiled from (its
+/// DestinationRules split the clusters into subsets). A Service that no
+/// cluster serves (a ServiceEntry declares its host, or it is not visible
+/// to the proxy) is skipped, as a full compile skips it.
+pub fn update_endpoints(
+    config: &ConfigSet,
+    changed: &[crate::kubernetes::RegistryService],
+    opts: &ProxyIdentity,
+    previous: &Snapshot,
+) -> Snapshot {
+    let mut clusters = previous.clusters.clone();
+    let dr_index = services::DrIndex::new(config, opts);
+    // Kubernetes services by host; built only when many changed (one scan
+    // each is cheaper for a few).
+    let by_host: Option<HashMap<&str, &Arc<ServiceInfo>>> = (changed.len() > 8).then(|| {
+        previous
+            .services
+            .iter()
+            .filter(|s| s.kubernetes)
+            .map(|s| (s.fqdn.as_str(), s))
+            .collect()
+    });
+    let endpoints: Vec<services::ServiceEndpoints<'_>> =
+        changed.iter().map(services::kube_endpoints).collect();
+    let mut label_sets = services::LabelSets::new();
+    for (ks, eps) in changed.iter().zip(&endpoints) {
+        let svc = match &by_host {
+            Some(m) => m.get(ks.host.as_str()).copied(),
+            None => previous
+                .services
+                .iter()
+                .find(|s| s.kubernetes && s.fqdn == ks.host),
+        };
+        let Some(svc) = svc else { continue };
+        // The same service and rules: the same cluster keys, replaced.
+        let mut fresh = ClusterMap::default();
+        services::service_clusters(&dr_index, svc, eps, opts, &mut label_sets, &mut fresh);
+        clusters.extend(fresh);
+    }
+    Snapshot {
+        identity: opts.clone(),
+        routes: previous.routes.clone(),
+        clusters,
+        services: previous.services.clone(),
         gateway: previous.gateway.clone(),
         tls: previous.tls.clone(),
     }

@@ -25,28 +25,42 @@ pub fn visible(export_to: &[String], ns: &str, proxy_ns: &str) -> bool {
 
 /// Every service visible to the proxy, by FQDN (first definition wins).
 pub fn services(config: &ConfigSet, opts: &ProxyIdentity) -> Vec<Arc<ServiceInfo>> {
-    services_and_endpoints(config, opts).0
-}
-
-/// A service's endpoints, borrowed from the configuration while compiling
-/// (the snapshot keeps them per cluster only, not a copy per service).
-pub type ServiceEndpoints<'a> = Vec<Cow<'a, WorkloadEntry>>;
-
-/// [`services`], and each one's endpoints (same order) for [`clusters`].
-pub fn services_and_endpoints<'a>(
-    config: &'a ConfigSet,
-    opts: &ProxyIdentity,
-) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
     let kube = crate::kubernetes::Index::from_config(config).registry(&opts.domain);
-    services_and_endpoints_with(config, &kube, opts)
+    services_and_endpoints_with(config, &kube, opts).0
 }
 
-/// [`services_and_endpoints`] with the Kubernetes registry already built:
-/// ServiceEntry hosts first, then Kubernetes Services whose host no
-/// ServiceEntry declared.
+/// A service's endpoints, borrowed from the configuration (or the
+/// Kubernetes registry) while compiling (the snapshot keeps them per
+/// cluster only, not a copy per service).
+pub type ServiceEndpoints<'a> = Vec<Ep<'a>>;
+
+/// One endpoint of a service while compiling.
+#[derive(Debug)]
+pub enum Ep<'a> {
+    /// A WorkloadEntry, or a ServiceEntry's inline endpoint.
+    Entry(Cow<'a, WorkloadEntry>),
+    /// A Kubernetes endpoint from the registry: its label set (shared by
+    /// the index) goes into the clusters as it is, never copied.
+    Kube(&'a crate::kubernetes::Endpoint),
+}
+
+impl Ep<'_> {
+    /// A subset's `labels ⊆` the endpoint's (a Kubernetes endpoint's with
+    /// the topology labels Istio adds, `AugmentLabels`).
+    fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
+        match self {
+            Ep::Entry(we) => selector_matches(selector, &we.labels),
+            Ep::Kube(e) => e.selected_by(selector),
+        }
+    }
+}
+
+/// [`services`], and each one's endpoints (same order) for [`clusters`],
+/// with the Kubernetes registry given: ServiceEntry hosts first, then
+/// Kubernetes Services whose host no ServiceEntry declared.
 pub fn services_and_endpoints_with<'a>(
     config: &'a ConfigSet,
-    kube: &[crate::kubernetes::RegistryService],
+    kube: &'a [crate::kubernetes::RegistryService],
     opts: &ProxyIdentity,
 ) -> (Vec<Arc<ServiceInfo>>, Vec<ServiceEndpoints<'a>>) {
     let mut seen = HashMap::new();
@@ -92,12 +106,15 @@ pub fn services_and_endpoints_with<'a>(
                 headless: false,
             });
             out_endpoints.push(if dns_self {
-                vec![Cow::Owned(WorkloadEntry {
+                vec![Ep::Entry(Cow::Owned(WorkloadEntry {
                     address: Some(h.clone()),
                     ..Default::default()
-                })]
+                }))]
             } else {
-                endpoints.iter().map(|e| Cow::Borrowed(*e)).collect()
+                endpoints
+                    .iter()
+                    .map(|e| Ep::Entry(Cow::Borrowed(*e)))
+                    .collect()
             });
             seen.insert(h.clone(), out.len());
             out.push(svc);
@@ -129,31 +146,22 @@ pub fn services_and_endpoints_with<'a>(
             aliases: ks.aliases.clone(),
             headless: ks.service.resolution == crate::kubernetes::Resolution::Passthrough,
         });
-        // Only ready endpoints are balanced to (not-ready ones are sent
-        // UNHEALTHY by Istio, with a panic threshold of 0).
-        out_endpoints.push(
-            ks.endpoints
-                .iter()
-                .filter(|e| e.health == crate::kubernetes::Health::Ready)
-                .map(|e| {
-                    Cow::Owned(WorkloadEntry {
-                        address: Some(e.address.clone()),
-                        ports: e
-                            .ports
-                            .iter()
-                            .map(|(k, v)| (k.clone(), u32::from(*v)))
-                            .collect(),
-                        labels: (*e.labels).clone(),
-                        locality: (!e.locality.is_empty()).then(|| e.locality.clone()),
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-        );
+        out_endpoints.push(kube_endpoints(ks));
         seen.insert(ks.host.clone(), out.len());
         out.push(svc);
     }
     (out, out_endpoints)
+}
+
+/// A Kubernetes Service's endpoints as compile takes them. Only ready
+/// endpoints are balanced to (not-ready ones are sent UNHEALTHY by Istio,
+/// with a panic threshold of 0).
+pub fn kube_endpoints(ks: &crate::kubernetes::RegistryService) -> ServiceEndpoints<'_> {
+    ks.endpoints
+        .iter()
+        .filter(|e| e.health == crate::kubernetes::Health::Ready)
+        .map(Ep::Kube)
+        .collect()
 }
 
 /// First label of a host, as Istio's `destination_service_name`.
@@ -330,72 +338,97 @@ pub fn clusters(
     let dr_index = DrIndex::new(config, opts);
     // Endpoint label sets, one copy each: the pods of a workload (and the
     // endpoints of every port of a service) carry the same labels.
-    let mut label_sets: HashMap<&BTreeMap<String, String>, Arc<BTreeMap<String, String>>> =
-        HashMap::new();
+    let mut label_sets = LabelSets::new();
     for (svc, svc_endpoints) in services.iter().zip(endpoints) {
-        let dr = destination_rule_in(&dr_index, svc, opts);
-        // The service's metric labels, shared by all its clusters.
-        let metric =
-            crate::metrics::Destination::new(&svc.fqdn, &svc.name, &svc.namespace, "unknown");
-        for port in &svc.ports {
-            let protocol = match port.protocol {
-                Protocol::Http2 | Protocol::Grpc => UpstreamProtocol::H2c,
-                _ => UpstreamProtocol::Http1,
-            };
-            let all: Vec<(Endpoint, &BTreeMap<String, String>)> = svc_endpoints
-                .iter()
-                .filter_map(|we| {
+        service_clusters(
+            &dr_index,
+            svc,
+            svc_endpoints,
+            opts,
+            &mut label_sets,
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Endpoint label sets shared by the clusters being built.
+pub type LabelSets<'e> = HashMap<&'e BTreeMap<String, String>, Arc<BTreeMap<String, String>>>;
+
+/// One service's clusters (every port, subset-less and per subset of its
+/// DestinationRule) into `out`; a key already there is kept.
+pub fn service_clusters<'e>(
+    dr_index: &DrIndex<'_>,
+    svc: &Arc<ServiceInfo>,
+    svc_endpoints: &'e [Ep<'_>],
+    opts: &ProxyIdentity,
+    label_sets: &mut LabelSets<'e>,
+    out: &mut super::ClusterMap,
+) {
+    let dr = destination_rule_in(dr_index, svc, opts);
+    // The service's metric labels, shared by all its clusters.
+    let metric = crate::metrics::Destination::new(&svc.fqdn, &svc.name, &svc.namespace, "unknown");
+    for port in &svc.ports {
+        let protocol = match port.protocol {
+            Protocol::Http2 | Protocol::Grpc => UpstreamProtocol::H2c,
+            _ => UpstreamProtocol::Http1,
+        };
+        // Each endpoint, and what a subset selects it by.
+        let all: Vec<(Endpoint, &Ep<'_>)> = svc_endpoints
+            .iter()
+            .filter_map(|ep| match ep {
+                Ep::Entry(we) => {
                     let labels = label_sets
                         .entry(&we.labels)
                         .or_insert_with(|| Arc::new(we.labels.clone()));
-                    Some((endpoint(we, port, svc.kubernetes, labels)?, &we.labels))
-                })
-                .collect();
-            let mut add = |subset: &str, mut eps: Vec<Endpoint>| {
-                let (version_metrics, metric) = version_metrics(&metric, &mut eps);
-                let key = ClusterKey {
-                    port: port.number,
-                    subset: subset.to_string(),
-                    host: svc.fqdn.clone(),
-                };
-                let c = Cluster {
-                    policy: ClusterPolicy::compile(dr.as_ref().and_then(|d| {
-                        super::policy::effective(
-                            &d.spec,
-                            port.number,
-                            (!subset.is_empty()).then_some(subset),
-                        )
-                    })),
-                    destination_rule: dr.as_ref().map(|d| d.key()),
-                    metric,
-                    version_metrics,
-                    name: key.to_string().into(),
-                    key: key.clone(),
-                    protocol,
-                    service: svc.clone(),
-                    subset: subset.to_string(),
-                    endpoints: eps,
-                };
-                out.entry(key).or_insert_with(|| Arc::new(c));
-            };
-            add("", all.iter().map(|(e, _)| e.clone()).collect());
-            if let Some(dr) = &dr {
-                for s in &dr.spec.subsets {
-                    let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
-                        continue;
-                    };
-                    let eps: Vec<Endpoint> = all
-                        .iter()
-                        .filter(|(_, l)| selector_matches(&s.labels, l))
-                        .map(|(e, _)| e.clone())
-                        .collect();
-                    let eps = eps.into_boxed_slice().into_vec();
-                    add(name, eps);
+                    Some((endpoint(we, port, svc.kubernetes, labels)?, ep))
                 }
+                Ep::Kube(e) => Some((kube_endpoint(e, port)?, ep)),
+            })
+            .collect();
+        let mut add = |subset: &str, mut eps: Vec<Endpoint>| {
+            let (version_metrics, metric) = version_metrics(&metric, &mut eps);
+            let key = ClusterKey {
+                port: port.number,
+                subset: subset.to_string(),
+                host: svc.fqdn.clone(),
+            };
+            let c = Cluster {
+                policy: ClusterPolicy::compile(dr.as_ref().and_then(|d| {
+                    super::policy::effective(
+                        &d.spec,
+                        port.number,
+                        (!subset.is_empty()).then_some(subset),
+                    )
+                })),
+                destination_rule: dr.as_ref().map(|d| d.key()),
+                metric,
+                version_metrics,
+                name: key.to_string().into(),
+                key: key.clone(),
+                protocol,
+                service: svc.clone(),
+                subset: subset.to_string(),
+                endpoints: eps,
+            };
+            out.entry(key).or_insert_with(|| Arc::new(c));
+        };
+        add("", all.iter().map(|(e, _)| e.clone()).collect());
+        if let Some(dr) = &dr {
+            for s in &dr.spec.subsets {
+                let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
+                    continue;
+                };
+                let eps: Vec<Endpoint> = all
+                    .iter()
+                    .filter(|(_, ep)| ep.selected_by(&s.labels))
+                    .map(|(e, _)| e.clone())
+                    .collect();
+                let eps = eps.into_boxed_slice().into_vec();
+                add(name, eps);
             }
         }
     }
-    out
 }
 
 /// A cluster's metric labels: one set per distinct endpoint `version`
@@ -425,6 +458,32 @@ fn version_metrics(
     (versions.into_boxed_slice(), service.with_version("unknown"))
 }
 
+/// A Kubernetes endpoint for one service port: only the ports its slice
+/// names (`endpoint_builder.go`: `svcPort.Name == ep.ServicePortName`).
+/// Its labels are the Pod's, shared with the index and every cluster of
+/// the Service (one copy per workload, not per endpoint); the topology
+/// labels subsets select on are derived from the locality when needed
+/// (`cluster::locality` for `failoverPriority`).
+fn kube_endpoint(e: &crate::kubernetes::Endpoint, port: &ServicePortInfo) -> Option<Endpoint> {
+    let p = *e.ports.get(&port.name)?;
+    Some(Endpoint {
+        authority: authority(&e.address, p).into(),
+        labels: e.pod_labels.clone().unwrap_or_default(),
+        weight: 1,
+        metric: 0,
+        locality: (!e.locality.is_empty()).then(|| e.locality.clone()),
+    })
+}
+
+/// `address:port`, an IPv6 address in brackets.
+fn authority(address: &str, port: u16) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
 /// The endpoint address for one service port: the WorkloadEntry's port for
 /// the port's name, else the service's targetPort, else its number. A
 /// Kubernetes endpoint (`strict`) serves only the ports its slice names
@@ -447,13 +506,8 @@ fn endpoint(
         return None;
     }
     let p = named.or(port.target_port).unwrap_or(port.number);
-    let authority = if address.contains(':') && !address.starts_with('[') {
-        format!("[{address}]:{p}")
-    } else {
-        format!("{address}:{p}")
-    };
     Some(Endpoint {
-        authority: authority.into(),
+        authority: authority(address, p).into(),
         labels: labels.clone(),
         weight: we.weight.unwrap_or(1).max(1),
         metric: 0,

@@ -1,11 +1,13 @@
 //! The converted state of every Kubernetes object strait reads, keyed by
 //! object, with `apply`/`delete`/`reset` per kind as linkerd's kubert index
-//! keeps it. A file load fills it from a `ConfigSet`; a watcher will apply
-//! events one at a time. [`Index::registry`] turns it into services with
-//! their endpoints; endpoints depend only on slices, pods and nodes, so a
-//! change there need not touch anything else ([`Index::endpoints_changed`]).
+//! keeps it. A file load fills it from a `ConfigSet`; the API watcher
+//! (`source::kube`) keeps one live, applying each event as it arrives.
+//! [`Index::registry`] turns it into services with their endpoints;
+//! endpoints depend only on slices, pods and nodes, and the index knows
+//! which Services' endpoints each change touched
+//! ([`Index::endpoint_changes`]), so a change there rebuilds only those.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::convert::{self, Health, PodMeta, Resolution, Service, Slice};
@@ -25,10 +27,32 @@ pub struct Index {
     pods: HashMap<Key, PodMeta>,
     /// Node name → locality (`region/zone/subzone`, empty for none).
     nodes: HashMap<String, Arc<str>>,
+    /// Pod label sets, one copy per distinct set: the Pods of a workload
+    /// carry the same labels.
+    label_sets: HashSet<Labels>,
+    /// Service → the names of its slices (same namespace), sorted.
+    slices_of: HashMap<Key, Vec<String>>,
+    /// Pod → the slices naming it.
+    pod_slices: HashMap<Key, Vec<Key>>,
+    /// The endpoint generation at which each Service's endpoints last
+    /// changed (a slice of it, or a Pod one of its slices names).
+    changed_at: HashMap<Key, u64>,
+    /// Every Service's endpoints changed at this endpoint generation (a
+    /// Node's locality, a relist).
+    all_changed_at: u64,
     /// Bumped on every change that can change endpoints.
     endpoint_generation: u64,
     /// Bumped on every change to a Service.
     service_generation: u64,
+}
+
+/// Which Services' endpoints changed since an endpoint generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointChanges {
+    /// Too many to tell (a Node, a relist): rebuild every Service's.
+    All,
+    /// These Services (`(namespace, name)`, sorted).
+    Services(Vec<Key>),
 }
 
 /// A service of the Kubernetes registry, ready for compile and analysis.
@@ -51,11 +75,56 @@ pub struct Endpoint {
     pub address: String,
     /// Service port name → endpoint port (the resolved targetPort).
     pub ports: BTreeMap<String, u16>,
-    /// Pod labels plus the topology labels Istio adds.
-    pub labels: Arc<BTreeMap<String, String>>,
+    /// The Pod's own labels, shared (the index keeps one copy per distinct
+    /// set); `None` for an address without a Pod.
+    pub pod_labels: Option<Labels>,
     /// `region/zone/subzone`, empty when unknown.
     pub locality: String,
+    /// The Pod's node (its `kubernetes.io/hostname` label).
+    pub node: Option<String>,
     pub health: Health,
+}
+
+impl Endpoint {
+    /// Istio's labels of the endpoint (`AugmentLabels`): the Pod's, plus
+    /// region, zone and subzone from the locality and the node's hostname;
+    /// none for an address without a Pod (no topology Istio knows without
+    /// one: strait has no cluster or network labels).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        match &self.pod_labels {
+            Some(p) => convert::augment_labels(p, &self.locality, self.node.as_deref()),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// One label of [`Endpoint::labels`], without building them.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        let pod = self.pod_labels.as_ref()?;
+        let mut parts = self.locality.splitn(3, '/');
+        for topology in [
+            convert::LABEL_REGION,
+            convert::LABEL_ZONE,
+            convert::LABEL_SUBZONE,
+        ] {
+            let part = parts.next().filter(|v| !v.is_empty());
+            if key == topology && part.is_some() {
+                return part;
+            }
+        }
+        if key == convert::LABEL_HOSTNAME
+            && let Some(n) = self.node.as_deref().filter(|n| !n.is_empty())
+        {
+            return Some(n);
+        }
+        pod.get(key).map(String::as_str)
+    }
+
+    /// `selector ⊆` [`Endpoint::labels`] (a DestinationRule subset).
+    pub fn selected_by(&self, selector: &BTreeMap<String, String>) -> bool {
+        selector
+            .iter()
+            .all(|(k, v)| self.label(k) == Some(v.as_str()))
+    }
 }
 
 impl Index {
@@ -63,19 +132,25 @@ impl Index {
     /// Pods stand-ins built from Deployments (`apps/v1`) are not Pods.
     pub fn from_config(config: &ConfigSet) -> Index {
         let mut index = Index::default();
+        index.apply_config(config);
+        index
+    }
+
+    /// Apply every Kubernetes object of a loaded configuration (files
+    /// layered over a cluster's).
+    pub fn apply_config(&mut self, config: &ConfigSet) {
         for s in &config.services {
-            index.apply_service(&s.meta, &s.spec);
+            self.apply_service(&s.meta, &s.spec);
         }
         for s in &config.endpoint_slices {
-            index.apply_slice(&s.meta, &s.spec);
+            self.apply_slice(&s.meta, &s.spec);
         }
         for p in config.pods.iter().filter(|p| p.api_version == "v1") {
-            index.apply_pod(&p.meta, Some(&p.spec));
+            self.apply_pod(&p.meta, Some(&p.spec));
         }
         for n in &config.nodes {
-            index.apply_node(&n.meta);
+            self.apply_node(&n.meta);
         }
-        index
     }
 
     pub fn apply_service(&mut self, meta: &Meta, spec: &ServiceSpec) {
@@ -89,7 +164,9 @@ impl Index {
     }
 
     pub fn delete_service(&mut self, namespace: &str, name: &str) {
-        if self.services.remove(&own(namespace, name)).is_some() {
+        let key = own(namespace, name);
+        if self.services.remove(&key).is_some() {
+            self.changed_at.remove(&key);
             self.service_generation += 1;
         }
     }
@@ -102,20 +179,83 @@ impl Index {
                 if self.slices.get(&key).is_some_and(|old| **old == s) {
                     return;
                 }
-                self.slices.insert(key, Arc::new(s));
+                self.unlink_slice(&key);
                 self.endpoint_generation += 1;
+                let slice = Arc::new(s);
+                self.link_slice(&key, &slice);
+                self.slices.insert(key, slice);
             }
-            None => {
-                if self.slices.remove(&key).is_some() {
-                    self.endpoint_generation += 1;
-                }
-            }
+            None => self.delete_slice(&meta.namespace, &meta.name),
         }
     }
 
     pub fn delete_slice(&mut self, namespace: &str, name: &str) {
-        if self.slices.remove(&own(namespace, name)).is_some() {
+        let key = own(namespace, name);
+        if self.slices.contains_key(&key) {
+            self.unlink_slice(&key);
+            self.slices.remove(&key);
             self.endpoint_generation += 1;
+        }
+    }
+
+    /// Record `slice` in the reverse maps, and its Service as changed.
+    fn link_slice(&mut self, key: &Key, slice: &Slice) {
+        let service = (key.0.clone(), slice.service.clone());
+        let names = self.slices_of.entry(service.clone()).or_default();
+        if let Err(at) = names.binary_search(&key.1) {
+            names.reserve_exact(1);
+            names.insert(at, key.1.clone());
+        }
+        for e in &slice.endpoints {
+            if let Some(pod) = &e.pod {
+                let of = self.pod_slices.entry(pod.clone()).or_default();
+                if !of.contains(key) {
+                    // Mostly one slice per Pod: no room for more kept.
+                    of.reserve_exact(1);
+                    of.push(key.clone());
+                }
+            }
+        }
+        self.changed_at.insert(service, self.endpoint_generation);
+    }
+
+    /// Remove the slice at `key` (if any) from the reverse maps, and mark
+    /// its Service changed.
+    fn unlink_slice(&mut self, key: &Key) {
+        let Some(old) = self.slices.get(key).cloned() else {
+            return;
+        };
+        let service = (key.0.clone(), old.service.clone());
+        if let Some(names) = self.slices_of.get_mut(&service) {
+            names.retain(|n| *n != key.1);
+            if names.is_empty() {
+                self.slices_of.remove(&service);
+            }
+        }
+        for e in &old.endpoints {
+            if let Some(pod) = &e.pod
+                && let Some(of) = self.pod_slices.get_mut(pod)
+            {
+                of.retain(|k| k != key);
+                if of.is_empty() {
+                    self.pod_slices.remove(pod);
+                }
+            }
+        }
+        self.changed_at
+            .insert(service, self.endpoint_generation + 1);
+    }
+
+    /// Mark the Services whose slices name `pod` changed.
+    fn pod_changed(&mut self, pod: &Key) {
+        let Some(of) = self.pod_slices.get(pod) else {
+            return;
+        };
+        for k in of {
+            if let Some(s) = self.slices.get(k) {
+                self.changed_at
+                    .insert((k.0.clone(), s.service.clone()), self.endpoint_generation);
+            }
         }
     }
 
@@ -125,42 +265,75 @@ impl Index {
         let node = spec
             .and_then(|s| s.node_name.clone())
             .filter(|n| !n.is_empty());
-        let key = key(meta);
+        self.apply_pod_labels(&meta.namespace, &meta.name, &meta.labels, node);
+    }
+
+    /// [`Index::apply_pod`] from its parts (a watched Pod's metadata).
+    pub fn apply_pod_labels(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        node: Option<String>,
+    ) {
+        let key = own(namespace, name);
         if let Some(old) = self.pods.get(&key)
-            && *old.labels == meta.labels
+            && *old.labels == *labels
             && old.node == node
         {
             return;
         }
-        self.pods.insert(
-            key,
-            PodMeta {
-                labels: Arc::new(meta.labels.clone()),
-                node,
-            },
-        );
+        let labels = self.intern(labels);
+        self.pods.insert(key.clone(), PodMeta { labels, node });
         self.endpoint_generation += 1;
+        self.pod_changed(&key);
+    }
+
+    /// One shared copy of a Pod label set.
+    fn intern(&mut self, labels: &BTreeMap<String, String>) -> Labels {
+        if let Some(l) = self.label_sets.get(labels) {
+            return l.clone();
+        }
+        // Sets no Pod holds any more are dropped now and then.
+        if self.label_sets.len() > 2 * self.pods.len() + 64 {
+            self.label_sets.retain(|l| Arc::strong_count(l) > 1);
+        }
+        let l = Arc::new(labels.clone());
+        self.label_sets.insert(l.clone());
+        l
     }
 
     pub fn delete_pod(&mut self, namespace: &str, name: &str) {
-        if self.pods.remove(&own(namespace, name)).is_some() {
+        let key = own(namespace, name);
+        if self.pods.remove(&key).is_some() {
             self.endpoint_generation += 1;
+            self.pod_changed(&key);
         }
     }
 
     pub fn apply_node(&mut self, meta: &Meta) {
-        let locality: Arc<str> = convert::node_locality(&meta.labels).into();
-        if self.nodes.get(&meta.name) == Some(&locality) {
+        self.apply_node_labels(&meta.name, &meta.labels);
+    }
+
+    /// [`Index::apply_node`] from its parts (a watched Node's metadata).
+    pub fn apply_node_labels(&mut self, name: &str, labels: &BTreeMap<String, String>) {
+        let locality: Arc<str> = convert::node_locality(labels).into();
+        if self.nodes.get(name) == Some(&locality) {
             return;
         }
-        self.nodes.insert(meta.name.clone(), locality);
-        self.endpoint_generation += 1;
+        self.nodes.insert(name.to_string(), locality);
+        self.all_changed();
     }
 
     pub fn delete_node(&mut self, name: &str) {
         if self.nodes.remove(name).is_some() {
-            self.endpoint_generation += 1;
+            self.all_changed();
         }
+    }
+
+    fn all_changed(&mut self) {
+        self.endpoint_generation += 1;
+        self.all_changed_at = self.endpoint_generation;
     }
 
     /// Replace every Service (a relist).
@@ -169,6 +342,7 @@ impl Index {
         all: impl IntoIterator<Item = (&'a Meta, &'a ServiceSpec)>,
     ) {
         self.services.clear();
+        self.changed_at.clear();
         for (m, s) in all {
             self.apply_service(m, s);
         }
@@ -181,10 +355,12 @@ impl Index {
         all: impl IntoIterator<Item = (&'a Meta, &'a EndpointSliceSpec)>,
     ) {
         self.slices.clear();
+        self.slices_of.clear();
+        self.pod_slices.clear();
         for (m, s) in all {
             self.apply_slice(m, s);
         }
-        self.endpoint_generation += 1;
+        self.all_changed();
     }
 
     /// Replace every Pod (a relist).
@@ -193,7 +369,8 @@ impl Index {
         for m in all {
             self.apply_pod(m, None);
         }
-        self.endpoint_generation += 1;
+        self.label_sets.retain(|l| Arc::strong_count(l) > 1);
+        self.all_changed();
     }
 
     /// Replace every Node (a relist).
@@ -202,7 +379,65 @@ impl Index {
         for m in all {
             self.apply_node(m);
         }
-        self.endpoint_generation += 1;
+        self.all_changed();
+    }
+
+    /// The Services (or every one) whose endpoints changed after endpoint
+    /// generation `since` ([`Index::generations`]).
+    pub fn endpoint_changes(&self, since: u64) -> EndpointChanges {
+        if self.all_changed_at > since {
+            return EndpointChanges::All;
+        }
+        let mut keys: Vec<Key> = self
+            .changed_at
+            .iter()
+            .filter(|(_, at)| **at > since)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        EndpointChanges::Services(keys)
+    }
+
+    /// The keys held of `kind` (`Service`, `EndpointSlice`, `Pod`,
+    /// `Node`), in `namespace` only when given (a Node's is `("", name)`).
+    pub fn keys(&self, kind: &str, namespace: Option<&str>) -> Vec<Key> {
+        let in_ns = |k: &&Key| namespace.is_none_or(|ns| k.0 == ns);
+        match kind {
+            "Service" => self.services.keys().filter(in_ns).cloned().collect(),
+            "EndpointSlice" => self.slices.keys().filter(in_ns).cloned().collect(),
+            "Pod" => self.pods.keys().filter(in_ns).cloned().collect(),
+            "Node" => self
+                .nodes
+                .keys()
+                .map(|n| (String::new(), n.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many of `kind` are held, in `namespace` only when given.
+    pub fn count(&self, kind: &str, namespace: Option<&str>) -> usize {
+        let in_ns = |k: &&Key| namespace.is_none_or(|ns| k.0 == ns);
+        match (kind, namespace) {
+            ("Service", None) => self.services.len(),
+            ("Service", _) => self.services.keys().filter(in_ns).count(),
+            ("EndpointSlice", None) => self.slices.len(),
+            ("EndpointSlice", _) => self.slices.keys().filter(in_ns).count(),
+            ("Pod", None) => self.pods.len(),
+            ("Pod", _) => self.pods.keys().filter(in_ns).count(),
+            ("Node", _) => self.nodes.len(),
+            _ => 0,
+        }
+    }
+
+    /// Every Pod's labels, and every Node's locality: what analysis reads
+    /// of them.
+    pub fn pods(&self) -> impl Iterator<Item = (&Key, &PodMeta)> {
+        self.pods.iter()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.nodes.iter().map(|(n, l)| (n.as_str(), &**l))
     }
 
     /// (service generation, endpoint generation): a caller that saw the same
@@ -224,16 +459,59 @@ impl Index {
     /// Services become aliases of the Service they name, never entries of
     /// their own (`push_context.go` `resolveServiceAliases`).
     pub fn registry(&self, domain: &str) -> Vec<RegistryService> {
-        let host_of = |(ns, name): &Key| format!("{name}.{ns}.svc.{domain}");
+        let aliases = self.aliases(domain);
+        let mut endpoints = Endpoints::new(self);
+        self.services
+            .iter()
+            .filter_map(|(k, s)| self.entry(k, s, domain, &aliases, &mut endpoints))
+            .collect()
+    }
+
+    /// The registry entries of these Services only (those that exist and
+    /// are not ExternalName aliases).
+    pub fn registry_of(&self, keys: &[Key], domain: &str) -> Vec<RegistryService> {
+        let aliases = self.aliases(domain);
+        let mut endpoints = Endpoints::new(self);
+        keys.iter()
+            .filter_map(|k| {
+                let s = self.services.get(k)?;
+                self.entry(k, s, domain, &aliases, &mut endpoints)
+            })
+            .collect()
+    }
+
+    fn entry(
+        &self,
+        k: &Key,
+        s: &Arc<Service>,
+        domain: &str,
+        aliases: &HashMap<String, Vec<String>>,
+        endpoints: &mut Endpoints<'_>,
+    ) -> Option<RegistryService> {
+        if matches!(s.resolution, Resolution::Alias(_)) {
+            return None;
+        }
+        let host = host_of(k, domain);
+        Some(RegistryService {
+            aliases: aliases.get(host.as_str()).cloned().unwrap_or_default(),
+            host,
+            name: k.1.clone(),
+            namespace: k.0.clone(),
+            service: s.clone(),
+            endpoints: endpoints.of(k),
+        })
+    }
+
+    /// Concrete host → the ExternalName hosts aliasing it, through chains;
+    /// a loop resolves to nothing (Kubernetes answers NXDOMAIN).
+    fn aliases(&self, domain: &str) -> HashMap<String, Vec<String>> {
         let mut raw_alias: HashMap<String, &str> = HashMap::new();
         for (k, s) in &self.services {
             if let Resolution::Alias(target) = &s.resolution {
-                raw_alias.insert(host_of(k), target);
+                raw_alias.insert(host_of(k, domain), target);
             }
         }
-        // Alias → concrete host, through chains; a loop resolves to nothing
-        // (Kubernetes answers NXDOMAIN).
-        let mut aliases: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
         for (alias, first) in &raw_alias {
             let mut target: &str = first;
             let mut seen = vec![alias.as_str()];
@@ -247,80 +525,78 @@ impl Index {
                 target = next;
             }
             if !looped {
-                aliases.entry(target).or_default().push(alias.clone());
+                aliases
+                    .entry(target.to_string())
+                    .or_default()
+                    .push(alias.clone());
             }
         }
         for v in aliases.values_mut() {
             v.sort();
         }
-        let by_service = self.endpoints_by_service();
-        self.services
-            .iter()
-            .filter(|(_, s)| !matches!(s.resolution, Resolution::Alias(_)))
-            .map(|(k, s)| {
-                let host = host_of(k);
-                RegistryService {
-                    aliases: aliases.get(host.as_str()).cloned().unwrap_or_default(),
-                    host,
-                    name: k.1.clone(),
-                    namespace: k.0.clone(),
-                    service: s.clone(),
-                    endpoints: by_service.get(k).cloned().unwrap_or_default(),
-                }
-            })
-            .collect()
+        aliases
     }
 
-    /// Endpoints per Service from every slice: address × port, the first
+    /// Endpoints per Service from every slice (see [`Endpoints::of`]).
+    pub fn endpoints_by_service(&self) -> HashMap<Key, Vec<Endpoint>> {
+        let mut endpoints = Endpoints::new(self);
+        self.slices_of
+            .keys()
+            .map(|k| (k.clone(), endpoints.of(k)))
+            .collect()
+    }
+}
+
+/// Builds Services' endpoints.
+struct Endpoints<'a> {
+    index: &'a Index,
+}
+
+impl<'a> Endpoints<'a> {
+    fn new(index: &'a Index) -> Endpoints<'a> {
+        Endpoints { index }
+    }
+
+    /// A Service's endpoints from its slices: address × port, the first
     /// slice (by name) to name an (address, port name) wins
     /// (`endpointslice.go` dedup); an address whose Pod is not known yet is
     /// skipped until it is (`getPod`'s "expected pod").
-    pub fn endpoints_by_service(&self) -> HashMap<Key, Vec<Endpoint>> {
-        let mut out: HashMap<Key, BTreeMap<&str, Endpoint>> = HashMap::new();
-        // One label set per (pod, node).
-        let mut labels: HashMap<(&Key, Option<&str>), Labels> = HashMap::new();
-        let empty = Arc::new(BTreeMap::new());
-        for ((ns, _), slice) in &self.slices {
-            let per_addr = out.entry((ns.clone(), slice.service.clone())).or_default();
+    fn of(&mut self, service: &Key) -> Vec<Endpoint> {
+        let index = self.index;
+        let Some(names) = index.slices_of.get(service) else {
+            return Vec::new();
+        };
+        let mut per_addr: BTreeMap<&str, Endpoint> = BTreeMap::new();
+        for name in names {
+            let Some(slice) = index.slices.get(&(service.0.clone(), name.clone())) else {
+                continue;
+            };
             for e in &slice.endpoints {
                 if e.health == Health::Terminating {
                     continue;
                 }
                 let pod = match &e.pod {
-                    Some(k) => match self.pods.get(k) {
-                        Some(p) => Some((k, p)),
+                    Some(k) => match index.pods.get(k) {
+                        Some(p) => Some(p),
                         None => continue,
                     },
                     None => None,
                 };
                 // The Pod's node from its spec if known, else the slice's.
-                let node = pod
-                    .and_then(|(_, p)| p.node.as_deref())
-                    .or(e.node.as_deref());
-                let locality: String = match pod.and_then(|(_, p)| convert::pod_locality(&p.labels))
-                {
+                let node = pod.and_then(|p| p.node.as_deref()).or(e.node.as_deref());
+                let locality: String = match pod.and_then(|p| convert::pod_locality(&p.labels)) {
                     Some(l) => l,
                     None => node
-                        .and_then(|n| self.nodes.get(n))
+                        .and_then(|n| index.nodes.get(n))
                         .map_or(String::new(), |l| l.to_string()),
-                };
-                let endpoint_labels = match pod {
-                    Some((k, p)) => labels
-                        .entry((k, node))
-                        .or_insert_with(|| {
-                            Arc::new(convert::augment_labels(&p.labels, &locality, node))
-                        })
-                        .clone(),
-                    // No Pod: only the topology Istio knows without one
-                    // (none here: no cluster or network labels in strait).
-                    None => empty.clone(),
                 };
                 for a in &e.addresses {
                     let ep = per_addr.entry(a.as_str()).or_insert_with(|| Endpoint {
                         address: a.clone(),
                         ports: BTreeMap::new(),
-                        labels: endpoint_labels.clone(),
+                        pod_labels: pod.map(|p| p.labels.clone()),
                         locality: locality.clone(),
+                        node: node.map(str::to_string),
                         health: e.health,
                     });
                     for (name, port) in &slice.ports {
@@ -329,10 +605,12 @@ impl Index {
                 }
             }
         }
-        out.into_iter()
-            .map(|(k, v)| (k, v.into_values().collect()))
-            .collect()
+        per_addr.into_values().collect()
     }
+}
+
+fn host_of((ns, name): &Key, domain: &str) -> String {
+    format!("{name}.{ns}.svc.{domain}")
 }
 
 fn key(meta: &Meta) -> Key {
@@ -441,15 +719,27 @@ mod tests {
         let v1 = &r.endpoints[0];
         assert_eq!(v1.address, "10.1.0.1");
         assert_eq!(v1.ports, BTreeMap::from([("http".to_string(), 8080)]));
-        assert_eq!(v1.labels["version"], "v1");
-        assert_eq!(v1.labels[convert::LABEL_REGION], "us");
-        assert_eq!(v1.labels[convert::LABEL_HOSTNAME], "n1");
+        let labels = v1.labels();
+        assert_eq!(labels["version"], "v1");
+        assert_eq!(labels[convert::LABEL_REGION], "us");
+        assert_eq!(labels[convert::LABEL_HOSTNAME], "n1");
+        for (k, v) in &labels {
+            assert_eq!(v1.label(k), Some(v.as_str()), "{k}");
+        }
         assert_eq!(v1.locality, "us/us-1/");
         let v2 = &r.endpoints[1];
         assert_eq!(v2.locality, "eu/eu-1/a", "the Pod's own label wins");
-        assert_eq!(v2.labels[convert::LABEL_SUBZONE], "a");
+        assert_eq!(v2.labels()[convert::LABEL_SUBZONE], "a");
         // n2 is unknown: no locality from it.
-        assert_eq!(v2.labels[convert::LABEL_HOSTNAME], "n2");
+        assert_eq!(v2.labels()[convert::LABEL_HOSTNAME], "n2");
+        assert!(v2.selected_by(&BTreeMap::from([
+            ("version".to_string(), "v2".to_string()),
+            (convert::LABEL_ZONE.to_string(), "eu-1".to_string()),
+        ])));
+        assert!(!v2.selected_by(&BTreeMap::from([(
+            convert::LABEL_REGION.to_string(),
+            "us".to_string()
+        )])));
     }
 
     /// `endpointslice.go` `getPod`: an endpoint whose Pod is not known yet is
@@ -471,7 +761,7 @@ mod tests {
         assert!(ix.endpoints_changed(before), "only endpoints changed");
         let r = only(&ix);
         assert_eq!(r.endpoints.len(), 2);
-        assert_eq!(r.endpoints[1].labels["version"], "v3");
+        assert_eq!(r.endpoints[1].label("version"), Some("v3"));
         // The same labels again (a status-only update) change nothing.
         let before = ix.generations();
         ix.apply_pod(
@@ -513,7 +803,7 @@ mod tests {
         );
         assert_eq!(r.endpoints[2].health, Health::NotReady);
         assert!(
-            r.endpoints[2].labels.is_empty(),
+            r.endpoints[2].labels().is_empty(),
             "no targetRef: no Pod labels"
         );
         ix.delete_slice("default", "reviews-xyz");

@@ -12,6 +12,7 @@ pub mod kube;
 use tokio::sync::mpsc;
 
 use crate::config::ConfigSet;
+use crate::kubernetes::RegistryService;
 use crate::load::LoadOptions;
 
 /// Signals "the configuration may have changed"; a full channel drops the
@@ -29,6 +30,14 @@ impl Watch {
             _guard: Box::new(guard),
         }
     }
+}
+
+/// Since an index generation: the registry entries of the Kubernetes
+/// Services whose endpoints changed, or of every Service.
+#[derive(Debug)]
+pub enum EndpointUpdate {
+    All(Vec<RegistryService>),
+    Services(Vec<RegistryService>),
 }
 
 /// A configuration source.
@@ -62,6 +71,34 @@ pub trait Source: Send + Sync {
     /// labels, Nodes) and routes need not be recompiled. `None`: unknown,
     /// always rebuild whole.
     fn generations(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// Whether the source has read its configuration once (the Kubernetes
+    /// source: every kind has synced). Before that a reload (SIGHUP) does
+    /// nothing: an empty configuration must not be served, nor make the
+    /// proxy ready.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// The Kubernetes registry the source keeps live (every Service with
+    /// its endpoints) and the index generation it reflects. `None`:
+    /// compile builds it from the loaded set's Services.
+    fn registry(&self, _domain: &str) -> Option<(Vec<RegistryService>, u64)> {
+        None
+    }
+
+    /// What endpoints changed since index generation `since` (one
+    /// [`Source::registry`] or this gave), and the generation now.
+    fn endpoint_update(&self, _since: u64, _domain: &str) -> Option<(EndpointUpdate, u64)> {
+        None
+    }
+
+    /// The set Istio's analyzers should read for a built `config`, when
+    /// the source keeps objects they read out of it (the Kubernetes
+    /// source's Pods and Nodes live in its index only). `None`: `config`.
+    fn for_analysis(&self, _config: &ConfigSet) -> Option<ConfigSet> {
         None
     }
 }

@@ -21,7 +21,15 @@ struct Strait {
     child: Child,
     listen: SocketAddr,
     admin: SocketAddr,
+    /// strait's log after its startup line (the last 1,000 lines).
+    log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     _dir: tempfile::TempDir,
+}
+
+impl Strait {
+    fn logged(&self, what: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(what))
+    }
 }
 
 impl Drop for Strait {
@@ -35,7 +43,19 @@ fn start(api: &FakeApi, extra: &[&str]) -> Strait {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strait"))
+    // KUBESCALE_WRAP="perf record -g -o perf.data --" (a profiler) runs
+    // strait under it.
+    let wrap = std::env::var("KUBESCALE_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut command = match wrap.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(wrap).arg(env!("CARGO_BIN_EXE_strait"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_strait")),
+    };
+    let mut child = command
         .args(["run", "--kubernetes", "--kubeconfig"])
         .arg(&kubeconfig)
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
@@ -51,11 +71,28 @@ fn start(api: &FakeApi, extra: &[&str]) -> Strait {
         if let Some(rest) = line.strip_prefix("strait: listening on ") {
             let (listen, rest) = rest.split_once(" (admin ").unwrap();
             let admin = rest.split_once(')').unwrap().0;
-            std::thread::spawn(move || for _ in lines {});
+            // KUBESCALE_LOG=1 (scripts/kubescale.sh): strait's log, timed.
+            let echo = std::env::var_os("KUBESCALE_LOG").is_some();
+            let t0 = Instant::now();
+            let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+            let kept = log.clone();
+            std::thread::spawn(move || {
+                for l in lines.map_while(Result::ok) {
+                    if echo {
+                        eprintln!("[strait +{:.3}s] {l}", t0.elapsed().as_secs_f64());
+                    }
+                    let mut kept = kept.lock().unwrap();
+                    if kept.len() == 1000 {
+                        kept.pop_front();
+                    }
+                    kept.push_back(l);
+                }
+            });
             return Strait {
                 child,
                 listen: listen.parse().unwrap(),
                 admin: admin.parse().unwrap(),
+                log,
                 _dir: dir,
             };
         }
@@ -270,6 +307,46 @@ async fn until_all_go_to(s: &Strait, want: &str, n: usize) {
         true
     })
     .await;
+}
+
+/// A SIGHUP before the first sync reloads nothing: an empty configuration
+/// is not served and `/ready` stays 503 until every kind has listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_before_the_first_sync_does_not_make_it_ready() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.fail_lists(500, usize::MAX);
+    let s = start(&api, &[]);
+    let pid = s.child.id().to_string();
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP {pid}");
+    };
+    hup();
+    until(
+        "strait says the early reload waits for the sync",
+        || async { s.logged("before the configuration source has synced") },
+    )
+    .await;
+    assert_eq!(ready(&s).await, 503, "no sync, no readiness");
+    assert_eq!(
+        get(s.listen, HOST, "/").await.status.as_u16(),
+        404,
+        "nothing served yet"
+    );
+    api.fail_lists(500, 0);
+    wait_ready(&s).await;
+    assert_eq!(body(&s).await, (200, "v1".to_string()));
+    // After the sync a SIGHUP reloads as ever.
+    hup();
+    assert_eq!(body(&s).await, (200, "v1".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -628,10 +705,44 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// strait's own part of a change, from its `/config_dump`: from when the
+/// watches applied the last event (`lastChangeUnixSeconds`) to when the
+/// configuration built for it went live (`last_updated`, milliseconds);
+/// the rest of a measured change is the fake's delivery and the polling.
+async fn event_to_live(s: &Strait) -> Duration {
+    let dump = config_dump(s).await;
+    let changed = dump["source"]["lastChangeUnixSeconds"]
+        .as_f64()
+        .unwrap_or(0.0);
+    // `YYYY-MM-DDTHH:MM:SS.mmmZ`, the same UTC day.
+    let live: f64 = dump["last_updated"]
+        .as_str()
+        .and_then(|t| t.split('T').nth(1))
+        .map(|t| {
+            t.trim_end_matches('Z').split(':').fold(0.0, |acc, part| {
+                acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
+            })
+        })
+        .unwrap_or(0.0);
+    Duration::from_secs_f64((live - changed.rem_euclid(86_400.0)).max(0.0))
+}
+
+/// With `KUBESCALE_LOG`: a wall-clock line to read beside strait's log.
+fn stamp(what: &str) {
+    if std::env::var_os("KUBESCALE_LOG").is_some() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("[test] {what} at unix {:.3}", t.as_secs_f64());
+    }
+}
+
 /// The scale figures in PERFORMANCE.md ("Kubernetes source at scale"):
 /// 10,000 Services with their EndpointSlices and 30,000 Pods (metadata) in
 /// the fake. A measurement, not a check: run it by hand with
-/// `cargo test --release --test it kube_watch::scale -- --ignored --nocapture`.
+/// `scripts/kubescale.sh` (`cargo test --release --test it
+/// kube_watch::scale -- --ignored --nocapture`; `KUBESCALE_LOG=1` adds
+/// strait's log, RSS over time and the fake's own list times).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement for PERFORMANCE.md, minutes long"]
 async fn scale_10k_services_30k_pods() {
@@ -677,27 +788,52 @@ async fn scale_10k_services_30k_pods() {
     let started = Instant::now();
     let s = start(&api, &[]);
     let pid = s.child.id();
+    if std::env::var_os("KUBESCALE_LOG").is_some() {
+        // strait's RSS every 250 ms, beside its log (bounded: 2 minutes).
+        std::thread::spawn(move || {
+            for i in 0..480 {
+                eprintln!("[rss +{:.2}s] {:.0} MiB", f64::from(i) * 0.25, rss_mib(pid));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+    }
     let deadline = Instant::now() + Duration::from_secs(600);
     while ready(&s).await != 200 {
         assert!(Instant::now() < deadline, "not ready in 10 minutes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let ready = started.elapsed();
+    // How long the fake itself took to answer the lists, per resource.
+    let mut lists: std::collections::BTreeMap<String, (usize, Duration)> = Default::default();
+    for r in api.requests().iter().filter(|r| !r.is_watch()) {
+        let e = lists.entry(r.path.clone()).or_default();
+        e.0 += 1;
+        e.1 += r.took;
+    }
+    for (path, (n, took)) in &lists {
+        println!("fake API: {n} list request(s) of {path} answered in {took:?}");
+    }
     until_all_go_to(&s, "v1", 3).await;
     let rss = rss_mib(pid);
 
     // Endpoint change: the Pods swap versions, so subset v1 (routed to)
     // is now served by the upstream named "v2".
     let t = Instant::now();
+    stamp("endpoint change written");
     api.apply(pod("reviews-a", "v2"));
     api.apply(pod("reviews-b", "v1"));
     until_all_go_to(&s, "v2", 3).await;
     let endpoint_change = t.elapsed();
+    stamp("endpoint change seen");
+    let endpoint_inside = event_to_live(&s).await;
 
     let t = Instant::now();
+    stamp("VirtualService change written");
     api.apply(route_to("v2"));
     until_all_go_to(&s, "v1", 3).await;
     let vs_change = t.elapsed();
+    stamp("VirtualService change seen");
+    let vs_inside = event_to_live(&s).await;
 
     // At rest.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -706,7 +842,7 @@ async fn scale_10k_services_30k_pods() {
     let idle = (cpu_seconds(pid) - cpu0) / 5.0;
     let rss_after = rss_mib(pid);
     println!(
-        "kube scale: start->ready {ready:?}, RSS at ready {rss:.0} MiB, after changes {rss_after:.0} MiB, endpoint change {endpoint_change:?}, VirtualService change {vs_change:?}, CPU at rest {:.1}%",
+        "kube scale: start->ready {ready:?}, RSS at ready {rss:.0} MiB, after changes {rss_after:.0} MiB, endpoint change {endpoint_change:?} (strait: event to live {endpoint_inside:?}), VirtualService change {vs_change:?} (strait: {vs_inside:?}), CPU at rest {:.1}%",
         idle * 100.0
     );
 }

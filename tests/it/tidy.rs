@@ -18,15 +18,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("logging", &[]),
     // The HTTP/1.1 codec (sans-IO; protocol only).
     ("http1", &[]),
-    // YAML text → typed resources (pure), and where the text comes from.
+    // Kubernetes objects → the service registry (pure).
+    ("kubernetes", &["config", "model"]),
+    // YAML text → typed resources (pure), and where the text comes from
+    // (the Kubernetes source keeps a live `kubernetes::Index`).
     ("load", &["config", "model"]),
-    ("source", &["load", "config", "model"]),
+    ("source", &["kubernetes", "load", "config", "model"]),
     // Istio's validation and analysis.
     ("validate", &["load", "config", "model"]),
     ("analyze", &["validate", "load", "config", "model"]),
     // What the request path reads, compiled from the configuration.
-    // Kubernetes objects → the service registry (pure).
-    ("kubernetes", &["config", "model"]),
     ("route", &["model"]),
     ("metrics", &["flags"]),
     (
@@ -56,7 +57,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "pipeline",
         &[
-            "analyze", "validate", "compile", "source", "load", "config", "model",
+            "analyze",
+            "validate",
+            "compile",
+            "kubernetes",
+            "source",
+            "load",
+            "config",
+            "model",
         ],
     ),
     // The data plane.
@@ -71,7 +79,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "reload",
         &[
-            "proxy", "pipeline", "analyze", "source", "compile", "load", "config", "model",
+            "proxy",
+            "pipeline",
+            "analyze",
+            "source",
+            "compile",
+            "kubernetes",
+            "load",
+            "config",
+            "model",
         ],
     ),
     // Front ends.

@@ -140,6 +140,8 @@ pub struct Logged {
     pub path: String,
     pub query: BTreeMap<String, String>,
     pub accept: String,
+    /// How long the fake took to answer (a list; a watch's first response).
+    pub took: Duration,
 }
 
 impl Logged {
@@ -542,18 +544,21 @@ impl Shared {
             path: path.clone(),
             query: query.clone(),
             accept: accept.clone(),
+            took: Duration::ZERO,
         };
         let is_watch = logged.is_watch();
-        {
+        let logged_at = {
             let mut st = self.state.lock().unwrap();
             st.log.push(logged);
+            let at = st.log.len() - 1;
             if st.down {
                 return json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &status(503, "ServiceUnavailable", "the API server is down"),
                 );
             }
-        }
+            at
+        };
         if req.method() != http::Method::GET {
             return json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -566,11 +571,17 @@ impl Shared {
         let Some((ty, ns)) = self.route(&path) else {
             return not_found();
         };
-        if is_watch {
+        let t = std::time::Instant::now();
+        let r = if is_watch {
             self.watch(ty, ns, &query, form(&accept))
         } else {
             self.list(ty, ns, &query, form(&accept))
+        };
+        let took = t.elapsed();
+        if let Some(l) = self.state.lock().unwrap().log.get_mut(logged_at) {
+            l.took = took;
         }
+        r
     }
 
     fn installed(&self) -> Vec<ResourceType> {
@@ -664,18 +675,22 @@ impl Shared {
         Some((ty, ns))
     }
 
-    fn selected(
-        st: &State,
+    /// The objects of one type (in one namespace), in key order, as
+    /// references: a page of a large list clones only what it sends.
+    fn selected<'a>(
+        st: &'a State,
         ty: ResourceType,
-        ns: &Option<String>,
-        query: &BTreeMap<String, String>,
-    ) -> Vec<Value> {
+        ns: &'a Option<String>,
+        query: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let from = (ty.plural, ns.clone().unwrap_or_default(), String::new());
         st.objects
-            .iter()
-            .filter(|((p, o_ns, _), _)| *p == ty.plural && ns.as_ref().is_none_or(|n| n == o_ns))
-            .filter(|(_, o)| matches_selector(o, query.get("labelSelector")))
-            .map(|(_, o)| o.clone())
-            .collect()
+            .range(from..)
+            .take_while(move |((p, o_ns, _), _)| {
+                *p == ty.plural && ns.as_ref().is_none_or(|n| n == o_ns)
+            })
+            .filter(move |(_, o)| matches_selector(o, query.get("labelSelector")))
+            .map(|(_, o)| o)
     }
 
     fn list(
@@ -702,7 +717,6 @@ impl Shared {
             }
             return r;
         }
-        let mut items = Self::selected(&st, ty, &ns, query);
         // A continue token is `<list version>/<items already sent>`.
         let (list_rv, skip) = match query.get("continue").filter(|c| !c.is_empty()) {
             Some(c) => {
@@ -729,36 +743,47 @@ impl Shared {
             }
             None => (st.rv, 0),
         };
-        items = items.into_iter().skip(skip).collect();
         let limit = query
             .get("limit")
             .and_then(|l| l.parse::<usize>().ok())
-            .filter(|l| *l > 0);
-        let mut cont = String::new();
-        if let Some(l) = limit
-            && items.len() > l
-        {
-            items.truncate(l);
-            cont = format!("{list_rv}/{}", skip + l);
-        }
-        drop(st);
-        let mut meta = json!({"resourceVersion": list_rv.to_string()});
-        if !cont.is_empty() {
-            meta["continue"] = cont.into();
-        }
-        let body = match form {
-            Form::Full => {
-                json!({"kind": format!("{}List", ty.kind), "apiVersion": ty.api_version(),
-                                 "metadata": meta, "items": items})
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
+        let body = {
+            let mut selected = Self::selected(&st, ty, &ns, query).skip(skip);
+            let page: Vec<&Value> = selected.by_ref().take(limit).collect();
+            let more = selected.next().is_some();
+            let mut meta = json!({"resourceVersion": list_rv.to_string()});
+            if more {
+                meta["continue"] = format!("{list_rv}/{}", skip + page.len()).into();
             }
-            Form::Metadata => {
-                json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                                     "metadata": meta,
-                                     "items": items.iter().map(metadata_only).collect::<Vec<_>>()})
+            // Serialized from the stored objects, under the lock: no copy of
+            // a 30,000-object list is made first.
+            match form {
+                Form::Full => serde_json::to_vec(&ListBody {
+                    kind: format!("{}List", ty.kind),
+                    api_version: ty.api_version(),
+                    metadata: meta,
+                    items: Items(&page, false),
+                }),
+                Form::Metadata => serde_json::to_vec(&ListBody {
+                    kind: "PartialObjectMetadataList".into(),
+                    api_version: "meta.k8s.io/v1".into(),
+                    metadata: meta,
+                    items: Items(&page, true),
+                }),
+                Form::Table => {
+                    let items: Vec<Value> = page.iter().copied().cloned().collect();
+                    serde_json::to_vec(&table(&items, meta))
+                }
             }
-            Form::Table => table(&items, meta),
         };
-        json_response(StatusCode::OK, &body)
+        drop(st);
+        let mut r = Response::new(http_body_util::Either::Left(http_body_util::Full::new(
+            Bytes::from(body.unwrap_or_default()),
+        )));
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        r
     }
 
     fn watch(
@@ -899,7 +924,7 @@ impl WatchStream {
             // "" / "0" / sendInitialEvents: synthetic ADDED for what
             // exists now, then changes after.
             for o in Shared::selected(&st, self.ty, &self.ns, &self.query) {
-                first.push(self.encode("ADDED", &o));
+                first.push(self.encode("ADDED", o));
             }
             if initial && self.bookmarks {
                 first.push(self.encode("BOOKMARK", &self.bookmark(st.rv, true)));
@@ -927,10 +952,11 @@ impl WatchStream {
                 st.compacted + 1
             ));
         }
-        let lines: Vec<Bytes> = st
-            .history
+        // History is in version order: start after `last`.
+        let from = st.history.partition_point(|e| e.rv <= last);
+        let lines: Vec<Bytes> = st.history[from..]
             .iter()
-            .filter(|e| e.rv > last && e.ty == self.ty)
+            .filter(|e| e.ty == self.ty)
             .filter(|e| {
                 self.ns
                     .as_ref()
@@ -969,6 +995,47 @@ impl WatchStream {
                 Some(now)
             }
         }
+    }
+}
+
+/// A list response, serialized from the stored objects.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    metadata: Value,
+    items: Items<'a>,
+}
+
+/// A page of objects, serialized in place (`true`: metadata only).
+struct Items<'a>(&'a [&'a Value], bool);
+
+/// One object as `PartialObjectMetadata`.
+#[derive(serde::Serialize)]
+struct MetadataOnly<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: &'a Value,
+}
+
+impl serde::Serialize for Items<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for o in self.0 {
+            if self.1 {
+                seq.serialize_element(&MetadataOnly {
+                    kind: "PartialObjectMetadata",
+                    api_version: "meta.k8s.io/v1",
+                    metadata: &o["metadata"],
+                })?;
+            } else {
+                seq.serialize_element(o)?;
+            }
+        }
+        seq.end()
     }
 }
 

@@ -49,6 +49,8 @@ pub struct History {
     clusters: HashMap<Arc<str>, VecDeque<(u64, Tick)>>,
     last_picks: HashMap<String, u64>,
     picks: HashMap<String, VecDeque<(u64, u64)>>,
+    /// The configuration version of the last sample (`None` before one).
+    version: Option<u64>,
 }
 
 /// The figures of one destination over the last minute.
@@ -153,6 +155,8 @@ impl History {
     pub fn observe_picks(&mut self, key: &str, total: u64) {
         let last = match self.last_picks.get_mut(key) {
             Some(l) => l,
+            // A destination never picked holds no state.
+            None if total == 0 => return,
             None => self.last_picks.entry(key.to_string()).or_insert(0),
         };
         if total == *last {
@@ -168,13 +172,24 @@ impl History {
         }
     }
 
-    /// Drop samples older than [`WINDOW`], and the state of destinations
-    /// that `keep` no longer names (gone with a reload).
-    pub fn expire(
-        &mut self,
-        keep_cluster: impl Fn(&str) -> bool,
-        keep_route: impl Fn(&str) -> bool,
-    ) {
+    /// Record the configuration version of this sample; true when it
+    /// differs from the last sample's (a reload: routes and clusters may
+    /// be gone, and pick counters start again).
+    pub fn config_changed(&mut self, version: u64) -> bool {
+        self.version.replace(version) != Some(version)
+    }
+
+    /// Whether a route destination has state (it was picked).
+    pub fn tracks_picks(&self, key: &str) -> bool {
+        self.last_picks.contains_key(key)
+    }
+
+    /// Drop samples older than [`WINDOW`] only (nothing was removed).
+    pub fn prune(&mut self) {
+        self.expire_old();
+    }
+
+    fn expire_old(&mut self) {
         let oldest = self.now.saturating_sub(WINDOW);
         for ring in self.clusters.values_mut() {
             while ring.front().is_some_and(|(t, _)| *t <= oldest) {
@@ -186,6 +201,16 @@ impl History {
                 ring.pop_front();
             }
         }
+    }
+
+    /// Drop samples older than [`WINDOW`], and the state of destinations
+    /// that `keep` no longer names (gone with a reload).
+    pub fn expire(
+        &mut self,
+        keep_cluster: impl Fn(&str) -> bool,
+        keep_route: impl Fn(&str) -> bool,
+    ) {
+        self.expire_old();
         self.clusters.retain(|k, _| keep_cluster(k));
         self.last.retain(|(k, _, _), _| keep_cluster(k));
         self.picks.retain(|k, _| keep_route(k));

@@ -446,6 +446,15 @@ pub fn secs(d: Duration) -> String {
 pub fn sample(shared: &Shared, history: &mut History) {
     history.tick();
     let snap = shared.snapshot.load();
+    let version = shared
+        .status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .version;
+    // Between reloads nothing is removed and no counter starts again: the
+    // destinations never picked (most, in a large mesh) cost a counter
+    // read each, no key, no lookup.
+    let reloaded = history.config_changed(version);
     for c in snap.clusters.values() {
         for s in c.metrics().flat_map(|m| shared.metrics.series_of(m)) {
             history.observe_series(&c.name, s.response_code, s.flags, s.requests, || {
@@ -454,11 +463,21 @@ pub fn sample(shared: &Shared, history: &mut History) {
         }
     }
     let mut routes = Vec::new();
-    collect_picks(&snap.routes, "m", history, &mut routes);
+    collect_picks(&snap.routes, "m", reloaded, history, &mut routes);
     for p in snap.gateway.ports.values() {
         if let crate::compile::gateway::PortKind::Http(t) = &p.kind {
-            collect_picks(t, &format!("g{}v", p.number), history, &mut routes);
+            collect_picks(
+                t,
+                &format!("g{}v", p.number),
+                reloaded,
+                history,
+                &mut routes,
+            );
         }
+    }
+    if !reloaded {
+        history.prune();
+        return;
     }
     routes.sort_unstable();
     let names: rustc_hash::FxHashSet<&str> = snap.clusters.values().map(|c| &*c.name).collect();
@@ -468,13 +487,28 @@ pub fn sample(shared: &Shared, history: &mut History) {
     );
 }
 
-fn collect_picks(table: &RouteTable, prefix: &str, history: &mut History, keys: &mut Vec<String>) {
+/// Observe every route destination's picks (`all`: after a reload, every
+/// one, so that state of a reset counter is seen; else only those picked).
+fn collect_picks(
+    table: &RouteTable,
+    prefix: &str,
+    all: bool,
+    history: &mut History,
+    keys: &mut Vec<String>,
+) {
     for (vi, v) in table.vhosts.iter().enumerate() {
         for (ri, r) in v.routes.iter().enumerate() {
             if let Action::Forward(ws) = &r.action {
                 for (di, w) in ws.iter().enumerate() {
+                    let picked = w.picked.get();
+                    if !all && picked == 0 {
+                        continue;
+                    }
                     let key = pick_key(prefix, vi, ri, di);
-                    history.observe_picks(&key, w.picked.get());
+                    if picked == 0 && !history.tracks_picks(&key) {
+                        continue;
+                    }
+                    history.observe_picks(&key, picked);
                     keys.push(key);
                 }
             }

@@ -19,11 +19,14 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use self::kinds::{KINDS, KindSpec};
-use self::store::Store;
+use self::store::{Object, Store};
 use super::file::FileSource;
-use super::{Changes, Source, Watch};
-use crate::config::ConfigSet;
+use super::{Changes, EndpointUpdate, Source, Watch};
+use crate::config::{ConfigSet, Meta};
+use crate::kubernetes::RegistryService;
 use crate::load::LoadOptions;
+use crate::model::k8s::EndpointSliceSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// How to reach the API server, as kubectl finds it.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +70,9 @@ pub struct KubeSource {
     streams: Vec<(&'static KindSpec, Option<String>)>,
     store: Arc<Store>,
     files: FileSource,
+    /// The Services, slices, Pods and Nodes of the layered files' last
+    /// load, applied over the cluster's when the registry is built.
+    file_objects: std::sync::Mutex<Option<ConfigSet>>,
     server: String,
 }
 
@@ -94,6 +100,7 @@ impl KubeSource {
             store: Arc::new(Store::new(streams.clone())),
             streams,
             files,
+            file_objects: std::sync::Mutex::new(None),
             server,
         }
     }
@@ -105,6 +112,8 @@ impl KubeSource {
     /// List every kind once (`check --use-kube`), then stop watching. On
     /// timeout, the kinds that did not list.
     pub async fn sync(&self, timeout: std::time::Duration) -> Result<(), String> {
+        // Analysis reads Pods and Nodes as loaded resources (annotations too).
+        self.store.keep_all();
         let (tx, mut rx) = mpsc::channel::<()>(1);
         let tasks = self.start(tx);
         let _stop = Guard {
@@ -153,18 +162,30 @@ impl KubeSource {
                     changes: changes.clone(),
                 };
                 let client = self.client.clone();
+                let keep_all = self.store.keeps_all();
                 if kind.metadata_only {
                     let api: Api<PartialObjectMeta<DynamicObject>> = match &ns {
                         Some(ns) => Api::namespaced_with(client, ns, &ar),
                         None => Api::all_with(client, &ar),
                     };
-                    tokio::spawn(w.run(api, metadata_value))
+                    let to: fn(PartialObjectMeta<DynamicObject>) -> Object = if keep_all {
+                        metadata_value
+                    } else {
+                        metadata_object
+                    };
+                    tokio::spawn(w.run(api, to))
                 } else {
                     let api: Api<DynamicObject> = match &ns {
                         Some(ns) => Api::namespaced_with(client, ns, &ar),
                         None => Api::all_with(client, &ar),
                     };
-                    tokio::spawn(w.run(api, object_value))
+                    let to: fn(DynamicObject) -> Object =
+                        if kind.kind == "EndpointSlice" && !keep_all {
+                            slice_object
+                        } else {
+                            object_value
+                        };
+                    tokio::spawn(w.run(api, to))
                 }
             })
             .collect()
@@ -172,17 +193,47 @@ impl KubeSource {
 }
 
 /// A full object as JSON.
-fn object_value(o: DynamicObject) -> Value {
-    serde_json::to_value(o).unwrap_or_default()
+fn object_value(o: DynamicObject) -> Object {
+    Object::Value(serde_json::to_value(o).unwrap_or_default())
+}
+
+/// The parts of a watched object's metadata strait keeps.
+fn meta(m: ObjectMeta) -> Meta {
+    Meta {
+        name: m.name.unwrap_or_default(),
+        namespace: m.namespace.unwrap_or_default(),
+        labels: m.labels.unwrap_or_default(),
+        resource_version: m.resource_version,
+        ..Meta::default()
+    }
+}
+
+/// An EndpointSlice, typed straight from the object (no JSON round trip);
+/// one that does not decode goes through the loader, which says why.
+fn slice_object(o: DynamicObject) -> Object {
+    use serde::Deserialize as _;
+    match EndpointSliceSpec::deserialize(&o.data) {
+        Ok(spec) => Object::Slice(meta(o.metadata), spec),
+        Err(_) => object_value(o),
+    }
 }
 
 /// Metadata only: name, namespace, labels (all a Pod or Node gives strait).
-fn metadata_value(o: PartialObjectMeta<DynamicObject>) -> Value {
+fn metadata_object(o: PartialObjectMeta<DynamicObject>) -> Object {
+    Object::Meta(meta(o.metadata))
+}
+
+/// Metadata only, as JSON for the loader (keeping every object loaded).
+fn metadata_value(o: PartialObjectMeta<DynamicObject>) -> Object {
     let m = o.metadata;
-    serde_json::json!({"metadata": {
-        "name": m.name, "namespace": m.namespace, "labels": m.labels,
+    let mut meta = serde_json::json!({
+        "name": m.name, "labels": m.labels, "annotations": m.annotations,
         "resourceVersion": m.resource_version,
-    }})
+    });
+    if let Some(ns) = m.namespace {
+        meta["namespace"] = ns.into();
+    }
+    Object::Value(serde_json::json!({ "metadata": meta }))
 }
 
 /// One watch's loop.
@@ -194,7 +245,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run<K>(self, api: Api<K>, to_value: fn(K) -> Value)
+    async fn run<K>(self, api: Api<K>, to_object: fn(K) -> Object)
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
@@ -208,19 +259,23 @@ impl Watcher {
         while let Some(event) = events.next().await {
             match event {
                 Ok(Event::Init) => self.store.init(s),
-                Ok(Event::InitApply(o)) => self.store.init_apply(s, to_value(o)),
+                Ok(Event::InitApply(o)) => self.store.init_apply(s, to_object(o)),
                 Ok(Event::InitDone) => {
                     self.store.init_done(s);
                     tracing::debug!(target: "strait::kubernetes", kind = self.kind.kind, "listed");
                     self.signal();
                 }
                 Ok(Event::Apply(o)) => {
-                    self.store.apply(s, to_value(o));
-                    self.signal();
+                    if self.store.apply(s, to_object(o)) {
+                        tracing::trace!(target: "strait::kubernetes", kind = self.kind.kind, "applied a change");
+                        self.signal();
+                    }
                 }
                 Ok(Event::Delete(o)) => {
-                    self.store.delete(s, &to_value(o));
-                    self.signal();
+                    if self.store.delete(s, &to_object(o)) {
+                        tracing::trace!(target: "strait::kubernetes", kind = self.kind.kind, "applied a deletion");
+                        self.signal();
+                    }
                 }
                 Err(e) => {
                     let not_found = is_not_found(&e);
@@ -254,15 +309,80 @@ fn is_not_found(e: &watcher::Error) -> bool {
     }
 }
 
+impl KubeSource {
+    /// The layered files' Kubernetes objects, if they have any.
+    fn file_objects(&self) -> Option<ConfigSet> {
+        self.file_objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 impl Source for KubeSource {
     fn load(&self, opts: &LoadOptions) -> ConfigSet {
         let mut config = self.store.config();
         if !self.files.paths.is_empty() {
             // Local files over the cluster: the later replaces the earlier.
-            config.extend(self.files.load(opts));
+            let files = self.files.load(opts);
+            let core = ConfigSet {
+                services: files.services.clone(),
+                endpoint_slices: files.endpoint_slices.clone(),
+                pods: files.pods.clone(),
+                nodes: files.nodes.clone(),
+                ..ConfigSet::default()
+            };
+            let any = !(core.services.is_empty()
+                && core.endpoint_slices.is_empty()
+                && core.pods.is_empty()
+                && core.nodes.is_empty());
+            *self.file_objects.lock().unwrap_or_else(|p| p.into_inner()) = any.then_some(core);
+            config.extend(files);
             config.replace_duplicates();
         }
         config
+    }
+
+    fn ready(&self) -> bool {
+        self.store.synced()
+    }
+
+    fn registry(&self, domain: &str) -> Option<(Vec<RegistryService>, u64)> {
+        let (registry, generation) = self.store.registry(domain);
+        match self.file_objects() {
+            None => Some((registry, generation)),
+            Some(files) => {
+                let mut index = self.store.index();
+                index.apply_config(&files);
+                Some((index.registry(domain), generation))
+            }
+        }
+    }
+
+    fn endpoint_update(&self, since: u64, domain: &str) -> Option<(EndpointUpdate, u64)> {
+        if self.file_objects().is_some() {
+            // Rare (local files with Services or Pods): rebuild them all.
+            let (registry, generation) = self.registry(domain)?;
+            return Some((EndpointUpdate::All(registry), generation));
+        }
+        Some(self.store.endpoint_update(since, domain))
+    }
+
+    fn for_analysis(&self, config: &ConfigSet) -> Option<ConfigSet> {
+        if self.store.keeps_all() {
+            return None;
+        }
+        let mut out = config.clone();
+        let (pods, nodes) = self.store.pods_and_nodes();
+        // The cluster's first, so that layered files replace them.
+        let services = std::mem::replace(&mut out.services, self.store.services());
+        out.services.extend(services);
+        let files = std::mem::replace(&mut out.pods, pods);
+        out.pods.extend(files);
+        let files = std::mem::replace(&mut out.nodes, nodes);
+        out.nodes.extend(files);
+        out.replace_duplicates();
+        Some(out)
     }
 
     fn watch(&self, changes: Changes) -> Result<Watch, String> {
