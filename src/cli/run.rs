@@ -329,7 +329,9 @@ async fn serve(
     // The cluster's client first: a kubeconfig that does not work is said
     // before anything listens.
     let source: Box<dyn Source> = if args.kube.kubernetes {
-        match kube_source(&args.kube, files).await {
+        // A gateway reads `credentialName` Secrets, in its own namespace.
+        let secrets = args.gateway.is_some().then_some(args.namespace.as_str());
+        match kube_source(&args.kube, files, secrets).await {
             Ok(s) => s,
             Err(e) => return failed(&format!("--kubernetes: {e}")),
         }
@@ -463,7 +465,11 @@ fn start_reloader(
 
 /// The Kubernetes source, with the files layered over it.
 #[cfg(feature = "kubernetes")]
-async fn kube_source(args: &KubeArgs, files: FileSource) -> Result<Box<dyn Source>, String> {
+async fn kube_source(
+    args: &KubeArgs,
+    files: FileSource,
+    secrets_namespace: Option<&str>,
+) -> Result<Box<dyn Source>, String> {
     use crate::source::kube;
     let (client, server) = kube::client(&kube::Connect {
         kubeconfig: args.kubeconfig.clone(),
@@ -471,16 +477,21 @@ async fn kube_source(args: &KubeArgs, files: FileSource) -> Result<Box<dyn Sourc
     })
     .await?;
     tracing::info!(server = %server, "watching the Kubernetes API");
-    Ok(Box::new(kube::KubeSource::new(
+    Ok(Box::new(kube::KubeSource::with_secrets(
         client,
         server,
         &args.watch_namespaces,
+        secrets_namespace,
         files,
     )))
 }
 
 #[cfg(not(feature = "kubernetes"))]
-async fn kube_source(_: &KubeArgs, _: FileSource) -> Result<Box<dyn Source>, String> {
+async fn kube_source(
+    _: &KubeArgs,
+    _: FileSource,
+    _: Option<&str>,
+) -> Result<Box<dyn Source>, String> {
     Err("this strait was built without the `kubernetes` feature".into())
 }
 

@@ -273,7 +273,7 @@ fn material(
             problem(
                 "credentialName",
                 format!(
-                    "Secret {ns}/{name} not found: the credential must be a Secret in the gateway's namespace ({ns}) in the configuration files"
+                    "Secret {ns}/{name} not found: the credential must be a Secret in the gateway's namespace ({ns}), in the configuration files or, with --kubernetes, the cluster (strait watches its own --namespace's Secrets)"
                 ),
             )
         })?;

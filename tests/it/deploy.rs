@@ -1,7 +1,8 @@
 //! `deploy/kubernetes/` stays in step with the binary: every strait
 //! container's arguments are flags `strait` accepts, and the ClusterRole
 //! grants `list` and `watch` on exactly the kinds the Kubernetes source
-//! watches (least privilege), nothing more and nothing missing.
+//! watches cluster-wide (least privilege), nothing more and nothing
+//! missing; Secrets only to the gateway, in its namespace.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -96,15 +97,9 @@ fn every_strait_container_runs_with_flags_strait_accepts() {
     assert_eq!(checked, 2, "the node proxy and the gateway");
 }
 
-#[cfg(feature = "kubernetes")]
-#[test]
-fn the_cluster_role_grants_list_and_watch_on_exactly_the_watched_kinds() {
-    use strait::source::kube::kinds::KINDS;
-    let role = documents()
-        .into_iter()
-        .map(|(_, d)| d)
-        .find(|d| kind(d) == "ClusterRole")
-        .expect("a ClusterRole");
+/// (group, resource) pairs a role's rules grant, each rule `list` and
+/// `watch` only.
+fn granted(role: &Value) -> BTreeSet<(String, String)> {
     let mut granted = BTreeSet::new();
     for rule in role["rules"].as_array().expect("rules") {
         let verbs: BTreeSet<&str> = rule["verbs"]
@@ -123,9 +118,94 @@ fn the_cluster_role_grants_list_and_watch_on_exactly_the_watched_kinds() {
             }
         }
     }
+    granted
+}
+
+#[cfg(feature = "kubernetes")]
+#[test]
+fn the_cluster_role_grants_list_and_watch_on_exactly_the_watched_kinds() {
+    use strait::source::kube::kinds::KINDS;
+    let role = documents()
+        .into_iter()
+        .map(|(_, d)| d)
+        .find(|d| kind(d) == "ClusterRole")
+        .expect("a ClusterRole");
     let watched: BTreeSet<(String, String)> = KINDS
         .iter()
+        .filter(|k| !k.own_namespace)
         .map(|k| (k.group.to_string(), k.plural.to_string()))
         .collect();
-    assert_eq!(granted, watched);
+    assert_eq!(granted(&role), watched);
+}
+
+/// Secrets (`credentialName`) are granted to the gateway alone, in its
+/// own namespace (a Role bound to the gateway Deployment's service
+/// account); the node proxy's service account gets no Role.
+#[cfg(feature = "kubernetes")]
+#[test]
+fn secrets_are_granted_to_the_gateway_in_its_namespace_only() {
+    use strait::source::kube::kinds::KINDS;
+    let docs: Vec<Value> = documents().into_iter().map(|(_, d)| d).collect();
+    let account = |workload: &str| -> (String, String) {
+        let d = docs
+            .iter()
+            .find(|d| kind(d) == workload)
+            .unwrap_or_else(|| panic!("a {workload}"));
+        (
+            d["metadata"]["namespace"].as_str().unwrap().to_string(),
+            d["spec"]["template"]["spec"]["serviceAccountName"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let gateway = account("Deployment");
+    let node_proxy = account("DaemonSet");
+    assert_ne!(gateway.1, node_proxy.1, "the gateway has its own account");
+    let roles: Vec<&Value> = docs.iter().filter(|d| kind(d) == "Role").collect();
+    assert_eq!(roles.len(), 1);
+    let role = roles[0];
+    assert_eq!(
+        role["metadata"]["namespace"].as_str(),
+        Some(gateway.0.as_str())
+    );
+    let own: BTreeSet<(String, String)> = KINDS
+        .iter()
+        .filter(|k| k.own_namespace)
+        .map(|k| (k.group.to_string(), k.plural.to_string()))
+        .collect();
+    assert_eq!(granted(role), own);
+    let bindings: Vec<&Value> = docs.iter().filter(|d| kind(d) == "RoleBinding").collect();
+    assert_eq!(bindings.len(), 1);
+    let binding = bindings[0];
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    let subjects: Vec<(String, String)> = binding["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["namespace"].as_str().unwrap().to_string(),
+                s["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(subjects, std::slice::from_ref(&gateway));
+    // Both accounts get the ClusterRole.
+    let crb = docs
+        .iter()
+        .find(|d| kind(d) == "ClusterRoleBinding")
+        .expect("a ClusterRoleBinding");
+    let bound: BTreeSet<(String, String)> = crb["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["namespace"].as_str().unwrap().to_string(),
+                s["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(bound, BTreeSet::from([gateway, node_proxy]));
 }

@@ -846,3 +846,178 @@ async fn scale_10k_services_30k_pods() {
         idle * 100.0
     );
 }
+
+/// A `credentialName` Secret as the fake holds it: the certificate and key
+/// of `leaf`, and a key strait has no use for.
+fn tls_secret((cert, key): &(String, String)) -> Value {
+    use base64::Engine as _;
+    let b64 = |p: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).unwrap());
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+           "metadata": {"name": "web-cred", "namespace": "istio-system"},
+           "data": {"tls.crt": b64(cert), "tls.key": b64(key), "password": "aHVudGVyMg=="}})
+}
+
+/// Where the gateway's server port `port` listens (`/listeners`).
+async fn gateway_port(s: &Strait, port: u16) -> SocketAddr {
+    let name = format!("gateway_{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = get(s.admin, "admin", "/listeners").await.text();
+        let listeners: Value = serde_json::from_str(&text).unwrap();
+        let found = listeners["listeners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["name"] == name.as_str())
+            .and_then(|l| l["address"].as_str()?.parse().ok());
+        if let Some(a) = found {
+            return a;
+        }
+        assert!(Instant::now() < deadline, "{name} never listened: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TLS connection to `addr` for `name` trusting `ca`, and the subject CN
+/// of the certificate it was served.
+async fn tls_dial(
+    addr: SocketAddr,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    name: &str,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(server, tcp)
+        .await
+        .expect("TLS handshake");
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (tls, cn)
+}
+
+/// One HTTP/1.1 request on an open connection: status and body.
+async fn send(
+    conn: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    host: &str,
+) -> (u16, String) {
+    use http_body_util::BodyExt as _;
+    let req = http::Request::get("/")
+        .header("host", host)
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = conn.send_request(req).await.expect("a response");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `credentialName` from the cluster: a gateway watches Secrets in its own
+/// namespace and no other (Istio reads them in the gateway workload's
+/// namespace: IST0161, CVE-2021-34824); the HTTPS server serves the
+/// Secret's certificate; rotated in the cluster, it is a configuration
+/// change: new handshakes get the new certificate while an open connection
+/// keeps being served. `/config_dump` lists the Secret with its data
+/// redacted (pilot/pkg/credentials/kube/secrets.go `ExtractCertInfo` reads
+/// `tls.crt`/`tls.key`; other keys are dropped on arrival).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_name_secret_from_the_cluster_is_served_and_rotated() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let pki = crate::gateway_tls::Pki::new("Test CA");
+    let first = pki.leaf("first", "first", &["web.example.com"]);
+    let second = pki.leaf("second", "second", &["web.example.com"]);
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(tls_secret(&first));
+    api.apply(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "elsewhere", "namespace": "default"}, "data": {"tls.key": "c2VjcmV0"}}));
+    api.apply(
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "metadata": {"name": "ingress", "namespace": "istio-system"},
+        "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
+            "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+            "hosts": ["web.example.com"],
+            "tls": {"mode": "SIMPLE", "credentialName": "web-cred"}}]}}),
+    );
+    api.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "web", "namespace": "istio-system"},
+        "spec": {"hosts": ["web.example.com"], "gateways": ["ingress"], "http": [{"route": [
+            {"destination": {"host": "reviews.default.svc.cluster.local", "port": {"number": 9080}}}]}]}}));
+    let s = start(
+        &api,
+        &[
+            "--gateway",
+            "--labels=istio=ingressgateway",
+            "--namespace=istio-system",
+            "--gateway-port=443=0",
+        ],
+    );
+    wait_ready(&s).await;
+    let addr = gateway_port(&s, 443).await;
+    let ca = pki.ca_der();
+    let (tls, cn) = tls_dial(addr, &ca, "web.example.com").await;
+    assert_eq!(cn, "first");
+    let (mut open, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(send(&mut open, "web.example.com").await, (200, "v1".into()));
+
+    api.apply(tls_secret(&second));
+    until("new handshakes get the rotated certificate", || async {
+        tls_dial(addr, &ca, "web.example.com").await.1 == "second"
+    })
+    .await;
+    assert_eq!(
+        send(&mut open, "web.example.com").await,
+        (200, "v1".into()),
+        "the connection opened before the rotation is still served"
+    );
+
+    let secrets: std::collections::BTreeSet<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("secrets"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        secrets,
+        std::collections::BTreeSet::from(["/api/v1/namespaces/istio-system/secrets".to_string()])
+    );
+    let dump = get(s.admin, "admin", "/config_dump").await.text();
+    let parsed: Value = serde_json::from_str(&dump).unwrap();
+    let listed: Vec<&Value> = parsed["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "Secret")
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["metadata"]["namespace"], "istio-system");
+    assert_eq!(listed[0]["data"], "[redacted]");
+    assert!(
+        !dump.contains("aHVudGVyMg") && !dump.contains("BEGIN"),
+        "{dump}"
+    );
+}

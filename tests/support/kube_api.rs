@@ -86,6 +86,7 @@ pub const TYPES: &[ResourceType] = &[
     rt("", "services", "service", "Service", true, &["svc"]),
     rt("", "pods", "pod", "Pod", true, &["po"]),
     rt("", "nodes", "node", "Node", false, &["no"]),
+    rt("", "secrets", "secret", "Secret", true, &[]),
     rt(
         DISCOVERY,
         "endpointslices",

@@ -16,6 +16,12 @@ pub struct KindSpec {
     pub optional: bool,
     /// Changes only endpoints (not routes or services).
     pub endpoints_only: bool,
+    /// Watched in the proxy's own namespace only, and only by a gateway
+    /// (`--gateway`): Secrets for `credentialName`, which Istio reads in
+    /// the gateway workload's namespace (IST0161; CVE-2021-34824 keeps a
+    /// gateway to its own namespace's Secrets). The RBAC for it is a Role
+    /// in that namespace, not the ClusterRole.
+    pub own_namespace: bool,
 }
 
 impl KindSpec {
@@ -38,6 +44,7 @@ const fn istio(kind: &'static str, plural: &'static str) -> KindSpec {
         metadata_only: false,
         optional: true,
         endpoints_only: false,
+        own_namespace: false,
     }
 }
 
@@ -57,6 +64,7 @@ pub const KINDS: &[KindSpec] = &[
         metadata_only: false,
         optional: false,
         endpoints_only: false,
+        own_namespace: false,
     },
     KindSpec {
         group: "discovery.k8s.io",
@@ -67,6 +75,7 @@ pub const KINDS: &[KindSpec] = &[
         metadata_only: false,
         optional: false,
         endpoints_only: true,
+        own_namespace: false,
     },
     KindSpec {
         group: "",
@@ -77,6 +86,7 @@ pub const KINDS: &[KindSpec] = &[
         metadata_only: true,
         optional: false,
         endpoints_only: true,
+        own_namespace: false,
     },
     KindSpec {
         group: "",
@@ -87,5 +97,17 @@ pub const KINDS: &[KindSpec] = &[
         metadata_only: true,
         optional: false,
         endpoints_only: true,
+        own_namespace: false,
+    },
+    KindSpec {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        namespaced: true,
+        metadata_only: false,
+        optional: false,
+        endpoints_only: false,
+        own_namespace: true,
     },
 ];

@@ -1,7 +1,7 @@
 //! The Kubernetes API source, beside `source::file`: kube-rs watchers
 //! (list, then watch with bookmarks; a 410 relists; errors back off and
-//! retry forever) for the Istio kinds, Services, EndpointSlices, and Pods
-//! and Nodes as metadata only. Each object is converted on arrival by the
+//! retry forever) for the Istio kinds, Services, EndpointSlices, Pods and
+//! Nodes as metadata only, and for a gateway its own namespace's Secrets. Each object is converted on arrival by the
 //! files' own loader ([`store`]); `load` hands the pipeline what is held,
 //! with `--config` files layered over it.
 
@@ -85,9 +85,25 @@ impl KubeSource {
         namespaces: &[String],
         files: FileSource,
     ) -> KubeSource {
+        Self::with_secrets(client, server, namespaces, None, files)
+    }
+
+    /// As [`KubeSource::new`], for a gateway: Secrets (`credentialName`)
+    /// are watched too, in `secrets_namespace` only (the gateway's own).
+    pub fn with_secrets(
+        client: kube::Client,
+        server: String,
+        namespaces: &[String],
+        secrets_namespace: Option<&str>,
+        files: FileSource,
+    ) -> KubeSource {
         let mut streams: Vec<(&'static KindSpec, Option<String>)> = Vec::new();
         for k in KINDS {
-            if k.namespaced && !namespaces.is_empty() {
+            if k.own_namespace {
+                if let Some(ns) = secrets_namespace {
+                    streams.push((k, Some(ns.to_string())));
+                }
+            } else if k.namespaced && !namespaces.is_empty() {
                 for ns in namespaces {
                     streams.push((k, Some(ns.clone())));
                 }

@@ -211,3 +211,25 @@ fn managed_fields_and_status_are_dropped_on_arrival() {
     assert_eq!(v["metadata"]["annotations"], json!({"keep": "1"}));
     assert_eq!(v["apiVersion"], "networking.istio.io/v1");
 }
+
+/// A Secret keeps only the keys a `credentialName` reads (Istio's
+/// `ExtractCertInfo` and CA keys): another key's value is never held.
+#[test]
+fn a_secret_keeps_only_its_certificate_keys() {
+    let mut v = json!({"metadata": {"name": "cred", "namespace": "istio-system"},
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5", "ca.crt": "Y2E=", "password": "aHVudGVyMg=="},
+        "stringData": {"token": "t", "cert": "c"}});
+    strip(&mut v, kind("Secret"));
+    let data: Vec<&String> = v["data"].as_object().unwrap().keys().collect();
+    assert_eq!(data, ["ca.crt", "tls.crt", "tls.key"]);
+    let string_data: Vec<&String> = v["stringData"].as_object().unwrap().keys().collect();
+    assert_eq!(string_data, ["cert"]);
+    let store = Store::new([(kind("Secret"), Some("istio-system".into()))]);
+    store.init(0);
+    store.init_apply(0, Object::Value(v));
+    store.init_done(0);
+    let c = store.config();
+    assert_eq!(c.secrets.len(), 1);
+    assert!(!c.secrets[0].spec.data.contains_key("password"));
+}
