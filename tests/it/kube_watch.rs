@@ -21,7 +21,7 @@ struct Strait {
     child: Child,
     listen: SocketAddr,
     admin: SocketAddr,
-    /// strait's log after its startup line (the last 1,000 lines).
+    /// strait's log (the last 1,000 lines).
     log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     _dir: tempfile::TempDir,
 }
@@ -74,7 +74,9 @@ fn start(api: &FakeApi, extra: &[&str]) -> Strait {
             // KUBESCALE_LOG=1 (scripts/kubescale.sh): strait's log, timed.
             let echo = std::env::var_os("KUBESCALE_LOG").is_some();
             let t0 = Instant::now();
-            let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+            let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+                std::mem::take(&mut before),
+            )));
             let kept = log.clone();
             std::thread::spawn(move || {
                 for l in lines.map_while(Result::ok) {
@@ -551,6 +553,23 @@ async fn a_missing_istio_crd_does_not_block_readiness() {
         .unwrap()
         .clone();
     assert_eq!(sidecar["notInstalled"], true, "{sidecar}");
+    // Said once, however often the watch asks again.
+    until("the Sidecar list was retried", || async {
+        api.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/sidecars") && !r.is_watch())
+            .count()
+            >= 3
+    })
+    .await;
+    let said = s
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("Sidecar (networking.istio.io/v1) is not installed"))
+        .count();
+    assert_eq!(said, 1);
 }
 
 fn bad_virtual_service(namespace: &str, name: &str) -> Value {
@@ -1020,4 +1039,45 @@ async fn credential_name_secret_from_the_cluster_is_served_and_rotated() {
         !dump.contains("aHVudGVyMg") && !dump.contains("BEGIN"),
         "{dump}"
     );
+}
+
+/// `strait check --use-kube` on a cluster without Istio's CRDs: one
+/// warning per missing kind, naming it and saying it is read as empty, and
+/// the rest still analyzed (the cluster's Services, the files given).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_use_kube_warns_once_per_missing_istio_crd_and_analyzes_the_rest() {
+    const ISTIO: [(&str, &str); 6] = [
+        ("virtualservices", "VirtualService"),
+        ("destinationrules", "DestinationRule"),
+        ("serviceentries", "ServiceEntry"),
+        ("workloadentries", "WorkloadEntry"),
+        ("gateways", "Gateway"),
+        ("sidecars", "Sidecar"),
+    ];
+    let api = FakeApi::start().await;
+    for (plural, _) in ISTIO {
+        api.set_installed(plural, false);
+    }
+    api.apply(service());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    // A route to the cluster's Service and to a host nowhere.
+    let vs = dir.path().join("vs.yaml");
+    std::fs::write(
+        &vs,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: default}\nspec:\n  hosts: [r.example.com]\n  http:\n  - route:\n    - destination: {host: reviews}\n      weight: 50\n    - destination: {host: ratings}\n      weight: 50\n",
+    )
+    .unwrap();
+    let (code, out) = check(&kubeconfig, &[vs.to_str().unwrap()]).await;
+    for (_, kind) in ISTIO {
+        let said = format!("{kind} (networking.istio.io/v1) is not installed in the cluster");
+        assert_eq!(out.matches(&said).count(), 1, "{said} once: {out}");
+    }
+    assert!(
+        out.contains("IST0101") && out.contains("ratings"),
+        "the file is analyzed against the cluster: {out}"
+    );
+    assert!(!out.contains("host not found: reviews"), "{out}");
+    assert_eq!(code, 79, "{out}");
 }

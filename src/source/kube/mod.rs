@@ -294,13 +294,14 @@ impl Watcher {
                     }
                 }
                 Err(e) => {
-                    let not_found = is_not_found(&e);
-                    if not_found && self.kind.optional {
-                        tracing::warn!(target: "strait::kubernetes", kind = self.kind.kind, "{} is not installed in the cluster (404): treated as empty until it is", self.kind.kind);
-                    } else {
+                    let not_found = is_not_found(&e) && self.kind.optional;
+                    if !not_found {
                         tracing::warn!(target: "strait::kubernetes", kind = self.kind.kind, error = %e, "watch error; retrying with backoff, the last configuration keeps serving");
                     }
                     if self.store.error(s, e.to_string(), not_found) {
+                        // Said once, when it is found missing (the watch
+                        // keeps asking, quietly).
+                        tracing::warn!(target: "strait::kubernetes", kind = self.kind.kind, "{} ({}) is not installed in the cluster (the API server answers 404): read as empty until it is installed", self.kind.kind, self.kind.api_version());
                         self.signal();
                     }
                 }

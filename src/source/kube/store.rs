@@ -265,7 +265,7 @@ impl Store {
 
     /// A watch or list error. `not_found`: the kind is not served (an Istio
     /// CRD not installed), which counts as an empty, synced kind. True when
-    /// that changed what is served.
+    /// it is newly found not installed (to be said once, and rebuilt).
     pub fn error(&self, stream: usize, message: String, not_found: bool) -> bool {
         self.with(|i| {
             let s = &mut i.streams[stream];
