@@ -192,3 +192,55 @@ fn service_entry_host_wins_over_service() {
     let s = compile(&cfg, &ProxyIdentity::default());
     assert_eq!(endpoints(&s, "", 9080), ["10.9.9.9:9080"]);
 }
+
+/// An endpoint-only change through the live index (`Index::endpoint_changes`
+/// → `registry_of` → `update_endpoints`, as `reload` applies it): the
+/// touched Service's clusters come out as a full compile builds them, and
+/// every other cluster and the route table are the live snapshot's, shared
+/// (pilot's incremental EDS push, `pilot/pkg/xds/eds.go`).
+#[test]
+fn an_endpoint_update_rebuilds_only_the_touched_services_clusters() {
+    let cfg = load_str(
+        CLUSTER,
+        "cluster.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    let opts = ProxyIdentity::default();
+    let mut index = crate::kubernetes::Index::from_config(&cfg);
+    let live = compile_with(&cfg, &index.registry(&opts.domain), &opts);
+    let (_, since) = index.generations();
+    // reviews-v1-x is relabelled v2: it moves between subsets.
+    let pod = &cfg
+        .pods
+        .iter()
+        .find(|p| p.meta.name == "reviews-v1-x")
+        .unwrap();
+    let mut meta = pod.meta.clone();
+    meta.labels.insert("version".into(), "v2".into());
+    index.apply_pod(&meta, Some(&pod.spec));
+    let crate::kubernetes::EndpointChanges::Services(keys) = index.endpoint_changes(since) else {
+        panic!("one Service's endpoints changed, not all");
+    };
+    assert_eq!(keys, [("default".to_string(), "reviews".to_string())]);
+    let updated = update_endpoints(&cfg, &index.registry_of(&keys, &opts.domain), &opts, &live);
+    let full = compile_with(&cfg, &index.registry(&opts.domain), &opts);
+    assert_eq!(updated.clusters.len(), full.clusters.len());
+    for (key, c) in &full.clusters {
+        assert_eq!(updated.clusters[key].endpoints, c.endpoints, "{key}");
+    }
+    assert_eq!(
+        endpoints(&updated, "v2", 9080),
+        ["10.1.0.1:8080", "10.1.0.2:8080"]
+    );
+    assert!(endpoints(&updated, "v1", 9080).is_empty());
+    let db = ClusterKey {
+        port: 80,
+        subset: String::new(),
+        host: "db.default.svc.cluster.local".into(),
+    };
+    assert!(Arc::ptr_eq(&live.clusters[&db], &updated.clusters[&db]));
+    assert!(Arc::ptr_eq(&live.routes, &updated.routes));
+}

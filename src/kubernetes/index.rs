@@ -537,7 +537,7 @@ impl Index {
         aliases
     }
 
-    /// Endpoints per Service from every slice (see [`Endpoints::of`]).
+    /// Endpoints per Service from every slice (see `Endpoints::of`).
     pub fn endpoints_by_service(&self) -> HashMap<Key, Vec<Endpoint>> {
         let mut endpoints = Endpoints::new(self);
         self.slices_of
