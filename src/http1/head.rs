@@ -176,6 +176,23 @@ impl Fields {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
+
+    /// The lines as a header map for the request path, values sharing the
+    /// head's bytes (no copy); a name or value `http` refuses is malformed.
+    pub fn to_header_map(&self) -> Result<http::HeaderMap, Refusal> {
+        let mut map = http::HeaderMap::with_capacity(self.headers.len());
+        for h in &self.headers {
+            let name = http::HeaderName::from_bytes(h.name.get(&self.bytes))
+                .map_err(|_| Refusal::Malformed)?;
+            let value = http::HeaderValue::from_maybe_shared(
+                self.bytes
+                    .slice(h.value.start as usize..h.value.end as usize),
+            )
+            .map_err(|_| Refusal::Malformed)?;
+            map.append(name, value);
+        }
+        Ok(map)
+    }
 }
 
 /// A parsed request head.
@@ -221,6 +238,11 @@ impl RequestHead {
     /// The first value of `name` (ASCII case-insensitive).
     pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
         self.fields.get(name)
+    }
+
+    /// The header lines as a header map (see [`Fields::to_header_map`]).
+    pub fn header_map(&self) -> Result<http::HeaderMap, Refusal> {
+        self.fields.to_header_map()
     }
 
     /// How many header lines.

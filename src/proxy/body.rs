@@ -132,6 +132,12 @@ impl StreamError for BoxError {
     }
 }
 
+impl StreamError for std::io::Error {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+}
+
 impl StreamError for hyper::Error {
     fn as_error(&self) -> &(dyn std::error::Error + 'static) {
         self

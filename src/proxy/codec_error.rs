@@ -24,6 +24,22 @@ pub fn log(
     let Some((code, details)) = refused(err) else {
         return;
     };
+    log_refusal(shared, local, remote, started, code, details);
+}
+
+/// Log a request refused before it reached the request path (strait's own
+/// HTTP/1.1 codec, or hyper), with flag DPE.
+pub fn log_refusal(
+    shared: &Shared,
+    local: SocketAddr,
+    remote: SocketAddr,
+    started: SystemTime,
+    code: u16,
+    details: &str,
+) {
+    if !shared.access_log.enabled() {
+        return;
+    }
     shared.access_log.log(&Entry {
         start_time: format_time(started),
         method: "-".into(),

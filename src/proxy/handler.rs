@@ -8,7 +8,6 @@ use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 
 use super::Shared;
 use super::access_log::{Entry, format_time};
@@ -48,11 +47,15 @@ pub fn is_grpc(h: &HeaderMap) -> bool {
 }
 
 /// Serve one request. Never fails: every error becomes a response.
-pub async fn handle(
+pub async fn handle<B>(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+    req: Request<B>,
+) -> Result<Response<Body>, Infallible>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: body::StreamError + Into<body::BoxError>,
+{
     if limits::head_too_large(
         &req,
         shared.limits.max_request_headers_kb.saturating_mul(1024),

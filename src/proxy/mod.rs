@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod forward;
 pub mod gateway;
 pub mod h1_client;
+mod h1_server;
 pub mod handler;
 pub mod hop_by_hop;
 pub mod limits;
@@ -279,7 +280,7 @@ fn spawn_sidecar(
         if matches!(peeked, Some(Ok(1))) && first[0] == client_hello::HANDSHAKE_RECORD {
             passthrough::serve_sidecar(shared, stream, remote, alive).await;
         } else {
-            serve_http(shared, builder, stream, conn, shutdown, alive).await;
+            h1_server::serve(shared, builder, stream, conn, shutdown, alive).await;
         }
     });
 }
@@ -315,7 +316,7 @@ pub(crate) fn spawn_http(
     let local = stream.local_addr().unwrap_or(remote);
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = gateway_port;
-    tokio::spawn(serve_http(
+    tokio::spawn(h1_server::serve(
         shared.clone(),
         builder.clone(),
         stream,

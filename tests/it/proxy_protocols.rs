@@ -477,6 +477,118 @@ async fn canary(proxy: &Proxy) {
     assert_eq!(got.status, 200, "the proxy keeps serving");
 }
 
+/// Read off a raw stream until `want` occurs `n` times.
+async fn read_until(s: &mut TcpStream, want: &str, n: usize) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while String::from_utf8_lossy(&got).matches(want).count() < n {
+        let read = timeout(BOUND, s.read(&mut buf))
+            .await
+            .expect("response in time")
+            .expect("read");
+        assert!(read > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..read]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Requests pipelined in one write are answered in order (RFC 9112 §9.3),
+/// each forwarded once.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let mut s = connect(proxy.addr()).await;
+    s.write_all(
+        b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\nPOST /two HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The named upstream's body is its name.
+    let text = read_until(&mut s, "\r\n\r\nup", 3).await;
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+    let seen = up.seen.lock().unwrap();
+    let uris: Vec<_> = seen.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, ["/one", "/two", "/three"]);
+    assert_eq!(&seen[1].body[..], b"abc");
+}
+
+/// An HTTP/1.0 request is answered in HTTP/1.0 and the connection closes,
+/// unless it asked for keep-alive (then the answer says so): hyper's and
+/// Envoy's HTTP/1.0 rules.
+#[tokio::test]
+async fn http10_requests_get_http10_answers_and_keep_alive_only_when_asked() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let (head, closed) =
+        raw_exchange(proxy.addr(), b"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(closed, "HTTP/1.0 closes by default");
+
+    let mut s = connect(proxy.addr()).await;
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{head}"
+        );
+        let mut body = [0u8; 2];
+        timeout(BOUND, s.read_exact(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&body, b"up");
+    }
+    assert_eq!(up.hits(), 3);
+}
+
+/// A HEAD response has no body on the wire, and the connection carries the
+/// next request.
+#[tokio::test]
+async fn head_responses_have_no_body_and_keep_the_connection() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let mut s = connect(proxy.addr()).await;
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s.write_all(b"GET /next HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let next = read_head(&mut s).await;
+    assert!(
+        next.starts_with("HTTP/1.1 200"),
+        "no body bytes before it: {next}"
+    );
+    assert_eq!(up.last().uri, "/next");
+}
+
+/// A request the codec refuses is in the access log as Envoy logs its codec
+/// errors: the status, flag DPE and the details.
+#[tokio::test]
+async fn refused_requests_are_logged_with_dpe() {
+    let up = Upstream::named("up").await;
+    let proxy = proxy_for(up.addr, "HTTP").await;
+    let raw = b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\n";
+    let (head, closed) = raw_exchange(proxy.addr(), raw).await;
+    assert!(head.starts_with("HTTP/1.1 501"), "{head}");
+    assert!(closed);
+    let log = proxy.log_entries(1).await;
+    assert_eq!(log[0]["response_code"], 501);
+    assert_eq!(log[0]["response_flags"], "DPE");
+    assert_eq!(
+        log[0]["response_code_details"],
+        "http1.invalid_transfer_encoding"
+    );
+    assert_eq!(up.hits(), 0);
+}
+
 #[tokio::test]
 async fn malformed_request_line_is_400_and_connection_closes() {
     let up = Upstream::named("up").await;

@@ -37,7 +37,8 @@ impl Default for ConnState {
 }
 
 impl ConnState {
-    fn touch(&self) {
+    /// Bytes moved either way just now.
+    pub(crate) fn touch(&self) {
         self.last_io_ms.store(now_ms(), Ordering::Relaxed);
     }
 
