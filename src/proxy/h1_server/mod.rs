@@ -9,8 +9,7 @@
 //! 431, 501), logs it with flag DPE and closes the connection. Connections
 //! this server does not speak go to hyper with the bytes read so far
 //! replayed ([`handoff`]): the HTTP/2 prior-knowledge preface (h2c), and a
-//! request asking for an upgrade (WebSocket), `CONNECT` or `Expect:
-//! 100-continue`.
+//! request asking for an upgrade (WebSocket) or `CONNECT`.
 
 mod handoff;
 mod request_body;
@@ -168,10 +167,12 @@ impl<'a> Connection<'a> {
                 Next::HandOff => return self.hand_off(None),
             };
             first = false;
-            if head.upgrade || head.expect_continue || head.method() == Method::CONNECT {
+            if head.upgrade || head.method() == Method::CONNECT {
                 return self.hand_off(Some(&head));
             }
-            if !self.exchange(head, &stop).await {
+            // Boxed: the request path's state is not part of an idle
+            // connection's task.
+            if !Box::pin(self.exchange(head, &stop)).await {
                 return Ended::Closed;
             }
         }
@@ -202,9 +203,10 @@ impl<'a> Connection<'a> {
                 }
             }
             if r.buf.is_empty() {
-                // Idle: release the buffer and wait for the socket (or the
+                // Idle: release the buffers and wait for the socket (or the
                 // drain: an idle connection closes at once).
                 r.buf = BytesMut::new();
+                self.out = BytesMut::new();
                 if *stop.borrow() {
                     return Next::Closed;
                 }
@@ -269,18 +271,33 @@ impl<'a> Connection<'a> {
         };
         let body = match (head.body, self.reader.take()) {
             (codec::Body::Length(n), Some(reader)) if n > 0 => {
-                body::boxed(RequestBody::length(reader, n, self.slot.clone()))
+                RequestBody::length(reader, n, self.slot.clone())
             }
-            (codec::Body::Chunked, Some(reader)) => body::boxed(RequestBody::chunked(
-                reader,
-                Decoder::new(self.limits),
-                self.slot.clone(),
-            )),
+            (codec::Body::Chunked, Some(reader)) => {
+                RequestBody::chunked(reader, Decoder::new(self.limits), self.slot.clone())
+            }
             (_, reader) => {
                 self.reader = reader;
-                body::empty()
+                return self.respond(&head, headers, body::empty(), stop).await;
             }
         };
+        // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
+        let body = if head.expect_continue && head.version == codec::Version::Http11 {
+            body.expect_continue()
+        } else {
+            body
+        };
+        self.respond(&head, headers, body::boxed(body), stop).await
+    }
+
+    /// Hand the request to the request path and write its response.
+    async fn respond(
+        &mut self,
+        head: &RequestHead,
+        headers: http::HeaderMap,
+        body: body::Body,
+        stop: &watch::Receiver<bool>,
+    ) -> bool {
         let version = match head.version {
             codec::Version::Http10 => http::Version::HTTP_10,
             codec::Version::Http11 => http::Version::HTTP_11,
@@ -298,7 +315,6 @@ impl<'a> Connection<'a> {
                 .header(b"te")
                 .is_some_and(|v| contains_token(v, b"trailers")),
         };
-        drop(head);
         let handled = handler::handle(self.shared.clone(), self.conn.clone(), req);
         let resp = tokio::select! {
             r = handled => match r {

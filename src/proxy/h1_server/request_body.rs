@@ -44,7 +44,13 @@ pub(super) struct RequestBody {
     reader: Option<Reader>,
     framing: Framing,
     slot: Arc<Slot>,
+    /// What is left to send of `100 Continue` (`Expect: 100-continue`):
+    /// sent when the body is first read, as hyper's server does, so a
+    /// request answered without its body never asks for it.
+    continue_left: &'static [u8],
 }
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl RequestBody {
     pub(super) fn length(reader: Reader, n: u64, slot: Arc<Slot>) -> RequestBody {
@@ -52,6 +58,7 @@ impl RequestBody {
             reader: Some(reader),
             framing: Framing::Length(n),
             slot,
+            continue_left: &[],
         }
     }
 
@@ -60,7 +67,32 @@ impl RequestBody {
             reader: Some(reader),
             framing: Framing::Chunked(Box::new(decoder)),
             slot,
+            continue_left: &[],
         }
+    }
+
+    /// Send `100 Continue` before the body's first byte is read.
+    pub(super) fn expect_continue(mut self) -> RequestBody {
+        self.continue_left = CONTINUE;
+        self
+    }
+
+    /// Write what is left of `100 Continue` (the connection task writes
+    /// nothing else while the request is being handled).
+    fn poll_continue(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let Some(reader) = self.reader.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
+        let stream = reader.io.as_ref();
+        while !self.continue_left.is_empty() {
+            std::task::ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(self.continue_left) {
+                Ok(n) => self.continue_left = &self.continue_left[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// The body ended (`complete`) or failed: the read side goes back.
@@ -104,6 +136,12 @@ impl HttpBody for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = &mut *self;
+        if !this.continue_left.is_empty() {
+            if let Err(e) = std::task::ready!(this.poll_continue(cx)) {
+                this.finish(false);
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
         loop {
             let Some(reader) = this.reader.as_mut() else {
                 return Poll::Ready(None);
