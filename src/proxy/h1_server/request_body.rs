@@ -136,11 +136,11 @@ impl HttpBody for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = &mut *self;
-        if !this.continue_left.is_empty() {
-            if let Err(e) = std::task::ready!(this.poll_continue(cx)) {
-                this.finish(false);
-                return Poll::Ready(Some(Err(e)));
-            }
+        if !this.continue_left.is_empty()
+            && let Err(e) = std::task::ready!(this.poll_continue(cx))
+        {
+            this.finish(false);
+            return Poll::Ready(Some(Err(e)));
         }
         loop {
             let Some(reader) = this.reader.as_mut() else {
