@@ -145,6 +145,10 @@ struct Built {
     /// The source's index generation the live snapshot's Kubernetes
     /// endpoints reflect ([`Source::registry`]).
     index_generation: Option<u64>,
+    /// The configuration generation last rejected: built again only when
+    /// it changes (or on SIGHUP); endpoint changes meanwhile are applied
+    /// to the live configuration.
+    rejected: Option<u64>,
 }
 
 impl Reloader {
@@ -194,6 +198,17 @@ impl Reloader {
     /// Load, validate, compile and install. Blocking (I/O): run it off the
     /// async workers. Returns the new version or the errors.
     pub fn reload(&self) -> Result<u64, Vec<String>> {
+        self.rebuild(true)
+    }
+
+    /// [`Reloader::reload`] on a source's change signal: a configuration
+    /// already rejected is not built again until it changes (SIGHUP
+    /// builds it again: certificate files are not watched).
+    fn reload_on_change(&self) -> Result<u64, Vec<String>> {
+        self.rebuild(false)
+    }
+
+    fn rebuild(&self, forced: bool) -> Result<u64, Vec<String>> {
         let started = Instant::now();
         if !self.source.ready() {
             // SIGHUP before the first sync: nothing to build from yet.
@@ -204,11 +219,19 @@ impl Reloader {
         }
         let identity = self.identity();
         let generations = self.source.generations();
-        let endpoints_only = {
+        let (endpoints_only, still_rejected) = {
             let b = self.built.lock().unwrap_or_else(|p| p.into_inner());
-            matches!((generations, b.generations), (Some(now), Some(then)) if now.0 == then.0)
+            (
+                matches!((generations, b.generations), (Some(now), Some(then)) if now.0 == then.0),
+                !forced && matches!((generations, b.rejected), (Some(now), Some(r)) if now.0 == r),
+            )
         };
         if endpoints_only && let Some(v) = self.apply_endpoints(&identity, started, generations) {
+            return Ok(v);
+        }
+        if still_rejected && let Some(v) = self.apply_endpoints(&identity, started, None) {
+            // The pending change is the one rejected: building it again
+            // would reject it again (and log it again).
             return Ok(v);
         }
         let config = self.source.load(&pipeline::load_options(&self.namespace));
@@ -223,7 +246,18 @@ impl Reloader {
             Ok((built, left_out)) => {
                 Ok(self.install_built(built, &left_out, started, (generations, index_generation)))
             }
-            Err(rejection) => Err(self.reject(&rejection, now())),
+            Err(rejection) => {
+                let errors = self.reject(&rejection, now());
+                // The change stays pending (built again when the
+                // configuration changes again), but the live
+                // configuration's endpoints keep following the cluster
+                // meanwhile: a Gateway strait cannot serve must not freeze
+                // every Pod's address.
+                self.built.lock().unwrap_or_else(|p| p.into_inner()).rejected =
+                    generations.map(|g| g.0);
+                let _ = self.apply_endpoints(&identity, started, None);
+                Err(errors)
+            }
         }
     }
 
@@ -286,6 +320,7 @@ impl Reloader {
         *self.built.lock().unwrap_or_else(|p| p.into_inner()) = Built {
             generations,
             index_generation,
+            rejected: None,
         };
         tracing::info!(
             version,
@@ -306,7 +341,9 @@ impl Reloader {
     /// the clusters of the Services whose endpoints changed (or every
     /// cluster, when the source cannot tell which), keep its route tables
     /// (no validation: no resource it validates changed). `None` when the
-    /// source keeps no live registry: a full reload instead.
+    /// source keeps no live registry: a full reload instead. `generations`:
+    /// the source's, recorded as built (`None`: a configuration change is
+    /// still pending, recorded as it was).
     fn apply_endpoints(
         &self,
         identity: &crate::compile::ProxyIdentity,
@@ -328,7 +365,9 @@ impl Reloader {
         let (snapshot, services) = match &update {
             EndpointUpdate::Services(changed) if changed.is_empty() => {
                 // Nothing served changed (a slice of an unknown Service).
-                built.generations = generations;
+                if generations.is_some() {
+                    built.generations = generations;
+                }
                 built.index_generation = Some(index_generation);
                 return Some(self.version());
             }
@@ -347,7 +386,9 @@ impl Reloader {
             .shared
             .install_config(snapshot, config, now(), self.source.describe());
         self.shared.count_endpoint_update();
-        built.generations = generations;
+        if generations.is_some() {
+            built.generations = generations;
+        }
         built.index_generation = Some(index_generation);
         tracing::info!(
             version,
@@ -439,7 +480,14 @@ impl Reloader {
                 }
             }
             let me = self.clone();
-            let _ = tokio::task::spawn_blocking(move || me.reload()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                if debounce {
+                    me.reload_on_change()
+                } else {
+                    me.reload()
+                }
+            })
+            .await;
         }
         drop(watcher);
     }

@@ -1097,3 +1097,69 @@ async fn check_use_kube_warns_once_per_missing_istio_crd_and_analyzes_the_rest()
     assert!(!out.contains("host not found: reviews"), "{out}");
     assert_eq!(code, 79, "{out}");
 }
+
+/// A configuration change strait cannot serve (a Gateway server whose
+/// `credentialName` Secret was deleted) is rejected whole and stays
+/// pending, but the live configuration's endpoints keep following the
+/// cluster: a Pod relabelled meanwhile still moves between subsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_keep_following_the_cluster_while_a_change_is_rejected() {
+    let a = pod_server("a", "127.0.0.2").await;
+    let b = pod_server("b", "127.0.0.3").await;
+    let pki = crate::gateway_tls::Pki::new("Test CA");
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-a", "v1"));
+    api.apply(pod("reviews-b", "v2"));
+    api.apply(slice("reviews-a", &a, true));
+    api.apply(slice("reviews-b", &b, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    api.apply(tls_secret(&pki.leaf("first", "first", &["web.example.com"])));
+    api.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "metadata": {"name": "ingress", "namespace": "istio-system"},
+        "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
+            "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+            "hosts": ["web.example.com"],
+            "tls": {"mode": "SIMPLE", "credentialName": "web-cred"}}]}}));
+    let s = start(
+        &api,
+        &[
+            "--gateway",
+            "--labels=istio=ingressgateway",
+            "--namespace=istio-system",
+            "--gateway-port=443=0",
+        ],
+    );
+    wait_ready(&s).await;
+    until_all_go_to(&s, "a", 3).await;
+    assert!(api.delete("secrets", "istio-system", "web-cred"));
+    until("the change without the Secret is rejected", || async {
+        !config_dump(&s).await["last_rejected"].is_null()
+    })
+    .await;
+    api.apply(pod("reviews-a", "v2"));
+    api.apply(pod("reviews-b", "v1"));
+    until_all_go_to(&s, "b", 3).await;
+    let dump = config_dump(&s).await;
+    let rejected = dump["last_rejected"].to_string();
+    assert!(rejected.contains("web-cred"), "{rejected}");
+    // The rejected change is not built (and rejected, and logged) again on
+    // every endpoint event: only when the configuration changes again.
+    let metrics = get(s.admin, "admin", "/stats/prometheus").await.text();
+    assert!(
+        metrics.contains("strait_config_update_rejected_total 1\n"),
+        "{metrics}"
+    );
+    // The Secret back: the change is built again and goes live (a full
+    // install: the version moves, the endpoint updates do not).
+    let version = |d: &Value| d["version_info"].as_str().unwrap().parse::<u64>().unwrap();
+    let before = version(&dump);
+    api.apply(tls_secret(&pki.leaf("first", "first", &["web.example.com"])));
+    until("the change with the Secret back is installed", || async {
+        version(&config_dump(&s).await) > before
+    })
+    .await;
+    let after = config_dump(&s).await;
+    assert_eq!(after["endpoint_updates"], dump["endpoint_updates"], "{after}");
+}

@@ -63,8 +63,9 @@ pub struct Stream {
     /// Filled during a (re)list; swapped in whole when it ends, so objects
     /// deleted while the watch was away disappear.
     relisting: Option<BTreeMap<Key, Box<ConfigSet>>>,
-    /// The keys a (re)list of an indexed kind has delivered so far: what
-    /// the index holds in the watch's scope besides is gone when it ends.
+    /// The keys a (re)list has delivered so far: what the index holds in
+    /// the watch's scope besides (an indexed kind), and what is recorded
+    /// as rejected besides, is gone when it ends.
     relisted: Option<HashSet<Key>>,
     /// Listed at least once (or found not installed).
     pub synced: bool,
@@ -177,7 +178,7 @@ impl Store {
         self.with(|i| {
             let s = &mut i.streams[stream];
             s.relisting = Some(BTreeMap::new());
-            s.relisted = indexed_kind(s.kind).then(HashSet::new);
+            s.relisted = Some(HashSet::new());
         });
     }
 
@@ -207,9 +208,11 @@ impl Store {
             s.objects = s.relisting.take().unwrap_or_default();
             let listed = s.relisted.take().unwrap_or_default();
             s.relists += 1;
-            let objects = &s.objects;
-            s.rejected
-                .retain(|k, _| !objects.contains_key(k) && !listed.contains(k));
+            // The list converted every object again (recording anew which
+            // it rejects); one rejected before and deleted while the watch
+            // was away is no longer listed. Pruned here, not at the list's
+            // start, so `rejected` is never half a list.
+            s.rejected.retain(|k, _| listed.contains(k));
             s.synced = true;
             s.not_installed = false;
             let kind = s.kind;

@@ -233,3 +233,34 @@ fn a_secret_keeps_only_its_certificate_keys() {
     assert_eq!(c.secrets.len(), 1);
     assert!(!c.secrets[0].spec.data.contains_key("password"));
 }
+
+/// A relist says again which objects it rejects: one rejected before and
+/// deleted while the watch was away is no longer listed as rejected; one
+/// listed again is still rejected, an indexed kind's (a Service) too.
+#[test]
+fn a_relist_forgets_rejected_objects_it_no_longer_lists() {
+    for k in ["VirtualService", "Service"] {
+        a_relist_forgets_rejected(k);
+    }
+}
+
+fn a_relist_forgets_rejected(k: &str) {
+    let store = Store::new([(kind(k), None)]);
+    let bad = || {
+        // Metadata the loader cannot read: the object is rejected.
+        Object::Value(json!({"metadata": {"name": "bad", "namespace": "default",
+            "labels": "not a mapping"}, "spec": {}}))
+    };
+    store.init(0);
+    store.init_apply(0, bad());
+    store.init_done(0);
+    assert_eq!(store.rejected().len(), 1, "{:?}", store.rejected());
+    store.init(0);
+    store.init_apply(0, bad());
+    store.init_done(0);
+    assert_eq!(store.rejected().len(), 1, "{k}: still there: still rejected");
+    store.init(0);
+    assert_eq!(store.rejected().len(), 1, "a list under way changes nothing yet");
+    store.init_done(0);
+    assert!(store.rejected().is_empty(), "{:?}", store.rejected());
+}
