@@ -253,8 +253,10 @@ impl Reloader {
                 // configuration's endpoints keep following the cluster
                 // meanwhile: a Gateway strait cannot serve must not freeze
                 // every Pod's address.
-                self.built.lock().unwrap_or_else(|p| p.into_inner()).rejected =
-                    generations.map(|g| g.0);
+                self.built
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .rejected = generations.map(|g| g.0);
                 let _ = self.apply_endpoints(&identity, started, None);
                 Err(errors)
             }

@@ -1115,13 +1115,19 @@ async fn endpoints_keep_following_the_cluster_while_a_change_is_rejected() {
     api.apply(slice("reviews-b", &b, true));
     api.apply(destination_rule());
     api.apply(route_to("v1"));
-    api.apply(tls_secret(&pki.leaf("first", "first", &["web.example.com"])));
-    api.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+    api.apply(tls_secret(&pki.leaf(
+        "first",
+        "first",
+        &["web.example.com"],
+    )));
+    api.apply(
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
         "metadata": {"name": "ingress", "namespace": "istio-system"},
         "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
             "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
             "hosts": ["web.example.com"],
-            "tls": {"mode": "SIMPLE", "credentialName": "web-cred"}}]}}));
+            "tls": {"mode": "SIMPLE", "credentialName": "web-cred"}}]}}),
+    );
     let s = start(
         &api,
         &[
@@ -1155,11 +1161,18 @@ async fn endpoints_keep_following_the_cluster_while_a_change_is_rejected() {
     // install: the version moves, the endpoint updates do not).
     let version = |d: &Value| d["version_info"].as_str().unwrap().parse::<u64>().unwrap();
     let before = version(&dump);
-    api.apply(tls_secret(&pki.leaf("first", "first", &["web.example.com"])));
+    api.apply(tls_secret(&pki.leaf(
+        "first",
+        "first",
+        &["web.example.com"],
+    )));
     until("the change with the Secret back is installed", || async {
         version(&config_dump(&s).await) > before
     })
     .await;
     let after = config_dump(&s).await;
-    assert_eq!(after["endpoint_updates"], dump["endpoint_updates"], "{after}");
+    assert_eq!(
+        after["endpoint_updates"], dump["endpoint_updates"],
+        "{after}"
+    );
 }

@@ -258,9 +258,17 @@ fn a_relist_forgets_rejected(k: &str) {
     store.init(0);
     store.init_apply(0, bad());
     store.init_done(0);
-    assert_eq!(store.rejected().len(), 1, "{k}: still there: still rejected");
+    assert_eq!(
+        store.rejected().len(),
+        1,
+        "{k}: still there: still rejected"
+    );
     store.init(0);
-    assert_eq!(store.rejected().len(), 1, "a list under way changes nothing yet");
+    assert_eq!(
+        store.rejected().len(),
+        1,
+        "a list under way changes nothing yet"
+    );
     store.init_done(0);
     assert!(store.rejected().is_empty(), "{:?}", store.rejected());
 }
