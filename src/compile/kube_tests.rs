@@ -244,3 +244,42 @@ fn an_endpoint_update_rebuilds_only_the_touched_services_clusters() {
     assert!(Arc::ptr_eq(&live.clusters[&db], &updated.clusters[&db]));
     assert!(Arc::ptr_eq(&live.routes, &updated.routes));
 }
+
+/// A Service's ClusterIP and `tcp-` port is a sidecar TCP listener (pilot
+/// binds `10.96.0.10:9999`), its `http` port is not; a short-named
+/// VirtualService host is the Service's (`getConfigsForHost`).
+#[test]
+fn a_cluster_ip_and_tcp_port_is_a_sidecar_tcp_listener() {
+    let s = snap();
+    let (l, c) = s.tcp.select("10.96.0.10:9999".parse().unwrap()).unwrap();
+    assert_eq!(l.address, Some("10.96.0.10".parse().unwrap()));
+    assert_eq!(c.name(), "outbound|9999||reviews.default.svc.cluster.local");
+    assert!(s.tcp.select("10.96.0.10:9080".parse().unwrap()).is_none());
+    assert!(s.tcp.select("10.96.0.11:9999".parse().unwrap()).is_none());
+    let with_vs = format!(
+        "{CLUSTER}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews, namespace: default}}
+spec:
+  hosts: [reviews]
+  tcp:
+  - route: [{{destination: {{host: reviews, subset: v2}}}}]
+"
+    );
+    let cfg = load_str(
+        &with_vs,
+        "t.yaml",
+        &LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    let s = compile(&cfg, &ProxyIdentity::default());
+    let (_, c) = s.tcp.select("10.96.0.10:9999".parse().unwrap()).unwrap();
+    assert_eq!(c.name(), "default/reviews#tcp[0]");
+    assert_eq!(
+        &*c.destinations[0].cluster.name,
+        "outbound|9999|v2|reviews.default.svc.cluster.local"
+    );
+}

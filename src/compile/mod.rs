@@ -8,6 +8,7 @@ pub mod gateway_tls;
 pub mod policy;
 pub mod routes;
 pub mod services;
+pub mod sidecar_tcp;
 pub mod sni;
 
 use std::collections::{BTreeMap, HashMap};
@@ -150,6 +151,10 @@ pub struct Snapshot {
     /// The sidecar listener's TLS routes, picked by SNI
     /// (`sni::sidecar_routes`); shared as the routes are.
     pub tls: Arc<Vec<sni::TlsRoute>>,
+    /// The sidecar listener's TCP services, picked by the connection's
+    /// destination address (`sidecar_tcp::sidecar_listeners`); shared as
+    /// the routes are.
+    pub tcp: Arc<sidecar_tcp::TcpListeners>,
 }
 
 /// Build the snapshot for a proxy described by `opts`.
@@ -169,6 +174,7 @@ pub fn compile_with(
     let clusters = services::clusters(config, &services, &endpoints, opts);
     let routes = routes::route_table(config, &services, &clusters, opts);
     let tls = sni::sidecar_routes(config, &services, &clusters, opts);
+    let tcp = sidecar_tcp::sidecar_listeners(config, &services, &clusters, opts);
     let gateway = if opts.gateway {
         gateway::compile(config, &services, &clusters, opts)
     } else {
@@ -181,6 +187,7 @@ pub fn compile_with(
         services,
         gateway: Arc::new(gateway),
         tls: Arc::new(tls),
+        tcp: Arc::new(tcp),
     }
 }
 
@@ -216,6 +223,7 @@ pub fn compile_endpoints_with(
         services,
         gateway: previous.gateway.clone(),
         tls: previous.tls.clone(),
+        tcp: previous.tcp.clone(),
     }
 }
 
@@ -270,6 +278,7 @@ pub fn update_endpoints(
         services: previous.services.clone(),
         gateway: previous.gateway.clone(),
         tls: previous.tls.clone(),
+        tcp: previous.tcp.clone(),
     }
 }
 

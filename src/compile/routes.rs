@@ -164,7 +164,8 @@ fn domains(svc: &ServiceInfo, opts: &ProxyIdentity) -> Vec<String> {
         let wild: Vec<String> = out.iter().map(|d| format!("*.{d}")).collect();
         out.extend(wild);
     }
-    out.extend(svc.vips.iter().cloned());
+    // A CIDR address names no host a request could carry.
+    out.extend(svc.vips.iter().filter(|v| !v.contains('/')).cloned());
     out
 }
 

@@ -101,7 +101,9 @@ pub fn services_and_endpoints_with<'a>(
                 ports,
                 source: se.key(),
                 kubernetes: false,
-                vips: Vec::new(),
+                // Istio's service address (`convertServices`): the
+                // sidecar's TCP listeners bind to it.
+                vips: se.spec.addresses.clone(),
                 aliases: Vec::new(),
                 headless: false,
             });

@@ -245,7 +245,11 @@ pub async fn serve(
     }
 }
 
-/// An accepted connection of the sidecar listener, in its own task: a TLS
+/// An accepted connection of the sidecar listener, in its own task: one
+/// whose destination (`tcp::original_destination`) is a TCP service's
+/// address and port goes to that service's tcp_proxy at once
+/// (`tcp::serve_sidecar`, `Snapshot::tcp`), as Envoy hands it to the
+/// listener of that address before any sniffing; otherwise a TLS
 /// ClientHello (its first byte a handshake record's) is routed by SNI
 /// (`passthrough::serve_sidecar`), anything else is served as HTTP/1.1 or
 /// h2c, as Istio's protocol sniffing tells TLS from HTTP. The first byte
@@ -265,6 +269,14 @@ fn spawn_sidecar(
     let conn = ConnInfo::new(local, remote);
     let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
     tokio::spawn(async move {
+        if !shared.snapshot.load().tcp.is_empty() {
+            let to = tcp::original_destination(&stream, local);
+            let snapshot = shared.snapshot.load_full();
+            if snapshot.tcp.select(to).is_some() {
+                tcp::serve_sidecar(shared, stream, remote, to, snapshot, alive).await;
+                return;
+            }
+        }
         let wait = match (
             shared.limits.request_headers_timeout,
             shared.limits.idle_timeout,

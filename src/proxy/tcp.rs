@@ -1,5 +1,6 @@
-//! Envoy's tcp_proxy for gateway TCP servers (and, through `forward`,
-//! for TLS streams routed by SNI, `passthrough`): pick a destination by weight,
+//! Envoy's tcp_proxy for gateway TCP servers, the sidecar listener's TCP
+//! services (`serve_sidecar`, by destination address) and, through
+//! `forward`, TLS streams routed by SNI (`passthrough`): pick a destination by weight,
 //! a host through the cluster's runtime state (load balancer, outlier
 //! detection), take a `maxConnections` unit, connect within the connect
 //! timeout, then copy bytes both ways until both sides have closed.
@@ -121,6 +122,52 @@ pub async fn serve(
         // Istio builds no filter chain: Envoy closes the connection.
         _ => conn.no_route(&shared),
     }
+}
+
+/// The destination of a sidecar connection, as Envoy's `original_dst`
+/// listener filter restores it: `SO_ORIGINAL_DST` when iptables
+/// redirected the connection, else the socket's local address.
+pub(crate) fn original_destination(down: &TcpStream, local: SocketAddr) -> SocketAddr {
+    #[cfg(target_os = "linux")]
+    {
+        let sock = socket2::SockRef::from(down);
+        let got = if local.is_ipv4() {
+            sock.original_dst_v4()
+        } else {
+            sock.original_dst_v6()
+        };
+        if let Some(a) = got.ok().and_then(|a| a.as_socket()) {
+            return a;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = down;
+    local
+}
+
+/// A sidecar connection whose destination is a TCP service's address
+/// (`Snapshot::tcp`, picked by `chain`): proxied at once, never sniffed.
+pub(crate) async fn serve_sidecar(
+    shared: Arc<Shared>,
+    down: TcpStream,
+    remote: SocketAddr,
+    destination: SocketAddr,
+    snapshot: Arc<Snapshot>,
+    alive: Arc<()>,
+) {
+    let _alive = alive;
+    let mut conn = Conn::new(&down, remote);
+    conn.entry.downstream_local_address = destination.to_string();
+    let Some((_, chain)) = snapshot.tcp.select(destination) else {
+        conn.no_route(&shared);
+        return;
+    };
+    let route = Route {
+        name: chain.name(),
+        destinations: &chain.destinations,
+    };
+    let limits = shared.tcp.clone();
+    forward(&shared, &limits, &snapshot, down, conn, route, Vec::new()).await;
 }
 
 /// The tcp_proxy a connection goes through.

@@ -38,6 +38,7 @@ mod proxy_smoke;
 mod proxy_upstream_tls;
 mod reload;
 mod run_cli;
+mod sidecar_tcp;
 mod sidecar_tls;
 mod tcp_half_close;
 mod tidy;

@@ -267,6 +267,47 @@ impl Proxy {
         self.running.listen
     }
 
+    /// A proxy whose `--listen` is bound to `ip` (any of 127/8) on a free
+    /// port, then given the configuration `yaml` makes of that address
+    /// (installed as a reload installs it): a ServiceEntry can name the
+    /// listener's own address and port.
+    pub async fn start_at(ip: &str, yaml: impl Fn(SocketAddr) -> String) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("access.log");
+        let log = AccessLog::to_path(log_path.to_str().unwrap(), Format::Json).unwrap();
+        let listen: SocketAddr = format!("{ip}:0").parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let snapshot = strait::compile::compile(&Default::default(), &Default::default());
+        let running = strait::proxy::start(snapshot, listen, lo, log)
+            .await
+            .expect("proxy starts");
+        let proxy = Proxy {
+            running,
+            log_path: Some(log_path),
+            _dir: dir,
+        };
+        proxy.install(&yaml(proxy.addr()));
+        proxy
+    }
+
+    /// Compile `yaml` for this proxy's identity and install it, as a
+    /// reload does.
+    pub fn install(&self, yaml: &str) {
+        let cfg = load_str(
+            yaml,
+            "test.yaml",
+            &LoadOptions {
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+        );
+        assert!(cfg.load_errors.is_empty(), "{:?}", cfg.load_errors);
+        assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
+        let shared = &self.running.shared;
+        let options = shared.snapshot.load().identity.clone();
+        shared.install(strait::compile::compile(&cfg, &options));
+    }
+
     /// Access-log entries written so far (waits until at least `n` exist).
     pub async fn log_entries(&self, n: usize) -> Vec<serde_json::Value> {
         let path = self.log_path.as_ref().unwrap();
