@@ -7,7 +7,7 @@ use bytes::BytesMut;
 
 use crate::http1::chunked::{Chunk, Decoder};
 use crate::http1::head::{RequestReader, ResponseReader};
-use crate::http1::{Body, Limits, Refusal};
+use crate::http1::{Framing, HeadLimits, Refusal};
 
 /// Each message's head bytes and body (trailers appended), then how the
 /// stream ended (a refusal, or `None` for the end of the input).
@@ -16,7 +16,7 @@ type Found = (Vec<(Vec<u8>, Vec<u8>)>, Option<Refusal>);
 /// What a connection reading `input` in pieces of `step` bytes finds: per
 /// message its head bytes and body, then how the stream ended.
 fn requests(input: &[u8], step: usize) -> Found {
-    let limits = Limits {
+    let limits = HeadLimits {
         max_head_bytes: 4096,
         max_headers: 20,
     };
@@ -40,8 +40,8 @@ fn requests(input: &[u8], step: usize) -> Found {
         };
         let mut body = Vec::new();
         match head.body {
-            Body::Empty => {}
-            Body::Length(n) => {
+            Framing::Empty => {}
+            Framing::Length(n) => {
                 while (buf.len() as u64) < n {
                     if !more(&mut buf) {
                         return (found, None);
@@ -49,7 +49,7 @@ fn requests(input: &[u8], step: usize) -> Found {
                 }
                 body.extend_from_slice(&buf.split_to(n as usize));
             }
-            Body::Chunked => {
+            Framing::Chunked => {
                 let mut d = Decoder::new(limits);
                 loop {
                     match d.decode(&mut buf) {
@@ -67,7 +67,7 @@ fn requests(input: &[u8], step: usize) -> Found {
                     }
                 }
             }
-            Body::UntilClose => panic!("a request delimited by close"),
+            Framing::UntilClose => panic!("a request delimited by close"),
         }
         found.push((head.as_bytes().to_vec(), body));
     }
@@ -86,7 +86,7 @@ pub fn h1codec(data: &[u8]) {
     for (head, _) in &whole.0 {
         // A head the codec accepted parses again to itself.
         let mut again = BytesMut::from(&head[..]);
-        let parsed = crate::http1::parse_request(&mut again, &Limits::default());
+        let parsed = crate::http1::parse_request(&mut again, &HeadLimits::default());
         assert!(
             matches!(&parsed, Ok(Some(h)) if h.as_bytes() == &head[..]),
             "{parsed:?}"
@@ -95,6 +95,6 @@ pub fn h1codec(data: &[u8]) {
     let mut buf = BytesMut::from(data);
     let mut reader = ResponseReader::default();
     for method in [http::Method::GET, http::Method::HEAD] {
-        let _ = reader.read(&mut buf, &Limits::default(), &method);
+        let _ = reader.read(&mut buf, &HeadLimits::default(), &method);
     }
 }

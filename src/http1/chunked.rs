@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use bytes::{Bytes, BytesMut};
 
-use super::head::{Fields, Limits, Refusal};
+use super::head::{Fields, HeadLimits, Refusal};
 
 /// Chunk extensions a body may carry in all, as hyper bounds them: they are
 /// skipped, so only their size matters.
@@ -50,13 +50,13 @@ pub enum Chunk {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     state: State,
-    limits: Limits,
+    limits: HeadLimits,
     extension_bytes: usize,
 }
 
 impl Decoder {
     /// A decoder whose trailers are bounded by `limits`.
-    pub fn new(limits: Limits) -> Decoder {
+    pub fn new(limits: HeadLimits) -> Decoder {
         Decoder {
             state: State::Size { size: 0, digits: 0 },
             limits,

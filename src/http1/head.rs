@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 /// Bounds on a head, Envoy's `max_request_headers_kb` and
 /// `max_headers_count` (the same defaults, 60 KiB and 100).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct HeadLimits {
     /// Largest head, counted as Envoy counts it: the method, the target and
     /// every header's name and value.
     pub max_head_bytes: usize,
@@ -17,16 +17,16 @@ pub struct Limits {
     pub max_headers: usize,
 }
 
-impl Default for Limits {
+impl Default for HeadLimits {
     fn default() -> Self {
-        Limits {
+        HeadLimits {
             max_head_bytes: 60 * 1024,
             max_headers: 100,
         }
     }
 }
 
-impl Limits {
+impl HeadLimits {
     /// The most raw bytes buffered while looking for a head's end: room for
     /// the counted bytes plus the separators and line ends of every line. A
     /// longer unterminated head cannot fit the counted limit unless padded
@@ -52,7 +52,7 @@ pub enum Refusal {
     ContentLengthAndChunked,
     /// A Transfer-Encoding other than exactly one `chunked`.
     TransferEncoding,
-    /// A head over [`Limits`].
+    /// A head over [`HeadLimits`].
     TooLarge,
     /// A request target longer than hyper accepts (65,534 bytes).
     UriTooLong,
@@ -89,7 +89,7 @@ pub enum Version {
 
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
+pub enum Framing {
     /// No body (a request without Content-Length or Transfer-Encoding; a
     /// response to HEAD; 1xx, 204 and 304 responses).
     Empty,
@@ -205,7 +205,7 @@ pub struct RequestHead {
     /// The minor version.
     pub version: Version,
     /// How the body is delimited.
-    pub body: Body,
+    pub body: Framing,
     /// Whether the connection may carry another request after this one
     /// (HTTP/1.1 unless `Connection: close`; HTTP/1.0 with `keep-alive`).
     pub keep_alive: bool,
@@ -266,7 +266,7 @@ pub struct ResponseHead {
     /// The minor version.
     pub version: Version,
     /// How the body is delimited (given the request's method).
-    pub body: Body,
+    pub body: Framing,
     /// Whether the connection may carry another request.
     pub keep_alive: bool,
 }
@@ -328,7 +328,7 @@ impl HeadReader {
     /// Take a complete head off the front of `buf`: `Ok(None)` while more
     /// bytes are needed. Blank lines before a head are dropped (RFC 9112
     /// §2.2).
-    fn take(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Bytes>, Refusal> {
+    fn take(&mut self, buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Bytes>, Refusal> {
         if self.searched == 0 {
             let blank = buf
                 .iter()
@@ -364,7 +364,10 @@ impl HeadReader {
 
 /// Parse a request head off the front of `buf` with a fresh reader (see
 /// [`RequestReader`] for a connection's incremental one).
-pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, Refusal> {
+pub fn parse_request(
+    buf: &mut BytesMut,
+    limits: &HeadLimits,
+) -> Result<Option<RequestHead>, Refusal> {
     RequestReader::default().read(buf, limits)
 }
 
@@ -383,7 +386,7 @@ impl RequestReader {
     pub fn read(
         &mut self,
         buf: &mut BytesMut,
-        limits: &Limits,
+        limits: &HeadLimits,
     ) -> Result<Option<RequestHead>, Refusal> {
         let Some(bytes) = self.head.take(buf, limits)? else {
             return Ok(None);
@@ -392,7 +395,7 @@ impl RequestReader {
     }
 }
 
-fn request_from(bytes: Bytes, limits: &Limits) -> Result<RequestHead, Refusal> {
+fn request_from(bytes: Bytes, limits: &HeadLimits) -> Result<RequestHead, Refusal> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut vec_slots;
     let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers < STACK_HEADERS {
@@ -432,7 +435,7 @@ fn request_from(bytes: Bytes, limits: &Limits) -> Result<RequestHead, Refusal> {
         Version::Http11
     };
     let fields = Fields::new(bytes.clone(), req.headers);
-    let framing = Framing::of(&fields)?;
+    let framing = FramingHeaders::of(&fields)?;
     // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
     // framing.
     if version == Version::Http10 && framing.transfer_encoding {
@@ -465,7 +468,7 @@ fn request_from(bytes: Bytes, limits: &Limits) -> Result<RequestHead, Refusal> {
 
 /// What the framing headers of a head say.
 #[derive(Debug, Default)]
-struct Framing {
+struct FramingHeaders {
     /// Every Content-Length value agreed on this length.
     content_length: Option<u64>,
     /// Content-Length lines seen.
@@ -481,9 +484,9 @@ struct Framing {
     connection_upgrade: bool,
 }
 
-impl Framing {
-    fn of(fields: &Fields) -> Result<Framing, Refusal> {
-        let mut f = Framing::default();
+impl FramingHeaders {
+    fn of(fields: &Fields) -> Result<FramingHeaders, Refusal> {
+        let mut f = FramingHeaders::default();
         let mut codings = 0usize;
         let mut chunked_codings = 0usize;
         for (name, value) in fields.iter() {
@@ -528,7 +531,7 @@ impl Framing {
 
     /// A request's body: Transfer-Encoding must be exactly `chunked` (501
     /// otherwise, as Envoy) and never with Content-Length (400).
-    fn request_body(&self) -> Result<Body, Refusal> {
+    fn request_body(&self) -> Result<Framing, Refusal> {
         if self.transfer_encoding {
             if self.content_length.is_some() {
                 return Err(Refusal::ContentLengthAndChunked);
@@ -536,11 +539,11 @@ impl Framing {
             if !self.only_chunked {
                 return Err(Refusal::TransferEncoding);
             }
-            return Ok(Body::Chunked);
+            return Ok(Framing::Chunked);
         }
         Ok(match self.content_length {
-            None | Some(0) => Body::Empty,
-            Some(n) => Body::Length(n),
+            None | Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
         })
     }
 
@@ -575,7 +578,7 @@ impl ResponseReader {
     pub fn read(
         &mut self,
         buf: &mut BytesMut,
-        limits: &Limits,
+        limits: &HeadLimits,
         method: &http::Method,
     ) -> Result<Option<ResponseHead>, Refusal> {
         let Some(bytes) = self.head.take(buf, limits)? else {
@@ -588,7 +591,7 @@ impl ResponseReader {
 /// Parse a response head off the front of `buf` with a fresh reader.
 pub fn parse_response(
     buf: &mut BytesMut,
-    limits: &Limits,
+    limits: &HeadLimits,
     method: &http::Method,
 ) -> Result<Option<ResponseHead>, Refusal> {
     ResponseReader::default().read(buf, limits, method)
@@ -596,7 +599,7 @@ pub fn parse_response(
 
 fn response_from(
     bytes: Bytes,
-    limits: &Limits,
+    limits: &HeadLimits,
     method: &http::Method,
 ) -> Result<ResponseHead, Refusal> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
@@ -628,7 +631,7 @@ fn response_from(
     } else {
         Version::Http11
     };
-    let framing = Framing::of(&fields)?;
+    let framing = FramingHeaders::of(&fields)?;
     // A length two parsers could read differently is refused, as strait
     // refuses it from upstreams (UPE): both framings, or several lengths.
     if framing.transfer_encoding && framing.content_length.is_some() {
@@ -645,21 +648,21 @@ fn response_from(
         || status == 204
         || status == 304
     {
-        Body::Empty
+        Framing::Empty
     } else if framing.transfer_encoding {
         if framing.last_chunked {
-            Body::Chunked
+            Framing::Chunked
         } else {
-            Body::UntilClose
+            Framing::UntilClose
         }
     } else {
         match framing.content_length {
-            Some(n) => Body::Length(n),
-            None => Body::UntilClose,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
         }
     };
     Ok(ResponseHead {
-        keep_alive: framing.keep_alive(version) && body != Body::UntilClose,
+        keep_alive: framing.keep_alive(version) && body != Framing::UntilClose,
         fields,
         status,
         reason,

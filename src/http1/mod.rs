@@ -24,6 +24,6 @@ pub mod write;
 mod tests;
 
 pub use head::{
-    Body, Header, Limits, Refusal, RequestHead, ResponseHead, Version, parse_request,
+    Framing, HeadLimits, Header, Refusal, RequestHead, ResponseHead, Version, parse_request,
     parse_response,
 };

@@ -5,7 +5,7 @@ use super::head::{RequestReader, ResponseReader};
 use super::*;
 
 fn req(text: &[u8]) -> Result<Option<RequestHead>, Refusal> {
-    parse_request(&mut BytesMut::from(text), &Limits::default())
+    parse_request(&mut BytesMut::from(text), &HeadLimits::default())
 }
 
 fn refused(text: &[u8]) -> Refusal {
@@ -19,7 +19,7 @@ fn refused(text: &[u8]) -> Refusal {
 fn a_request_head_keeps_its_headers_in_order_as_sent() {
     let mut buf =
         BytesMut::from(&b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\nNEXT"[..]);
-    let h = parse_request(&mut buf, &Limits::default())
+    let h = parse_request(&mut buf, &HeadLimits::default())
         .unwrap()
         .unwrap();
     assert_eq!(h.method(), http::Method::GET);
@@ -35,7 +35,7 @@ fn a_request_head_keeps_its_headers_in_order_as_sent() {
         ]
     );
     assert_eq!(h.header(b"x-A"), Some(&b"1"[..]));
-    assert_eq!(h.body, Body::Empty);
+    assert_eq!(h.body, Framing::Empty);
     assert!(h.keep_alive);
     // What follows the head stays for the body or the next request.
     assert_eq!(&buf[..], b"NEXT");
@@ -43,7 +43,7 @@ fn a_request_head_keeps_its_headers_in_order_as_sent() {
 
 #[test]
 fn an_incomplete_head_waits_and_blank_lines_before_it_are_dropped() {
-    let limits = Limits::default();
+    let limits = HeadLimits::default();
     let mut reader = RequestReader::default();
     let mut buf = BytesMut::new();
     let full = b"\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
@@ -56,7 +56,7 @@ fn an_incomplete_head_waits_and_blank_lines_before_it_are_dropped() {
         }
     }
     let head = head.unwrap();
-    assert_eq!(head.body, Body::Length(3));
+    assert_eq!(head.body, Framing::Length(3));
     assert_eq!(&buf[..], b"abc");
 }
 
@@ -116,7 +116,7 @@ fn content_length_with_transfer_encoding_and_odd_codings_are_refused() {
     let h = req(b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n")
         .unwrap()
         .unwrap();
-    assert_eq!(h.body, Body::Chunked);
+    assert_eq!(h.body, Framing::Chunked);
 }
 
 #[test]
@@ -124,11 +124,11 @@ fn content_length_values_must_be_digits_and_agree() {
     let body = |t: &[u8]| req(t).map(|h| h.unwrap().body);
     assert_eq!(
         body(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
-        Ok(Body::Length(5))
+        Ok(Framing::Length(5))
     );
     assert_eq!(
         body(b"POST / HTTP/1.1\r\nContent-Length: 007\r\n\r\n"),
-        Ok(Body::Length(7))
+        Ok(Framing::Length(7))
     );
     for cl in [
         &b"5, 6"[..],
@@ -162,7 +162,7 @@ fn a_bare_lf_anywhere_in_the_head_is_refused() {
 
 #[test]
 fn heads_over_the_limits_are_431_counted_as_envoy_counts() {
-    let limits = Limits {
+    let limits = HeadLimits {
         max_head_bytes: 100,
         max_headers: 3,
     };
@@ -185,7 +185,7 @@ fn heads_over_the_limits_are_431_counted_as_envoy_counts() {
     assert_eq!(parse(&endless).unwrap_err(), Refusal::TooLarge);
     assert_eq!(Refusal::TooLarge.status(), 431);
     // Past the stack's slots: the vector path.
-    let many = Limits {
+    let many = HeadLimits {
         max_head_bytes: 64 * 1024,
         max_headers: 300,
     };
@@ -224,60 +224,63 @@ fn malformed_request_lines_and_header_lines_are_refused() {
 fn response_framing_follows_rfc_9112_section_6_3() {
     let get = http::Method::GET;
     let body = |t: &[u8], m: &http::Method| {
-        parse_response(&mut BytesMut::from(t), &Limits::default(), m)
+        parse_response(&mut BytesMut::from(t), &HeadLimits::default(), m)
             .unwrap()
             .unwrap()
             .body
     };
     assert_eq!(
         body(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", &get),
-        Body::Length(4)
+        Framing::Length(4)
     );
     assert_eq!(
         body(
             b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n",
             &http::Method::HEAD
         ),
-        Body::Empty
+        Framing::Empty
     );
-    assert_eq!(body(b"HTTP/1.1 204 No Content\r\n\r\n", &get), Body::Empty);
+    assert_eq!(
+        body(b"HTTP/1.1 204 No Content\r\n\r\n", &get),
+        Framing::Empty
+    );
     assert_eq!(
         body(
             b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
             &get
         ),
-        Body::Empty
+        Framing::Empty
     );
-    assert_eq!(body(b"HTTP/1.1 100 Continue\r\n\r\n", &get), Body::Empty);
+    assert_eq!(body(b"HTTP/1.1 100 Continue\r\n\r\n", &get), Framing::Empty);
     assert_eq!(
         body(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             &get
         ),
-        Body::Chunked
+        Framing::Chunked
     );
     assert_eq!(
         body(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", &get),
-        Body::UntilClose
+        Framing::UntilClose
     );
-    assert_eq!(body(b"HTTP/1.1 200 OK\r\n\r\n", &get), Body::UntilClose);
+    assert_eq!(body(b"HTTP/1.1 200 OK\r\n\r\n", &get), Framing::UntilClose);
     // Ambiguous lengths are refused (strait's UPE).
     for text in [
         &b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
         b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n",
     ] {
-        assert!(parse_response(&mut BytesMut::from(text), &Limits::default(), &get).is_err());
+        assert!(parse_response(&mut BytesMut::from(text), &HeadLimits::default(), &get).is_err());
     }
     let mut buf = BytesMut::from(&b"HTTP/1.1 503 Busy Now\r\nContent-Length: 0\r\n\r\n"[..]);
     let h = ResponseReader::default()
-        .read(&mut buf, &Limits::default(), &get)
+        .read(&mut buf, &HeadLimits::default(), &get)
         .unwrap()
         .unwrap();
     assert_eq!((h.status, h.reason()), (503, &b"Busy Now"[..]));
     assert!(h.keep_alive);
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\n\r\n"[..]);
-    let h = parse_response(&mut buf, &Limits::default(), &get)
+    let h = parse_response(&mut buf, &HeadLimits::default(), &get)
         .unwrap()
         .unwrap();
     assert!(!h.keep_alive, "a body until close ends the connection");
@@ -302,7 +305,7 @@ fn decode_all(decoder: &mut Decoder, input: &[u8]) -> Result<(Vec<u8>, Lines), R
 
 #[test]
 fn chunked_bodies_decode_with_extensions_and_trailers() {
-    let mut d = Decoder::new(Limits::default());
+    let mut d = Decoder::new(HeadLimits::default());
     let (body, trailers) = decode_all(
         &mut d,
         b"5;a=b\r\nhello\r\n6 \r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT",
@@ -311,7 +314,7 @@ fn chunked_bodies_decode_with_extensions_and_trailers() {
     assert_eq!(body, b"hello world");
     assert_eq!(trailers, [(b"X-T".to_vec(), b"1".to_vec())]);
     assert!(d.is_done());
-    let mut d = Decoder::new(Limits::default());
+    let mut d = Decoder::new(HeadLimits::default());
     assert_eq!(
         decode_all(&mut d, b"000A\r\n0123456789\r\n0\r\n\r\n")
             .unwrap()
@@ -323,7 +326,7 @@ fn chunked_bodies_decode_with_extensions_and_trailers() {
 #[test]
 fn chunked_bodies_decode_the_same_a_byte_at_a_time() {
     let input = b"5;a=b\r\nhello\r\n6 \r\n world\r\n0\r\nX-T: 1\r\n\r\n";
-    let mut d = Decoder::new(Limits::default());
+    let mut d = Decoder::new(HeadLimits::default());
     let mut buf = BytesMut::new();
     let mut body = Vec::new();
     let mut ended = false;
@@ -359,7 +362,7 @@ fn malformed_chunked_bodies_are_refused() {
         b"0\r\nX-T: 1\n\r\n",
         b"0\r\nbad trailer\r\n\r\n",
     ] {
-        let mut d = Decoder::new(Limits::default());
+        let mut d = Decoder::new(HeadLimits::default());
         assert_eq!(
             decode_all(&mut d, input),
             Err(Refusal::Malformed),
@@ -368,7 +371,7 @@ fn malformed_chunked_bodies_are_refused() {
         );
     }
     // 16 hex digits is the largest size line.
-    let mut d = Decoder::new(Limits::default());
+    let mut d = Decoder::new(HeadLimits::default());
     let mut buf = BytesMut::from(&b"FFFFFFFFFFFFFFFF\r\nab"[..]);
     assert_eq!(
         d.decode(&mut buf),
@@ -384,7 +387,7 @@ fn the_encoder_writes_what_the_decoder_reads() {
     write_chunk(&mut out, &[b'x'; 300]);
     write_end(&mut out, [(&b"grpc-status"[..], &b"0"[..])]);
     assert!(out.starts_with(b"5\r\nhello\r\n12c\r\n"));
-    let mut d = Decoder::new(Limits::default());
+    let mut d = Decoder::new(HeadLimits::default());
     let (body, trailers) = decode_all(&mut d, &out).unwrap();
     assert_eq!(body.len(), 305);
     assert_eq!(trailers, [(b"grpc-status".to_vec(), b"0".to_vec())]);
@@ -404,7 +407,7 @@ fn written_heads_parse_back() {
         &out[..],
         b"POST /p?q HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n"
     );
-    let h = parse_request(&mut out, &Limits::default())
+    let h = parse_request(&mut out, &HeadLimits::default())
         .unwrap()
         .unwrap();
     assert_eq!(h.header(b"Host"), Some(&b"a"[..]));
@@ -427,7 +430,7 @@ fn written_heads_parse_back() {
 /// view) or a few bytes at a time (refused before its end arrives).
 #[test]
 fn an_oversized_trailer_section_is_refused_however_it_arrives() {
-    let limits = Limits {
+    let limits = HeadLimits {
         max_head_bytes: 64,
         max_headers: 20,
     };

@@ -25,7 +25,7 @@ use super::body::{self, Body, BoxError};
 use super::upstream::{Outgoing, SendError};
 use crate::http1::chunked::{self, Chunk, Decoder};
 use crate::http1::head::ResponseReader;
-use crate::http1::{self as codec, Limits, ResponseHead};
+use crate::http1::{self as codec, HeadLimits, ResponseHead};
 
 /// The transport under a connection (TCP, or TLS over TCP).
 pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -262,7 +262,7 @@ impl Exchange<'_> {
                     loop {
                         match self.reader.read(
                             &mut self.conn.read,
-                            &Limits::default(),
+                            &HeadLimits::default(),
                             &self.method,
                         ) {
                             Err(r) => {
@@ -348,10 +348,10 @@ where
     let response = response_head(&head)?;
     let reuse = head.keep_alive && answered.request_complete && !last;
     let state = match head.body {
-        codec::Body::Empty | codec::Body::Length(0) => State::Done,
-        codec::Body::Length(n) => State::Length(n),
-        codec::Body::Chunked => State::Chunked(Decoder::new(Limits::default())),
-        codec::Body::UntilClose => State::UntilClose,
+        codec::Framing::Empty | codec::Framing::Length(0) => State::Done,
+        codec::Framing::Length(n) => State::Length(n),
+        codec::Framing::Chunked => State::Chunked(Decoder::new(HeadLimits::default())),
+        codec::Framing::UntilClose => State::UntilClose,
     };
     if matches!(state, State::Done) {
         if reuse {

@@ -29,7 +29,7 @@ use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use strait::http1::chunked::{Chunk, Decoder};
-use strait::http1::{Body, Limits, Refusal, Version};
+use strait::http1::{Framing, HeadLimits, Refusal, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A request as either parser sees it, names lowercased and lines sorted
@@ -70,7 +70,7 @@ fn sorted<'a>(lines: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<(String,
 }
 
 fn ours(input: &[u8]) -> Verdict {
-    let limits = Limits::default();
+    let limits = HeadLimits::default();
     let mut buf = BytesMut::from(input);
     let head = match strait::http1::parse_request(&mut buf, &limits) {
         Err(r) => return Verdict::Refused(Some(r), false),
@@ -80,14 +80,14 @@ fn ours(input: &[u8]) -> Verdict {
     let mut body = Vec::new();
     let mut trailers = Vec::new();
     match head.body {
-        Body::Empty => {}
-        Body::Length(n) => {
+        Framing::Empty => {}
+        Framing::Length(n) => {
             if (buf.len() as u64) < n {
                 return Verdict::Incomplete;
             }
             body.extend_from_slice(&buf[..n as usize]);
         }
-        Body::Chunked => {
+        Framing::Chunked => {
             let mut d = Decoder::new(limits);
             loop {
                 match d.decode(&mut buf) {
@@ -101,7 +101,7 @@ fn ours(input: &[u8]) -> Verdict {
                 }
             }
         }
-        Body::UntilClose => unreachable!("requests are never delimited by close"),
+        Framing::UntilClose => unreachable!("requests are never delimited by close"),
     }
     Verdict::Accepted(Message {
         method: head.method().to_string(),

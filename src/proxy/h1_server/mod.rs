@@ -117,7 +117,7 @@ struct Connection<'a> {
     writer: OwnedWriteHalf,
     out: BytesMut,
     heads: RequestReader,
-    limits: codec::Limits,
+    limits: codec::HeadLimits,
     /// Where request bodies give the read side back (one per connection).
     slot: Arc<Slot>,
     accepted_at: SystemTime,
@@ -145,7 +145,7 @@ impl<'a> Connection<'a> {
             writer,
             out: BytesMut::new(),
             heads: RequestReader::default(),
-            limits: codec::Limits {
+            limits: codec::HeadLimits {
                 max_head_bytes: shared.limits.max_request_headers_kb.saturating_mul(1024),
                 max_headers: shared.limits.max_request_headers,
             },
@@ -270,10 +270,10 @@ impl<'a> Connection<'a> {
             }
         };
         let body = match (head.body, self.reader.take()) {
-            (codec::Body::Length(n), Some(reader)) if n > 0 => {
+            (codec::Framing::Length(n), Some(reader)) if n > 0 => {
                 RequestBody::length(reader, n, self.slot.clone())
             }
-            (codec::Body::Chunked, Some(reader)) => {
+            (codec::Framing::Chunked, Some(reader)) => {
                 RequestBody::chunked(reader, Decoder::new(self.limits), self.slot.clone())
             }
             (_, reader) => {
