@@ -131,7 +131,27 @@ pub struct Report {
     /// PASSTHROUGH port, or TLS on the sidecar listener).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsChoice>,
+    /// A TCP connection to the sidecar listener, routed by its
+    /// destination address (`tcp://address:port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpChoice>,
     pub problems: Vec<String>,
+}
+
+/// The sidecar TCP listener and filter chain a destination picks.
+#[derive(Debug, Serialize)]
+pub struct TcpChoice {
+    /// The connection's destination `address:port`.
+    pub destination: String,
+    /// The listener: `address:port`, or `0.0.0.0:port` for the port's
+    /// wildcard.
+    pub listener: String,
+    /// The service whose listener built the chain.
+    pub service: String,
+    /// `namespace/name#tcp[i]`, or the service's cluster.
+    pub route: String,
+    /// The chain's destination ranges (empty: any).
+    pub destination_subnets: Vec<String>,
 }
 
 /// The TLS route a ClientHello's SNI picks (Envoy's filter chain match).
@@ -173,6 +193,9 @@ pub fn explain(config: &ConfigSet, snap: &Snapshot, opts: &ProxyIdentity, req: &
         let (host, _) = split_authority(&req.authority);
         return explain_sidecar_tls(config, snap, opts, req, Some(host));
     }
+    if req.scheme == "tcp" {
+        return explain_sidecar_tcp(config, snap, opts, req);
+    }
     let r = empty_report(req);
     explain_in(config, snap, opts, req, &snap.routes, r, false)
 }
@@ -199,6 +222,84 @@ pub fn explain_sidecar_tls(
     r
 }
 
+/// Explain a TCP connection to the sidecar listener for `tcp://host:port`:
+/// the destination is the host when it is an IP, else the first address
+/// of the service of that host (`0.0.0.0` for one without); the TCP
+/// listener and chain it picks (`Snapshot::tcp`, as `proxy::tcp` picks
+/// them) and its destinations.
+pub fn explain_sidecar_tcp(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &ProxyIdentity,
+    req: &Request,
+) -> Report {
+    let mut r = empty_report(req);
+    let (host, port) = split_authority(&req.authority);
+    let explicit = req
+        .authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    if !explicit {
+        r.problems
+            .push("a tcp:// URL needs the destination port (tcp://db.internal:5432)".into());
+        return r;
+    }
+    let Some(ip) = destination_ip(snap, opts, host) else {
+        r.problems.push(format!(
+            "{host} is neither an IP address nor a known service's host"
+        ));
+        return r;
+    };
+    let to = std::net::SocketAddr::new(ip, port);
+    let Some((listener, chain)) = snap.tcp.select(to) else {
+        r.problems.push(format!(
+            "{to} is no TCP service's address and port (a TCP, MONGO, MYSQL or REDIS port of a ClusterIP or ServiceEntry address): the connection is sniffed as HTTP or TLS"
+        ));
+        return r;
+    };
+    r.virtual_service = chain.virtual_service.clone();
+    r.route = Some(RouteRef {
+        index: chain.virtual_service.as_ref().map(|_| chain.rule_index),
+        name: match &chain.virtual_service {
+            Some(_) => format!("tcp[{}]", chain.rule_index),
+            None => "(the service's own TCP route)".to_string(),
+        },
+    });
+    r.action = Some("TCP proxy (routed by destination address, not sniffed)".into());
+    r.tcp = Some(TcpChoice {
+        destination: to.to_string(),
+        listener: match listener.address {
+            Some(a) => std::net::SocketAddr::new(a, listener.port).to_string(),
+            None => format!("0.0.0.0:{}", listener.port),
+        },
+        service: chain.service.clone(),
+        route: chain.name(),
+        destination_subnets: chain.prefixes.iter().map(ToString::to_string).collect(),
+    });
+    stream_destinations(config, snap, opts, &chain.destinations, &mut r);
+    r
+}
+
+/// The destination IP of `tcp://host`: an IP as it is, else the first
+/// address of the service of `host`.
+fn destination_ip(snap: &Snapshot, opts: &ProxyIdentity, host: &str) -> Option<std::net::IpAddr> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse() {
+        return Some(ip);
+    }
+    let fqdn = host::resolve_short_name(host, &opts.namespace, &opts.domain);
+    let svc = snap
+        .services
+        .iter()
+        .find(|s| s.fqdn == fqdn || s.fqdn == host)?;
+    Some(
+        svc.vips
+            .iter()
+            .find_map(|v| crate::compile::sidecar_tcp::Cidr::parse(v))
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.addr),
+    )
+}
+
 /// The report for a TLS stream passed through on `route`.
 fn tls_route(
     config: &ConfigSet,
@@ -223,7 +324,18 @@ fn tls_route(
         match_index: route.virtual_service.as_ref().map(|_| route.match_index),
         server_names: route.sni.clone(),
     });
-    r.timeout = match route.destinations.first().map(|d| d.idle_timeout) {
+    stream_destinations(config, snap, opts, &route.destinations, r);
+}
+
+/// Timeout, retries and destinations of a proxied stream (TLS by SNI, TCP).
+fn stream_destinations(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &ProxyIdentity,
+    destinations: &[crate::compile::gateway::TcpDestination],
+    r: &mut Report,
+) {
+    r.timeout = match destinations.first().map(|d| d.idle_timeout) {
         Some(Some(t)) => format!(
             "idle timeout {}s (connectionPool.tcp.idleTimeout; Istio's default 1h)",
             t.as_secs()
@@ -231,8 +343,8 @@ fn tls_route(
         Some(None) => "no idle timeout (connectionPool.tcp.idleTimeout 0s)".into(),
         None => "-".into(),
     };
-    r.retries = "none (a TLS stream is not retried; a failed connect is UF)".into();
-    if route.destinations.is_empty() {
+    r.retries = "none (a stream is not retried; a failed connect is UF)".into();
+    if destinations.is_empty() {
         r.problems.push(
             "the route's destinations name no known service: the connection is closed (NC)".into(),
         );
@@ -241,7 +353,7 @@ fn tls_route(
         config,
         snap,
         opts,
-        route.destinations.iter().map(|d| &d.cluster),
+        destinations.iter().map(|d| &d.cluster),
         r,
     );
 }
@@ -355,8 +467,10 @@ fn terminating(choice: &mut GatewayChoice, s: &crate::compile::gateway::HttpsSer
 }
 
 fn empty_report(req: &Request) -> Report {
-    Report {
-        request: format!(
+    let request = if req.scheme == "tcp" {
+        format!("tcp://{}", req.authority)
+    } else {
+        format!(
             "{} {}://{}{}{}",
             req.method,
             req.scheme,
@@ -366,7 +480,10 @@ fn empty_report(req: &Request) -> Report {
                 .as_deref()
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default()
-        ),
+        )
+    };
+    Report {
+        request,
         virtual_host: None,
         virtual_service: None,
         other_virtual_services: Vec::new(),
@@ -381,6 +498,7 @@ fn empty_report(req: &Request) -> Report {
         policies: Vec::new(),
         gateway: None,
         tls: None,
+        tcp: None,
         problems: Vec::new(),
     }
 }
@@ -787,6 +905,27 @@ fn render_gateway(s: &mut String, g: &GatewayChoice) {
     }
 }
 
+/// The destination, listener and chain lines of a TCP connection.
+fn render_tcp(s: &mut String, t: &TcpChoice, vs: Option<&str>) {
+    let _ = writeln!(s, "Destination:     {}", t.destination);
+    let _ = writeln!(s, "TCP listener:    {} (service {})", t.listener, t.service);
+    let _ = writeln!(
+        s,
+        "TCP route:       {} (destination subnets: {})",
+        t.route,
+        if t.destination_subnets.is_empty() {
+            "any".to_string()
+        } else {
+            t.destination_subnets.join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "VirtualService:  {}",
+        vs.unwrap_or("none (the service's own route: the stream to its endpoints)")
+    );
+}
+
 /// The report as text for a terminal.
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
@@ -794,7 +933,9 @@ pub fn render_text(r: &Report) -> String {
     if let Some(g) = &r.gateway {
         render_gateway(&mut s, g);
     }
-    if let Some(t) = &r.tls {
+    if let Some(t) = &r.tcp {
+        render_tcp(&mut s, t, r.virtual_service.as_deref());
+    } else if let Some(t) = &r.tls {
         if r.gateway.as_ref().is_none_or(|g| g.sni.is_none()) {
             let _ = writeln!(
                 s,

@@ -206,6 +206,8 @@ struct ExplainCommand {
     #[arg(long)]
     sni: Option<String>,
     /// The request URL, e.g. http://reviews:9080/reviews/1
+    /// (tcp://ADDRESS:PORT: a TCP connection to the sidecar listener with
+    /// that destination).
     url: String,
 }
 

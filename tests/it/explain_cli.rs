@@ -198,6 +198,69 @@ fn https_urls_and_sni_explain_the_sidecars_tls_route() {
     );
 }
 
+const TCP_MESH: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.internal]
+  addresses: [240.0.0.0/16]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  endpoints: [{address: 127.0.0.8, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.internal]
+  tcp:
+  - match: [{destinationSubnets: [240.0.9.0/24]}]
+    route: [{destination: {host: db.internal, subset: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db, namespace: default}
+spec:
+  host: db.internal
+  subsets: [{name: v2, labels: {version: v2}}]
+---
+";
+
+/// A `tcp://address:port` URL is a TCP connection to the sidecar
+/// listener: the listener and chain its destination picks, as the proxy
+/// picks them (`sidecar_tcp` tests the proxy side).
+#[test]
+fn tcp_urls_explain_the_sidecars_tcp_route_by_destination() {
+    let text = explain_yaml(TCP_MESH, &["tcp://240.0.9.1:5432"]);
+    assert!(text.contains("Destination:     240.0.9.1:5432"), "{text}");
+    assert!(
+        text.contains("TCP listener:    0.0.0.0:5432 (service db.internal)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TCP route:       default/db#tcp[0] (destination subnets: 240.0.9.0/24)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("weight 100  outbound|5432|v2|db.internal"),
+        "{text}"
+    );
+    // Another address of the service: its own cluster; by host name, the
+    // service's first address.
+    for url in ["tcp://240.0.1.1:5432", "tcp://db.internal:5432"] {
+        let json: serde_json::Value =
+            serde_json::from_str(&explain_yaml(TCP_MESH, &["-o", "json", url])).unwrap();
+        assert_eq!(json["tcp"]["route"], "outbound|5432||db.internal", "{url}");
+        assert!(json["virtual_service"].is_null());
+    }
+    let text = explain_yaml(TCP_MESH, &["tcp://10.0.0.1:5432"]);
+    assert!(
+        text.contains("Problem: 10.0.0.1:5432 is no TCP service's address and port"),
+        "{text}"
+    );
+}
+
 /// On a gateway PASSTHROUGH port, the SNI picks a `tls` route (or an
 /// HTTPS server beside it); none: closed, NR.
 #[test]

@@ -191,6 +191,16 @@ async fn a_tcp_rule_splits_connections_over_subsets_by_weight() {
     assert!(seen_a > 0 && seen_b > 0, "a={seen_a} b={seen_b}");
     let log = proxy.log_entries(40).await;
     let port = proxy.addr().port();
+    // The live /explain of the destination shows the rule the proxy took.
+    let r = get(
+        proxy.running.admin,
+        "admin",
+        &format!("/explain?url=tcp://{}", proxy.addr()),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
+    assert_eq!(v["tcp"]["route"], "default/db#tcp[0]", "{v}");
+    assert_eq!(v["destinations"].as_array().map(Vec::len), Some(2), "{v}");
     for e in &log {
         assert_eq!(e["route_name"], "default/db#tcp[0]", "{e}");
         let c = e["upstream_cluster"].as_str().unwrap();
