@@ -311,6 +311,7 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                             serde_json::json!({
                                 "address": &*e.authority,
                                 "labels": e.labels,
+                                "locality": e.locality,
                                 "weight": e.weight,
                                 "health": if ejected { "ejected" } else { "healthy" },
                                 "ejections": ejections,
@@ -325,6 +326,7 @@ fn clusters(shared: &Shared) -> serde_json::Value {
                             serde_json::json!({
                                 "address": &*e.authority,
                                 "labels": e.labels,
+                                "locality": e.locality,
                                 "weight": e.weight,
                                 "health": "healthy",
                                 "ejections": 0,

@@ -209,3 +209,261 @@ fn secrets_are_granted_to_the_gateway_in_its_namespace_only() {
         .collect();
     assert_eq!(bound, BTreeSet::from([gateway, node_proxy]));
 }
+
+/// Each strait workload drains on SIGTERM before the kubelet's SIGKILL
+/// (`--drain-timeout` shorter than `terminationGracePeriodSeconds`, 30 s
+/// when unset), asks for CPU and memory, and runs as non-root with a
+/// read-only root filesystem and no capabilities.
+#[test]
+fn workloads_drain_within_their_grace_period_request_resources_and_run_as_non_root() {
+    let mut checked = 0;
+    for (file, doc) in documents() {
+        if !matches!(kind(&doc), "DaemonSet" | "Deployment") {
+            continue;
+        }
+        let pod = &doc["spec"]["template"]["spec"];
+        let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+        // workload-example.yaml's Deployment is a workload, not strait.
+        let Some(c) = pod["containers"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == "strait"))
+        else {
+            continue;
+        };
+        let drain = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|a| a.as_str()?.strip_prefix("--drain-timeout="))
+            .unwrap_or("10s");
+        let drain = strait::model::Duration::parse(drain).unwrap().as_std();
+        assert!(
+            drain < std::time::Duration::from_secs(grace),
+            "{file}: --drain-timeout {drain:?} must end before the {grace}s grace period"
+        );
+        let requests = &c["resources"]["requests"];
+        assert!(
+            requests["cpu"].is_string() && requests["memory"].is_string(),
+            "{file}: resource requests: {requests}"
+        );
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{file}");
+        let sc = &c["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{file}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{file}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{file}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "the node proxy and the gateway");
+}
+
+/// The gateway Deployment is the workload its `--labels` name (so a
+/// Gateway with that `selector` gets its servers), and its Service selects
+/// those Pods on ports the gateway listens on (server port + the
+/// `--port-offset`).
+#[test]
+fn the_gateway_pods_carry_their_labels_and_the_service_selects_them() {
+    let docs: Vec<Value> = documents().into_iter().map(|(_, d)| d).collect();
+    let deployment = docs
+        .iter()
+        .find(|d| {
+            kind(d) == "Deployment"
+                && d["spec"]["template"]["spec"]["containers"][0]["name"] == "strait"
+        })
+        .expect("the gateway Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--gateway"), "{args:?}");
+    let labels = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--labels="))
+        .expect("--labels");
+    for kv in labels.split(',') {
+        let (k, v) = kv.split_once('=').unwrap();
+        assert_eq!(pod_labels[k], v, "the Pods carry {kv}: {pod_labels}");
+    }
+    let offset: u64 = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--port-offset="))
+        .map_or(0, |o| o.parse().unwrap());
+    let service = docs
+        .iter()
+        .find(|d| kind(d) == "Service" && d["metadata"]["name"] == deployment["metadata"]["name"])
+        .expect("the gateway Service (named as its Deployment)");
+    assert_eq!(
+        service["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[k], v, "the Service selects the Pods by {k}");
+    }
+    let container_ports: BTreeSet<u64> = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["containerPort"].as_u64())
+        .collect();
+    for p in service["spec"]["ports"].as_array().unwrap() {
+        let (port, target) = (
+            p["port"].as_u64().unwrap(),
+            p["targetPort"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            target,
+            port + offset,
+            "{p}: the listener of server port {port}"
+        );
+        assert!(container_ports.contains(&target), "{p}");
+    }
+}
+
+/// The `Dockerfile` (no container engine runs here): multi-stage, a
+/// static (musl, Alpine) build of the `strait` binary, a distroless static
+/// base running as a non-root user; and what it copies into the build
+/// stage is a package cargo can read (every target file it declares).
+#[test]
+fn the_dockerfile_builds_a_static_non_root_image_from_what_it_copies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .copied()
+        .collect();
+    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
+    assert!(
+        froms[0].contains("alpine"),
+        "a musl (static) build: {}",
+        froms[0]
+    );
+    let last = froms.last().unwrap();
+    assert!(
+        last.contains("distroless/static"),
+        "a minimal static base: {last}"
+    );
+    assert!(text.contains("--bin strait"), "builds the strait binary");
+    let user = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER in the final stage");
+    let uid = user.split(':').next().unwrap();
+    assert!(uid != "0" && uid != "root", "non-root: USER {user}");
+    // The build stage's COPYs (not `--from`), into a scratch directory:
+    // cargo must read the package from them alone.
+    let scratch = tempfile::tempdir().unwrap();
+    let stage = &text[..text.find(last).unwrap()];
+    for l in stage
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("COPY "))
+    {
+        let parts: Vec<&str> = l.split_whitespace().skip(1).collect();
+        assert!(!parts[0].starts_with("--"), "{l}");
+        let (dest, sources) = parts.split_last().unwrap();
+        // Relative to the WORKDIR (the scratch directory); `dir/` takes
+        // each source by its name.
+        let dest = scratch.path().join(dest);
+        for s in sources {
+            let to = if l.ends_with('/') {
+                dest.join(Path::new(s).file_name().unwrap())
+            } else {
+                dest.clone()
+            };
+            copy(&root.join(s), &to);
+        }
+    }
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .arg("--manifest-path")
+        .arg(scratch.path().join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "the build stage's files are not a package cargo can read: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bins: Vec<&str> = meta["packages"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"][0] == "bin")
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(bins, ["strait"]);
+    // Files the sources embed (`include_str!`) are copied too (the demo's
+    // examples/): cargo metadata does not compile, so look for them.
+    let mut embedded = 0;
+    for file in rust_files(&scratch.path().join("src")) {
+        let code = std::fs::read_to_string(&file).unwrap();
+        let parts = ["include_str!(\"", "include_bytes!(\""]
+            .into_iter()
+            .flat_map(|m| code.split(m).skip(1));
+        for part in parts {
+            let Some(rel) = part.split('"').next() else {
+                continue;
+            };
+            let at = file.parent().unwrap().join(rel);
+            assert!(
+                at.exists(),
+                "{} embeds {rel}, not copied into the image's build",
+                file.display()
+            );
+            embedded += 1;
+        }
+    }
+    assert!(
+        embedded > 0,
+        "the sources embed files (the demo's examples)"
+    );
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `cp -r from to`.
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+}

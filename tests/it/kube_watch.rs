@@ -43,6 +43,19 @@ fn start(api: &FakeApi, extra: &[&str]) -> Strait {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let mut args: Vec<std::ffi::OsString> = vec!["run".into(), "--kubernetes".into()];
+    args.extend(["--kubeconfig".into(), kubeconfig.into_os_string()]);
+    args.extend(extra.iter().map(Into::into));
+    spawn(dir, &args, &[])
+}
+
+/// A real `strait <args>` with these environment variables, listening on
+/// ephemeral loopback ports; `dir` lives as long as it runs.
+fn spawn(
+    dir: tempfile::TempDir,
+    args: &[std::ffi::OsString],
+    envs: &[(&str, std::ffi::OsString)],
+) -> Strait {
     // KUBESCALE_WRAP="perf record -g -o perf.data --" (a profiler) runs
     // strait under it.
     let wrap = std::env::var("KUBESCALE_WRAP").unwrap_or_default();
@@ -56,10 +69,9 @@ fn start(api: &FakeApi, extra: &[&str]) -> Strait {
         None => Command::new(env!("CARGO_BIN_EXE_strait")),
     };
     let mut child = command
-        .args(["run", "--kubernetes", "--kubeconfig"])
-        .arg(&kubeconfig)
+        .args(args)
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .args(extra)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -127,6 +139,16 @@ async fn ready(s: &Strait) -> u16 {
 
 async fn wait_ready(s: &Strait) {
     until("/ready says 200", || async { ready(s).await == 200 }).await;
+}
+
+/// One series' value from `/stats/prometheus` (the line starting with
+/// `series` and a space).
+async fn metric(s: &Strait, series: &str) -> f64 {
+    let text = get(s.admin, "admin", "/stats/prometheus").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} in {text}"))
 }
 
 async fn config_dump(s: &Strait) -> Value {
@@ -238,14 +260,40 @@ async fn first_sync_gates_ready_then_the_clusters_services_are_served() {
         !metrics.contains("strait_kubernetes_watch_errors_total{kind=\"Service\"} 0"),
         "the failed lists are counted: {metrics}"
     );
-    // Pods are watched as metadata only.
+    // Pods and Nodes are listed and watched as metadata only.
+    let meta_only: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/pods") || r.path.ends_with("/nodes"))
+        .collect();
     assert!(
-        api.requests()
+        meta_only.iter().any(|r| r.path.ends_with("/nodes"))
+            && meta_only
+                .iter()
+                .all(|r| r.accept.contains("as=PartialObjectMetadata")),
+        "{meta_only:?}"
+    );
+    // Every kind then watches, with bookmarks.
+    until("every kind watches", || async {
+        let watched: std::collections::HashSet<String> = api
+            .requests()
+            .into_iter()
+            .filter(|r| r.is_watch())
+            .map(|r| r.path)
+            .collect();
+        watched.len() >= 10
+    })
+    .await;
+    let watches: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_watch())
+        .collect();
+    assert!(
+        watches
             .iter()
-            .filter(|r| r.path.ends_with("/pods"))
-            .all(|r| r.accept.contains("as=PartialObjectMetadata")),
-        "{:?}",
-        api.requests()
+            .all(|r| r.query.get("allowWatchBookmarks").map(String::as_str) == Some("true")),
+        "{watches:?}"
     );
 }
 
@@ -384,9 +432,21 @@ async fn a_pod_relabelled_from_v1_to_v2_moves_between_subsets() {
     let s = start(&api, &[]);
     wait_ready(&s).await;
     until_all_go_to(&s, "b", 10).await;
+    let before = (
+        metric(&s, "strait_kubernetes_last_change_timestamp_seconds").await,
+        metric(&s, "strait_kubernetes_watch_events_total{kind=\"Pod\"}").await,
+    );
     api.apply(pod("reviews-a", "v2"));
     api.apply(pod("reviews-b", "v1"));
     until_all_go_to(&s, "a", 20).await;
+    // The metrics say when the last change was applied, and count the
+    // Pod events (per kind).
+    let after = (
+        metric(&s, "strait_kubernetes_last_change_timestamp_seconds").await,
+        metric(&s, "strait_kubernetes_watch_events_total{kind=\"Pod\"}").await,
+    );
+    assert!(after.0 > before.0, "{before:?} → {after:?}");
+    assert!(after.1 >= before.1 + 2.0, "{before:?} → {after:?}");
     // Applied as an endpoint-only change: the routes were kept, not
     // recompiled (Istio's incremental EDS, pilot/pkg/xds/eds.go).
     let dump = config_dump(&s).await;
@@ -634,6 +694,13 @@ async fn check_use_kube_analyzes_the_live_cluster_with_files_layered_over_it() {
     let (code, out) = check(&kubeconfig, &["-A"]).await;
     assert_eq!(code, 79, "{out}");
     assert!(out.contains("VirtualService team/other"), "{out}");
+    assert!(out.contains("VirtualService default/bad"), "{out}");
+
+    // -n: that namespace's messages only.
+    let (code, out) = check(&kubeconfig, &["-n", "team"]).await;
+    assert_eq!(code, 79, "{out}");
+    assert!(out.contains("VirtualService team/other"), "{out}");
+    assert!(!out.contains("default/bad"), "{out}");
 
     // A local file with the same name replaces the cluster's resource.
     let fixed = dir.path().join("fixed.yaml");
@@ -1175,4 +1242,256 @@ async fn endpoints_keep_following_the_cluster_while_a_change_is_rejected() {
         after["endpoint_updates"], dump["endpoint_updates"],
         "{after}"
     );
+}
+
+/// As kubectl finds the cluster: no `--kubeconfig`, the file `KUBECONFIG`
+/// names, and `--context` picks a context other than the current one;
+/// `--watch-namespace` scopes every namespaced watch to that namespace
+/// (Nodes are cluster-scoped), so another namespace's Service is not
+/// served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_env_context_and_watch_namespace_choose_what_is_watched() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let api = FakeApi::start().await;
+    let in_team = |mut v: Value| {
+        v["metadata"]["namespace"] = "team".into();
+        v
+    };
+    api.apply(service());
+    api.apply(in_team(service()));
+    api.apply(in_team(pod("reviews-v1", "v1")));
+    let mut team_slice = in_team(slice("reviews-v1", &v1, true));
+    team_slice["endpoints"][0]["targetRef"]["namespace"] = "team".into();
+    api.apply(team_slice);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    // The current context is a server nobody listens on.
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: nowhere\n  cluster: {{server: \"http://127.0.0.1:1\"}}\n- name: fake\n  cluster: {{server: \"{}\"}}\ncontexts:\n- name: nowhere\n  context: {{cluster: nowhere, user: u}}\n- name: fake\n  context: {{cluster: fake, user: u}}\ncurrent-context: nowhere\nusers:\n- name: u\n  user: {{}}\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let args: Vec<std::ffi::OsString> = [
+        "run",
+        "--kubernetes",
+        "--context",
+        "fake",
+        "--watch-namespace",
+        "team",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let home = dir.path().as_os_str().to_owned();
+    let s = spawn(
+        dir,
+        &args,
+        &[("KUBECONFIG", kubeconfig.into_os_string()), ("HOME", home)],
+    );
+    wait_ready(&s).await;
+    let team = get(s.listen, "reviews.team.svc.cluster.local:9080", "/").await;
+    assert_eq!((team.status.as_u16(), team.text()), (200, "v1".to_string()));
+    assert_eq!(
+        get(s.listen, HOST, "/").await.status.as_u16(),
+        404,
+        "default's Service is not watched"
+    );
+    let requests = api.requests();
+    for r in &requests {
+        assert!(
+            r.path.contains("/namespaces/team/") || r.path.ends_with("/nodes"),
+            "{r:?}"
+        );
+    }
+    assert!(requests.iter().any(|r| r.path.ends_with("/nodes")));
+}
+
+/// The two sources against each other: the same Services (ports by
+/// `appProtocol` and by name, headless, ExternalName), EndpointSlices
+/// (ready, not ready, terminating, a duplicate across slices, another
+/// cluster's slice, an endpoint whose Pod is unknown), Pods, Nodes and
+/// Istio resources, once in a file (`kubectl get -o yaml`) and once in the
+/// fake API server (Pods and Nodes read as metadata only), give `strait
+/// run` the same clusters (endpoints, labels, locality) and routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_the_api_give_the_same_clusters_and_routes() {
+    let objects = cluster_objects();
+    let api = FakeApi::start().await;
+    for o in &objects {
+        api.apply(o.clone());
+    }
+    let from_api = start(&api, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("cluster.yaml");
+    let yaml: Vec<String> = objects.iter().map(Value::to_string).collect();
+    std::fs::write(&dump, yaml.join("\n---\n")).unwrap();
+    let args: Vec<std::ffi::OsString> = vec!["run".into(), "-c".into(), dump.into_os_string()];
+    let from_file = spawn(dir, &args, &[]);
+    wait_ready(&from_api).await;
+    wait_ready(&from_file).await;
+    let view = |s: &Strait| {
+        let admin = s.admin;
+        async move {
+            let mut clusters: Value =
+                serde_json::from_str(&get(admin, "admin", "/clusters").await.text()).unwrap();
+            for c in clusters.as_array_mut().unwrap() {
+                c["endpoints"]
+                    .as_array_mut()
+                    .unwrap()
+                    .sort_by_key(|e| e["address"].as_str().unwrap().to_string());
+            }
+            let routes: Value =
+                serde_json::from_str(&get(admin, "admin", "/routes").await.text()).unwrap();
+            (clusters, routes)
+        }
+    };
+    let (api_clusters, api_routes) = view(&from_api).await;
+    let (file_clusters, file_routes) = view(&from_file).await;
+    assert_eq!(api_clusters, file_clusters);
+    assert_eq!(api_routes, file_routes);
+    // And they are what Istio makes of these objects.
+    let cluster = |name: &str| {
+        api_clusters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {api_clusters:#}"))
+            .clone()
+    };
+    let addresses = |c: &Value| -> Vec<String> {
+        c["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["address"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = cluster("outbound|9080||reviews.default.svc.cluster.local");
+    assert_eq!(
+        addresses(&all),
+        ["10.1.0.1:8080", "10.1.0.2:8080"],
+        "{all:#}"
+    );
+    let v1 = cluster("outbound|9080|v1|reviews.default.svc.cluster.local");
+    assert_eq!(addresses(&v1), ["10.1.0.1:8080"], "{v1:#}");
+    // Locality from the Node (by the Pod's spec in the file, by the
+    // slice's nodeName from the API), or the Pod's own label.
+    assert_eq!(
+        v1["endpoints"][0]["locality"], "us-east1/us-east1-a/",
+        "{v1:#}"
+    );
+    let grpc = cluster("outbound|9090||reviews.default.svc.cluster.local");
+    assert_eq!(addresses(&grpc), ["10.1.0.1:9091", "10.1.0.2:9091"]);
+    let v2 = cluster("outbound|9080|v2|reviews.default.svc.cluster.local");
+    assert_eq!(
+        v2["endpoints"][0]["locality"], "ap-south1/ap-south1-b",
+        "{v2:#}"
+    );
+    // Names and addresses resolve alike: the ExternalName alias, the
+    // Service VIP, the headless Service, a short name.
+    for url in [
+        "http://details.default.svc.cluster.local:9080/",
+        "http://10.96.0.10:9080/",
+        "http://ratings.default.svc.cluster.local:3306/",
+        "http://reviews:9080/",
+    ] {
+        let explain = |s: &Strait| {
+            let admin = s.admin;
+            async move {
+                let text = get(admin, "admin", &format!("/explain?url={url}"))
+                    .await
+                    .text();
+                serde_json::from_str::<Value>(&text).unwrap_or_else(|_| panic!("{text}"))
+            }
+        };
+        let (a, f) = (explain(&from_api).await, explain(&from_file).await);
+        assert_eq!(a, f, "{url}");
+        if url.contains("details") || url.contains("10.96.0.10") {
+            assert!(
+                a.to_string()
+                    .contains("outbound|9080|v1|reviews.default.svc.cluster.local"),
+                "{url}: {a:#}"
+            );
+        }
+    }
+}
+
+/// What [`files_and_the_api_give_the_same_clusters_and_routes`] serves.
+fn cluster_objects() -> Vec<Value> {
+    let node = |name: &str, region: &str| {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {
+            "topology.kubernetes.io/region": region,
+            "topology.kubernetes.io/zone": format!("{region}-a")}}})
+    };
+    let pod = |name: &str, version: &str, node: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "default",
+                            "labels": {"app": "reviews", "version": version}},
+               "spec": {"nodeName": node}, "status": {"phase": "Running"}})
+    };
+    let endpoint = |ip: &str, pod: &str, node: &str, (ready, terminating): (bool, bool)| {
+        json!({"addresses": [ip], "nodeName": node,
+               "conditions": {"ready": ready, "serving": ready || terminating, "terminating": terminating},
+               "targetRef": {"kind": "Pod", "namespace": "default", "name": pod}})
+    };
+    let slice = |name: &str, labels: Value, endpoints: Vec<Value>| {
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": name, "namespace": "default", "labels": labels},
+               "addressType": "IPv4",
+               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                         {"name": "stats", "port": 9091, "protocol": "TCP"}],
+               "endpoints": endpoints})
+    };
+    let ok = (true, false);
+    let mut v2 = pod("reviews-v2", "v2", "node-2");
+    v2["metadata"]["labels"]["topology.istio.io/locality"] = "ap-south1.ap-south1-b".into();
+    vec![
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "reviews", "namespace": "default"},
+               "spec": {"clusterIP": "10.96.0.10", "selector": {"app": "reviews"}, "ports": [
+                   {"name": "http", "port": 9080, "targetPort": 8080},
+                   {"name": "stats", "appProtocol": "grpc", "port": 9090, "targetPort": 9091}]}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "ratings", "namespace": "default"},
+               "spec": {"clusterIP": "None", "ports": [{"name": "tcp-db", "port": 3306}]}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "details", "namespace": "default"},
+               "spec": {"type": "ExternalName",
+                        "externalName": "reviews.default.svc.cluster.local"}}),
+        node("node-1", "us-east1"),
+        node("node-2", "eu-west1"),
+        pod("reviews-v1", "v1", "node-1"),
+        v2,
+        pod("reviews-v3", "v3", "node-1"),
+        slice(
+            "reviews-a",
+            json!({"kubernetes.io/service-name": "reviews"}),
+            vec![
+                endpoint("10.1.0.1", "reviews-v1", "node-1", ok),
+                endpoint("10.1.0.2", "reviews-v2", "node-2", ok),
+                endpoint("10.1.0.3", "reviews-v3", "node-1", (false, false)),
+                endpoint("10.1.0.5", "reviews-unknown", "node-1", ok),
+            ],
+        ),
+        slice(
+            "reviews-b",
+            json!({"kubernetes.io/service-name": "reviews"}),
+            vec![
+                endpoint("10.1.0.1", "reviews-v1", "node-1", ok),
+                endpoint("10.1.0.4", "reviews-v3", "node-1", (false, true)),
+            ],
+        ),
+        slice(
+            "reviews-remote",
+            json!({"kubernetes.io/service-name": "reviews",
+                   "multicluster.kubernetes.io/service-name": "reviews"}),
+            vec![endpoint("10.9.9.9", "reviews-v1", "node-1", ok)],
+        ),
+        destination_rule(),
+        route_to("v1"),
+    ]
 }
