@@ -9,18 +9,25 @@
 //! `tls_found` with or without SNI; bytes that are not a ClientHello, or a
 //! ClientHello BoringSSL refuses to parse (a malformed `server_name`, say),
 //! are `tls_not_found` and the connection goes on *without* SNI (plain text
-//! for the filter chain match); more than the maximum buffered without a
-//! complete ClientHello is `client_hello_too_large` and the connection is
-//! closed.
+//! for the filter chain match). So does a ClientHello over the inspector's
+//! maximum: since Envoy 1.35 (envoyproxy/envoy#39903, the Envoy of Istio
+//! 1.27 and later) that is BoringSSL's `SSL3_RT_MAX_PLAIN_LENGTH`, 16 KiB
+//! of bytes read, and a ClientHello still incomplete there, or whose
+//! handshake header announces more than BoringSSL takes, is "interpreted as
+//! plain text" (envoyproxy/envoy#40911, runtime guard
+//! `tls_inspector_no_length_check_on_error`, on by default; the
+//! `max_client_hello_size` added by envoyproxy/envoy#42278 defaults to the
+//! same 16 KiB and Istio does not set it). Envoy before 1.35 read up to
+//! 64 KiB and closed the connection above (`client_hello_too_large`).
 
-/// The largest ClientHello buffered (Envoy's `TLS_MAX_CLIENT_HELLO`, 64 KiB,
-/// the `tls_inspector` documentation's maximum).
-pub const MAX_HELLO: usize = 64 * 1024;
+/// The largest ClientHello handshake message BoringSSL accepts from a
+/// client (`SSL3_RT_MAX_PLAIN_LENGTH`).
+pub const MAX_HELLO: usize = 16 * 1024;
 
-/// Bytes a reader may buffer before [`inspect`] says [`Inspect::TooLarge`]:
-/// a maximal ClientHello, its handshake header and one record header per
-/// 16 KiB fragment.
-pub const MAX_BUFFERED: usize = MAX_HELLO + 4 + 5 * (MAX_HELLO / MAX_FRAGMENT + 1);
+/// Bytes the inspector reads before it gives up and says
+/// [`Inspect::NotTls`] (Envoy's `TLS_MAX_CLIENT_HELLO`, counted in bytes
+/// read, record headers included).
+pub const MAX_BUFFERED: usize = 16 * 1024;
 
 /// RFC 8446 §5.1: a record's fragment is at most 2^14 bytes.
 const MAX_FRAGMENT: usize = 1 << 14;
@@ -43,10 +50,9 @@ pub enum Inspect {
     NeedMore,
     /// A complete ClientHello and its SNI, if it sent one.
     Tls { sni: Option<String> },
-    /// Not a (parsable) ClientHello: served as a connection without SNI.
+    /// Not a (parsable) ClientHello, or one over the maximum: served as a
+    /// connection without SNI.
     NotTls,
-    /// [`MAX_BUFFERED`] bytes without a complete ClientHello: closed.
-    TooLarge,
 }
 
 /// Inspect the first bytes of a connection.
@@ -85,7 +91,8 @@ pub fn inspect(buf: &[u8]) -> Inspect {
             | (usize::from(handshake[2]) << 8)
             | usize::from(handshake[3]);
         if length > MAX_HELLO {
-            return Inspect::TooLarge;
+            // BoringSSL: `SSL_R_EXCESSIVE_MESSAGE_SIZE` from the header.
+            return Inspect::NotTls;
         }
         if let Some(body) = handshake.get(4..4 + length) {
             return match client_hello_sni(body) {
@@ -98,7 +105,7 @@ pub fn inspect(buf: &[u8]) -> Inspect {
 
 fn need_more(buffered: usize) -> Inspect {
     if buffered >= MAX_BUFFERED {
-        Inspect::TooLarge
+        Inspect::NotTls
     } else {
         Inspect::NeedMore
     }

@@ -45,8 +45,6 @@ pub(crate) struct Hello {
 pub(crate) enum NoHello {
     /// Closed, or failed, before a complete ClientHello.
     Closed,
-    /// Envoy's `client_hello_too_large`.
-    TooLarge,
     /// The listener filters timeout ran out.
     TimedOut,
 }
@@ -72,7 +70,6 @@ pub(crate) async fn read_hello(
                 Inspect::NeedMore => continue,
                 Inspect::Tls { sni } => return Ok(Hello { bytes, sni }),
                 Inspect::NotTls => return Ok(Hello { bytes, sni: None }),
-                Inspect::TooLarge => return Err(NoHello::TooLarge),
             }
         }
     };

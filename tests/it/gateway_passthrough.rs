@@ -309,6 +309,103 @@ async fn unknown_sni_no_sni_and_plain_text_are_closed_and_logged_nr() {
     assert_eq!(names.iter().filter(|n| n.is_null()).count(), 2, "{names:?}");
 }
 
+/// A raw ClientHello for `sni` padded to `pad` bytes of extension, in
+/// 16 KiB records.
+fn padded_hello(sni: &str, pad: usize) -> Vec<u8> {
+    let mut ext = Vec::new();
+    let name = sni.as_bytes();
+    let mut entry = vec![0u8];
+    entry.extend((name.len() as u16).to_be_bytes());
+    entry.extend(name);
+    ext.extend([0u8, 0]);
+    ext.extend(((entry.len() + 2) as u16).to_be_bytes());
+    ext.extend((entry.len() as u16).to_be_bytes());
+    ext.extend(entry);
+    ext.extend([0u8, 0x15]);
+    ext.extend((pad as u16).to_be_bytes());
+    ext.extend(vec![0u8; pad]);
+    let mut body = vec![3u8, 3];
+    body.extend([7u8; 32]);
+    body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend((ext.len() as u16).to_be_bytes());
+    body.extend(ext);
+    let mut msg = vec![1u8];
+    msg.extend(&(body.len() as u32).to_be_bytes()[1..]);
+    msg.extend(body);
+    let mut out = Vec::new();
+    for chunk in msg.chunks(16 * 1024) {
+        out.extend([22, 3, 1]);
+        out.extend((chunk.len() as u16).to_be_bytes());
+        out.extend(chunk);
+    }
+    out
+}
+
+/// The Envoy of current Istio (1.35 and later: envoyproxy/envoy#39903,
+/// #40911) inspects at most 16 KiB of ClientHello; a larger one is plain
+/// text for the filter chain match: no SNI, so the `a.example.com` route
+/// does not take it (NR), where the same SNI in a small hello is routed.
+#[tokio::test]
+async fn a_client_hello_over_16_kib_is_plain_text_without_sni() {
+    let a = tcp_upstream_counting().await;
+    let yaml = format!(
+        "{}{}{}",
+        gateway(PASSTHROUGH_443),
+        tls_vs(
+            "  - match: [{sniHosts: [a.example.com]}]\n    route: [{destination: {host: a.internal}}]\n"
+        ),
+        service_entry("a.internal", 443, "TLS", &[(a.0, &[])]),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let mut small = TcpStream::connect(gw.port(443)).await.unwrap();
+    small
+        .write_all(&padded_hello("a.example.com", 1000))
+        .await
+        .unwrap();
+    let mut big = TcpStream::connect(gw.port(443)).await.unwrap();
+    big.write_all(&padded_hello("a.example.com", 20_000))
+        .await
+        .unwrap();
+    assert!(closed(big).await, "an oversized hello is not routed");
+    let log = gw.proxy.log_entries(1).await;
+    assert_eq!(log[0]["response_flags"], "NR", "{log:?}");
+    assert!(log[0]["requested_server_name"].is_null(), "{log:?}");
+    // The small one reached the upstream with its bytes.
+    let mut got = 0;
+    for _ in 0..500 {
+        got = a.1.load(std::sync::atomic::Ordering::SeqCst);
+        if got > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(got > 1000, "{got}");
+    drop(small);
+}
+
+/// A TCP upstream counting the bytes it receives.
+async fn tcp_upstream_counting() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(k) = s.read(&mut buf).await {
+                    if k == 0 {
+                        break;
+                    }
+                    count.fetch_add(k, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, n)
+}
+
 /// `sniHosts: ['*']` is a filter chain without `server_names` (pilot
 /// `toFilterChainMatch`): it takes any SNI and none.
 #[tokio::test]

@@ -184,23 +184,43 @@ fn malformed_hellos_are_served_as_without_sni() {
     );
 }
 
+/// Envoy 1.35 and later (envoyproxy/envoy#39903, #40911): a ClientHello
+/// over BoringSSL's 16 KiB, or not complete within 16 KiB read, is
+/// "interpreted as plain text": no SNI, never closed for its size.
 #[test]
-fn oversized_hellos_are_too_large() {
-    // A handshake length over 64 KiB is refused from its header.
-    let mut bytes = vec![22, 3, 1, 0, 4, 1, 1, 0, 1];
-    assert_eq!(inspect(&bytes), Inspect::TooLarge);
-    // A hello that fits in 64 KiB but keeps coming in empty-ish records is
-    // cut at the buffer bound.
-    bytes = records(&body(&[(0x15, vec![0; MAX_HELLO - 100])]), 16 * 1024);
-    assert_eq!(inspect(&bytes), Inspect::Tls { sni: None });
-    assert!(bytes.len() <= MAX_BUFFERED);
-    let big = records(&body(&[(0x15, vec![0; 65_000])]), 16 * 1024);
-    assert_eq!(inspect(&big[..big.len() - 1]), Inspect::NeedMore);
+fn oversized_hellos_are_plain_text_as_in_envoy_1_35() {
+    // A handshake length over 16 KiB: plain text from its header.
+    let mut bytes = vec![22, 3, 1, 0, 4, 1, 0, 64, 1];
+    assert_eq!(inspect(&bytes), Inspect::NotTls);
+    // Just under the limit, in one record: parsed, its SNI taken.
+    let fits = body(&[sni_ext(b"a.test"), (0x15, vec![0; MAX_HELLO - 200])]);
+    bytes = records(&fits, 16 * 1024);
+    assert!(bytes.len() <= MAX_BUFFERED, "{}", bytes.len());
+    assert_eq!(
+        inspect(&bytes),
+        Inspect::Tls {
+            sni: Some("a.test".into())
+        }
+    );
+    // A post-quantum-sized hello (a few KiB) is nowhere near it.
+    let pq = records(&body(&[sni_ext(b"a.test"), (0x15, vec![0; 2500])]), 1200);
+    assert_eq!(
+        inspect(&pq),
+        Inspect::Tls {
+            sni: Some("a.test".into())
+        }
+    );
+    // 20 KiB with a valid SNI: plain text, the SNI not looked at.
+    let big = records(
+        &body(&[sni_ext(b"a.test"), (0x15, vec![0; 20_000])]),
+        16 * 1024,
+    );
+    assert_eq!(inspect(&big), Inspect::NotTls);
     // A hello sent in 1-byte records takes six bytes per byte: cut once
-    // the buffer bound is reached.
-    let tiny = records(&body(&[(0x15, vec![0; 20_000])]), 1);
+    // the read bound is reached, as plain text.
+    let tiny = records(&body(&[(0x15, vec![0; 5_000])]), 1);
     assert!(tiny.len() > MAX_BUFFERED);
-    assert_eq!(inspect(&tiny[..MAX_BUFFERED]), Inspect::TooLarge);
+    assert_eq!(inspect(&tiny[..MAX_BUFFERED]), Inspect::NotTls);
     assert_eq!(inspect(&tiny[..MAX_BUFFERED - 1]), Inspect::NeedMore);
 }
 
