@@ -543,7 +543,7 @@ pub fn compile(
             clusters,
             opts,
         };
-        let kind = ctx.kind(&acc);
+        let kind = ctx.kind(&acc, &mut out.problems);
         out.ports.insert(
             number,
             GatewayPort {
@@ -718,7 +718,7 @@ struct PortCtx<'a> {
 }
 
 impl PortCtx<'_> {
-    fn kind(&self, acc: &PortAcc) -> PortKind {
+    fn kind(&self, acc: &PortAcc, problems: &mut Vec<Problem>) -> PortKind {
         match acc.class {
             Class::Http => PortKind::Http(self.http_table(&acc.servers)),
             Class::Tcp => PortKind::Tcp(tcp_route(
@@ -748,7 +748,7 @@ impl PortCtx<'_> {
                     return PortKind::Https(terminating);
                 }
                 PortKind::Passthrough(PassthroughPort {
-                    routes: self.tls_routes(&passthrough, &terminating),
+                    routes: self.tls_routes(&passthrough, &terminating, problems),
                     servers: terminating,
                     tls_mode: acc.tls_mode,
                 })
@@ -773,12 +773,20 @@ impl PortCtx<'_> {
     /// VirtualService whose hosts match the server's, per `tls` rule with
     /// a `route`, per match whose `port` and `gateways` apply, one chain on
     /// the match's `sniHosts`. A match repeating an SNI host of an earlier
-    /// chain on the port is skipped as pilot skips it (`CheckDuplicates`),
-    /// and so is one repeating a terminating server's name, which Envoy
-    /// would refuse as a duplicate filter chain match.
-    fn tls_routes(&self, servers: &[&ServerRef], terminating: &[HttpsServer]) -> Vec<TlsRoute> {
+    /// chain on the port is skipped as pilot skips it (`CheckDuplicates`).
+    /// One sharing a server name with a terminating server on the port is
+    /// not deduplicated by pilot (its `tlsHostsByPort` of the listener
+    /// build holds only passthrough matches): both filter chains are
+    /// pushed and Envoy refuses the listener, keeping its previous one.
+    /// strait refuses the configuration the same way (a problem: not
+    /// served at start, a reload rejected and the last good one kept).
+    fn tls_routes(
+        &self,
+        servers: &[&ServerRef],
+        terminating: &[HttpsServer],
+        problems: &mut Vec<Problem>,
+    ) -> Vec<TlsRoute> {
         let mut known: Vec<String> = Vec::new();
-        let taken: Vec<&Vec<String>> = terminating.iter().map(|s| &s.sni).collect();
         let mut out = Vec::new();
         for server in servers {
             let gw = server.gateway.as_str();
@@ -802,17 +810,20 @@ impl PortCtx<'_> {
                             continue;
                         }
                         let names = sni::server_names(&m.sni_hosts);
-                        let duplicate = m
-                            .sni_hosts
-                            .iter()
-                            .find(|h| known.contains(h))
-                            .cloned()
-                            .or_else(|| {
-                                taken
-                                    .iter()
-                                    .any(|t| **t == names)
-                                    .then(|| m.sni_hosts.join(","))
+                        if let Some(t) = terminating.iter().find(|t| overlap(&t.sni, &names)) {
+                            problems.push(Problem {
+                                gateway: t.server.gateway.clone(),
+                                path: format!("spec.servers[{}].hosts", t.server.index),
+                                message: format!(
+                                    "VirtualService {} spec.tls[{i}].match[{j}].sniHosts {:?} share a server name with this server on port {}: Istio pushes both filter chains and Envoy refuses the listener (multiple filter chains with the same matching rules), keeping its previous one; give the tls match other sniHosts, or drop the name from one of them",
+                                    vs.key(),
+                                    m.sni_hosts,
+                                    self.port
+                                ),
                             });
+                            continue;
+                        }
+                        let duplicate = m.sni_hosts.iter().find(|h| known.contains(h)).cloned();
                         if let Some(dup) = duplicate {
                             tracing::warn!(virtual_service = %vs.key(), rule = i, port = self.port, gateway = gw, "skipping VirtualService tls rule: duplicate SNI host {dup} on the port");
                             continue;
@@ -1055,6 +1066,12 @@ fn tcp_route(
         }
     }
     None
+}
+
+/// Whether two filter chains' `server_names` would both take some SNI
+/// Envoy matches exactly: a name in both, or neither has names.
+fn overlap(a: &[String], b: &[String]) -> bool {
+    (a.is_empty() && b.is_empty()) || a.iter().any(|n| b.contains(n))
 }
 
 /// `connectionPool.tcp.idleTimeout` of the top-level `trafficPolicy` of the

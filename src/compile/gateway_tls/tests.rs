@@ -317,8 +317,6 @@ spec:
   tls:
   - match: [{{sniHosts: ['*.other.com']}}]
     route: [{{destination: {{host: api.other.com}}}}]
-  - match: [{{sniHosts: [web.example.com]}}]
-    route: [{{destination: {{host: api.other.com}}}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -341,7 +339,6 @@ spec:
     let PortKind::Passthrough(p) = &port.kind else {
         panic!("a port with a passthrough server")
     };
-    // The second rule repeats the terminating server's name: skipped.
     assert_eq!(p.routes.len(), 1);
     use crate::compile::gateway::Chain;
     assert!(matches!(
@@ -354,4 +351,21 @@ spec:
     ));
     assert!(p.select(Some("a.example.com")).is_none());
     assert_eq!(l.https(443).map(<[_]>::len), Some(1));
+
+    // A tls match on the terminating server's name: pilot does not
+    // deduplicate it against HTTPS servers (`buildGatewayNetworkFiltersFromTLSRoutes`'s
+    // `tlsHostsByPort` holds passthrough matches only), Envoy refuses the
+    // listener with two chains on `web.example.com`: refused here too.
+    let clash = yaml.replace(
+        "  - match: [{sniHosts: ['*.other.com']}]\n",
+        "  - match: [{sniHosts: ['*.other.com']}]\n    route: [{destination: {host: api.other.com}}]\n  - match: [{sniHosts: [web.example.com, x.other.com]}]\n",
+    );
+    assert_ne!(clash, yaml);
+    let l = listeners(&clash);
+    assert_eq!(l.problems.len(), 1, "{:?}", l.problems);
+    let p = l.problems[0].to_string();
+    assert!(
+        p.starts_with("Gateway istio-system/ingress: spec.servers[0].hosts: VirtualService istio-system/other spec.tls[1].match[0].sniHosts [\"web.example.com\", \"x.other.com\"] share a server name with this server on port 443"),
+        "{p}"
+    );
 }
