@@ -309,6 +309,53 @@ async fn unknown_sni_no_sni_and_plain_text_are_closed_and_logged_nr() {
     assert_eq!(names.iter().filter(|n| n.is_null()).count(), 2, "{names:?}");
 }
 
+/// A passthrough stream goes through the destination's cluster state:
+/// with `outlierDetection`, a host whose connect fails is ejected at
+/// once (Envoy counts a connect failure as a 5xx-class error for
+/// `consecutive5xxErrors` when local-origin errors are not split, Istio's
+/// default), so of ten round-robin connections over a dead and a live
+/// host only one fails (UF); without it, every other one would.
+#[tokio::test]
+async fn outlier_detection_ejects_a_dead_passthrough_endpoint() {
+    let pki = Pki::new("Upstream CA");
+    let a = TlsUpstream::start(&pki, "a", &["a.example.com"]).await;
+    let dead = crate::support::dead_addr().await;
+    let yaml = format!(
+        "{}{}{}apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: a, namespace: default}}
+spec:
+  host: a.internal
+  trafficPolicy:
+    loadBalancer: {{simple: ROUND_ROBIN}}
+    outlierDetection: {{consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 5m, maxEjectionPercent: 100}}
+---
+",
+        gateway(PASSTHROUGH_443),
+        tls_vs(
+            "  - match: [{sniHosts: [a.example.com]}]\n    route: [{destination: {host: a.internal}}]\n"
+        ),
+        service_entry("a.internal", 443, "TLS", &[(dead, &[]), (a.addr, &[])]),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut failed = 0;
+    for _ in 0..10 {
+        match dial(gw.port(443), &roots, Some("a.example.com")).await {
+            Ok(mut tls) => assert_eq!(greeting(&mut tls).await, "hello from a"),
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!(
+        failed, 1,
+        "the dead host is ejected after its first failure"
+    );
+    let log = gw.proxy.log_entries(10).await;
+    let uf: Vec<_> = log.iter().filter(|e| e["response_flags"] == "UF").collect();
+    assert_eq!(uf.len(), 1, "{log:?}");
+    assert_eq!(uf[0]["upstream_host"], dead.to_string());
+}
+
 /// A raw ClientHello for `sni` padded to `pad` bytes of extension, in
 /// 16 KiB records.
 fn padded_hello(sni: &str, pad: usize) -> Vec<u8> {

@@ -108,6 +108,8 @@ struct Dial<'a> {
     no_sni: bool,
     alpn: &'a [&'a [u8]],
     client: Option<&'a ClientCert>,
+    /// Offer TLS 1.2 only.
+    tls12_only: bool,
 }
 
 impl<'a> Dial<'a> {
@@ -118,6 +120,7 @@ impl<'a> Dial<'a> {
             no_sni: false,
             alpn: &[b"http/1.1"],
             client: None,
+            tls12_only: false,
         }
     }
 }
@@ -136,8 +139,13 @@ async fn connect(
     for r in &d.roots {
         roots.add(r.clone()).unwrap();
     }
+    let versions: &[&rustls::SupportedProtocolVersion] = if d.tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
     let b = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     let mut config = match d.client {
@@ -1060,6 +1068,32 @@ data: {{ca.crt: {}}}
             .await
             .is_err()
     );
+    // /config_dump lists the Secrets without their data (as `run` records
+    // the configuration it serves).
+    let cfg = strait::load::load_str(
+        &yaml,
+        "gw.yaml",
+        &strait::load::LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    let shared = &gw.proxy.running.shared;
+    shared.record_config(Arc::new(cfg), "now".into(), vec!["gw.yaml".into()]);
+    let dump = crate::support::get(gw.proxy.running.admin, "admin", "/config_dump")
+        .await
+        .text();
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let secrets: Vec<&serde_json::Value> = v["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "Secret")
+        .collect();
+    assert_eq!(secrets.len(), 2, "{dump}");
+    assert!(secrets.iter().all(|s| s["data"] == "[redacted]"), "{dump}");
+    let key_b64 = b64(&key);
+    assert!(!dump.contains(&key_b64[..40]), "the key leaked: {dump}");
 }
 
 /// An SNI no server takes is logged as Istio's listener access log does
@@ -1173,4 +1207,132 @@ async fn run_serves_https_and_refuses_a_missing_certificate_file() {
         ) && stderr.contains(&cert.0),
         "{stderr}"
     );
+}
+
+/// `minProtocolVersion`/`maxProtocolVersion` reach the handshake: a
+/// TLS 1.2-only client is refused by a `TLSV1_3` minimum, and a `TLSV1_2`
+/// maximum makes a TLS 1.3 client settle on 1.2 (Envoy's
+/// `tls_minimum_protocol_version`/`tls_maximum_protocol_version`).
+#[tokio::test]
+async fn protocol_versions_bound_the_handshake() {
+    let web = Upstream::named("web").await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let config = |versions: &str| {
+        format!(
+            "{}{}{}",
+            gateway(&https_server(
+                "'web.example.com'",
+                &format!("{}, {versions}", simple(&cert))
+            )),
+            service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+            vs("web", "web.example.com", "web.internal"),
+        )
+    };
+    let gw = GatewayProxy::start(&config("minProtocolVersion: TLSV1_3"), LABELS).await;
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "web.example.com");
+    let addr = gw.port(443);
+    assert!(
+        connect(addr, &d).await.is_ok(),
+        "a TLS 1.3 client is served"
+    );
+    d.tls12_only = true;
+    assert!(
+        connect(addr, &d).await.is_err(),
+        "a TLS 1.2-only client is refused by minProtocolVersion TLSV1_3"
+    );
+    gw.install(&config("maxProtocolVersion: TLSV1_2"));
+    d.tls12_only = false;
+    let tls = connect(addr, &d).await.expect("served at TLS 1.2");
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+}
+
+/// `tls.httpsRedirect` on an HTTP server: every plain-text request gets a
+/// 301 to the same URL with `https` (pilot sets the virtual host's
+/// `require_tls: ALL`; Envoy answers 301 before routing).
+#[tokio::test]
+async fn https_redirect_answers_plain_text_requests_with_301() {
+    let web = Upstream::named("web").await;
+    let yaml = format!(
+        "{}{}{}",
+        gateway(
+            "  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [web.example.com]\n    tls: {httpsRedirect: true}\n"
+        ),
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    let r = crate::support::get(gw.port(80), "web.example.com", "/a?b=1").await;
+    assert_eq!(r.status.as_u16(), 301);
+    assert_eq!(r.header("location"), Some("https://web.example.com/a?b=1"));
+    assert_eq!(web.hits(), 0, "never forwarded");
+}
+
+/// A reload that changes port 443 from an `HTTP` server to an `HTTPS` one
+/// (its protocol and TLS settings) keeps the socket: a request in flight
+/// on the plain-text server completes, and the next connection is served
+/// over TLS (the port's listener is kept; each connection takes the port
+/// kind of the snapshot live when it is accepted).
+#[tokio::test]
+async fn a_port_changed_from_http_to_https_keeps_requests_in_flight() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let web = Upstream::start(
+        "web",
+        Arc::new(move |seen: crate::support::Seen| {
+            let held = held.clone();
+            Box::pin(async move {
+                if seen.uri.contains("slow") {
+                    let _ = held.acquire().await.map(|p| p.forget());
+                }
+                http::Response::new(Full::new(Bytes::from_static(b"web")))
+            })
+        }),
+    )
+    .await;
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("web", "web", &["web.example.com"]);
+    let rest = format!(
+        "{}{}",
+        service_entry("web.internal", 8080, "HTTP", &[(web.addr, &[])]),
+        vs("web", "web.example.com", "web.internal"),
+    );
+    let plain = gateway(
+        "  - port: {number: 443, name: http, protocol: HTTP}\n    hosts: ['web.example.com']\n",
+    );
+    let gw = GatewayProxy::start(&format!("{plain}{rest}"), LABELS).await;
+    let addr = gw.port(443);
+    let in_flight =
+        tokio::spawn(async move { crate::support::get(addr, "web.example.com", "/slow").await });
+    for _ in 0..500 {
+        if web.hits() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(web.hits(), 1, "the slow request reached the upstream");
+
+    gw.install(&format!(
+        "{}{rest}",
+        gateway(&https_server("'web.example.com'", &simple(&cert)))
+    ));
+    assert_eq!(gw.live_port(443), Some(addr), "the socket is kept");
+    let roots = [pki.ca_der()];
+    let r = request(
+        addr,
+        &Dial::to(&roots, "web.example.com"),
+        "web.example.com",
+        "/",
+        &[],
+    )
+    .await
+    .expect("a new connection is TLS");
+    assert_eq!((r.status, r.body.as_str()), (200, "web"));
+    gate.add_permits(1);
+    let r = in_flight.await.unwrap();
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "web"));
 }
