@@ -95,6 +95,11 @@ pub struct HttpsServer {
     pub sni: Vec<String>,
     pub tls: Arc<ServerTls>,
     pub routes: RouteTable,
+    /// A `TLS` server terminating TLS: the tcp_proxy of its `tcp` routes
+    /// (pilot `buildGatewayNetworkFiltersFromTCPRoutes` behind the
+    /// server's TLS context); the decrypted stream goes there, not to
+    /// `routes`.
+    pub tcp: Option<TcpRoute>,
 }
 
 /// A Gateway server strait cannot serve, with the field that says so.
@@ -140,6 +145,8 @@ pub struct ServerRef {
     pub https_redirect: bool,
     /// `port.name`, for listings.
     pub port_name: Option<String>,
+    /// A `TLS` server terminating TLS in front of `tcp` routes.
+    pub tcp: bool,
 }
 
 #[derive(Debug)]
@@ -398,6 +405,9 @@ enum Class {
     Http,
     /// HTTPS terminating TLS.
     Https,
+    /// TLS terminating TLS (SIMPLE, MUTUAL, OPTIONAL_MUTUAL) in front of
+    /// `tcp` routes.
+    TlsTcp,
     /// TLS or HTTPS with `tls.mode: PASSTHROUGH`.
     Passthrough,
     Tcp,
@@ -406,7 +416,7 @@ enum Class {
 impl Class {
     /// pilot's `IsTLSServer`: servers merged on a port as SNI filter chains.
     fn tls(self) -> bool {
-        matches!(self, Class::Https | Class::Passthrough)
+        matches!(self, Class::Https | Class::TlsTcp | Class::Passthrough)
     }
 }
 
@@ -487,10 +497,7 @@ fn tls_class(protocol: Protocol, mode: model::ServerTLSMode) -> Result<Class, St
     match mode {
         M::Passthrough => Ok(Class::Passthrough),
         M::Simple | M::Mutual | M::OptionalMutual if protocol == Protocol::Https => Ok(Class::Https),
-        M::Simple | M::Mutual | M::OptionalMutual => Err(format!(
-            "a TLS server terminating TLS (mode {}) in front of `tcp` routes is not supported by strait yet; use protocol HTTPS to terminate TLS for HTTP, or mode PASSTHROUGH to route the TLS stream by SNI",
-            gateway_tls::mode_name(mode)
-        )),
+        M::Simple | M::Mutual | M::OptionalMutual => Ok(Class::TlsTcp),
         M::AutoPassthrough => Err(
             "AUTO_PASSTHROUGH (SNI-DNAT to the mesh cluster the SNI names, for multi-network east-west gateways) is not supported by strait; use PASSTHROUGH with VirtualService `tls` routes".to_string(),
         ),
@@ -604,7 +611,7 @@ fn merge_servers(
                 continue;
             }
             let tls = match class {
-                Class::Https => {
+                Class::Https | Class::TlsTcp => {
                     let settings = server.tls.as_ref().expect("classified HTTPS");
                     match gateway_tls::build(config, gw, settings) {
                         Ok(t) => Some(Some((sni_hosts(&server.hosts), Arc::new(t)))),
@@ -645,6 +652,7 @@ fn server_ref(
                 .and_then(|t| t.https_redirect)
                 .unwrap_or(false),
         port_name: server.port.as_ref().and_then(|p| p.name.clone()),
+        tcp: class == Class::TlsTcp,
     }
 }
 
@@ -730,16 +738,32 @@ impl PortCtx<'_> {
                 self.clusters,
                 self.opts,
             )),
-            Class::Https | Class::Passthrough => {
+            Class::Https | Class::TlsTcp | Class::Passthrough => {
                 let mut terminating = Vec::new();
                 let mut passthrough = Vec::new();
                 for (server, tls) in acc.servers.iter().zip(&acc.tls) {
                     match tls {
+                        Some((sni, tls)) if server.tcp => {
+                            // pilot builds no filter chain for a terminating
+                            // TLS server without a matching `tcp` route.
+                            let Some(route) = self.tcp_route(server) else {
+                                tracing::warn!(gateway = %server.gateway, server = server.index, port = self.port, "TLS server has no matching `tcp` route: no filter chain (as pilot's \"listener missed network filter\")");
+                                continue;
+                            };
+                            terminating.push(HttpsServer {
+                                routes: RouteTable::default(),
+                                server: server.clone(),
+                                sni: sni.clone(),
+                                tls: tls.clone(),
+                                tcp: Some(route),
+                            });
+                        }
                         Some((sni, tls)) => terminating.push(HttpsServer {
                             routes: self.http_table(std::slice::from_ref(server)),
                             server: server.clone(),
                             sni: sni.clone(),
                             tls: tls.clone(),
+                            tcp: None,
                         }),
                         None => passthrough.push(server),
                     }
@@ -754,6 +778,18 @@ impl PortCtx<'_> {
                 })
             }
         }
+    }
+
+    fn tcp_route(&self, server: &ServerRef) -> Option<TcpRoute> {
+        tcp_route(
+            self.config,
+            self.port,
+            server,
+            self.bound,
+            self.services,
+            self.clusters,
+            self.opts,
+        )
     }
 
     fn http_table(&self, servers: &[ServerRef]) -> RouteTable {

@@ -75,7 +75,11 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn new(down: &TcpStream, remote: SocketAddr) -> Conn {
-        let local = down.local_addr().unwrap_or(remote);
+        Conn::at(down.local_addr().unwrap_or(remote), remote)
+    }
+
+    /// A connection accepted on `local` from `remote`.
+    pub(crate) fn at(local: SocketAddr, remote: SocketAddr) -> Conn {
         Conn {
             entry: Entry {
                 start_time: format_time(SystemTime::now()),
@@ -170,6 +174,33 @@ pub(crate) async fn serve_sidecar(
     forward(&shared, &limits, &snapshot, down, conn, route, Vec::new()).await;
 }
 
+/// A downstream stream `forward` proxies: a TCP stream, or the decrypted
+/// stream of a `TLS` gateway server terminating TLS.
+pub(crate) trait Downstream: Send + 'static {
+    type Read: AsyncRead + Unpin + Send;
+    type Write: AsyncWrite + Unpin + Send;
+    fn halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Downstream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl<S> Downstream for tokio_rustls::server::TlsStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
 /// The tcp_proxy a connection goes through.
 pub(crate) struct Route<'a> {
     /// For the access log's `route_name`.
@@ -181,11 +212,11 @@ pub(crate) struct Route<'a> {
 /// its cluster, connect, send `initial` (bytes already read from `down`,
 /// such as a ClientHello looked at for its SNI), then copy both ways.
 /// Ends with the access-log entry.
-pub(crate) async fn forward(
+pub(crate) async fn forward<D: Downstream>(
     shared: &Shared,
     limits: &TcpLimits,
     snapshot: &Snapshot,
-    down: TcpStream,
+    down: D,
     conn: Conn,
     route: Route<'_>,
     initial: Vec<u8>,
@@ -237,12 +268,12 @@ fn finish(
     }
 }
 
-async fn proxy(
+async fn proxy<D: Downstream>(
     shared: &Shared,
     limits: &TcpLimits,
     cluster: &Arc<Cluster>,
     dest: &TcpDestination,
-    down: TcpStream,
+    down: D,
     initial: Vec<u8>,
     entry: &mut Entry,
 ) -> Done {
@@ -387,8 +418,8 @@ where
 /// Both directions until both have sent FIN, either fails, or nothing
 /// moved for `idle_timeout`. Returns why it ended when that was not two
 /// clean FINs.
-pub async fn copy_both_ways(
-    down: TcpStream,
+pub(crate) async fn copy_both_ways<D: Downstream>(
+    down: D,
     up: TcpStream,
     idle_timeout: Option<Duration>,
     sent: &AtomicU64,
@@ -398,7 +429,7 @@ pub async fn copy_both_ways(
         start: tokio::time::Instant::now(),
         last_ms: AtomicU64::new(0),
     };
-    let (down_r, down_w) = down.into_split();
+    let (down_r, down_w) = down.halves();
     let (up_r, up_w) = up.into_split();
     let to_upstream = pipe(down_r, up_w, received, &activity);
     let to_downstream = pipe(up_r, down_w, sent, &activity);

@@ -119,7 +119,12 @@ pub(crate) async fn serve<S>(
             return;
         }
     };
-    let (stream, conn_tls) = tls;
+    let (stream, conn_tls, tcp) = tls;
+    if tcp {
+        let _alive = alive;
+        serve_tcp(&shared, stream, peer, conn_tls).await;
+        return;
+    }
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = Some(port);
     conn.tls = Some(Arc::new(conn_tls));
@@ -137,7 +142,7 @@ async fn handshake<S>(
     shared: &Shared,
     stream: S,
     port: u16,
-) -> Result<(tokio_rustls::server::TlsStream<S>, TlsConn), Failed>
+) -> Result<(tokio_rustls::server::TlsStream<S>, TlsConn, bool), Failed>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -149,7 +154,7 @@ where
     let speaks_ours = hello
         .alpn()
         .is_none_or(|mut offered| offered.any(|p| ALPN_HTTP.contains(&p)));
-    let (config, gateway, server) = {
+    let (config, gateway, server, tcp) = {
         let snapshot = shared.snapshot.load();
         // No filter chain matches (or the port no longer serves HTTPS):
         // Envoy closes the connection.
@@ -160,12 +165,14 @@ where
         else {
             return Err(Failed::NoServer(sni));
         };
-        let config = if speaks_ours {
+        // Istio offers ALPN (`h2`, `http/1.1`) on HTTPS servers only.
+        let tcp = s.tcp.is_some();
+        let config = if speaks_ours && !tcp {
             s.tls.config.clone()
         } else {
             s.tls.config_no_alpn.clone()
         };
-        (config, s.server.gateway.clone(), s.server.index)
+        (config, s.server.gateway.clone(), s.server.index, tcp)
     };
     let stream = start
         .into_stream(config)
@@ -185,7 +192,40 @@ where
             sni,
             xfcc,
         },
+        tcp,
     ))
+}
+
+/// The decrypted stream of a `TLS` server terminating TLS goes through its
+/// `tcp` route's tcp_proxy (pilot `buildGatewayNetworkFiltersFromTCPRoutes`
+/// behind the server's TLS context), logged with the SNI.
+async fn serve_tcp<S>(
+    shared: &Shared,
+    stream: tokio_rustls::server::TlsStream<S>,
+    peer: Peer,
+    tls: TlsConn,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let snapshot = shared.snapshot.load_full();
+    let mut conn = super::tcp::Conn::at(peer.local, peer.remote);
+    conn.entry.requested_server_name = tls.sni.clone();
+    let chosen = snapshot.gateway.https(peer.port).and_then(|servers| {
+        servers
+            .iter()
+            .find(|s| s.server.gateway == tls.gateway && s.server.index == tls.server)
+    });
+    let Some(route) = chosen.and_then(|s| s.tcp.as_ref()) else {
+        // Reloaded away between the handshake and here.
+        conn.no_route(shared);
+        return;
+    };
+    let route = super::tcp::Route {
+        name: format!("{}#tcp[{}]", route.virtual_service, route.rule_index),
+        destinations: &route.destinations,
+    };
+    let limits = shared.tcp.clone();
+    super::tcp::forward(shared, &limits, &snapshot, stream, conn, route, Vec::new()).await;
 }
 
 /// Envoy's URL encoding of the PEM certificate: all but unreserved bytes.

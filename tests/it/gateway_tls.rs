@@ -1336,3 +1336,104 @@ async fn a_port_changed_from_http_to_https_keeps_requests_in_flight() {
     let r = in_flight.await.unwrap();
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "web"));
 }
+
+/// A `TLS` server terminating TLS (`SIMPLE`) in front of `tcp` routes:
+/// pilot's filter chain has the server's TLS context and the tcp_proxy of
+/// the first matching `tcp` rule (`buildGatewayNetworkFiltersFromTCPRoutes`),
+/// no ALPN offered; the decrypted bytes reach the TCP upstream. A server
+/// without a matching `tcp` rule gets no filter chain: its SNI is NR.
+#[tokio::test]
+async fn a_tls_server_terminates_tls_in_front_of_tcp_routes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let db = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"db:").await;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let pki = Pki::new("Test CA");
+    let cert = pki.leaf("db", "db", &["db.example.com"]);
+    let other = pki.leaf("other", "other", &["other.example.com"]);
+    let yaml = format!(
+        "{}{}apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: db, namespace: default}}
+spec:
+  hosts: [db.example.com]
+  gateways: [istio-system/ingress]
+  tcp:
+  - match: [{{port: 443}}]
+    route: [{{destination: {{host: db.internal}}}}]
+---
+",
+        gateway(&format!(
+            "  - port: {{number: 443, name: tls, protocol: TLS}}
+    hosts: [db.example.com]
+    tls: {{{}}}
+  - port: {{number: 443, name: tls-other, protocol: TLS}}
+    hosts: [other.example.com]
+    tls: {{{}}}
+",
+            simple(&cert),
+            simple(&other)
+        )),
+        service_entry("db.internal", 5432, "TCP", &[(db, &[])]),
+    );
+    let gw = GatewayProxy::start(&yaml, LABELS).await;
+    assert!(
+        gw.proxy
+            .running
+            .shared
+            .snapshot
+            .load()
+            .gateway
+            .problems
+            .is_empty()
+    );
+    let roots = [pki.ca_der()];
+    let mut d = Dial::to(&roots, "db.example.com");
+    d.alpn = &[];
+    let mut tls = connect(gw.port(443), &d)
+        .await
+        .expect("the TLS server is served");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    tls.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 7];
+    tokio::time::timeout(std::time::Duration::from_secs(10), tls.read_exact(&mut got))
+        .await
+        .expect("the upstream answers")
+        .unwrap();
+    assert_eq!(&got, b"db:ping");
+    drop(tls);
+    // No `tcp` rule binds other.example.com: no filter chain for it.
+    assert!(
+        connect(gw.port(443), &Dial::to(&roots, "other.example.com"))
+            .await
+            .is_err()
+    );
+    let log = gw.proxy.log_entries(2).await;
+    let served = log
+        .iter()
+        .find(|e| e["requested_server_name"] == "db.example.com")
+        .unwrap_or_else(|| panic!("{log:?}"));
+    assert_eq!(served["route_name"], "default/db#tcp[0]", "{served}");
+    assert_eq!(
+        served["upstream_cluster"], "outbound|5432||db.internal",
+        "{served}"
+    );
+    assert_eq!(served["bytes_received"], 4, "{served}");
+    let nr = log
+        .iter()
+        .find(|e| e["requested_server_name"] == "other.example.com")
+        .unwrap_or_else(|| panic!("{log:?}"));
+    assert_eq!(nr["response_flags"], "NR", "{nr}");
+}
