@@ -242,20 +242,29 @@ fn ca_field(tls: &ServerTLSSettings) -> &'static str {
 
 /// The certificate, key and client CA: from `credentialName` (a Secret in
 /// the gateway's namespace) when set, else from the files.
-// split pending (issue #11): certificate material per TLS mode, new this session.
-#[allow(clippy::too_many_lines)]
 fn material(
     config: &ConfigSet,
     gw: &Resource<model::Gateway>,
     tls: &ServerTLSSettings,
     verify_client: bool,
 ) -> Result<Material, TlsProblem> {
-    let credential = tls.credential_name.as_deref().filter(|c| !c.is_empty()).or(
-        match tls.credential_names.as_slice() {
-            [one] => Some(one.as_str()),
-            _ => None,
-        },
-    );
+    let credential = credential(tls)?;
+    let ns = gw.namespace();
+    let mut m = match credential {
+        Some(name) => from_secret(config, ns, name)?,
+        None => from_files(tls)?,
+    };
+    if !verify_client {
+        return Ok(m);
+    }
+    m.ca = Some(client_ca(config, ns, tls, credential)?);
+    m.crls = crls(tls)?;
+    Ok(m)
+}
+
+/// The one credential a server names (`credentialName`, or a single
+/// `credentialNames` entry); more than one certificate is refused.
+fn credential(tls: &ServerTLSSettings) -> Result<Option<&str>, TlsProblem> {
     if tls.credential_names.len() > 1 || tls.tls_certificates.len() > 1 {
         let field = if tls.credential_names.len() > 1 {
             "credentialNames"
@@ -267,141 +276,158 @@ fn material(
             "more than one certificate per server is not supported by strait; use one, or one server per certificate with different hosts",
         ));
     }
-    let ns = gw.namespace();
-    let mut m = if let Some(name) = credential {
-        let secret = find_secret(config, ns, name).ok_or_else(|| {
-            problem(
-                "credentialName",
-                format!(
-                    "Secret {ns}/{name} not found: the credential must be a Secret in the gateway's namespace ({ns}), in the configuration files or, with --kubernetes, the cluster (strait watches its own --namespace's Secrets)"
-                ),
-            )
-        })?;
-        let data = secret.spec.decoded();
-        let has = |k: &str| data.get(k).is_some_and(|v| !v.is_empty());
-        // pilot/pkg/credentials/kube/secrets.go `ExtractCertInfo`.
-        let (cert, key) = if has("cert") && has("key") {
-            ("cert", "key")
-        } else if has("tls.crt") && has("tls.key") {
-            ("tls.crt", "tls.key")
-        } else {
-            return Err(problem(
-                "credentialName",
-                format!(
-                    "Secret {ns}/{name} has no certificate: it needs keys `tls.crt` and `tls.key` (type kubernetes.io/tls) or `cert` and `key` (generic), not empty"
-                ),
-            ));
-        };
-        let source = format!("Secret {ns}/{name}");
-        let chain = certs(
+    Ok(tls.credential_name.as_deref().filter(|c| !c.is_empty()).or(
+        match tls.credential_names.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        },
+    ))
+}
+
+/// The certificate and key of Secret `ns/name`.
+fn from_secret(config: &ConfigSet, ns: &str, name: &str) -> Result<Material, TlsProblem> {
+    let secret = find_secret(config, ns, name).ok_or_else(|| {
+        problem(
+            "credentialName",
+            format!(
+                "Secret {ns}/{name} not found: the credential must be a Secret in the gateway's namespace ({ns}), in the configuration files or, with --kubernetes, the cluster (strait watches its own --namespace's Secrets)"
+            ),
+        )
+    })?;
+    let data = secret.spec.decoded();
+    let has = |k: &str| data.get(k).is_some_and(|v| !v.is_empty());
+    // pilot/pkg/credentials/kube/secrets.go `ExtractCertInfo`.
+    let (cert, key) = if has("cert") && has("key") {
+        ("cert", "key")
+    } else if has("tls.crt") && has("tls.key") {
+        ("tls.crt", "tls.key")
+    } else {
+        return Err(problem(
+            "credentialName",
+            format!(
+                "Secret {ns}/{name} has no certificate: it needs keys `tls.crt` and `tls.key` (type kubernetes.io/tls) or `cert` and `key` (generic), not empty"
+            ),
+        ));
+    };
+    let source = format!("Secret {ns}/{name}");
+    let key_source = format!("{source} key {key}");
+    Ok(Material {
+        chain: certs(
             &data[cert],
             "credentialName",
             &format!("{source} key {cert}"),
-        )?;
-        let key_name = key;
-        let key = private_key(&data[key], "credentialName", &format!("{source} key {key}"))?;
-        Material {
-            chain,
-            key,
-            key_source: (format!("{source} key {key_name}"), "credentialName"),
-            source,
-            ca: None,
-            crls: Vec::new(),
-        }
-    } else {
-        let (cert_path, key_path) = match tls.tls_certificates.first() {
-            Some(c) if tls.server_certificate.as_deref().unwrap_or("").is_empty() => (
-                c.server_certificate.as_deref().unwrap_or(""),
-                c.private_key.as_deref().unwrap_or(""),
-            ),
-            _ => (
-                tls.server_certificate.as_deref().unwrap_or(""),
-                tls.private_key.as_deref().unwrap_or(""),
-            ),
-        };
-        if cert_path.is_empty() || key_path.is_empty() {
-            let field = if cert_path.is_empty() {
-                "serverCertificate"
-            } else {
-                "privateKey"
-            };
-            return Err(problem(
-                field,
-                "an HTTPS server needs serverCertificate and privateKey files, or a credentialName",
-            ));
-        }
-        let cert_bytes = read("serverCertificate", cert_path)?;
-        let key_bytes = read("privateKey", key_path)?;
-        Material {
-            chain: certs(&cert_bytes, "serverCertificate", cert_path)?,
-            key: private_key(&key_bytes, "privateKey", key_path)?,
-            key_source: (key_path.to_string(), "privateKey"),
-            source: format!("file {cert_path}"),
-            ca: None,
-            crls: Vec::new(),
-        }
+        )?,
+        key: private_key(&data[key], "credentialName", &key_source)?,
+        key_source: (key_source, "credentialName"),
+        source,
+        ca: None,
+        crls: Vec::new(),
+    })
+}
+
+/// The certificate and key of the `serverCertificate`/`privateKey` files
+/// (or the one `tlsCertificates` entry).
+fn from_files(tls: &ServerTLSSettings) -> Result<Material, TlsProblem> {
+    let (cert_path, key_path) = match tls.tls_certificates.first() {
+        Some(c) if tls.server_certificate.as_deref().unwrap_or("").is_empty() => (
+            c.server_certificate.as_deref().unwrap_or(""),
+            c.private_key.as_deref().unwrap_or(""),
+        ),
+        _ => (
+            tls.server_certificate.as_deref().unwrap_or(""),
+            tls.private_key.as_deref().unwrap_or(""),
+        ),
     };
-    if !verify_client {
-        return Ok(m);
+    if cert_path.is_empty() || key_path.is_empty() {
+        let field = if cert_path.is_empty() {
+            "serverCertificate"
+        } else {
+            "privateKey"
+        };
+        return Err(problem(
+            field,
+            "an HTTPS server needs serverCertificate and privateKey files, or a credentialName",
+        ));
     }
+    let cert_bytes = read("serverCertificate", cert_path)?;
+    let key_bytes = read("privateKey", key_path)?;
+    Ok(Material {
+        chain: certs(&cert_bytes, "serverCertificate", cert_path)?,
+        key: private_key(&key_bytes, "privateKey", key_path)?,
+        key_source: (key_path.to_string(), "privateKey"),
+        source: format!("file {cert_path}"),
+        ca: None,
+        crls: Vec::new(),
+    })
+}
+
+/// The client CA of a server that verifies client certificates: the
+/// `caCertificates` file, else the credential's CA Secret.
+fn client_ca(
+    config: &ConfigSet,
+    ns: &str,
+    tls: &ServerTLSSettings,
+    credential: Option<&str>,
+) -> Result<Vec<CertificateDer<'static>>, TlsProblem> {
+    let mode = mode_name(tls.mode.unwrap_or_default());
     let ca_path = tls.ca_certificates.as_deref().unwrap_or("");
     if !ca_path.is_empty() {
-        m.ca = Some(certs(
-            &read("caCertificates", ca_path)?,
-            "caCertificates",
-            ca_path,
-        )?);
-    } else if let Some(name) = credential {
-        // pilot `GetCaCert`: `<name>-cacert`, else the credential itself.
-        let ca_name = format!("{name}{CA_SUFFIX}");
-        let (secret, secret_name) = match find_secret(config, ns, &ca_name) {
-            Some(s) => (s, ca_name),
-            None => (
-                find_secret(config, ns, name).expect("found above"),
-                name.to_string(),
-            ),
-        };
-        let data = secret.spec.decoded();
-        let key = ["cacert", "ca.crt"]
-            .into_iter()
-            .find(|k| data.get(k).is_some_and(|v| !v.is_empty()))
-            .ok_or_else(|| {
-                problem(
-                    "credentialName",
-                    format!(
-                        "mode {} needs a client CA: add `ca.crt` (or `cacert`) to Secret {ns}/{secret_name}, or create Secret {ns}/{name}{CA_SUFFIX} with it",
-                        mode_name(tls.mode.unwrap_or_default())
-                    ),
-                )
-            })?;
-        m.ca = Some(certs(
-            &data[key],
-            "credentialName",
-            &format!("Secret {ns}/{secret_name} key {key}"),
-        )?);
-    } else {
+        return certs(&read("caCertificates", ca_path)?, "caCertificates", ca_path);
+    }
+    let Some(name) = credential else {
         return Err(problem(
             "caCertificates",
             format!(
-                "mode {} verifies client certificates: set caCertificates to a CA file, or use a credentialName with a CA",
-                mode_name(tls.mode.unwrap_or_default())
+                "mode {mode} verifies client certificates: set caCertificates to a CA file, or use a credentialName with a CA"
             ),
         ));
+    };
+    // pilot `GetCaCert`: `<name>-cacert`, else the credential itself.
+    let ca_name = format!("{name}{CA_SUFFIX}");
+    let (secret, secret_name) = find_secret(config, ns, &ca_name)
+        .map(|s| (s, ca_name.as_str()))
+        .or_else(|| find_secret(config, ns, name).map(|s| (s, name)))
+        .ok_or_else(|| {
+            problem(
+                "credentialName",
+                format!("Secret {ns}/{name} not found: the credential must be a Secret in the gateway's namespace ({ns})"),
+            )
+        })?;
+    let data = secret.spec.decoded();
+    let key = ["cacert", "ca.crt"]
+        .into_iter()
+        .find(|k| data.get(k).is_some_and(|v| !v.is_empty()))
+        .ok_or_else(|| {
+            problem(
+                "credentialName",
+                format!(
+                    "mode {mode} needs a client CA: add `ca.crt` (or `cacert`) to Secret {ns}/{secret_name}, or create Secret {ns}/{name}{CA_SUFFIX} with it"
+                ),
+            )
+        })?;
+    certs(
+        &data[key],
+        "credentialName",
+        &format!("Secret {ns}/{secret_name} key {key}"),
+    )
+}
+
+/// The `caCrl` file's revocation lists, if one is named.
+fn crls(tls: &ServerTLSSettings) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsProblem> {
+    let Some(crl_path) = tls.ca_crl.as_deref().filter(|p| !p.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let bytes = read("caCrl", crl_path)?;
+    let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| problem("caCrl", format!("{crl_path}: not a PEM CRL: {e}")))?;
+    if crls.is_empty() {
+        return Err(problem(
+            "caCrl",
+            format!("{crl_path}: no `X509 CRL` PEM block"),
+        ));
     }
-    if let Some(crl_path) = tls.ca_crl.as_deref().filter(|p| !p.is_empty()) {
-        let bytes = read("caCrl", crl_path)?;
-        let crls: Vec<_> = CertificateRevocationListDer::pem_slice_iter(&bytes)
-            .collect::<Result<_, _>>()
-            .map_err(|e| problem("caCrl", format!("{crl_path}: not a PEM CRL: {e}")))?;
-        if crls.is_empty() {
-            return Err(problem(
-                "caCrl",
-                format!("{crl_path}: no `X509 CRL` PEM block"),
-            ));
-        }
-        m.crls = crls;
-    }
-    Ok(m)
+    Ok(crls)
 }
 
 fn find_secret<'a>(
