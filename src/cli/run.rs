@@ -370,7 +370,7 @@ async fn serve(
     };
     let running = &workers.running;
     if let Some(bind) = &args.gateway
-        && let Err(e) = start_gateway(running, bind).await
+        && let Err(e) = start_gateway(running, bind)
     {
         return failed(&format!("cannot listen: {e}"));
     }
@@ -403,12 +403,11 @@ fn failed(e: &str) -> i32 {
 }
 
 /// The gateway's listeners, each said on stderr.
-async fn start_gateway(
+fn start_gateway(
     running: &crate::proxy::Running,
     bind: &crate::proxy::gateway::Bind,
 ) -> std::io::Result<()> {
-    let listeners =
-        crate::proxy::gateway::start(&running.shared, bind, running.shutdown_signal()).await?;
+    let listeners = crate::proxy::gateway::start(&running.shared, bind, running.shutdown_signal())?;
     for l in listeners {
         let _ = writeln!(
             std::io::stderr(),

@@ -240,14 +240,17 @@ fn describe(gp: &GatewayPort, address: SocketAddr) -> Listening {
 /// Every port must bind at start (port in use, no permission for a port
 /// below 1024: an error, nothing left listening); a port a reload adds that
 /// cannot be bound is reported in `/listeners` and the log instead.
-pub async fn start(
+/// Called inside the tokio runtime the listeners are to run on (their
+/// accept loops are spawned on it, now and on every reload); outside one,
+/// an error.
+pub fn start(
     shared: &Arc<Shared>,
     bind: &Bind,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Vec<Listening>> {
     let listeners = Arc::new(Listeners {
         bind: bind.clone(),
-        runtime: tokio::runtime::Handle::current(),
+        runtime: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
         shutdown,
         limits: shared.tcp.clone(),
         shared: Arc::downgrade(shared),

@@ -2,14 +2,12 @@
 //! port added by a reload opens its listener, a removed one stops accepting
 //! while its open connections drain, and `GET /listeners` shows the set.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::{GatewayProxy, Upstream, get, service_entry};
+use crate::support::{self, GatewayProxy, Upstream, get, service_entry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -226,7 +224,6 @@ async fn a_port_that_cannot_be_bound_on_reload_is_reported_and_the_rest_serves()
         &bind,
         proxy.running.shutdown_signal(),
     )
-    .await
     .unwrap();
     let gw = GatewayProxy { proxy, listeners };
     gw.install(&config(web.addr, db, TCP_SERVER));

@@ -19,6 +19,7 @@ mod explain_cli;
 mod explain_golden;
 mod fuzz_corpus;
 mod gateway;
+mod gateway_listeners;
 mod gateway_passthrough;
 mod gateway_tls;
 mod h1_differential;

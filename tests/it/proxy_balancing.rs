@@ -578,7 +578,10 @@ async fn cluster_state_survives_a_reload_that_does_not_change_it() {
     shared.install(compile(&changed));
     let rebuilt = shared.clusters.get(&key).unwrap();
     assert!(!Arc::ptr_eq(&before, &rebuilt));
-    assert_eq!(rebuilt.balancer.kind(), strait::cluster::Kind::Random);
+    assert_eq!(
+        rebuilt.balancer.kind(),
+        strait::cluster::BalancerKind::Random
+    );
     assert!(Arc::ptr_eq(&before.hosts[0], &rebuilt.hosts[0]));
 
     gate_tx.send(true).unwrap();

@@ -496,7 +496,6 @@ impl GatewayProxy {
         };
         let listeners =
             strait::proxy::gateway::start(&shared, &bind, proxy.running.shutdown_signal())
-                .await
                 .expect("gateway ports bind");
         GatewayProxy { proxy, listeners }
     }
