@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use strait::analyze::Level;
 
-use strait::cli::check::{self, CheckArgs, Format};
+use strait::cli::check::{self, CheckArgs, OutputFormat};
 use strait::cli::{demo, exit, explain, run};
 use strait::proxy::access_log;
 
@@ -70,7 +70,7 @@ struct CheckCommand {
     all_namespaces: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "log")]
-    output: Format,
+    output: OutputFormat,
     /// Lowest level that makes the exit code 79: Info, Warning or Error.
     #[arg(long, default_value = "Error", value_parser = parse_level)]
     failure_threshold: Level,
@@ -306,7 +306,7 @@ impl CheckCommand {
         }
         let args = CheckArgs {
             paths: self.paths,
-            cluster: self.use_kube.then_some(check::Cluster {
+            cluster: self.use_kube.then_some(check::KubeCluster {
                 kubeconfig: self.kubeconfig,
                 context: self.context,
             }),

@@ -12,7 +12,7 @@ use crate::analyze::{self, Context, Level, MeshConfig, Message};
 use crate::load::LoadOptions;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum OutputFormat {
     Log,
     Json,
     Yaml,
@@ -22,12 +22,12 @@ pub enum Format {
 pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
     /// `--use-kube`: the live cluster's resources, `paths` layered over them.
-    pub cluster: Option<Cluster>,
+    pub cluster: Option<KubeCluster>,
     /// Namespace for resources without one; when set explicitly, only
     /// messages on that namespace's resources are printed (as istioctl).
     pub namespace: Option<String>,
     pub all_namespaces: bool,
-    pub output: Format,
+    pub output: OutputFormat,
     pub failure_threshold: Level,
     pub output_threshold: Level,
     pub analyzers: Vec<String>,
@@ -40,7 +40,7 @@ pub struct CheckArgs {
 
 /// Which cluster `--use-kube` reads.
 #[derive(Clone, Debug, Default)]
-pub struct Cluster {
+pub struct KubeCluster {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
 }
@@ -52,7 +52,7 @@ const CLUSTER_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// kubeconfig context's namespace.
 #[cfg(feature = "kubernetes")]
 fn load_cluster(
-    cluster: &Cluster,
+    cluster: &KubeCluster,
     paths: &[PathBuf],
     opts: &LoadOptions,
 ) -> Result<(crate::config::ConfigSet, String), String> {
@@ -84,7 +84,7 @@ fn load_cluster(
 
 #[cfg(not(feature = "kubernetes"))]
 fn load_cluster(
-    _: &Cluster,
+    _: &KubeCluster,
     _: &[PathBuf],
     _: &LoadOptions,
 ) -> Result<(crate::config::ConfigSet, String), String> {
@@ -205,7 +205,7 @@ fn shown<'a>(
 /// The messages in the `--output` format.
 fn print_messages(shown: &[&Message], args: &CheckArgs, stdout: &mut dyn Write) {
     match args.output {
-        Format::Log => {
+        OutputFormat::Log => {
             let color = args.color.unwrap_or_else(|| {
                 std::io::stdout().is_terminal()
                     && std::env::var("TERM").map_or(true, |t| t != "dumb")
@@ -214,7 +214,7 @@ fn print_messages(shown: &[&Message], args: &CheckArgs, stdout: &mut dyn Write) 
                 let _ = writeln!(stdout, "{}", render_log(m, color));
             }
         }
-        Format::Json => {
+        OutputFormat::Json => {
             let items: Vec<JsonMessage> = shown.iter().map(|m| JsonMessage::from(*m)).collect();
             let _ = writeln!(
                 stdout,
@@ -222,7 +222,7 @@ fn print_messages(shown: &[&Message], args: &CheckArgs, stdout: &mut dyn Write) 
                 serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".into())
             );
         }
-        Format::Yaml => {
+        OutputFormat::Yaml => {
             let items: Vec<JsonMessage> = shown.iter().map(|m| JsonMessage::from(*m)).collect();
             let _ = write!(stdout, "{}", to_yaml(&items));
         }

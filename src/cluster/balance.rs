@@ -46,7 +46,7 @@ use std::time::Instant;
 use super::Host;
 use super::hash::HashRing;
 use crate::compile::cluster_policy::SlowStart;
-use crate::compile::cluster_policy::{ClusterPolicy, Kind};
+use crate::compile::cluster_policy::{BalancerKind, ClusterPolicy};
 
 /// Envoy's default `choice_count` for the least-request balancer.
 pub const CHOICE_COUNT: usize = 2;
@@ -111,15 +111,15 @@ pub enum PickError {
     Passthrough,
 }
 
-impl Kind {
+impl BalancerKind {
     /// Istio's spelling, for the admin API and logs.
     pub fn name(self) -> &'static str {
         match self {
-            Kind::LeastRequest => "LEAST_REQUEST",
-            Kind::RoundRobin => "ROUND_ROBIN",
-            Kind::Random => "RANDOM",
-            Kind::Passthrough => "PASSTHROUGH",
-            Kind::ConsistentHash => "CONSISTENT_HASH",
+            BalancerKind::LeastRequest => "LEAST_REQUEST",
+            BalancerKind::RoundRobin => "ROUND_ROBIN",
+            BalancerKind::Random => "RANDOM",
+            BalancerKind::Passthrough => "PASSTHROUGH",
+            BalancerKind::ConsistentHash => "CONSISTENT_HASH",
         }
     }
 }
@@ -166,7 +166,7 @@ impl Balancer {
         let now = Instant::now();
         let edf = weighted || slow.is_some();
         match policy.lb {
-            Kind::LeastRequest => Balancer::LeastRequest {
+            BalancerKind::LeastRequest => Balancer::LeastRequest {
                 edf: edf.then(|| {
                     Mutex::new(Edf::new(hosts.len(), |i| {
                         lr_weight(&hosts[i], slow.as_ref(), now)
@@ -175,7 +175,7 @@ impl Balancer {
                 weighted,
                 slow,
             },
-            Kind::RoundRobin => Balancer::RoundRobin {
+            BalancerKind::RoundRobin => Balancer::RoundRobin {
                 // Envoy starts each balancer at a random position so that
                 // proxies do not all hit the first host together.
                 cursor: AtomicUsize::new(if hosts.is_empty() {
@@ -194,9 +194,9 @@ impl Balancer {
                 weighted,
                 slow,
             },
-            Kind::Random => Balancer::Random { weighted },
-            Kind::Passthrough => Balancer::Passthrough,
-            Kind::ConsistentHash => Balancer::ConsistentHash {
+            BalancerKind::Random => Balancer::Random { weighted },
+            BalancerKind::Passthrough => Balancer::Passthrough,
+            BalancerKind::ConsistentHash => Balancer::ConsistentHash {
                 table: policy.hash.and_then(|algorithm| {
                     let addrs: Vec<(&str, u32)> = hosts
                         .iter()
@@ -217,13 +217,13 @@ impl Balancer {
         }
     }
 
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> BalancerKind {
         match self {
-            Balancer::LeastRequest { .. } => Kind::LeastRequest,
-            Balancer::RoundRobin { .. } => Kind::RoundRobin,
-            Balancer::Random { .. } => Kind::Random,
-            Balancer::ConsistentHash { .. } => Kind::ConsistentHash,
-            Balancer::Passthrough => Kind::Passthrough,
+            Balancer::LeastRequest { .. } => BalancerKind::LeastRequest,
+            Balancer::RoundRobin { .. } => BalancerKind::RoundRobin,
+            Balancer::Random { .. } => BalancerKind::Random,
+            Balancer::ConsistentHash { .. } => BalancerKind::ConsistentHash,
+            Balancer::Passthrough => BalancerKind::Passthrough,
         }
     }
 

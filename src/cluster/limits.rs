@@ -3,7 +3,7 @@
 //! requests in the cluster, HTTP/1.1 and HTTP/2 alike) and `maxRetries`
 //! (Envoy `max_retries`: retries in flight across the cluster).
 //!
-//! They fail fast and never queue: [`Resource::try_acquire`] either hands
+//! They fail fast and never queue: [`ResourceLimit::try_acquire`] either hands
 //! out a [`Permit`] (released when dropped) or refuses. Istio writes
 //! 2^32-1 for every threshold it does not set, and treats 0 as unset
 //! (`if settings.Http.MaxRetries > 0`), so an explicit `maxRetries: 0`
@@ -19,14 +19,14 @@ use crate::compile::cluster_policy::CircuitBreakers;
 
 /// One counted resource with a maximum (Envoy's `ResourceManager` entry).
 #[derive(Debug)]
-pub struct Resource {
+pub struct ResourceLimit {
     count: AtomicU32,
     max: u32,
 }
 
-impl Resource {
-    pub fn new(max: u32) -> Arc<Resource> {
-        Arc::new(Resource {
+impl ResourceLimit {
+    pub fn new(max: u32) -> Arc<ResourceLimit> {
+        Arc::new(ResourceLimit {
             count: AtomicU32::new(0),
             max,
         })
@@ -53,9 +53,9 @@ impl Resource {
     }
 }
 
-/// A held unit of a [`Resource`]; dropping it releases the unit.
+/// A held unit of a [`ResourceLimit`]; dropping it releases the unit.
 #[derive(Debug)]
-pub struct Permit(Arc<Resource>);
+pub struct Permit(Arc<ResourceLimit>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -67,17 +67,17 @@ impl Drop for Permit {
 #[derive(Debug)]
 pub struct Breakers {
     /// `http2MaxRequests` → Envoy `max_requests`.
-    pub requests: Arc<Resource>,
+    pub requests: Arc<ResourceLimit>,
     /// `maxRetries` → Envoy `max_retries`.
-    pub retries: Arc<Resource>,
+    pub retries: Arc<ResourceLimit>,
 }
 
 impl Breakers {
     /// Fresh counters for the compiled thresholds.
     pub fn new(breakers: &CircuitBreakers) -> Breakers {
         Breakers {
-            requests: Resource::new(breakers.max_requests),
-            retries: Resource::new(breakers.max_retries),
+            requests: ResourceLimit::new(breakers.max_requests),
+            retries: ResourceLimit::new(breakers.max_retries),
         }
     }
 

@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+pub use crate::compile::cluster_policy::BalancerKind;
 use crate::compile::cluster_policy::ClusterPolicy;
-pub use crate::compile::cluster_policy::Kind;
 use crate::compile::{Cluster, Endpoint, ProxyIdentity, Snapshot};
 use crate::route::ClusterKey;
 pub use balance::{Balancer, HashTable, Pick, PickError};
@@ -259,7 +259,7 @@ impl ClusterState {
         let balancer = Balancer::new(&cluster.policy, &hosts);
         let outlier = outlier_state(cluster, previous, &hosts);
         let locality = LocalityLb::new(cluster, &hosts, identity);
-        if balancer.kind() == Kind::Passthrough {
+        if balancer.kind() == BalancerKind::Passthrough {
             tracing::warn!(
                 cluster = %cluster.name,
                 "loadBalancer PASSTHROUGH (original destination) is not supported: requests to this cluster get 503"

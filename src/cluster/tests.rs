@@ -36,7 +36,7 @@ fn reconcile_keeps_unchanged_clusters_and_the_hosts_that_stayed() {
     let reg = Registry::new();
     reg.reconcile(&snapshot(&se(&["10.0.0.1", "10.0.0.2"])));
     let a = reg.get(&key()).expect("cluster state");
-    assert_eq!(a.balancer.kind(), Kind::LeastRequest);
+    assert_eq!(a.balancer.kind(), BalancerKind::LeastRequest);
     let _busy = a.hosts[1].begin();
 
     reg.reconcile(&snapshot(&se(&["10.0.0.1", "10.0.0.2"])));
@@ -52,7 +52,7 @@ fn reconcile_keeps_unchanged_clusters_and_the_hosts_that_stayed() {
 
     reg.reconcile(&snapshot(&(se(&["10.0.0.2", "10.0.0.3"]) + DR_RR)));
     let d = reg.get(&key()).unwrap();
-    assert_eq!(d.balancer.kind(), Kind::RoundRobin);
+    assert_eq!(d.balancer.kind(), BalancerKind::RoundRobin);
     assert!(!Arc::ptr_eq(&c.limits, &d.limits), "policy changed");
     assert!(Arc::ptr_eq(&c.hosts[0], &d.hosts[0]));
 

@@ -70,9 +70,9 @@ pub struct Shared {
     /// The overload guard (memory watermark).
     pub overload: limits::Overload,
     /// Downstream connection and request counters.
-    pub downstream: limits::Stats,
+    pub downstream: limits::DownstreamStats,
     /// Per-worker counters (empty off `workers::start_workers`).
-    pub workers: workers::Stats,
+    pub workers: workers::WorkerStats,
     /// The gateway's listener set (`--gateway`), reconciled on install.
     pub gateway: std::sync::OnceLock<Arc<gateway::Listeners>>,
     /// `maxConnections` of proxied TCP and TLS streams, per cluster, on
@@ -116,9 +116,9 @@ impl Shared {
         let clusters = crate::cluster::Registry::new();
         clusters.reconcile(&snapshot);
         let mut metrics = crate::metrics::Metrics::new(source);
-        let downstream = limits::Stats::default();
+        let downstream = limits::DownstreamStats::default();
         downstream.register(&mut metrics);
-        let worker_stats = workers::Stats::new(workers, &mut metrics);
+        let worker_stats = workers::WorkerStats::new(workers, &mut metrics);
         let source_stats = status::SourceStats::default();
         source_stats.register(&mut metrics);
         Arc::new(Shared {

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use super::access_log::{Entry, format_time};
 use super::flags::Flags;
 use super::{Shared, ejection, upstream};
-use crate::cluster::limits::{Permit, Resource};
+use crate::cluster::limits::{Permit, ResourceLimit};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::same_policy;
 use crate::cluster::{Pick, PickError};
@@ -42,7 +42,7 @@ pub struct TcpLimits {
 }
 
 /// The policy a cluster's connection limit was built from, and the limit.
-type ClusterLimit = (Arc<ClusterPolicy>, Arc<Resource>);
+type ClusterLimit = (Arc<ClusterPolicy>, Arc<ResourceLimit>);
 
 impl TcpLimits {
     fn permit(&self, cluster: &Cluster, max: usize) -> Option<Permit> {
@@ -57,8 +57,8 @@ impl TcpLimits {
     }
 }
 
-fn new_resource(max: usize) -> Arc<Resource> {
-    Resource::new(u32::try_from(max).unwrap_or(u32::MAX))
+fn new_resource(max: usize) -> Arc<ResourceLimit> {
+    ResourceLimit::new(u32::try_from(max).unwrap_or(u32::MAX))
 }
 
 /// What ended a proxied connection, for the log.

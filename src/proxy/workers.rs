@@ -47,16 +47,16 @@ pub(crate) fn enter(i: usize) {
 
 /// Per-worker counters (Envoy's `listener.<address>.worker_<N>.*`).
 #[derive(Clone, Default)]
-pub struct Stats {
+pub struct WorkerStats {
     accepted: Vec<Counter>,
 }
 
-impl Stats {
+impl WorkerStats {
     /// Counters for `workers` workers, registered with `metrics`
     /// (nothing for a single-threaded proxy).
-    pub fn new(workers: usize, metrics: &mut crate::metrics::Metrics) -> Stats {
+    pub fn new(workers: usize, metrics: &mut crate::metrics::Metrics) -> WorkerStats {
         if workers == 0 {
-            return Stats::default();
+            return WorkerStats::default();
         }
         let family = Family::<Vec<(String, String)>, Counter>::default();
         let accepted = (0..workers)
@@ -71,7 +71,7 @@ impl Stats {
             "Downstream connections accepted, per worker thread",
             family,
         );
-        Stats { accepted }
+        WorkerStats { accepted }
     }
 
     /// Count a connection accepted on the calling thread's worker.

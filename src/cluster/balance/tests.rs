@@ -44,19 +44,28 @@ fn counts(b: &Balancer, h: &[Arc<Host>], n: usize) -> Vec<usize> {
 
 #[test]
 fn default_lb_algorithm_is_least_request() {
-    assert_eq!(Kind::of(None), Kind::LeastRequest);
-    assert_eq!(Kind::of(Some(&Default::default())), Kind::LeastRequest);
+    assert_eq!(BalancerKind::of(None), BalancerKind::LeastRequest);
     assert_eq!(
-        Kind::of(Some(&lb(SimpleLB::Unspecified))),
-        Kind::LeastRequest
+        BalancerKind::of(Some(&Default::default())),
+        BalancerKind::LeastRequest
     );
-    assert_eq!(Kind::of(Some(&lb(SimpleLB::LeastConn))), Kind::LeastRequest);
-    assert_eq!(Kind::of(Some(&lb(SimpleLB::RoundRobin))), Kind::RoundRobin);
+    assert_eq!(
+        BalancerKind::of(Some(&lb(SimpleLB::Unspecified))),
+        BalancerKind::LeastRequest
+    );
+    assert_eq!(
+        BalancerKind::of(Some(&lb(SimpleLB::LeastConn))),
+        BalancerKind::LeastRequest
+    );
+    assert_eq!(
+        BalancerKind::of(Some(&lb(SimpleLB::RoundRobin))),
+        BalancerKind::RoundRobin
+    );
     let ch = LoadBalancerSettings {
         consistent_hash: Some(Default::default()),
         ..Default::default()
     };
-    assert_eq!(Kind::of(Some(&ch)), Kind::ConsistentHash);
+    assert_eq!(BalancerKind::of(Some(&ch)), BalancerKind::ConsistentHash);
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub const DEFAULT_AGGRESSION: f64 = 1.0;
 pub struct ClusterPolicy {
     pub breakers: CircuitBreakers,
     pub pool: PoolSettings,
-    pub lb: Kind,
+    pub lb: BalancerKind,
     /// The ring or Maglev table of a `consistentHash` balancer.
     pub hash: Option<HashAlgorithm>,
     /// The request hash policy of a `consistentHash` balancer.
@@ -119,7 +119,7 @@ impl ClusterPolicy {
         ClusterPolicy {
             breakers: CircuitBreakers::new(policy),
             pool: PoolSettings::from_policy(policy, DEFAULT_CONNECT_TIMEOUT),
-            lb: Kind::of(lb),
+            lb: BalancerKind::of(lb),
             hash: consistent.map(HashAlgorithm::from_policy),
             hash_key: consistent.and_then(HashKey::from_policy),
             slow_start: lb.and_then(SlowStart::from_lb),
@@ -212,30 +212,30 @@ impl SlowStart {
 
 /// The balancing policy Istio derives from `loadBalancer` (§2.5, §0.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum BalancerKind {
     LeastRequest,
     RoundRobin,
     Random,
     Passthrough,
     ConsistentHash,
 }
-impl Kind {
+impl BalancerKind {
     /// Istio's `defaultLBAlgorithm` (LEAST_REQUEST) for unset,
     /// `UNSPECIFIED` and the deprecated `LEAST_CONN`.
-    pub fn of(lb: Option<&LoadBalancerSettings>) -> Kind {
+    pub fn of(lb: Option<&LoadBalancerSettings>) -> BalancerKind {
         let Some(lb) = lb else {
-            return Kind::LeastRequest;
+            return BalancerKind::LeastRequest;
         };
         if lb.consistent_hash.is_some() {
-            return Kind::ConsistentHash;
+            return BalancerKind::ConsistentHash;
         }
         match lb.simple.unwrap_or_default() {
             SimpleLB::Unspecified | SimpleLB::LeastConn | SimpleLB::LeastRequest => {
-                Kind::LeastRequest
+                BalancerKind::LeastRequest
             }
-            SimpleLB::RoundRobin => Kind::RoundRobin,
-            SimpleLB::Random => Kind::Random,
-            SimpleLB::Passthrough => Kind::Passthrough,
+            SimpleLB::RoundRobin => BalancerKind::RoundRobin,
+            SimpleLB::Random => BalancerKind::Random,
+            SimpleLB::Passthrough => BalancerKind::Passthrough,
         }
     }
 }

@@ -36,7 +36,7 @@ pub use config::{DownstreamLimits, open_files_limit};
 pub use conn::{ConnRequest, ConnState, Tracked};
 pub use head::{head_too_large, head_too_large_response};
 pub use overload::{Overload, parse_bytes, resident_bytes};
-pub use stats::Stats;
+pub use stats::DownstreamStats;
 pub use stream_idle::{IdleReset, StreamIdle, within_stream_idle};
 pub use watchdog::{Expired, Watchdog};
 

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::Stats;
+use super::DownstreamStats;
 
 /// The overload guard's state, written only by the sampler.
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ impl Overload {
     }
 
     /// Take one sample and update the state; returns whether it is active.
-    pub fn sample(&self, stats: &Stats) -> bool {
+    pub fn sample(&self, stats: &DownstreamStats) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         let active = if limit == 0 {
             false

@@ -5,7 +5,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 /// Downstream counters, named as Istio exports Envoy's.
 #[derive(Debug, Clone, Default)]
-pub struct Stats {
+pub struct DownstreamStats {
     pub cx_active: Gauge,
     pub cx_overflow: Counter,
     pub cx_overload_reject: Counter,
@@ -17,7 +17,7 @@ pub struct Stats {
     pub pre_cx_timeout: Counter,
 }
 
-impl Stats {
+impl DownstreamStats {
     pub fn register(&self, metrics: &mut crate::metrics::Metrics) {
         let m = metrics;
         m.register(
