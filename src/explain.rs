@@ -414,6 +414,11 @@ pub fn explain_gateway(
                 return r;
             };
             terminating(&mut choice, s);
+            if let Some(t) = &s.tcp {
+                r.gateway = Some(choice);
+                terminated_tcp(config, snap, opts, t, &mut r);
+                return r;
+            }
             &s.routes
         }
         PortKind::Passthrough(p) => {
@@ -432,6 +437,11 @@ pub fn explain_gateway(
                 }
                 Some(Chain::Terminate(s)) => {
                     terminating(&mut choice, s);
+                    if let Some(t) = &s.tcp {
+                        r.gateway = Some(choice);
+                        terminated_tcp(config, snap, opts, t, &mut r);
+                        return r;
+                    }
                     &s.routes
                 }
                 Some(Chain::Route(route)) => {
@@ -453,6 +463,23 @@ pub fn explain_gateway(
     };
     r.gateway = Some(choice);
     explain_in(config, snap, opts, req, table, r, true)
+}
+
+/// A `TLS` server terminating TLS: the decrypted stream's `tcp` route.
+fn terminated_tcp(
+    config: &ConfigSet,
+    snap: &Snapshot,
+    opts: &ProxyIdentity,
+    t: &crate::compile::gateway::TcpRoute,
+    r: &mut Report,
+) {
+    r.virtual_service = Some(t.virtual_service.clone());
+    r.route = Some(RouteRef {
+        index: Some(t.rule_index),
+        name: format!("tcp[{}]", t.rule_index),
+    });
+    r.action = Some("TCP proxy of the decrypted stream (TLS terminated)".into());
+    stream_destinations(config, snap, opts, &t.destinations, r);
 }
 
 /// The HTTPS server a connection's SNI picked: its name, mode and
@@ -926,6 +953,34 @@ fn render_tcp(s: &mut String, t: &TcpChoice, vs: Option<&str>) {
     );
 }
 
+/// The SNI, TLS route and VirtualService lines of a passed-through stream.
+fn render_tls(s: &mut String, r: &Report, t: &TlsChoice) {
+    if r.gateway.as_ref().is_none_or(|g| g.sni.is_none()) {
+        let _ = writeln!(
+            s,
+            "SNI:             {}",
+            t.sni.as_deref().unwrap_or("(none)")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "TLS route:       {} (server names: {})",
+        t.route,
+        if t.server_names.is_empty() {
+            "any".to_string()
+        } else {
+            t.server_names.join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "VirtualService:  {}",
+        r.virtual_service
+            .as_deref()
+            .unwrap_or("none (the service's own route: the stream to its endpoints)")
+    );
+}
+
 /// The report as text for a terminal.
 pub fn render_text(r: &Report) -> String {
     let mut s = String::new();
@@ -936,30 +991,13 @@ pub fn render_text(r: &Report) -> String {
     if let Some(t) = &r.tcp {
         render_tcp(&mut s, t, r.virtual_service.as_deref());
     } else if let Some(t) = &r.tls {
-        if r.gateway.as_ref().is_none_or(|g| g.sni.is_none()) {
-            let _ = writeln!(
-                s,
-                "SNI:             {}",
-                t.sni.as_deref().unwrap_or("(none)")
-            );
-        }
-        let _ = writeln!(
-            s,
-            "TLS route:       {} (server names: {})",
-            t.route,
-            if t.server_names.is_empty() {
-                "any".to_string()
-            } else {
-                t.server_names.join(", ")
-            }
-        );
-        let _ = writeln!(
-            s,
-            "VirtualService:  {}",
-            r.virtual_service
-                .as_deref()
-                .unwrap_or("none (the service's own route: the stream to its endpoints)")
-        );
+        render_tls(&mut s, r, t);
+    } else if r.virtual_host.is_none()
+        && let Some(vs) = &r.virtual_service
+    {
+        // A stream routed without a virtual host (a TLS server's `tcp`
+        // route).
+        let _ = writeln!(s, "VirtualService:  {vs}");
     } else {
         let _ = writeln!(
             s,

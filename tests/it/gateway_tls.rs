@@ -1436,4 +1436,25 @@ spec:
         .find(|e| e["requested_server_name"] == "other.example.com")
         .unwrap_or_else(|| panic!("{log:?}"));
     assert_eq!(nr["response_flags"], "NR", "{nr}");
+    // explain --gateway names the server and the `tcp` route it proxies to.
+    let cfg = strait::load::load_str(
+        &yaml,
+        "gw.yaml",
+        &strait::load::LoadOptions {
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+    );
+    let snap = gw.proxy.running.shared.snapshot.load();
+    let req = strait::explain::Request::parse("GET", "https://db.example.com/", Default::default())
+        .unwrap();
+    let report = strait::explain::explain_gateway(&cfg, &snap, &snap.identity, &req, None, None);
+    let text = strait::explain::render_text(&report);
+    assert!(text.contains("spec.servers[0]"), "{text}");
+    assert!(text.contains("VirtualService:  default/db"), "{text}");
+    assert!(
+        text.contains("[0] tcp[0] -> TCP proxy of the decrypted stream (TLS terminated)"),
+        "{text}"
+    );
+    assert!(text.contains("outbound|5432||db.internal"), "{text}");
 }
