@@ -52,6 +52,32 @@ impl Rejection {
     }
 }
 
+impl Rejection {
+    /// What a rejected reload records as `last_rejected` (and logs): the
+    /// lines, but for a gateway's only its problems, as the admin API has
+    /// always shown them.
+    pub fn recorded(&self) -> Vec<String> {
+        match self {
+            Rejection::Gateway(problems) => {
+                problems.iter().map(|p| format!("Error: {p}")).collect()
+            }
+            r => r.lines(),
+        }
+    }
+}
+
+/// The gateway servers of `snapshot` strait cannot serve (a missing
+/// certificate file, TLS it cannot honour): what makes [`build`] refuse a
+/// configuration ([`Rejection::Gateway`]) and what `explain` warns about.
+pub fn gateway_problems(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .gateway
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.lines().join("\n"))
@@ -181,15 +207,9 @@ fn build_with(
         warnings.extend(advice);
         warnings = analyze::message::sorted_deduped(warnings);
     }
-    if !snapshot.gateway.problems.is_empty() {
-        return Err(Rejection::Gateway(
-            snapshot
-                .gateway
-                .problems
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        ));
+    let problems = gateway_problems(&snapshot);
+    if !problems.is_empty() {
+        return Err(Rejection::Gateway(problems));
     }
     Ok((
         Built {
@@ -306,10 +326,7 @@ fn unsupported_tls(
     if found.is_empty() {
         return Vec::new();
     }
-    let identity = ProxyIdentity {
-        namespace: namespace.to_string(),
-        ..ProxyIdentity::default()
-    };
+    let identity = ProxyIdentity::sidecar(namespace, &BTreeMap::new());
     let snapshot = match kube {
         Some(kube) => compile::compile_with(config, kube, &identity),
         None => compile::compile(config, &identity),
@@ -339,14 +356,7 @@ pub fn compile_for(
     namespace: &str,
     labels: &BTreeMap<String, String>,
 ) -> Snapshot {
-    compile::compile(
-        config,
-        &ProxyIdentity {
-            namespace: namespace.to_string(),
-            labels: labels.clone(),
-            ..ProxyIdentity::default()
-        },
-    )
+    compile::compile(config, &ProxyIdentity::sidecar(namespace, labels))
 }
 
 #[cfg(test)]

@@ -276,14 +276,13 @@ impl Reloader {
     /// domain are fixed for the proxy's life, so the running snapshot's.
     fn identity(&self) -> crate::compile::ProxyIdentity {
         let live = self.shared.snapshot.load();
-        crate::compile::ProxyIdentity {
-            namespace: self.namespace.clone(),
-            labels: self.labels.clone(),
-            locality: live.identity.locality.clone(),
-            gateway: live.identity.gateway,
-            domain: live.identity.domain.clone(),
-            ..Default::default()
-        }
+        crate::compile::ProxyIdentity::new(
+            &self.namespace,
+            &self.labels,
+            live.identity.gateway,
+            &live.identity.domain,
+            &live.identity.locality,
+        )
     }
 
     /// Install a configuration that passed the pipeline; its version.
@@ -405,13 +404,7 @@ impl Reloader {
 
     /// Log and record a rejected change; its lines.
     fn reject(&self, rejection: &Rejection, at: String) -> Vec<String> {
-        let errors = match rejection {
-            // The gateway's problems alone, as the admin API has shown them.
-            Rejection::Gateway(problems) => {
-                problems.iter().map(|p| format!("Error: {p}")).collect()
-            }
-            r => r.lines(),
-        };
+        let errors = rejection.recorded();
         for e in &errors {
             tracing::warn!(target: "strait::reload", "{e}");
         }

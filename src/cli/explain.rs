@@ -9,7 +9,7 @@ use http::HeaderMap;
 use super::exit;
 use crate::compile::ProxyIdentity;
 use crate::explain::{self, Request};
-use crate::pipeline::load_valid;
+use crate::pipeline::{self, load_valid};
 
 #[derive(Clone, Debug)]
 pub struct ExplainArgs {
@@ -57,20 +57,19 @@ pub fn run(args: ExplainArgs) -> i32 {
             return exit::rejected(&rejection);
         }
     };
-    let opts = ProxyIdentity {
-        namespace: args.namespace.clone(),
-        labels: args.labels.clone(),
-        domain: args.domain_suffix.clone(),
-        gateway: args.gateway,
-        ..ProxyIdentity::default()
-    };
+    // explain has no --locality: it shows the routing, not the balancing.
+    let opts = ProxyIdentity::new(
+        &args.namespace,
+        &args.labels,
+        args.gateway,
+        &args.domain_suffix,
+        "",
+    );
     let snap = crate::compile::compile(&config, &opts);
-    if args.gateway {
-        // A server strait cannot build (a missing certificate file) is
-        // what `run` would refuse: say so.
-        for p in &snap.gateway.problems {
-            let _ = writeln!(err, "Warning: {p}");
-        }
+    // A server strait cannot build (a missing certificate file) is what
+    // `run` would refuse: say so, and explain the rest.
+    for p in pipeline::gateway_problems(&snap) {
+        let _ = writeln!(err, "Warning: {p}");
     }
     let report = if args.gateway {
         explain::explain_gateway(&config, &snap, &opts, &req, args.port, args.sni.as_deref())

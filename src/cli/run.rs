@@ -221,14 +221,13 @@ pub fn run(args: RunArgs) -> i32 {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let identity = ProxyIdentity {
-        namespace: args.namespace.clone(),
-        labels: args.labels.clone(),
-        locality: args.locality.clone(),
-        gateway: args.gateway.is_some(),
-        domain: args.domain_suffix.clone(),
-        ..ProxyIdentity::default()
-    };
+    let identity = ProxyIdentity::new(
+        &args.namespace,
+        &args.labels,
+        args.gateway.is_some(),
+        &args.domain_suffix,
+        &args.locality,
+    );
     if args.kube.kubernetes && !cfg!(feature = "kubernetes") {
         let _ = writeln!(
             stderr,

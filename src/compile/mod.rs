@@ -33,6 +33,36 @@ pub struct ProxyIdentity {
     pub gateway: bool,
 }
 
+impl ProxyIdentity {
+    /// A proxy in `namespace` with `labels` (the gateway workload with
+    /// those labels when `gateway`), in a cluster with DNS `domain` suffix,
+    /// at `locality` (empty: unknown); the root namespace is Istio's. The
+    /// one place an identity is made from what a proxy is told (`strait
+    /// run`, `strait explain`, a reload, the pipeline's own checks).
+    pub fn new(
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        gateway: bool,
+        domain: &str,
+        locality: &str,
+    ) -> ProxyIdentity {
+        ProxyIdentity {
+            namespace: namespace.to_string(),
+            labels: labels.clone(),
+            domain: domain.to_string(),
+            locality: locality.to_string(),
+            gateway,
+            ..ProxyIdentity::default()
+        }
+    }
+
+    /// A sidecar in `namespace` with `labels`, everything else the default.
+    pub fn sidecar(namespace: &str, labels: &BTreeMap<String, String>) -> ProxyIdentity {
+        let d = ProxyIdentity::default();
+        ProxyIdentity::new(namespace, labels, false, &d.domain, &d.locality)
+    }
+}
+
 impl Default for ProxyIdentity {
     fn default() -> Self {
         ProxyIdentity {
