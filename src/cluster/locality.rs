@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::LocalityLoadBalancerSetting;
+use crate::compile::cluster_policy::LocalitySetting;
 
 /// Well-known topology labels Istio adds to proxy and endpoint labels
 /// (`AugmentLabels`), usable as `failoverPriority` keys.
@@ -119,7 +119,7 @@ impl EndpointLocality {
 pub fn priorities(
     proxy: &Locality,
     endpoints: &[EndpointLocality],
-    setting: &LocalityLoadBalancerSetting,
+    setting: &LocalitySetting,
     outlier_enabled: bool,
 ) -> Vec<u32> {
     priorities_with_labels(proxy, &BTreeMap::new(), endpoints, setting, outlier_enabled)
@@ -144,11 +144,11 @@ pub fn priorities_with_labels(
     proxy: &Locality,
     proxy_labels: &BTreeMap<String, String>,
     endpoints: &[EndpointLocality],
-    setting: &LocalityLoadBalancerSetting,
+    setting: &LocalitySetting,
     outlier_enabled: bool,
 ) -> Vec<u32> {
     let zeros = vec![0; endpoints.len()];
-    if setting.enabled == Some(false) || !setting.distribute.is_empty() || !outlier_enabled {
+    if setting.disabled || !setting.distribute.is_empty() || !outlier_enabled {
         return zeros;
     }
     if setting.failover_priority.is_empty() {
@@ -178,7 +178,7 @@ pub fn priorities_with_labels(
 fn locality_failover_priority(
     proxy: &Locality,
     endpoint: &Locality,
-    setting: &LocalityLoadBalancerSetting,
+    setting: &LocalitySetting,
 ) -> u32 {
     let priority = if proxy.region != endpoint.region {
         3
@@ -193,9 +193,9 @@ fn locality_failover_priority(
         let rule = setting
             .failover
             .iter()
-            .find(|f| f.from.as_deref().unwrap_or("") == proxy.region);
-        if let Some(rule) = rule
-            && endpoint.region != rule.to.as_deref().unwrap_or("")
+            .find(|(from, _)| *from == proxy.region);
+        if let Some((_, to)) = rule
+            && endpoint.region != *to
         {
             return 4;
         }
@@ -271,7 +271,7 @@ fn dense_rank(raw: Vec<u32>) -> Vec<u32> {
 pub fn distribute_weights(
     proxy: &Locality,
     endpoints: &[EndpointLocality],
-    setting: &LocalityLoadBalancerSetting,
+    setting: &LocalitySetting,
 ) -> Vec<u32> {
     // Natural locality weights: the sum of the endpoint weights per locality.
     let mut natural: BTreeMap<&Locality, u64> = BTreeMap::new();
@@ -279,15 +279,15 @@ pub fn distribute_weights(
         *natural.entry(&ep.locality).or_default() += u64::from(ep.weight);
     }
     let clamp = |w: u64| w.min(u64::from(u32::MAX)) as u32;
-    let rule = (setting.enabled != Some(false))
+    let rule = (!setting.disabled)
         .then(|| {
             setting
                 .distribute
                 .iter()
-                .find(|d| proxy.matches(d.from.as_deref().unwrap_or("")))
+                .find(|(from, _)| proxy.matches(from))
         })
         .flatten();
-    let Some(rule) = rule else {
+    let Some((_, to_weights)) = rule else {
         return endpoints
             .iter()
             .map(|ep| clamp(natural[&ep.locality]))
@@ -295,7 +295,7 @@ pub fn distribute_weights(
     };
     let mut unclaimed: BTreeSet<&Locality> = natural.keys().copied().collect();
     let mut assigned: BTreeMap<&Locality, u64> = BTreeMap::new();
-    for (to, &weight) in &rule.to {
+    for (to, &weight) in to_weights {
         let claimed: Vec<&Locality> = unclaimed
             .iter()
             .copied()

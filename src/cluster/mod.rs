@@ -169,7 +169,7 @@ impl LocalityLb {
         let natural = locality::distribute_weights(
             &proxy,
             &endpoints,
-            &crate::model::LocalityLoadBalancerSetting {
+            &crate::compile::cluster_policy::LocalitySetting {
                 distribute: Vec::new(),
                 ..setting.clone()
             },

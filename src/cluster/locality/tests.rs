@@ -1,6 +1,41 @@
 use super::*;
 use crate::compile::cluster_policy::effective_setting;
-use crate::model::{LocalityDistribute, LocalityFailover};
+use crate::model::{LocalityDistribute, LocalityFailover, LocalityLoadBalancerSetting};
+
+// The cases are written as Istio's `localityLbSetting`; compile turns it
+// into the `LocalitySetting` the balancer reads, as these do.
+fn priorities(
+    proxy: &Locality,
+    endpoints: &[EndpointLocality],
+    setting: &LocalityLoadBalancerSetting,
+    outlier_enabled: bool,
+) -> Vec<u32> {
+    super::priorities(proxy, endpoints, &setting.into(), outlier_enabled)
+}
+
+fn priorities_with_labels(
+    proxy: &Locality,
+    proxy_labels: &BTreeMap<String, String>,
+    endpoints: &[EndpointLocality],
+    setting: &LocalityLoadBalancerSetting,
+    outlier_enabled: bool,
+) -> Vec<u32> {
+    super::priorities_with_labels(
+        proxy,
+        proxy_labels,
+        endpoints,
+        &setting.into(),
+        outlier_enabled,
+    )
+}
+
+fn distribute_weights(
+    proxy: &Locality,
+    endpoints: &[EndpointLocality],
+    setting: &LocalityLoadBalancerSetting,
+) -> Vec<u32> {
+    super::distribute_weights(proxy, endpoints, &setting.into())
+}
 
 fn ep(locality: &str) -> EndpointLocality {
     EndpointLocality {

@@ -10,6 +10,7 @@
 pub mod outlier;
 pub mod pool;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ pub struct ClusterPolicy {
     pub hash_key: Option<HashKey>,
     pub slow_start: Option<SlowStart>,
     /// The locality LB setting in effect (`None`: locality LB off).
-    pub locality: Option<LocalityLoadBalancerSetting>,
+    pub locality: Option<LocalitySetting>,
     /// Present when the policy has an `outlierDetection` block (Istio has
     /// no detector otherwise).
     pub outlier: Option<OutlierConfig>,
@@ -123,7 +124,9 @@ impl ClusterPolicy {
             hash: consistent.map(HashAlgorithm::from_policy),
             hash_key: consistent.and_then(HashKey::from_policy),
             slow_start: lb.and_then(SlowStart::from_lb),
-            locality: effective_setting(lb.and_then(|l| l.locality_lb_setting.as_ref()), None),
+            locality: effective_setting(lb.and_then(|l| l.locality_lb_setting.as_ref()), None)
+                .as_ref()
+                .map(LocalitySetting::from),
             outlier: policy
                 .and_then(|p| p.outlier_detection.as_ref())
                 .map(|od| OutlierConfig::from_istio(od)),
@@ -236,6 +239,40 @@ impl BalancerKind {
             SimpleLB::RoundRobin => BalancerKind::RoundRobin,
             SimpleLB::Random => BalancerKind::Random,
             SimpleLB::Passthrough => BalancerKind::Passthrough,
+        }
+    }
+}
+
+/// `localityLbSetting` as the balancer reads it (the effective setting of
+/// [`effective_setting`]; its patterns plain strings, unset ones empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalitySetting {
+    /// `enabled: false`.
+    pub disabled: bool,
+    /// `distribute`: each rule's `from` pattern and weight per `to` pattern.
+    pub distribute: Vec<(String, BTreeMap<String, u32>)>,
+    /// `failover`: each rule's `from` region and `to` region.
+    pub failover: Vec<(String, String)>,
+    /// `failoverPriority`: label keys or `key=value`, in priority order.
+    pub failover_priority: Vec<String>,
+}
+
+impl From<&LocalityLoadBalancerSetting> for LocalitySetting {
+    fn from(s: &LocalityLoadBalancerSetting) -> LocalitySetting {
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        LocalitySetting {
+            disabled: s.enabled == Some(false),
+            distribute: s
+                .distribute
+                .iter()
+                .map(|d| (text(&d.from), d.to.clone()))
+                .collect(),
+            failover: s
+                .failover
+                .iter()
+                .map(|f| (text(&f.from), text(&f.to)))
+                .collect(),
+            failover_priority: s.failover_priority.clone(),
         }
     }
 }
