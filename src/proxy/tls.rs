@@ -12,8 +12,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::compile::policy::unsupported_tls as unsupported;
-use crate::model::{ClientTLSMode, ClientTLSSettings};
+use crate::compile::cluster_policy::{UpstreamTls, UpstreamTlsMode};
 
 /// TLS origination for one cluster.
 pub struct Origination {
@@ -49,22 +48,20 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// The TLS settings' origination: `Ok(None)` is plaintext (`DISABLE` or no
 /// `tls`), `Err` the reason every request of the cluster fails with.
-pub fn origination(tls: Option<&ClientTLSSettings>) -> Result<Option<Origination>, String> {
+pub fn origination(tls: Option<&UpstreamTls>) -> Result<Option<Origination>, String> {
     let Some(tls) = tls else { return Ok(None) };
-    if let Some(msg) = unsupported(tls) {
-        return Err(msg);
-    }
-    let mode = tls.mode.unwrap_or_default();
-    if mode == ClientTLSMode::Disable {
-        return Ok(None);
+    match &tls.mode {
+        UpstreamTlsMode::Unsupported(reason) => return Err(reason.clone()),
+        UpstreamTlsMode::Disable => return Ok(None),
+        UpstreamTlsMode::Simple | UpstreamTlsMode::Mutual => {}
     }
     let provider = provider();
-    let skip = tls.insecure_skip_verify.unwrap_or(false);
+    let skip = tls.insecure_skip_verify;
     let verifier: Arc<dyn ServerCertVerifier> = if skip {
         Arc::new(NoVerify(provider.signature_verification_algorithms))
     } else {
         let mut roots = RootCertStore::empty();
-        match tls.ca_certificates.as_deref().filter(|p| !p.is_empty()) {
+        match tls.ca_certificates.as_deref() {
             Some(path) => {
                 let certs = read_certs(path, "caCertificates")?;
                 let (added, _) = roots.add_parsable_certificates(certs);
@@ -95,9 +92,9 @@ pub fn origination(tls: Option<&ClientTLSSettings>) -> Result<Option<Origination
         .map_err(|e| format!("TLS_error: {e}"))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = if mode == ClientTLSMode::Mutual {
-        let cert_path = tls.client_certificate.as_deref().unwrap_or_default();
-        let key_path = tls.private_key.as_deref().unwrap_or_default();
+    let config = if tls.mode == UpstreamTlsMode::Mutual {
+        let cert_path = tls.client_certificate.as_str();
+        let key_path = tls.private_key.as_str();
         if cert_path.is_empty() || key_path.is_empty() {
             return Err("MUTUAL TLS needs clientCertificate and privateKey files".to_string());
         }
@@ -117,7 +114,7 @@ pub fn origination(tls: Option<&ClientTLSSettings>) -> Result<Option<Origination
     Ok(Some(Origination {
         h1: Arc::new(h1),
         h2: Arc::new(h2),
-        sni: tls.sni.clone().filter(|s| !s.is_empty()),
+        sni: tls.sni.clone(),
     }))
 }
 
@@ -228,6 +225,13 @@ impl ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ClientTLSMode, ClientTLSSettings};
+
+    // The cases are written as Istio's `ClientTLSSettings`; compile turns
+    // them into the `UpstreamTls` a pool reads, as this does.
+    fn origination(tls: Option<&ClientTLSSettings>) -> Result<Option<Origination>, String> {
+        super::origination(tls.map(UpstreamTls::from).as_ref())
+    }
 
     fn settings(mode: ClientTLSMode) -> ClientTLSSettings {
         ClientTLSSettings {

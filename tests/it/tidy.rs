@@ -585,3 +585,32 @@ fn a_long_function_allowed_says_why() {
     }
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }
+
+/// The runtime (`cluster`, `proxy`) reads the compiled `ClusterPolicy` and
+/// route table, never the Istio model (issue #11): no `crate::model` path
+/// outside their tests.
+#[test]
+fn the_runtime_never_sees_the_model() {
+    let mut files = Vec::new();
+    rust_files(&src().join("cluster"), &mut files);
+    rust_files(&src().join("proxy"), &mut files);
+    let mut offenders = Vec::new();
+    for f in files {
+        if f.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("readable");
+        let code = code_only(&text);
+        let code = code.split("#[cfg(test)]").next().unwrap_or("");
+        for (i, line) in code.lines().enumerate() {
+            if line.contains("crate::model") {
+                offenders.push(format!(
+                    "{}:{}: compile the setting into the typed policy instead",
+                    f.display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}

@@ -15,8 +15,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use crate::model::{
-    ClientTLSSettings, ConsistentHashLB, LoadBalancerSettings, LocalityLoadBalancerSetting,
-    SimpleLB, TrafficPolicy,
+    ClientTLSMode, ClientTLSSettings, ConsistentHashLB, LoadBalancerSettings,
+    LocalityLoadBalancerSetting, SimpleLB, TrafficPolicy,
 };
 pub use crate::route::hash_policy::HashKey;
 pub use outlier::OutlierConfig;
@@ -50,7 +50,74 @@ pub struct ClusterPolicy {
     pub outlier: Option<OutlierConfig>,
     /// `trafficPolicy.tls`, read into a TLS client config when a pool is
     /// built (certificate files are read then).
-    pub tls: Option<ClientTLSSettings>,
+    pub tls: Option<UpstreamTls>,
+}
+
+/// `trafficPolicy.tls` as the upstream pool reads it (its files are read
+/// when a pool is built, by `proxy::tls`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamTls {
+    pub mode: UpstreamTlsMode,
+    /// `caCertificates` (`None`: the web PKI roots).
+    pub ca_certificates: Option<String>,
+    /// `clientCertificate` and `privateKey` (MUTUAL; empty when unset).
+    pub client_certificate: String,
+    pub private_key: String,
+    pub subject_alt_names: Vec<String>,
+    /// `sni` (`None`: the request's authority is sent).
+    pub sni: Option<String>,
+    pub insecure_skip_verify: bool,
+}
+
+/// `tls.mode`, with what strait cannot originate said once, here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamTlsMode {
+    Disable,
+    Simple,
+    Mutual,
+    /// ISTIO_MUTUAL or a `credentialName`: the reason every request of the
+    /// cluster fails with (UF).
+    Unsupported(String),
+}
+
+impl UpstreamTlsMode {
+    /// Istio's name of the mode.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpstreamTlsMode::Disable => "DISABLE",
+            UpstreamTlsMode::Simple => "SIMPLE",
+            UpstreamTlsMode::Mutual => "MUTUAL",
+            UpstreamTlsMode::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+impl From<&ClientTLSSettings> for UpstreamTls {
+    fn from(tls: &ClientTLSSettings) -> UpstreamTls {
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        let mode = match (
+            super::policy::unsupported_tls(tls),
+            tls.mode.unwrap_or_default(),
+        ) {
+            (Some(reason), _) => UpstreamTlsMode::Unsupported(reason),
+            (None, ClientTLSMode::Disable) => UpstreamTlsMode::Disable,
+            (None, ClientTLSMode::Simple) => UpstreamTlsMode::Simple,
+            (None, ClientTLSMode::Mutual) => UpstreamTlsMode::Mutual,
+            // Refused by `unsupported_tls` above.
+            (None, ClientTLSMode::IstioMutual) => {
+                UpstreamTlsMode::Unsupported("ISTIO_MUTUAL is not supported".into())
+            }
+        };
+        UpstreamTls {
+            mode,
+            ca_certificates: tls.ca_certificates.clone().filter(|p| !p.is_empty()),
+            client_certificate: text(&tls.client_certificate),
+            private_key: text(&tls.private_key),
+            subject_alt_names: tls.subject_alt_names.clone(),
+            sni: tls.sni.clone().filter(|s| !s.is_empty()),
+            insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
+        }
+    }
 }
 
 /// The request-level circuit breakers Istio writes from
@@ -130,7 +197,7 @@ impl ClusterPolicy {
             outlier: policy
                 .and_then(|p| p.outlier_detection.as_ref())
                 .map(|od| OutlierConfig::from_istio(od)),
-            tls: policy.and_then(|p| p.tls.clone()),
+            tls: policy.and_then(|p| p.tls.as_ref()).map(UpstreamTls::from),
         }
     }
 }

@@ -398,7 +398,7 @@ fn clusters(shared: &Shared, snap: &Snapshot, history: &History) -> Vec<ClusterV
                 None => policy.push("no outlierDetection".into()),
             }
             if let Some(tls) = &c.policy.tls {
-                policy.push(format!("tls {:?}", tls.mode));
+                policy.push(format!("tls {}", tls.mode.name()));
             }
             ClusterView {
                 id: format!("c{i}"),
