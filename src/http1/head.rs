@@ -291,13 +291,21 @@ impl ResponseHead {
 }
 
 /// Where a head ends in `buf` (the index after its empty line), looking
-/// from `from`: the first `\n\r\n` or `\n\n`. A bare LF anywhere in the
-/// head is refused afterwards, so `\n\n` only ends heads that are refused.
-fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+/// from `from`: the first `\n\r\n` or `\n\n`. Sets `bare_lf` when a line
+/// it passes ends in LF without CR (RFC 9112 §2.2 allows accepting it;
+/// Envoy and HTTP Garden's parsers refuse it), so `\n\n` only ends heads
+/// that are refused. One pass over the line ends.
+fn head_end(buf: &[u8], from: usize, bare_lf: &mut bool) -> Option<usize> {
     // A head has a few lines: jumping from LF to LF (memchr) is cheap.
     for lf in memchr::memchr_iter(b'\n', buf.get(from..)?).map(|p| from + p) {
+        if lf == 0 || buf[lf - 1] != b'\r' {
+            *bare_lf = true;
+        }
         match buf.get(lf + 1) {
-            Some(b'\n') => return Some(lf + 2),
+            Some(b'\n') => {
+                *bare_lf = true;
+                return Some(lf + 2);
+            }
             Some(b'\r') => match buf.get(lf + 2) {
                 Some(b'\n') => return Some(lf + 3),
                 Some(_) => {}
@@ -311,17 +319,13 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// Whether a head holds a line ending in LF without CR (RFC 9112 §2.2
-/// allows accepting it; Envoy and HTTP Garden's parsers refuse it).
-fn has_bare_lf(head: &[u8]) -> bool {
-    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
-}
-
 /// An incremental head reader for one connection: remembers how far the
 /// buffer was searched, so a head trickled a byte per read stays linear.
 #[derive(Debug, Default)]
 pub struct HeadReader {
     searched: usize,
+    /// A bare LF was seen in the head being read.
+    bare_lf: bool,
 }
 
 impl HeadReader {
@@ -334,24 +338,27 @@ impl HeadReader {
                 .iter()
                 .take_while(|b| matches!(b, b'\r' | b'\n'))
                 .count();
-            let _ = buf.split_to(blank);
+            // `advance`, not `split_to`: no shared buffer made for nothing.
+            if blank > 0 {
+                bytes::Buf::advance(buf, blank);
+            }
             if buf.is_empty() {
                 return Ok(None);
             }
+            self.bare_lf = false;
         }
         // A terminator may straddle the previous search's end.
         let from = self.searched.saturating_sub(2);
-        match head_end(buf, from) {
+        match head_end(buf, from, &mut self.bare_lf) {
             // However it arrived (a head read whole may end within the
             // bytes a trickled one is refused at).
             Some(end) if end > limits.max_raw() => Err(Refusal::TooLarge),
             Some(end) => {
                 self.searched = 0;
-                let head = buf.split_to(end).freeze();
-                if has_bare_lf(&head) {
+                if self.bare_lf {
                     return Err(Refusal::Malformed);
                 }
-                Ok(Some(head))
+                Ok(Some(buf.split_to(end).freeze()))
             }
             None if buf.len() > limits.max_raw() => Err(Refusal::TooLarge),
             None => {
@@ -454,9 +461,7 @@ fn request_from(bytes: Bytes, limits: &HeadLimits) -> Result<RequestHead, Refusa
     Ok(RequestHead {
         uri,
         keep_alive: framing.keep_alive(version),
-        expect_continue: fields
-            .get(b"expect")
-            .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue")),
+        expect_continue: framing.expect_continue,
         upgrade: framing.connection_upgrade && fields.get(b"upgrade").is_some(),
         fields,
         method,
@@ -482,6 +487,8 @@ struct FramingHeaders {
     connection_close: bool,
     connection_keep_alive: bool,
     connection_upgrade: bool,
+    /// `Expect: 100-continue`.
+    expect_continue: bool,
 }
 
 impl FramingHeaders {
@@ -490,7 +497,13 @@ impl FramingHeaders {
         let mut codings = 0usize;
         let mut chunked_codings = 0usize;
         for (name, value) in fields.iter() {
-            if name.eq_ignore_ascii_case(b"content-length") {
+            // By length first: most names are none of the three.
+            if !matches!(name.len(), 6 | 10 | 14 | 17) {
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"expect") {
+                f.expect_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            } else if name.eq_ignore_ascii_case(b"content-length") {
                 // Repeated lines of one value count as one (RFC 9110
                 // §8.6); a list in one line or differing values are
                 // refused, as hyper refuses them today.

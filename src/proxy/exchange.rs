@@ -29,6 +29,9 @@ pub struct ConnInfo {
     pub state: Arc<super::limits::ConnState>,
     /// Set when TLS was terminated here (an HTTPS gateway server).
     pub tls: Option<Arc<TlsConn>>,
+    /// Requests come from strait's own HTTP/1.1 codec, which bounds their
+    /// heads itself (`proxy::h1_server`).
+    pub head_checked: bool,
 }
 
 /// What a TLS handshake on an HTTPS gateway port decided.
@@ -54,6 +57,7 @@ impl ConnInfo {
             gateway_port: None,
             state: Arc::default(),
             tls: None,
+            head_checked: false,
         }
     }
 }

@@ -56,10 +56,12 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: body::StreamError + Into<body::BoxError>,
 {
-    if limits::head_too_large(
-        &req,
-        shared.limits.max_request_headers_kb.saturating_mul(1024),
-    ) {
+    if !conn.head_checked
+        && limits::head_too_large(
+            &req,
+            shared.limits.max_request_headers_kb.saturating_mul(1024),
+        )
+    {
         return Ok(limits::head_too_large_response());
     }
     let started = Instant::now();

@@ -111,7 +111,8 @@ pub(crate) async fn serve(
 /// One connection's state between requests.
 struct Connection<'a> {
     shared: &'a Arc<Shared>,
-    conn: &'a ConnInfo,
+    /// The connection as its requests see it (heads bounded by the codec).
+    conn: ConnInfo,
     /// `None` while a request body holds it.
     reader: Option<Reader>,
     writer: OwnedWriteHalf,
@@ -134,9 +135,12 @@ enum Next {
 impl<'a> Connection<'a> {
     fn new(shared: &'a Arc<Shared>, stream: TcpStream, conn: &'a ConnInfo) -> Connection<'a> {
         let (io, writer) = stream.into_split();
+        let conn = ConnInfo {
+            head_checked: true,
+            ..conn.clone()
+        };
         Connection {
             shared,
-            conn,
             reader: Some(Reader {
                 io,
                 buf: BytesMut::new(),
@@ -150,6 +154,7 @@ impl<'a> Connection<'a> {
                 max_headers: shared.limits.max_request_headers,
             },
             slot: Arc::new(Slot::default()),
+            conn,
             accepted_at: SystemTime::now(),
         }
     }
@@ -170,9 +175,7 @@ impl<'a> Connection<'a> {
             if head.upgrade || head.method() == Method::CONNECT {
                 return self.hand_off(Some(&head));
             }
-            // Boxed: the request path's state is not part of an idle
-            // connection's task.
-            if !Box::pin(self.exchange(head, &stop)).await {
+            if !self.exchange(head, &stop).await {
                 return Ended::Closed;
             }
         }
@@ -315,7 +318,9 @@ impl<'a> Connection<'a> {
                 .header(b"te")
                 .is_some_and(|v| contains_token(v, b"trailers")),
         };
-        let handled = handler::handle(self.shared.clone(), self.conn.clone(), req);
+        // Boxed where it is made (one move of its state): the request
+        // path's state is not part of an idle connection's task.
+        let handled = Box::pin(handler::handle(self.shared.clone(), self.conn.clone(), req));
         let resp = tokio::select! {
             r = handled => match r {
                 Ok(r) => r,

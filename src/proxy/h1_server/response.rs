@@ -22,6 +22,9 @@ use crate::proxy::body::Body;
 /// ready (bounds what one connection holds).
 const FLUSH_AT: usize = 64 * 1024;
 
+/// The output buffer's first allocation: a response head and a small body.
+const OUT_SIZE: usize = 4 * 1024;
+
 /// What the response's framing depends on in its request.
 pub(super) struct RequestFacts {
     pub(super) version: codec::Version,
@@ -90,7 +93,8 @@ pub(super) async fn write(
     let (parts, mut body) = resp.into_parts();
     let status = parts.status.as_u16();
     let headers = &parts.headers;
-    let mut keep = req.keep_alive && !draining && !has_token(headers, b"close");
+    let says_close = has_token(headers, b"close");
+    let mut keep = req.keep_alive && !draining && !says_close;
     let no_body = req.head || status < 200 || status == 204 || status == 304;
     let mut digits = [0u8; 20];
     let (mut framing, added) = framing(headers, &body, req, no_body, &mut digits);
@@ -99,13 +103,13 @@ pub(super) async fn write(
         keep = false;
     }
     let connection: Option<Field<'_>> = match (keep, req.version) {
-        (false, codec::Version::Http11) if !has_token(headers, b"close") => {
-            Some((b"connection", b"close"))
-        }
+        (false, codec::Version::Http11) if !says_close => Some((b"connection", b"close")),
         (true, codec::Version::Http10) => Some((b"connection", b"keep-alive")),
         _ => None,
     };
     let date = (!headers.contains_key(header::DATE)).then(date);
+    // One allocation for a head and a small body, instead of growing.
+    c.out.reserve(OUT_SIZE);
     codec::write::response_head(
         &mut c.out,
         req.version,
