@@ -614,3 +614,51 @@ fn the_runtime_never_sees_the_model() {
     }
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }
+
+/// Unit tests sit beside the code, a long module of them in a sibling
+/// `tests.rs` (issue #11): no inline `#[cfg(test)] mod … { … }` in `src/`
+/// over 120 lines.
+#[test]
+fn long_test_modules_live_in_a_sibling_file() {
+    const MAX: usize = 120;
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut offenders = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("readable");
+        let code = code_only(&text);
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let opens_module = line.starts_with("mod ") && line.trim_end().ends_with('{');
+            if !opens_module || i == 0 || !lines[i - 1].contains("#[cfg(test)]") {
+                continue;
+            }
+            let mut depth = 0i64;
+            let mut end = i;
+            'scan: for (j, l) in lines.iter().enumerate().skip(i) {
+                for c in l.chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = j;
+                                break 'scan;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if end - i > MAX {
+                offenders.push(format!(
+                    "{}:{}: a test module of {} lines: move it to a sibling tests.rs",
+                    f.display(),
+                    i + 1,
+                    end - i
+                ));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
