@@ -1458,3 +1458,52 @@ spec:
     );
     assert!(text.contains("outbound|5432||db.internal"), "{text}");
 }
+
+/// `strait explain --gateway` warns about a server strait cannot build (what
+/// `run` refuses, `pipeline::gateway_problems`) and still explains the
+/// rest.
+#[test]
+fn explain_warns_about_a_server_run_would_refuse_and_explains_the_rest() {
+    let pki = Pki::new("Test CA");
+    let a = pki.leaf("a", "a", &["a.example.com"]);
+    let missing = pki.path("missing-key.pem");
+    let yaml = format!(
+        "{}{}{}",
+        gateway(&format!(
+            "{}{}",
+            https_server("'a.example.com'", &simple(&a)),
+            https_server("'b.example.com'", &simple(&(a.0.clone(), missing.clone())))
+        )),
+        service_entry(
+            "a.internal",
+            8080,
+            "HTTP",
+            &[("127.0.0.1:1".parse().unwrap(), &[])]
+        ),
+        vs("a", "a.example.com", "a.internal"),
+    );
+    let path = pki.path("gw.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "explain",
+            "-c",
+            &path,
+            "--gateway",
+            "--labels",
+            "istio=ingressgateway",
+            "https://a.example.com/",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("Warning: Gateway istio-system/ingress: spec.servers[1].tls.privateKey")
+            && err.contains(&missing),
+        "{err}"
+    );
+    assert!(text.contains("spec.servers[0]"), "{text}");
+    assert!(text.contains("outbound|8080||a.internal"), "{text}");
+}
