@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, Uri, Version};
 
 use super::Shared;
 use super::access_log::{Entry, format_time};
@@ -434,7 +434,7 @@ async fn route(
     };
     route.response_headers.apply(response.headers_mut());
     if let (Some(cors), Some(origin)) = (&route.cors, &origin) {
-        decorate_cors(cors, origin, response.headers_mut());
+        cors.decorate(origin, response.headers_mut());
     }
     response
 }
@@ -471,60 +471,13 @@ fn redirect(
     r
 }
 
-fn origin_allowed(cors: &Cors, origin: &str) -> bool {
-    cors.allow_origins.iter().any(|m| m.matches(origin))
-}
-
 /// A CORS preflight the proxy answers itself (Envoy's CORS filter); `None`
 /// forwards it upstream (unmatched origin with `unmatchedPreflights: FORWARD`).
 fn preflight(cors: &Cors, origin: &str) -> Option<Response<Body>> {
-    if !origin_allowed(cors, origin) {
-        if cors.forward_unmatched_preflights {
-            return None;
-        }
-        let mut r = Response::new(body::empty());
-        *r.status_mut() = StatusCode::OK;
-        return Some(r);
-    }
+    let headers = cors.preflight_headers(origin)?;
     let mut r = Response::new(body::empty());
-    let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-    }
-    if let Some(v) = &cors.allow_methods {
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v.clone());
-    }
-    if let Some(v) = &cors.allow_headers {
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
-    }
-    if let Some(v) = &cors.max_age {
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, v.clone());
-    }
-    if cors.allow_credentials {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
+    *r.headers_mut() = headers;
     Some(r)
-}
-
-fn decorate_cors(cors: &Cors, origin: &str, h: &mut HeaderMap) {
-    if !origin_allowed(cors, origin) {
-        return;
-    }
-    if let Ok(v) = HeaderValue::from_str(origin) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-    }
-    if let Some(v) = &cors.expose_headers {
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
-    }
-    if cors.allow_credentials {
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! functions, shared by the proxy and `strait explain`. Built by
 //! `compile` from a `ConfigSet`; never mutated after that.
 
+mod cors;
 pub mod hash_policy;
 pub mod matcher;
 pub mod retry;
