@@ -169,9 +169,26 @@ struct RunCommand {
 // `strait explain`'s arguments (its help text is the variant's).
 #[derive(clap::Args)]
 struct ExplainCommand {
-    /// Config files or directories (repeatable).
-    #[arg(short, long = "config", required = true, value_name = "PATH")]
+    /// Config files or directories (repeatable); with --use-kube, layered
+    /// over the cluster's resources.
+    #[arg(
+        short,
+        long = "config",
+        required_unless_present = "use_kube",
+        value_name = "PATH"
+    )]
     config: Vec<PathBuf>,
+    /// Explain on the live cluster's resources (the kubeconfig's current
+    /// context), as `run --kubernetes` would serve them.
+    #[arg(long)]
+    use_kube: bool,
+    /// The kubeconfig for --use-kube (default: KUBECONFIG, ~/.kube/config,
+    /// else in-cluster).
+    #[arg(long, value_name = "PATH", requires = "use_kube")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for --use-kube.
+    #[arg(long, value_name = "NAME", requires = "use_kube")]
+    context: Option<String>,
     /// The proxy's namespace.
     #[arg(short, long, default_value = "default")]
     namespace: String,
@@ -371,6 +388,10 @@ impl ExplainCommand {
             port: self.port,
             sni: self.sni,
             json: self.output == "json",
+            cluster: self.use_kube.then_some(check::KubeCluster {
+                kubeconfig: self.kubeconfig,
+                context: self.context,
+            }),
         })
     }
 }

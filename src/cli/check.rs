@@ -51,7 +51,7 @@ const CLUSTER_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// The cluster's resources with the files layered over them, and the
 /// kubeconfig context's namespace.
 #[cfg(feature = "kubernetes")]
-fn load_cluster(
+pub(super) fn load_cluster(
     cluster: &KubeCluster,
     paths: &[PathBuf],
     opts: &LoadOptions,
@@ -83,7 +83,7 @@ fn load_cluster(
 }
 
 #[cfg(not(feature = "kubernetes"))]
-fn load_cluster(
+pub(super) fn load_cluster(
     _: &KubeCluster,
     _: &[PathBuf],
     _: &LoadOptions,

@@ -8,8 +8,9 @@ use http::HeaderMap;
 
 use super::exit;
 use crate::compile::ProxyIdentity;
+use crate::config::ConfigSet;
 use crate::explain::{self, Request};
-use crate::pipeline::{self, load_valid};
+use crate::pipeline::{self, Rejection, load_options, load_valid, validate};
 
 #[derive(Clone, Debug)]
 pub struct ExplainArgs {
@@ -27,6 +28,9 @@ pub struct ExplainArgs {
     pub port: Option<u16>,
     pub sni: Option<String>,
     pub json: bool,
+    /// `--use-kube`: the live cluster's resources, `config` layered over
+    /// them, as `run --kubernetes` would serve them.
+    pub cluster: Option<super::check::KubeCluster>,
 }
 
 pub fn run(args: ExplainArgs) -> i32 {
@@ -50,7 +54,14 @@ pub fn run(args: ExplainArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let (config, _) = match load_valid(&args.config, &args.namespace) {
+    let loaded = match &args.cluster {
+        None => load_valid(&args.config, &args.namespace).map(|(c, _)| c),
+        Some(cluster) => match from_cluster(cluster, &args, &mut err) {
+            Ok(loaded) => loaded,
+            Err(code) => return code,
+        },
+    };
+    let config = match loaded {
         Ok(c) => c,
         Err(rejection) => {
             let _ = writeln!(err, "{rejection}");
@@ -88,4 +99,38 @@ pub fn run(args: ExplainArgs) -> i32 {
         let _ = write!(out, "{}", explain::render_text(&report));
     }
     exit::OK
+}
+
+/// The cluster's resources with the files layered over them, as `run
+/// --kubernetes` serves them: a resource that fails validation is left out
+/// alone (said on `err`), the rest explained. `Err`: the cluster could not
+/// be read (the exit code).
+fn from_cluster(
+    cluster: &super::check::KubeCluster,
+    args: &ExplainArgs,
+    err: &mut dyn Write,
+) -> Result<Result<ConfigSet, Rejection>, i32> {
+    let opts = load_options(&args.namespace);
+    let (mut config, _) =
+        super::check::load_cluster(cluster, &args.config, &opts).map_err(|e| {
+            let _ = writeln!(err, "Error: --use-kube: {e}");
+            exit::USAGE
+        })?;
+    match validate(&config, &args.namespace) {
+        Err(Rejection::Invalid(messages)) => {
+            let refs: Vec<_> = messages.iter().filter_map(|m| m.resource.clone()).collect();
+            if refs.is_empty() {
+                return Ok(Err(Rejection::Invalid(messages)));
+            }
+            for m in &messages {
+                let _ = writeln!(
+                    err,
+                    "Warning: {m}; left out, as run --kubernetes leaves it out"
+                );
+            }
+            config.remove(&refs);
+            Ok(validate(&config, &args.namespace).map(|_| config))
+        }
+        checked => Ok(checked.map(|_| config)),
+    }
 }

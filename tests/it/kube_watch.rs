@@ -1495,3 +1495,194 @@ fn cluster_objects() -> Vec<Value> {
         route_to("v1"),
     ]
 }
+
+/// A change from the cluster keeps in-flight requests and open downstream
+/// connections, as a file reload does: a request held by its upstream
+/// while the VirtualService moves finishes with the old route's answer,
+/// and the connection it came on carries the next request, routed by the
+/// new configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_keeps_in_flight_requests_and_open_connections() {
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = release.clone();
+    let v1 = Upstream::serve(
+        "v1",
+        TcpListener::bind(("127.0.0.2", 0)).await.unwrap(),
+        std::sync::Arc::new(move |seen: Seen| {
+            let held = held.clone();
+            Box::pin(async move {
+                if seen.uri == "/slow" {
+                    let _ = held.acquire().await.map(|p| p.forget());
+                }
+                http::Response::new(http_body_util::Full::new("v1".into()))
+            })
+        }),
+    );
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(pod("reviews-v2", "v2"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(slice("reviews-v2", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    // One downstream connection, kept open throughout.
+    let stream = tokio::net::TcpStream::connect(s.listen).await.unwrap();
+    let (mut conn, driver) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(driver);
+    let request = |path: &str| {
+        http::Request::builder()
+            .uri(path)
+            .header("host", HOST)
+            .body(http_body_util::Full::<bytes::Bytes>::new(
+                bytes::Bytes::new(),
+            ))
+            .unwrap()
+    };
+    let in_flight = conn.send_request(request("/slow"));
+    let in_flight = tokio::spawn(async move {
+        let r = in_flight.await.expect("the in-flight request is answered");
+        let status = r.status();
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap();
+        (
+            status.as_u16(),
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        )
+    });
+    until("the request is held by v1", || async { v1.hits() >= 1 }).await;
+    api.apply(route_to("v2"));
+    until_all_go_to(&s, "v2", 3).await;
+    release.add_permits(1);
+    assert_eq!(in_flight.await.unwrap(), (200, "v1".to_string()));
+    conn.ready().await.expect("the connection is still open");
+    let r = conn.send_request(request("/")).await.expect("answered");
+    let body = http_body_util::BodyExt::collect(r.into_body())
+        .await
+        .unwrap();
+    assert_eq!(
+        &body.to_bytes()[..],
+        b"v2",
+        "the next request takes the new route"
+    );
+}
+
+/// Changes are debounced as pilot does (`PILOT_DEBOUNCE_AFTER` 100 ms,
+/// `pilot/pkg/features/tuning.go`): a burst of edits is built once or a
+/// few times, not once per edit; the last edit wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_is_debounced_into_few_rebuilds() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(pod("reviews-v2", "v2"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(slice("reviews-v2", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v1"));
+    let s = start(&api, &[]);
+    wait_ready(&s).await;
+    let version = || async {
+        config_dump(&s).await["version_info"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = version().await;
+    // Edits 20 ms apart: each would be a rebuild of its own without the
+    // quiet period (the stimulus is paced, nothing waits on a sleep).
+    const EDITS: u64 = 20;
+    for n in 0..EDITS {
+        api.apply(route_to(if n % 2 == 0 { "v1" } else { "v2" }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_all_go_to(&s, "v2", 5).await;
+    let rebuilds = version().await - before;
+    assert!(
+        (1..EDITS / 4).contains(&rebuilds),
+        "{EDITS} edits in a burst, {rebuilds} rebuilds"
+    );
+}
+
+#[test]
+fn the_debounce_is_pilots() {
+    // pilot/pkg/features/tuning.go: PILOT_DEBOUNCE_AFTER 100ms,
+    // PILOT_DEBOUNCE_MAX 10s.
+    assert_eq!(
+        strait::reload::KUBE_DEBOUNCE,
+        (Duration::from_millis(100), Duration::from_secs(10))
+    );
+}
+
+/// `strait explain --use-kube`, as `check` and `run` read a cluster: the
+/// live cluster's resources (an invalid one left out, said), endpoints from
+/// its slices and Pods, and `-c` files layered over them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_use_kube_explains_on_the_live_cluster_with_files_layered() {
+    let v1 = pod_server("v1", "127.0.0.2").await;
+    let v2 = pod_server("v2", "127.0.0.3").await;
+    let api = FakeApi::start().await;
+    api.apply(service());
+    api.apply(pod("reviews-v1", "v1"));
+    api.apply(pod("reviews-v2", "v2"));
+    api.apply(slice("reviews-v1", &v1, true));
+    api.apply(slice("reviews-v2", &v2, true));
+    api.apply(destination_rule());
+    api.apply(route_to("v2"));
+    api.apply(bad_virtual_service("default", "bad"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let explain = |extra: Vec<std::ffi::OsString>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strait"));
+        cmd.args(["explain", "--use-kube", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(["-o", "json"])
+            .args(extra)
+            .arg("http://reviews:9080/");
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (code, out, err) = explain(vec![]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("outbound|9080|v2|reviews.default.svc.cluster.local")
+            && out.contains(&v2.addr.to_string()),
+        "{out}"
+    );
+    assert!(
+        err.contains("VirtualService default/bad") && err.contains("left out"),
+        "{err}"
+    );
+    let local = dir.path().join("to-v1.yaml");
+    std::fs::write(
+        &local,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n",
+    )
+    .unwrap();
+    let (code, out, err) = explain(vec!["-c".into(), local.into_os_string()]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("outbound|9080|v1|reviews.default.svc.cluster.local")
+            && out.contains(&v1.addr.to_string()),
+        "{out}"
+    );
+}

@@ -242,14 +242,52 @@ fn metadata_object(o: PartialObjectMeta<DynamicObject>) -> Object {
 /// Metadata only, as JSON for the loader (keeping every object loaded).
 fn metadata_value(o: PartialObjectMeta<DynamicObject>) -> Object {
     let m = o.metadata;
-    let mut meta = serde_json::json!({
-        "name": m.name, "labels": m.labels, "annotations": m.annotations,
-        "resourceVersion": m.resource_version,
-    });
-    if let Some(ns) = m.namespace {
-        meta["namespace"] = ns.into();
+    // Absent fields stay absent: a `null` map is not metadata the loader
+    // reads (a Pod without annotations would be rejected).
+    let mut meta = serde_json::Map::new();
+    let fields = [
+        ("name", m.name.map(Value::from)),
+        ("namespace", m.namespace.map(Value::from)),
+        ("resourceVersion", m.resource_version.map(Value::from)),
+        ("labels", m.labels.map(|l| serde_json::json!(l))),
+        ("annotations", m.annotations.map(|a| serde_json::json!(a))),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            meta.insert(k.into(), v);
+        }
     }
     Object::Value(serde_json::json!({ "metadata": meta }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `check --use-kube` and `explain --use-kube` keep Pods and Nodes
+    /// loaded: one without annotations (or labels) is still a Pod.
+    #[test]
+    fn metadata_without_annotations_loads() {
+        let store = Store::new([(KINDS.iter().find(|k| k.kind == "Pod").unwrap(), None)]);
+        store.keep_all();
+        let pod = PartialObjectMeta::<DynamicObject> {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some("reviews-v1".into()),
+                namespace: Some("default".into()),
+                labels: Some([("app".to_string(), "reviews".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            _phantom: std::marker::PhantomData,
+        };
+        store.init(0);
+        store.init_apply(0, metadata_value(pod));
+        store.init_done(0);
+        assert!(store.rejected().is_empty(), "{:?}", store.rejected());
+        let pods = store.config().pods;
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].meta.labels["app"], "reviews");
+    }
 }
 
 /// One watch's loop.
