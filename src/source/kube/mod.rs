@@ -260,36 +260,6 @@ fn metadata_value(o: PartialObjectMeta<DynamicObject>) -> Object {
     Object::Value(serde_json::json!({ "metadata": meta }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `check --use-kube` and `explain --use-kube` keep Pods and Nodes
-    /// loaded: one without annotations (or labels) is still a Pod.
-    #[test]
-    fn metadata_without_annotations_loads() {
-        let store = Store::new([(KINDS.iter().find(|k| k.kind == "Pod").unwrap(), None)]);
-        store.keep_all();
-        let pod = PartialObjectMeta::<DynamicObject> {
-            types: None,
-            metadata: ObjectMeta {
-                name: Some("reviews-v1".into()),
-                namespace: Some("default".into()),
-                labels: Some([("app".to_string(), "reviews".to_string())].into()),
-                ..ObjectMeta::default()
-            },
-            _phantom: std::marker::PhantomData,
-        };
-        store.init(0);
-        store.init_apply(0, metadata_value(pod));
-        store.init_done(0);
-        assert!(store.rejected().is_empty(), "{:?}", store.rejected());
-        let pods = store.config().pods;
-        assert_eq!(pods.len(), 1);
-        assert_eq!(pods[0].meta.labels["app"], "reviews");
-    }
-}
-
 /// One watch's loop.
 struct Watcher {
     stream: usize,
@@ -497,5 +467,35 @@ impl Drop for Guard {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `check --use-kube` and `explain --use-kube` keep Pods and Nodes
+    /// loaded: one without annotations (or labels) is still a Pod.
+    #[test]
+    fn metadata_without_annotations_loads() {
+        let store = Store::new([(KINDS.iter().find(|k| k.kind == "Pod").unwrap(), None)]);
+        store.keep_all();
+        let pod = PartialObjectMeta::<DynamicObject> {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some("reviews-v1".into()),
+                namespace: Some("default".into()),
+                labels: Some([("app".to_string(), "reviews".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            _phantom: std::marker::PhantomData,
+        };
+        store.init(0);
+        store.init_apply(0, metadata_value(pod));
+        store.init_done(0);
+        assert!(store.rejected().is_empty(), "{:?}", store.rejected());
+        let pods = store.config().pods;
+        assert_eq!(pods.len(), 1);
+        assert_eq!(pods[0].meta.labels["app"], "reviews");
     }
 }
