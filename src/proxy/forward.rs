@@ -155,27 +155,34 @@ struct Retries<'a> {
     permit: Option<Permit>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a request is forwarded with, fixed for its whole life: the
+/// snapshot it was routed on, its route and the route's destinations, the
+/// downstream connection, its authority, and whether the caller speaks gRPC
+/// (local replies are shaped for it).
+pub struct Forwarding<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub snap: &'a Arc<Snapshot>,
+    pub route: &'a Route,
+    pub clusters: &'a [WeightedCluster],
+    pub conn: &'a ConnInfo,
+    pub authority: &'a str,
+    pub grpc: bool,
+}
+
 pub async fn forward(
-    shared: &Arc<Shared>,
-    snap: &Arc<Snapshot>,
-    route: &Route,
-    clusters: &[WeightedCluster],
-    conn: &ConnInfo,
+    req: &Forwarding<'_>,
     parts: &mut http::request::Parts,
     body: Body,
-    authority: &str,
-    grpc: bool,
     outcome: &mut Outcome,
 ) -> Response<Body> {
-    let plan = match check_upgrade(parts).map_or_else(
-        || {
-            plan(
-                shared, snap, route, clusters, conn, parts, authority, outcome,
-            )
-        },
-        Err,
-    ) {
+    let Forwarding {
+        shared,
+        snap,
+        route,
+        grpc,
+        ..
+    } = *req;
+    let plan = match check_upgrade(parts).map_or_else(|| plan(req, parts, outcome), Err) {
         Ok(p) => p,
         Err(r) => {
             outcome.local(&r);
@@ -271,17 +278,20 @@ fn check_upgrade(parts: &mut http::request::Parts) -> Option<LocalReply> {
 /// and state (UH without hosts), the `max_requests` permit (UO), the
 /// request's hash, and the upstream head (hop-by-hop headers stripped,
 /// header operations applied, authority and path rewritten).
-#[allow(clippy::too_many_arguments)]
 fn plan<'a>(
-    shared: &Shared,
-    snap: &'a Snapshot,
-    route: &Route,
-    clusters: &'a [WeightedCluster],
-    conn: &ConnInfo,
+    req: &Forwarding<'a>,
     parts: &mut http::request::Parts,
-    authority: &str,
     outcome: &mut Outcome,
 ) -> Result<Plan<'a>, LocalReply> {
+    let Forwarding {
+        shared,
+        snap,
+        route,
+        clusters,
+        conn,
+        authority,
+        ..
+    } = *req;
     let dest = Action::pick(clusters, |total| rand::random_range(0..total))
         .ok_or_else(LocalReply::no_cluster)?;
     dest.picked.add();

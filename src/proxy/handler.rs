@@ -416,10 +416,16 @@ async fn route(
         }
         Action::Forward(clusters) => {
             // Inline: `handle` boxes this whole future once.
-            let mut r = forward::forward(
-                shared, &snapshot, route, clusters, conn, parts, body, authority, grpc, outcome,
-            )
-            .await;
+            let req = forward::Forwarding {
+                shared,
+                snap: &snapshot,
+                route,
+                clusters,
+                conn,
+                authority,
+                grpc,
+            };
+            let mut r = forward::forward(&req, parts, body, outcome).await;
             // The chosen destination's response operations, before the
             // route's (Envoy's weighted-cluster entry, then its route).
             if let Some(dest) = outcome
