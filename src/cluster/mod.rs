@@ -105,6 +105,11 @@ pub struct ClusterState {
     pub outlier: Option<Arc<OutlierDetector>>,
     /// Locality load balancing, when it changes anything for this proxy.
     pub locality: Option<LocalityLb>,
+    /// The compiled cluster this state was last found to match, held
+    /// weakly (its address is not reused while held): a reconcile keeps
+    /// the state of a cluster an endpoint update shared unchanged without
+    /// comparing its endpoints again.
+    compiled: std::sync::Mutex<std::sync::Weak<Cluster>>,
 }
 
 /// Locality load balancing for one cluster (§2.6), as Istio lays out the
@@ -273,7 +278,20 @@ impl ClusterState {
             policy: cluster.policy.clone(),
             outlier,
             locality,
+            compiled: std::sync::Mutex::new(std::sync::Weak::new()),
         }
+    }
+
+    /// True if this state was built for, or last matched, this very
+    /// compiled cluster.
+    fn built_for(&self, cluster: &Arc<Cluster>) -> bool {
+        let seen = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        std::ptr::eq(seen.as_ptr(), Arc::as_ptr(cluster))
+    }
+
+    /// Remember that this state serves `cluster`.
+    fn serves(&self, cluster: &Arc<Cluster>) {
+        *self.compiled.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(cluster);
     }
 
     /// True if `cluster` would build the same state (same policy, same
@@ -416,9 +434,13 @@ impl Registry {
             .map(|(key, c)| {
                 let prev = old.get(key);
                 let state = match prev {
+                    // Shared unchanged by an endpoint update: the same
+                    // compiled cluster, nothing to compare.
+                    Some(p) if same_id && p.built_for(c) => p.clone(),
                     Some(p) if same_id && p.matches(c) => p.clone(),
                     _ => Arc::new(ClusterState::new(c, prev.map(|p| &**p), &snap.identity)),
                 };
+                state.serves(c);
                 (key.clone(), state)
             })
             .collect();

@@ -241,3 +241,26 @@ fn host_guard_counts_active_requests() {
     drop(g2);
     assert_eq!(h.active(), 0);
 }
+
+/// A reconcile knows a cluster an endpoint update shared unchanged (the
+/// same compiled `Arc`) without comparing endpoints; another allocation,
+/// even with equal endpoints, is compared, and then remembered.
+#[test]
+fn a_state_remembers_the_compiled_cluster_it_serves() {
+    let reg = Registry::new();
+    let first = snapshot(&se(&["10.0.0.1"]));
+    reg.reconcile(&first);
+    let a = reg.get(&key()).unwrap();
+    assert!(a.built_for(&first.clusters[&key()]));
+    let equal = snapshot(&se(&["10.0.0.1"]));
+    assert!(!a.built_for(&equal.clusters[&key()]), "another allocation");
+    reg.reconcile(&equal);
+    assert!(Arc::ptr_eq(&a, &reg.get(&key()).unwrap()), "equal: kept");
+    assert!(a.built_for(&equal.clusters[&key()]), "and remembered");
+    let changed = snapshot(&se(&["10.0.0.2"]));
+    reg.reconcile(&changed);
+    let b = reg.get(&key()).unwrap();
+    assert!(!Arc::ptr_eq(&a, &b));
+    assert!(b.built_for(&changed.clusters[&key()]));
+    assert_eq!(&*b.hosts[0].endpoint.authority, "10.0.0.2:80");
+}
