@@ -268,12 +268,17 @@ fn spawn_sidecar(
     let local = stream.local_addr().unwrap_or(remote);
     let conn = ConnInfo::new(local, remote);
     let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
-    tokio::spawn(async move {
+    let task = async move {
         if !shared.snapshot.load().tcp.is_empty() {
             let to = tcp::original_destination(&stream, local);
             let snapshot = shared.snapshot.load_full();
             if snapshot.tcp.select(to).is_some() {
-                tcp::serve_sidecar(shared, stream, remote, to, snapshot, alive).await;
+                // Boxed, as below: an idle HTTP/1.1 connection's task is
+                // only as large as its own state.
+                Box::pin(tcp::serve_sidecar(
+                    shared, stream, remote, to, snapshot, alive,
+                ))
+                .await;
                 return;
             }
         }
@@ -290,11 +295,12 @@ fn spawn_sidecar(
             None => Some(stream.peek(&mut first).await),
         };
         if matches!(peeked, Some(Ok(1))) && first[0] == client_hello::HANDSHAKE_RECORD {
-            passthrough::serve_sidecar(shared, stream, remote, alive).await;
+            Box::pin(passthrough::serve_sidecar(shared, stream, remote, alive)).await;
         } else {
             h1_server::serve(shared, builder, stream, conn, shutdown, alive).await;
         }
-    });
+    };
+    tokio::spawn(task);
 }
 
 /// Whether a new downstream connection may be served: accept and close at

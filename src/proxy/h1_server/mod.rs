@@ -104,7 +104,8 @@ pub(crate) async fn serve(
     stats.cx_active.dec();
     if let Ended::HandOff(stream, read) = ended {
         let io = handoff::Replay::new(stream, read);
-        super::serve_http(shared, builder, io, conn, stop, alive).await;
+        // Boxed: hyper's connection state is no part of this task's size.
+        Box::pin(super::serve_http(shared, builder, io, conn, stop, alive)).await;
     }
 }
 
@@ -175,7 +176,9 @@ impl<'a> Connection<'a> {
             if head.upgrade || head.method() == Method::CONNECT {
                 return self.hand_off(Some(&head));
             }
-            if !self.exchange(head, &stop).await {
+            // Boxed: a request's state (its head, header map, response
+            // writer) is no part of an idle connection's task.
+            if !Box::pin(self.exchange(head, &stop)).await {
                 return Ended::Closed;
             }
         }
