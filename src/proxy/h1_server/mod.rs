@@ -5,7 +5,7 @@
 //! no dispatcher, no channel per body, no header map built twice, and no
 //! buffer held while the connection waits for its next request.
 //!
-//! The codec refuses what Envoy's refuses (`http1::Refusal`: 400, 413-less
+//! The codec refuses what Envoy's codec refuses (`http1::Refusal`: 400, 414,
 //! 431, 501), logs it with flag DPE and closes the connection. Connections
 //! this server does not speak go to hyper with the bytes read so far
 //! replayed ([`handoff`]): the HTTP/2 prior-knowledge preface (h2c), and a
