@@ -313,37 +313,42 @@ async fn a_virtual_service_edited_in_the_cluster_shifts_live_traffic_with_no_fai
     wait_ready(&s).await;
     assert_eq!(body(&s).await, (200, "v1".to_string()));
 
-    // Bounded load (count and time) while the route changes.
+    // Bounded load (count and time) while the route changes: every
+    // status that is not 200, and whether the load itself saw the shift.
     let listen = s.listen;
     let load = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        let until = Instant::now() + Duration::from_secs(20);
-        while seen.len() < 5000 && Instant::now() < until {
+        let mut failed = Vec::new();
+        let mut sent = 0;
+        let until = Instant::now() + Duration::from_secs(30);
+        while sent < 50_000 && Instant::now() < until {
             let got = get(listen, HOST, "/").await;
-            let v2 = got.text() == "v2";
-            seen.push(got.status);
+            sent += 1;
+            if got.status != 200 {
+                failed.push(got.status);
+            }
             // Keep going a little after the shift is seen.
-            if v2 && seen.len() > 20 {
-                let after = seen.len() + 20;
-                while seen.len() < after {
-                    seen.push(get(listen, HOST, "/").await.status);
+            if got.text() == "v2" && sent > 20 {
+                for _ in 0..20 {
+                    let status = get(listen, HOST, "/").await.status;
+                    if status != 200 {
+                        failed.push(status);
+                    }
                 }
-                break;
+                return (failed, true);
             }
         }
-        seen
+        (failed, false)
     });
-    let edited = Instant::now();
     api.apply(route_to("v2"));
+    // Readiness, not a clock: the shift is waited for (bounded), and the
+    // load must have seen it, so its requests span the change.
     until("traffic moved to v2", || async { body(&s).await.1 == "v2" }).await;
-    let took = edited.elapsed();
-    let statuses = load.await.unwrap();
+    let (failed, shifted) = load.await.unwrap();
+    assert!(shifted, "the load ended before it saw the route change");
     assert!(
-        statuses.iter().all(|&c| c == 200),
-        "a request failed during the change: {statuses:?}"
+        failed.is_empty(),
+        "a request failed during the change: {failed:?}"
     );
-    // Debounced 100 ms (pilot's); generous bound for a loaded machine.
-    assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 /// Polls until `n` requests in a row are answered by `want`.
@@ -524,10 +529,14 @@ async fn a_410_relists_and_objects_deleted_meanwhile_disappear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_gone_keeps_traffic_flowing_and_strait_catches_up_after() {
-    // The outage lasts as long as strait takes to notice it (errors on
-    // every kind's watch) plus a round of requests, not 30 s: the
-    // behaviour is the same, and the watcher's backoff (0.8 s doubling,
-    // capped at 30 s) bounds the catch-up either way.
+    // The scenario as written: the API server is away for 30 s
+    // (new connections closed at once, open watches dropped), traffic is
+    // served from the last snapshot the whole time, and a change made
+    // meanwhile is applied once it is back. The catch-up is waited for
+    // (bounded, 20 s), not timed: with kube-rs's default backoff (0.8 s
+    // doubling to 30 s, plus up to as much jitter) the next retry after a
+    // 30 s outage could be a minute away; strait's is capped at 5 s
+    // (`source::kube::tests::watch_retries_back_off_from_0_8_s_capped_at_5_s`).
     let v1 = pod_server("v1", "127.0.0.2").await;
     let v2 = pod_server("v2", "127.0.0.3").await;
     let api = FakeApi::start().await;
@@ -543,20 +552,36 @@ async fn the_api_server_gone_keeps_traffic_flowing_and_strait_catches_up_after()
     until_all_go_to(&s, "v1", 5).await;
     let errors = watch_field(&s, "VirtualService", "errors").await;
     api.set_down(true);
+    let outage = Instant::now();
     until("strait saw the API server go", || async {
         watch_field(&s, "VirtualService", "errors").await > errors
     })
     .await;
-    for _ in 0..50 {
-        assert_eq!(body(&s).await, (200, "v1".to_string()));
+    let noticed = watch_field(&s, "VirtualService", "errors").await;
+    // Changed while strait could not see it.
+    api.apply(route_to("v2"));
+    // Requests all through the outage (paced; bounded by time), each
+    // served by the last snapshot.
+    let mut served = 0;
+    while outage.elapsed() < Duration::from_secs(30) {
+        assert_eq!(
+            body(&s).await,
+            (200, "v1".to_string()),
+            "request {served} into the outage"
+        );
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(served > 0);
     assert_eq!(
         ready(&s).await,
         200,
         "still ready: the last snapshot serves"
     );
-    // Changed while strait could not see it.
-    api.apply(route_to("v2"));
+    assert!(
+        watch_field(&s, "VirtualService", "errors").await > noticed + 1,
+        "the watch kept retrying through the outage"
+    );
     api.set_down(false);
     until_all_go_to(&s, "v2", 10).await;
 }

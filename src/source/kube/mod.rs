@@ -10,10 +10,12 @@ pub mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -260,6 +262,53 @@ fn metadata_value(o: PartialObjectMeta<DynamicObject>) -> Object {
     Object::Value(serde_json::json!({ "metadata": meta }))
 }
 
+/// The first retry's delay after a watch error (client-go's reflector's).
+const BACKOFF_MIN: Duration = Duration::from_millis(800);
+/// The longest delay between retries, jitter included. client-go's
+/// reflector (and kube-rs's `default_backoff`) doubles up to 30 s and
+/// kube-rs's jitter adds up to as much again, so a proxy could serve a
+/// stale configuration for up to a minute after the API server is back;
+/// strait caps it at 5 s.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Quiet time (no error) after which the delays start again from
+/// [`BACKOFF_MIN`] (kube-rs's default).
+const BACKOFF_RESET: Duration = Duration::from_secs(120);
+
+/// A watch's retry delays: [`BACKOFF_MIN`] doubling, each jittered up
+/// (the doubled delay is the upper bound, half of it the lower), capped
+/// at [`BACKOFF_MAX`]; never ends.
+fn backoff() -> impl Backoff {
+    ResetTimerBackoff::new(Capped::default(), BACKOFF_RESET)
+}
+
+/// [`backoff`] without the reset timer.
+#[derive(Debug, Default)]
+struct Capped {
+    /// The upper bound of the next delay (zero: not started).
+    ceiling: Duration,
+}
+
+impl Iterator for Capped {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.ceiling = if self.ceiling.is_zero() {
+            BACKOFF_MIN * 2
+        } else {
+            (self.ceiling * 2).min(BACKOFF_MAX)
+        };
+        // Uniform in [ceiling / 2, ceiling).
+        let half = self.ceiling / 2;
+        Some(half + half.mul_f64(rand::random::<f64>()))
+    }
+}
+
+impl Backoff for Capped {
+    fn reset(&mut self) {
+        self.ceiling = Duration::ZERO;
+    }
+}
+
 /// One watch's loop.
 struct Watcher {
     stream: usize,
@@ -274,10 +323,10 @@ impl Watcher {
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
         // Lists from the API server's watch cache (`resourceVersion=0`), as
-        // a fleet of proxies should; back off 0.8 s → 30 s on errors and
+        // a fleet of proxies should; back off on errors ([`backoff`]) and
         // retry forever.
         let config = watcher::Config::default().any_semantic();
-        let events = watcher::watcher(api, config).default_backoff();
+        let events = watcher::watcher(api, config).backoff(backoff());
         let mut events = std::pin::pin!(events);
         let s = self.stream;
         while let Some(event) = events.next().await {
@@ -473,6 +522,28 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Retry delays start at client-go's 0.8 s, never end, and never
+    /// exceed 5 s however long the API server stays away; a reset starts
+    /// them over.
+    #[test]
+    fn watch_retries_back_off_from_0_8_s_capped_at_5_s() {
+        let mut b = Capped::default();
+        let first = b.next().unwrap();
+        assert!(first >= BACKOFF_MIN && first < BACKOFF_MIN * 2, "{first:?}");
+        let delays: Vec<Duration> = b.by_ref().take(1000).collect();
+        assert_eq!(delays.len(), 1000);
+        assert!(delays.iter().all(|d| *d <= BACKOFF_MAX), "{delays:?}");
+        assert!(
+            delays[10..].iter().all(|d| *d >= BACKOFF_MAX / 2),
+            "{delays:?}"
+        );
+        // Jittered: a fleet does not retry in step.
+        assert!(delays[10..].windows(2).any(|w| w[0] != w[1]));
+        b.reset();
+        assert!(b.next().unwrap() < BACKOFF_MIN * 2);
+        assert_eq!(BACKOFF_MAX, Duration::from_secs(5));
+    }
 
     /// `check --use-kube` and `explain --use-kube` keep Pods and Nodes
     /// loaded: one without annotations (or labels) is still a Pod.
