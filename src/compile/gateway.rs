@@ -1110,6 +1110,42 @@ fn overlap(a: &[String], b: &[String]) -> bool {
     (a.is_empty() && b.is_empty()) || a.iter().any(|n| b.contains(n))
 }
 
+/// The one destination of a TCP or TLS service no rule covers: its own
+/// cluster (the service's only port when it has one, as pilot picks it,
+/// else `port`), all the weight, as the sidecar's TCP and TLS chains build
+/// it.
+pub(super) fn own_destination(
+    config: &ConfigSet,
+    clusters: &super::ClusterMap,
+    svc: &super::ServiceInfo,
+    port: u16,
+) -> TcpDestination {
+    let port = if svc.ports.len() == 1 {
+        svc.ports[0].number
+    } else {
+        port
+    };
+    let key = crate::route::ClusterKey {
+        port,
+        subset: String::new(),
+        host: svc.fqdn.clone(),
+    };
+    let cluster = clusters.get(&key);
+    let name: Arc<str> = cluster.map_or_else(|| key.to_string().into(), |c| c.name.clone());
+    TcpDestination {
+        idle_timeout: tcp_idle_timeout(config, cluster),
+        cluster: WeightedCluster {
+            name,
+            cluster: key,
+            weight: 100,
+            request_headers: HeaderOps::default(),
+            response_headers: HeaderOps::default(),
+            authority: None,
+            picked: Default::default(),
+        },
+    }
+}
+
 /// `connectionPool.tcp.idleTimeout` of the top-level `trafficPolicy` of the
 /// cluster's DestinationRule (Istio ignores port-level and subset policies
 /// here), else Envoy's 1h; `0s` disables it.

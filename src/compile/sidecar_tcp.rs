@@ -19,13 +19,12 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::gateway::{TcpDestination, tcp_destinations, tcp_idle_timeout};
+use super::gateway::{TcpDestination, own_destination, tcp_destinations};
 use super::routes::ordered_virtual_services;
 use super::{ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::service_entry::Resolution;
 use crate::model::{L4MatchAttributes, Protocol, VirtualService, host, selector_matches};
-use crate::route::{ClusterKey, HeaderOps, WeightedCluster};
 
 /// An address range (an IP is its full-length range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -443,38 +442,14 @@ impl Builder<'_> {
                 .is_none_or(|ns| ns.is_empty() || ns == self.opts.namespace)
     }
 
-    /// No rule covers the service: its own cluster (the service's only
-    /// port when it has one, as pilot picks it).
+    /// No rule covers the service: its own cluster.
     fn own_chain(&self, svc: &ServiceInfo, prefixes: Vec<Cidr>) -> TcpChain {
-        let port = if svc.ports.len() == 1 {
-            svc.ports[0].number
-        } else {
-            self.port
-        };
-        let key = ClusterKey {
-            port,
-            subset: String::new(),
-            host: svc.fqdn.clone(),
-        };
-        let cluster = self.clusters.get(&key);
-        let name: Arc<str> = cluster.map_or_else(|| key.to_string().into(), |c| c.name.clone());
         TcpChain {
             prefixes,
             service: svc.fqdn.clone(),
             virtual_service: None,
             rule_index: 0,
-            destinations: vec![TcpDestination {
-                idle_timeout: tcp_idle_timeout(self.config, cluster),
-                cluster: WeightedCluster {
-                    name,
-                    cluster: key,
-                    weight: 100,
-                    request_headers: HeaderOps::default(),
-                    response_headers: HeaderOps::default(),
-                    authority: None,
-                    picked: Default::default(),
-                },
-            }],
+            destinations: vec![own_destination(self.config, self.clusters, svc, self.port)],
         }
     }
 }

@@ -7,12 +7,11 @@
 
 use std::sync::Arc;
 
-use super::gateway::{TcpDestination, tcp_destinations};
+use super::gateway::{TcpDestination, own_destination, tcp_destinations};
 use super::routes::ordered_virtual_services;
 use super::{ProxyIdentity, ServiceInfo};
 use crate::config::{ConfigSet, Resource};
 use crate::model::{TLSMatchAttributes, VirtualService, host, selector_matches};
-use crate::route::{ClusterKey, HeaderOps, WeightedCluster};
 
 /// One filter chain: SNI names → tcp_proxy.
 #[derive(Debug)]
@@ -254,24 +253,8 @@ impl Sidecar<'_> {
     }
 
     /// A TLS service port without a `tls` rule: the service's host (and
-    /// the hosts aliasing it) to its cluster (the service's only port when
-    /// it has one, as pilot picks it).
+    /// the hosts aliasing it) to its own cluster.
     fn own_chain(&self, svc: &ServiceInfo) -> TlsRoute {
-        let port = if svc.ports.len() == 1 {
-            svc.ports[0].number
-        } else {
-            self.port
-        };
-        let key = ClusterKey {
-            port,
-            subset: String::new(),
-            host: svc.fqdn.clone(),
-        };
-        let name: Arc<str> = self
-            .clusters
-            .get(&key)
-            .map_or_else(|| key.to_string().into(), |c| c.name.clone());
-        let cluster = self.clusters.get(&key);
         let mut names = vec![svc.fqdn.clone()];
         names.extend(svc.aliases.iter().cloned());
         TlsRoute {
@@ -279,18 +262,7 @@ impl Sidecar<'_> {
             rule_index: 0,
             match_index: 0,
             sni: server_names(&names),
-            destinations: vec![TcpDestination {
-                idle_timeout: super::gateway::tcp_idle_timeout(self.config, cluster),
-                cluster: WeightedCluster {
-                    name,
-                    cluster: key,
-                    weight: 100,
-                    request_headers: HeaderOps::default(),
-                    response_headers: HeaderOps::default(),
-                    authority: None,
-                    picked: Default::default(),
-                },
-            }],
+            destinations: vec![own_destination(self.config, self.clusters, svc, self.port)],
         }
     }
 }
