@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::support::{GatewayProxy, Upstream, dead_addr, get, service_entry};
+use crate::support::{
+    GatewayProxy, Upstream, dead_addr, get, greeting, server_first, service_entry,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const GATEWAY: &str = "
 apiVersion: networking.istio.io/v1
@@ -33,37 +35,6 @@ spec:
 ";
 
 const LABELS: &[(&str, &str)] = &[("istio", "ingressgateway")];
-
-/// A TCP upstream that greets with its name, then echoes until EOF.
-async fn tcp_echo(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let _ = s.write_all(name.as_bytes()).await;
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Connect, read the upstream's greeting (or EOF), and return it.
-async fn greeting(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect to gateway");
-    let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("the gateway answers or closes")
-        .unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
 
 fn tcp_vs(routes: &str) -> String {
     format!(
@@ -143,8 +114,8 @@ async fn http_gateway_port_without_bound_virtual_service_is_404_nr() {
 
 #[tokio::test]
 async fn tcp_gateway_splits_connections_by_weight() {
-    let a = tcp_echo("a").await;
-    let b = tcp_echo("b").await;
+    let a = server_first("a").await;
+    let b = server_first("b").await;
     let yaml = format!(
         "{GATEWAY}{}{}{}",
         service_entry("db-a.internal", 5432, "TCP", &[(a, &[])]),
@@ -221,7 +192,7 @@ async fn tcp_gateway_connect_failure_closes_with_uf() {
 
 #[tokio::test]
 async fn tcp_gateway_without_matching_rule_closes_with_nr() {
-    let a = tcp_echo("a").await;
+    let a = server_first("a").await;
     // The only rule matches port 9999, not the server's 5432.
     let yaml = format!(
         "{GATEWAY}{}{}",
@@ -246,7 +217,7 @@ spec:
 
 #[tokio::test]
 async fn tcp_gateway_max_connections_overflow_is_uo() {
-    let a = tcp_echo("a").await;
+    let a = server_first("a").await;
     let yaml = format!(
         "{GATEWAY}{}{}{}",
         service_entry("db.internal", 5432, "TCP", &[(a, &[])]),
@@ -283,7 +254,7 @@ spec:
 
 #[tokio::test]
 async fn tcp_gateway_idle_timeout_from_destination_rule_closes_both_sides() {
-    let a = tcp_echo("a").await;
+    let a = server_first("a").await;
     let yaml = format!(
         "{GATEWAY}{}{}{}",
         service_entry("db.internal", 5432, "TCP", &[(a, &[])]),

@@ -12,42 +12,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::support::{Proxy, Upstream, dead_addr, get, service_entry};
-
-/// A server-first upstream: it greets with its name before the client
-/// says anything (as MySQL does), then echoes until EOF.
-async fn server_first(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let _ = s.write_all(name.as_bytes()).await;
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Connect and read what comes first without sending anything: the
-/// upstream's greeting, or nothing when the proxy closes.
-async fn greeting(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect to strait");
-    let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("strait forwards the greeting or closes")
-        .unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
+use crate::support::{Proxy, Upstream, dead_addr, get, greeting, server_first, service_entry};
 
 /// `db.internal` on `address` and the listener's port with `protocol`,
 /// endpoints `(address, version)`, subsets `v1` and `v2`.
