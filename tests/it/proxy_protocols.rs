@@ -671,3 +671,36 @@ async fn obfuscated_transfer_encoding_is_rejected_and_never_forwarded() {
         "no obfuscated request was forwarded"
     );
 }
+
+/// Trailers from the upstream are not sent to an HTTP/1.1 client, even one
+/// that says `TE: trailers`: Envoy's HTTP/1 codec drops proxied trailers
+/// unless `Http1ProtocolOptions.enable_trailers` is set (false by default,
+/// and Istio does not set it). The body itself arrives whole.
+#[tokio::test]
+async fn http1_clients_get_the_body_without_the_upstreams_trailers() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: 42\r\n\r\n")
+                    .await;
+                let _ = s.read(&mut buf).await;
+            });
+        }
+    });
+    let proxy = proxy_for(up, "HTTP").await;
+    let mut s = connect(proxy.addr()).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nTE: trailers\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let body = read_until(&mut s, "0\r\n\r\n", 1).await;
+    assert_eq!(body, "5\r\nhello\r\n0\r\n\r\n");
+    assert!(!body.contains("x-checksum"), "{body}");
+}

@@ -317,9 +317,6 @@ impl<'a> Connection<'a> {
             version: head.version,
             head: head.method() == Method::HEAD,
             keep_alive: head.keep_alive,
-            trailers: head
-                .header(b"te")
-                .is_some_and(|v| contains_token(v, b"trailers")),
         };
         // Boxed where it is made (one move of its state): the request
         // path's state is not part of an idle connection's task.

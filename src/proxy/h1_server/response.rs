@@ -32,9 +32,6 @@ pub(super) struct RequestFacts {
     pub(super) head: bool,
     /// The request lets the connection carry another.
     pub(super) keep_alive: bool,
-    /// `TE: trailers`: the client accepts trailer fields (hyper sends them
-    /// only then).
-    pub(super) trailers: bool,
 }
 
 /// How the body is delimited on the wire.
@@ -123,7 +120,6 @@ pub(super) async fn write(
             .chain(connection)
             .chain(date.as_ref().map(|d| (&b"date"[..], d.as_bytes()))),
     );
-    let mut ended = false;
     loop {
         let next = match std::future::poll_fn(|cx| {
             Poll::Ready(std::pin::Pin::new(&mut body).poll_frame(cx))
@@ -153,8 +149,11 @@ pub(super) async fn write(
                 return false;
             }
         };
-        match frame.into_data() {
-            Ok(data) => match &mut framing {
+        // Trailers are dropped, as Envoy's HTTP/1 codec drops proxied
+        // trailers unless `Http1ProtocolOptions.enable_trailers` is set (off
+        // by default, and in Istio): the body ends with the last chunk alone.
+        if let Ok(data) = frame.into_data() {
+            match &mut framing {
                 Framing::None => {}
                 Framing::Chunked => chunked::write_chunk(&mut c.out, &data),
                 Framing::UntilClose => c.out.extend_from_slice(&data),
@@ -168,16 +167,6 @@ pub(super) async fn write(
                         keep = false;
                     }
                 }
-            },
-            Err(frame) => {
-                if let (Framing::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
-                    let fields = trailers
-                        .iter()
-                        .filter(|_| req.trailers)
-                        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-                    chunked::write_end(&mut c.out, fields);
-                    ended = true;
-                }
             }
         }
         if c.out.len() >= FLUSH_AT && c.flush().await.is_err() {
@@ -185,7 +174,7 @@ pub(super) async fn write(
         }
     }
     match framing {
-        Framing::Chunked if !ended => chunked::write_end(&mut c.out, []),
+        Framing::Chunked => chunked::write_end(&mut c.out, []),
         // Shorter than announced: the client waits for bytes that will
         // not come unless the connection ends.
         Framing::Length(left) if left > 0 => keep = false,
