@@ -704,3 +704,48 @@ async fn http1_clients_get_the_body_without_the_upstreams_trailers() {
     assert_eq!(body, "5\r\nhello\r\n0\r\n\r\n");
     assert!(!body.contains("x-checksum"), "{body}");
 }
+
+/// A chunked request's trailers are dropped on the way up too (Envoy's
+/// HTTP/1 codec, `enable_trailers` false); its body reaches the upstream
+/// whole, ending with the last chunk alone.
+#[tokio::test]
+async fn http1_request_trailers_are_dropped_and_the_body_forwarded() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, mut rx) = mpsc::channel::<String>(1);
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = l.accept().await {
+            // What the upstream received, through the end of the body.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("hello\r\n0\r\n")
+                    && text[end..].contains("\r\n\r\n")
+                {
+                    break;
+                }
+                match timeout(BOUND, s.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            let _ = tx.send(String::from_utf8_lossy(&got).into_owned()).await;
+            let mut buf = [0u8; 64];
+            let _ = s.read(&mut buf).await;
+        }
+    });
+    let proxy = proxy_for(up, "HTTP").await;
+    let mut s = connect(proxy.addr()).await;
+    s.write_all(b"POST /t HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: 42\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let got = timeout(BOUND, rx.recv()).await.unwrap().unwrap();
+    assert!(got.ends_with("5\r\nhello\r\n0\r\n\r\n"), "{got}");
+    assert!(!got.contains("x-checksum"), "{got}");
+}

@@ -8,12 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::Reader;
 use crate::http1::chunked::{Chunk, Decoder};
-use crate::http1::head::Fields;
 
 /// Where a finished (or abandoned) body leaves the connection's read side:
 /// `complete` when the body was read to its end, so the bytes after it are
@@ -116,17 +114,6 @@ impl Drop for RequestBody {
     }
 }
 
-/// Trailer fields as a header map (names and values the codec checked).
-fn trailers(fields: &Fields) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(fields.len());
-    for (name, value) in fields.iter() {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
-            map.append(n, v);
-        }
-    }
-    map
-}
-
 impl HttpBody for RequestBody {
     type Data = Bytes;
     type Error = std::io::Error;
@@ -164,12 +151,12 @@ impl HttpBody for RequestBody {
                 }
                 Framing::Chunked(decoder) => match decoder.decode(&mut reader.buf) {
                     Ok(Some(Chunk::Data(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(Some(Chunk::End(fields))) => {
+                    // Trailers are dropped, as Envoy's HTTP/1 codec drops
+                    // them unless `Http1ProtocolOptions.enable_trailers`
+                    // (off by default, and in Istio).
+                    Ok(Some(Chunk::End(_))) => {
                         this.finish(true);
-                        if fields.is_empty() {
-                            return Poll::Ready(None);
-                        }
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers(&fields)))));
+                        return Poll::Ready(None);
                     }
                     // Bad framing: hyper's decoder says `InvalidData`, which
                     // the request path answers 400 DPE.
