@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::HeaderMap;
+use strait::header_list::HeaderList;
 use strait::compile::{ProxyIdentity, Snapshot, compile};
 use strait::load::{LoadOptions, load_str};
 use strait::route::RequestView;
@@ -28,7 +28,7 @@ fn snapshot(n: usize) -> Snapshot {
 }
 
 fn select(c: &mut Criterion) {
-    let headers = HeaderMap::new();
+    let headers = HeaderList::new();
     for n in [10usize, 10_000] {
         let snap = snapshot(n);
         let authority = format!("svc{}:80", n / 2);

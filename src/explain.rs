@@ -572,13 +572,14 @@ fn explain_in(
         .map_or(vhost.name.as_str(), |(h, _)| h);
     r.other_virtual_services = others(config, opts, fqdn, vhost.virtual_service.as_deref());
 
+    let headers = crate::header_list::HeaderList::from(req.headers.clone());
     let view = RequestView {
         method: &req.method,
         scheme: &req.scheme,
         authority: &req.authority,
         path: &req.path,
         query: req.query.as_deref(),
-        headers: &req.headers,
+        headers: &headers,
     };
     let mut traces = Vec::new();
     let chosen = vhost.select_traced(&view, |route, res| {

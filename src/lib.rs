@@ -13,6 +13,7 @@ pub mod explain;
 pub mod flags;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod header_list;
 pub mod http1;
 pub mod kubernetes;
 pub mod load;

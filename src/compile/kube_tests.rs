@@ -133,7 +133,7 @@ fn subsets_select_pod_and_topology_labels() {
 }
 
 fn route_to(s: &Snapshot, authority: &str) -> Option<String> {
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     let view = RequestView {
         method: "GET",
         scheme: "http",

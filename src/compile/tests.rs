@@ -32,7 +32,7 @@ fn get<'a>(
     s: &'a Snapshot,
     authority: &str,
     path: &str,
-    headers: &'a http::HeaderMap,
+    headers: &'a crate::header_list::HeaderList,
 ) -> Option<&'a Route> {
     let view = RequestView {
         method: "GET",
@@ -55,7 +55,7 @@ fn clusters_of(r: &Route) -> Vec<(String, u32)> {
 #[test]
 fn bookinfo_routes_jason_to_v2_and_splits_the_rest() {
     let s = bookinfo();
-    let mut h = http::HeaderMap::new();
+    let mut h = crate::header_list::HeaderList::new();
     let r = get(&s, "reviews:9080", "/", &h).expect("a route");
     assert_eq!(
         clusters_of(r),
@@ -70,7 +70,10 @@ fn bookinfo_routes_jason_to_v2_and_splits_the_rest() {
             )
         ]
     );
-    h.insert("end-user", "jason".parse().unwrap());
+    h.insert(
+        http::HeaderName::from_static("end-user"),
+        "jason".parse().unwrap(),
+    );
     let r = get(&s, "reviews:9080", "/", &h).expect("a route");
     assert_eq!(&*r.name, "jason");
     assert_eq!(
@@ -92,7 +95,7 @@ fn bookinfo_routes_jason_to_v2_and_splits_the_rest() {
 #[test]
 fn sidecar_domain_forms_of_a_kubernetes_host() {
     let s = bookinfo();
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     for a in [
         "reviews:9080",
         "reviews.default:9080",
@@ -124,7 +127,7 @@ spec:
 #[test]
 fn service_without_virtual_service_gets_istio_default_route() {
     let s = snap(SVC);
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     let r = get(&s, "r", "/anything", &h).expect("default route");
     assert_eq!(&*r.name, "default");
     assert_eq!(
@@ -162,7 +165,7 @@ spec:
     route: [{{destination: {{host: r}}}}]
 "
     ));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     assert_eq!(&*get(&s, "r", "/api/x", &h).unwrap().name, "api");
     assert_eq!(&*get(&s, "r", "/never", &h).unwrap().name, "all");
     assert_eq!(
@@ -186,7 +189,7 @@ spec:
     route: [{{destination: {{host: r}}}}]
 "
     ));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     assert!(get(&s, "r", "/other", &h).is_none());
 }
 
@@ -203,7 +206,7 @@ spec:
   - route: [{{destination: {{host: r, subset: v9}}}}]
 "
     ));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     let r = get(&s, "r", "/", &h).unwrap();
     let Action::Forward(w) = &r.action else {
         panic!()
@@ -231,7 +234,7 @@ spec:
     route: [{{destination: {{host: r}}}}]
 "
     ));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     assert_eq!(&*get(&s, "r", "/", &h).unwrap().name, "fallback");
 }
 
@@ -254,7 +257,7 @@ spec:
   http: [{{name: a, route: [{{destination: {{host: r}}}}]}}]
 "
     ));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     assert_eq!(
         &*get(&s, "r", "/", &h).unwrap().name,
         "a",
@@ -277,7 +280,7 @@ spec:
     - {{destination: {{host: r, subset: b}}, weight: 5}}
 "
     ));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     assert_eq!(clusters_of(get(&s, "r", "/", &h).unwrap()).len(), 1);
 }
 
@@ -431,7 +434,7 @@ fn consistent_hash_destinations_drop_the_default_previous_hosts_retry_predicate(
     let dr = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n";
     let vs = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: s}\nspec:\n  hosts: [s]\n  http:\n  - match: [{uri: {prefix: /explicit}}]\n    retries: {attempts: 1, retryIgnorePreviousHosts: true}\n    route: [{destination: {host: r}}]\n  - route: [{destination: {host: r}}]\n";
     let s = snap(&format!("{se}{dr}{vs}"));
-    let h = http::HeaderMap::new();
+    let h = crate::header_list::HeaderList::new();
     let avoid = |authority: &str, path: &str| {
         get(&s, authority, path, &h)
             .expect("a route")

@@ -198,13 +198,14 @@ fn explain_agrees_with_the_selection_the_proxy_uses() {
         let host = hosts[(i as usize / 4) % hosts.len()];
         let req = Request::parse("GET", &format!("http://{host}/p{i}"), h.clone()).unwrap();
         let report = explain(&cfg, &snap, &opts(), &req);
+        let list = crate::header_list::HeaderList::from(h.clone());
         let view = RequestView {
             method: "GET",
             scheme: "http",
             authority: host,
             path: &req.path,
             query: None,
-            headers: &h,
+            headers: &list,
         };
         let proxy = snap
             .routes

@@ -164,13 +164,14 @@ pub fn route(data: &[u8]) {
 
     // Strings exactly as they came: matching is on `&str` and must hold up
     // to anything, including what hyper would have refused.
+    let headers = crate::header_list::HeaderList::from(req.headers.clone());
     let view = RequestView {
         method: req.method,
         scheme: req.scheme,
         authority: &req.authority,
         path: req.path,
         query: req.query,
-        headers: &req.headers,
+        headers: &headers,
     };
     select(mesh, &view, data);
 
@@ -178,13 +179,14 @@ pub fn route(data: &[u8]) {
     let Some(parsed) = req.to_explain() else {
         return;
     };
+    let headers = crate::header_list::HeaderList::from(parsed.headers.clone());
     let view = RequestView {
         method: &parsed.method,
         scheme: &parsed.scheme,
         authority: &parsed.authority,
         path: &parsed.path,
         query: parsed.query.as_deref(),
-        headers: &parsed.headers,
+        headers: &headers,
     };
     select(mesh, &view, data);
     let report = explain::explain(

@@ -135,6 +135,19 @@ pub struct Header {
     value: Span,
 }
 
+impl Header {
+    /// The ranges of httparse's lines, slices of `base`.
+    fn ranges(base: &[u8], parsed: &[httparse::Header<'_>]) -> Vec<Header> {
+        parsed
+            .iter()
+            .map(|h| Header {
+                name: Span::of(base, h.name.as_bytes()),
+                value: Span::of(base, h.value),
+            })
+            .collect()
+    }
+}
+
 /// A header list: a head's, or a chunked body's trailers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
@@ -145,14 +158,18 @@ pub struct Fields {
 impl Fields {
     /// The lines `parsed` found in `bytes` (httparse's slices of it).
     pub(super) fn new(bytes: Bytes, parsed: &[httparse::Header<'_>]) -> Fields {
-        let headers = parsed
-            .iter()
-            .map(|h| Header {
-                name: Span::of(&bytes, h.name.as_bytes()),
-                value: Span::of(&bytes, h.value),
-            })
-            .collect();
+        let headers = Header::ranges(&bytes, parsed);
         Fields { bytes, headers }
+    }
+
+    /// The lines as the request path's header list (the same bytes).
+    pub fn to_list(&self) -> crate::header_list::HeaderList {
+        crate::header_list::HeaderList::from_ranges(
+            self.bytes.clone(),
+            self.headers
+                .iter()
+                .map(|h| (h.name.start..h.name.end, h.value.start..h.value.end)),
+        )
     }
 
     /// Every line in order, names as sent.
@@ -230,7 +247,7 @@ impl RequestHead {
         &self.uri
     }
 
-    /// Every header line in order, names as sent.
+    /// Every header line in order, names lowercase.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.fields.iter()
     }
@@ -243,6 +260,12 @@ impl RequestHead {
     /// The header lines as a header map (see [`Fields::to_header_map`]).
     pub fn header_map(&self) -> Result<http::HeaderMap, Refusal> {
         self.fields.to_header_map()
+    }
+
+    /// The header lines as the request path's list (lowercase names, the
+    /// head's bytes shared).
+    pub fn header_list(&self) -> crate::header_list::HeaderList {
+        self.fields.to_list()
     }
 
     /// How many header lines.
@@ -332,7 +355,11 @@ impl HeadReader {
     /// Take a complete head off the front of `buf`: `Ok(None)` while more
     /// bytes are needed. Blank lines before a head are dropped (RFC 9112
     /// §2.2).
-    fn take(&mut self, buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<Bytes>, Refusal> {
+    fn take(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &HeadLimits,
+    ) -> Result<Option<BytesMut>, Refusal> {
         if self.searched == 0 {
             let blank = buf
                 .iter()
@@ -358,7 +385,7 @@ impl HeadReader {
                 if self.bare_lf {
                     return Err(Refusal::Malformed);
                 }
-                Ok(Some(buf.split_to(end).freeze()))
+                Ok(Some(buf.split_to(end)))
             }
             None if buf.len() > limits.max_raw() => Err(Refusal::TooLarge),
             None => {
@@ -402,46 +429,22 @@ impl RequestReader {
     }
 }
 
-fn request_from(bytes: Bytes, limits: &HeadLimits) -> Result<RequestHead, Refusal> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
-    let mut vec_slots;
-    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers < STACK_HEADERS {
-        &mut slots[..=limits.max_headers]
-    } else {
-        vec_slots = Vec::new();
-        vec_slots.resize_with(limits.max_headers.saturating_add(1), MaybeUninit::uninit);
-        &mut vec_slots
-    };
-    let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(&bytes, slots) {
-        Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
-        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
-        _ => return Err(Refusal::Malformed),
-    }
-    if req.headers.len() > limits.max_headers {
-        return Err(Refusal::TooLarge);
-    }
-    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
-        return Err(Refusal::Malformed);
-    };
-    if path.len() > 65_534 {
-        return Err(Refusal::UriTooLong);
-    }
-    let mut counted = method.len() + path.len();
-    for h in req.headers.iter() {
-        counted += h.name.len() + h.value.len();
-    }
-    if counted > limits.max_head_bytes {
-        return Err(Refusal::TooLarge);
-    }
-    let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| Refusal::Malformed)?;
-    let target = Span::of(&bytes, path.as_bytes());
+fn request_from(mut bytes: BytesMut, limits: &HeadLimits) -> Result<RequestHead, Refusal> {
+    let line = parse_request_line(&bytes, limits)?;
+    lowercase_names(&mut bytes, &line.headers);
+    let bytes = bytes.freeze();
+    let RequestLine {
+        method,
+        target,
+        minor,
+        headers,
+    } = line;
     let version = if minor == 0 {
         Version::Http10
     } else {
         Version::Http11
     };
-    let fields = Fields::new(bytes.clone(), req.headers);
+    let fields = Fields { bytes, headers };
     let framing = FramingHeaders::of(&fields)?;
     // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
     // framing.
@@ -469,6 +472,66 @@ fn request_from(bytes: Bytes, limits: &HeadLimits) -> Result<RequestHead, Refusa
         version,
         body,
     })
+}
+
+/// A request head's line and header ranges, parsed and counted against
+/// the limits.
+struct RequestLine {
+    method: http::Method,
+    target: Span,
+    minor: u8,
+    headers: Vec<Header>,
+}
+
+fn parse_request_line(bytes: &[u8], limits: &HeadLimits) -> Result<RequestLine, Refusal> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut vec_slots;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers < STACK_HEADERS {
+        &mut slots[..=limits.max_headers]
+    } else {
+        vec_slots = Vec::new();
+        vec_slots.resize_with(limits.max_headers.saturating_add(1), MaybeUninit::uninit);
+        &mut vec_slots
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(bytes, slots) {
+        Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+        _ => return Err(Refusal::Malformed),
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(Refusal::TooLarge);
+    }
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Refusal::Malformed);
+    };
+    if path.len() > 65_534 {
+        return Err(Refusal::UriTooLong);
+    }
+    let mut counted = method.len() + path.len();
+    for h in req.headers.iter() {
+        counted += h.name.len() + h.value.len();
+    }
+    if counted > limits.max_head_bytes {
+        return Err(Refusal::TooLarge);
+    }
+    Ok(RequestLine {
+        method: http::Method::from_bytes(method.as_bytes()).map_err(|_| Refusal::Malformed)?,
+        target: Span::of(bytes, path.as_bytes()),
+        minor,
+        headers: Header::ranges(bytes, req.headers),
+    })
+}
+
+/// Header names lowercase in the head itself, as `http` and Envoy keep
+/// them: lookups compare bytes, and what is forwarded is lowercase as
+/// Envoy's HTTP/1 codec writes it.
+fn lowercase_names(bytes: &mut [u8], headers: &[Header]) {
+    for h in headers {
+        if let Some(name) = bytes.get_mut(h.name.start as usize..h.name.end as usize) {
+            name.make_ascii_lowercase();
+        }
+    }
 }
 
 /// What the framing headers of a head say.
@@ -597,7 +660,7 @@ impl ResponseReader {
         let Some(bytes) = self.head.take(buf, limits)? else {
             return Ok(None);
         };
-        response_from(bytes, limits, method).map(Some)
+        response_from(bytes.freeze(), limits, method).map(Some)
     }
 }
 

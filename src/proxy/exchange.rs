@@ -11,8 +11,33 @@ use http::HeaderName;
 use super::flags::Flags;
 use super::local_reply::LocalReply;
 use crate::cluster::{HostGuard, Permit};
+use crate::header_list::HeaderList;
 
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// A request's head as the request path carries it: `http`'s parts but
+/// for the header list, which strait's HTTP/1.1 codec fills without
+/// hashing or copying.
+#[derive(Debug)]
+pub struct RequestParts {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub version: http::Version,
+    pub headers: HeaderList,
+    pub extensions: http::Extensions,
+}
+
+impl From<http::request::Parts> for RequestParts {
+    fn from(p: http::request::Parts) -> RequestParts {
+        RequestParts {
+            method: p.method,
+            uri: p.uri,
+            version: p.version,
+            headers: HeaderList::from(p.headers),
+            extensions: p.extensions,
+        }
+    }
+}
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]

@@ -11,15 +11,16 @@ use http::{Response, Version};
 use http_body_util::BodyExt;
 
 use super::body::{self, Body, Prefixed, Replayable, buffer_body};
-use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, hit};
+use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, RequestParts, hit};
 use super::flags::Flags;
-use super::hop_by_hop::strip_hop_by_hop;
+use super::hop_by_hop::{strip_hop_by_hop, strip_hop_by_hop_list};
 use super::local_reply::LocalReply;
 use super::upstream::{Outgoing, PoolStats, SendError};
 use super::{Shared, ejection};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::{ClusterState, Host, Permit, Pick, PickError};
 use crate::compile::{Cluster, Snapshot};
+use crate::header_list::HeaderList;
 use crate::metrics::{ClusterLabels, Metrics};
 use crate::route::{Action, RetryPolicy, Route, WeightedCluster, rewrite};
 
@@ -98,7 +99,7 @@ struct Plan<'a> {
 /// method and version come from the downstream request's).
 #[derive(Clone)]
 struct Head {
-    headers: http::HeaderMap,
+    headers: HeaderList,
     authority: HeaderValue,
     path_and_query: PathAndQuery,
 }
@@ -171,7 +172,7 @@ pub struct Forwarding<'a> {
 
 pub async fn forward(
     req: &Forwarding<'_>,
-    parts: &mut http::request::Parts,
+    parts: &mut RequestParts,
     body: Body,
     outcome: &mut Outcome,
 ) -> Response<Body> {
@@ -261,17 +262,17 @@ pub async fn forward(
 /// tokens go with the Connection header). Istio enables only the websocket
 /// upgrade (`upgrade_configs`); any other is refused before it reaches an
 /// upstream.
-fn check_upgrade(parts: &mut http::request::Parts) -> Option<LocalReply> {
+fn check_upgrade(parts: &mut RequestParts) -> Option<LocalReply> {
     if parts.version == Version::HTTP_2 {
         return None;
     }
-    let upgrade = parts.headers.get(header::UPGRADE)?;
-    if upgrade.as_bytes().eq_ignore_ascii_case(b"h2c") {
-        parts.headers.remove(header::UPGRADE);
+    let upgrade = parts.headers.get("upgrade")?;
+    if upgrade.eq_ignore_ascii_case(b"h2c") {
+        parts.headers.remove("upgrade");
         parts.headers.remove("http2-settings");
         return None;
     }
-    (!upgrade.as_bytes().eq_ignore_ascii_case(b"websocket")).then(LocalReply::upgrade_failed)
+    (!upgrade.eq_ignore_ascii_case(b"websocket")).then(LocalReply::upgrade_failed)
 }
 
 /// The plan phase: the weighted destination, its cluster (NC if absent)
@@ -280,7 +281,7 @@ fn check_upgrade(parts: &mut http::request::Parts) -> Option<LocalReply> {
 /// header operations applied, authority and path rewritten).
 fn plan<'a>(
     req: &Forwarding<'a>,
-    parts: &mut http::request::Parts,
+    parts: &mut RequestParts,
     outcome: &mut Outcome,
 ) -> Result<Plan<'a>, LocalReply> {
     let Forwarding {
@@ -332,26 +333,24 @@ fn plan<'a>(
     let set_cookie = hashed.and_then(|h| h.set_cookie);
     // The upstream request's head, shared by every try (the request's own
     // headers are not read again).
-    let upgrade = parts.headers.contains_key(header::UPGRADE) && parts.version != Version::HTTP_2;
+    let upgrade = parts.headers.contains("upgrade") && parts.version != Version::HTTP_2;
     let mut headers = std::mem::take(&mut parts.headers);
-    strip_hop_by_hop(&mut headers, upgrade);
-    headers.remove(header::HOST);
+    strip_hop_by_hop_list(&mut headers, upgrade);
+    headers.remove("host");
     if let Some(tls) = &conn.tls {
         // Envoy on a gateway (`use_remote_address`, no trusted hops) says
         // how the request really came; with SANITIZE_SET it drops a
         // client's `x-forwarded-client-cert` and sets its own on mTLS.
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        headers.remove(X_FORWARDED_CLIENT_CERT);
+        headers.remove(X_FORWARDED_CLIENT_CERT.as_str());
         if let Some(v) = &tls.xfcc {
             headers.insert(X_FORWARDED_CLIENT_CERT, v.clone());
         }
     } else {
         if conn.gateway_port.is_some() {
-            headers.remove(X_FORWARDED_CLIENT_CERT);
+            headers.remove(X_FORWARDED_CLIENT_CERT.as_str());
         }
-        if !headers.contains_key(X_FORWARDED_PROTO) {
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        }
+        headers.insert_if_absent(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     route.request_headers.apply(&mut headers);
     dest.request_headers.apply(&mut headers);
@@ -417,7 +416,7 @@ async fn attempt(
     shared: &Shared,
     plan: &Plan<'_>,
     live: &ClusterState,
-    parts: &http::request::Parts,
+    parts: &RequestParts,
     req_body: &mut ReqBody,
     retries: &mut Retries<'_>,
     outcome: &mut Outcome,
@@ -698,7 +697,7 @@ fn mirror(
     shared: &Arc<Shared>,
     snap: &Arc<Snapshot>,
     route: &Route,
-    parts: &http::request::Parts,
+    parts: &RequestParts,
     head: &Head,
     body: &Bytes,
 ) {

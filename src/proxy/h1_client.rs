@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -108,9 +108,11 @@ enum Framing {
 /// Write the request head into `buf`, and say how its body is framed.
 fn write_head(buf: &mut BytesMut, out: &Outgoing<'_>) -> Framing {
     let headers = out.headers;
-    let framing = if headers.contains_key(header::CONTENT_LENGTH) {
+    let has_length = headers.contains("content-length");
+    let has_coding = headers.contains("transfer-encoding");
+    let framing = if has_length {
         Framing::Length
-    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+    } else if has_coding {
         Framing::Chunked
     } else {
         match out.body.size_hint().exact() {
@@ -125,13 +127,11 @@ fn write_head(buf: &mut BytesMut, out: &Outgoing<'_>) -> Framing {
     };
     let mut length = itoa_buf();
     let added: Option<(&[u8], &[u8])> = match framing {
-        Framing::Length if !headers.contains_key(header::CONTENT_LENGTH) => {
+        Framing::Length if !has_length => {
             let n = out.body.size_hint().exact().unwrap_or(0);
             Some((b"content-length", format_u64(&mut length, n)))
         }
-        Framing::Chunked if !headers.contains_key(header::TRANSFER_ENCODING) => {
-            Some((b"transfer-encoding", b"chunked"))
-        }
+        Framing::Chunked if !has_coding => Some((b"transfer-encoding", b"chunked")),
         _ => None,
     };
     codec::write::request_head(
@@ -140,12 +140,7 @@ fn write_head(buf: &mut BytesMut, out: &Outgoing<'_>) -> Framing {
         out.path_and_query.as_str().as_bytes(),
         codec::Version::Http11,
         std::iter::once((&b"host"[..], out.authority.as_bytes()))
-            .chain(
-                headers
-                    .iter()
-                    .filter(|(n, _)| *n != header::HOST)
-                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-            )
+            .chain(headers.iter().filter(|(n, _)| *n != b"host"))
             .chain(added),
     );
     framing

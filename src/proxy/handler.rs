@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, Uri, Version};
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Response, Uri, Version};
 
 use super::Shared;
 use super::access_log::{Entry, format_time};
 use super::body::{self, Body, Counted};
-pub use super::exchange::{ConnInfo, Outcome};
+pub use super::exchange::{ConnInfo, Outcome, RequestParts};
 use super::exchange::{GRPC_STATUS, hit};
 use super::flags::Flags;
 use super::forward;
 use super::limits::{self, IdleReset, StreamIdle, within_stream_idle};
 use super::local_reply::{self, LocalReply};
 use crate::compile::Snapshot;
+use crate::header_list::{HeaderList, as_text};
 use crate::route::{AbortKind, Action, Cors, Redirect, RequestView, Route, rewrite};
 
 fn protocol(v: Version) -> &'static str {
@@ -30,18 +32,15 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
-fn header_str(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+fn header_str(h: &HeaderList, name: &str) -> Option<String> {
+    h.get_str(name).map(str::to_string)
 }
 
 /// Envoy's `Grpc::Common::hasGrpcContentType`: `application/grpc` or
 /// `application/grpc+…` (`application/grpc-web` is not gRPC).
-pub fn is_grpc(h: &HeaderMap) -> bool {
-    h.get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes()
-            .strip_prefix(b"application/grpc")
+pub fn is_grpc(h: &HeaderList) -> bool {
+    h.get("content-type").is_some_and(|v| {
+        v.strip_prefix(b"application/grpc")
             .is_some_and(|rest| rest.is_empty() || rest[0] == b'+')
     })
 }
@@ -50,7 +49,8 @@ pub fn is_grpc(h: &HeaderMap) -> bool {
 pub async fn handle<B>(
     shared: Arc<Shared>,
     conn: ConnInfo,
-    req: Request<B>,
+    mut parts: RequestParts,
+    incoming: B,
 ) -> Result<Response<Body>, Infallible>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
@@ -58,7 +58,7 @@ where
 {
     if !conn.head_checked
         && limits::head_too_large(
-            &req,
+            &parts,
             shared.limits.max_request_headers_kb.saturating_mul(1024),
         )
     {
@@ -66,18 +66,15 @@ where
     }
     let started = Instant::now();
     let start_time = SystemTime::now();
-    let (mut parts, incoming) = req.into_parts();
     // Istio's sidecar generates x-request-id when the client did not.
-    parts.headers.entry(X_REQUEST_ID).or_insert_with(request_id);
+    if !parts.headers.contains(X_REQUEST_ID.as_str()) {
+        parts.headers.append(X_REQUEST_ID, request_id());
+    }
     let grpc = is_grpc(&parts.headers);
     // Shares the request's bytes: no copy of the authority per request.
     let host = match parts.uri.authority() {
         Some(a) => Some(Authority::Uri(a.clone())),
-        None => parts
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .map(Authority::Header),
+        None => parts.headers.get_shared("host").map(Authority::Header),
     };
     let authority = host.as_ref().and_then(Authority::as_str);
     let mut entry = log_entry(&shared, &conn, &parts, authority, start_time);
@@ -181,7 +178,7 @@ where
 fn log_entry(
     shared: &Shared,
     conn: &ConnInfo,
-    parts: &http::request::Parts,
+    parts: &RequestParts,
     authority: Option<&str>,
     start_time: SystemTime,
 ) -> Option<Entry> {
@@ -194,8 +191,8 @@ fn log_entry(
             .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
         protocol: protocol(parts.version),
         x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
-        user_agent: header_str(&parts.headers, header::USER_AGENT),
-        request_id: header_str(&parts.headers, X_REQUEST_ID),
+        user_agent: header_str(&parts.headers, "user-agent"),
+        request_id: header_str(&parts.headers, X_REQUEST_ID.as_str()),
         authority: authority.map(str::to_string),
         downstream_local_address: conn.local.to_string(),
         downstream_remote_address: conn.remote.to_string(),
@@ -211,7 +208,7 @@ fn log_entry(
 async fn respond(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    parts: &mut http::request::Parts,
+    parts: &mut RequestParts,
     incoming: Body,
     authority: Option<&str>,
     grpc: bool,
@@ -283,14 +280,14 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The request's authority: the URI's (HTTP/2, absolute form) or `Host`.
 enum Authority {
     Uri(http::uri::Authority),
-    Header(HeaderValue),
+    Header(Bytes),
 }
 
 impl Authority {
     fn as_str(&self) -> Option<&str> {
         match self {
             Authority::Uri(a) => Some(a.as_str()),
-            Authority::Header(v) => v.to_str().ok(),
+            Authority::Header(v) => as_text(v),
         }
     }
 }
@@ -319,7 +316,7 @@ fn request_id() -> HeaderValue {
 async fn route(
     shared: &Arc<Shared>,
     conn: &ConnInfo,
-    parts: &mut http::request::Parts,
+    parts: &mut RequestParts,
     body: Body,
     authority: &str,
     grpc: bool,
@@ -356,12 +353,10 @@ async fn route(
     };
     outcome.route_name = (!route.name.is_empty()).then(|| route.name.clone());
 
-    let origin = header_str(&parts.headers, header::ORIGIN);
+    let origin = header_str(&parts.headers, "origin");
     if let (Some(cors), Some(origin)) = (&route.cors, &origin)
         && parts.method == Method::OPTIONS
-        && parts
-            .headers
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && parts.headers.contains("access-control-request-method")
         && let Some(r) = preflight(cors, origin)
     {
         outcome.details = "cors_response".into();
@@ -433,12 +428,12 @@ async fn route(
                 .as_ref()
                 .and_then(|name| clusters.iter().find(|c| c.name == *name))
             {
-                dest.response_headers.apply(r.headers_mut());
+                dest.response_headers.apply_to_map(r.headers_mut());
             }
             r
         }
     };
-    route.response_headers.apply(response.headers_mut());
+    route.response_headers.apply_to_map(response.headers_mut());
     if let (Some(cors), Some(origin)) = (&route.cors, &origin) {
         cors.decorate(origin, response.headers_mut());
     }

@@ -3,6 +3,42 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
+use crate::header_list::HeaderList;
+
+/// Hop-by-hop lines (RFC 9110 §7.6.1) out of a request's header list: the
+/// standard names (`TE` kept when it is `trailers`; `Connection` and
+/// `Upgrade` kept for an upgrade) and the names `Connection` lists. One
+/// pass finds none on most requests.
+pub fn strip_hop_by_hop_list(h: &mut HeaderList, keep_upgrade: bool) {
+    if !h.iter().any(|(n, _)| index_of(n).is_some()) {
+        return;
+    }
+    let mut listed: Vec<Vec<u8>> = Vec::new();
+    for v in h.get_all("connection") {
+        for name in v.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if name.is_empty()
+                || name.eq_ignore_ascii_case(b"keep-alive")
+                || (keep_upgrade && name.eq_ignore_ascii_case(b"upgrade"))
+            {
+                continue;
+            }
+            listed.push(name.to_ascii_lowercase());
+        }
+    }
+    let te_trailers = h
+        .get("te")
+        .is_some_and(|te| te.eq_ignore_ascii_case(b"trailers"));
+    h.retain(|n, _| {
+        let standard_keep = match index_of(n) {
+            None => true,
+            Some(CONNECTION_AT | UPGRADE_AT) => keep_upgrade,
+            Some(TE_AT) => te_trailers,
+            Some(_) => false,
+        };
+        standard_keep && !listed.iter().any(|l| l.as_slice() == n)
+    });
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds which are present; most messages carry
@@ -69,15 +105,20 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 /// switch, then one comparison) instead of eight `HeaderName` comparisons
 /// per header.
 fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
-    Some(match name.as_str() {
-        "connection" => 0,
-        "keep-alive" => 1,
-        "proxy-connection" => 2,
-        "proxy-authenticate" => 3,
-        "proxy-authorization" => 4,
-        "transfer-encoding" => 5,
-        "upgrade" => 6,
-        "te" => 7,
+    index_of(name.as_str().as_bytes())
+}
+
+/// `hop_by_hop_index` of a lowercase name's bytes.
+fn index_of(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b"connection" => 0,
+        b"keep-alive" => 1,
+        b"proxy-connection" => 2,
+        b"proxy-authenticate" => 3,
+        b"proxy-authorization" => 4,
+        b"transfer-encoding" => 5,
+        b"upgrade" => 6,
+        b"te" => 7,
         _ => return None,
     })
 }
@@ -107,6 +148,62 @@ mod tests {
         h.insert(header::TE, "trailers".parse().unwrap());
         strip_hop_by_hop(&mut h, false);
         assert!(h.contains_key(header::TE), "gRPC needs te: trailers");
+    }
+
+    /// The list version strips exactly what the map version strips.
+    #[test]
+    fn the_list_and_the_map_strip_alike() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[
+                ("connection", "close, x-secret"),
+                ("x-secret", "1"),
+                ("te", "gzip"),
+                ("keep-alive", "timeout=5"),
+                ("x-keep", "1"),
+            ],
+            &[("te", "trailers"), ("x-a", "1")],
+            &[
+                ("connection", "Upgrade"),
+                ("connection", "X-Other"),
+                ("upgrade", "websocket"),
+                ("x-other", "1"),
+                ("proxy-authorization", "s"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[("connection", "close"), ("close", "x")],
+            &[("connection", "te"), ("te", "trailers")],
+            &[("host", "a"), ("x-b", "2")],
+        ];
+        for lines in cases {
+            for keep_upgrade in [false, true] {
+                let mut map = HeaderMap::new();
+                let mut list = HeaderList::new();
+                for (n, v) in *lines {
+                    let (n, v) = (
+                        HeaderName::from_static(n),
+                        http::HeaderValue::from_static(v),
+                    );
+                    map.append(n.clone(), v.clone());
+                    list.append(n, v);
+                }
+                strip_hop_by_hop(&mut map, keep_upgrade);
+                strip_hop_by_hop_list(&mut list, keep_upgrade);
+                let from_map: Vec<(String, String)> = map
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                    .collect();
+                let from_list: Vec<(String, String)> = list
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            String::from_utf8_lossy(n).into(),
+                            String::from_utf8_lossy(v).into(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(from_list, from_map, "{lines:?} keep_upgrade={keep_upgrade}");
+            }
+        }
     }
 
     #[test]

@@ -370,7 +370,8 @@ pub(crate) async fn serve_http<S>(
         // that holds the request and awaits a future holding it too is
         // twice the size, and hyper moves it (into an HTTP/2 stream's task).
         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            handler::handle(shared.clone(), conn.clone(), req)
+            let (parts, body) = req.into_parts();
+            handler::handle(shared.clone(), conn.clone(), parts.into(), body)
         });
         let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(c);

@@ -132,7 +132,7 @@ pub struct Outgoing<'a> {
     /// Sent as `Host` (HTTP/1.1) or `:authority` (HTTP/2).
     pub authority: &'a HeaderValue,
     /// Every other header (hop-by-hop ones already stripped).
-    pub headers: &'a http::HeaderMap,
+    pub headers: &'a crate::header_list::HeaderList,
     pub body: Body,
 }
 
@@ -159,7 +159,10 @@ impl Outgoing<'_> {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;
         *req.version_mut() = version;
-        *req.headers_mut() = self.headers.clone();
+        *req.headers_mut() = self
+            .headers
+            .to_header_map()
+            .map_err(|_| bad(&"invalid header"))?;
         if version == Version::HTTP_11 {
             req.headers_mut()
                 .insert(header::HOST, self.authority.clone());
@@ -501,7 +504,7 @@ impl ClusterPool {
             Ok(o) => o.as_ref(),
             Err(reason) => return Err(SendError::Connect(reason.clone())),
         };
-        let upgrade = out.headers.contains_key(header::UPGRADE);
+        let upgrade = out.headers.contains("upgrade");
         let proto = self.effective(downstream, upgrade);
         if proto == UpstreamProtocol::Http1 && !upgrade {
             // The common case: strait's HTTP/1.1 client, no owned request.

@@ -9,7 +9,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
+
+use crate::header_list::HeaderList;
 use xxhash_rust::xxh64::{Xxh64, xxh64};
 
 use crate::model::ConsistentHashLB;
@@ -84,7 +86,7 @@ impl HashKey {
     /// A generated cookie is derived from `source` alone (port 0, unspecified
     /// local address): see [`compute_for_connection`](Self::compute_for_connection)
     /// for Envoy's exact per-connection value.
-    pub fn compute(&self, headers: &HeaderMap, query: Option<&str>, source: IpAddr) -> HashResult {
+    pub fn compute(&self, headers: &HeaderList, query: Option<&str>, source: IpAddr) -> HashResult {
         self.compute_for_connection(
             headers,
             query,
@@ -100,7 +102,7 @@ impl HashKey {
     /// one connection gets the same cookie.
     pub fn compute_for_connection(
         &self,
-        headers: &HeaderMap,
+        headers: &HeaderList,
         query: Option<&str>,
         remote: SocketAddr,
         local: SocketAddr,
@@ -158,8 +160,8 @@ impl HashKey {
 
 /// Envoy `HeaderHashMethod::evaluate`: all values of the header, sorted (so
 /// order does not matter), hashed as one stream (no separators).
-fn header_hash(headers: &HeaderMap, name: &str) -> Option<u64> {
-    let mut values: Vec<&[u8]> = headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
+fn header_hash(headers: &HeaderList, name: &str) -> Option<u64> {
+    let mut values: Vec<&[u8]> = headers.get_all(name).collect();
     if values.is_empty() {
         return None;
     }
@@ -174,9 +176,9 @@ fn header_hash(headers: &HeaderMap, name: &str) -> Option<u64> {
 /// Envoy `Utility::parseCookieValue`: the first `name=value` pair in any
 /// `Cookie` header, split on `;`, leading spaces skipped, surrounding double
 /// quotes removed. An empty value counts as absent (Envoy returns "").
-fn parse_cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    for header in headers.get_all(http::header::COOKIE) {
-        let Ok(text) = std::str::from_utf8(header.as_bytes()) else {
+fn parse_cookie_value(headers: &HeaderList, name: &str) -> Option<String> {
+    for header in headers.get_all("cookie") {
+        let Ok(text) = std::str::from_utf8(header) else {
             continue;
         };
         for part in text.split(';') {

@@ -2,7 +2,9 @@
 //! ANDed; exact and prefix case-sensitive (URI aside with `ignoreUriCase`);
 //! regexes RE2 and full-match; headers with several values joined by `,`.
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
+
+use crate::header_list::{HeaderList, as_text};
 use regex::Regex;
 
 /// The parts of a request that matching reads, borrowed from it.
@@ -15,7 +17,7 @@ pub struct RequestView<'a> {
     pub path: &'a str,
     /// Raw query string (after `?`), if any.
     pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
+    pub headers: &'a HeaderList,
 }
 
 /// A compiled `StringMatch`.
@@ -244,18 +246,18 @@ fn header_value<'a>(req: &RequestView<'a>, key: &HeaderKey) -> Option<std::borro
         }
         HeaderKey::Pseudo(_) => return None,
     };
-    let mut it = req.headers.get_all(name).iter();
+    let mut it = req.headers.get_all(name.as_str());
     let first = it.next()?;
-    let first = first.to_str().unwrap_or("");
+    let first = as_text(first).unwrap_or("");
     match it.next() {
         None => Some(Cow::Borrowed(first)),
         Some(second) => {
             let mut s = String::from(first);
             s.push(',');
-            s.push_str(second.to_str().unwrap_or(""));
+            s.push_str(as_text(second).unwrap_or(""));
             for v in it {
                 s.push(',');
-                s.push_str(v.to_str().unwrap_or(""));
+                s.push_str(as_text(v).unwrap_or(""));
             }
             Some(Cow::Owned(s))
         }

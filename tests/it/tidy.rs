@@ -16,8 +16,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Small shared vocabulary.
     ("flags", &[]),
     ("logging", &[]),
+    // A message's header list as the request path carries it.
+    ("header_list", &[]),
     // The HTTP/1.1 codec (sans-IO; protocol only).
-    ("http1", &[]),
+    ("http1", &["header_list"]),
     // Kubernetes objects → the service registry (pure).
     ("kubernetes", &["config", "model"]),
     // YAML text → typed resources (pure), and where the text comes from
@@ -28,12 +30,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("validate", &["load", "config", "model"]),
     ("analyze", &["validate", "load", "config", "model"]),
     // What the request path reads, compiled from the configuration.
-    ("route", &["model"]),
+    ("route", &["header_list", "model"]),
     ("metrics", &["flags"]),
     (
         "compile",
         &[
             "route",
+            "header_list",
             "metrics",
             "kubernetes",
             "source",
@@ -46,12 +49,27 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cluster",
         &[
-            "compile", "route", "metrics", "flags", "load", "config", "model",
+            "compile",
+            "route",
+            "header_list",
+            "metrics",
+            "flags",
+            "load",
+            "config",
+            "model",
         ],
     ),
     (
         "explain",
-        &["compile", "route", "source", "load", "config", "model"],
+        &[
+            "compile",
+            "route",
+            "header_list",
+            "source",
+            "load",
+            "config",
+            "model",
+        ],
     ),
     // validate ∥ compile for a proxy identity.
     (
@@ -71,8 +89,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "proxy",
         &[
-            "cluster", "explain", "compile", "route", "metrics", "flags", "logging", "http1",
-            "load", "config", "model",
+            "cluster",
+            "explain",
+            "compile",
+            "route",
+            "metrics",
+            "flags",
+            "logging",
+            "http1",
+            "header_list",
+            "load",
+            "config",
+            "model",
         ],
     ),
     // sources → debounce → pipeline → install.
@@ -105,6 +133,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "flags",
             "http1",
+            "header_list",
             "kubernetes",
             "source",
             "load",

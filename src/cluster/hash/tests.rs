@@ -2,7 +2,7 @@ use super::*;
 use crate::compile::cluster_policy::{DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE};
 use crate::model::ConsistentHashLB;
 use crate::model::{MagLev, RingHash};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
 use std::net::{IpAddr, Ipv4Addr};
 
 const HOSTS: [(&str, u32); 3] = [("10.0.0.1:80", 1), ("10.0.0.2:80", 1), ("10.0.0.3:80", 1)];
@@ -243,8 +243,8 @@ fn pick_excluding_skips_to_an_acceptable_host() {
     }
 }
 
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
+fn headers(pairs: &[(&str, &str)]) -> crate::header_list::HeaderList {
+    let mut h = crate::header_list::HeaderList::new();
     for (k, v) in pairs {
         h.append(
             http::HeaderName::from_bytes(k.as_bytes()).unwrap(),

@@ -31,7 +31,7 @@ fn gateway_snap(yaml: &str, labels: &[(&str, &str)]) -> Snapshot {
 /// The cluster a GET to `authority` on gateway port `port` is sent to,
 /// `None` for no route (404 NR).
 fn routed(s: &Snapshot, port: u16, authority: &str, path: &str) -> Option<String> {
-    let headers = http::HeaderMap::new();
+    let headers = crate::header_list::HeaderList::new();
     let view = RequestView {
         method: "GET",
         scheme: "http",

@@ -20,7 +20,9 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request};
+use http::Method;
+
+use super::exchange::RequestParts;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
@@ -268,13 +270,6 @@ impl<'a> Connection<'a> {
 
     /// One request and its response; whether the connection carries on.
     async fn exchange(&mut self, head: RequestHead, stop: &watch::Receiver<bool>) -> bool {
-        let headers = match head.header_map() {
-            Ok(h) => h,
-            Err(r) => {
-                self.refuse(r).await;
-                return false;
-            }
-        };
         let body = match (head.body, self.reader.take()) {
             (codec::Framing::Length(n), Some(reader)) if n > 0 => {
                 RequestBody::length(reader, n, self.slot.clone())
@@ -284,7 +279,7 @@ impl<'a> Connection<'a> {
             }
             (_, reader) => {
                 self.reader = reader;
-                return self.respond(&head, headers, body::empty(), stop).await;
+                return self.respond(&head, body::empty(), stop).await;
             }
         };
         // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
@@ -293,14 +288,13 @@ impl<'a> Connection<'a> {
         } else {
             body
         };
-        self.respond(&head, headers, body::boxed(body), stop).await
+        self.respond(&head, body::boxed(body), stop).await
     }
 
     /// Hand the request to the request path and write its response.
     async fn respond(
         &mut self,
         head: &RequestHead,
-        headers: http::HeaderMap,
         body: body::Body,
         stop: &watch::Receiver<bool>,
     ) -> bool {
@@ -308,11 +302,13 @@ impl<'a> Connection<'a> {
             codec::Version::Http10 => http::Version::HTTP_10,
             codec::Version::Http11 => http::Version::HTTP_11,
         };
-        let mut req = Request::new(body);
-        *req.method_mut() = head.method().clone();
-        *req.uri_mut() = head.uri().clone();
-        *req.version_mut() = version;
-        *req.headers_mut() = headers;
+        let parts = RequestParts {
+            method: head.method().clone(),
+            uri: head.uri().clone(),
+            version,
+            headers: head.header_list(),
+            extensions: http::Extensions::new(),
+        };
         let request = response::RequestFacts {
             version: head.version,
             head: head.method() == Method::HEAD,
@@ -320,7 +316,12 @@ impl<'a> Connection<'a> {
         };
         // Boxed where it is made (one move of its state): the request
         // path's state is not part of an idle connection's task.
-        let handled = Box::pin(handler::handle(self.shared.clone(), self.conn.clone(), req));
+        let handled = Box::pin(handler::handle(
+            self.shared.clone(),
+            self.conn.clone(),
+            parts,
+            body,
+        ));
         let resp = tokio::select! {
             r = handled => match r {
                 Ok(r) => r,

@@ -5,16 +5,16 @@
 /// pseudo-headers). hyper's own check is its read-buffer cap, which a head
 /// arriving in one read can pass by the buffer's rounding; HTTP/2 header
 /// lists are bounded exactly by h2 (SETTINGS_MAX_HEADER_LIST_SIZE).
-pub fn head_too_large<B>(req: &http::Request<B>, max: usize) -> bool {
-    if req.version() >= http::Version::HTTP_2 {
+pub fn head_too_large(req: &crate::proxy::exchange::RequestParts, max: usize) -> bool {
+    if req.version >= http::Version::HTTP_2 {
         return false;
     }
-    let uri = req.uri();
-    let mut size = req.method().as_str().len()
+    let uri = &req.uri;
+    let mut size = req.method.as_str().len()
         + uri.path_and_query().map_or(1, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
-    for (name, value) in req.headers() {
-        size += name.as_str().len() + value.len();
+    for (name, value) in req.headers.iter() {
+        size += name.len() + value.len();
         if size > max {
             return true;
         }

@@ -1,8 +1,8 @@
 use super::*;
 use crate::model::HTTPCookie;
 
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
+fn headers(pairs: &[(&str, &str)]) -> HeaderList {
+    let mut h = HeaderList::new();
     for (k, v) in pairs {
         h.append(
             http::HeaderName::from_bytes(k.as_bytes()).unwrap(),

@@ -1,6 +1,7 @@
 use super::*;
+use crate::header_list::HeaderList;
 
-fn view<'a>(path: &'a str, query: Option<&'a str>, headers: &'a HeaderMap) -> RequestView<'a> {
+fn view<'a>(path: &'a str, query: Option<&'a str>, headers: &'a HeaderList) -> RequestView<'a> {
     RequestView {
         method: "GET",
         scheme: "http",
@@ -17,7 +18,7 @@ fn prefix_is_a_plain_string_prefix() {
         uri: Some(StrMatch::Prefix("/foo".into())),
         ..Default::default()
     };
-    let h = HeaderMap::new();
+    let h = HeaderList::new();
     assert!(
         m.matches(&view("/foobar", None, &h)),
         "Envoy prefix /foo matches /foobar"
@@ -32,7 +33,7 @@ fn ignore_uri_case_applies_to_exact_and_prefix() {
         ignore_uri_case: true,
         ..Default::default()
     };
-    let h = HeaderMap::new();
+    let h = HeaderList::new();
     assert!(m.matches(&view("/LOGIN", None, &h)));
 }
 
@@ -45,11 +46,14 @@ fn headers_are_anded_and_missing_header_fails() {
         }],
         ..Default::default()
     };
-    let mut h = HeaderMap::new();
+    let mut h = HeaderList::new();
     assert!(!m.matches(&view("/", None, &h)));
-    h.insert("end-user", "jason".parse().unwrap());
+    h.insert(
+        HeaderName::from_static("end-user"),
+        "jason".parse().unwrap(),
+    );
     assert!(m.matches(&view("/", None, &h)));
-    let err = m.check(&view("/", None, &HeaderMap::new())).unwrap_err();
+    let err = m.check(&view("/", None, &HeaderList::new())).unwrap_err();
     assert_eq!(err, Miss::Header(0));
     assert_eq!(
         m.describe_miss(err),
@@ -69,7 +73,7 @@ fn pseudo_headers_match_the_request_line() {
         }],
         ..Default::default()
     };
-    let h = HeaderMap::new();
+    let h = HeaderList::new();
     assert!(m(":method", StrMatch::Exact("GET".into())).matches(&view("/", None, &h)));
     assert!(!m(":method", StrMatch::Exact("POST".into())).matches(&view("/", None, &h)));
     assert!(m(":path", StrMatch::Exact("/a?b=1".into())).matches(&view("/a", Some("b=1"), &h)));
@@ -85,7 +89,7 @@ fn without_headers_treats_missing_as_empty() {
         }],
         ..Default::default()
     };
-    let h = HeaderMap::new();
+    let h = HeaderList::new();
     assert!(
         absent(StrMatch::Present).matches(&view("/", None, &h)),
         "absent header passes a presence withoutHeaders"
@@ -95,8 +99,8 @@ fn without_headers_treats_missing_as_empty() {
         !absent(StrMatch::Exact(String::new())).matches(&view("/", None, &h)),
         "missing counts as empty"
     );
-    let mut h = HeaderMap::new();
-    h.insert("x-canary", "yes".parse().unwrap());
+    let mut h = HeaderList::new();
+    h.insert(HeaderName::from_static("x-canary"), "yes".parse().unwrap());
     assert!(!absent(StrMatch::Exact("yes".into())).matches(&view("/", None, &h)));
 }
 
@@ -106,7 +110,7 @@ fn query_exact_empty_matches_bare_key() {
         query_params: vec![("debug".into(), StrMatch::Exact(String::new()))],
         ..Default::default()
     };
-    let h = HeaderMap::new();
+    let h = HeaderList::new();
     assert!(m.matches(&view("/", Some("debug"), &h)));
     assert!(m.matches(&view("/", Some("a=1&debug="), &h)));
     assert!(!m.matches(&view("/", Some("debug=1"), &h)));
@@ -122,8 +126,8 @@ fn multiple_header_values_are_joined_with_commas() {
         }],
         ..Default::default()
     };
-    let mut h = HeaderMap::new();
-    h.append("x-a", "1".parse().unwrap());
-    h.append("x-a", "2".parse().unwrap());
+    let mut h = HeaderList::new();
+    h.append(HeaderName::from_static("x-a"), "1".parse().unwrap());
+    h.append(HeaderName::from_static("x-a"), "2".parse().unwrap());
     assert!(m.matches(&view("/", None, &h)));
 }
