@@ -209,27 +209,41 @@ impl HeaderList {
         self.fields.iter().position(|f| self.name_of(f) == key)
     }
 
-    /// The lines as a `HeaderMap` (for hyper and h2, which need one),
-    /// values sharing the head's bytes.
+    /// One line as `http` types, values sharing the head's bytes.
+    fn http_line(&self, f: &Field) -> Result<(HeaderName, HeaderValue), InvalidHeader> {
+        let name = match &f.name {
+            Name::Span(s) => {
+                HeaderName::from_bytes(s.get(&self.base)).map_err(|_| InvalidHeader)?
+            }
+            Name::Header(h) => h.clone(),
+        };
+        let value = match &f.value {
+            Value::Span(s) => {
+                HeaderValue::from_maybe_shared(self.base.slice(s.start as usize..s.end as usize))
+                    .map_err(|_| InvalidHeader)?
+            }
+            Value::Header(v) => v.clone(),
+        };
+        Ok((name, value))
+    }
+
+    /// The lines as a `HeaderMap` (for hyper and h2, which need one).
     pub fn to_header_map(&self) -> Result<HeaderMap, InvalidHeader> {
         let mut map = HeaderMap::with_capacity(self.fields.len());
         for f in &self.fields {
-            let name = match &f.name {
-                Name::Span(s) => {
-                    HeaderName::from_bytes(s.get(&self.base)).map_err(|_| InvalidHeader)?
-                }
-                Name::Header(h) => h.clone(),
-            };
-            let value = match &f.value {
-                Value::Span(s) => HeaderValue::from_maybe_shared(
-                    self.base.slice(s.start as usize..s.end as usize),
-                )
-                .map_err(|_| InvalidHeader)?,
-                Value::Header(v) => v.clone(),
-            };
+            let (name, value) = self.http_line(f)?;
             map.append(name, value);
         }
         Ok(map)
+    }
+
+    /// The lines as a `HeaderMap`, leaving out any line `http` refuses.
+    pub fn to_header_map_lossy(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.fields.len());
+        for (name, value) in self.fields.iter().filter_map(|f| self.http_line(f).ok()) {
+            map.append(name, value);
+        }
+        map
     }
 
     /// Roughly the bytes the lines take on the wire (names and values).

@@ -308,6 +308,11 @@ impl ResponseHead {
         self.fields.get(name)
     }
 
+    /// The lines as the request path's header list (the same bytes).
+    pub fn header_list(&self) -> crate::header_list::HeaderList {
+        self.fields.to_list()
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.fields.bytes
     }
@@ -660,7 +665,7 @@ impl ResponseReader {
         let Some(bytes) = self.head.take(buf, limits)? else {
             return Ok(None);
         };
-        response_from(bytes.freeze(), limits, method).map(Some)
+        response_from(bytes, limits, method).map(Some)
     }
 }
 
@@ -674,7 +679,7 @@ pub fn parse_response(
 }
 
 fn response_from(
-    bytes: Bytes,
+    mut bytes: BytesMut,
     limits: &HeadLimits,
     method: &http::Method,
 ) -> Result<ResponseHead, Refusal> {
@@ -701,7 +706,13 @@ fn response_from(
     let reason = res.reason.map_or(Span { start: 0, end: 0 }, |r| {
         Span::of(&bytes, r.as_bytes())
     });
-    let fields = Fields::new(bytes.clone(), res.headers);
+    let headers = Header::ranges(&bytes, res.headers);
+    // Lowercase as for requests: Envoy's HTTP/1 codec forwards them so.
+    lowercase_names(&mut bytes, &headers);
+    let fields = Fields {
+        bytes: bytes.freeze(),
+        headers,
+    };
     let version = if minor == 0 {
         Version::Http10
     } else {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 
+use super::body::Body;
 use super::flags::Flags;
 use super::local_reply::LocalReply;
 use crate::cluster::{HostGuard, Permit};
@@ -35,6 +36,61 @@ impl From<http::request::Parts> for RequestParts {
             version: p.version,
             headers: HeaderList::from(p.headers),
             extensions: p.extensions,
+        }
+    }
+}
+
+/// A response as the request path carries it: `http`'s but for the header
+/// list, which strait's HTTP/1.1 codec fills and writes without a
+/// `HeaderMap`. Converted only where hyper or h2 need `http` types.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub version: http::Version,
+    pub headers: HeaderList,
+    pub extensions: http::Extensions,
+    pub body: Body,
+}
+
+impl Reply {
+    /// A 200 with no headers.
+    pub fn new(body: Body) -> Reply {
+        Reply::with_status(http::StatusCode::OK, body)
+    }
+
+    pub fn with_status(status: http::StatusCode, body: Body) -> Reply {
+        Reply {
+            status,
+            version: http::Version::HTTP_11,
+            headers: HeaderList::new(),
+            extensions: http::Extensions::new(),
+            body,
+        }
+    }
+
+    /// As `http` types, for hyper's and h2's servers. The lines come from
+    /// strait's codec (whose byte rules are `http`'s) or from `http` types,
+    /// so a line `http` refuses cannot occur; were one to, it is dropped
+    /// rather than sent.
+    pub fn into_http(self) -> http::Response<Body> {
+        let mut r = http::Response::new(self.body);
+        *r.status_mut() = self.status;
+        *r.version_mut() = self.version;
+        *r.headers_mut() = self.headers.to_header_map_lossy();
+        *r.extensions_mut() = self.extensions;
+        r
+    }
+}
+
+impl From<http::Response<Body>> for Reply {
+    fn from(r: http::Response<Body>) -> Reply {
+        let (p, body) = r.into_parts();
+        Reply {
+            status: p.status,
+            version: p.version,
+            headers: HeaderList::from(p.headers),
+            extensions: p.extensions,
+            body,
         }
     }
 }

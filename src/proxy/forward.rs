@@ -5,22 +5,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Version;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Response, Version};
 use http_body_util::BodyExt;
 
 use super::body::{self, Body, Prefixed, Replayable, buffer_body};
-use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, RequestParts, hit};
+use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, Reply, RequestParts, hit};
 use super::flags::Flags;
-use super::hop_by_hop::{strip_hop_by_hop, strip_hop_by_hop_list};
+use super::hop_by_hop::strip_hop_by_hop_list;
 use super::local_reply::LocalReply;
 use super::upstream::{Outgoing, PoolStats, SendError};
 use super::{Shared, ejection};
 use crate::cluster::outlier::HostOutcome;
 use crate::cluster::{ClusterState, Host, Permit, Pick, PickError};
 use crate::compile::{Cluster, Snapshot};
-use crate::header_list::HeaderList;
+use crate::header_list::{HeaderList, as_text};
 use crate::metrics::{ClusterLabels, Metrics};
 use crate::route::{Action, RetryPolicy, Route, WeightedCluster, rewrite};
 
@@ -36,7 +36,7 @@ pub const RETRY_BUFFER_LIMIT: usize = 1024 * 1024;
 
 /// The outcome of one upstream attempt.
 enum Attempt {
-    Response(Response<Body>),
+    Response(Reply),
     Failed(LocalReply),
 }
 
@@ -175,7 +175,7 @@ pub async fn forward(
     parts: &mut RequestParts,
     body: Body,
     outcome: &mut Outcome,
-) -> Response<Body> {
+) -> Reply {
     let Forwarding {
         shared,
         snap,
@@ -490,17 +490,17 @@ fn classify(
     plan: &Plan<'_>,
     retries: &Retries<'_>,
     endpoint: &str,
-    result: Result<Result<Response<Body>, SendError>, ()>,
+    result: Result<Result<Reply, SendError>, ()>,
     sent_at: Instant,
 ) -> Tried {
     let retry = retries.policy;
     let (attempt, host_outcome, retriable) = match result {
         Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
+            let status = resp.status.as_u16();
             let grpc_status = resp
-                .headers()
-                .get(GRPC_STATUS)
-                .and_then(|v| v.to_str().ok())
+                .headers
+                .get(GRPC_STATUS.as_str())
+                .and_then(as_text)
                 .and_then(|s| s.parse().ok());
             let retriable = retry.is_some_and(|r| r.retries_status(status, grpc_status));
             let o = Some(HostOutcome::Status(status));
@@ -625,19 +625,19 @@ fn finish(
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
     outcome: &mut Outcome,
     grpc: bool,
-) -> Response<Body> {
+) -> Reply {
     match tried.attempt {
         Attempt::Response(mut resp) => {
             outcome.upstream_service_time = Some(tried.sent_at.elapsed().as_millis() as u64);
-            if resp.status().as_u16() == 101
+            if resp.status.as_u16() == 101
                 && let Some(down) = downstream_upgrade
+                && let Some(up) = resp.extensions.remove::<hyper::upgrade::OnUpgrade>()
             {
-                let up = hyper::upgrade::on(&mut resp);
                 tokio::spawn(bridge_upgrade(down, up));
             }
             let mut resp = finish_response(resp, outcome, plan.upgrade);
             if let Some(c) = plan.set_cookie {
-                resp.headers_mut().append(header::SET_COOKIE, c);
+                resp.headers.append(header::SET_COOKIE, c);
             }
             resp
         }
@@ -650,23 +650,21 @@ fn finish(
 
 /// HTTP/1.1 closes the connection after a reply to a request whose body
 /// failed (what is left of it cannot be read).
-fn close_after(resp: &mut Response<Body>, version: Version) {
+fn close_after(resp: &mut Reply, version: Version) {
     if version != Version::HTTP_2 {
-        resp.headers_mut()
+        resp.headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 }
 
-fn finish_response(resp: Response<Body>, outcome: &mut Outcome, upgrade: bool) -> Response<Body> {
-    let (mut parts, incoming) = resp.into_parts();
-    let keep_upgrade = upgrade && parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
-    strip_hop_by_hop(&mut parts.headers, keep_upgrade);
+fn finish_response(mut resp: Reply, outcome: &mut Outcome, upgrade: bool) -> Reply {
+    let keep_upgrade = upgrade && resp.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop_list(&mut resp.headers, keep_upgrade);
     if let Some(t) = outcome.upstream_service_time {
-        parts
-            .headers
+        resp.headers
             .insert(UPSTREAM_SERVICE_TIME, service_time_value(t));
     }
-    Response::from_parts(parts, incoming)
+    resp
 }
 
 /// `x-envoy-upstream-service-time` in milliseconds: the usual values come
@@ -742,7 +740,7 @@ fn mirror(
                 .send(&cluster, &endpoint, version, req, &stats)
                 .await
             {
-                let _ = resp.into_body().collect().await;
+                let _ = resp.body.collect().await;
             }
         });
     }

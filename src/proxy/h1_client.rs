@@ -16,12 +16,13 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Response, StatusCode, Version};
+use http::{HeaderMap, Method, StatusCode, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::body::{self, Body, BoxError};
+use super::exchange::Reply;
 use super::upstream::{Outgoing, SendError};
 use crate::http1::chunked::{self, Chunk, Decoder};
 use crate::http1::head::ResponseReader;
@@ -320,7 +321,7 @@ pub(super) async fn send<F>(
     out: Outgoing<'_>,
     last: bool,
     recycle: F,
-) -> Result<Response<Body>, SendError>
+) -> Result<Reply, SendError>
 where
     F: FnOnce(Conn) + Send + Unpin + 'static,
 {
@@ -340,7 +341,6 @@ where
     drop(exchange);
     let answered = answered?;
     let head = answered.head;
-    let response = response_head(&head)?;
     let reuse = head.keep_alive && answered.request_complete && !last;
     let state = match head.body {
         codec::Framing::Empty | codec::Framing::Length(0) => State::Done,
@@ -349,37 +349,32 @@ where
         codec::Framing::UntilClose => State::UntilClose,
     };
     if matches!(state, State::Done) {
+        let response = response_head(&head, body::empty())?;
         if reuse {
             recycle(conn);
         }
-        return Ok(response.map(|()| body::empty()));
+        return Ok(response);
     }
     let incoming = ResponseBody {
         conn: Some(conn),
         state,
         recycle: reuse.then_some(recycle),
     };
-    Ok(response.map(|()| body::boxed(incoming)))
+    response_head(&head, body::boxed(incoming))
 }
 
-/// The response head as `http` types (the downstream side writes them).
-fn response_head(head: &ResponseHead) -> Result<Response<()>, SendError> {
-    let bad = |what: &str| SendError::Protocol(format!("upstream response: {what}"));
-    let mut headers = HeaderMap::with_capacity(head.headers().count());
-    for (name, value) in head.headers() {
-        let name = HeaderName::from_bytes(name).map_err(|_| bad("invalid header name"))?;
-        let value = HeaderValue::from_bytes(value).map_err(|_| bad("invalid header value"))?;
-        headers.append(name, value);
-    }
-    let mut response = Response::new(());
-    *response.status_mut() =
-        StatusCode::from_u16(head.status).map_err(|_| bad("invalid status"))?;
-    *response.version_mut() = match head.version {
+/// The response head as the request path carries it: the head's lines
+/// (names already lowercase) without a copy.
+fn response_head(head: &ResponseHead, body: Body) -> Result<Reply, SendError> {
+    let status = StatusCode::from_u16(head.status)
+        .map_err(|_| SendError::Protocol("upstream response: invalid status".into()))?;
+    let mut reply = Reply::with_status(status, body);
+    reply.version = match head.version {
         codec::Version::Http10 => Version::HTTP_10,
         codec::Version::Http11 => Version::HTTP_11,
     };
-    *response.headers_mut() = headers;
-    Ok(response)
+    reply.headers = head.header_list();
+    Ok(reply)
 }
 
 #[derive(Debug)]

@@ -1,19 +1,18 @@
 //! One HTTP request through the proxy: route selection on the snapshot,
 //! fault injection, the route's action, and the access-log entry.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Response, Uri, Version};
+use http::{Method, Uri, Version};
 
 use super::Shared;
 use super::access_log::{Entry, format_time};
 use super::body::{self, Body, Counted};
-pub use super::exchange::{ConnInfo, Outcome, RequestParts};
+pub use super::exchange::{ConnInfo, Outcome, Reply, RequestParts};
 use super::exchange::{GRPC_STATUS, hit};
 use super::flags::Flags;
 use super::forward;
@@ -51,7 +50,7 @@ pub async fn handle<B>(
     conn: ConnInfo,
     mut parts: RequestParts,
     incoming: B,
-) -> Result<Response<Body>, Infallible>
+) -> Reply
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: body::StreamError + Into<body::BoxError>,
@@ -62,7 +61,7 @@ where
             shared.limits.max_request_headers_kb.saturating_mul(1024),
         )
     {
-        return Ok(limits::head_too_large_response());
+        return limits::head_too_large_response();
     }
     let started = Instant::now();
     let start_time = SystemTime::now();
@@ -92,7 +91,7 @@ where
             move |d| counter.store(d.bytes, Ordering::Relaxed),
         ))
     };
-    let response = respond(
+    let mut response = respond(
         &shared,
         &conn,
         &mut parts,
@@ -103,17 +102,17 @@ where
         &mut outcome,
     )
     .await;
-    let response_code = response.status().as_u16();
+    let response_code = response.status.as_u16();
     if let Some(e) = entry.as_mut() {
         fill_entry(e, &outcome, response_code);
     }
     let mut flags = outcome.flags;
-    let (parts_out, body_out) = response.into_parts();
+    let body_out = std::mem::replace(&mut response.body, body::empty());
     // A trailers-only gRPC response carries its status in the headers.
-    let header_grpc_status = parts_out
+    let header_grpc_status = response
         .headers
-        .get(GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
+        .get(GRPC_STATUS.as_str())
+        .and_then(as_text)
         .and_then(|v| v.parse().ok());
     // The endpoint's version label when one served the request (Istio's
     // `destination_version` is the upstream peer's), else `unknown`.
@@ -170,7 +169,8 @@ where
             logger.access_log.log(&e);
         }
     });
-    Ok(Response::from_parts(parts_out, body::boxed(logged)))
+    response.body = body::boxed(logged);
+    response
 }
 
 /// The access-log entry's request fields (a dozen strings: only when a log
@@ -214,7 +214,7 @@ async fn respond(
     grpc: bool,
     idle: Option<&StreamIdle>,
     outcome: &mut Outcome,
-) -> Response<Body> {
+) -> Reply {
     match authority {
         _ if shared.overload.active() => {
             shared.downstream.rq_overload_close.inc();
@@ -236,7 +236,7 @@ async fn respond(
                     let mut resp = r.response(grpc);
                     // The rest of the request body will not be read.
                     if !request_complete && parts.version < Version::HTTP_2 {
-                        resp.headers_mut()
+                        resp.headers
                             .insert(header::CONNECTION, HeaderValue::from_static("close"));
                     }
                     resp
@@ -248,7 +248,7 @@ async fn respond(
             outcome.local(&r);
             let mut resp = r.response(grpc);
             // Nothing after a smuggling shape may be read as a request.
-            resp.headers_mut()
+            resp.headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             resp
         }
@@ -321,7 +321,7 @@ async fn route(
     authority: &str,
     grpc: bool,
     outcome: &mut Outcome,
-) -> Response<Body> {
+) -> Reply {
     let snapshot = shared.snapshot.load_full();
     // Shares the URI's bytes, so `parts` stays free to change.
     let uri = parts.uri.clone();
@@ -387,14 +387,11 @@ async fn route(
         Action::Direct { status, body: b } => {
             outcome.details = "direct_response".into();
             if grpc {
-                let mut r = Response::new(body::empty());
-                *r.status_mut() = *status;
-                local_reply::into_grpc(r, &b[..])
+                local_reply::into_grpc(Reply::with_status(*status, body::empty()), &b[..])
             } else {
-                let mut r = Response::new(body::full(b.clone()));
-                *r.status_mut() = *status;
+                let mut r = Reply::with_status(*status, body::full(b.clone()));
                 if !b.is_empty() {
-                    r.headers_mut()
+                    r.headers
                         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 }
                 r
@@ -428,14 +425,14 @@ async fn route(
                 .as_ref()
                 .and_then(|name| clusters.iter().find(|c| c.name == *name))
             {
-                dest.response_headers.apply_to_map(r.headers_mut());
+                dest.response_headers.apply(&mut r.headers);
             }
             r
         }
     };
-    route.response_headers.apply_to_map(response.headers_mut());
+    route.response_headers.apply(&mut response.headers);
     if let (Some(cors), Some(origin)) = (&route.cors, &origin) {
-        cors.decorate(origin, response.headers_mut());
+        cors.decorate(origin, &mut response.headers);
     }
     response
 }
@@ -462,22 +459,20 @@ fn redirect(
     authority: &str,
     path: &str,
     query: Option<&str>,
-) -> Response<Body> {
+) -> Reply {
     let location = rewrite::redirect_location(rd, route, uri.scheme_str(), authority, path, query);
-    let mut r = Response::new(body::empty());
-    *r.status_mut() = rd.status;
+    let mut r = Reply::with_status(rd.status, body::empty());
     if let Ok(v) = HeaderValue::from_str(&location) {
-        r.headers_mut().insert(header::LOCATION, v);
+        r.headers.insert(header::LOCATION, v);
     }
     r
 }
 
 /// A CORS preflight the proxy answers itself (Envoy's CORS filter); `None`
 /// forwards it upstream (unmatched origin with `unmatchedPreflights: FORWARD`).
-fn preflight(cors: &Cors, origin: &str) -> Option<Response<Body>> {
-    let headers = cors.preflight_headers(origin)?;
-    let mut r = Response::new(body::empty());
-    *r.headers_mut() = headers;
+fn preflight(cors: &Cors, origin: &str) -> Option<Reply> {
+    let mut r = Reply::new(body::empty());
+    r.headers = cors.preflight_headers(origin)?;
     Some(r)
 }
 

@@ -3,9 +3,10 @@
 //! Envoy's local replies are).
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 
-use super::body::{self, Body};
+use super::body;
+use super::exchange::{GRPC_STATUS, Reply};
 use super::flags::Flags;
 
 /// A locally generated reply.
@@ -222,7 +223,7 @@ impl LocalReply {
 
     /// The response a client sees; gRPC callers get HTTP 200 with
     /// `grpc-status`/`grpc-message` (Envoy's `httpToGrpcStatus`).
-    pub fn response(&self, grpc: bool) -> Response<Body> {
+    pub fn response(&self, grpc: bool) -> Reply {
         let mut r = if grpc {
             let status = self
                 .grpc_status
@@ -233,21 +234,25 @@ impl LocalReply {
         };
         // Envoy's router adds it to overflow replies, gRPC ones included.
         if self.flags.contains(Flags::UPSTREAM_OVERFLOW) {
-            r.headers_mut()
-                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+            r.headers.insert(
+                HeaderName::from_static("x-envoy-overloaded"),
+                HeaderValue::from_static("true"),
+            );
         }
         r
     }
 
-    fn http_response(&self) -> Response<Body> {
-        let mut r = Response::new(if self.body.is_empty() {
-            body::empty()
-        } else {
-            body::full(Bytes::from_static(self.body.as_bytes()))
-        });
-        *r.status_mut() = self.status;
+    fn http_response(&self) -> Reply {
+        let mut r = Reply::with_status(
+            self.status,
+            if self.body.is_empty() {
+                body::empty()
+            } else {
+                body::full(Bytes::from_static(self.body.as_bytes()))
+            },
+        );
         if !self.body.is_empty() {
-            r.headers_mut()
+            r.headers
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         }
         r
@@ -257,22 +262,28 @@ impl LocalReply {
 /// A trailers-only gRPC response carrying `status`, and `message` (a local
 /// reply's body text) percent-encoded as `grpc-message` (Envoy's
 /// `Utility::sendLocalReply`).
-pub fn grpc_response(status: u32, message: &[u8]) -> Response<Body> {
-    let mut r = Response::new(body::empty());
-    let h = r.headers_mut();
+pub fn grpc_response(status: u32, message: &[u8]) -> Reply {
+    let mut r = Reply::new(body::empty());
+    let h = &mut r.headers;
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    h.insert("grpc-status", HeaderValue::from(status));
-    // Envoy drops the one trailing newline a formatted body ends with.
-    let message = message.strip_suffix(b"\n").unwrap_or(message);
-    if !message.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&grpc_message(message))
-    {
-        h.insert("grpc-message", v);
+    h.insert(GRPC_STATUS, HeaderValue::from(status));
+    if let Some(v) = grpc_message_value(message) {
+        h.insert(GRPC_MESSAGE, v);
     }
     r
+}
+
+/// `grpc-message` for a body text; none for an empty one. Envoy drops the
+/// one trailing newline a formatted body ends with.
+fn grpc_message_value(text: &[u8]) -> Option<HeaderValue> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    if text.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&grpc_message(text)).ok()
 }
 
 /// The bytes gRPC's `grpc-message` escapes (PROTOCOL-HTTP2.md, Envoy's
@@ -289,19 +300,25 @@ fn grpc_message(text: &[u8]) -> std::borrow::Cow<'_, str> {
 /// keeps the headers already set (`Location`, header operations), makes the
 /// status 200 with `grpc-status` mapped from the HTTP status and carries the
 /// body text as `grpc-message`.
-pub fn into_grpc(r: Response<Body>, body_text: &[u8]) -> Response<Body> {
-    let (mut parts, _) = r.into_parts();
-    let g = grpc_response(http_to_grpc(parts.status.as_u16()), body_text);
-    parts.status = StatusCode::OK;
-    parts.headers.remove(header::CONTENT_LENGTH);
-    for (name, value) in g.headers() {
-        parts.headers.insert(name, value.clone());
+pub fn into_grpc(mut r: Reply, body_text: &[u8]) -> Reply {
+    let status = http_to_grpc(r.status.as_u16());
+    r.status = StatusCode::OK;
+    r.body = body::empty();
+    let h = &mut r.headers;
+    h.remove(header::CONTENT_LENGTH.as_str());
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(GRPC_STATUS, HeaderValue::from(status));
+    h.remove(GRPC_MESSAGE.as_str());
+    if let Some(v) = grpc_message_value(body_text) {
+        h.insert(GRPC_MESSAGE, v);
     }
-    if body_text.is_empty() {
-        parts.headers.remove("grpc-message");
-    }
-    Response::from_parts(parts, body::empty())
+    r
 }
+
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// Envoy's `Grpc::Utility::httpToGrpcStatus`.
 pub fn http_to_grpc(status: u16) -> u32 {
@@ -322,27 +339,30 @@ mod tests {
     #[test]
     fn grpc_callers_get_unavailable_for_503() {
         let r = LocalReply::no_healthy_upstream().response(true);
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()["grpc-status"], "14");
-        assert_eq!(r.headers()["grpc-message"], "no healthy upstream");
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers.get_str("grpc-status").unwrap(), "14");
+        assert_eq!(
+            r.headers.get_str("grpc-message").unwrap(),
+            "no healthy upstream"
+        );
     }
 
     #[test]
     fn overflow_replies_say_overloaded_to_grpc_callers_too() {
         for grpc in [false, true] {
             let r = LocalReply::overflow().response(grpc);
-            assert_eq!(r.headers()["x-envoy-overloaded"], "true");
+            assert_eq!(r.headers.get_str("x-envoy-overloaded").unwrap(), "true");
         }
         let r = LocalReply::overflow().response(true);
-        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers.get_str("grpc-status").unwrap(), "14");
     }
 
     #[test]
     fn stream_idle_timeout_is_408_until_the_request_is_complete_then_504() {
         let r = LocalReply::stream_idle_timeout(false).response(false);
-        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
         let r = LocalReply::stream_idle_timeout(true).response(false);
-        assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(
             LocalReply::stream_idle_timeout(true).flags.to_string(),
             "SI"
@@ -354,34 +374,46 @@ mod tests {
         let l = LocalReply::overloaded();
         assert_eq!(l.flags.to_string(), "OM");
         let r = l.response(false);
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(r.headers().get("x-envoy-overloaded").is_none());
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!r.headers.contains("x-envoy-overloaded"));
     }
 
     #[test]
     fn fault_abort_http_status_is_mapped_for_grpc_callers() {
         // Envoy's fault filter sends its abort through sendLocalReply.
         let r = LocalReply::fault_abort(StatusCode::INTERNAL_SERVER_ERROR).response(true);
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/grpc");
-        assert_eq!(r.headers()["grpc-status"], "2");
-        assert_eq!(r.headers()["grpc-message"], "fault filter abort");
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.headers.get_str("content-type").unwrap(),
+            "application/grpc"
+        );
+        assert_eq!(r.headers.get_str("grpc-status").unwrap(), "2");
+        assert_eq!(
+            r.headers.get_str("grpc-message").unwrap(),
+            "fault filter abort"
+        );
     }
 
     #[test]
     fn fault_abort_grpc_status_is_200_for_other_callers() {
         // Envoy's `abortStatus`: a gRPC status abort is sent as HTTP 200.
         let l = LocalReply::fault_abort_grpc(14);
-        assert_eq!(l.response(true).headers()["grpc-status"], "14");
+        assert_eq!(
+            l.response(true).headers.get_str("grpc-status").unwrap(),
+            "14"
+        );
         let r = l.response(false);
-        assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/plain");
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers.get_str("content-type").unwrap(), "text/plain");
     }
 
     #[test]
     fn grpc_message_is_percent_encoded_as_envoy_does() {
         let r = grpc_response(2, "50% ~ caf\u{e9}\n".as_bytes());
-        assert_eq!(r.headers()["grpc-message"], "50%25 %7E caf%C3%A9");
+        assert_eq!(
+            r.headers.get_str("grpc-message").unwrap(),
+            "50%25 %7E caf%C3%A9"
+        );
     }
 
     #[test]
@@ -407,7 +439,7 @@ mod tests {
     #[test]
     fn no_route_is_404_with_empty_body() {
         let r = LocalReply::no_route().response(false);
-        assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        assert!(r.headers().get(header::CONTENT_TYPE).is_none());
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert!(!r.headers.contains("content-type"));
     }
 }

@@ -371,7 +371,12 @@ pub(crate) async fn serve_http<S>(
         // twice the size, and hyper moves it (into an HTTP/2 stream's task).
         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (parts, body) = req.into_parts();
-            handler::handle(shared.clone(), conn.clone(), parts.into(), body)
+            // hyper's server takes `http` types (a combinator, not an
+            // async block, which would hold the future twice).
+            futures_util::FutureExt::map(
+                handler::handle(shared.clone(), conn.clone(), parts.into(), body),
+                |r| Ok::<_, std::convert::Infallible>(r.into_http()),
+            )
         });
         let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(c);

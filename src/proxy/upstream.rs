@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, Uri, Version};
+use http::{Request, Uri, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::body::{self, Body};
+use super::exchange::Reply;
 use super::h1_client::{self, Conn as H1Conn, Io};
 use super::tls::{self, Origination};
 use crate::cluster::same_policy;
@@ -303,7 +304,7 @@ impl Upstreams {
         downstream: Version,
         out: Outgoing<'_>,
         stats: &PoolStats<'_>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Reply, SendError> {
         let pool = self.pool(cluster);
         pool.send(endpoint, downstream, out, stats).await
     }
@@ -499,7 +500,7 @@ impl ClusterPool {
         downstream: Version,
         out: Outgoing<'_>,
         stats: &PoolStats<'_>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Reply, SendError> {
         let origination = match &self.tls {
             Ok(o) => o.as_ref(),
             Err(reason) => return Err(SendError::Connect(reason.clone())),
@@ -702,7 +703,7 @@ impl ClusterPool {
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         out: Outgoing<'_>,
         stats: &PoolStats<'_>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Reply, SendError> {
         let mut conn = self
             .acquire(
                 |p: &ClusterPool| p.take_idle_h1(&key),
@@ -727,7 +728,7 @@ impl ClusterPool {
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         req: Request<Body>,
         stats: &PoolStats<'_>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Reply, SendError> {
         let (io, permit) = self
             .acquire(
                 |_: &ClusterPool| None,
@@ -760,7 +761,7 @@ impl ClusterPool {
                 if let Some(problem) = ambiguous_framing(resp.headers()) {
                     return Err(SendError::Protocol(problem.into()));
                 }
-                Ok(resp.map(body::boxed))
+                Ok(Reply::from(resp.map(body::boxed)))
             }
             Err(e) => Err(classify(&e)),
         }
@@ -950,7 +951,7 @@ impl ClusterPool {
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         req: Request<Body>,
         stats: &PoolStats<'_>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Reply, SendError> {
         let mut conn = self
             .acquire(
                 |p: &ClusterPool| p.take_h2(&key),
@@ -971,12 +972,12 @@ impl ClusterPool {
             });
         }
         match conn.sender.send_request(req).await {
-            Ok(resp) => Ok(resp.map(|b| {
+            Ok(resp) => Ok(Reply::from(resp.map(|b| {
                 body::boxed(Guarded {
                     inner: b,
                     _guard: guard,
                 })
-            })),
+            }))),
             Err(e) => Err(classify(&e)),
         }
     }

@@ -2,9 +2,10 @@
 //! are allowed, a preflight's answer and a response's added headers. Pure:
 //! the proxy answers or decorates with these headers.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 
 use super::Cors;
+use crate::header_list::HeaderList;
 
 impl Cors {
     /// `origin` matches `allowOrigins`.
@@ -16,8 +17,8 @@ impl Cors {
     /// with itself (none for an origin not allowed), or `None` to forward
     /// it upstream (an origin not allowed, with `unmatchedPreflights:
     /// FORWARD`).
-    pub fn preflight_headers(&self, origin: &str) -> Option<HeaderMap> {
-        let mut h = HeaderMap::new();
+    pub fn preflight_headers(&self, origin: &str) -> Option<HeaderList> {
+        let mut h = HeaderList::new();
         if !self.allows(origin) {
             return (!self.forward_unmatched_preflights).then_some(h);
         }
@@ -44,7 +45,7 @@ impl Cors {
 
     /// Add the CORS headers of a response to `origin` (none unless the
     /// origin is allowed).
-    pub fn decorate(&self, origin: &str, h: &mut HeaderMap) {
+    pub fn decorate(&self, origin: &str, h: &mut HeaderList) {
         if !self.allows(origin) {
             return;
         }
@@ -86,9 +87,21 @@ mod tests {
     #[test]
     fn preflight_answers_allowed_origins_and_forwards_or_ignores_others() {
         let h = cors(true).preflight_headers("https://a.example").unwrap();
-        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
-        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "GET, POST");
-        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
+        assert_eq!(
+            h.get_str(header::ACCESS_CONTROL_ALLOW_ORIGIN.as_str())
+                .unwrap(),
+            "https://a.example"
+        );
+        assert_eq!(
+            h.get_str(header::ACCESS_CONTROL_ALLOW_METHODS.as_str())
+                .unwrap(),
+            "GET, POST"
+        );
+        assert_eq!(
+            h.get_str(header::ACCESS_CONTROL_ALLOW_CREDENTIALS.as_str())
+                .unwrap(),
+            "true"
+        );
         assert!(cors(true).preflight_headers("https://b.example").is_none());
         let bare = cors(false).preflight_headers("https://b.example").unwrap();
         assert!(bare.is_empty());
@@ -96,11 +109,19 @@ mod tests {
 
     #[test]
     fn only_allowed_origins_get_response_headers() {
-        let mut h = HeaderMap::new();
+        let mut h = HeaderList::new();
         cors(true).decorate("https://b.example", &mut h);
         assert!(h.is_empty());
         cors(true).decorate("https://a.example", &mut h);
-        assert_eq!(h[header::ACCESS_CONTROL_EXPOSE_HEADERS], "x-id");
-        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        assert_eq!(
+            h.get_str(header::ACCESS_CONTROL_EXPOSE_HEADERS.as_str())
+                .unwrap(),
+            "x-id"
+        );
+        assert_eq!(
+            h.get_str(header::ACCESS_CONTROL_ALLOW_ORIGIN.as_str())
+                .unwrap(),
+            "https://a.example"
+        );
     }
 }

@@ -300,23 +300,10 @@ impl HeaderOps {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
     }
 
-    /// Apply to a request's header list.
+    /// Apply to a request's or a response's header list.
     pub fn apply(&self, headers: &mut crate::header_list::HeaderList) {
         for n in &self.remove {
             headers.remove(n.as_str());
-        }
-        for (n, v) in &self.set {
-            headers.insert(n.clone(), v.clone());
-        }
-        for (n, v) in &self.add {
-            headers.append(n.clone(), v.clone());
-        }
-    }
-
-    /// Apply to a response's header map.
-    pub fn apply_to_map(&self, headers: &mut http::HeaderMap) {
-        for n in &self.remove {
-            headers.remove(n);
         }
         for (n, v) in &self.set {
             headers.insert(n.clone(), v.clone());

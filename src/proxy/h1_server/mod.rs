@@ -323,10 +323,7 @@ impl<'a> Connection<'a> {
             body,
         ));
         let resp = tokio::select! {
-            r = handled => match r {
-                Ok(r) => r,
-                Err(never) => match never {},
-            },
+            r = handled => r,
             // The request is dropped: nobody is there to answer.
             () = client_gone(&mut self.reader) => return false,
         };

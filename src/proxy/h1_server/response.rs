@@ -1,5 +1,5 @@
 //! A response written to the client: the head straight from the response's
-//! header map into the connection's output buffer, the body framed as
+//! header list into the connection's output buffer, the body framed as
 //! hyper's server frames it (its Content-Length, else a known length, else
 //! chunked on HTTP/1.1 and until close on HTTP/1.0), flushed whenever the
 //! body has nothing more ready.
@@ -9,14 +9,15 @@ use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
-use http::Response;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::HeaderValue;
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 
 use super::Connection;
+use crate::header_list::HeaderList;
 use crate::http1::{self as codec, chunked};
 use crate::proxy::body::Body;
+use crate::proxy::exchange::Reply;
 
 /// Output buffered before it is written even while the body has more
 /// ready (bounds what one connection holds).
@@ -51,7 +52,7 @@ type Field<'a> = (&'a [u8], &'a [u8]);
 /// How the body goes on the wire, and the header that says so when the
 /// response has none (hyper's server rules; `no_body`: HEAD, 1xx, 204, 304).
 fn framing<'a>(
-    headers: &HeaderMap,
+    headers: &HeaderList,
     body: &Body,
     req: &RequestFacts,
     no_body: bool,
@@ -61,7 +62,7 @@ fn framing<'a>(
         (Framing::None, None)
     } else if let Some(n) = content_length(headers) {
         (Framing::Length(n), None)
-    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+    } else if headers.contains("transfer-encoding") {
         if req.version == codec::Version::Http11 {
             (Framing::Chunked, None)
         } else {
@@ -83,19 +84,24 @@ fn framing<'a>(
 /// Write `resp`; whether the connection may carry another request.
 pub(super) async fn write(
     c: &mut Connection<'_>,
-    resp: Response<Body>,
+    resp: Reply,
     req: &RequestFacts,
     draining: bool,
 ) -> bool {
-    let (parts, mut body) = resp.into_parts();
-    let status = parts.status.as_u16();
-    let headers = &parts.headers;
+    let Reply {
+        status,
+        headers,
+        mut body,
+        ..
+    } = resp;
+    let status = status.as_u16();
+    let headers = &headers;
     let says_close = has_token(headers, b"close");
     let mut keep = req.keep_alive && !draining && !says_close;
     let no_body = req.head || status < 200 || status == 204 || status == 304;
     let mut digits = [0u8; 20];
     let (mut framing, added) = framing(headers, &body, req, no_body, &mut digits);
-    let skip_te = framing == Framing::UntilClose && headers.contains_key(header::TRANSFER_ENCODING);
+    let skip_te = framing == Framing::UntilClose && headers.contains("transfer-encoding");
     if framing == Framing::UntilClose {
         keep = false;
     }
@@ -104,7 +110,7 @@ pub(super) async fn write(
         (true, codec::Version::Http10) => Some((b"connection", b"keep-alive")),
         _ => None,
     };
-    let date = (!headers.contains_key(header::DATE)).then(date);
+    let date = (!headers.contains("date")).then(date);
     // One allocation for a head and a small body, instead of growing.
     c.out.reserve(OUT_SIZE);
     codec::write::response_head(
@@ -114,8 +120,7 @@ pub(super) async fn write(
         b"",
         headers
             .iter()
-            .filter(|(n, _)| !(skip_te && *n == header::TRANSFER_ENCODING))
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+            .filter(|(n, _)| !(skip_te && *n == b"transfer-encoding"))
             .chain(added)
             .chain(connection)
             .chain(date.as_ref().map(|d| (&b"date"[..], d.as_bytes()))),
@@ -209,17 +214,16 @@ fn exact_length(body: &Body) -> Option<u64> {
 
 /// A well-formed Content-Length (one value; the request path never sends
 /// two that differ).
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let v = headers.get(header::CONTENT_LENGTH)?;
-    std::str::from_utf8(v.as_bytes()).ok()?.trim().parse().ok()
+fn content_length(headers: &HeaderList) -> Option<u64> {
+    let v = headers.get("content-length")?;
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
 /// Whether `Connection` lists `token`.
-fn has_token(headers: &HeaderMap, token: &[u8]) -> bool {
+fn has_token(headers: &HeaderList, token: &[u8]) -> bool {
     headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| super::contains_token(v.as_bytes(), token))
+        .get_all("connection")
+        .any(|v| super::contains_token(v, token))
 }
 
 /// `n` in decimal, in `buf`.

@@ -24,10 +24,12 @@ pub fn head_too_large(req: &crate::proxy::exchange::RequestParts, max: usize) ->
 
 /// What hyper answers to an over-long head itself: 431, and the connection
 /// closes (nothing after the head can be trusted as the next request).
-pub fn head_too_large_response() -> http::Response<crate::proxy::body::Body> {
-    let mut r = http::Response::new(crate::proxy::body::empty());
-    *r.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    r.headers_mut().insert(
+pub fn head_too_large_response() -> crate::proxy::exchange::Reply {
+    let mut r = crate::proxy::exchange::Reply::with_status(
+        http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        crate::proxy::body::empty(),
+    );
+    r.headers.insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
     );
