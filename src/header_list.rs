@@ -198,6 +198,13 @@ impl HeaderList {
         true
     }
 
+    /// Remove the line at `index` (in `iter`'s order), if there is one.
+    pub fn remove_at(&mut self, index: usize) {
+        if index < self.fields.len() {
+            self.fields.remove(index);
+        }
+    }
+
     /// Keep only the lines `keep` says yes to (name, value).
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &[u8]) -> bool) {
         let base = &self.base;

@@ -95,6 +95,31 @@ impl From<http::Response<Body>> for Reply {
     }
 }
 
+/// The request's authority: the URI's (HTTP/2, absolute form) or `Host`,
+/// both sharing the request's bytes.
+pub enum Authority {
+    Uri(http::uri::Authority),
+    Header(http::HeaderValue),
+}
+
+impl Authority {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Authority::Uri(a) => Some(a.as_str()),
+            Authority::Header(v) => crate::header_list::as_text(v.as_bytes()),
+        }
+    }
+
+    /// As the upstream request's `Host`/`:authority` (a copy only for
+    /// the URI's).
+    pub fn to_value(&self) -> Option<http::HeaderValue> {
+        match self {
+            Authority::Uri(a) => http::HeaderValue::from_str(a.as_str()).ok(),
+            Authority::Header(v) => Some(v.clone()),
+        }
+    }
+}
+
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {

@@ -11,7 +11,9 @@ use http::uri::PathAndQuery;
 use http_body_util::BodyExt;
 
 use super::body::{self, Body, Prefixed, Replayable, buffer_body};
-use super::exchange::{ConnInfo, GRPC_STATUS, InFlight, Outcome, Reply, RequestParts, hit};
+use super::exchange::{
+    Authority, ConnInfo, GRPC_STATUS, InFlight, Outcome, Reply, RequestParts, hit,
+};
 use super::flags::Flags;
 use super::hop_by_hop::strip_hop_by_hop_list;
 use super::local_reply::LocalReply;
@@ -167,6 +169,8 @@ pub struct Forwarding<'a> {
     pub clusters: &'a [WeightedCluster],
     pub conn: &'a ConnInfo,
     pub authority: &'a str,
+    /// The same, as the request carried it (its bytes shared).
+    pub host: &'a Authority,
     pub grpc: bool,
 }
 
@@ -290,7 +294,7 @@ fn plan<'a>(
         route,
         clusters,
         conn,
-        authority,
+        host,
         ..
     } = *req;
     let dest = Action::pick(clusters, |total| rand::random_range(0..total))
@@ -359,9 +363,8 @@ fn plan<'a>(
         .as_ref()
         .and_then(|r| r.authority.clone())
         .or_else(|| dest.authority.clone())
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(authority).unwrap_or(HeaderValue::from_static(""))
-        });
+        .or_else(|| host.to_value())
+        .unwrap_or(HeaderValue::from_static(""));
     let path_and_query = match rewrite::rewritten_path(route, parts.uri.path(), parts.uri.query()) {
         Some(p) => PathAndQuery::from_maybe_shared(Bytes::from(p))
             .map_err(|_| LocalReply::bad_request("invalid_upstream_request"))?,

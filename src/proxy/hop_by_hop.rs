@@ -8,7 +8,20 @@ use crate::header_list::HeaderList;
 /// `Upgrade` kept for an upgrade) and the names `Connection` lists. One
 /// pass finds none on most requests.
 pub fn strip_hop_by_hop_list(h: &mut HeaderList, keep_upgrade: bool) {
-    if !h.iter().any(|(n, _)| index_of(n).is_some()) {
+    // One pass: which standard names are there, and where the first is.
+    let mut found = 0u8;
+    let mut lines = 0usize;
+    let mut first = 0usize;
+    for (i, (n, _)) in h.iter().enumerate() {
+        if let Some(k) = index_of(n) {
+            found |= 1 << k;
+            if lines == 0 {
+                first = i;
+            }
+            lines += 1;
+        }
+    }
+    if found == 0 {
         return;
     }
     let mut listed: Vec<Vec<u8>> = Vec::new();
@@ -22,6 +35,12 @@ pub fn strip_hop_by_hop_list(h: &mut HeaderList, keep_upgrade: bool) {
             }
             listed.push(name.to_ascii_lowercase());
         }
+    }
+    // The usual case, a response's one `Connection: keep-alive`: that
+    // line goes, nothing else to look for.
+    if lines == 1 && found == 1 << CONNECTION_AT && listed.is_empty() && !keep_upgrade {
+        h.remove_at(first);
+        return;
     }
     let te_trailers = h
         .get("te")

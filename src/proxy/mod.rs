@@ -366,15 +366,19 @@ pub(crate) async fn serve_http<S>(
         let _alive = alive;
         shared.downstream.cx_active.inc();
         let stats = shared.downstream.clone();
-        // `handle`'s future itself, not one wrapping it: an async block
-        // that holds the request and awaits a future holding it too is
-        // twice the size, and hyper moves it (into an HTTP/2 stream's task).
+        // `handle`'s future boxed (hyper moves it: an HTTP/2 stream's into
+        // its task; a pointer is cheaper to move than kilobytes), mapped to
+        // the `http` types hyper takes by a combinator (an async block
+        // would hold the future twice).
         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (parts, body) = req.into_parts();
-            // hyper's server takes `http` types (a combinator, not an
-            // async block, which would hold the future twice).
             futures_util::FutureExt::map(
-                handler::handle(shared.clone(), conn.clone(), parts.into(), body),
+                Box::pin(handler::handle(
+                    shared.clone(),
+                    conn.clone(),
+                    parts.into(),
+                    body,
+                )),
                 |r| Ok::<_, std::convert::Infallible>(r.into_http()),
             )
         });

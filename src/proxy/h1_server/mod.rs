@@ -314,9 +314,9 @@ impl<'a> Connection<'a> {
             head: head.method() == Method::HEAD,
             keep_alive: head.keep_alive,
         };
-        // Boxed where it is made (one move of its state): the request
+        // Part of the exchange's future, which `run` boxes: the request
         // path's state is not part of an idle connection's task.
-        let handled = Box::pin(handler::handle(
+        let handled = std::pin::pin!(handler::handle(
             self.shared.clone(),
             self.conn.clone(),
             parts,

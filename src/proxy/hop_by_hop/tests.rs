@@ -111,6 +111,13 @@ fn the_list_and_the_map_strip_alike() {
             ("transfer-encoding", "chunked"),
         ],
         &[("connection", "close"), ("close", "x")],
+        &[("x-a", "1"), ("connection", "keep-alive"), ("x-b", "2")],
+        &[
+            ("connection", "Keep-Alive"),
+            ("connection", "x-c"),
+            ("x-c", "3"),
+        ],
+        &[("connection", "close")],
         &[("connection", "te"), ("te", "trailers")],
         &[("host", "a"), ("x-b", "2")],
     ];
