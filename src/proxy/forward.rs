@@ -426,9 +426,12 @@ async fn attempt(
 ) -> Result<Tried, Stop> {
     let avoid_previous = retries.policy.is_some_and(|r| r.avoid_previous_hosts);
     let avoid: &[Arc<Host>] = if avoid_previous { &retries.tried } else { &[] };
+    // One clock read for the pick, the deadline and the send time (they
+    // are microseconds apart; the figures they feed are in milliseconds).
+    let now = Instant::now();
     let pick = Pick {
         hash: plan.request_hash,
-        ..Pick::new(Instant::now(), avoid)
+        ..Pick::new(now, avoid)
     };
     let host = live.pick(&pick).map_err(|e| match e {
         PickError::Passthrough => LocalReply::passthrough_unsupported(),
@@ -448,13 +451,13 @@ async fn attempt(
     let out = plan.head.outgoing(&parts.method, b);
     let remaining = retries
         .deadline
-        .map(|d| d.saturating_duration_since(Instant::now()));
+        .map(|d| d.saturating_duration_since(now));
     let per_try = retries.policy.and_then(|r| r.per_try_timeout);
     let limit = match (remaining, per_try) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let sent_at = Instant::now();
+    let sent_at = now;
     let stats = PoolStats {
         rq_total: &plan.upstream_rq_total,
         metrics: &shared.metrics,

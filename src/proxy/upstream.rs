@@ -537,10 +537,13 @@ impl ClusterPool {
             None => None,
         };
         let key = pool_key(endpoint, tls.as_ref());
+        // Boxed: hyper's futures are no part of the HTTP/1.1 path's state.
         match proto {
             // Only upgrades take hyper's HTTP/1.1 client.
-            UpstreamProtocol::Http1 => self.send_h1_upgrade(endpoint, tls, req, stats).await,
-            UpstreamProtocol::H2c => self.send_h2(endpoint, key, tls, req, stats).await,
+            UpstreamProtocol::Http1 => {
+                Box::pin(self.send_h1_upgrade(endpoint, tls, req, stats)).await
+            }
+            UpstreamProtocol::H2c => Box::pin(self.send_h2(endpoint, key, tls, req, stats)).await,
         }
     }
 
@@ -704,13 +707,20 @@ impl ClusterPool {
         out: Outgoing<'_>,
         stats: &PoolStats<'_>,
     ) -> Result<Reply, SendError> {
-        let mut conn = self
-            .acquire(
-                |p: &ClusterPool| p.take_idle_h1(&key),
-                |permit| self.open_h1(endpoint, tls, permit),
-                stats,
-            )
-            .await?;
+        let mut conn = match self.take_idle_h1(&key) {
+            Some(c) => c,
+            // Opening or waiting for a connection: boxed, so that path's
+            // state (connect, TLS handshake, queueing) is no part of every
+            // request's future.
+            None => {
+                Box::pin(self.acquire(
+                    |p: &ClusterPool| p.take_idle_h1(&key),
+                    |permit| self.open_h1(endpoint, tls, permit),
+                    stats,
+                ))
+                .await?
+            }
+        };
         stats.rq_total.inc();
         conn.requests += 1;
         let max = self.settings.max_requests_per_connection;
