@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use strait::header_list::HeaderList;
 use strait::compile::{ProxyIdentity, Snapshot, compile};
+use strait::header_list::HeaderList;
 use strait::load::{LoadOptions, load_str};
 use strait::route::RequestView;
 

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod gateway;
 pub mod h1_client;
 mod h1_server;
+mod h2_server;
 pub mod handler;
 pub mod hop_by_hop;
 pub mod limits;
@@ -413,7 +414,7 @@ pub(crate) async fn serve_http<S>(
 }
 
 /// How long an idle connection may take to say goodbye after GOAWAY.
-const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A running proxy (for `run`, `demo` and tests).
 pub struct Running {
