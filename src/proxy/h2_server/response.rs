@@ -16,16 +16,30 @@ const CONNECTION_HEADERS: [HeaderName; 4] = [
 
 /// Make `headers` a valid HTTP/2 response head, as hyper does before
 /// `send_response`; `length`: the body's exact length, if known and the
-/// body is not empty already.
+/// body is not empty already. One pass over the names finds what is there
+/// (most heads have none to strip): a lookup by name hashes it.
 pub(super) fn prepare(headers: &mut HeaderMap, length: Option<u64>) {
-    strip_connection_headers(headers);
-    if !headers.contains_key(DATE) {
+    let (mut has_date, mut has_length, mut strip) = (false, false, false);
+    for name in headers.keys() {
+        if name == DATE {
+            has_date = true;
+        } else if name == CONTENT_LENGTH {
+            has_length = true;
+        } else if name == CONNECTION || name == TE || CONNECTION_HEADERS.contains(name) {
+            strip = true;
+        }
+    }
+    if strip {
+        strip_connection_headers(headers);
+        // `connection` may have named either.
+        has_date = headers.contains_key(DATE);
+        has_length = headers.contains_key(CONTENT_LENGTH);
+    }
+    if !has_date {
         headers.insert(DATE, crate::proxy::h1_server::date());
     }
-    if let Some(len) = length {
-        headers
-            .entry(CONTENT_LENGTH)
-            .or_insert_with(|| http::HeaderValue::from(len));
+    if !has_length && let Some(len) = length {
+        headers.insert(CONTENT_LENGTH, http::HeaderValue::from(len));
     }
 }
 
@@ -81,6 +95,11 @@ mod tests {
         h.insert(CONTENT_LENGTH, "7".parse().unwrap());
         prepare(&mut h, Some(5));
         assert_eq!(h[CONTENT_LENGTH], "7");
+        // Named by `connection`: stripped, then added as for a head without.
+        h.insert(CONNECTION, "content-length, date".parse().unwrap());
+        prepare(&mut h, Some(5));
+        assert_eq!(h[CONTENT_LENGTH], "5");
+        assert_ne!(h[DATE], "Mon, 01 Jan 2024 00:00:00 GMT");
         let mut h = HeaderMap::new();
         prepare(&mut h, None);
         assert!(!h.contains_key(CONTENT_LENGTH));
