@@ -280,3 +280,92 @@ async fn without_a_keepalive_interval_no_ping_is_sent() {
     // Nothing but the handshake's frames within a while.
     let _ = timeout(Duration::from_millis(300), quiet()).await;
 }
+
+/// `GET /` for `a.test` from HPACK's static table and one literal.
+fn get_block() -> Vec<u8> {
+    let mut b = vec![0x82, 0x86, 0x84, 0x01, 6]; // GET, http, /, :authority
+    b.extend_from_slice(b"a.test");
+    b
+}
+
+#[tokio::test]
+async fn a_drain_sends_goaway_and_lets_the_stream_in_flight_finish() {
+    const HEADERS: u8 = 0x1;
+    const DATA: u8 = 0x0;
+    const GOAWAY: u8 = 0x7;
+    const END_STREAM: u8 = 0x1;
+    let (arrived, release) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let (a, r) = (arrived.clone(), release.clone());
+    let up = Upstream::start(
+        "held",
+        Arc::new(move |_| {
+            let (a, r) = (a.clone(), r.clone());
+            Box::pin(async move {
+                a.notify_one();
+                r.notified().await;
+                Response::new(Full::new(Bytes::from_static(b"done")))
+            })
+        }),
+    )
+    .await;
+    let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
+    let mut s = raw_h2(proxy.addr()).await;
+    s.write_all(&frame(HEADERS, 0x4 | END_STREAM, 1, &get_block()))
+        .await
+        .unwrap();
+    timeout(BOUND, arrived.notified())
+        .await
+        .expect("the request reached the upstream");
+    proxy.running.shutdown();
+    loop {
+        let (kind, flags, payload) = next_frame(&mut s).await.expect("GOAWAY before close");
+        assert!(kind != HEADERS, "no response before the upstream answers");
+        if kind == SETTINGS && flags & ACK == 0 {
+            s.write_all(&frame(SETTINGS, ACK, 0, &[])).await.unwrap();
+        } else if kind == PING && flags & ACK == 0 {
+            s.write_all(&frame(PING, ACK, 0, &payload)).await.unwrap();
+        } else if kind == GOAWAY {
+            break;
+        }
+    }
+    release.notify_one();
+    // The stream still gets its whole response, then the connection closes.
+    let (mut status, mut body) = (false, Vec::new());
+    while let Some((kind, flags, payload)) = next_frame(&mut s).await {
+        match kind {
+            HEADERS => status = payload.first() == Some(&0x88), // :status 200
+            DATA => {
+                body.extend_from_slice(&payload);
+                if flags & END_STREAM != 0 {
+                    break;
+                }
+            }
+            PING if flags & ACK == 0 => {
+                s.write_all(&frame(PING, ACK, 0, &payload)).await.unwrap();
+            }
+            _ => {}
+        }
+    }
+    assert!(status, "a 200 response head");
+    assert_eq!(body, b"done");
+    let mut rest = Vec::new();
+    let closed = timeout(BOUND, async {
+        loop {
+            match next_frame(&mut s).await {
+                None => return,
+                Some((PING, 0, p)) => {
+                    let _ = s.write_all(&frame(PING, ACK, 0, &p)).await;
+                }
+                Some((kind, _, _)) => rest.push(kind),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the drained connection closes; frames after: {rest:?}"
+    );
+}
