@@ -1,7 +1,8 @@
 //! A response body streamed into its HTTP/2 stream with back-pressure, as
 //! hyper's `PipeToSendStream` (`proto/h2/mod.rs`) does it: a chunk is taken
-//! from the body only once the last one found send capacity (so the stream
-//! buffers at most `max_send_buffer_size`), the last DATA frame carries
+//! from the body only once the one before found send capacity (so the
+//! stream buffers at most `max_send_buffer_size` beyond the chunk in hand),
+//! the last DATA frame carries
 //! END_STREAM, trailers end the stream, a client RST_STREAM drops the body,
 //! and a body error resets the stream with the error's HTTP/2 reason.
 
@@ -61,8 +62,10 @@ impl SendBody {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         let end = self.body.is_end_stream();
-                        if data.is_empty() {
-                            // Needs no capacity (an explicit end of stream).
+                        if data.is_empty() || end {
+                            // An empty chunk needs no capacity, and the last
+                            // one need not wait for it: nothing follows to
+                            // hold back, and h2 sends it as the window opens.
                             if self.tx.send_data(data, end).is_err() || end {
                                 return Poll::Ready(());
                             }
