@@ -22,8 +22,13 @@ pub(super) struct RequestBody {
 
 impl RequestBody {
     pub(super) fn new(recv: h2::RecvStream, headers: &HeaderMap) -> RequestBody {
-        // hyper: an unknown length on a stream that already ended is zero.
-        let remaining = content_length(headers).or_else(|| recv.is_end_stream().then_some(0));
+        // HEADERS with END_STREAM: no body (h2 has refused a non-zero
+        // content-length on it). The stream is let go at once, so the
+        // request path's `is_end_stream` questions take no lock of h2's.
+        if recv.is_end_stream() {
+            return RequestBody::empty();
+        }
+        let remaining = content_length(headers);
         RequestBody {
             recv: Some(recv),
             data_done: false,
