@@ -138,6 +138,12 @@ impl StreamError for std::io::Error {
     }
 }
 
+impl StreamError for h2::Error {
+    fn as_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+}
+
 impl StreamError for hyper::Error {
     fn as_error(&self) -> &(dyn std::error::Error + 'static) {
         self

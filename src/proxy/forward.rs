@@ -449,9 +449,7 @@ async fn attempt(
         .take()
         .ok_or_else(LocalReply::connection_termination)?;
     let out = plan.head.outgoing(&parts.method, b);
-    let remaining = retries
-        .deadline
-        .map(|d| d.saturating_duration_since(now));
+    let remaining = retries.deadline.map(|d| d.saturating_duration_since(now));
     let per_try = retries.policy.and_then(|r| r.per_try_timeout);
     let limit = match (remaining, per_try) {
         (Some(a), Some(b)) => Some(a.min(b)),

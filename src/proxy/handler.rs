@@ -187,23 +187,25 @@ fn log_entry(
 ) -> Option<Box<Entry>> {
     // Boxed: a dozen strings are no part of the request's future when the
     // log is off.
-    shared.access_log.enabled().then(|| Box::new(Entry {
-        start_time: format_time(start_time),
-        method: parts.method.as_str().to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-        protocol: protocol(parts.version),
-        x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
-        user_agent: header_str(&parts.headers, "user-agent"),
-        request_id: header_str(&parts.headers, X_REQUEST_ID.as_str()),
-        authority: authority.map(str::to_string),
-        downstream_local_address: conn.local.to_string(),
-        downstream_remote_address: conn.remote.to_string(),
-        requested_server_name: conn.tls.as_ref().and_then(|t| t.sni.clone()),
-        ..Default::default()
-    }))
+    shared.access_log.enabled().then(|| {
+        Box::new(Entry {
+            start_time: format_time(start_time),
+            method: parts.method.as_str().to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            protocol: protocol(parts.version),
+            x_forwarded_for: header_str(&parts.headers, "x-forwarded-for"),
+            user_agent: header_str(&parts.headers, "user-agent"),
+            request_id: header_str(&parts.headers, X_REQUEST_ID.as_str()),
+            authority: authority.map(str::to_string),
+            downstream_local_address: conn.local.to_string(),
+            downstream_remote_address: conn.remote.to_string(),
+            requested_server_name: conn.tls.as_ref().and_then(|t| t.sni.clone()),
+            ..Default::default()
+        })
+    })
 }
 
 /// The response to a request: refused under overload, after a smuggling

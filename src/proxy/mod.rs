@@ -15,6 +15,7 @@ pub mod forward;
 pub mod gateway;
 pub mod h1_client;
 mod h1_server;
+mod h2_server;
 pub mod handler;
 pub mod hop_by_hop;
 pub mod limits;
@@ -344,9 +345,11 @@ pub(crate) fn spawn_http(
     ));
 }
 
-/// Serve HTTP/1.1 and h2 (h2c, or h2 after TLS with ALPN) on a connection
-/// (`io`: a TCP stream, or a TLS stream on an HTTPS gateway port) until it
-/// ends; `alive` is the connection's count in `Shared::connections`.
+/// Serve a connection with hyper's auto builder until it ends (`io`: a TCP
+/// stream `h1_server` hands over for an upgrade or `CONNECT`, or a TLS
+/// stream on an HTTPS gateway port whose ALPN is not `h2`: HTTP/1.1, or h2
+/// a client starts without ALPN); `alive` is the connection's count in
+/// `Shared::connections`. h2c and h2 by ALPN go to `h2_server`.
 pub(crate) async fn serve_http<S>(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -422,7 +425,7 @@ pub(crate) async fn serve_http<S>(
 }
 
 /// How long an idle connection may take to say goodbye after GOAWAY.
-const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A running proxy (for `run`, `demo` and tests).
 pub struct Running {

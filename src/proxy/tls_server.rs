@@ -128,7 +128,16 @@ pub(crate) async fn serve<S>(
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = Some(port);
     conn.tls = Some(Arc::new(conn_tls));
-    super::serve_http(shared, builder, stream, conn, shutdown, alive).await;
+    // h2 by ALPN goes to strait's HTTP/2 server; anything else to hyper's
+    // auto builder (HTTP/1.1, or a preface sent without ALPN).
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        Box::pin(super::h2_server::serve(
+            shared, stream, conn, shutdown, alive,
+        ))
+        .await;
+    } else {
+        super::serve_http(shared, builder, stream, conn, shutdown, alive).await;
+    }
 }
 
 /// Why a connection was not served.

@@ -7,13 +7,16 @@
 //!
 //! The codec refuses what Envoy's codec refuses (`http1::Refusal`: 400, 414,
 //! 431, 501), logs it with flag DPE and closes the connection. Connections
-//! this server does not speak go to hyper with the bytes read so far
-//! replayed ([`handoff`]): the HTTP/2 prior-knowledge preface (h2c), and a
-//! request asking for an upgrade (WebSocket) or `CONNECT`.
+//! this server does not speak go on with the bytes read so far replayed
+//! ([`handoff`]): the HTTP/2 prior-knowledge preface (h2c) to
+//! `proxy::h2_server`, and a request asking for an upgrade (WebSocket) or
+//! `CONNECT` to hyper.
 
 mod handoff;
 mod request_body;
 mod response;
+
+pub(super) use response::date;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -75,6 +78,8 @@ enum Ended {
     Closed,
     /// hyper serves the rest: the stream and the bytes already read from it.
     HandOff(TcpStream, Bytes),
+    /// The HTTP/2 preface: `h2_server` serves the rest, likewise.
+    H2(TcpStream, Bytes),
 }
 
 /// Serve HTTP/1.1 on an accepted TCP connection until it ends (in the
@@ -104,10 +109,17 @@ pub(crate) async fn serve(
         }
     };
     stats.cx_active.dec();
-    if let Ended::HandOff(stream, read) = ended {
-        let io = handoff::Replay::new(stream, read);
-        // Boxed: hyper's connection state is no part of this task's size.
-        Box::pin(super::serve_http(shared, builder, io, conn, stop, alive)).await;
+    match ended {
+        Ended::Closed => {}
+        Ended::HandOff(stream, read) => {
+            let io = handoff::Replay::new(stream, read);
+            // Boxed: hyper's connection state is no part of this task's size.
+            Box::pin(super::serve_http(shared, builder, io, conn, stop, alive)).await;
+        }
+        Ended::H2(stream, read) => {
+            let io = handoff::Replay::new(stream, read);
+            Box::pin(super::h2_server::serve(shared, io, conn, stop, alive)).await;
+        }
     }
 }
 
@@ -248,6 +260,8 @@ impl<'a> Connection<'a> {
         }
         read.extend_from_slice(&reader.buf);
         match reader.io.reunite(self.writer) {
+            // No head: the HTTP/2 preface.
+            Ok(stream) if head.is_none() => Ended::H2(stream, read.freeze()),
             Ok(stream) => Ended::HandOff(stream, read.freeze()),
             Err(_) => Ended::Closed,
         }

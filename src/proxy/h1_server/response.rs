@@ -241,7 +241,7 @@ fn format_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
 }
 
 /// The `Date` header hyper adds, formatted once a second per thread.
-fn date() -> HeaderValue {
+pub(in crate::proxy) fn date() -> HeaderValue {
     thread_local! {
         static CACHE: RefCell<(u64, HeaderValue)> =
             const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };

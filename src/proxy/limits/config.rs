@@ -168,35 +168,65 @@ impl DownstreamLimits {
             .max_buf_size(self.max_header_bytes().clamp(8 * KIB, usize::MAX / 2))
             .max_headers(self.max_request_headers.clamp(1, 10_000))
             .keep_alive(true);
-        // h2 panics on windows over 2^31-1 and frame sizes outside RFC
-        // 9113's range: clamp here too, so unvalidated limits never panic.
-        const MAX_WINDOW: usize = (1 << 31) - 1;
-        let window = self
-            .http2_stream_window_kb
-            .saturating_mul(KIB)
-            .clamp(1, MAX_WINDOW) as u32;
-        let conn_window = self
-            .buffer_limit_kb
-            .saturating_mul(KIB)
-            .clamp(1, MAX_WINDOW) as u32;
+        let h2 = self.http2();
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(self.max_concurrent_streams)
-            // h2 also bounds CONTINUATION frames by this over the frame size
-            // (h2#758): a header block never grows past it.
-            .max_header_list_size(u32::try_from(self.max_header_bytes()).unwrap_or(u32::MAX))
-            .max_frame_size(self.http2_max_frame_size.clamp(16_384, 16_777_215))
-            .initial_stream_window_size(window)
-            .initial_connection_window_size(conn_window)
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .max_header_list_size(h2.max_header_list_size)
+            .max_frame_size(h2.max_frame_size)
+            .initial_stream_window_size(h2.stream_window)
+            .initial_connection_window_size(h2.connection_window)
             .adaptive_window(false)
-            .max_send_buf_size(window as usize)
-            .max_pending_accept_reset_streams(self.http2_max_pending_accept_reset_streams)
-            .max_local_error_reset_streams(self.http2_max_local_error_reset_streams)
-            .keep_alive_interval(self.http2_keepalive_interval)
-            .keep_alive_timeout(Duration::from_secs(20));
+            .max_send_buf_size(h2.stream_window as usize)
+            .max_pending_accept_reset_streams(h2.max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(h2.max_local_error_reset_streams)
+            .keep_alive_interval(h2.keepalive_interval)
+            .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
         builder
     }
+
+    /// The HTTP/2 settings, clamped: h2 panics on windows over 2^31-1 and
+    /// frame sizes outside RFC 9113's range, so unvalidated limits never
+    /// panic. Both HTTP/2 servers (hyper's, `proxy::h2_server`) apply these.
+    pub(crate) fn http2(&self) -> Http2Settings {
+        const MAX_WINDOW: usize = (1 << 31) - 1;
+        Http2Settings {
+            max_concurrent_streams: self.max_concurrent_streams,
+            // h2 also bounds CONTINUATION frames by this over the frame size
+            // (h2#758): a header block never grows past it.
+            max_header_list_size: u32::try_from(self.max_header_bytes()).unwrap_or(u32::MAX),
+            max_frame_size: self.http2_max_frame_size.clamp(16_384, 16_777_215),
+            stream_window: self
+                .http2_stream_window_kb
+                .saturating_mul(KIB)
+                .clamp(1, MAX_WINDOW) as u32,
+            connection_window: self
+                .buffer_limit_kb
+                .saturating_mul(KIB)
+                .clamp(1, MAX_WINDOW) as u32,
+            max_pending_accept_reset_streams: self.http2_max_pending_accept_reset_streams,
+            max_local_error_reset_streams: self.http2_max_local_error_reset_streams,
+            keepalive_interval: self.http2_keepalive_interval,
+        }
+    }
+}
+
+/// A keep-alive PING not answered within this closes the connection.
+pub(crate) const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The HTTP/2 connection settings of [`DownstreamLimits`], clamped to what
+/// h2 accepts. The per-stream send buffer is the stream window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Http2Settings {
+    pub max_concurrent_streams: u32,
+    pub max_header_list_size: u32,
+    pub max_frame_size: u32,
+    pub stream_window: u32,
+    pub connection_window: u32,
+    pub max_pending_accept_reset_streams: usize,
+    pub max_local_error_reset_streams: usize,
+    pub keepalive_interval: Option<Duration>,
 }
 
 /// The open-file soft limit, when it can be read (Linux).

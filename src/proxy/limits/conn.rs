@@ -42,6 +42,12 @@ impl ConnState {
         self.last_io_ms.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// How long since bytes last moved either way.
+    pub(crate) fn quiet_for(&self) -> std::time::Duration {
+        let last = self.last_io_ms.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(now_ms().saturating_sub(last))
+    }
+
     /// The first bytes of an HTTP/1 request head arrived without its end:
     /// the header timeout runs from now (Envoy's `request_headers_timeout`
     /// starts at the first byte of the headers, not while a keep-alive

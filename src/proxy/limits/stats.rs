@@ -18,6 +18,15 @@ pub struct DownstreamStats {
 }
 
 impl DownstreamStats {
+    /// Count a connection the watchdog ends, by why.
+    pub fn count_expired(&self, why: super::Expired) {
+        match why {
+            super::Expired::Idle => self.cx_idle_timeout.inc(),
+            super::Expired::NoRequest => self.rq_header_timeout.inc(),
+            super::Expired::StreamsIdle => self.rq_idle_timeout.inc(),
+        };
+    }
+
     pub fn register(&self, metrics: &mut crate::metrics::Metrics) {
         let m = metrics;
         m.register(

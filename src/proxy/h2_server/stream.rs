@@ -1,0 +1,86 @@
+//! One HTTP/2 stream: its request through the request path, then its
+//! response sent. A future polled by the connection's task (no task of its
+//! own); a client RST_STREAM before the response drops the request's future
+//! (hyper's `H2Stream` polls `poll_reset` the same way).
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::Bytes;
+use h2::RecvStream;
+use h2::server::SendResponse;
+use http::{Method, Request, Response};
+use http_body::Body as _;
+
+use super::request_body::{self, RequestBody};
+use super::response;
+use super::send_body::SendBody;
+use crate::proxy::Shared;
+use crate::proxy::body::Body;
+use crate::proxy::exchange::Reply;
+use crate::proxy::handler::{self, ConnInfo};
+
+/// Serve the stream `request` arrived on.
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (parts, recv) = request.into_parts();
+    // CONNECT, as hyper: no request body (the stream would be a tunnel's),
+    // and a CONNECT announcing one is reset.
+    let (body, _tunnel) = if parts.method == Method::CONNECT {
+        if request_body::content_length(&parts.headers).is_some_and(|n| n != 0) {
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+            return;
+        }
+        (RequestBody::empty(), Some(recv))
+    } else {
+        (RequestBody::new(recv, &parts.headers), None)
+    };
+    let answer = {
+        // Pinned in this future, not boxed: the stream's one allocation is
+        // its node in the connection's `FuturesUnordered` (boxing it too
+        // measured no fewer instructions).
+        let mut handled = pin!(handler::handle(shared, conn, parts.into(), body));
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = handled.as_mut().poll(cx) {
+                return Poll::Ready(Some(into_response(r)));
+            }
+            respond.poll_reset(cx).map(|_| None)
+        })
+        .await
+    };
+    // None: the client reset the stream; the request is dropped.
+    if let Some(answer) = answer {
+        send(respond, answer).await;
+    }
+}
+
+/// What `handler::handle` returns, as the response h2 sends (the one place
+/// that knows its type).
+fn into_response(r: Reply) -> Response<Body> {
+    r.into_http()
+}
+
+/// Send the response head, then its body unless it is empty.
+async fn send(mut respond: SendResponse<Bytes>, answer: Response<Body>) {
+    let (mut head, body) = answer.into_parts();
+    let end = body.is_end_stream();
+    let length = if end { None } else { body.size_hint().exact() };
+    response::prepare(&mut head.headers, length);
+    match respond.send_response(Response::from_parts(head, ()), end) {
+        Ok(tx) if !end => {
+            let mut body = SendBody::new(tx, body);
+            poll_fn(|cx| body.poll_send(cx)).await;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::debug!(error = %e, "sending an HTTP/2 response head failed");
+            respond.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+    }
+}
