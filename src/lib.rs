@@ -4,6 +4,7 @@
 //! [`config::ConfigSet`] → validation (`validate`) and analysis (`analyze`).
 //! See ARCHITECTURE.md for the map.
 
+pub mod allocator;
 pub mod analyze;
 pub mod cli;
 pub mod cluster;

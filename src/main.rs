@@ -289,8 +289,10 @@ fn parse_level(s: &str) -> Result<Level, String> {
 /// mimalloc: every request allocates, and glibc's malloc takes its slow
 /// path for anything over 1 KiB (hyper's read buffers, task cells).
 /// Transparent huge pages off: they would inflate the idle footprint.
+/// `strait::allocator` asks it for plain blocks where they are aligned
+/// enough (its aligned path over-allocates above 1 KiB).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: strait::allocator::Allocator = strait::allocator::Allocator;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -13,6 +13,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The typed Istio model and the loaded configuration.
     ("model", &[]),
     ("config", &["model"]),
+    // The process's allocator (the binary installs it).
+    ("allocator", &[]),
     // Small shared vocabulary.
     ("flags", &[]),
     ("logging", &[]),
