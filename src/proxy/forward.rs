@@ -151,8 +151,11 @@ struct Retries<'a> {
     /// The route timeout's end.
     deadline: Option<Instant>,
     done: u32,
-    /// Hosts tried, when the policy avoids previous hosts.
+    /// Hosts tried before the last, when the policy avoids previous hosts.
     tried: Vec<Arc<Host>>,
+    /// The last try's host: moved into `tried` only when another try comes
+    /// (no list allocated for a request that needs one try).
+    last: Option<Arc<Host>>,
     /// Envoy holds a `max_retries` unit from scheduling a retry until the
     /// next retry decision or the end of the request.
     permit: Option<Permit>,
@@ -214,6 +217,7 @@ pub async fn forward(
         deadline: route.timeout.map(|t| Instant::now() + t),
         done: 0,
         tried: Vec::new(),
+        last: None,
         permit: None,
     };
     loop {
@@ -397,6 +401,11 @@ async fn request_body(body: Body, upgrade: bool, route: &Route) -> Result<ReqBod
     if upgrade {
         return Ok(ReqBody::Stream(Some(body)));
     }
+    if http_body::Body::is_end_stream(&body) {
+        // No body (most requests): every try and mirror sends an empty one,
+        // with no copy to keep.
+        return Ok(ReqBody::Buffered(Bytes::new()));
+    }
     if route.mirrors.is_empty() {
         // Streamed as it arrives (gRPC and other bidirectional streams never
         // wait for the end of the request), copied for retries.
@@ -425,6 +434,9 @@ async fn attempt(
     outcome: &mut Outcome,
 ) -> Result<Tried, Stop> {
     let avoid_previous = retries.policy.is_some_and(|r| r.avoid_previous_hosts);
+    if let Some(h) = retries.last.take() {
+        retries.tried.push(h);
+    }
     let avoid: &[Arc<Host>] = if avoid_previous { &retries.tried } else { &[] };
     // One clock read for the pick, the deadline and the send time (they
     // are microseconds apart; the figures they feed are in milliseconds).
@@ -442,7 +454,7 @@ async fn attempt(
         f.host = Some(host.begin());
     }
     if avoid_previous {
-        retries.tried.push(host.clone());
+        retries.last = Some(host.clone());
     }
     outcome.upstream_host = Some(endpoint.clone());
     let b = req_body

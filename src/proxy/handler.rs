@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 
@@ -63,7 +64,6 @@ where
         return limits::head_too_large_response();
     }
     let started = Instant::now();
-    let start_time = SystemTime::now();
     // Istio's sidecar generates x-request-id when the client did not.
     if !parts.headers.contains(X_REQUEST_ID.as_str()) {
         parts.headers.append(X_REQUEST_ID, request_id());
@@ -79,21 +79,30 @@ where
             .map(Authority::Header),
     };
     let authority = host.as_ref().and_then(Authority::as_str);
-    let mut entry = log_entry(&shared, &conn, &parts, authority, start_time);
+    let mut entry = log_entry(&shared, &conn, &parts, authority);
     let mut outcome = Outcome::new();
-    let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let conn_request = conn.state.request();
-    let idle = StreamIdle::start(
-        shared.limits.stream_idle_timeout,
-        http_body::Body::is_end_stream(&incoming),
-    );
-    let incoming = {
-        let counter = bytes_in.clone();
-        body::boxed(Counted::new(
+    let timeout = shared.limits.stream_idle_timeout;
+    // A request without a body (most) has no bytes to count and no data to
+    // reset its idle clock: its body goes unwrapped and its clock lives in
+    // this future, not shared.
+    let empty_body = http_body::Body::is_end_stream(&incoming);
+    let (incoming, bytes_in, shared_idle, own_idle) = if empty_body {
+        // Ended: nothing of it is left to read (`Empty` boxes nothing).
+        drop(incoming);
+        let idle = timeout.map(|t| StreamIdle::new(t, true));
+        (body::empty(), None, None, idle)
+    } else {
+        let idle = StreamIdle::start(timeout, false);
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = counter.clone();
+        let incoming = body::boxed(Counted::new(
             IdleReset::new(incoming, idle.clone()),
-            move |d| counter.store(d.bytes, Ordering::Relaxed),
-        ))
+            move |d| c.store(d.bytes, Ordering::Relaxed),
+        ));
+        (incoming, Some(counter), idle, None)
     };
+    let idle = own_idle.as_ref().or(shared_idle.as_deref());
     let mut response = respond(
         &shared,
         &conn,
@@ -101,7 +110,7 @@ where
         incoming,
         authority.and(host.as_ref()),
         grpc,
-        idle.as_deref(),
+        idle,
         &mut outcome,
     )
     .await;
@@ -148,7 +157,7 @@ where
                 Some(r)
             }
         };
-        let bytes_received = bytes_in.load(Ordering::Relaxed);
+        let bytes_received = bytes_in.map_or(0, |b| b.load(Ordering::Relaxed));
         let elapsed = started.elapsed();
         logger.metrics.record(&crate::metrics::Record {
             destination: &destination,
@@ -183,13 +192,12 @@ fn log_entry(
     conn: &ConnInfo,
     parts: &RequestParts,
     authority: Option<&str>,
-    start_time: SystemTime,
 ) -> Option<Box<Entry>> {
     // Boxed: a dozen strings are no part of the request's future when the
-    // log is off.
+    // log is off (nor is the wall-clock read).
     shared.access_log.enabled().then(|| {
         Box::new(Entry {
-            start_time: format_time(start_time),
+            start_time: format_time(SystemTime::now()),
             method: parts.method.as_str().to_string(),
             path: parts
                 .uri
@@ -291,36 +299,47 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `RandomGeneratorImpl::uuid` prefetches them: one call into the
 /// generator per 128 requests instead of one each.
 fn request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    const BATCH: usize = 2048;
     thread_local! {
-        static RANDOM: std::cell::RefCell<([u8; BATCH], usize)> =
-            const { std::cell::RefCell::new(([0; BATCH], BATCH)) };
+        static BATCH: std::cell::RefCell<(Bytes, usize)> =
+            const { std::cell::RefCell::new((Bytes::new(), IDS_PER_BATCH)) };
     }
-    let mut b = RANDOM.with_borrow_mut(|(bytes, used)| {
-        if *used == BATCH {
-            rand::fill(&mut bytes[..]);
-            *used = 0;
+    let id = BATCH.with_borrow_mut(|(ids, next)| {
+        if *next == IDS_PER_BATCH {
+            *ids = request_id_batch();
+            *next = 0;
         }
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&bytes[*used..*used + 16]);
-        *used += 16;
-        b
+        let at = *next * UUID_LEN;
+        *next += 1;
+        ids.slice(at..at + UUID_LEN)
     });
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let mut out = [0u8; 36];
-    let mut at = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[at] = b'-';
-            at += 1;
+    // Shares the batch's bytes (no allocation per id).
+    HeaderValue::from_maybe_shared(id).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Request ids formatted at a time: one buffer and one draw of random
+/// bytes for all of them (Envoy's `RandomGeneratorImpl::uuid` prefetches
+/// its random bytes the same way).
+const IDS_PER_BATCH: usize = 64;
+const UUID_LEN: usize = 36;
+
+/// `IDS_PER_BATCH` random (version 4) UUIDs, back to back.
+fn request_id_batch() -> Bytes {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut random = [0u8; 16 * IDS_PER_BATCH];
+    rand::fill(&mut random[..]);
+    let mut out = Vec::with_capacity(UUID_LEN * IDS_PER_BATCH);
+    for b in random.chunks_exact_mut(16) {
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        for (i, byte) in b.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push(b'-');
+            }
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0x0f)]);
         }
-        out[at] = HEX[usize::from(byte >> 4)];
-        out[at + 1] = HEX[usize::from(byte & 0x0f)];
-        at += 2;
     }
-    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static(""))
+    Bytes::from(out)
 }
 
 /// Select the route and run its action.
@@ -507,7 +526,12 @@ mod tests {
     /// Drawn from batches, the ids still differ across batch ends.
     #[test]
     fn request_ids_do_not_repeat_across_batches() {
-        let ids: std::collections::HashSet<_> = (0..200).map(|_| request_id()).collect();
-        assert_eq!(ids.len(), 200);
+        let ids: std::collections::HashSet<_> =
+            (0..IDS_PER_BATCH * 3 + 5).map(|_| request_id()).collect();
+        assert_eq!(ids.len(), IDS_PER_BATCH * 3 + 5);
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == UUID_LEN && id.to_str().is_ok())
+        );
     }
 }

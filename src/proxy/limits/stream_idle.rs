@@ -23,15 +23,19 @@ pub struct StreamIdle {
 }
 
 impl StreamIdle {
+    /// A clock started now, shared with the request body that resets it;
     /// `None` when the timeout is off.
     pub fn start(timeout: Option<Duration>, request_complete: bool) -> Option<Arc<StreamIdle>> {
-        timeout.map(|timeout| {
-            Arc::new(StreamIdle {
-                timeout,
-                last_ms: AtomicU64::new(now_ms()),
-                request_complete: AtomicBool::new(request_complete),
-            })
-        })
+        timeout.map(|timeout| Arc::new(StreamIdle::new(timeout, request_complete)))
+    }
+
+    /// A clock started now, for a request whose body cannot reset it.
+    pub fn new(timeout: Duration, request_complete: bool) -> StreamIdle {
+        StreamIdle {
+            timeout,
+            last_ms: AtomicU64::new(now_ms()),
+            request_complete: AtomicBool::new(request_complete),
+        }
     }
 
     fn touch(&self) {
