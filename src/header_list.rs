@@ -80,6 +80,20 @@ impl HeaderList {
         HeaderList { base, fields }
     }
 
+    /// Give the list the head its ranges index: `from_ranges` is called
+    /// on a head still being lowercased in place, before it is frozen.
+    pub fn set_base(&mut self, base: Bytes) {
+        self.base = base;
+    }
+
+    /// The byte ranges of the names that are ranges of the head.
+    pub fn name_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        self.fields.iter().filter_map(|f| match f.name {
+            Name::Span(s) => Some(s.start as usize..s.end as usize),
+            Name::Header(_) => None,
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.fields.len()
     }

@@ -2,6 +2,7 @@
 //! head's own buffer, with the message framing decided once (RFC 9112 §6.1–
 //! §6.3) and Envoy's refusals for the shapes that smuggle requests.
 
+use crate::header_list::HeaderList;
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
@@ -128,63 +129,60 @@ impl Span {
     }
 }
 
-/// One header line: name and value as ranges of the head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    name: Span,
-    value: Span,
-}
-
-impl Header {
-    /// The ranges of httparse's lines, slices of `base`.
-    fn ranges(base: &[u8], parsed: &[httparse::Header<'_>]) -> Vec<Header> {
-        parsed
-            .iter()
-            .map(|h| Header {
-                name: Span::of(base, h.name.as_bytes()),
-                value: Span::of(base, h.value),
-            })
-            .collect()
-    }
+/// httparse's lines as ranges of `base` (the slices it parsed them from),
+/// in the list the request path carries: built once, no intermediate
+/// vector. Its base is set when the head is frozen (`Fields::frozen`).
+fn list_of(base: &[u8], parsed: &[httparse::Header<'_>]) -> HeaderList {
+    HeaderList::from_ranges(
+        Bytes::new(),
+        parsed.iter().map(|h| {
+            let (n, v) = (Span::of(base, h.name.as_bytes()), Span::of(base, h.value));
+            (n.start..n.end, v.start..v.end)
+        }),
+    )
 }
 
 /// A header list: a head's, or a chunked body's trailers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Fields {
     bytes: Bytes,
-    headers: Vec<Header>,
+    /// The lines, ranges of `bytes`; taken by the request path
+    /// ([`RequestHead::take_header_list`]).
+    list: HeaderList,
 }
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.bytes == other.bytes && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Fields {}
 
 impl Fields {
     /// The lines `parsed` found in `bytes` (httparse's slices of it).
     pub(super) fn new(bytes: Bytes, parsed: &[httparse::Header<'_>]) -> Fields {
-        let headers = Header::ranges(&bytes, parsed);
-        Fields { bytes, headers }
+        let list = list_of(&bytes, parsed);
+        Fields::frozen(bytes, list)
     }
 
-    /// The lines as the request path's header list (the same bytes).
-    pub fn to_list(&self) -> crate::header_list::HeaderList {
-        crate::header_list::HeaderList::from_ranges(
-            self.bytes.clone(),
-            self.headers
-                .iter()
-                .map(|h| (h.name.start..h.name.end, h.value.start..h.value.end)),
-        )
+    /// The head's frozen bytes with the lines `list_of` found in them.
+    fn frozen(bytes: Bytes, mut list: HeaderList) -> Fields {
+        list.set_base(bytes.clone());
+        Fields { bytes, list }
     }
 
     /// Every line in order, names as sent.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.headers
-            .iter()
-            .map(|h| (h.name.get(&self.bytes), h.value.get(&self.bytes)))
+        self.list.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.headers.len()
+        self.list.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty()
+        self.list.is_empty()
     }
 
     /// The first value of `name` (ASCII case-insensitive).
@@ -197,18 +195,7 @@ impl Fields {
     /// The lines as a header map for the request path, values sharing the
     /// head's bytes (no copy); a name or value `http` refuses is malformed.
     pub fn to_header_map(&self) -> Result<http::HeaderMap, Refusal> {
-        let mut map = http::HeaderMap::with_capacity(self.headers.len());
-        for h in &self.headers {
-            let name = http::HeaderName::from_bytes(h.name.get(&self.bytes))
-                .map_err(|_| Refusal::Malformed)?;
-            let value = http::HeaderValue::from_maybe_shared(
-                self.bytes
-                    .slice(h.value.start as usize..h.value.end as usize),
-            )
-            .map_err(|_| Refusal::Malformed)?;
-            map.append(name, value);
-        }
-        Ok(map)
+        self.list.to_header_map().map_err(|_| Refusal::Malformed)
     }
 }
 
@@ -262,15 +249,15 @@ impl RequestHead {
         self.fields.to_header_map()
     }
 
-    /// The header lines as the request path's list (lowercase names, the
-    /// head's bytes shared).
-    pub fn header_list(&self) -> crate::header_list::HeaderList {
-        self.fields.to_list()
+    /// The header lines, moved out for the request path (no copy): the
+    /// head has none left after this.
+    pub fn take_header_list(&mut self) -> HeaderList {
+        std::mem::take(&mut self.fields.list)
     }
 
     /// How many header lines.
     pub fn header_count(&self) -> usize {
-        self.fields.headers.len()
+        self.fields.len()
     }
 
     /// The head as received, through its empty line.
@@ -308,9 +295,10 @@ impl ResponseHead {
         self.fields.get(name)
     }
 
-    /// The lines as the request path's header list (the same bytes).
-    pub fn header_list(&self) -> crate::header_list::HeaderList {
-        self.fields.to_list()
+    /// The lines, moved out for the request path (no copy): the head has
+    /// none left after this.
+    pub fn take_header_list(&mut self) -> HeaderList {
+        std::mem::take(&mut self.fields.list)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -449,7 +437,7 @@ fn request_from(mut bytes: BytesMut, limits: &HeadLimits) -> Result<RequestHead,
     } else {
         Version::Http11
     };
-    let fields = Fields { bytes, headers };
+    let fields = Fields::frozen(bytes, headers);
     let framing = FramingHeaders::of(&fields)?;
     // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
     // framing.
@@ -485,7 +473,7 @@ struct RequestLine {
     method: http::Method,
     target: Span,
     minor: u8,
-    headers: Vec<Header>,
+    headers: HeaderList,
 }
 
 fn parse_request_line(bytes: &[u8], limits: &HeadLimits) -> Result<RequestLine, Refusal> {
@@ -524,16 +512,16 @@ fn parse_request_line(bytes: &[u8], limits: &HeadLimits) -> Result<RequestLine, 
         method: http::Method::from_bytes(method.as_bytes()).map_err(|_| Refusal::Malformed)?,
         target: Span::of(bytes, path.as_bytes()),
         minor,
-        headers: Header::ranges(bytes, req.headers),
+        headers: list_of(bytes, req.headers),
     })
 }
 
 /// Header names lowercase in the head itself, as `http` and Envoy keep
 /// them: lookups compare bytes, and what is forwarded is lowercase as
 /// Envoy's HTTP/1 codec writes it.
-fn lowercase_names(bytes: &mut [u8], headers: &[Header]) {
-    for h in headers {
-        if let Some(name) = bytes.get_mut(h.name.start as usize..h.name.end as usize) {
+fn lowercase_names(bytes: &mut [u8], headers: &HeaderList) {
+    for r in headers.name_ranges() {
+        if let Some(name) = bytes.get_mut(r) {
             name.make_ascii_lowercase();
         }
     }
@@ -706,13 +694,10 @@ fn response_from(
     let reason = res.reason.map_or(Span { start: 0, end: 0 }, |r| {
         Span::of(&bytes, r.as_bytes())
     });
-    let headers = Header::ranges(&bytes, res.headers);
+    let headers = list_of(&bytes, res.headers);
     // Lowercase as for requests: Envoy's HTTP/1 codec forwards them so.
     lowercase_names(&mut bytes, &headers);
-    let fields = Fields {
-        bytes: bytes.freeze(),
-        headers,
-    };
+    let fields = Fields::frozen(bytes.freeze(), headers);
     let version = if minor == 0 {
         Version::Http10
     } else {

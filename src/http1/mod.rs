@@ -24,6 +24,5 @@ pub mod write;
 mod tests;
 
 pub use head::{
-    Framing, HeadLimits, Header, Refusal, RequestHead, ResponseHead, Version, parse_request,
-    parse_response,
+    Framing, HeadLimits, Refusal, RequestHead, ResponseHead, Version, parse_request, parse_response,
 };

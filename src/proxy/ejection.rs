@@ -4,7 +4,6 @@
 //! `_active` gauge), the same way for both protocols.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::Shared;
 use crate::cluster::outlier::HostOutcome;
@@ -23,7 +22,7 @@ pub fn record(
     outcome: HostOutcome,
 ) {
     let registry = &shared.clusters;
-    let now = Instant::now();
+    let now = super::clock::now();
     let Some(e) = registry.record(state, &cluster.key, host, outcome, now) else {
         return;
     };

@@ -214,7 +214,7 @@ pub async fn forward(
     };
     let mut retries = Retries {
         policy: route.retry.as_deref(),
-        deadline: route.timeout.map(|t| Instant::now() + t),
+        deadline: route.timeout.map(|t| super::clock::now() + t),
         done: 0,
         tried: Vec::new(),
         last: None,
@@ -440,7 +440,7 @@ async fn attempt(
     let avoid: &[Arc<Host>] = if avoid_previous { &retries.tried } else { &[] };
     // One clock read for the pick, the deadline and the send time (they
     // are microseconds apart; the figures they feed are in milliseconds).
-    let now = Instant::now();
+    let now = super::clock::now();
     let pick = Pick {
         hash: plan.request_hash,
         ..Pick::new(now, avoid)
@@ -555,7 +555,7 @@ fn classify(
             (Attempt::Failed(reply), o, retriable)
         }
         Err(()) => {
-            let route_timeout = retries.deadline.is_some_and(|d| Instant::now() >= d);
+            let route_timeout = retries.deadline.is_some_and(|d| super::clock::now() >= d);
             let retriable = !route_timeout && retry.is_some_and(|r| r.retries_timeout());
             let o = Some(HostOutcome::Timeout);
             (Attempt::Failed(LocalReply::timeout()), o, retriable)
@@ -587,7 +587,7 @@ impl Retries<'_> {
         let more = self.policy.is_some()
             && !exhausted
             && req_body.replayable()
-            && self.deadline.is_none_or(|d| Instant::now() < d);
+            && self.deadline.is_none_or(|d| super::clock::now() < d);
         let mut retrying = more && tried.retriable;
         if retrying {
             // Release this request's previous retry unit first.
@@ -622,7 +622,7 @@ impl Retries<'_> {
         if let Some(r) = self.policy {
             let mut wait = r.backoff(self.done, rand::random::<f64>());
             if let Some(d) = self.deadline {
-                wait = wait.min(d.saturating_duration_since(Instant::now()));
+                wait = wait.min(d.saturating_duration_since(super::clock::now()));
             }
             if wait > Duration::ZERO {
                 tokio::time::sleep(wait).await;
@@ -644,7 +644,11 @@ fn finish(
 ) -> Reply {
     match tried.attempt {
         Attempt::Response(mut resp) => {
-            outcome.upstream_service_time = Some(tried.sent_at.elapsed().as_millis() as u64);
+            outcome.upstream_service_time = Some(
+                super::clock::now()
+                    .saturating_duration_since(tried.sent_at)
+                    .as_millis() as u64,
+            );
             if resp.status.as_u16() == 101
                 && let Some(down) = downstream_upgrade
                 && let Some(up) = resp.extensions.remove::<hyper::upgrade::OnUpgrade>()
@@ -728,7 +732,7 @@ fn mirror(
         let Some(permit) = state.limits.try_request() else {
             continue;
         };
-        let Ok(host) = state.pick(&Pick::new(Instant::now(), &[])) else {
+        let Ok(host) = state.pick(&Pick::new(super::clock::now(), &[])) else {
             continue;
         };
         let guard = host.begin();

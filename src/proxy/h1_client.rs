@@ -59,7 +59,7 @@ impl Drop for Conn {
 
 impl Conn {
     pub(super) fn new(io: Box<dyn Io>, permit: OwnedSemaphorePermit, changed: Arc<Notify>) -> Conn {
-        let now = Instant::now();
+        let now = super::clock::now();
         Conn {
             io,
             read: BytesMut::new(),
@@ -340,7 +340,7 @@ where
     // The request body (unsent if the upstream answered early) goes now.
     drop(exchange);
     let answered = answered?;
-    let head = answered.head;
+    let mut head = answered.head;
     let reuse = head.keep_alive && answered.request_complete && !last;
     let state = match head.body {
         codec::Framing::Empty | codec::Framing::Length(0) => State::Done,
@@ -349,7 +349,7 @@ where
         codec::Framing::UntilClose => State::UntilClose,
     };
     if matches!(state, State::Done) {
-        let response = response_head(&head, body::empty())?;
+        let response = response_head(&mut head, body::empty())?;
         if reuse {
             recycle(conn);
         }
@@ -360,12 +360,12 @@ where
         state,
         recycle: reuse.then_some(recycle),
     };
-    response_head(&head, body::boxed(incoming))
+    response_head(&mut head, body::boxed(incoming))
 }
 
 /// The response head as the request path carries it: the head's lines
 /// (names already lowercase) without a copy.
-fn response_head(head: &ResponseHead, body: Body) -> Result<Reply, SendError> {
+fn response_head(head: &mut ResponseHead, body: Body) -> Result<Reply, SendError> {
     let status = StatusCode::from_u16(head.status)
         .map_err(|_| SendError::Protocol("upstream response: invalid status".into()))?;
     let mut reply = Reply::with_status(status, body);
@@ -373,7 +373,7 @@ fn response_head(head: &ResponseHead, body: Body) -> Result<Reply, SendError> {
         codec::Version::Http10 => Version::HTTP_10,
         codec::Version::Http11 => Version::HTTP_11,
     };
-    reply.headers = head.header_list();
+    reply.headers = head.take_header_list();
     Ok(reply)
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -63,7 +63,7 @@ where
     {
         return limits::head_too_large_response();
     }
-    let started = Instant::now();
+    let started = super::clock::now();
     // Istio's sidecar generates x-request-id when the client did not.
     if !parts.headers.contains(X_REQUEST_ID.as_str()) {
         parts.headers.append(X_REQUEST_ID, request_id());
@@ -158,7 +158,7 @@ where
             }
         };
         let bytes_received = bytes_in.map_or(0, |b| b.load(Ordering::Relaxed));
-        let elapsed = started.elapsed();
+        let elapsed = super::clock::now().saturating_duration_since(started);
         logger.metrics.record(&crate::metrics::Record {
             destination: &destination,
             grpc,
@@ -326,17 +326,23 @@ const UUID_LEN: usize = 36;
 fn request_id_batch() -> Bytes {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut random = [0u8; 16 * IDS_PER_BATCH];
+    // A fresh draw per batch: ids never repeat across batches.
     rand::fill(&mut random[..]);
-    let mut out = Vec::with_capacity(UUID_LEN * IDS_PER_BATCH);
-    for b in random.chunks_exact_mut(16) {
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        for (i, byte) in b.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                out.push(b'-');
-            }
-            out.push(HEX[usize::from(byte >> 4)]);
-            out.push(HEX[usize::from(byte & 0x0f)]);
+    let mut out = vec![b'-'; UUID_LEN * IDS_PER_BATCH];
+    for (b, id) in random.chunks_exact(16).zip(out.chunks_exact_mut(UUID_LEN)) {
+        // Version 4, variant 10 (RFC 9562 §5.4).
+        let version = (b[6] & 0x0f) | 0x40;
+        let variant = (b[8] & 0x3f) | 0x80;
+        // The 16 bytes' places in 8-4-4-4-12 (dashes already there).
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        for (i, at) in AT.into_iter().enumerate() {
+            let byte = match i {
+                6 => version,
+                8 => variant,
+                _ => b[i],
+            };
+            id[at] = HEX[usize::from(byte >> 4)];
+            id[at + 1] = HEX[usize::from(byte & 0x0f)];
         }
     }
     Bytes::from(out)

@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod client_hello;
+pub mod clock;
 pub mod codec_error;
 // Response flags sit below `metrics`; re-exported for the request path.
 pub use crate::flags;
@@ -301,7 +302,7 @@ fn spawn_sidecar(
             h1_server::serve(shared, builder, stream, conn, shutdown, alive).await;
         }
     };
-    tokio::spawn(task);
+    tokio::spawn(clock::Clocked::new(task));
 }
 
 /// Whether a new downstream connection may be served: accept and close at
@@ -335,14 +336,14 @@ pub(crate) fn spawn_http(
     let local = stream.local_addr().unwrap_or(remote);
     let mut conn = ConnInfo::new(local, remote);
     conn.gateway_port = gateway_port;
-    tokio::spawn(h1_server::serve(
+    tokio::spawn(clock::Clocked::new(h1_server::serve(
         shared.clone(),
         builder.clone(),
         stream,
         conn,
         shutdown.clone(),
         alive,
-    ));
+    )));
 }
 
 /// Serve a connection with hyper's auto builder until it ends (`io`: a TCP

@@ -46,14 +46,14 @@ pub(crate) fn spawn(
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(remote);
     let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
-    tokio::spawn(async move {
+    tokio::spawn(super::clock::Clocked::new(async move {
         let peer = Peer {
             local,
             remote,
             port,
         };
         serve(shared, builder, stream, peer, shutdown, alive).await;
-    });
+    }));
 }
 
 /// Where a connection came from and to which gateway port.

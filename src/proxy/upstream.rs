@@ -469,7 +469,7 @@ impl ClusterPool {
     fn expired(&self, born: Instant) -> bool {
         self.settings
             .max_connection_duration
-            .is_some_and(|d| born.elapsed() >= d)
+            .is_some_and(|d| super::clock::now().saturating_duration_since(born) >= d)
     }
 
     /// An idle HTTP/1.1 connection that must not be used again.
@@ -680,7 +680,7 @@ impl ClusterPool {
     fn take_idle_h1(&self, key: &Arc<str>) -> Option<H1Conn> {
         let mut conns = self.lock();
         let list = conns.h1.get_mut(key)?;
-        let now = Instant::now();
+        let now = super::clock::now();
         while let Some(mut c) = list.pop() {
             if !self.stale(&c, now) && c.usable() {
                 return Some(c);
@@ -781,7 +781,7 @@ impl ClusterPool {
         if self.expired(conn.born) {
             return;
         }
-        conn.idle_since = Instant::now();
+        conn.idle_since = super::clock::now();
         {
             let mut conns = self.lock();
             let list = conns.h1.entry(key).or_default();
@@ -1030,7 +1030,7 @@ impl Drop for StreamGuard {
             .state
             .last_used
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            .unwrap_or_else(|e| e.into_inner()) = super::clock::now();
         self.state.active.fetch_sub(1, Ordering::AcqRel);
         self.changed.notify_waiters();
     }

@@ -139,7 +139,9 @@ struct Connection<'a> {
     accepted_at: SystemTime,
 }
 
-/// What waiting for the next request found.
+/// What waiting for the next request found (matched at once: boxing the
+/// head would cost an allocation per request).
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Head(RequestHead),
     Closed,
@@ -283,7 +285,7 @@ impl<'a> Connection<'a> {
     }
 
     /// One request and its response; whether the connection carries on.
-    async fn exchange(&mut self, head: RequestHead, stop: &watch::Receiver<bool>) -> bool {
+    async fn exchange(&mut self, mut head: RequestHead, stop: &watch::Receiver<bool>) -> bool {
         let body = match (head.body, self.reader.take()) {
             (codec::Framing::Length(n), Some(reader)) if n > 0 => {
                 RequestBody::length(reader, n, self.slot.clone())
@@ -293,7 +295,7 @@ impl<'a> Connection<'a> {
             }
             (_, reader) => {
                 self.reader = reader;
-                return self.respond(&head, body::empty(), stop).await;
+                return self.respond(&mut head, body::empty(), stop).await;
             }
         };
         // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
@@ -302,13 +304,13 @@ impl<'a> Connection<'a> {
         } else {
             body
         };
-        self.respond(&head, body::boxed(body), stop).await
+        self.respond(&mut head, body::boxed(body), stop).await
     }
 
     /// Hand the request to the request path and write its response.
     async fn respond(
         &mut self,
-        head: &RequestHead,
+        head: &mut RequestHead,
         body: body::Body,
         stop: &watch::Receiver<bool>,
     ) -> bool {
@@ -320,7 +322,7 @@ impl<'a> Connection<'a> {
             method: head.method().clone(),
             uri: head.uri().clone(),
             version,
-            headers: head.header_list(),
+            headers: head.take_header_list(),
             extensions: http::Extensions::new(),
         };
         let request = response::RequestFacts {

@@ -41,17 +41,12 @@ pub use stream_idle::{IdleReset, StreamIdle, within_stream_idle};
 pub use watchdog::{Expired, Watchdog};
 
 /// The coarse clock reads and writes store: milliseconds from one
-/// process-wide base, cheap to keep in an atomic.
+/// process-wide base (the request path's clock), cheap to keep in an
+/// atomic.
 mod clock {
-    use std::sync::OnceLock;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    /// Milliseconds since the first call, from one process-wide base: cheap to
-    /// store in an atomic on every read and write.
-    pub(super) fn now_ms() -> u64 {
-        static BASE: OnceLock<Instant> = OnceLock::new();
-        BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
-    }
+    pub(super) use crate::proxy::clock::now_ms;
 
     pub(super) fn ms(d: Duration) -> u64 {
         u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
