@@ -4,7 +4,6 @@
 //! (hyper's `H2Stream` polls `poll_reset` the same way).
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -42,10 +41,10 @@ pub(super) async fn serve(
         (RequestBody::new(recv, &parts.headers), None)
     };
     let answer = {
-        // Pinned in this future, not boxed: the stream's one allocation is
-        // its node in the connection's `FuturesUnordered` (boxing it too
-        // measured no fewer instructions).
-        let mut handled = pin!(handler::handle(shared, conn, parts.into(), body));
+        // Boxed: the stream's future is moved three times on its way into
+        // its `FuturesUnordered` node, and the request path's future is most
+        // of its size.
+        let mut handled = Box::pin(handler::handle(shared, conn, parts.into(), body));
         poll_fn(|cx| {
             if let Poll::Ready(r) = handled.as_mut().poll(cx) {
                 return Poll::Ready(Some(into_response(r)));
