@@ -552,46 +552,56 @@ impl FramingHeaders {
         let mut f = FramingHeaders::default();
         let mut codings = 0usize;
         let mut chunked_codings = 0usize;
+        // Names are lowercase already (`lowercase_names`): a match on the
+        // bytes is a switch on the length and one comparison.
         for (name, value) in fields.iter() {
-            // By length first: most names are none of the three.
-            if !matches!(name.len(), 6 | 10 | 14 | 17) {
-                continue;
-            }
-            if name.eq_ignore_ascii_case(b"expect") {
-                f.expect_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-            } else if name.eq_ignore_ascii_case(b"content-length") {
-                // Repeated lines of one value count as one (RFC 9110
-                // §8.6); a list in one line or differing values are
-                // refused, as hyper refuses them today.
-                f.length_lines += 1;
-                let n = content_length(value.trim_ascii()).ok_or(Refusal::Malformed)?;
-                if f.content_length.is_some_and(|m| m != n) {
-                    return Err(Refusal::Malformed);
+            debug_assert!(!name.iter().any(u8::is_ascii_uppercase));
+            match name {
+                b"expect" => {
+                    f.expect_continue |= value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
                 }
-                f.content_length = Some(n);
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                f.transfer_encoding = true;
-                for coding in value.split(|&c| c == b',') {
-                    let coding = coding.trim_ascii();
-                    if coding.is_empty() {
+                b"content-length" => {
+                    // Repeated lines of one value count as one (RFC 9110
+                    // §8.6); a list in one line or differing values are
+                    // refused, as hyper refuses them today.
+                    f.length_lines += 1;
+                    let n = content_length(value.trim_ascii()).ok_or(Refusal::Malformed)?;
+                    if f.content_length.is_some_and(|m| m != n) {
+                        return Err(Refusal::Malformed);
+                    }
+                    f.content_length = Some(n);
+                }
+                b"transfer-encoding" => {
+                    f.transfer_encoding = true;
+                    for coding in value.split(|&c| c == b',') {
+                        let coding = coding.trim_ascii();
+                        if coding.is_empty() {
+                            continue;
+                        }
+                        codings += 1;
+                        let chunked = coding.eq_ignore_ascii_case(b"chunked");
+                        chunked_codings += usize::from(chunked);
+                        f.last_chunked = chunked;
+                    }
+                }
+                b"connection" => {
+                    // The usual value alone, without splitting.
+                    if value.eq_ignore_ascii_case(b"keep-alive") {
+                        f.connection_keep_alive = true;
                         continue;
                     }
-                    codings += 1;
-                    let chunked = coding.eq_ignore_ascii_case(b"chunked");
-                    chunked_codings += usize::from(chunked);
-                    f.last_chunked = chunked;
-                }
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                for token in value.split(|&c| c == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        f.connection_close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        f.connection_keep_alive = true;
-                    } else if token.eq_ignore_ascii_case(b"upgrade") {
-                        f.connection_upgrade = true;
+                    for token in value.split(|&c| c == b',') {
+                        let token = token.trim_ascii();
+                        if token.eq_ignore_ascii_case(b"close") {
+                            f.connection_close = true;
+                        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                            f.connection_keep_alive = true;
+                        } else if token.eq_ignore_ascii_case(b"upgrade") {
+                            f.connection_upgrade = true;
+                        }
                     }
                 }
+                _ => {}
             }
         }
         f.only_chunked = codings == 1 && chunked_codings == 1;

@@ -324,25 +324,29 @@ const UUID_LEN: usize = 36;
 
 /// `IDS_PER_BATCH` random (version 4) UUIDs, back to back.
 fn request_id_batch() -> Bytes {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// Each byte's two hex digits, looked up once per byte.
+    const HEX_PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut t = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+            i += 1;
+        }
+        t
+    };
     let mut random = [0u8; 16 * IDS_PER_BATCH];
     // A fresh draw per batch: ids never repeat across batches.
     rand::fill(&mut random[..]);
     let mut out = vec![b'-'; UUID_LEN * IDS_PER_BATCH];
-    for (b, id) in random.chunks_exact(16).zip(out.chunks_exact_mut(UUID_LEN)) {
+    for (b, id) in random.chunks_exact_mut(16).zip(out.chunks_exact_mut(UUID_LEN)) {
         // Version 4, variant 10 (RFC 9562 §5.4).
-        let version = (b[6] & 0x0f) | 0x40;
-        let variant = (b[8] & 0x3f) | 0x80;
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
         // The 16 bytes' places in 8-4-4-4-12 (dashes already there).
         const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-        for (i, at) in AT.into_iter().enumerate() {
-            let byte = match i {
-                6 => version,
-                8 => variant,
-                _ => b[i],
-            };
-            id[at] = HEX[usize::from(byte >> 4)];
-            id[at + 1] = HEX[usize::from(byte & 0x0f)];
+        for (&byte, at) in b.iter().zip(AT) {
+            id[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
     }
     Bytes::from(out)

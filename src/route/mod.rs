@@ -44,7 +44,7 @@ pub enum UpstreamProtocol {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     /// `host:port` (lowercase) → index into `vhosts`.
-    domains: rustc_hash::FxHashMap<String, usize>,
+    domains: rustc_hash::FxHashMap<Box<[u8]>, usize>,
     /// Wildcard domains (`*.example.com:443`): (suffix after `*`, port, index),
     /// longest suffix first.
     wildcards: Vec<(String, u16, usize)>,
@@ -83,7 +83,9 @@ impl RouteTable {
                 self.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
             }
         } else {
-            self.domains.entry(format!("{d}:{port}")).or_insert(idx);
+            self.domains
+                .entry(format!("{d}:{port}").into_bytes().into_boxed_slice())
+                .or_insert(idx);
         }
     }
 
@@ -118,8 +120,8 @@ impl RouteTable {
         }
         let len = host_len + 1 + (digits.len() - d);
         buf[host_len + 1..len].copy_from_slice(&digits[d..]);
-        // ASCII lowercasing keeps the text valid UTF-8.
-        let key = std::str::from_utf8(&buf[..len]).ok()?;
+        // Keyed by bytes: the authority is text already, no UTF-8 check.
+        let key = &buf[..len];
         if let Some(i) = self.domains.get(key) {
             return self.vhosts.get(*i);
         }
@@ -127,7 +129,7 @@ impl RouteTable {
         self.wildcards
             .iter()
             .find(|(suffix, p, _)| {
-                *p == port && host.ends_with(suffix.as_str()) && host.len() > suffix.len()
+                *p == port && host.ends_with(suffix.as_bytes()) && host.len() > suffix.len()
             })
             .and_then(|(_, _, i)| self.vhosts.get(*i))
     }
