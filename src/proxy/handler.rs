@@ -339,7 +339,10 @@ fn request_id_batch() -> Bytes {
     // A fresh draw per batch: ids never repeat across batches.
     rand::fill(&mut random[..]);
     let mut out = vec![b'-'; UUID_LEN * IDS_PER_BATCH];
-    for (b, id) in random.chunks_exact_mut(16).zip(out.chunks_exact_mut(UUID_LEN)) {
+    for (b, id) in random
+        .chunks_exact_mut(16)
+        .zip(out.chunks_exact_mut(UUID_LEN))
+    {
         // Version 4, variant 10 (RFC 9562 §5.4).
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
