@@ -415,5 +415,14 @@ mod tests {
         tokio::spawn(async move { patrol2.drain() });
         tokio::time::timeout(bound, drained).await.unwrap();
         drop(request);
+        // Drained and empty, the patrol's task ends (a removed gateway
+        // port leaves nothing running).
+        drop((_q, watched));
+        let ended = async {
+            while Arc::strong_count(&patrol) > 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(bound, ended).await.unwrap();
     }
 }
