@@ -1097,3 +1097,32 @@ async fn idle_timeout_closes_quiet_connections_with_goaway() {
     assert_eq!(proxy.running.shared.downstream.cx_idle_timeout.get(), 1);
     connections_become(&proxy, 0).await;
 }
+
+/// The drain closes the connections that wait for a request at once,
+/// whatever their timeouts (none here): one that never sent a byte (the
+/// sidecar listener waits for its first byte to tell TLS from HTTP) and a
+/// kept-alive one between requests.
+#[tokio::test]
+async fn a_drain_closes_waiting_connections_with_no_timeouts() {
+    let _serial = SERIAL.lock().await;
+    let up = Upstream::named("up").await;
+    let limits = DownstreamLimits {
+        request_headers_timeout: None,
+        idle_timeout: None,
+        ..DownstreamLimits::default()
+    };
+    let proxy = proxy_with(up.addr, limits).await;
+    let mut silent = connect(proxy.addr()).await;
+    let mut kept = connect(proxy.addr()).await;
+    kept.write_all(b"HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_head(&mut kept).await.starts_with("HTTP/1.1 200"));
+    connections_become(&proxy, 2).await;
+    proxy.running.shutdown();
+    for (name, s) in [("silent", &mut silent), ("kept-alive", &mut kept)] {
+        let took = closed_within(s, BOUND).await;
+        assert!(took.is_some(), "the {name} connection closed at the drain");
+    }
+    connections_become(&proxy, 0).await;
+}

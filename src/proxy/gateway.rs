@@ -287,10 +287,13 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     mut removed: watch::Receiver<bool>,
 ) {
+    // For TLS-terminated connections (hyper serves those that are not h2).
     let builder = Arc::new(shared.limits.builder());
     // What this port's HTTP connections drain on: the proxy's shutdown or
     // the port's removal, whichever comes first.
     let (drain, draining) = watch::channel(false);
+    // The port's HTTP/1.1 connections: their deadlines and the drain.
+    let h1 = super::Http1::start(&shared, draining.clone());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -310,28 +313,47 @@ async fn accept_loop(
             drop(stream);
             continue;
         }
-        serve_connection(&shared, &builder, &limits, stream, remote, port, &draining);
+        let to = Dispatch {
+            builder: &builder,
+            limits: &limits,
+            h1: &h1,
+            draining: &draining,
+        };
+        serve_connection(&shared, &to, stream, remote, port);
     }
     // Closing the socket here refuses new connections at once.
     drop(listener);
     let _ = drain.send(true);
+    h1.patrol.drain();
+}
+
+/// What a gateway port's accept loop hands its connections.
+struct Dispatch<'a> {
+    builder: &'a Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    limits: &'a Arc<TcpLimits>,
+    h1: &'a super::Http1,
+    draining: &'a watch::Receiver<bool>,
 }
 
 /// One accepted connection on gateway port `port`, by the kind of the port
 /// in the live snapshot: the place each listener kind hooks in.
 fn serve_connection(
     shared: &Arc<Shared>,
-    builder: &Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
-    limits: &Arc<TcpLimits>,
+    to: &Dispatch<'_>,
     stream: TcpStream,
     remote: SocketAddr,
     port: u16,
-    draining: &watch::Receiver<bool>,
 ) {
+    let Dispatch {
+        builder,
+        limits,
+        h1,
+        draining,
+    } = *to;
     let snapshot = shared.snapshot.load();
     match snapshot.gateway.ports.get(&port).map(|p| &p.kind) {
         Some(PortKind::Http(_)) => {
-            super::spawn_http(shared, builder, stream, remote, Some(port), draining);
+            super::spawn_http(shared, h1, stream, remote, Some(port));
         }
         Some(PortKind::Https(_)) => {
             super::tls_server::spawn(shared, builder, stream, remote, port, draining);
@@ -347,10 +369,10 @@ fn serve_connection(
             let _ = stream.set_nodelay(true);
             let alive = shared.connections.clone();
             let (shared, limits) = (shared.clone(), limits.clone());
-            tokio::spawn(async move {
+            tokio::spawn(super::clock::Clocked::new(async move {
                 let _alive = alive;
                 tcp::serve(shared, limits, stream, remote, port).await;
-            });
+            }));
         }
     }
 }

@@ -223,7 +223,9 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(shared.limits.builder());
+    // This listener's HTTP/1.1 connections on this worker: their
+    // deadlines and the drain, kept by one task.
+    let h1 = Http1::start(&shared, shutdown.clone());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -243,66 +245,98 @@ pub async fn serve(
             drop(stream);
             continue;
         }
-        spawn_sidecar(&shared, &builder, stream, remote, &shutdown);
+        spawn_sidecar(&shared, &h1, stream, remote);
+    }
+    h1.patrol.drain();
+}
+
+/// What an accept loop's HTTP/1.1 connections share.
+pub(crate) struct Http1 {
+    /// Their deadlines and the drain.
+    pub(crate) patrol: Arc<limits::Patrol>,
+    /// The smuggling flag of their `ConnInfo`, never set: strait's codec
+    /// refuses those shapes itself (a connection handed to hyper or
+    /// `h2_server` gets a flag of its own). One per listener and worker
+    /// instead of an allocation per connection.
+    unflagged: sniff::Flag,
+}
+
+impl Http1 {
+    pub(crate) fn start(shared: &Shared, stop: watch::Receiver<bool>) -> Http1 {
+        Http1 {
+            patrol: limits::Patrol::start(&shared.limits, stop),
+            unflagged: sniff::Flag::default(),
+        }
+    }
+
+    fn conn(&self, local: SocketAddr, remote: SocketAddr, gateway_port: Option<u16>) -> ConnInfo {
+        ConnInfo {
+            local,
+            remote,
+            smuggling: self.unflagged.clone(),
+            gateway_port,
+            state: Arc::default(),
+            tls: None,
+            head_checked: true,
+        }
     }
 }
 
 /// An accepted connection of the sidecar listener, in its own task: one
 /// whose destination (`tcp::original_destination`) is a TCP service's
 /// address and port goes to that service's tcp_proxy at once
-/// (`tcp::serve_sidecar`, `Snapshot::tcp`), as Envoy hands it to the
-/// listener of that address before any sniffing; otherwise a TLS
-/// ClientHello (its first byte a handshake record's) is routed by SNI
-/// (`passthrough::serve_sidecar`), anything else is served as HTTP/1.1 or
-/// h2c, as Istio's protocol sniffing tells TLS from HTTP. The first byte
-/// is peeked, not read, within the time the connection has for its first
-/// request; a connection that sends nothing goes to the HTTP code, whose
-/// watchdog (timed from accept) closes it as before.
+/// (`tcp::serve_sidecar`, `Snapshot::tcp`, a task of its own), as Envoy
+/// hands it to the listener of that address before any sniffing; the rest
+/// go to `h1_server`, which tells a TLS ClientHello (its first byte a
+/// handshake record's) from HTTP/1.1 and h2c when the first byte comes, as
+/// Istio's protocol sniffing does, within the connection's deadlines and
+/// the drain (a connection that sends nothing is closed at the time it has
+/// for its first request); TLS is routed by SNI
+/// (`passthrough::serve_sidecar`).
 fn spawn_sidecar(
     shared: &Arc<Shared>,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
+    h1: &Http1,
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
-    shutdown: &watch::Receiver<bool>,
 ) {
     let alive = shared.connections.clone();
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(remote);
-    let conn = ConnInfo::new(local, remote);
-    let (shared, builder, shutdown) = (shared.clone(), builder.clone(), shutdown.clone());
-    let task = async move {
-        if !shared.snapshot.load().tcp.is_empty() {
-            let to = tcp::original_destination(&stream, local);
-            let snapshot = shared.snapshot.load_full();
-            if snapshot.tcp.select(to).is_some() {
-                // Boxed, as below: an idle HTTP/1.1 connection's task is
-                // only as large as its own state.
-                Box::pin(tcp::serve_sidecar(
-                    shared, stream, remote, to, snapshot, alive,
-                ))
-                .await;
-                return;
-            }
+    if !shared.snapshot.load().tcp.is_empty() {
+        let to = tcp::original_destination(&stream, local);
+        let snapshot = shared.snapshot.load_full();
+        if snapshot.tcp.select(to).is_some() {
+            tokio::spawn(clock::Clocked::new(tcp::serve_sidecar(
+                shared.clone(),
+                stream,
+                remote,
+                to,
+                snapshot,
+                alive,
+            )));
+            return;
         }
-        let wait = match (
-            shared.limits.request_headers_timeout,
-            shared.limits.idle_timeout,
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let mut first = [0u8; 1];
-        let peeked = match wait {
-            Some(t) => tokio::time::timeout(t, stream.peek(&mut first)).await.ok(),
-            None => Some(stream.peek(&mut first).await),
-        };
-        if matches!(peeked, Some(Ok(1))) && first[0] == client_hello::HANDSHAKE_RECORD {
-            Box::pin(passthrough::serve_sidecar(shared, stream, remote, alive)).await;
-        } else {
-            h1_server::serve(shared, builder, stream, conn, shutdown, alive).await;
-        }
-    };
-    tokio::spawn(clock::Clocked::new(task));
+    }
+    spawn_h1(shared, h1, stream, h1.conn(local, remote, None), alive);
+}
+
+/// `h1_server` on an accepted connection, in its own task, on `patrol`.
+fn spawn_h1(
+    shared: &Arc<Shared>,
+    h1: &Http1,
+    stream: tokio::net::TcpStream,
+    conn: ConnInfo,
+    alive: Arc<()>,
+) {
+    // On the patrol before the task runs: a drain from now on wakes it.
+    let watched = h1.patrol.watch(conn.state.clone());
+    tokio::spawn(clock::Clocked::new(h1_server::serve(
+        shared.clone(),
+        stream,
+        conn,
+        watched,
+        alive,
+    )));
 }
 
 /// Whether a new downstream connection may be served: accept and close at
@@ -324,26 +358,17 @@ pub(crate) fn admit(shared: &Shared) -> bool {
 /// the downstream limits; `gateway_port` selects a gateway port's routes.
 pub(crate) fn spawn_http(
     shared: &Arc<Shared>,
-    builder: &Arc<auto::Builder<TokioExecutor>>,
+    h1: &Http1,
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
     gateway_port: Option<u16>,
-    shutdown: &watch::Receiver<bool>,
 ) {
     // Counted before the task runs, so a burst cannot overshoot the cap.
     let alive = shared.connections.clone();
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(remote);
-    let mut conn = ConnInfo::new(local, remote);
-    conn.gateway_port = gateway_port;
-    tokio::spawn(clock::Clocked::new(h1_server::serve(
-        shared.clone(),
-        builder.clone(),
-        stream,
-        conn,
-        shutdown.clone(),
-        alive,
-    )));
+    let conn = h1.conn(local, remote, gateway_port);
+    spawn_h1(shared, h1, stream, conn, alive);
 }
 
 /// Serve a connection with hyper's auto builder until it ends (`io`: a TCP

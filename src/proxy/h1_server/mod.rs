@@ -18,24 +18,22 @@ mod response;
 
 pub(super) use response::date;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http::Method;
 
 use super::exchange::RequestParts;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::watch;
 
 use super::Shared;
 use super::body;
 use super::handler::{self, ConnInfo};
-use super::limits::{self, ConnState};
+use super::limits::{self, ConnState, Watched};
 use crate::http1::chunked::Decoder;
 use crate::http1::head::RequestReader;
 use crate::http1::{self as codec, Refusal, RequestHead};
@@ -76,56 +74,143 @@ impl Reader {
 /// How a connection's time on this server ends.
 enum Ended {
     Closed,
-    /// hyper serves the rest: the stream and the bytes already read from it.
-    HandOff(TcpStream, Bytes),
+    /// hyper serves the rest: the bytes already read (left in the read
+    /// buffer) are replayed to it.
+    HandOff,
     /// The HTTP/2 preface: `h2_server` serves the rest, likewise.
-    H2(TcpStream, Bytes),
+    H2,
+    /// A TLS ClientHello on the sidecar listener: routed by its SNI
+    /// (`passthrough`), nothing read from it yet.
+    Tls,
 }
 
 /// Serve HTTP/1.1 on an accepted TCP connection until it ends (in the
-/// connection's own task); `alive` is its count in `Shared::connections`.
-pub(crate) async fn serve(
+/// connection's own task); `watched`: its place on its listener's patrol
+/// (deadlines, drain); `alive`: its count in `Shared::connections`.
+///
+/// While the connection waits for a request, its task holds only this
+/// future's own state (`Connection`, a few hundred bytes): no timer (the
+/// patrol keeps the deadlines), no drain future (the patrol wakes it), no
+/// buffer, no readiness future (the socket's own waker slot); a request's
+/// state is boxed for as long as it lasts.
+pub(crate) fn serve(
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     conn: ConnInfo,
-    stop: watch::Receiver<bool>,
+    watched: Watched,
     alive: Arc<()>,
-) {
-    let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());
-    let stats = shared.downstream.clone();
-    stats.cx_active.inc();
-    let connection = Connection::new(&shared, stream, &conn);
-    let ended = tokio::select! {
-        e = connection.run(stop.clone()) => e,
-        why = watchdog.expired() => {
-            tracing::debug!(remote = %conn.remote, reason = ?why, "closing downstream connection");
-            match why {
-                limits::Expired::Idle => stats.cx_idle_timeout.inc(),
-                limits::Expired::NoRequest => stats.rq_header_timeout.inc(),
-                limits::Expired::StreamsIdle => stats.rq_idle_timeout.inc(),
-            };
-            Ended::Closed
+) -> impl Future<Output = ()> + Send {
+    // Built here, and moved into an async block (an async fn keeps its
+    // arguments in the task beside what it moves them to): the task holds
+    // one copy of the connection's state.
+    let mut connection = Connection::new(shared, stream, conn, watched, alive);
+    async move {
+        connection.shared.downstream.cx_active.inc();
+        let state = connection.conn.state.clone();
+        let ended = Expiring {
+            state: &state,
+            run: connection.run(),
         }
-    };
-    stats.cx_active.dec();
-    match ended {
-        Ended::Closed => {}
-        Ended::HandOff(stream, read) => {
-            let io = handoff::Replay::new(stream, read);
-            // Boxed: hyper's connection state is no part of this task's size.
-            Box::pin(super::serve_http(shared, builder, io, conn, stop, alive)).await;
-        }
-        Ended::H2(stream, read) => {
-            let io = handoff::Replay::new(stream, read);
-            Box::pin(super::h2_server::serve(shared, io, conn, stop, alive)).await;
+        .await;
+        drop(state);
+        if let Some(next) = take_over(connection, ended) {
+            next.await;
         }
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A connection's run, ended by its patrol's verdict.
+    struct Expiring<'a, F> {
+        state: &'a ConnState,
+        #[pin]
+        run: F,
+    }
+}
+
+impl<F: Future<Output = Ended>> Future for Expiring<'_, F> {
+    type Output = Result<Ended, limits::Expired>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The verdict first: it registers the task's waker before anything
+        // the run checks (the drain flag) can change unseen.
+        if let Poll::Ready(why) = this.state.poll_expired(cx) {
+            return Poll::Ready(Err(why));
+        }
+        this.run.poll(cx).map(Ok)
+    }
+}
+
+/// Whoever serves the connection after this server: hyper, `h2_server` or
+/// `passthrough`, with what was read replayed; `None` when it is closed.
+/// Not async: their futures are boxed here, so no part of them (nor any
+/// temporary of their making) is in the connection's task while it waits.
+fn take_over(
+    connection: Connection,
+    ended: Result<Ended, limits::Expired>,
+) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+    let Connection {
+        shared,
+        conn,
+        watched,
+        reader,
+        writer,
+        alive,
+        ..
+    } = connection;
+    shared.downstream.cx_active.dec();
+    let ended = ended.unwrap_or_else(|why| {
+        tracing::debug!(remote = %conn.remote, reason = ?why, "closing downstream connection");
+        shared.downstream.count_expired(why);
+        Ended::Closed
+    });
+    if matches!(ended, Ended::Closed) {
+        return None;
+    }
+    let Reader { io, buf, .. } = reader?;
+    let Ok(stream) = io.reunite(writer) else {
+        return None;
+    };
+    // Off the patrol before another server (with its own watchdog) or
+    // the passthrough takes the connection over.
+    let stop = watched.patrol().stop_signal();
+    drop(watched);
+    Some(match ended {
+        Ended::Closed => return None,
+        Ended::HandOff => {
+            let io = handoff::Replay::new(stream, buf.freeze());
+            // hyper's builder only now: no connection holds one while idle.
+            let builder = Arc::new(shared.limits.builder());
+            // A fresh smuggling flag: hyper's reads are watched again.
+            let conn = ConnInfo {
+                smuggling: Arc::default(),
+                head_checked: false,
+                ..conn
+            };
+            Box::pin(super::serve_http(shared, builder, io, conn, stop, alive))
+        }
+        Ended::H2 => {
+            let io = handoff::Replay::new(stream, buf.freeze());
+            let conn = ConnInfo {
+                smuggling: Arc::default(),
+                head_checked: false,
+                ..conn
+            };
+            Box::pin(super::h2_server::serve(shared, io, conn, stop, alive))
+        }
+        Ended::Tls => Box::pin(super::passthrough::serve_sidecar(
+            shared,
+            stream,
+            conn.remote,
+            alive,
+        )),
+    })
+}
+
 /// One connection's state between requests.
-struct Connection<'a> {
-    shared: &'a Arc<Shared>,
+struct Connection {
+    shared: Arc<Shared>,
     /// The connection as its requests see it (heads bounded by the codec).
     conn: ConnInfo,
     /// `None` while a request body holds it.
@@ -133,10 +218,19 @@ struct Connection<'a> {
     writer: OwnedWriteHalf,
     out: BytesMut,
     heads: RequestReader,
-    limits: codec::HeadLimits,
-    /// Where request bodies give the read side back (one per connection).
-    slot: Arc<Slot>,
-    accepted_at: SystemTime,
+    /// Where request bodies give the read side back (made for a
+    /// connection's first request with a body: most never have one).
+    slot: Option<Arc<Slot>>,
+    watched: Watched,
+    /// The connection's count in `Shared::connections`.
+    alive: Arc<()>,
+}
+
+/// What an idle connection's wait found.
+enum Waited {
+    Readable,
+    Closed,
+    Tls,
 }
 
 /// What waiting for the next request found (matched at once: boxing the
@@ -147,17 +241,24 @@ enum Next {
     Closed,
     Refused(Refusal),
     HandOff,
+    Tls,
 }
 
-impl<'a> Connection<'a> {
-    fn new(shared: &'a Arc<Shared>, stream: TcpStream, conn: &'a ConnInfo) -> Connection<'a> {
+impl Connection {
+    fn new(
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        conn: ConnInfo,
+        watched: Watched,
+        alive: Arc<()>,
+    ) -> Connection {
         let (io, writer) = stream.into_split();
+        // Heads are bounded by strait's codec.
         let conn = ConnInfo {
             head_checked: true,
-            ..conn.clone()
+            ..conn
         };
         Connection {
-            shared,
             reader: Some(Reader {
                 io,
                 buf: BytesMut::new(),
@@ -166,53 +267,61 @@ impl<'a> Connection<'a> {
             writer,
             out: BytesMut::new(),
             heads: RequestReader::default(),
-            limits: codec::HeadLimits {
-                max_head_bytes: shared.limits.max_request_headers_kb.saturating_mul(1024),
-                max_headers: shared.limits.max_request_headers,
-            },
-            slot: Arc::new(Slot::default()),
+            slot: None,
+            shared,
             conn,
-            accepted_at: SystemTime::now(),
+            watched,
+            alive,
         }
     }
 
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> Ended {
+    async fn run(&mut self) -> Ended {
         let mut first = true;
-        loop {
-            let head = match self.next_head(first, &mut stop).await {
-                Next::Head(h) => h,
-                Next::Closed => return Ended::Closed,
-                Next::Refused(r) => {
-                    self.refuse(r).await;
-                    return Ended::Closed;
+        let refused = loop {
+            // The head (200-odd bytes) lives in this block alone: no await
+            // after it is read, so it is no part of the task's state.
+            let exchange = {
+                let head = match self.next_head(first).await {
+                    Next::Head(h) => h,
+                    Next::Closed => return Ended::Closed,
+                    Next::Refused(r) => break r,
+                    Next::HandOff => return self.hand_off(None),
+                    Next::Tls => return Ended::Tls,
+                };
+                first = false;
+                if head.upgrade || head.method() == Method::CONNECT {
+                    return self.hand_off(Some(&head));
                 }
-                Next::HandOff => return self.hand_off(None),
+                // Boxed: a request's state (its head, header list,
+                // response writer) is no part of an idle connection's task.
+                Box::pin(self.exchange(head))
             };
-            first = false;
-            if head.upgrade || head.method() == Method::CONNECT {
-                return self.hand_off(Some(&head));
-            }
-            // Boxed: a request's state (its head, header map, response
-            // writer) is no part of an idle connection's task.
-            if !Box::pin(self.exchange(head, &stop)).await {
+            if !exchange.await {
                 return Ended::Closed;
             }
-        }
+        };
+        // Boxed: rare, and no part of an idle connection's task.
+        let refuse = Box::pin(self.refuse(refused));
+        refuse.await;
+        Ended::Closed
     }
 
     /// Read until a request head is complete. No buffer is held while the
     /// connection waits for the first byte of a request.
-    async fn next_head(&mut self, first: bool, stop: &mut watch::Receiver<bool>) -> Next {
+    async fn next_head(&mut self, first: bool) -> Next {
         let Some(r) = self.reader.as_mut() else {
             return Next::Closed;
         };
+        // The sidecar listener tells TLS from HTTP by the first byte
+        // (Istio's protocol sniffing); gateway ports know their protocol.
+        let mut sniff = first && self.conn.gateway_port.is_none();
         loop {
             if first && !r.buf.is_empty() && is_h2_preface(&r.buf) {
                 if r.buf.len() >= H2_PREFACE.len() {
                     return Next::HandOff;
                 }
             } else {
-                match self.heads.read(&mut r.buf, &self.limits) {
+                match self.heads.read(&mut r.buf, &head_limits(&self.shared)) {
                     Ok(Some(head)) => {
                         r.state.head_done();
                         return Next::Head(head);
@@ -224,48 +333,74 @@ impl<'a> Connection<'a> {
                     }
                 }
             }
-            if r.buf.is_empty() {
-                // Idle: release the buffers and wait for the socket (or the
-                // drain: an idle connection closes at once).
-                r.buf = BytesMut::new();
-                self.out = BytesMut::new();
-                if *stop.borrow() {
-                    return Next::Closed;
-                }
-                tokio::select! {
-                    biased;
-                    _ = stop.changed() => return Next::Closed,
-                    ready = r.io.readable() => if ready.is_err() {
-                        return Next::Closed;
-                    },
-                }
-            } else {
+            if !r.buf.is_empty() {
                 // The header timeout runs from a head's first byte.
                 r.state.head_started();
+                match r.fill().await {
+                    Ok(0) | Err(_) => return Next::Closed,
+                    Ok(_) => continue,
+                }
             }
-            match r.fill().await {
-                Ok(0) | Err(_) => return Next::Closed,
-                Ok(_) => {}
+            // Idle: release the buffers and wait for the socket, or the
+            // drain (an idle connection closes at once); the patrol keeps
+            // the deadlines.
+            r.buf = BytesMut::new();
+            self.out = BytesMut::new();
+            let watched = &self.watched;
+            let waited = std::future::poll_fn(|cx| {
+                if watched.draining() {
+                    return Poll::Ready(Waited::Closed);
+                }
+                if sniff {
+                    let mut byte = [0u8; 1];
+                    let mut b = tokio::io::ReadBuf::new(&mut byte);
+                    return r.io.poll_peek(cx, &mut b).map(|p| match p {
+                        Ok(1) if byte[0] == super::client_hello::HANDSHAKE_RECORD => Waited::Tls,
+                        Ok(1) => Waited::Readable,
+                        _ => Waited::Closed,
+                    });
+                }
+                r.io.as_ref().poll_read_ready(cx).map(|p| match p {
+                    Ok(()) => Waited::Readable,
+                    Err(_) => Waited::Closed,
+                })
+            })
+            .await;
+            match waited {
+                Waited::Readable => {}
+                Waited::Closed => return Next::Closed,
+                Waited::Tls => return Next::Tls,
+            }
+            sniff = false;
+            // Read what is there without waiting: a stale readiness
+            // (WouldBlock) goes back to waiting with no buffer held.
+            r.buf.reserve(READ_SIZE);
+            match r.io.try_read_buf(&mut r.buf) {
+                Ok(0) => return Next::Closed,
+                Ok(_) => r.state.touch(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return Next::Closed,
             }
         }
     }
 
-    /// Give the connection to hyper, replaying what was read (`head`: the
-    /// request head already taken off the buffer).
-    fn hand_off(mut self, head: Option<&RequestHead>) -> Ended {
-        let Some(reader) = self.reader.take() else {
+    /// Give the connection to hyper (or `h2_server`: no head, the
+    /// HTTP/2 preface), replaying what was read (`head`: the request head
+    /// already taken off the buffer).
+    fn hand_off(&mut self, head: Option<&RequestHead>) -> Ended {
+        let Some(reader) = self.reader.as_mut() else {
             return Ended::Closed;
         };
-        let mut read = BytesMut::new();
-        if let Some(h) = head {
-            read.extend_from_slice(h.as_bytes());
-        }
-        read.extend_from_slice(&reader.buf);
-        match reader.io.reunite(self.writer) {
-            // No head: the HTTP/2 preface.
-            Ok(stream) if head.is_none() => Ended::H2(stream, read.freeze()),
-            Ok(stream) => Ended::HandOff(stream, read.freeze()),
-            Err(_) => Ended::Closed,
+        // What was read, left in the buffer for `take_over` to replay.
+        match head {
+            None => Ended::H2,
+            Some(h) => {
+                let mut read = BytesMut::with_capacity(h.as_bytes().len() + reader.buf.len());
+                read.extend_from_slice(h.as_bytes());
+                read.extend_from_slice(&reader.buf);
+                reader.buf = read;
+                Ended::HandOff
+            }
         }
     }
 
@@ -273,10 +408,10 @@ impl<'a> Connection<'a> {
     /// closed), logged with flag DPE.
     async fn refuse(&mut self, r: Refusal) {
         super::codec_error::log_refusal(
-            self.shared,
+            &self.shared,
             self.conn.local,
             self.conn.remote,
-            self.accepted_at,
+            self.conn.state.accepted_at(),
             r.status(),
             r.details(),
         );
@@ -285,17 +420,18 @@ impl<'a> Connection<'a> {
     }
 
     /// One request and its response; whether the connection carries on.
-    async fn exchange(&mut self, mut head: RequestHead, stop: &watch::Receiver<bool>) -> bool {
+    async fn exchange(&mut self, mut head: RequestHead) -> bool {
         let body = match (head.body, self.reader.take()) {
             (codec::Framing::Length(n), Some(reader)) if n > 0 => {
-                RequestBody::length(reader, n, self.slot.clone())
+                RequestBody::length(reader, n, self.slot())
             }
             (codec::Framing::Chunked, Some(reader)) => {
-                RequestBody::chunked(reader, Decoder::new(self.limits), self.slot.clone())
+                let decoder = Decoder::new(head_limits(&self.shared));
+                RequestBody::chunked(reader, decoder, self.slot())
             }
             (_, reader) => {
                 self.reader = reader;
-                return self.respond(&mut head, body::empty(), stop).await;
+                return self.respond(&mut head, body::empty()).await;
             }
         };
         // RFC 9110 §10.1.1: never to an HTTP/1.0 client.
@@ -304,16 +440,11 @@ impl<'a> Connection<'a> {
         } else {
             body
         };
-        self.respond(&mut head, body::boxed(body), stop).await
+        self.respond(&mut head, body::boxed(body)).await
     }
 
     /// Hand the request to the request path and write its response.
-    async fn respond(
-        &mut self,
-        head: &mut RequestHead,
-        body: body::Body,
-        stop: &watch::Receiver<bool>,
-    ) -> bool {
+    async fn respond(&mut self, head: &mut RequestHead, body: body::Body) -> bool {
         let version = match head.version {
             codec::Version::Http10 => http::Version::HTTP_10,
             codec::Version::Http11 => http::Version::HTTP_11,
@@ -343,17 +474,22 @@ impl<'a> Connection<'a> {
             // The request is dropped: nobody is there to answer.
             () = client_gone(&mut self.reader) => return false,
         };
-        let draining = *stop.borrow();
+        let draining = self.watched.draining();
         let keep = response::write(self, resp, &request, draining).await;
         if self.reader.is_none() {
             // The body gave the read side back: carry on only if it was
             // read to its end (what follows is then the next request).
-            match self.slot.take() {
+            match self.slot.as_ref().and_then(|s| s.take()) {
                 Some((reader, true)) => self.reader = Some(reader),
                 _ => return false,
             }
         }
-        keep && !*stop.borrow()
+        keep && !self.watched.draining()
+    }
+
+    /// Where a request body gives the read side back.
+    fn slot(&mut self) -> Arc<Slot> {
+        self.slot.get_or_insert_with(Arc::default).clone()
     }
 
     /// Write what is buffered to the client.
@@ -395,6 +531,15 @@ async fn client_gone(reader: &mut Option<Reader>) {
     }
 }
 
+/// The codec's limits on a head (and a chunked body's lines), from the
+/// listener's (read per use: nothing a connection keeps).
+fn head_limits(shared: &Shared) -> codec::HeadLimits {
+    codec::HeadLimits {
+        max_head_bytes: shared.limits.max_request_headers_kb.saturating_mul(1024),
+        max_headers: shared.limits.max_request_headers,
+    }
+}
+
 /// Whether the bytes read so far start (or are the start of) the HTTP/2
 /// preface.
 fn is_h2_preface(buf: &[u8]) -> bool {
@@ -420,6 +565,32 @@ mod tests {
         assert!(is_h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
         assert!(!is_h2_preface(b"POST / HTTP/1.1\r\n"));
         assert!(!is_h2_preface(b"PRIX"));
+    }
+
+    /// What an idle connection costs is mostly its task: this future.
+    #[tokio::test]
+    async fn an_idle_connection_task_holds_only_its_state() {
+        let shared = Shared::new(
+            crate::compile::Snapshot::default(),
+            super::super::access_log::AccessLog::off(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, remote) = listener.accept().await.unwrap();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let patrol = super::super::limits::Patrol::start(&shared.limits, stopped);
+        let conn = ConnInfo::new(remote, remote);
+        let watched = patrol.watch(conn.state.clone());
+        let task =
+            super::super::clock::Clocked::new(serve(shared, stream, conn, watched, Arc::new(())));
+        // tokio adds ~100 bytes of its own and aligns a task to 128 bytes;
+        // the allocator serves such blocks without over-allocating only in
+        // power-of-two sizes (a 384- or 640-byte task takes a 512- or
+        // 768-byte block): at most ~400 bytes fits the 512-byte task.
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 400, "the idle connection's future is {size} bytes");
     }
 
     #[test]

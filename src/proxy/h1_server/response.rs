@@ -83,7 +83,7 @@ fn framing<'a>(
 
 /// Write `resp`; whether the connection may carry another request.
 pub(super) async fn write(
-    c: &mut Connection<'_>,
+    c: &mut Connection,
     resp: Reply,
     req: &RequestFacts,
     draining: bool,

@@ -3,8 +3,10 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -16,11 +18,17 @@ use crate::proxy::sniff::{self, Watcher};
 pub struct ConnState {
     pub(super) accepted_ms: u64,
     pub(super) last_io_ms: AtomicU64,
-    pub(super) requests: AtomicU64,
-    pub(super) in_flight: AtomicUsize,
+    /// Whether a request came (a flag, not a count: the state is kept
+    /// small, 80 bytes with its `Arc`, as every connection has one).
+    pub(super) requested: AtomicBool,
+    pub(super) in_flight: AtomicU32,
     /// When the HTTP/1 request head being read began (0: none is), set by
     /// the raw-head watcher for a head that spans reads.
     pub(super) head_since_ms: AtomicU64,
+    /// Why the listener's patrol ended the connection (0: it did not).
+    pub(super) expired: AtomicU8,
+    /// The connection's task, for the patrol (deadlines, drain).
+    pub(super) waker: AtomicWaker,
 }
 
 impl Default for ConnState {
@@ -29,9 +37,11 @@ impl Default for ConnState {
         ConnState {
             accepted_ms: now,
             last_io_ms: AtomicU64::new(now),
-            requests: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
+            requested: AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
             head_since_ms: AtomicU64::new(0),
+            expired: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
         }
     }
 }
@@ -40,6 +50,12 @@ impl ConnState {
     /// Bytes moved either way just now.
     pub(crate) fn touch(&self) {
         self.last_io_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// When the connection was accepted, on the wall clock (for logs).
+    pub(crate) fn accepted_at(&self) -> std::time::SystemTime {
+        let age = now_ms().saturating_sub(self.accepted_ms);
+        std::time::SystemTime::now() - std::time::Duration::from_millis(age)
     }
 
     /// How long since bytes last moved either way.
@@ -71,9 +87,25 @@ impl ConnState {
         self.head_since_ms.load(Ordering::Relaxed) != 0
     }
 
+    /// Mark the connection ended by its patrol, and wake its task.
+    pub(super) fn expire(&self, why: super::Expired) {
+        self.expired.store(why as u8, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once the patrol ended the connection; otherwise the task is
+    /// woken when it does (or when the listener drains).
+    pub fn poll_expired(&self, cx: &mut Context<'_>) -> Poll<super::Expired> {
+        self.waker.register(cx.waker());
+        match super::Expired::from_u8(self.expired.load(Ordering::Acquire)) {
+            Some(e) => Poll::Ready(e),
+            None => Poll::Pending,
+        }
+    }
+
     /// A request began; the guard ends it (drop it when the response ends).
     pub fn request(self: &Arc<Self>) -> ConnRequest {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.requested.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         ConnRequest(self.clone())
     }

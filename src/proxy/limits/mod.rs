@@ -13,7 +13,9 @@
 //! - [`conn`]: what one downstream connection did last ([`ConnState`]),
 //!   stored by the one wrapper around it ([`Tracked`]).
 //! - [`watchdog`]: the per-connection deadlines (first request, request
-//!   head, idle, stalled streams) checked against those timestamps.
+//!   head, idle, stalled streams) checked against those timestamps: for
+//!   strait's HTTP/1.1 connections by their listener's [`Patrol`] (one
+//!   task, one timer), for HTTP/2 and hyper's by a [`Watchdog`] each.
 //! - [`stream_idle`]: the request path's stream idle timer (408/504 SI).
 //! - [`stats`]: the downstream counters, named as Istio exports Envoy's.
 //! - [`overload`]: the overload guard (resident memory sampled by one
@@ -21,8 +23,7 @@
 //!   refused).
 //!
 //! Timers cost nothing per byte: reads and writes store a coarse timestamp
-//! (`clock`), and one watchdog per connection compares it with the
-//! deadlines.
+//! (`clock`), and the patrol (or watchdog) compares it with the deadlines.
 
 pub mod config;
 pub mod conn;
@@ -38,7 +39,7 @@ pub use head::{head_too_large, head_too_large_response};
 pub use overload::{Overload, parse_bytes, resident_bytes};
 pub use stats::DownstreamStats;
 pub use stream_idle::{IdleReset, StreamIdle, within_stream_idle};
-pub use watchdog::{Expired, Watchdog};
+pub use watchdog::{Expired, Patrol, Watchdog, Watched};
 
 /// The coarse clock reads and writes store: milliseconds from one
 /// process-wide base (the request path's clock), cheap to keep in an

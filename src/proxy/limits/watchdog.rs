@@ -1,9 +1,11 @@
 //! Per-connection deadlines (first request, request head, idle, stalled
 //! streams) from the timestamps reads and writes store.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
 
 use super::DownstreamLimits;
 use super::clock::{ms, now_ms};
@@ -11,46 +13,60 @@ use super::conn::ConnState;
 
 /// Why the watchdog ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Expired {
     /// No first request, or no complete HTTP/1 head since its first byte,
     /// within the request-headers timeout: close gracefully (GOAWAY),
     /// briefly.
-    NoRequest,
+    NoRequest = 1,
     /// Requests in flight but no bytes either way past the stream idle
     /// timeout (a client that stopped reading, or every stream stalled):
     /// close now.
-    StreamsIdle,
+    StreamsIdle = 2,
     /// Nothing in flight past the idle timeout: close gracefully (GOAWAY).
-    Idle,
+    Idle = 3,
 }
 
-/// Per-connection deadlines, checked by sleeping until the nearest one.
-pub struct Watchdog {
-    state: Arc<ConnState>,
-    header_ms: Option<u64>,
-    idle_ms: Option<u64>,
-    streams_ms: Option<u64>,
+impl Expired {
+    /// As [`ConnState`] keeps it (0: not expired).
+    pub(super) fn from_u8(v: u8) -> Option<Expired> {
+        match v {
+            1 => Some(Expired::NoRequest),
+            2 => Some(Expired::StreamsIdle),
+            3 => Some(Expired::Idle),
+            _ => None,
+        }
+    }
+}
+
+/// Off: a deadline that never comes (every rule is plain milliseconds).
+const OFF: u64 = u64::MAX;
+
+/// The deadlines of a listener's connections, in milliseconds ([`OFF`]:
+/// none), the same for every connection: one copy per listener, none per
+/// connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    header_ms: u64,
+    idle_ms: u64,
+    streams_ms: u64,
     /// Never sleep longer than this, so a rule that starts to apply while
     /// asleep (a request began) is checked at most this late.
     max_sleep_ms: u64,
 }
 
-impl Watchdog {
-    pub fn new(limits: &DownstreamLimits, state: Arc<ConnState>) -> Watchdog {
+impl Rules {
+    pub fn new(limits: &DownstreamLimits) -> Rules {
         // The request path answers 408/504 at the stream idle timeout; the
         // connection-level rule must come later so that answer goes first.
         let streams_ms = limits
             .stream_idle_timeout
-            .map(|t| ms(t).saturating_add(ms(t) / 4).saturating_add(50));
-        let header_ms = limits.request_headers_timeout.map(ms);
-        let idle_ms = limits.idle_timeout.map(ms);
-        let shortest = [header_ms, idle_ms, streams_ms]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(15_000);
-        Watchdog {
-            state,
+            .map_or(OFF, |t| ms(t).saturating_add(ms(t) / 4).saturating_add(50));
+        let header_ms = limits.request_headers_timeout.map_or(OFF, ms);
+        let idle_ms = limits.idle_timeout.map_or(OFF, ms);
+        let shortest = header_ms.min(idle_ms).min(streams_ms);
+        let shortest = if shortest == OFF { 15_000 } else { shortest };
+        Rules {
             header_ms,
             idle_ms,
             streams_ms,
@@ -58,55 +74,238 @@ impl Watchdog {
         }
     }
 
-    /// The verdict now, or how long to sleep before asking again.
-    fn check(&self, now: u64) -> Result<u64, Expired> {
-        let s = &self.state;
+    fn any(&self) -> bool {
+        self.header_ms != OFF || self.idle_ms != OFF || self.streams_ms != OFF
+    }
+
+    /// The verdict on `s` now, or how long to sleep before asking again.
+    fn check(&self, s: &ConnState, now: u64) -> Result<u64, Expired> {
         let last = s.last_io_ms.load(Ordering::Relaxed);
         let idle_for = now.saturating_sub(last);
         let mut next = self.max_sleep_ms;
-        if s.requests.load(Ordering::Relaxed) == 0
-            && let Some(t) = self.header_ms
-        {
+        if !s.requested.load(Ordering::Relaxed) && self.header_ms != OFF {
             // From accept, not from the last byte: a trickle must not reset it.
             let age = now.saturating_sub(s.accepted_ms);
-            if age >= t {
+            if age >= self.header_ms {
                 return Err(Expired::NoRequest);
             }
-            next = next.min(t - age);
+            next = next.min(self.header_ms - age);
         }
         let head_since = s.head_since_ms.load(Ordering::Relaxed);
-        if head_since != 0
-            && let Some(t) = self.header_ms
-        {
+        if head_since != 0 && self.header_ms != OFF {
             let age = now.saturating_sub(head_since);
-            if age >= t {
+            if age >= self.header_ms {
                 return Err(Expired::NoRequest);
             }
-            next = next.min(t - age);
+            next = next.min(self.header_ms - age);
         }
         let (rule, verdict) = if s.in_flight.load(Ordering::Relaxed) > 0 {
             (self.streams_ms, Expired::StreamsIdle)
         } else {
             (self.idle_ms, Expired::Idle)
         };
-        if let Some(t) = rule {
-            if idle_for >= t {
+        if rule != OFF {
+            if idle_for >= rule {
                 return Err(verdict);
             }
-            next = next.min(t - idle_for);
+            next = next.min(rule - idle_for);
         }
         Ok(next.max(1))
+    }
+}
+
+/// One connection's deadlines, checked by sleeping until the nearest one
+/// (HTTP/2 and hyper's connections: few, and busy; strait's HTTP/1.1
+/// connections are watched by their listener's [`Patrol`] instead).
+pub struct Watchdog {
+    state: Arc<ConnState>,
+    rules: Rules,
+}
+
+impl Watchdog {
+    pub fn new(limits: &DownstreamLimits, state: Arc<ConnState>) -> Watchdog {
+        Watchdog {
+            state,
+            rules: Rules::new(limits),
+        }
+    }
+
+    #[cfg(test)]
+    fn check(&self, now: u64) -> Result<u64, Expired> {
+        self.rules.check(&self.state, now)
     }
 
     /// Resolves when the connection should end.
     pub async fn expired(&self) -> Expired {
-        if self.header_ms.is_none() && self.idle_ms.is_none() && self.streams_ms.is_none() {
+        if !self.rules.any() {
             return std::future::pending().await;
         }
         loop {
-            match self.check(now_ms()) {
+            match self.rules.check(&self.state, now_ms()) {
                 Err(e) => return e,
                 Ok(wait) => tokio::time::sleep(Duration::from_millis(wait)).await,
+            }
+        }
+    }
+}
+
+/// The HTTP/1.1 connections of one listener on one worker, and their
+/// deadlines checked by one task for them all, as nginx and HAProxy check
+/// theirs once per turn of their loop: a connection holds no timer (a
+/// tokio `Sleep` is ~160 bytes of its task, and each woke it every
+/// `max_sleep`), only its place in the list, and the drain wakes every
+/// connection from here (no `watch::changed` future per connection either).
+/// What a connection did last is in its [`ConnState`] (atomics its reads
+/// and writes store); the patrol reads them and, past a deadline, marks
+/// the state and wakes the connection's task.
+pub struct Patrol {
+    rules: Rules,
+    /// The least time between two rounds (the shortest rule / 32, at most
+    /// a second): a round reads every connection, so rounds are coarse;
+    /// a deadline is met at most this late.
+    round_ms: u64,
+    draining: AtomicBool,
+    list: Mutex<List>,
+    /// A first connection after none, or the drain: the patrol wakes.
+    wake: Notify,
+    /// The drain signal, for the protocols a connection is handed to.
+    stop: watch::Receiver<bool>,
+}
+
+#[derive(Default)]
+struct List {
+    states: Vec<Option<Arc<ConnState>>>,
+    free: Vec<u32>,
+    len: usize,
+    /// Drained: no connection comes after the last one leaves.
+    closed: bool,
+}
+
+impl Patrol {
+    /// The patrol of a listener draining on `stop`; its task runs on the
+    /// caller's runtime while the listener or any of its connections does.
+    pub fn start(limits: &DownstreamLimits, stop: watch::Receiver<bool>) -> Arc<Patrol> {
+        let rules = Rules::new(limits);
+        let shortest = rules.header_ms.min(rules.idle_ms).min(rules.streams_ms);
+        let patrol = Arc::new(Patrol {
+            rules,
+            round_ms: (shortest / 32).clamp(1, 1000),
+            draining: AtomicBool::new(false),
+            list: Mutex::new(List::default()),
+            wake: Notify::new(),
+            stop,
+        });
+        tokio::spawn(crate::proxy::clock::Clocked::new(patrol.clone().run()));
+        patrol
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, List> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watch a new connection until the guard is dropped.
+    pub fn watch(self: &Arc<Self>, state: Arc<ConnState>) -> Watched {
+        let mut list = self.lock();
+        let key = match list.free.pop() {
+            Some(k) => {
+                list.states[k as usize] = Some(state);
+                k
+            }
+            None => {
+                list.states.push(Some(state));
+                u32::try_from(list.states.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        list.len += 1;
+        if list.len == 1 {
+            self.wake.notify_one();
+        }
+        Watched {
+            patrol: self.clone(),
+            key,
+        }
+    }
+
+    /// Stop taking connections: each is woken to close if it waits for a
+    /// request, or to finish the one in flight; the patrol ends with the
+    /// last of them.
+    pub fn drain(&self) {
+        let mut list = self.lock();
+        list.closed = true;
+        self.draining.store(true, Ordering::Release);
+        for s in list.states.iter().flatten() {
+            s.waker.wake();
+        }
+        drop(list);
+        self.wake.notify_one();
+    }
+
+    /// The drain signal (for a connection handed to another server).
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
+    }
+
+    /// One round over the connections at `now`: the expired ones marked
+    /// and woken. How long until the next round (`None`: no connections).
+    fn round(&self, now: u64) -> Option<u64> {
+        let list = self.lock();
+        if list.len == 0 {
+            return None;
+        }
+        let mut next = self.rules.max_sleep_ms;
+        for s in list.states.iter().flatten() {
+            if s.expired.load(Ordering::Relaxed) != 0 {
+                continue;
+            }
+            match self.rules.check(s, now) {
+                Ok(wait) => next = next.min(wait),
+                Err(e) => s.expire(e),
+            }
+        }
+        Some(next.max(self.round_ms))
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            match self.round(now_ms()) {
+                Some(_) if !self.rules.any() => self.wake.notified().await,
+                Some(wait) => tokio::time::sleep(Duration::from_millis(wait)).await,
+                None if self.lock().closed => return,
+                None => self.wake.notified().await,
+            }
+        }
+    }
+}
+
+/// A connection on its listener's [`Patrol`] (taken off when dropped).
+pub struct Watched {
+    patrol: Arc<Patrol>,
+    key: u32,
+}
+
+impl Watched {
+    /// Whether the listener drains: a connection waiting for a request
+    /// closes, one with a request in flight closes after it.
+    pub fn draining(&self) -> bool {
+        self.patrol.draining.load(Ordering::Acquire)
+    }
+
+    pub fn patrol(&self) -> &Patrol {
+        &self.patrol
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let mut list = self.patrol.lock();
+        let k = self.key as usize;
+        if let Some(Some(s)) = list.states.get_mut(k).map(Option::take) {
+            // The task's waker, which the task is about to leave.
+            s.waker.take();
+            list.free.push(self.key);
+            list.len -= 1;
+            if list.len == 0 && list.closed {
+                self.patrol.wake.notify_one();
             }
         }
     }
@@ -179,5 +378,51 @@ mod tests {
         // Nothing in flight: the connection idle timeout.
         assert!(w.check(t0 + 200).is_ok());
         assert_eq!(w.check(t0 + 1000), Err(Expired::Idle));
+    }
+
+    #[test]
+    fn a_connection_state_fits_an_80_byte_block() {
+        // With its `Arc`'s two counts: every connection has one.
+        assert!(std::mem::size_of::<ConnState>() <= 64);
+    }
+
+    #[tokio::test]
+    async fn the_patrol_ends_a_quiet_connection_and_wakes_it_on_drain() {
+        let l = DownstreamLimits {
+            idle_timeout: Some(Duration::from_millis(50)),
+            ..DownstreamLimits::default()
+        };
+        let (_stop, stopped) = watch::channel(false);
+        let patrol = Patrol::start(&l, stopped);
+        let quiet = Arc::new(ConnState::default());
+        let _q = patrol.watch(quiet.clone());
+        let busy = Arc::new(ConnState::default());
+        let watched = patrol.watch(busy.clone());
+        let request = busy.request();
+        let bound = Duration::from_secs(5);
+        let why = tokio::time::timeout(bound, std::future::poll_fn(|cx| quiet.poll_expired(cx)));
+        assert_eq!(why.await.unwrap(), Expired::Idle);
+        // A request in flight is timed by the stream rule (off here).
+        let drained = std::future::poll_fn(|cx| {
+            assert!(busy.poll_expired(cx).is_pending());
+            if watched.draining() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        let patrol2 = patrol.clone();
+        tokio::spawn(async move { patrol2.drain() });
+        tokio::time::timeout(bound, drained).await.unwrap();
+        drop(request);
+        // Drained and empty, the patrol's task ends (a removed gateway
+        // port leaves nothing running).
+        drop((_q, watched));
+        let ended = async {
+            while Arc::strong_count(&patrol) > 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(bound, ended).await.unwrap();
     }
 }
