@@ -94,9 +94,6 @@ impl Drop for PendingActive {
     }
 }
 
-/// Idle HTTP/1.1 connections kept per endpoint.
-const MAX_IDLE_PER_ENDPOINT: usize = 128;
-
 /// Why an upstream exchange failed before response headers.
 #[derive(Debug, Clone)]
 pub enum SendError {
@@ -782,14 +779,11 @@ impl ClusterPool {
             return;
         }
         conn.idle_since = super::clock::now();
-        {
-            let mut conns = self.lock();
-            let list = conns.h1.entry(key).or_default();
-            if list.len() >= MAX_IDLE_PER_ENDPOINT {
-                return;
-            }
-            list.push(conn);
-        }
+        // Every connection is kept, as Envoy's HTTP/1.1 pool keeps them: the
+        // cluster's maxConnections bounds them, the idle timeout closes
+        // those a burst left (a cap here closed and reopened connections
+        // under any concurrency above it).
+        self.lock().h1.entry(key).or_default().push(conn);
         self.changed.notify_waiters();
         self.ensure_sweeper();
     }

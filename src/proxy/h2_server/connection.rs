@@ -14,6 +14,7 @@ use h2::server::{Connection, SendResponse};
 use http::Request;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::cork::{Cork, Corked};
 use super::keepalive::KeepAlive;
 
 /// How a connection ended badly.
@@ -21,13 +22,17 @@ use super::keepalive::KeepAlive;
 pub(super) enum Failed {
     /// A connection error (a protocol error, the socket broke).
     H2(h2::Error),
+    /// Writing out a pass's frames failed (the socket broke).
+    Io(std::io::Error),
     /// A keep-alive PING went unanswered.
     KeepAliveTimedOut,
 }
 
 /// A served connection: resolves when it is closed.
 pub(super) struct Served<S, F, M> {
-    conn: Connection<S, Bytes>,
+    conn: Connection<Corked<S>, Bytes>,
+    /// Writes out what a pass queued, once, at its end.
+    cork: Cork<S>,
     streams: FuturesUnordered<F>,
     /// Makes a new stream's future.
     new_stream: M,
@@ -42,12 +47,15 @@ where
     M: FnMut(Request<RecvStream>, SendResponse<Bytes>) -> F + Unpin,
 {
     pub(super) fn new(
-        conn: Connection<S, Bytes>,
+        conn: Connection<Corked<S>, Bytes>,
+        cork: Cork<S>,
         keepalive: Option<KeepAlive>,
         new_stream: M,
     ) -> Self {
+        cork.set();
         Served {
             conn,
+            cork,
             streams: FuturesUnordered::new(),
             new_stream,
             keepalive,
@@ -71,6 +79,30 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let r = this.poll_pass(cx);
+        // The pass is over: what it queued goes out in one write. A broken
+        // socket ends the connection as h2 would.
+        match (r, this.cork.poll_flush(cx)) {
+            (Poll::Pending, Poll::Ready(Err(e))) => Poll::Ready(Err(Failed::Io(e))),
+            (r, flushed) => {
+                if flushed.is_ready() && this.streams.is_empty() {
+                    this.cork.release();
+                }
+                r
+            }
+        }
+    }
+}
+
+impl<S, F, M> Served<S, F, M>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+    M: FnMut(Request<RecvStream>, SendResponse<Bytes>) -> F + Unpin,
+{
+    /// Poll the streams, then the connection (which queues their frames).
+    fn poll_pass(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failed>> {
+        let this = self;
         loop {
             // The streams first: the connection below flushes what they
             // queued in this same pass.

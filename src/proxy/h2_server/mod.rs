@@ -8,6 +8,7 @@
 //! - [`settings`]: the h2 builder with every downstream limit.
 //! - [`connection`]: the connection's future (accept, poll the streams, the
 //!   keep-alive, GOAWAY).
+//! - [`cork`]: the connection's writes held for a pass, written at its end.
 //! - [`keepalive`]: the keep-alive PING and its timeout.
 //! - [`stream`]: one stream's request through `handler::handle` and its
 //!   response sent.
@@ -16,6 +17,7 @@
 //! - [`send_body`]: the response body sent with back-pressure.
 
 mod connection;
+mod cork;
 mod keepalive;
 mod request_body;
 mod response;
@@ -50,6 +52,7 @@ pub(crate) async fn serve<S>(
     let _alive = alive;
     let remote = conn.remote;
     let io = limits::Tracked::new(io, conn.state.clone(), conn.smuggling.clone());
+    let (io, cork) = cork::cork(io);
     let watchdog = limits::Watchdog::new(&shared.limits, conn.state.clone());
     let stats = shared.downstream.clone();
     stats.cx_active.inc();
@@ -76,7 +79,7 @@ pub(crate) async fn serve<S>(
         let shared = shared.clone();
         move |request, respond| stream::serve(shared.clone(), conn.clone(), request, respond)
     };
-    let mut served = Served::new(h2, keepalive, new_stream);
+    let mut served = Served::new(h2, cork, keepalive, new_stream);
     let ended = tokio::select! {
         r = &mut served => r,
         _ = stop.changed() => {
@@ -100,6 +103,9 @@ pub(crate) async fn serve<S>(
         Ok(()) => {}
         Err(Failed::H2(e)) => {
             tracing::debug!(error = %e, %remote, "downstream connection ended with an error");
+        }
+        Err(Failed::Io(e)) => {
+            tracing::debug!(error = %e, %remote, "writing to the downstream connection failed");
         }
         Err(Failed::KeepAliveTimedOut) => {
             tracing::debug!(%remote, "HTTP/2 keep-alive timed out, connection closed");
