@@ -48,7 +48,9 @@ pub fn init(format: LogFormat) {
     }
 }
 
-/// Change the filter (`debug`, `strait=trace,warn`, …).
+/// Change the filter (`debug`, `strait=debug,warn`, …). Release builds
+/// carry no `trace` level (compiled out: h2's per-frame spans cost every
+/// request).
 pub fn set_level(spec: &str) -> Result<(), String> {
     let filter =
         EnvFilter::try_new(spec).map_err(|e| format!("invalid log level {spec:?}: {e}"))?;

@@ -340,13 +340,13 @@ impl Watcher {
                 }
                 Ok(Event::Apply(o)) => {
                     if self.store.apply(s, to_object(o)) {
-                        tracing::trace!(target: "strait::kubernetes", kind = self.kind.kind, "applied a change");
+                        tracing::debug!(target: "strait::kubernetes", kind = self.kind.kind, "applied a change");
                         self.signal();
                     }
                 }
                 Ok(Event::Delete(o)) => {
                     if self.store.delete(s, &to_object(o)) {
-                        tracing::trace!(target: "strait::kubernetes", kind = self.kind.kind, "applied a deletion");
+                        tracing::debug!(target: "strait::kubernetes", kind = self.kind.kind, "applied a deletion");
                         self.signal();
                     }
                 }
