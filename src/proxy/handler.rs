@@ -16,7 +16,7 @@ pub use super::exchange::{Authority, ConnInfo, Outcome, Reply, RequestParts};
 use super::exchange::{GRPC_STATUS, hit};
 use super::flags::Flags;
 use super::forward;
-use super::limits::{self, IdleReset, StreamIdle, within_stream_idle};
+use super::limits::{self, IdleClock, IdleReset, StreamIdle, within_stream_idle};
 use super::local_reply::{self, LocalReply};
 use crate::compile::Snapshot;
 use crate::header_list::{HeaderList, as_text};
@@ -87,10 +87,15 @@ where
     // reset its idle clock: its body goes unwrapped and its clock lives in
     // this future, not shared.
     let empty_body = http_body::Body::is_end_stream(&incoming);
+    // On strait's HTTP/1.1 server, the connection's patrol keeps it (no
+    // timer per request).
+    let patrolled = empty_body && timeout.is_some() && conn.state.patrolled();
     let (incoming, bytes_in, shared_idle, own_idle) = if empty_body {
         // Ended: nothing of it is left to read (`Empty` boxes nothing).
         drop(incoming);
-        let idle = timeout.map(|t| StreamIdle::new(t, true));
+        let idle = timeout
+            .filter(|_| !patrolled)
+            .map(|t| StreamIdle::new(t, true));
         (body::empty(), None, None, idle)
     } else {
         let idle = StreamIdle::start(timeout, false);
@@ -102,7 +107,11 @@ where
         ));
         (incoming, Some(counter), idle, None)
     };
-    let idle = own_idle.as_ref().or(shared_idle.as_deref());
+    let idle = match own_idle.as_ref().or(shared_idle.as_deref()) {
+        Some(idle) => IdleClock::Timer(idle),
+        None if patrolled => IdleClock::Patrol(&conn.state),
+        None => IdleClock::Off,
+    };
     let mut response = respond(
         &shared,
         &conn,
@@ -227,7 +236,7 @@ async fn respond(
     incoming: Body,
     host: Option<&Authority>,
     grpc: bool,
-    idle: Option<&StreamIdle>,
+    idle: IdleClock<'_>,
     outcome: &mut Outcome,
 ) -> Reply {
     match host {

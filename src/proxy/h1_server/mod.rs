@@ -294,7 +294,9 @@ impl Connection {
                 }
                 // Boxed: a request's state (its head, header list,
                 // response writer) is no part of an idle connection's task.
-                Box::pin(self.exchange(head))
+                // Allocated first, then built in place: no copy of the
+                // whole future from the stack into the box.
+                Box::into_pin(Box::write(Box::new_uninit(), self.exchange(head)))
             };
             if !exchange.await {
                 return Ended::Closed;
@@ -518,7 +520,10 @@ async fn client_gone(reader: &mut Option<Reader>) {
         if r.buf.len() >= READ_SIZE * 8 {
             return std::future::pending().await;
         }
-        if r.io.readable().await.is_err() {
+        // The socket's own waker slot, as the idle wait: no waiter queued
+        // on the socket (and its lock) per request.
+        let ready = std::future::poll_fn(|cx| r.io.as_ref().poll_read_ready(cx)).await;
+        if ready.is_err() {
             return;
         }
         r.buf.reserve(READ_SIZE);

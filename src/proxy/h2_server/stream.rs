@@ -43,8 +43,11 @@ pub(super) async fn serve(
     let answer = {
         // Boxed: the stream's future is moved three times on its way into
         // its `FuturesUnordered` node, and the request path's future is most
-        // of its size.
-        let mut handled = Box::pin(handler::handle(shared, conn, parts.into(), body));
+        // of its size. Allocated first, then built in place (no copy).
+        let mut handled = Box::into_pin(Box::write(
+            Box::new_uninit(),
+            handler::handle(shared, conn, parts.into(), body),
+        ));
         poll_fn(|cx| {
             if let Poll::Ready(r) = handled.as_mut().poll(cx) {
                 return Poll::Ready(Some(into_response(r)));

@@ -29,7 +29,17 @@ pub struct ConnState {
     pub(super) expired: AtomicU8,
     /// The connection's task, for the patrol (deadlines, drain).
     pub(super) waker: AtomicWaker,
+    /// On a listener's patrol (strait's HTTP/1.1 server), which then keeps
+    /// body-less requests' stream idle timeout too.
+    pub(super) patrolled: AtomicBool,
+    /// A request's stream idle clock kept by the patrol: [`STREAM_NONE`],
+    /// [`STREAM_WAITING`] (since `last_io_ms`), [`STREAM_EXPIRED`].
+    pub(super) stream: AtomicU8,
 }
+
+pub(super) const STREAM_NONE: u8 = 0;
+pub(super) const STREAM_WAITING: u8 = 1;
+pub(super) const STREAM_EXPIRED: u8 = 2;
 
 impl Default for ConnState {
     fn default() -> Self {
@@ -42,6 +52,8 @@ impl Default for ConnState {
             head_since_ms: AtomicU64::new(0),
             expired: AtomicU8::new(0),
             waker: AtomicWaker::new(),
+            patrolled: AtomicBool::new(false),
+            stream: AtomicU8::new(STREAM_NONE),
         }
     }
 }
@@ -103,11 +115,60 @@ impl ConnState {
         }
     }
 
+    /// Whether the connection is on a listener's patrol (its task's waker
+    /// is registered on every poll: the patrol can wake it).
+    pub fn patrolled(&self) -> bool {
+        self.patrolled.load(Ordering::Relaxed)
+    }
+
+    /// A request's stream idle clock starts now, kept by the patrol; the
+    /// guard stops it.
+    pub fn stream_wait(&self) -> StreamWait<'_> {
+        self.touch();
+        self.stream.store(STREAM_WAITING, Ordering::Relaxed);
+        StreamWait(self)
+    }
+
+    /// Mark the waiting request's stream expired (unless it ended
+    /// meanwhile) and wake its task.
+    pub(super) fn expire_stream(&self) {
+        if self
+            .stream
+            .compare_exchange(
+                STREAM_WAITING,
+                STREAM_EXPIRED,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.waker.wake();
+        }
+    }
+
     /// A request began; the guard ends it (drop it when the response ends).
     pub fn request(self: &Arc<Self>) -> ConnRequest {
         self.requested.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         ConnRequest(self.clone())
+    }
+}
+
+/// A request waiting for its response under the patrol's stream idle
+/// clock (see [`ConnState::stream_wait`]).
+#[derive(Debug)]
+pub struct StreamWait<'a>(&'a ConnState);
+
+impl StreamWait<'_> {
+    /// Whether the patrol found the stream idle past its timeout.
+    pub fn expired(&self) -> bool {
+        self.0.stream.load(Ordering::Acquire) == STREAM_EXPIRED
+    }
+}
+
+impl Drop for StreamWait<'_> {
+    fn drop(&mut self) {
+        self.0.stream.store(STREAM_NONE, Ordering::Relaxed);
     }
 }
 

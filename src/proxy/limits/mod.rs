@@ -38,7 +38,7 @@ pub use conn::{ConnRequest, ConnState, Tracked};
 pub use head::{head_too_large, head_too_large_response};
 pub use overload::{Overload, parse_bytes, resident_bytes};
 pub use stats::DownstreamStats;
-pub use stream_idle::{IdleReset, StreamIdle, within_stream_idle};
+pub use stream_idle::{IdleClock, IdleReset, StreamIdle, within_stream_idle};
 pub use watchdog::{Expired, Patrol, Watchdog, Watched};
 
 /// The coarse clock reads and writes store: milliseconds from one

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::clock::{ms, now_ms};
+use super::conn::ConnState;
 
 /// One request's stream idle clock: reset by request body data, checked
 /// while the proxy waits for the response.
@@ -48,15 +49,50 @@ impl StreamIdle {
     }
 }
 
+/// How a request's stream idle timeout is kept.
+#[derive(Debug, Clone, Copy)]
+pub enum IdleClock<'a> {
+    /// No timeout.
+    Off,
+    /// A timer in the request's future (HTTP/2 streams, requests with a
+    /// body, whose data resets the clock).
+    Timer(&'a StreamIdle),
+    /// The connection's patrol: a body-less request on strait's HTTP/1.1
+    /// server ([`ConnState::patrolled`]), whose clock only its start sets.
+    /// No timer per request; met within the patrol's round.
+    Patrol(&'a ConnState),
+}
+
 /// Run `fut` (route and forward) unless the stream goes idle first; the
 /// error says whether the request had fully arrived.
 pub async fn within_stream_idle<F: Future>(
     fut: F,
-    idle: Option<&StreamIdle>,
+    clock: IdleClock<'_>,
 ) -> Result<F::Output, bool> {
-    let Some(idle) = idle else {
-        return Ok(fut.await);
-    };
+    match clock {
+        IdleClock::Off => Ok(fut.await),
+        IdleClock::Timer(idle) => within_timer(fut, idle).await,
+        IdleClock::Patrol(state) => {
+            let waiting = state.stream_wait();
+            let mut fut = std::pin::pin!(fut);
+            // The patrol wakes the connection's task, whose waker it keeps
+            // (registered on every poll of that task).
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(out));
+                }
+                if waiting.expired() {
+                    // Body-less: the whole request had arrived.
+                    return Poll::Ready(Err(true));
+                }
+                Poll::Pending
+            })
+            .await
+        }
+    }
+}
+
+async fn within_timer<F: Future>(fut: F, idle: &StreamIdle) -> Result<F::Output, bool> {
     tokio::pin!(fut);
     let sleep = tokio::time::sleep(idle.timeout);
     tokio::pin!(sleep);

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, watch};
 
 use super::DownstreamLimits;
 use super::clock::{ms, now_ms};
-use super::conn::ConnState;
+use super::conn::{ConnState, STREAM_WAITING};
 
 /// Why the watchdog ends a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct Rules {
     header_ms: u64,
     idle_ms: u64,
     streams_ms: u64,
+    /// The request path's stream idle timeout, which the patrol keeps for
+    /// body-less HTTP/1.1 requests (no timer per request).
+    stream_idle_ms: u64,
     /// Never sleep longer than this, so a rule that starts to apply while
     /// asleep (a request began) is checked at most this late.
     max_sleep_ms: u64,
@@ -64,18 +67,43 @@ impl Rules {
             .map_or(OFF, |t| ms(t).saturating_add(ms(t) / 4).saturating_add(50));
         let header_ms = limits.request_headers_timeout.map_or(OFF, ms);
         let idle_ms = limits.idle_timeout.map_or(OFF, ms);
-        let shortest = header_ms.min(idle_ms).min(streams_ms);
+        let stream_idle_ms = limits.stream_idle_timeout.map_or(OFF, ms);
+        let shortest = header_ms.min(idle_ms).min(streams_ms).min(stream_idle_ms);
         let shortest = if shortest == OFF { 15_000 } else { shortest };
         Rules {
             header_ms,
             idle_ms,
             streams_ms,
+            stream_idle_ms,
             max_sleep_ms: (shortest / 4).clamp(5, 15_000),
         }
     }
 
     fn any(&self) -> bool {
-        self.header_ms != OFF || self.idle_ms != OFF || self.streams_ms != OFF
+        self.shortest() != OFF
+    }
+
+    fn shortest(&self) -> u64 {
+        self.header_ms
+            .min(self.idle_ms)
+            .min(self.streams_ms)
+            .min(self.stream_idle_ms)
+    }
+
+    /// A waiting request's stream idle clock on `s` now: marked expired
+    /// past the timeout, else how long until it would be. Every new clock
+    /// is seen within `max_sleep` (a quarter of the timeout at most), then
+    /// met within a round.
+    fn check_stream(&self, s: &ConnState, now: u64) -> u64 {
+        if self.stream_idle_ms == OFF || s.stream.load(Ordering::Relaxed) != STREAM_WAITING {
+            return OFF;
+        }
+        let quiet = now.saturating_sub(s.last_io_ms.load(Ordering::Relaxed));
+        if quiet >= self.stream_idle_ms {
+            s.expire_stream();
+            return OFF;
+        }
+        self.stream_idle_ms - quiet
     }
 
     /// The verdict on `s` now, or how long to sleep before asking again.
@@ -186,7 +214,7 @@ impl Patrol {
     /// caller's runtime while the listener or any of its connections does.
     pub fn start(limits: &DownstreamLimits, stop: watch::Receiver<bool>) -> Arc<Patrol> {
         let rules = Rules::new(limits);
-        let shortest = rules.header_ms.min(rules.idle_ms).min(rules.streams_ms);
+        let shortest = rules.shortest();
         let patrol = Arc::new(Patrol {
             rules,
             round_ms: (shortest / 32).clamp(1, 1000),
@@ -205,6 +233,7 @@ impl Patrol {
 
     /// Watch a new connection until the guard is dropped.
     pub fn watch(self: &Arc<Self>, state: Arc<ConnState>) -> Watched {
+        state.patrolled.store(true, Ordering::Relaxed);
         let mut list = self.lock();
         let key = match list.free.pop() {
             Some(k) => {
@@ -258,7 +287,7 @@ impl Patrol {
                 continue;
             }
             match self.rules.check(s, now) {
-                Ok(wait) => next = next.min(wait),
+                Ok(wait) => next = next.min(wait).min(self.rules.check_stream(s, now)),
                 Err(e) => s.expire(e),
             }
         }
@@ -302,6 +331,7 @@ impl Drop for Watched {
         if let Some(Some(s)) = list.states.get_mut(k).map(Option::take) {
             // The task's waker, which the task is about to leave.
             s.waker.take();
+            s.patrolled.store(false, Ordering::Relaxed);
             list.free.push(self.key);
             list.len -= 1;
             if list.len == 0 && list.closed {
@@ -312,117 +342,4 @@ impl Drop for Watched {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dog(limits: &DownstreamLimits) -> (Watchdog, Arc<ConnState>) {
-        let st = Arc::new(ConnState::default());
-        (Watchdog::new(limits, st.clone()), st)
-    }
-
-    #[test]
-    fn first_request_deadline_counts_from_accept() {
-        let l = DownstreamLimits {
-            request_headers_timeout: Some(Duration::from_millis(100)),
-            ..DownstreamLimits::default()
-        };
-        let (w, st) = dog(&l);
-        let t0 = st.accepted_ms;
-        assert!(w.check(t0 + 50).is_ok());
-        // Bytes trickling in do not extend it.
-        st.last_io_ms.store(t0 + 99, Ordering::Relaxed);
-        assert_eq!(w.check(t0 + 100), Err(Expired::NoRequest));
-        // Once a request came, only a head in progress is timed.
-        let r = st.request();
-        assert!(w.check(t0 + 100).is_ok());
-        drop(r);
-        assert!(
-            w.check(t0 + 10_000).is_ok(),
-            "a waiting keep-alive connection"
-        );
-    }
-
-    #[test]
-    fn a_later_head_is_timed_from_its_first_byte() {
-        let l = DownstreamLimits {
-            request_headers_timeout: Some(Duration::from_millis(100)),
-            ..DownstreamLimits::default()
-        };
-        let (w, st) = dog(&l);
-        drop(st.request());
-        st.head_started();
-        let since = st.head_since_ms.load(Ordering::Relaxed);
-        // Started again by more bytes of the same head: still the first.
-        st.head_started();
-        assert_eq!(st.head_since_ms.load(Ordering::Relaxed), since);
-        assert!(w.check(since + 99).is_ok());
-        assert_eq!(w.check(since + 100), Err(Expired::NoRequest));
-        st.head_done();
-        assert!(w.check(since + 100).is_ok());
-    }
-
-    #[test]
-    fn idle_rules_depend_on_requests_in_flight() {
-        let l = DownstreamLimits {
-            idle_timeout: Some(Duration::from_millis(1000)),
-            stream_idle_timeout: Some(Duration::from_millis(100)),
-            ..DownstreamLimits::default()
-        };
-        let (w, st) = dog(&l);
-        let r = st.request();
-        let t0 = st.last_io_ms.load(Ordering::Relaxed);
-        // In flight: the stream rule, after the request path's own timer.
-        assert!(w.check(t0 + 100).is_ok());
-        assert_eq!(w.check(t0 + 200), Err(Expired::StreamsIdle));
-        drop(r);
-        // Nothing in flight: the connection idle timeout.
-        assert!(w.check(t0 + 200).is_ok());
-        assert_eq!(w.check(t0 + 1000), Err(Expired::Idle));
-    }
-
-    #[test]
-    fn a_connection_state_fits_an_80_byte_block() {
-        // With its `Arc`'s two counts: every connection has one.
-        assert!(std::mem::size_of::<ConnState>() <= 64);
-    }
-
-    #[tokio::test]
-    async fn the_patrol_ends_a_quiet_connection_and_wakes_it_on_drain() {
-        let l = DownstreamLimits {
-            idle_timeout: Some(Duration::from_millis(50)),
-            ..DownstreamLimits::default()
-        };
-        let (_stop, stopped) = watch::channel(false);
-        let patrol = Patrol::start(&l, stopped);
-        let quiet = Arc::new(ConnState::default());
-        let _q = patrol.watch(quiet.clone());
-        let busy = Arc::new(ConnState::default());
-        let watched = patrol.watch(busy.clone());
-        let request = busy.request();
-        let bound = Duration::from_secs(5);
-        let why = tokio::time::timeout(bound, std::future::poll_fn(|cx| quiet.poll_expired(cx)));
-        assert_eq!(why.await.unwrap(), Expired::Idle);
-        // A request in flight is timed by the stream rule (off here).
-        let drained = std::future::poll_fn(|cx| {
-            assert!(busy.poll_expired(cx).is_pending());
-            if watched.draining() {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        });
-        let patrol2 = patrol.clone();
-        tokio::spawn(async move { patrol2.drain() });
-        tokio::time::timeout(bound, drained).await.unwrap();
-        drop(request);
-        // Drained and empty, the patrol's task ends (a removed gateway
-        // port leaves nothing running).
-        drop((_q, watched));
-        let ended = async {
-            while Arc::strong_count(&patrol) > 1 {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(bound, ended).await.unwrap();
-    }
-}
+mod tests;
