@@ -44,6 +44,40 @@ pub fn is_grpc(h: &HeaderList) -> bool {
     })
 }
 
+/// The request body as the request path takes it, its byte counter, and
+/// its stream idle clock: shared with the body when its data resets it,
+/// else the request's own (`timeout`: `None` when off or kept elsewhere).
+#[allow(clippy::type_complexity)]
+fn request_body<B>(
+    incoming: B,
+    empty_body: bool,
+    timeout: Option<std::time::Duration>,
+) -> (
+    Body,
+    Option<Arc<std::sync::atomic::AtomicU64>>,
+    Option<Arc<StreamIdle>>,
+    Option<StreamIdle>,
+)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: body::StreamError + Into<body::BoxError>,
+{
+    if empty_body {
+        // Ended: nothing of it is left to read (`Empty` boxes nothing).
+        drop(incoming);
+        let idle = timeout.map(|t| StreamIdle::new(t, true));
+        return (body::empty(), None, None, idle);
+    }
+    let idle = StreamIdle::start(timeout, false);
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = counter.clone();
+    let incoming = body::boxed(Counted::new(
+        IdleReset::new(incoming, idle.clone()),
+        move |d| c.store(d.bytes, Ordering::Relaxed),
+    ));
+    (incoming, Some(counter), idle, None)
+}
+
 /// Serve one request. Never fails: every error becomes a response.
 pub async fn handle<B>(
     shared: Arc<Shared>,
@@ -90,23 +124,8 @@ where
     // On strait's HTTP/1.1 server, the connection's patrol keeps it (no
     // timer per request).
     let patrolled = empty_body && timeout.is_some() && conn.state.patrolled();
-    let (incoming, bytes_in, shared_idle, own_idle) = if empty_body {
-        // Ended: nothing of it is left to read (`Empty` boxes nothing).
-        drop(incoming);
-        let idle = timeout
-            .filter(|_| !patrolled)
-            .map(|t| StreamIdle::new(t, true));
-        (body::empty(), None, None, idle)
-    } else {
-        let idle = StreamIdle::start(timeout, false);
-        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let c = counter.clone();
-        let incoming = body::boxed(Counted::new(
-            IdleReset::new(incoming, idle.clone()),
-            move |d| c.store(d.bytes, Ordering::Relaxed),
-        ));
-        (incoming, Some(counter), idle, None)
-    };
+    let (incoming, bytes_in, shared_idle, own_idle) =
+        request_body(incoming, empty_body, timeout.filter(|_| !patrolled));
     let idle = match own_idle.as_ref().or(shared_idle.as_deref()) {
         Some(idle) => IdleClock::Timer(idle),
         None if patrolled => IdleClock::Patrol(&conn.state),
