@@ -12,8 +12,10 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+mod histogram;
+pub use histogram::Histogram;
 
 use crate::flags::Flags;
 
@@ -310,7 +312,7 @@ pub struct Metrics {
 }
 
 fn histogram() -> Histogram {
-    Histogram::new(BUCKETS)
+    Histogram::new(&BUCKETS)
 }
 
 /// `metric` registered in `registry` as `name` with `help`; the handle back.
@@ -800,18 +802,9 @@ impl Metrics {
 }
 
 /// A duration histogram's cumulative bucket counts, one per [`BUCKETS`]
-/// bound and a last for `+Inf`. prometheus-client keeps them private, so
-/// this reads them back from the exposition text (one small encode; for
-/// the admin page's sampler, never on the request path).
+/// bound and a last for `+Inf` (for the admin page's sampler).
 pub fn cumulative_buckets(h: &Histogram) -> Vec<u64> {
-    let mut registry = Registry::default();
-    registry.register("d", "", h.clone());
-    let mut text = String::new();
-    let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
-    text.lines()
-        .filter(|l| l.starts_with("d_bucket{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect()
+    h.cumulative()
 }
 
 /// The content type of [`Metrics::encode`].

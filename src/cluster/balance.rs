@@ -45,6 +45,7 @@ use std::time::Instant;
 
 use super::Host;
 use super::hash::HashRing;
+use super::random;
 use crate::compile::cluster_policy::SlowStart;
 use crate::compile::cluster_policy::{BalancerKind, ClusterPolicy};
 
@@ -181,10 +182,10 @@ impl Balancer {
                 cursor: AtomicUsize::new(if hosts.is_empty() {
                     0
                 } else {
-                    rand::random_range(0..hosts.len())
+                    random::random_range(0..hosts.len())
                 }),
                 group_cursors: (0..hosts.len())
-                    .map(|_| AtomicUsize::new(rand::random_range(0..hosts.len())))
+                    .map(|_| AtomicUsize::new(random::random_range(0..hosts.len())))
                     .collect(),
                 edf: edf.then(|| {
                     Mutex::new(Edf::new(hosts.len(), |i| {
@@ -271,7 +272,7 @@ impl Balancer {
                 }
                 let mut best: Option<usize> = None;
                 for _ in 0..CHOICE_COUNT {
-                    let i = nth(n, ok, rand::random_range(0..m))?;
+                    let i = nth(n, ok, random::random_range(0..m))?;
                     if best.is_none_or(|b| hosts[i].active() < hosts[b].active()) {
                         best = Some(i);
                     }
@@ -302,8 +303,8 @@ impl Balancer {
             Balancer::Random { weighted } => random(hosts, ok, *weighted),
             Balancer::ConsistentHash { table } => {
                 if let Some(t) = table
-                    && let Some(i) =
-                        t.pick_excluding(hash.unwrap_or_else(rand::random), &|i| !(i < n && ok(i)))
+                    && let Some(i) = t
+                        .pick_excluding(hash.unwrap_or_else(random::random), &|i| !(i < n && ok(i)))
                 {
                     return Some(i);
                 }
@@ -352,7 +353,7 @@ fn random(hosts: &[Arc<Host>], ok: &dyn Fn(usize) -> bool, weighted: bool) -> Op
     let n = hosts.len();
     if !weighted {
         let m = (0..n).filter(|&i| ok(i)).count();
-        return (m > 0).then(|| nth(n, ok, rand::random_range(0..m)))?;
+        return (m > 0).then(|| nth(n, ok, random::random_range(0..m)))?;
     }
     let total: u64 = (0..n)
         .filter(|&i| ok(i))
@@ -361,7 +362,7 @@ fn random(hosts: &[Arc<Host>], ok: &dyn Fn(usize) -> bool, weighted: bool) -> Op
     if total == 0 {
         return None;
     }
-    let mut roll = rand::random_range(0..total);
+    let mut roll = random::random_range(0..total);
     for i in (0..n).filter(|&i| ok(i)) {
         let w = hosts[i].weight() as u64;
         if roll < w {

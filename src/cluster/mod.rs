@@ -12,6 +12,7 @@ pub mod hash;
 pub mod limits;
 pub mod locality;
 pub mod outlier;
+pub mod random;
 pub mod warmup;
 
 use std::collections::HashMap;
@@ -225,7 +226,7 @@ impl LocalityLb {
                 if total == 0 {
                     return None;
                 }
-                let mut roll = rand::random_range(0..total);
+                let mut roll = random::random_range(0..total);
                 for g in (0..weights.len()).filter(|&g| live(g)) {
                     let w = u64::from(weights[g]);
                     if roll < w {

@@ -225,5 +225,6 @@ impl Drop for InFlight {
 
 /// A roll against a fraction in millionths.
 pub fn hit(fraction: u32) -> bool {
-    fraction >= 1_000_000 || (fraction > 0 && rand::random_range(0..1_000_000u32) < fraction)
+    fraction >= 1_000_000
+        || (fraction > 0 && crate::cluster::random::random_range(0..1_000_000u32) < fraction)
 }

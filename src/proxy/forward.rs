@@ -301,8 +301,10 @@ fn plan<'a>(
         host,
         ..
     } = *req;
-    let dest = Action::pick(clusters, |total| rand::random_range(0..total))
-        .ok_or_else(LocalReply::no_cluster)?;
+    let dest = Action::pick(clusters, |total| {
+        crate::cluster::random::random_range(0..total)
+    })
+    .ok_or_else(LocalReply::no_cluster)?;
     dest.picked.add();
     outcome.upstream_cluster = Some(dest.name.clone());
     let cluster = snap
@@ -620,7 +622,7 @@ impl Retries<'_> {
             .get_or_create(&plan.stats)
             .inc();
         if let Some(r) = self.policy {
-            let mut wait = r.backoff(self.done, rand::random::<f64>());
+            let mut wait = r.backoff(self.done, crate::cluster::random::random::<f64>());
             if let Some(d) = self.deadline {
                 wait = wait.min(d.saturating_duration_since(super::clock::now()));
             }

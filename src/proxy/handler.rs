@@ -519,7 +519,9 @@ fn aborted_destination(snapshot: &Snapshot, route: &Route, outcome: &mut Outcome
     let Action::Forward(clusters) = &route.action else {
         return;
     };
-    if let Some(dest) = Action::pick(clusters, |total| rand::random_range(0..total)) {
+    if let Some(dest) = Action::pick(clusters, |total| {
+        crate::cluster::random::random_range(0..total)
+    }) {
         outcome.upstream_cluster = Some(dest.name.clone());
         outcome.cluster = snapshot.clusters.get(&dest.cluster).cloned();
     }

@@ -223,8 +223,9 @@ pub(crate) async fn forward<D: Downstream>(
 ) {
     let Conn { mut entry, started } = conn;
     entry.route_name = Some(route.name);
-    let Some(dest) = pick_destination(route.destinations, |total| rand::random_range(0..total))
-    else {
+    let Some(dest) = pick_destination(route.destinations, |total| {
+        crate::cluster::random::random_range(0..total)
+    }) else {
         // A rule whose destinations name no known service: the cluster
         // does not exist (Envoy's tcp_proxy closes, NC).
         entry.response_flags = Flags::NO_CLUSTER_FOUND;
