@@ -6,8 +6,19 @@
 //! - [`frame`]: frames of RFC 9113 §4 and §6 parsed from a byte slice, each
 //!   malformation classified as a connection or stream error (§5.4), and
 //!   writers appending frames to an output buffer.
+//! - [`hpack`]: RFC 7541 header compression: the decoder (straight into
+//!   strait's [`HeaderList`](crate::header_list::HeaderList)) and the
+//!   encoder (from it, without a dynamic table).
+//! - [`head`]: a request's or trailers' field block checked as RFC 9113
+//!   §8.2-§8.3 require, pseudo-headers kept apart.
+//!
+//! Fuzzed by `fuzz/fuzz_targets/h2codec.rs` (through `fuzzing::h2codec`);
+//! the decoder is checked against an independent HPACK implementation in
+//! `hpack/differential.rs`.
 
 pub mod error;
 pub mod frame;
+pub mod head;
+pub mod hpack;
 
 pub use error::{Error, ErrorCode};
