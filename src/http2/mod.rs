@@ -9,6 +9,10 @@
 //! - [`hpack`]: RFC 7541 header compression: the decoder (straight into
 //!   strait's [`HeaderList`](crate::header_list::HeaderList)) and the
 //!   encoder (from it, without a dynamic table).
+//! - [`conn`]: one connection's state without I/O: the preface, SETTINGS,
+//!   stream states, header blocks, flow control both ways, PING, GOAWAY,
+//!   and the flood limits (CONTINUATION, control frames, Rapid Reset,
+//!   stream errors); bytes in, events out, responses in, bytes out.
 //! - [`head`]: a request's or trailers' field block checked as RFC 9113
 //!   §8.2-§8.3 require, pseudo-headers kept apart.
 //!
@@ -16,6 +20,7 @@
 //! the decoder is checked against an independent HPACK implementation in
 //! `hpack/differential.rs`.
 
+pub mod conn;
 pub mod error;
 pub mod frame;
 pub mod head;
