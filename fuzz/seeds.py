@@ -263,6 +263,66 @@ def h1codec_seeds():
         write("h1codec", r.encode("latin-1"))
 
 
+def h2frame(kind, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2codec_seeds():
+    """A client's frames after the preface (RFC 9113), field blocks from
+    RFC 7541 Appendix C, and the malformations the codec must refuse:
+    bad Huffman padding and EOS, integer overflow, oversized or late table
+    size updates, truncated frames, CONTINUATION without HEADERS, and
+    malformed heads (RFC 9113 §8.2-8.3). Also written by name to
+    corpus/h2codec/, the committed corpus this target started from."""
+    h = bytes.fromhex
+    get = h("8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d")
+    get_huff = h("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff")
+    get2 = h("8286 84be 5808 6e6f 2d63 6163 6865")
+    get3 = h("8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65")
+    resp = h("4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3")
+    trailers = b"\x00\x0bgrpc-status\x010"
+    EH, ES, PAD, PRI = 0x4, 0x1, 0x8, 0x20
+
+    def lit(n, v):
+        return bytes([0, len(n)]) + n + bytes([len(v)]) + v
+
+    seeds = {
+        "request-data-trailers": h2frame(1, EH, 1, get_huff) + h2frame(0, 0, 1, b"hello") + h2frame(1, EH | ES, 1, trailers),
+        "three-requests-dynamic-table": h2frame(1, EH | ES, 1, get) + h2frame(1, EH | ES, 3, get2) + h2frame(1, EH | ES, 5, get3),
+        "headers-continuation": h2frame(1, 0, 1, (get + get3[4:])[:5]) + h2frame(9, 0, 1, (get + get3[4:])[5:12]) + h2frame(9, EH, 1, (get + get3[4:])[12:]),
+        "continuation-without-headers": h2frame(9, EH, 1, get),
+        "continuation-other-stream": h2frame(1, 0, 1, get[:4]) + h2frame(9, EH, 3, get[4:]),
+        "headers-interrupted-by-ping": h2frame(1, 0, 1, get[:4]) + h2frame(6, 0, 0, b"12345678") + h2frame(9, EH, 1, get[4:]),
+        "padded-priority-headers": h2frame(1, EH | PAD | PRI, 1, b"\x03\x80\x00\x00\x00\x10" + get + b"\x00\x00\x00"),
+        "control-frames": h2frame(4, 0, 0, h("000100001000 000300000064 000400010000 000500004000 000600002000 000800000001"))
+        + h2frame(4, 1, 0, b"") + h2frame(8, 0, 0, h("00010000")) + h2frame(6, 0, 0, b"pingpong")
+        + h2frame(2, 0, 3, h("0000000110")) + h2frame(3, 0, 1, h("00000008")) + h2frame(7, 0, 0, h("0000000100000000") + b"bye"),
+        "bad-settings": h2frame(4, 0, 0, h("000500003fff")),
+        "window-update-zero": h2frame(8, 0, 1, h("00000000")) + h2frame(8, 0, 0, h("00000000")),
+        "push-promise": h2frame(5, EH, 1, h("00000002") + get),
+        "truncated-frame": h2frame(1, EH, 1, get)[:-3],
+        "oversized-frame": (20000).to_bytes(3, "big") + h("0004 00000001") + b"x" * 64,
+        "bad-huffman-padding": h2frame(1, EH, 1, h("8286 84 41 81 00")),
+        "huffman-eos": h2frame(1, EH, 1, h("8286 84 41 84 ffff ffff")),
+        "integer-overflow": h2frame(1, EH, 1, h("ff ffffffff0f")),
+        "table-update-too-large": h2frame(1, EH, 1, h("3fe21f") + get),
+        "table-update-after-field": h2frame(1, EH, 1, get + h("20")),
+        "index-out-of-range": h2frame(1, EH, 1, h("8286 84 ff00")),
+        "uppercase-name": h2frame(1, EH, 1, get + lit(b"Accept", b"x")),
+        "connection-header": h2frame(1, EH, 1, get + lit(b"connection", b"close") + lit(b"te", b"gzip")),
+        "pseudo-after-regular": h2frame(1, EH, 1, lit(b"x", b"y") + get),
+        "connect": h2frame(1, EH, 1, lit(b":method", b"CONNECT") + lit(b":authority", b"h:443")),
+        "extended-connect": h2frame(1, EH, 1, lit(b":method", b"CONNECT") + lit(b":protocol", b"websocket") + h("87 84") + lit(b":authority", b"h")),
+        "value-with-nul-and-space": h2frame(1, EH, 1, get + lit(b"x", b" a\x00b ")),
+        "responses-block": resp + h("4883 640e ffc1 c0bf"),
+        "large-continued-block": h2frame(1, 0, 1, get + lit(b"x-big", b"v" * 200)) + b"".join(h2frame(9, 0, 1, h("be") * 50) for _ in range(5)) + h2frame(9, EH, 1, h("be")),
+    }
+    for name, data in seeds.items():
+        write("h2codec", data)
+        (FUZZ / "corpus" / "h2codec").mkdir(parents=True, exist_ok=True)
+        (FUZZ / "corpus" / "h2codec" / name).write_bytes(data)
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -270,7 +330,8 @@ def main():
     http_seeds()
     h1codec_seeds()
     route_seeds()
-    for t in ("config", "route", "http1", "h1codec"):
+    h2codec_seeds()
+    for t in ("config", "route", "http1", "h1codec", "h2codec"):
         print(t, len(list((OUT / t).iterdir())))
 
 

@@ -16,6 +16,7 @@ pub mod flags;
 pub mod fuzzing;
 pub mod header_list;
 pub mod http1;
+pub mod http2;
 pub mod kubernetes;
 pub mod load;
 pub mod logging;

@@ -5,6 +5,7 @@
 //! nor hang; they panic only to report a broken invariant.
 
 mod h1codec;
+mod h2codec;
 mod http1;
 
 use std::borrow::Cow;
@@ -25,6 +26,7 @@ use crate::route::{Action, RequestView};
 use crate::validate;
 
 pub use h1codec::h1codec;
+pub use h2codec::h2codec;
 pub use http1::http1;
 
 /// The first bytes of a connection on a TLS-inspecting listener (gateway

@@ -60,6 +60,11 @@ fn h1codec_corpus_replays() {
 }
 
 #[test]
+fn h2codec_corpus_replays() {
+    replay("h2codec", strait::fuzzing::h2codec);
+}
+
+#[test]
 fn client_hello_corpus_replays() {
     replay("client_hello", strait::fuzzing::client_hello);
 }

@@ -22,6 +22,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("header_list", &[]),
     // The HTTP/1.1 codec (sans-IO; protocol only).
     ("http1", &["header_list"]),
+    // The HTTP/2 codec (sans-IO; protocol only).
+    ("http2", &["header_list"]),
     // Kubernetes objects → the service registry (pure).
     ("kubernetes", &["config", "model"]),
     // YAML text → typed resources (pure), and where the text comes from
@@ -135,6 +137,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "flags",
             "http1",
+            "http2",
             "header_list",
             "kubernetes",
             "source",
