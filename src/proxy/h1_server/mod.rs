@@ -377,11 +377,11 @@ impl Connection {
             // Read what is there without waiting: a stale readiness
             // (WouldBlock) goes back to waiting with no buffer held.
             r.buf.reserve(READ_SIZE);
-            match r.io.try_read_buf(&mut r.buf) {
-                Ok(0) => return Next::Closed,
-                Ok(_) => r.state.touch(),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return Next::Closed,
+            match read_now(&mut r.io, &mut r.buf).await {
+                Some(Ok(0)) => return Next::Closed,
+                Some(Ok(_)) => r.state.touch(),
+                None => {}
+                Some(Err(_)) => return Next::Closed,
             }
         }
     }
@@ -527,13 +527,30 @@ async fn client_gone(reader: &mut Option<Reader>) {
             return;
         }
         r.buf.reserve(READ_SIZE);
-        match r.io.try_read_buf(&mut r.buf) {
-            Ok(0) => return,
-            Ok(_) => r.state.touch(),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+        match read_now(&mut r.io, &mut r.buf).await {
+            Some(Ok(0)) => return,
+            Some(Ok(_)) => r.state.touch(),
+            None => {}
+            Some(Err(_)) => return,
         }
     }
+}
+
+/// One read of what the socket holds, without waiting (`None`: nothing
+/// there; the task is woken when something is). Through `poll_read`, not
+/// `try_read`: a read shorter than the buffer clears the socket's
+/// readiness (tokio knows epoll drained it), so the next wait does not
+/// begin with a read that finds nothing (a `recvfrom` per request).
+async fn read_now(io: &mut OwnedReadHalf, buf: &mut BytesMut) -> Option<std::io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(
+            match tokio_util::io::poll_read_buf(Pin::new(&mut *io), cx, buf) {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => None,
+            },
+        )
+    })
+    .await
 }
 
 /// The codec's limits on a head (and a chunked body's lines), from the
