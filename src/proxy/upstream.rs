@@ -258,6 +258,7 @@ impl Upstreams {
             )),
             pending: AtomicUsize::new(0),
             changed: Arc::new(Notify::new()),
+            waiters: AtomicUsize::new(0),
             pools: Mutex::new(Vec::new()),
         });
         map.insert(cluster.name.clone(), w.clone());
@@ -320,6 +321,9 @@ pub struct ClusterWide {
     /// A connection became idle, a stream ended or a connection closed, on
     /// any worker (waiters at the cap are woken across workers).
     changed: Arc<Notify>,
+    /// Requests waiting on `changed`: a connection put back idle wakes
+    /// them only when there are some (no `Notify` lock per request).
+    waiters: AtomicUsize,
     /// Every worker's pool, so a worker at the cap can use another's
     /// connections instead of waiting for one to close.
     pools: Mutex<Vec<Weak<ClusterPool>>>,
@@ -392,6 +396,22 @@ struct H2State {
     requests: AtomicUsize,
     last_used: Mutex<Instant>,
     closed: AtomicBool,
+}
+
+/// A request waiting on a cluster's `changed`, counted while it waits.
+struct Waiter<'a>(&'a AtomicUsize);
+
+impl<'a> Waiter<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiter<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiter(count)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Decrements the pending count when a waiting request stops waiting.
@@ -577,6 +597,9 @@ impl ClusterPool {
         }
         let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
         let mut waiting: Option<(Pending<'_>, PendingActive)> = None;
+        // Counted before the idle lists are looked at (under their lock):
+        // a connection put back after that look sees the count and wakes.
+        let _waiter = Waiter::new(&self.wide.waiters);
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -784,7 +807,11 @@ impl ClusterPool {
         // those a burst left (a cap here closed and reopened connections
         // under any concurrency above it).
         self.lock().h1.entry(key).or_default().push(conn);
-        self.changed.notify_waiters();
+        // After the lock: a waiter counted itself before its own look at
+        // the lists (`acquire`).
+        if self.wide.waiters.load(Ordering::SeqCst) != 0 {
+            self.changed.notify_waiters();
+        }
         self.ensure_sweeper();
     }
 

@@ -159,7 +159,13 @@ async fn max_connections_with_a_full_pending_queue_overflows_with_uo() {
     assert_eq!(third.header("x-envoy-overloaded"), Some("true"));
 
     release.add_permits(2);
-    let (a, b) = (first.await.unwrap(), second.await.unwrap());
+    let a = first.await.unwrap();
+    // Woken when the first request's connection is put back, not at the
+    // connect timeout (10 s) that bounds the wait.
+    let b = tokio::time::timeout(std::time::Duration::from_secs(5), second)
+        .await
+        .expect("the queued request is woken by the connection put back")
+        .unwrap();
     assert_eq!((a.status.as_u16(), b.status.as_u16()), (200, 200));
     assert_eq!(up.hits(), 2);
     let log = proxy.log_entries(3).await;
