@@ -58,8 +58,10 @@ pub enum IdleClock<'a> {
     /// body, whose data resets the clock).
     Timer(&'a StreamIdle),
     /// The connection's patrol: a body-less request on strait's HTTP/1.1
-    /// server ([`ConnState::patrolled`]), whose clock only its start sets.
-    /// No timer per request; met within the patrol's round.
+    /// server ([`ConnState::patrolled`]), timed from its start by the
+    /// connection's last activity (bytes of a pipelined request arriving
+    /// meanwhile reset it too). No timer per request; met within the
+    /// patrol's round.
     Patrol(&'a ConnState),
 }
 
