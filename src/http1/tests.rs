@@ -425,6 +425,13 @@ fn written_heads_parse_back() {
     let mut out = BytesMut::new();
     write::response_head(&mut out, Version::Http10, 299, b"", []);
     assert_eq!(&out[..], b"HTTP/1.0 299 \r\n\r\n");
+    // Three digits, zero-padded as `{:03}` would (the codec never sees a
+    // status outside 100-999, but writes any).
+    for (status, line) in [(200, "200 OK"), (7, "007 "), (1234, "1234 ")] {
+        let mut out = BytesMut::new();
+        write::response_head(&mut out, Version::Http11, status, b"", []);
+        assert_eq!(out, format!("HTTP/1.1 {line}\r\n\r\n").as_bytes());
+    }
 }
 
 /// Found by the `h1codec` fuzz target: a trailer section longer than the

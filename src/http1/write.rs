@@ -40,7 +40,14 @@ pub fn response_head<'a>(
         Version::Http10 => b"HTTP/1.0 ",
         Version::Http11 => b"HTTP/1.1 ",
     });
-    let _ = write!(out, "{status:03} ");
+    if status < 1000 {
+        // Three digits by hand: `write!` runs the formatting machinery
+        // for every response.
+        let d = |n: u16| b'0' + (n % 10) as u8;
+        out.extend_from_slice(&[d(status / 100), d(status / 10), d(status), b' ']);
+    } else {
+        let _ = write!(out, "{status} ");
+    }
     if reason.is_empty() {
         let canonical = http::StatusCode::from_u16(status)
             .ok()
