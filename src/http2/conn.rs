@@ -790,11 +790,18 @@ impl Connection {
         _reason: &'static str,
         events: &mut Vec<Event>,
     ) -> Result<(), Error> {
-        frame::write::rst_stream(&mut self.out, stream, code);
         if let Some(i) = self.find(stream) {
             self.streams.remove(i);
             events.push(Event::Reset { stream, code });
         }
+        self.count_local_reset()?;
+        frame::write::rst_stream(&mut self.out, stream, code);
+        self.control_queued()
+    }
+
+    /// One more stream error of this side's: past h2's budget, GOAWAY
+    /// instead of the RST_STREAM (h2 sends no reset beyond it).
+    fn count_local_reset(&mut self) -> Result<(), Error> {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_error_reset_streams {
             return Err(Error::connection(
@@ -802,7 +809,7 @@ impl Connection {
                 "too many stream errors",
             ));
         }
-        self.control_queued()
+        Ok(())
     }
 
     fn close_if_done(&mut self, stream: u32) {
@@ -936,16 +943,10 @@ impl Connection {
         if let Some(i) = self.find(stream) {
             self.streams.remove(i);
         }
-        frame::write::rst_stream(&mut self.out, stream, code);
-        self.local_resets += 1;
-        let r = if self.local_resets > self.config.max_local_error_reset_streams {
-            Err(Error::connection(
-                ErrorCode::ENHANCE_YOUR_CALM,
-                "too many stream errors",
-            ))
-        } else {
+        let r = self.count_local_reset().and_then(|()| {
+            frame::write::rst_stream(&mut self.out, stream, code);
             self.control_queued()
-        };
+        });
         r.map_err(|e| self.fail(e))
     }
 
