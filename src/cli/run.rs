@@ -571,4 +571,14 @@ mod tests {
         assert_eq!(l.memory_limit, Some(512 << 20));
         assert_eq!(l.max_connections, 7);
     }
+
+    #[test]
+    fn the_http2_server_is_chosen_by_a_hidden_flag() {
+        let l = Cli::parse_from(["strait", "--http2-server", "codec"])
+            .limits
+            .into_limits()
+            .unwrap();
+        assert_eq!(l.http2_server, crate::proxy::Http2Server::Codec);
+        assert!(Cli::try_parse_from(["strait", "--http2-server", "nghttp2"]).is_err());
+    }
 }

@@ -379,6 +379,9 @@ where
             || self.closing.is_some()
             || (self.draining && self.streams.is_empty());
         if over && written.is_ready() {
+            // Once, best effort (TCP's FIN, TLS's close_notify), as h2
+            // shuts its codec down at the end; the socket closes anyway.
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
             let ended = self.closing.take().unwrap_or(Ok(()));
             return (true, Some(ended));
         }

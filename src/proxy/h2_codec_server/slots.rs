@@ -158,10 +158,13 @@ impl<T> Slots<T> {
         self.slots.iter_mut().filter_map(|s| s.value.take())
     }
 
-    /// Queue slot `index` to be polled.
+    /// Queue slot `index` to be polled, from the connection's own task
+    /// (which is running: it is not woken again).
     pub(super) fn wake(&self, index: usize) {
-        if let Some(s) = self.slots.get(index) {
-            s.waker.wake_by_ref();
+        if let Some(s) = self.slots.get(index)
+            && !s.waker.queued.swap(true, Ordering::AcqRel)
+        {
+            lock(&self.ready.woken).push(index);
         }
     }
 
