@@ -299,9 +299,9 @@ async fn until_goaway(r: &mut TcpStream) -> (Option<u32>, Vec<(u32, u32)>) {
 
 // ------------------------------------------------------------------ case 9
 
+both_http2_servers!(case_09_request_headers_over_60_kib_or_100_headers_are_431_never_forwarded);
 /// Envoy's `max_request_headers_kb` (60) and `max_headers_count` (100):
 /// over either, 431 and nothing reaches the upstream.
-#[tokio::test]
 async fn case_09_request_headers_over_60_kib_or_100_headers_are_431_never_forwarded() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -436,10 +436,10 @@ async fn case_09_max_request_headers_kb_is_configurable() {
 
 // ----------------------------------------------------------------- case 14
 
+both_http2_servers!(case_14_slowloris_is_closed_at_the_header_timeout);
 /// Slowloris: a head trickled byte by byte is cut at the header timeout
 /// (Envoy `request_headers_timeout`, nginx 408/close); so is a connection
 /// that never sends a byte, and an HTTP/2 preface that never completes.
-#[tokio::test]
 async fn case_14_slowloris_is_closed_at_the_header_timeout() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -757,10 +757,10 @@ async fn case_16_overload_guard_sheds_with_503_om_and_recovers() {
 
 // ----------------------------------------------------------------- case 17
 
+both_http2_servers!(case_17_rapid_reset_gets_goaway_enhance_your_calm);
 /// HTTP/2 Rapid Reset (CVE-2023-44487): HEADERS then RST_STREAM, over and
 /// over. Past h2's pending-accept reset budget (20) the proxy sends GOAWAY
 /// ENHANCE_YOUR_CALM and closes; the work done stays bounded.
-#[tokio::test]
 async fn case_17_rapid_reset_gets_goaway_enhance_your_calm() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -813,10 +813,10 @@ async fn case_17_rapid_reset_gets_goaway_enhance_your_calm() {
 
 // ----------------------------------------------------------------- case 18
 
+both_http2_servers!(case_18_continuation_flood_is_a_connection_error_memory_flat);
 /// CONTINUATION flood (CVE-2024-27919 memory, CVE-2024-30255 CPU): a header
 /// block that never ends. h2 caps CONTINUATION frames at about
 /// max_header_list_size / max_frame_size (h2#758): GOAWAY, memory flat.
-#[tokio::test]
 async fn case_18_continuation_flood_is_a_connection_error_memory_flat() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -857,11 +857,11 @@ async fn case_18_continuation_flood_is_a_connection_error_memory_flat() {
 
 // ----------------------------------------------------------------- case 19
 
+both_http2_servers!(case_19_made_you_reset_gets_goaway_enhance_your_calm);
 /// MadeYouReset (CVE-2025-8671): requests the server itself must reset
 /// (here: no `:path`). Past h2's local-reset budget (1024, set explicitly:
 /// hyper#3782 once left it off) the proxy sends GOAWAY ENHANCE_YOUR_CALM;
 /// none reach the upstream.
-#[tokio::test]
 async fn case_19_made_you_reset_gets_goaway_enhance_your_calm() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -913,9 +913,9 @@ async fn case_19_made_you_reset_gets_goaway_enhance_your_calm() {
     fds_back_to(baseline).await;
 }
 
+both_http2_servers!(case_19_window_update_zero_is_a_connection_error);
 /// WINDOW_UPDATE with a zero increment: h2 treats it as a connection error
 /// (GOAWAY PROTOCOL_ERROR), so it cannot be looped into server resets.
-#[tokio::test]
 async fn case_19_window_update_zero_is_a_connection_error() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -932,10 +932,10 @@ async fn case_19_window_update_zero_is_a_connection_error() {
     h2_canary(&proxy).await;
 }
 
+both_http2_servers!(case_19_ping_and_settings_floods_stay_bounded);
 /// PING and SETTINGS floods (CVE-2019-9512/9515) from a client that does
 /// not read the answers: h2 keeps one answer pending and stops reading, so
 /// memory stays flat; the proxy keeps serving others.
-#[tokio::test]
 async fn case_19_ping_and_settings_floods_stay_bounded() {
     let _serial = SERIAL.lock().await;
     let up = Upstream::named("up").await;
@@ -978,10 +978,10 @@ async fn case_19_ping_and_settings_floods_stay_bounded() {
 
 // ----------------------------------------------------------------- case 20
 
+both_http2_servers!(case_20_streams_over_max_concurrent_streams_are_refused_rest_served);
 /// More streams than SETTINGS_MAX_CONCURRENT_STREAMS (100, Envoy's edge
 /// guide): the excess is refused with RST_STREAM(REFUSED_STREAM), the first
 /// 100 are served.
-#[tokio::test]
 async fn case_20_streams_over_max_concurrent_streams_are_refused_rest_served() {
     let _serial = SERIAL.lock().await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
@@ -1054,10 +1054,10 @@ async fn case_20_streams_over_max_concurrent_streams_are_refused_rest_served() {
 
 // ------------------------------------------------------------ idle timeout
 
+both_http2_servers!(idle_timeout_closes_quiet_connections_with_goaway);
 /// Envoy's HTTP connection manager `idle_timeout` (1 h by default, here
 /// short): a connection with nothing in flight and no traffic is closed,
 /// with GOAWAY on HTTP/2; one with a request in flight is not.
-#[tokio::test]
 async fn idle_timeout_closes_quiet_connections_with_goaway() {
     let _serial = SERIAL.lock().await;
     let up = slow_upstream(Duration::from_millis(600)).await;

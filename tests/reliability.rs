@@ -436,12 +436,12 @@ async fn resets_mid_body(release: Arc<Notify>) -> Evil {
     .await
 }
 
+both_http2_servers!(case_01_upstream_connection_reset_mid_body_closes_downstream_flag_uc);
 /// Envoy: an upstream HTTP/1.1 connection that breaks after the response
 /// started is reset reason `connection_termination` (codec_client.cc), flag
 /// UC (router.cc `streamResetReasonToResponseFlag`), and the downstream
 /// stream is reset: HTTP/1.1 clients see the connection close without the
 /// final chunk (or short of Content-Length), HTTP/2 clients a RST_STREAM.
-#[tokio::test]
 async fn case_01_upstream_connection_reset_mid_body_closes_downstream_flag_uc() {
     let _s = serial().await;
     let canary_up = Upstream::named("canary").await;
@@ -588,10 +588,10 @@ async fn case_01_upstream_reset_mid_body_resets_downstream_flag_ur() {
 
 // --------------------------------------- 2. FIN or RST before the response
 
+both_http2_servers!(case_02_upstream_close_before_response_is_503_uc_not_retried);
 /// Istio's default retryOn (connect-failure, refused-stream, unavailable,
 /// cancelled, retriable-status-codes) has no `reset`, so a connection that
 /// closes after the request was sent is not retried: 503 UC.
-#[tokio::test]
 async fn case_02_upstream_close_before_response_is_503_uc_not_retried() {
     let _s = serial().await;
     let canary_up = Upstream::named("canary").await;
@@ -654,10 +654,10 @@ async fn never_answers(cancelled: Arc<AtomicUsize>) -> Evil {
     .await
 }
 
+both_http2_servers!(case_03_route_timeout_is_504_ut_and_cancels_the_upstream_request);
 /// Envoy UT: the route `timeout` answers 504 "upstream request timeout" at
 /// about the timeout and cancels the upstream request (the connection is
 /// closed); Istio's default retryOn does not retry timeouts.
-#[tokio::test]
 async fn case_03_route_timeout_is_504_ut_and_cancels_the_upstream_request() {
     let _s = serial().await;
     let canary_up = Upstream::named("canary").await;
@@ -1322,11 +1322,11 @@ async fn case_13_h2c_upgrade_is_not_tunnelled_and_hop_by_hop_headers_are_strippe
 
 // ---------------------------------------- 21–24. limits, ejection, routing
 
+both_http2_servers!(case_21_pending_overflow_is_503_uo_with_x_envoy_overloaded);
 /// Istio's circuit-breaking task: with `maxConnections: 1` and
 /// `http1MaxPendingRequests: 1`, of 20 concurrent requests one is sent, one
 /// waits, and the rest fail fast with 503 UO and `x-envoy-overloaded: true`
 /// (gRPC callers: UNAVAILABLE); other services are unaffected (canary).
-#[tokio::test]
 async fn case_21_pending_overflow_is_503_uo_with_x_envoy_overloaded() {
     let _s = serial().await;
     let canary_up = Upstream::named("canary").await;
@@ -1446,10 +1446,10 @@ async fn case_22_all_hosts_ejected_is_503_uh_until_base_ejection_time() {
     canary.finish().await;
 }
 
+both_http2_servers!(case_23_empty_subset_is_uh_missing_subset_nc_and_no_route_nr);
 /// IST0173 and Envoy: a subset whose labels select no endpoint is 503 UH, a
 /// subset the DestinationRule does not declare is 503 NC, a request no route
 /// matches is 404 NR (gRPC: UNAVAILABLE, UNAVAILABLE, UNIMPLEMENTED).
-#[tokio::test]
 async fn case_23_empty_subset_is_uh_missing_subset_nc_and_no_route_nr() {
     let _s = serial().await;
     let canary_up = Upstream::named("canary").await;

@@ -100,6 +100,10 @@ pub struct LimitArgs {
     /// OM) and new connections are refused, e.g. 512M or 2G (off when unset).
     #[arg(long, value_parser = crate::proxy::limits::parse_bytes, value_name = "BYTES")]
     pub memory_limit: Option<u64>,
+    /// The downstream HTTP/2 server, `h2` (default) or `codec` (strait's
+    /// own, on trial, issue #15); else `STRAIT_HTTP2_SERVER`.
+    #[arg(long, hide = true, value_name = "SERVER")]
+    pub http2_server: Option<crate::proxy::Http2Server>,
 }
 
 /// A timeout flag: `0` turns it off.
@@ -139,6 +143,10 @@ impl LimitArgs {
             max_concurrent_streams: self.max_concurrent_streams,
             buffer_limit_kb: self.buffer_limit_kb,
             memory_limit: self.memory_limit,
+            http2_server: match self.http2_server {
+                Some(server) => server,
+                None => crate::proxy::Http2Server::from_env()?,
+            },
             ..crate::proxy::DownstreamLimits::default()
         };
         limits.validate()?;
@@ -562,5 +570,15 @@ mod tests {
             .unwrap();
         assert_eq!(l.memory_limit, Some(512 << 20));
         assert_eq!(l.max_connections, 7);
+    }
+
+    #[test]
+    fn the_http2_server_is_chosen_by_a_hidden_flag() {
+        let l = Cli::parse_from(["strait", "--http2-server", "codec"])
+            .limits
+            .into_limits()
+            .unwrap();
+        assert_eq!(l.http2_server, crate::proxy::Http2Server::Codec);
+        assert!(Cli::try_parse_from(["strait", "--http2-server", "nghttp2"]).is_err());
     }
 }

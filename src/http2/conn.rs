@@ -11,8 +11,9 @@
 //! search, no hashing.
 //!
 //! Flood limits, each a connection error ENHANCE_YOUR_CALM:
-//! - a header block longer than [`Config::max_header_block`]
-//!   (CONTINUATION flood, CVE-2024-27316);
+//! - a header block longer than [`Config::max_header_block`], or of more
+//!   CONTINUATION frames than h2 takes (CONTINUATION flood,
+//!   CVE-2024-27316);
 //! - more control frames queued unsent (SETTINGS and PING ACKs, RST_STREAM)
 //!   than [`Config::max_queued_control_frames`] (Envoy's
 //!   `max_outbound_control_frames`, 1000: PING and SETTINGS floods);
@@ -163,6 +164,8 @@ struct Pending {
     end_stream: bool,
     self_dependent: bool,
     block: Vec<u8>,
+    /// CONTINUATION frames so far (empty ones grow no block).
+    continuations: usize,
 }
 
 /// One connection's state (see the module comment).
@@ -242,6 +245,25 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// Bytes queued to send (without taking them, so the count of queued
+    /// control frames goes on).
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether `stream` is still open on either side.
+    pub fn is_open(&self, stream: u32) -> bool {
+        self.find(stream).is_some()
+    }
+
+    /// A PING of this side's (a keep-alive); its ACK comes back as
+    /// [`Event::PingAck`].
+    pub fn ping(&mut self, data: [u8; 8]) {
+        if self.state != State::Closed {
+            frame::write::ping(&mut self.out, data, false);
+        }
     }
 
     /// Streams open on either side.
@@ -388,6 +410,7 @@ impl Connection {
                     end_stream,
                     self_dependent: priority.is_some_and(|p| p.dependency == stream),
                     block: fragment.to_vec(),
+                    continuations: 0,
                 };
                 self.check_block(p.block.len())?;
                 if end_headers {
@@ -408,6 +431,13 @@ impl Connection {
                     ));
                 };
                 self.check_block(p.block.len() + fragment.len())?;
+                p.continuations += 1;
+                if p.continuations > self.max_continuations() {
+                    return Err(Error::connection(
+                        ErrorCode::ENHANCE_YOUR_CALM,
+                        "too many CONTINUATION frames",
+                    ));
+                }
                 p.block.extend_from_slice(fragment);
                 if end_headers {
                     self.block(p, events)?;
@@ -481,6 +511,16 @@ impl Connection {
             ));
         }
         Ok(())
+    }
+
+    /// CONTINUATION frames one block may take, as h2 bounds them (h2#758,
+    /// `calc_max_continuation_frames`): the frames the list limit needs at
+    /// the frame size, a quarter more, at least 5; empty or tiny frames
+    /// (which grow no block) cannot loop the server.
+    fn max_continuations(&self) -> usize {
+        let frame = (self.config.max_frame_size as usize).max(1);
+        let needed = (self.config.limits.max_list_size / frame).max(1);
+        needed.saturating_add(needed >> 2).max(5)
     }
 
     fn control_queued(&mut self) -> Result<(), Error> {
@@ -750,11 +790,18 @@ impl Connection {
         _reason: &'static str,
         events: &mut Vec<Event>,
     ) -> Result<(), Error> {
-        frame::write::rst_stream(&mut self.out, stream, code);
         if let Some(i) = self.find(stream) {
             self.streams.remove(i);
             events.push(Event::Reset { stream, code });
         }
+        self.count_local_reset()?;
+        frame::write::rst_stream(&mut self.out, stream, code);
+        self.control_queued()
+    }
+
+    /// One more stream error of this side's: past h2's budget, GOAWAY
+    /// instead of the RST_STREAM (h2 sends no reset beyond it).
+    fn count_local_reset(&mut self) -> Result<(), Error> {
         self.local_resets += 1;
         if self.local_resets > self.config.max_local_error_reset_streams {
             return Err(Error::connection(
@@ -762,7 +809,7 @@ impl Connection {
                 "too many stream errors",
             ));
         }
-        self.control_queued()
+        Ok(())
     }
 
     fn close_if_done(&mut self, stream: u32) {
@@ -883,6 +930,24 @@ impl Connection {
             self.streams[i].local_closed = true;
         }
         self.close_if_done(stream);
+    }
+
+    /// A stream error the application found in what the client sent (a
+    /// head it cannot take, DATA beyond `content-length`): RST_STREAM,
+    /// counted with the connection's own stream errors (MadeYouReset's
+    /// bound); past it, GOAWAY is in the output and the error returned.
+    pub fn refuse(&mut self, stream: u32, code: ErrorCode) -> Result<(), Error> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        if let Some(i) = self.find(stream) {
+            self.streams.remove(i);
+        }
+        let r = self.count_local_reset().and_then(|()| {
+            frame::write::rst_stream(&mut self.out, stream, code);
+            self.control_queued()
+        });
+        r.map_err(|e| self.fail(e))
     }
 
     /// Reset a stream from this side (the application's choice).

@@ -151,6 +151,21 @@ impl RequestHead {
         self.path.as_ref().map(|s| self.get(s))
     }
 
+    /// `:authority`, sharing the head's buffer (no copy).
+    pub fn authority_shared(&self) -> Option<Bytes> {
+        self.shared(self.authority.as_ref()?)
+    }
+
+    /// `:path`, sharing the head's buffer (no copy).
+    pub fn path_shared(&self) -> Option<Bytes> {
+        self.shared(self.path.as_ref()?)
+    }
+
+    fn shared(&self, s: &Span) -> Option<Bytes> {
+        (s.start <= s.end && s.end as usize <= self.base.len())
+            .then(|| self.base.slice(s.start as usize..s.end as usize))
+    }
+
     /// RFC 8441's `:protocol` (extended CONNECT).
     pub fn protocol(&self) -> Option<&[u8]> {
         self.protocol.as_ref().map(|s| self.get(s))

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod gateway;
 pub mod h1_client;
 mod h1_server;
+mod h2_codec_server;
 mod h2_server;
 pub mod handler;
 pub mod hop_by_hop;
@@ -47,7 +48,7 @@ use crate::compile::Snapshot;
 use crate::config::ConfigSet;
 use access_log::AccessLog;
 use handler::ConnInfo;
-pub use limits::DownstreamLimits;
+pub use limits::{DownstreamLimits, Http2Server};
 use status::{Rejected, Status};
 use upstream::Upstreams;
 
@@ -452,6 +453,24 @@ pub(crate) async fn serve_http<S>(
 
 /// How long an idle connection may take to say goodbye after GOAWAY.
 pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serve downstream HTTP/2 (h2c, or h2 by ALPN) with the server
+/// `DownstreamLimits::http2_server` picks: `h2_server` (the `h2` crate,
+/// the default) or `h2_codec_server` (strait's codec, on trial).
+pub(crate) async fn serve_h2<S>(
+    shared: Arc<Shared>,
+    io: S,
+    conn: ConnInfo,
+    stop: watch::Receiver<bool>,
+    alive: Arc<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match shared.limits.http2_server {
+        Http2Server::H2 => h2_server::serve(shared, io, conn, stop, alive).await,
+        Http2Server::Codec => h2_codec_server::serve(shared, io, conn, stop, alive).await,
+    }
+}
 
 /// A running proxy (for `run`, `demo` and tests).
 pub struct Running {

@@ -131,10 +131,7 @@ pub(crate) async fn serve<S>(
     // h2 by ALPN goes to strait's HTTP/2 server; anything else to hyper's
     // auto builder (HTTP/1.1, or a preface sent without ALPN).
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        Box::pin(super::h2_server::serve(
-            shared, stream, conn, shutdown, alive,
-        ))
-        .await;
+        Box::pin(super::serve_h2(shared, stream, conn, shutdown, alive)).await;
     } else {
         super::serve_http(shared, builder, stream, conn, shutdown, alive).await;
     }

@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::support::{GatewayProxy, Upstream, service_entry};
+use crate::support::{GatewayProxy, Upstream, both_http2_servers, service_entry};
 
 const LABELS: &[(&str, &str)] = &[("istio", "ingressgateway")];
 
@@ -318,9 +318,9 @@ async fn simple_https_server_terminates_tls_and_routes_bound_virtual_services() 
     assert_eq!(log[0]["response_code"], 200, "{log:?}");
 }
 
+both_http2_servers!(alpn_h2_serves_http2_over_tls);
 /// ALPN `h2` (pilot `util.ALPNHttp` on HTTPS servers): an HTTP/2 client
 /// gets HTTP/2 over TLS; one offering only `http/1.1` gets HTTP/1.1.
-#[tokio::test]
 async fn alpn_h2_serves_http2_over_tls() {
     let web = Upstream::named("web").await;
     let pki = Pki::new("Test CA");
@@ -759,9 +759,9 @@ pub(crate) fn installed(tool: &str) -> bool {
     found
 }
 
+both_http2_servers!(curl_and_openssl_clients_are_served);
 /// Real clients: curl (HTTP/1.1 and HTTP/2 by ALPN, with and without a
 /// client certificate) and openssl s_client (SNI, ALPN, verification).
-#[tokio::test]
 async fn curl_and_openssl_clients_are_served() {
     if !installed("curl") || !installed("openssl") {
         return;
@@ -857,9 +857,9 @@ async fn curl_and_openssl_clients_are_served() {
     assert!(s_client.contains("ALPN protocol: h2"), "{s_client}");
 }
 
+both_http2_servers!(grpc_over_tls_reaches_an_h2c_upstream_with_trailers);
 /// gRPC over TLS: ALPN h2 to the gateway, h2c to a GRPC upstream; the
 /// message and the `grpc-status` trailer come back.
-#[tokio::test]
 async fn grpc_over_tls_reaches_an_h2c_upstream_with_trailers() {
     use http_body_util::BodyExt as _;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -86,7 +86,7 @@ fn post(path: &str, body: Bytes) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-#[tokio::test]
+both_http2_servers!(the_settings_carry_the_downstream_limits);
 async fn the_settings_carry_the_downstream_limits() {
     let up = Upstream::named("up").await;
     let limits = DownstreamLimits {
@@ -124,7 +124,7 @@ async fn the_settings_carry_the_downstream_limits() {
     assert_eq!(conn_window, Some(2048 * 1024), "the connection window");
 }
 
-#[tokio::test]
+both_http2_servers!(bodies_larger_than_the_windows_stream_both_ways);
 async fn bodies_larger_than_the_windows_stream_both_ways() {
     let up = Upstream::start(
         "echo",
@@ -149,7 +149,7 @@ async fn bodies_larger_than_the_windows_stream_both_ways() {
     assert!(got == body, "the echoed body differs");
 }
 
-#[tokio::test]
+both_http2_servers!(streams_of_one_connection_are_served_at_once);
 async fn streams_of_one_connection_are_served_at_once() {
     // The upstream answers only once all N requests are in flight together.
     const N: usize = 20;
@@ -183,7 +183,7 @@ async fn streams_of_one_connection_are_served_at_once() {
     }
 }
 
-#[tokio::test]
+both_http2_servers!(a_client_reset_cancels_the_request_upstream);
 async fn a_client_reset_cancels_the_request_upstream() {
     // A raw HTTP/1.1 upstream that never answers: it reports the request's
     // arrival and then the proxy closing its connection.
@@ -216,7 +216,7 @@ async fn a_client_reset_cancels_the_request_upstream() {
         .unwrap();
 }
 
-#[tokio::test]
+both_http2_servers!(data_longer_than_content_length_resets_the_stream_with_protocol_error);
 async fn data_longer_than_content_length_resets_the_stream_with_protocol_error() {
     let up = Upstream::named("up").await;
     let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
@@ -244,7 +244,7 @@ async fn data_longer_than_content_length_resets_the_stream_with_protocol_error()
     }
 }
 
-#[tokio::test]
+both_http2_servers!(an_idle_connection_is_pinged_at_the_keepalive_interval);
 async fn an_idle_connection_is_pinged_at_the_keepalive_interval() {
     let up = Upstream::named("up").await;
     let limits = DownstreamLimits {
@@ -267,7 +267,7 @@ async fn an_idle_connection_is_pinged_at_the_keepalive_interval() {
     }
 }
 
-#[tokio::test]
+both_http2_servers!(without_a_keepalive_interval_no_ping_is_sent);
 async fn without_a_keepalive_interval_no_ping_is_sent() {
     let up = Upstream::named("up").await;
     let proxy = proxy_with(up.addr, DownstreamLimits::default()).await;
@@ -288,7 +288,7 @@ fn get_block() -> Vec<u8> {
     b
 }
 
-#[tokio::test]
+both_http2_servers!(a_drain_sends_goaway_and_lets_the_stream_in_flight_finish);
 async fn a_drain_sends_goaway_and_lets_the_stream_in_flight_finish() {
     const HEADERS: u8 = 0x1;
     const DATA: u8 = 0x0;

@@ -273,7 +273,7 @@ async fn h2_upgrade_policy_upgrade_speaks_h2c_to_an_http_port() {
     assert_eq!(up.last().uri, "http://backend.test/");
 }
 
-#[tokio::test]
+both_http2_servers!(use_client_protocol_follows_the_downstream_version);
 async fn use_client_protocol_follows_the_downstream_version() {
     let up = Upstream::named("up").await;
     let proxy = Proxy::start(&config(

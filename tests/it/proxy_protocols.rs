@@ -230,7 +230,7 @@ async fn websocket_upgrade_passes_through_and_bytes_echo() {
 
 // ------------------------------------------------------ protocol translation
 
-#[tokio::test]
+both_http2_servers!(h2c_client_to_http1_upstream);
 async fn h2c_client_to_http1_upstream() {
     let up = Upstream::named("up").await;
     let proxy = proxy_for(up.addr, "HTTP").await;
@@ -393,7 +393,7 @@ async fn grpc_proxy() -> Proxy {
     Proxy::start(&(service_entry("g.test", 80, "GRPC", &[(up, &[])]) + &vs("g.test"))).await
 }
 
-#[tokio::test]
+both_http2_servers!(grpc_unary_call_through_proxy_gets_message_and_grpc_status_trailer);
 async fn grpc_unary_call_through_proxy_gets_message_and_grpc_status_trailer() {
     let proxy = grpc_proxy().await;
     let (tx, pending) = grpc_call(proxy.addr(), "/echo.Echo/Unary").await;
@@ -406,7 +406,7 @@ async fn grpc_unary_call_through_proxy_gets_message_and_grpc_status_trailer() {
     assert_eq!(trailers["grpc-status"], "0");
 }
 
-#[tokio::test]
+both_http2_servers!(grpc_bidirectional_streaming_exchanges_messages_one_by_one);
 async fn grpc_bidirectional_streaming_exchanges_messages_one_by_one() {
     let proxy = grpc_proxy().await;
     let (tx, pending) = grpc_call(proxy.addr(), "/echo.Echo/Bidi").await;
@@ -429,6 +429,7 @@ async fn grpc_bidirectional_streaming_exchanges_messages_one_by_one() {
 
 // ---------------------------------------------------------- hostile input
 
+both_http2_servers!(direct_responses_and_redirects_to_grpc_callers_are_grpc_local_replies);
 /// Send `raw` on a fresh connection; return the response head and whether
 /// the proxy closed the connection afterwards.
 /// Envoy sends a route's direct response and redirect through
@@ -436,7 +437,6 @@ async fn grpc_bidirectional_streaming_exchanges_messages_one_by_one() {
 /// the status (`httpToGrpcStatus`: 503 → 14, 301 → 2), the body text as the
 /// percent-encoded `grpc-message` and the headers already set (`Location`);
 /// `application/grpc-web` is not gRPC (`hasGrpcContentType`). #14
-#[tokio::test]
 async fn direct_responses_and_redirects_to_grpc_callers_are_grpc_local_replies() {
     let up = Upstream::named("up").await;
     let proxy = Proxy::start(&(service_entry("a.test", 80, "HTTP", &[(up.addr, &[])])

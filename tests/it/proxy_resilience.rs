@@ -374,7 +374,7 @@ async fn fault_abort_http_status_answers_without_calling_upstream() {
     assert_eq!(entry(&proxy, 1, "/f").await["response_flags"], "FI");
 }
 
-#[tokio::test]
+both_http2_servers!(fault_abort_grpc_status_gives_grpc_status_to_grpc_callers);
 async fn fault_abort_grpc_status_gives_grpc_status_to_grpc_callers() {
     let up = Upstream::named("up").await;
     let proxy = Proxy::start(&config(
@@ -401,12 +401,12 @@ async fn fault_abort_grpc_status_gives_grpc_status_to_grpc_callers() {
     );
 }
 
+both_http2_servers!(fault_abort_http_status_to_a_grpc_caller_is_a_grpc_local_reply);
 /// A gRPC request on a `httpStatus` abort gets Envoy's gRPC local reply
 /// (`Utility::sendLocalReply`: HTTP 200, `grpc-status` from
 /// `httpToGrpcStatus`, the body text as `grpc-message`), not HTTP/2 500
 /// text/plain; the access log names the route's cluster, as Envoy's does
 /// (it picks the cluster with the route, before the fault filter). #14
-#[tokio::test]
 async fn fault_abort_http_status_to_a_grpc_caller_is_a_grpc_local_reply() {
     let up = Upstream::named("up").await;
     let proxy = Proxy::start(&config(

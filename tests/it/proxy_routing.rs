@@ -204,7 +204,7 @@ async fn ignore_uri_case_applies_to_exact_and_prefix() {
     assert_eq!(which(&proxy, "GET", "/case", &[]).await, "404");
 }
 
-#[tokio::test]
+both_http2_servers!(scheme_method_and_authority_are_matched);
 async fn scheme_method_and_authority_are_matched() {
     let proxy = matcher_proxy(&[
         ("https", "[{scheme: {exact: https}}]"),
@@ -1055,7 +1055,7 @@ async fn virtual_service_exported_to_another_namespace_is_invisible() {
 
 // ---------------------------------------------------------------- access log
 
-#[tokio::test]
+both_http2_servers!(access_log_records_the_route_the_cluster_and_the_endpoint);
 async fn access_log_records_the_route_the_cluster_and_the_endpoint() {
     let v1 = Upstream::named("v1").await;
     let v2 = Upstream::named("v2").await;

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 
-#[tokio::test]
+both_http2_servers!(routes_to_the_subset_the_virtual_service_picks);
 async fn routes_to_the_subset_the_virtual_service_picks() {
     let v1 = Upstream::named("v1").await;
     let v2 = Upstream::named("v2").await;

@@ -101,6 +101,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "flags",
             "logging",
             "http1",
+            "http2",
             "header_list",
             "load",
             "config",

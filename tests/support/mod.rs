@@ -194,6 +194,42 @@ pub fn service_entry(
     s
 }
 
+tokio::task_local! {
+    /// The downstream HTTP/2 server of the proxies a test starts, when
+    /// [`both_http2_servers!`] runs it on one other than the default.
+    static HTTP2_SERVER: strait::proxy::Http2Server;
+}
+
+/// Run `test` with every proxy it starts serving HTTP/2 on `server`.
+pub async fn with_http2_server<F: Future>(
+    server: strait::proxy::Http2Server,
+    test: F,
+) -> F::Output {
+    HTTP2_SERVER.scope(server, test).await
+}
+
+/// `both_http2_servers!(name);` beside `async fn name()`: runs that test
+/// on each downstream HTTP/2 server, as `name::h2` (the `h2` crate's, the
+/// default) and `name::codec` (strait's codec), assertions unchanged.
+macro_rules! both_http2_servers {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn h2() {
+                super::$name().await
+            }
+
+            #[tokio::test]
+            async fn codec() {
+                crate::support::with_http2_server(strait::proxy::Http2Server::Codec, super::$name())
+                    .await
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_http2_servers;
+
 /// A running proxy built from YAML (namespace `default`).
 pub struct Proxy {
     pub running: strait::proxy::Running,
@@ -253,6 +289,10 @@ impl Proxy {
         let log_path = dir.path().join("access.log");
         let log = AccessLog::to_path(log_path.to_str().unwrap(), Format::Json).unwrap();
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let limits = strait::proxy::DownstreamLimits {
+            http2_server: HTTP2_SERVER.try_with(|s| *s).unwrap_or(limits.http2_server),
+            ..limits
+        };
         let running = strait::proxy::start_with_limits(snapshot, lo, lo, log, limits)
             .await
             .expect("proxy starts");

@@ -565,6 +565,12 @@ fn stream_errors_are_bounded() {
         run(&mut c, &mut client).0.unwrap_err().code(),
         ErrorCode::ENHANCE_YOUR_CALM
     );
+    // The budget's resets, then GOAWAY instead of a sixth.
+    let resets = sent(&mut c)
+        .iter()
+        .filter(|f| f.0 == kind::RST_STREAM)
+        .count();
+    assert_eq!(resets, 5);
 }
 
 #[test]
@@ -590,4 +596,43 @@ fn no_input_panics() {
             let _ = conn().recv(&mut input, &mut Vec::new());
         }
     }
+}
+
+#[test]
+fn empty_continuation_frames_are_bounded_as_h2_bounds_them() {
+    let mut c = conn();
+    let mut client = Client::new();
+    client.raw(kind::HEADERS, 0, 1, &[0x82]);
+    for _ in 0..5 {
+        client.raw(kind::CONTINUATION, 0, 1, &[]);
+    }
+    assert!(run(&mut c, &mut client).0.is_ok(), "five are taken");
+    client.raw(kind::CONTINUATION, 0, 1, &[]);
+    assert_eq!(
+        run(&mut c, &mut client).0.unwrap_err().code(),
+        ErrorCode::ENHANCE_YOUR_CALM
+    );
+}
+
+#[test]
+fn refusals_of_the_application_count_with_stream_errors() {
+    let mut c = Connection::new(Config {
+        max_local_error_reset_streams: 2,
+        ..Config::default()
+    });
+    let mut client = Client::new();
+    client.get(1, true).get(3, true).get(5, true);
+    let (r, _) = run(&mut c, &mut client);
+    r.unwrap();
+    let _ = sent(&mut c);
+    assert!(c.refuse(1, ErrorCode::PROTOCOL_ERROR).is_ok());
+    assert!(!c.is_open(1));
+    assert!(c.refuse(3, ErrorCode::PROTOCOL_ERROR).is_ok());
+    assert_eq!(
+        c.refuse(5, ErrorCode::PROTOCOL_ERROR).unwrap_err().code(),
+        ErrorCode::ENHANCE_YOUR_CALM
+    );
+    let f = sent(&mut c);
+    assert_eq!(f.iter().filter(|f| f.0 == kind::RST_STREAM).count(), 2);
+    assert_eq!(goaway_code(&f), Some(ErrorCode::ENHANCE_YOUR_CALM));
 }

@@ -177,7 +177,15 @@ impl Encoder {
                     b'0' + (status / 10 % 10) as u8,
                     b'0' + (status % 10) as u8,
                 ];
-                self.string(out, &digits);
+                // Coded even at equal length (digits take 5 or 6 bits: never
+                // longer), as the hpack crate codes every literal: the same
+                // octets as the `h2` server for a status the table lacks.
+                if self.huffman == Huffman::IfShorter {
+                    integer(out, 0x80, 7, huffman::encoded_len(&digits));
+                    huffman::encode(&digits, out);
+                } else {
+                    self.string(out, &digits);
+                }
             }
         }
     }

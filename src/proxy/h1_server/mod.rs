@@ -197,7 +197,7 @@ fn take_over(
                 head_checked: false,
                 ..conn
             };
-            Box::pin(super::h2_server::serve(shared, io, conn, stop, alive))
+            Box::pin(super::serve_h2(shared, io, conn, stop, alive))
         }
         Ended::Tls => Box::pin(super::passthrough::serve_sidecar(
             shared,

@@ -74,6 +74,47 @@ pub struct DownstreamLimits {
     /// (`continue_on_listener_filters_timeout` false), counted in
     /// `envoy_listener_downstream_pre_cx_timeout`.
     pub listener_filters_timeout: Option<Duration>,
+    /// Which server speaks downstream HTTP/2 (h2c and h2 by ALPN): the `h2`
+    /// crate's (the default) or strait's own codec (issue #15, on trial:
+    /// `STRAIT_HTTP2_SERVER=codec`).
+    pub http2_server: Http2Server,
+}
+
+/// The downstream HTTP/2 server (see [`DownstreamLimits::http2_server`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http2Server {
+    /// `proxy::h2_server`, on the `h2` crate.
+    #[default]
+    H2,
+    /// `proxy::h2_codec_server`, on strait's codec (`crate::http2`).
+    Codec,
+}
+
+impl std::str::FromStr for Http2Server {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Http2Server, String> {
+        match s {
+            "h2" => Ok(Http2Server::H2),
+            "codec" => Ok(Http2Server::Codec),
+            _ => Err(format!(
+                "unknown HTTP/2 server {s:?}: use \"h2\" (the default) or \"codec\""
+            )),
+        }
+    }
+}
+
+impl Http2Server {
+    /// The environment variable that picks the server at start.
+    pub const ENV: &'static str = "STRAIT_HTTP2_SERVER";
+
+    /// From [`Http2Server::ENV`] (unset or empty: the default).
+    pub fn from_env() -> Result<Http2Server, String> {
+        match std::env::var(Self::ENV) {
+            Ok(v) if !v.is_empty() => v.parse().map_err(|e| format!("{}: {e}", Self::ENV)),
+            _ => Ok(Http2Server::default()),
+        }
+    }
 }
 
 impl Default for DownstreamLimits {
@@ -96,6 +137,7 @@ impl Default for DownstreamLimits {
             memory_sample_interval: Duration::from_millis(250),
             start_unready: false,
             listener_filters_timeout: Some(Duration::from_secs(15)),
+            http2_server: Http2Server::H2,
         }
     }
 }

@@ -33,7 +33,7 @@ pub mod stats;
 pub mod stream_idle;
 pub mod watchdog;
 
-pub use config::{DownstreamLimits, open_files_limit};
+pub use config::{DownstreamLimits, Http2Server, open_files_limit};
 pub use conn::{ConnRequest, ConnState, Tracked};
 pub use head::{head_too_large, head_too_large_response};
 pub use overload::{Overload, parse_bytes, resident_bytes};

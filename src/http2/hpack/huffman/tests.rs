@@ -85,3 +85,35 @@ fn padding_must_be_eos_bits_shorter_than_a_byte() {
     assert_eq!(dec(&[0xff, 0xff, 0xff, 0xfc]), Err(InvalidHuffman));
     assert_eq!(dec(&[0xff, 0xff, 0xff, 0xff]), Err(InvalidHuffman));
 }
+
+/// The encoder writing 32 bits at a time gives what a byte at a time
+/// gives, at every length and alignment.
+#[test]
+fn word_writes_match_byte_writes() {
+    fn bytewise(src: &[u8]) -> Vec<u8> {
+        let (mut acc, mut n, mut out) = (0u64, 0u32, Vec::new());
+        for &b in src {
+            acc = (acc << LENGTHS[b as usize]) | u64::from(CODES[b as usize]);
+            n += u32::from(LENGTHS[b as usize]);
+            while n >= 8 {
+                n -= 8;
+                out.push((acc >> n) as u8);
+            }
+        }
+        if n > 0 {
+            let pad = 8 - n;
+            out.push(((acc << pad) as u8) | ((1u8 << pad) - 1));
+        }
+        out
+    }
+    let mut src = Vec::new();
+    for i in 0..600u32 {
+        // Short and long codes mixed: ASCII, then bytes of 20+ bits.
+        src.push(if i % 7 == 3 {
+            (i * 31) as u8
+        } else {
+            b'a' + (i % 26) as u8
+        });
+        assert_eq!(enc(&src), bytewise(&src), "{} bytes", src.len());
+    }
+}
