@@ -801,12 +801,6 @@ impl Metrics {
     }
 }
 
-/// A duration histogram's cumulative bucket counts, one per [`BUCKETS`]
-/// bound and a last for `+Inf` (for the admin page's sampler).
-pub fn cumulative_buckets(h: &Histogram) -> Vec<u64> {
-    h.cumulative()
-}
-
 /// The content type of [`Metrics::encode`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

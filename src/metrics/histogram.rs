@@ -75,7 +75,8 @@ impl Histogram {
         )
     }
 
-    /// Cumulative counts, one per bound and a last for `+Inf`.
+    /// Cumulative counts, one per bound and a last for `+Inf` (the admin
+    /// page's sampler reads them).
     pub fn cumulative(&self) -> Vec<u64> {
         let mut total = 0u64;
         self.inner

@@ -77,7 +77,7 @@ fn series_and_buckets_read_back_for_the_page() {
     assert_eq!(reads.len(), 2);
     assert_eq!((reads[0].response_code, reads[0].requests), (200, 2));
     assert_eq!(reads[1].flags, Flags::NO_HEALTHY_UPSTREAM);
-    let b = cumulative_buckets(&reads[0].duration);
+    let b = reads[0].duration.cumulative();
     assert_eq!(b.len(), BUCKETS.len() + 1);
     // 0.3 ms in le=0.5; 7 ms in le=10 (index 3) and above.
     assert_eq!(&b[..5], &[1, 1, 1, 2, 2]);

@@ -458,7 +458,7 @@ pub fn sample(shared: &Shared, history: &mut History) {
     for c in snap.clusters.values() {
         for s in c.metrics().flat_map(|m| shared.metrics.series_of(m)) {
             history.observe_series(&c.name, s.response_code, s.flags, s.requests, || {
-                crate::metrics::cumulative_buckets(&s.duration)
+                s.duration.cumulative()
             });
         }
     }
