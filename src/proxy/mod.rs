@@ -454,6 +454,43 @@ pub(crate) async fn serve_http<S>(
 /// How long an idle connection may take to say goodbye after GOAWAY.
 pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// A served HTTP/2 connection that can stop taking streams (GOAWAY).
+pub(crate) trait Drain {
+    fn graceful_shutdown(&mut self);
+}
+
+/// Run a served HTTP/2 connection (either server) until it ends: on the
+/// drain signal it finishes its streams and takes no new ones; on the
+/// watchdog's verdict it says GOAWAY and gets [`IDLE_CLOSE_GRACE`] to go
+/// (none after stalled streams: a stalled peer would not read it).
+pub(crate) async fn until_ended<F, E>(
+    served: &mut F,
+    stop: &mut watch::Receiver<bool>,
+    watchdog: &limits::Watchdog,
+    stats: &limits::DownstreamStats,
+    remote: SocketAddr,
+) -> Result<(), E>
+where
+    F: std::future::Future<Output = Result<(), E>> + Drain + Unpin,
+{
+    tokio::select! {
+        r = &mut *served => r,
+        _ = stop.changed() => {
+            served.graceful_shutdown();
+            (&mut *served).await
+        }
+        why = watchdog.expired() => {
+            tracing::debug!(%remote, reason = ?why, "closing downstream connection");
+            stats.count_expired(why);
+            if why != limits::Expired::StreamsIdle {
+                served.graceful_shutdown();
+                let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, &mut *served).await;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Serve downstream HTTP/2 (h2c, or h2 by ALPN) with the server
 /// `DownstreamLimits::http2_server` picks: `h2_server` (the `h2` crate,
 /// the default) or `h2_codec_server` (strait's codec, on trial).

@@ -389,6 +389,17 @@ where
     }
 }
 
+impl<S, F, M> crate::proxy::Drain for Served<S, F, M>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = Reply>,
+    M: FnMut(RequestParts, RequestBody) -> F + Unpin,
+{
+    fn graceful_shutdown(&mut self) {
+        Served::graceful_shutdown(self);
+    }
+}
+
 impl<S, F, M> Future for Served<S, F, M>
 where
     S: AsyncRead + AsyncWrite + Unpin,

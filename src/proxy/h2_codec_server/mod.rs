@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::handler::{self, ConnInfo};
-use super::limits::{self, Expired};
+use super::limits;
 use connection::{Failed, Served};
 use keepalive::KeepAlive;
 
@@ -66,25 +66,7 @@ pub(crate) async fn serve<S>(
         move |parts, body| handler::handle(shared.clone(), conn.clone(), parts, body)
     };
     let mut served = Served::new(io, config, keepalive, new_stream);
-    let ended = tokio::select! {
-        r = &mut served => r,
-        _ = stop.changed() => {
-            // Drain: finish in-flight requests, take no new ones.
-            served.graceful_shutdown();
-            (&mut served).await
-        }
-        why = watchdog.expired() => {
-            tracing::debug!(%remote, reason = ?why, "closing downstream connection");
-            stats.count_expired(why);
-            // GOAWAY (clients that connected early retry cleanly), bounded
-            // since the peer may not read; a stalled peer would not read it.
-            if why != Expired::StreamsIdle {
-                served.graceful_shutdown();
-                let _ = tokio::time::timeout(super::IDLE_CLOSE_GRACE, &mut served).await;
-            }
-            Ok(())
-        }
-    };
+    let ended = super::until_ended(&mut served, &mut stop, &watchdog, &stats, remote).await;
     match ended {
         Ok(()) => {}
         Err(Failed::Protocol(e)) => {

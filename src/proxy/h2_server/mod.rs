@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::handler::ConnInfo;
-use super::limits::{self, Expired};
+use super::limits;
 use connection::{Failed, Served};
 use keepalive::KeepAlive;
 
@@ -80,25 +80,7 @@ pub(crate) async fn serve<S>(
         move |request, respond| stream::serve(shared.clone(), conn.clone(), request, respond)
     };
     let mut served = Served::new(h2, cork, keepalive, new_stream);
-    let ended = tokio::select! {
-        r = &mut served => r,
-        _ = stop.changed() => {
-            // Drain: finish in-flight requests, take no new ones.
-            served.graceful_shutdown();
-            (&mut served).await
-        }
-        why = watchdog.expired() => {
-            tracing::debug!(%remote, reason = ?why, "closing downstream connection");
-            stats.count_expired(why);
-            // GOAWAY (clients that connected early retry cleanly), bounded
-            // since the peer may not read; a stalled peer would not read it.
-            if why != Expired::StreamsIdle {
-                served.graceful_shutdown();
-                let _ = tokio::time::timeout(super::IDLE_CLOSE_GRACE, &mut served).await;
-            }
-            Ok(())
-        }
-    };
+    let ended = super::until_ended(&mut served, &mut stop, &watchdog, &stats, remote).await;
     match ended {
         Ok(()) => {}
         Err(Failed::H2(e)) => {
