@@ -522,9 +522,55 @@ fn parse_request_line(bytes: &[u8], limits: &HeadLimits) -> Result<RequestLine, 
 fn lowercase_names(bytes: &mut [u8], headers: &HeaderList) {
     for r in headers.name_ranges() {
         if let Some(name) = bytes.get_mut(r) {
-            name.make_ascii_lowercase();
+            make_lowercase(name);
         }
     }
+}
+
+/// `make_ascii_lowercase`, a word at a time (a byte at a time was ~400
+/// instructions a request for its and its response's names). The last
+/// word overlaps the one before it: lowercasing twice changes nothing.
+pub(super) fn make_lowercase(name: &mut [u8]) {
+    let n = name.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 <= n {
+            lowercase_at::<8>(name, at);
+            at += 8;
+        }
+        if at < n {
+            lowercase_at::<8>(name, n - 8);
+        }
+    } else if n >= 4 {
+        lowercase_at::<4>(name, 0);
+        lowercase_at::<4>(name, n - 4);
+    } else {
+        name.make_ascii_lowercase();
+    }
+}
+
+/// Lowercase the `N` (at most 8) bytes of `name` from `at`.
+fn lowercase_at<const N: usize>(name: &mut [u8], at: usize) {
+    let Some(bytes) = name.get_mut(at..at + N) else {
+        return;
+    };
+    let mut word = [0u8; 8];
+    word[..N].copy_from_slice(bytes);
+    let lower = lowercase_word(u64::from_le_bytes(word)).to_le_bytes();
+    bytes.copy_from_slice(&lower[..N]);
+}
+
+/// Each byte of `w` in `A`..=`Z` gets bit 5 set; no other byte changes.
+/// A byte's low seven bits plus 0x3f carry into its top bit when it is at
+/// least `A`, plus 0x25 when it is past `Z`; neither sum leaves the byte,
+/// and a byte with its top bit set (not ASCII) is left alone.
+const fn lowercase_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low = w & (ONES * 0x7f);
+    let from_a = low + ONES * (0x80 - b'A' as u64);
+    let past_z = low + ONES * (0x80 - b'Z' as u64 - 1);
+    let upper = from_a & !past_z & !w & (ONES * 0x80);
+    w | (upper >> 2)
 }
 
 /// What the framing headers of a head say.

@@ -463,3 +463,21 @@ fn an_oversized_trailer_section_is_refused_however_it_arrives() {
     }
     assert_eq!(result, Err(Refusal::TooLarge));
 }
+
+#[test]
+/// The word-at-a-time lowercase is `make_ascii_lowercase`: every byte value
+/// in every lane of a word, and the tail bytes after the words.
+fn names_lowercase_a_word_at_a_time_as_a_byte_at_a_time() {
+    for len in [1usize, 3, 4, 5, 7, 8, 9, 15, 16, 17] {
+        for b in 0..=255u8 {
+            for at in 0..len {
+                let mut name: Vec<u8> = (0..len).map(|i| b"Content-Length!"[i % 15]).collect();
+                name[at] = b;
+                let mut want = name.clone();
+                want.make_ascii_lowercase();
+                super::head::make_lowercase(&mut name);
+                assert_eq!(name, want, "byte {b:#x} at {at} of {len}");
+            }
+        }
+    }
+}

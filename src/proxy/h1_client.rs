@@ -282,6 +282,11 @@ impl Exchange<'_> {
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(self.reset(e.to_string()))),
+                // Nothing left to write: another turn would only find the
+                // read pending again (a readiness check per request).
+                Poll::Pending if self.conn.write.is_empty() && self.body.is_none() => {
+                    return Poll::Pending;
+                }
                 Poll::Pending => {}
             }
             if !progress {
