@@ -42,6 +42,13 @@ use crate::header_list::HeaderList;
 /// The client connection preface (§3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// The PING that follows a graceful shutdown's first GOAWAY; its ACK
+/// brings the final one ([`Connection::go_away_gracefully`]).
+const SHUTDOWN_PING: [u8; 8] = *b"strait\x00\x01";
+
+/// The highest stream id (§5.1.1): a first GOAWAY's last stream.
+const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+
 /// This side's settings and limits (strait's downstream defaults:
 /// `proxy::limits::DownstreamLimits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +99,10 @@ pub enum Event {
         head: Box<RequestHead>,
         end_stream: bool,
     },
-    /// A request head refused as too large: the application answers 431
-    /// (then [`Connection::reset`] with REFUSED_STREAM, as h2 does) or
-    /// just resets. Malformed heads are reset by the connection itself.
+    /// A request head refused as too large (the list size or the field
+    /// count): the application answers 431 and, if the request is still
+    /// open, [`Connection::reset`]s it; or just resets. Malformed heads
+    /// are reset by the connection itself.
     TooLarge {
         stream: u32,
     },
@@ -182,6 +190,9 @@ pub struct Connection {
     last_stream: u32,
     /// New streams above this are refused: a GOAWAY was sent.
     goaway_sent: Option<u32>,
+    /// A graceful shutdown's first GOAWAY and PING went out; the PING's ACK
+    /// sends the final GOAWAY.
+    shutdown_pinged: bool,
     pending: Option<Pending>,
     settings_acked: bool,
     peer_initial_window: u32,
@@ -207,6 +218,7 @@ impl Connection {
             streams: Vec::new(),
             last_stream: 0,
             goaway_sent: None,
+            shutdown_pinged: false,
             pending: None,
             settings_acked: false,
             peer_initial_window: DEFAULT_WINDOW,
@@ -480,7 +492,15 @@ impl Connection {
                         .set_max_size(self.config.header_table_size as usize);
                 }
             }
-            Frame::Ping { ack: true, data } => events.push(Event::PingAck(data)),
+            Frame::Ping { ack: true, data } => {
+                if data == SHUTDOWN_PING && self.shutdown_pinged {
+                    // One round trip after the first GOAWAY: every stream
+                    // the client opened before it saw it has arrived.
+                    self.go_away(ErrorCode::NO_ERROR);
+                } else {
+                    events.push(Event::PingAck(data));
+                }
+            }
             Frame::Ping { ack: false, data } => {
                 frame::write::ping(&mut self.out, data, true);
                 self.control_queued()?;
@@ -579,10 +599,11 @@ impl Connection {
                     Ok(())
                 }
                 Err(Refusal::TooLarge) => {
-                    // Open until the application answers (431) and resets.
+                    // Open until the application answers (431); a request
+                    // still open then is reset (`Connection::reset`).
                     self.streams.push(Stream {
                         id: stream,
-                        remote_closed: true,
+                        remote_closed: p.end_stream,
                         local_closed: false,
                         responded: false,
                         trailers_seen: true,
@@ -958,14 +979,41 @@ impl Connection {
         }
     }
 
-    /// A graceful GOAWAY (§6.8): streams above the last one the client
-    /// opened are ignored from now on; open ones finish.
+    /// A GOAWAY (§6.8): streams above the last one the client opened are
+    /// ignored from now on; open ones finish.
     pub fn go_away(&mut self, code: ErrorCode) {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.goaway_sent.is_some() {
             return;
         }
         self.goaway_sent = Some(self.last_stream);
         frame::write::goaway(&mut self.out, self.last_stream, code, b"");
+    }
+
+    /// A graceful shutdown in two steps (§6.8): GOAWAY with the highest
+    /// stream id and a PING, then, once the PING is acknowledged (streams
+    /// the client opened before it read the first GOAWAY have arrived and
+    /// are served), the final GOAWAY with the last stream opened. The `h2`
+    /// crate does the same (`go_away_gracefully`); Envoy sends the same
+    /// first GOAWAY (`shutdownNotice`) and the final one after its
+    /// `drain_timeout` instead of a round trip.
+    pub fn go_away_gracefully(&mut self) {
+        if self.state == State::Closed || self.goaway_sent.is_some() || self.shutdown_pinged {
+            return;
+        }
+        self.shutdown_pinged = true;
+        frame::write::goaway(&mut self.out, MAX_STREAM_ID, ErrorCode::NO_ERROR, b"");
+        frame::write::ping(&mut self.out, SHUTDOWN_PING, false);
+    }
+
+    /// Whether the final GOAWAY went out: no new stream will be taken.
+    pub fn is_going_away(&self) -> bool {
+        self.goaway_sent.is_some()
+    }
+
+    /// End the connection with a connection error of the application's
+    /// (GOAWAY with `code`, nothing more read): returned to pass on.
+    pub fn close(&mut self, code: ErrorCode, reason: &'static str) -> Error {
+        self.fail(Error::connection(code, reason))
     }
 }
 

@@ -150,6 +150,12 @@ impl Upstream {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// Every request seen so far, in order.
+    #[allow(dead_code)]
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     pub fn last(&self) -> Seen {
         self.seen
             .lock()

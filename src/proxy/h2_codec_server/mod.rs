@@ -16,9 +16,12 @@
 //! - [`stream`]: one stream's request future and its response sent.
 //! - [`response`]: the response head as HTTP/2 allows it.
 //! - [`keepalive`]: the keep-alive PING and its timeout.
+//! - [`premature`]: Envoy's rule for streams reset before they were
+//!   answered.
 
 mod connection;
 mod keepalive;
+mod premature;
 mod request;
 mod request_body;
 mod response;
