@@ -24,6 +24,10 @@
 //!   [`Config::max_local_error_reset_streams`] (h2's MadeYouReset bound,
 //!   CVE-2025-8671).
 //!
+//! Once a connection error's GOAWAY is written nothing more is (§5.4.1:
+//! the connection is closed after it): responses, data and resets of the
+//! application are dropped.
+//!
 //! Frames on a stream this side no longer knows, below the highest id the
 //! client opened, are ignored (§5.1: frames may still arrive after a
 //! RST_STREAM); DATA on them still counts against the connection window,
@@ -880,6 +884,9 @@ impl Connection {
         headers: &HeaderList,
         end_stream: bool,
     ) {
+        if self.state == State::Closed {
+            return;
+        }
         let Some(i) = self.find(stream) else {
             return;
         };
@@ -911,6 +918,9 @@ impl Connection {
     /// client's SETTINGS_MAX_FRAME_SIZE; returns how many were taken.
     /// `end_stream` applies only when all of `data` is taken.
     pub fn send_data(&mut self, stream: u32, data: &[u8], end_stream: bool) -> usize {
+        if self.state == State::Closed {
+            return 0;
+        }
         let cap = self.send_capacity(stream).min(data.len());
         let Some(i) = self.find(stream) else {
             return 0;
@@ -942,7 +952,7 @@ impl Connection {
 
     /// Trailers, ending the stream.
     pub fn send_trailers(&mut self, stream: u32, trailers: &HeaderList) {
-        if self.find(stream).is_none() {
+        if self.state == State::Closed || self.find(stream).is_none() {
             return;
         }
         self.encoder
@@ -975,7 +985,9 @@ impl Connection {
     pub fn reset(&mut self, stream: u32, code: ErrorCode) {
         if let Some(i) = self.find(stream) {
             self.streams.remove(i);
-            frame::write::rst_stream(&mut self.out, stream, code);
+            if self.state != State::Closed {
+                frame::write::rst_stream(&mut self.out, stream, code);
+            }
         }
     }
 
