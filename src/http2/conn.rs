@@ -906,8 +906,12 @@ impl Connection {
         }
     }
 
-    /// How many body bytes `stream` may send now (both send windows).
+    /// How many body bytes `stream` may send now (both send windows; none
+    /// once the connection is closed).
     pub fn send_capacity(&self, stream: u32) -> usize {
+        if self.state == State::Closed {
+            return 0;
+        }
         self.find(stream)
             .and_then(|i| self.streams.get(i))
             .filter(|s| !s.local_closed)

@@ -742,3 +742,27 @@ fn a_graceful_shutdown_says_goaway_twice_with_a_ping_between() {
     r.unwrap();
     assert!(events.is_empty(), "stream 5 came after the final GOAWAY");
 }
+
+/// §5.4.1: after a connection error's GOAWAY the connection is closed;
+/// the application's responses, data and resets write nothing more, and
+/// no stream is offered send capacity (found by the `h2conn` fuzz target:
+/// capacity was offered that `send_data` then refused).
+#[test]
+fn nothing_is_written_after_a_connection_error() {
+    let mut c = conn();
+    let mut client = Client::new();
+    client.get(1, true);
+    let (r, _) = run(&mut c, &mut client);
+    r.unwrap();
+    let _ = sent(&mut c);
+    client.raw(kind::WINDOW_UPDATE, 0, 0, &0u32.to_be_bytes());
+    let (r, _) = run(&mut c, &mut client);
+    assert!(r.is_err());
+    assert_eq!(goaway_code(&sent(&mut c)), Some(ErrorCode::PROTOCOL_ERROR));
+    assert_eq!(c.send_capacity(1), 0);
+    c.send_response(1, 200, &HeaderList::new(), false);
+    assert_eq!(c.send_data(1, b"late", true), 0);
+    c.send_trailers(1, &HeaderList::new());
+    c.reset(1, ErrorCode::CANCEL);
+    assert!(sent(&mut c).is_empty());
+}
