@@ -13,6 +13,11 @@
 # instructions: the same two loads under callgrind (user-space instructions,
 #   deterministic on a shared machine), per handshake and per request.
 #
+# PROTO=h2 makes the kept-alive load HTTP/2 by ALPN (4 connections of 10
+# streams each, as scripts/instructions.sh's h2) instead of HTTP/1.1;
+# PROXIES="strait" (default "nginx haproxy strait") runs only those; strait
+# reads STRAIT_HTTP2_SERVER from the environment (`h2` for the h2 crate's).
+#
 # Needs nginx, haproxy, h2load (nghttp2-client), openssl, bc; valgrind for
 # `instructions`. Loopback only; every load is bounded by its count.
 set -euo pipefail
@@ -22,6 +27,8 @@ CONF=$SHARED/bench/configs
 BIN=$(realpath "$1")
 MODE=${2:-cpu}
 N=${3:-4000}
+PROTO=${PROTO:-h1}
+PROXIES=${PROXIES:-nginx haproxy strait}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -139,7 +146,9 @@ handshakes() { # port n: one request per connection, 64 connections at a time
   echo "$done_n"
 }
 kept_alive() { # port n
-  taskset -c 0 h2load -t1 -c8 -n "$2" --h1 --connect-to="127.0.0.1:$1" "https://bench.local:$1/" \
+  local load=(-c8 --h1)
+  if [ "$PROTO" = h2 ]; then load=(-c4 -m10); fi
+  taskset -c 0 h2load -t1 "${load[@]}" -n "$2" --connect-to="127.0.0.1:$1" "https://bench.local:$1/" \
     | awk '/^requests:/ {print $8}'
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -195,7 +204,10 @@ measure_instructions() { # name port cmd...
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-run() { if [ "$MODE" = instructions ]; then measure_instructions "$@"; else measure_cpu "$@"; fi; }
+run() {
+  case " $PROXIES " in *" $1 "*) ;; *) return 0 ;; esac
+  if [ "$MODE" = instructions ]; then measure_instructions "$@"; else measure_cpu "$@"; fi
+}
 run nginx 28101 nginx -p "$WORK/run" -e "$WORK/run/nginx-tls.log" -c "$WORK/nginx-tls.conf"
 run haproxy 28102 haproxy -db -f "$WORK/haproxy-tls.cfg"
 run strait 28103 "$BIN" run --config "$WORK/strait.yaml" --listen 127.0.0.1:28104 --admin 127.0.0.1:28119 \

@@ -100,8 +100,9 @@ pub struct LimitArgs {
     /// OM) and new connections are refused, e.g. 512M or 2G (off when unset).
     #[arg(long, value_parser = crate::proxy::limits::parse_bytes, value_name = "BYTES")]
     pub memory_limit: Option<u64>,
-    /// The downstream HTTP/2 server, `h2` (default) or `codec` (strait's
-    /// own, on trial, issue #15); else `STRAIT_HTTP2_SERVER`.
+    /// The downstream HTTP/2 server, `codec` (strait's own, the default) or
+    /// `h2` (the `h2` crate's, the way back for now, issue #15); else
+    /// `STRAIT_HTTP2_SERVER`.
     #[arg(long, hide = true, value_name = "SERVER")]
     pub http2_server: Option<crate::proxy::Http2Server>,
 }
@@ -579,6 +580,16 @@ mod tests {
             .into_limits()
             .unwrap();
         assert_eq!(l.http2_server, crate::proxy::Http2Server::Codec);
+        let l = Cli::parse_from(["strait", "--http2-server", "h2"])
+            .limits
+            .into_limits()
+            .unwrap();
+        assert_eq!(l.http2_server, crate::proxy::Http2Server::H2);
+        assert_eq!(
+            crate::proxy::DownstreamLimits::default().http2_server,
+            crate::proxy::Http2Server::Codec,
+            "strait's codec is the default"
+        );
         assert!(Cli::try_parse_from(["strait", "--http2-server", "nghttp2"]).is_err());
     }
 }

@@ -6,6 +6,7 @@
 
 mod h1codec;
 mod h2codec;
+mod h2conn;
 mod http1;
 
 use std::borrow::Cow;
@@ -27,6 +28,7 @@ use crate::validate;
 
 pub use h1codec::h1codec;
 pub use h2codec::h2codec;
+pub use h2conn::h2conn;
 pub use http1::http1;
 
 /// The first bytes of a connection on a TLS-inspecting listener (gateway

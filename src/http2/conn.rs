@@ -24,6 +24,10 @@
 //!   [`Config::max_local_error_reset_streams`] (h2's MadeYouReset bound,
 //!   CVE-2025-8671).
 //!
+//! Once a connection error's GOAWAY is written nothing more is (§5.4.1:
+//! the connection is closed after it): responses, data and resets of the
+//! application are dropped.
+//!
 //! Frames on a stream this side no longer knows, below the highest id the
 //! client opened, are ignored (§5.1: frames may still arrive after a
 //! RST_STREAM); DATA on them still counts against the connection window,
@@ -41,6 +45,13 @@ use crate::header_list::HeaderList;
 
 /// The client connection preface (§3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The PING that follows a graceful shutdown's first GOAWAY; its ACK
+/// brings the final one ([`Connection::go_away_gracefully`]).
+const SHUTDOWN_PING: [u8; 8] = *b"strait\x00\x01";
+
+/// The highest stream id (§5.1.1): a first GOAWAY's last stream.
+const MAX_STREAM_ID: u32 = (1 << 31) - 1;
 
 /// This side's settings and limits (strait's downstream defaults:
 /// `proxy::limits::DownstreamLimits`).
@@ -92,9 +103,10 @@ pub enum Event {
         head: Box<RequestHead>,
         end_stream: bool,
     },
-    /// A request head refused as too large: the application answers 431
-    /// (then [`Connection::reset`] with REFUSED_STREAM, as h2 does) or
-    /// just resets. Malformed heads are reset by the connection itself.
+    /// A request head refused as too large (the list size or the field
+    /// count): the application answers 431 and, if the request is still
+    /// open, [`Connection::reset`]s it; or just resets. Malformed heads
+    /// are reset by the connection itself.
     TooLarge {
         stream: u32,
     },
@@ -182,6 +194,9 @@ pub struct Connection {
     last_stream: u32,
     /// New streams above this are refused: a GOAWAY was sent.
     goaway_sent: Option<u32>,
+    /// A graceful shutdown's first GOAWAY and PING went out; the PING's ACK
+    /// sends the final GOAWAY.
+    shutdown_pinged: bool,
     pending: Option<Pending>,
     settings_acked: bool,
     peer_initial_window: u32,
@@ -207,6 +222,7 @@ impl Connection {
             streams: Vec::new(),
             last_stream: 0,
             goaway_sent: None,
+            shutdown_pinged: false,
             pending: None,
             settings_acked: false,
             peer_initial_window: DEFAULT_WINDOW,
@@ -480,7 +496,15 @@ impl Connection {
                         .set_max_size(self.config.header_table_size as usize);
                 }
             }
-            Frame::Ping { ack: true, data } => events.push(Event::PingAck(data)),
+            Frame::Ping { ack: true, data } => {
+                if data == SHUTDOWN_PING && self.shutdown_pinged {
+                    // One round trip after the first GOAWAY: every stream
+                    // the client opened before it saw it has arrived.
+                    self.go_away(ErrorCode::NO_ERROR);
+                } else {
+                    events.push(Event::PingAck(data));
+                }
+            }
             Frame::Ping { ack: false, data } => {
                 frame::write::ping(&mut self.out, data, true);
                 self.control_queued()?;
@@ -579,10 +603,11 @@ impl Connection {
                     Ok(())
                 }
                 Err(Refusal::TooLarge) => {
-                    // Open until the application answers (431) and resets.
+                    // Open until the application answers (431); a request
+                    // still open then is reset (`Connection::reset`).
                     self.streams.push(Stream {
                         id: stream,
-                        remote_closed: true,
+                        remote_closed: p.end_stream,
                         local_closed: false,
                         responded: false,
                         trailers_seen: true,
@@ -859,6 +884,9 @@ impl Connection {
         headers: &HeaderList,
         end_stream: bool,
     ) {
+        if self.state == State::Closed {
+            return;
+        }
         let Some(i) = self.find(stream) else {
             return;
         };
@@ -878,8 +906,12 @@ impl Connection {
         }
     }
 
-    /// How many body bytes `stream` may send now (both send windows).
+    /// How many body bytes `stream` may send now (both send windows; none
+    /// once the connection is closed).
     pub fn send_capacity(&self, stream: u32) -> usize {
+        if self.state == State::Closed {
+            return 0;
+        }
         self.find(stream)
             .and_then(|i| self.streams.get(i))
             .filter(|s| !s.local_closed)
@@ -890,6 +922,9 @@ impl Connection {
     /// client's SETTINGS_MAX_FRAME_SIZE; returns how many were taken.
     /// `end_stream` applies only when all of `data` is taken.
     pub fn send_data(&mut self, stream: u32, data: &[u8], end_stream: bool) -> usize {
+        if self.state == State::Closed {
+            return 0;
+        }
         let cap = self.send_capacity(stream).min(data.len());
         let Some(i) = self.find(stream) else {
             return 0;
@@ -921,7 +956,7 @@ impl Connection {
 
     /// Trailers, ending the stream.
     pub fn send_trailers(&mut self, stream: u32, trailers: &HeaderList) {
-        if self.find(stream).is_none() {
+        if self.state == State::Closed || self.find(stream).is_none() {
             return;
         }
         self.encoder
@@ -954,18 +989,47 @@ impl Connection {
     pub fn reset(&mut self, stream: u32, code: ErrorCode) {
         if let Some(i) = self.find(stream) {
             self.streams.remove(i);
-            frame::write::rst_stream(&mut self.out, stream, code);
+            if self.state != State::Closed {
+                frame::write::rst_stream(&mut self.out, stream, code);
+            }
         }
     }
 
-    /// A graceful GOAWAY (§6.8): streams above the last one the client
-    /// opened are ignored from now on; open ones finish.
+    /// A GOAWAY (§6.8): streams above the last one the client opened are
+    /// ignored from now on; open ones finish.
     pub fn go_away(&mut self, code: ErrorCode) {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.goaway_sent.is_some() {
             return;
         }
         self.goaway_sent = Some(self.last_stream);
         frame::write::goaway(&mut self.out, self.last_stream, code, b"");
+    }
+
+    /// A graceful shutdown in two steps (§6.8): GOAWAY with the highest
+    /// stream id and a PING, then, once the PING is acknowledged (streams
+    /// the client opened before it read the first GOAWAY have arrived and
+    /// are served), the final GOAWAY with the last stream opened. The `h2`
+    /// crate does the same (`go_away_gracefully`); Envoy sends the same
+    /// first GOAWAY (`shutdownNotice`) and the final one after its
+    /// `drain_timeout` instead of a round trip.
+    pub fn go_away_gracefully(&mut self) {
+        if self.state == State::Closed || self.goaway_sent.is_some() || self.shutdown_pinged {
+            return;
+        }
+        self.shutdown_pinged = true;
+        frame::write::goaway(&mut self.out, MAX_STREAM_ID, ErrorCode::NO_ERROR, b"");
+        frame::write::ping(&mut self.out, SHUTDOWN_PING, false);
+    }
+
+    /// Whether the final GOAWAY went out: no new stream will be taken.
+    pub fn is_going_away(&self) -> bool {
+        self.goaway_sent.is_some()
+    }
+
+    /// End the connection with a connection error of the application's
+    /// (GOAWAY with `code`, nothing more read): returned to pass on.
+    pub fn close(&mut self, code: ErrorCode, reason: &'static str) -> Error {
+        self.fail(Error::connection(code, reason))
     }
 }
 

@@ -1,8 +1,8 @@
 //! strait's own HTTP/2 server codec (issue #15), sans-IO: bytes in,
 //! frames and header lists out, no I/O, no hashing, no allocation per
-//! header. Serves downstream HTTP/2 in `proxy::h2_codec_server` when
-//! `STRAIT_HTTP2_SERVER=codec` picks it (`proxy::h2_server`, on the `h2`
-//! crate, is still the default).
+//! header. Serves downstream HTTP/2 in `proxy::h2_codec_server`, the
+//! default (`STRAIT_HTTP2_SERVER=h2` picks `proxy::h2_server`, on the `h2`
+//! crate, instead).
 //!
 //! - [`frame`]: frames of RFC 9113 §4 and §6 parsed from a byte slice, each
 //!   malformation classified as a connection or stream error (§5.4), and

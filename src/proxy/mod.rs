@@ -257,7 +257,7 @@ pub(crate) struct Http1 {
     pub(crate) patrol: Arc<limits::Patrol>,
     /// The smuggling flag of their `ConnInfo`, never set: strait's codec
     /// refuses those shapes itself (a connection handed to hyper or
-    /// `h2_server` gets a flag of its own). One per listener and worker
+    /// the HTTP/2 server gets a flag of its own). One per listener and worker
     /// instead of an allocation per connection.
     unflagged: sniff::Flag,
 }
@@ -376,7 +376,7 @@ pub(crate) fn spawn_http(
 /// stream `h1_server` hands over for an upgrade or `CONNECT`, or a TLS
 /// stream on an HTTPS gateway port whose ALPN is not `h2`: HTTP/1.1, or h2
 /// a client starts without ALPN); `alive` is the connection's count in
-/// `Shared::connections`. h2c and h2 by ALPN go to `h2_server`.
+/// `Shared::connections`. h2c and h2 by ALPN go to [`serve_h2`].
 pub(crate) async fn serve_http<S>(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -492,8 +492,8 @@ where
 }
 
 /// Serve downstream HTTP/2 (h2c, or h2 by ALPN) with the server
-/// `DownstreamLimits::http2_server` picks: `h2_server` (the `h2` crate,
-/// the default) or `h2_codec_server` (strait's codec, on trial).
+/// `DownstreamLimits::http2_server` picks: `h2_codec_server` (strait's
+/// codec, the default) or `h2_server` (the `h2` crate, the way back).
 pub(crate) async fn serve_h2<S>(
     shared: Arc<Shared>,
     io: S,

@@ -64,6 +64,13 @@ fn h2codec_corpus_replays() {
     replay("h2codec", strait::fuzzing::h2codec);
 }
 
+/// A whole codec connection; the `h2codec` corpus (client frames) too.
+#[test]
+fn h2conn_corpus_replays() {
+    replay("h2conn", strait::fuzzing::h2conn);
+    replay("h2codec", strait::fuzzing::h2conn);
+}
+
 #[test]
 fn client_hello_corpus_replays() {
     replay("client_hello", strait::fuzzing::client_hello);

@@ -23,6 +23,7 @@ mod gateway_listeners;
 mod gateway_passthrough;
 mod gateway_tls;
 mod h1_differential;
+mod h2_rules;
 mod h2_server;
 mod kube_api;
 mod kube_files;

@@ -150,6 +150,12 @@ impl Upstream {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// Every request seen so far, in order.
+    #[allow(dead_code)]
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     pub fn last(&self) -> Seen {
         self.seen
             .lock()
@@ -196,7 +202,7 @@ pub fn service_entry(
 
 tokio::task_local! {
     /// The downstream HTTP/2 server of the proxies a test starts, when
-    /// [`both_http2_servers!`] runs it on one other than the default.
+    /// [`both_http2_servers!`] picks one.
     static HTTP2_SERVER: strait::proxy::Http2Server;
 }
 
@@ -209,14 +215,15 @@ pub async fn with_http2_server<F: Future>(
 }
 
 /// `both_http2_servers!(name);` beside `async fn name()`: runs that test
-/// on each downstream HTTP/2 server, as `name::h2` (the `h2` crate's, the
-/// default) and `name::codec` (strait's codec), assertions unchanged.
+/// on each downstream HTTP/2 server, as `name::h2` (the `h2` crate's) and
+/// `name::codec` (strait's codec, the default), assertions unchanged.
 macro_rules! both_http2_servers {
     ($name:ident) => {
         mod $name {
             #[tokio::test]
             async fn h2() {
-                super::$name().await
+                crate::support::with_http2_server(strait::proxy::Http2Server::H2, super::$name())
+                    .await
             }
 
             #[tokio::test]

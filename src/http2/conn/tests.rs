@@ -249,6 +249,68 @@ fn malformed_heads_are_reset_and_oversized_ones_reported() {
     c.reset(1, ErrorCode::REFUSED_STREAM);
 }
 
+/// Envoy's `max_headers_count` on HTTP/2 (`http2/codec_impl.cc`,
+/// `saveHeader`: the header map's size, pseudo-headers included): one field
+/// over the count refuses the head as too large. The 431 that answers it
+/// ends the stream; a request still open (no END_STREAM) is then reset
+/// NO_ERROR (Envoy's `doEndStream`, RFC 9113 §8.1), one that ended is not.
+#[test]
+fn a_field_over_the_count_is_too_large_and_an_open_request_is_reset_after_the_431() {
+    let config = Config {
+        limits: Limits {
+            max_list_size: 60 * 1024,
+            max_fields: 5,
+        },
+        ..Config::default()
+    };
+    let head = |extra: usize| {
+        let mut block = BytesMut::new();
+        let e = Encoder::default();
+        for (n, v) in [
+            (&b":method"[..], &b"POST"[..]),
+            (b":scheme", b"http"),
+            (b":path", b"/"),
+            (b":authority", b"a.test"),
+        ] {
+            e.field(&mut block, n, v);
+        }
+        for i in 0..extra {
+            e.field(&mut block, format!("x-h{i}").as_bytes(), b"v");
+        }
+        block
+    };
+    for end_stream in [true, false] {
+        let mut c = Connection::new(config);
+        let mut client = Client::new();
+        // Four pseudo-headers and one field: at the count, taken.
+        write::headers(&mut client.0, 1, &head(1), end_stream, true);
+        // And two: over it.
+        write::headers(&mut client.0, 3, &head(2), end_stream, true);
+        let (r, events) = run(&mut c, &mut client);
+        r.unwrap();
+        assert!(matches!(events[1], Event::Request { stream: 1, .. }));
+        assert!(matches!(events[2], Event::TooLarge { stream: 3 }));
+        let _ = sent(&mut c);
+        c.send_response(3, 431, &HeaderList::new(), true);
+        c.reset(3, ErrorCode::NO_ERROR);
+        let f = sent(&mut c);
+        assert_eq!(
+            (f[0].0, f[0].1 & flag::END_STREAM, f[0].2),
+            (kind::HEADERS, flag::END_STREAM, 3)
+        );
+        if end_stream {
+            assert_eq!(f.len(), 1, "nothing after the 431 of a request that ended");
+        } else {
+            assert_eq!(f.len(), 2);
+            assert_eq!(
+                (f[1].0, f[1].2, &f[1].3[..]),
+                (kind::RST_STREAM, 3, &[0u8; 4][..])
+            );
+        }
+        assert!(!c.is_open(3));
+    }
+}
+
 #[test]
 fn continuation_rules() {
     let mut block = BytesMut::new();
@@ -635,4 +697,72 @@ fn refusals_of_the_application_count_with_stream_errors() {
     let f = sent(&mut c);
     assert_eq!(f.iter().filter(|f| f.0 == kind::RST_STREAM).count(), 2);
     assert_eq!(goaway_code(&f), Some(ErrorCode::ENHANCE_YOUR_CALM));
+}
+
+/// RFC 9113 §6.8's graceful shutdown, as the `h2` crate does it: GOAWAY
+/// with the highest stream id and a PING; a stream opened before the
+/// client saw them is still taken; the PING's ACK brings the final GOAWAY
+/// with the last stream opened, after which new streams are ignored.
+#[test]
+fn a_graceful_shutdown_says_goaway_twice_with_a_ping_between() {
+    let mut c = conn();
+    let mut client = Client::new();
+    client.get(1, true);
+    let (r, _) = run(&mut c, &mut client);
+    r.unwrap();
+    let _ = sent(&mut c);
+    c.go_away_gracefully();
+    c.go_away_gracefully();
+    let f = sent(&mut c);
+    assert_eq!(f.len(), 2, "once: {f:?}");
+    assert_eq!(
+        (f[0].0, &f[0].3[..]),
+        (kind::GOAWAY, &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0][..])
+    );
+    assert_eq!((f[1].0, f[1].1), (kind::PING, 0));
+    assert!(!c.is_going_away());
+    // A stream opened meanwhile is served.
+    client.get(3, true);
+    let (r, events) = run(&mut c, &mut client);
+    r.unwrap();
+    assert!(matches!(events[0], Event::Request { stream: 3, .. }));
+    // The ACK: the final GOAWAY names stream 3; it is not an event.
+    client.raw(kind::PING, flag::ACK, 0, &f[1].3);
+    let (r, events) = run(&mut c, &mut client);
+    r.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    let f = sent(&mut c);
+    assert_eq!(
+        (f[0].0, &f[0].3[..]),
+        (kind::GOAWAY, &[0, 0, 0, 3, 0, 0, 0, 0][..])
+    );
+    assert!(c.is_going_away());
+    client.get(5, true);
+    let (r, events) = run(&mut c, &mut client);
+    r.unwrap();
+    assert!(events.is_empty(), "stream 5 came after the final GOAWAY");
+}
+
+/// §5.4.1: after a connection error's GOAWAY the connection is closed;
+/// the application's responses, data and resets write nothing more, and
+/// no stream is offered send capacity (found by the `h2conn` fuzz target:
+/// capacity was offered that `send_data` then refused).
+#[test]
+fn nothing_is_written_after_a_connection_error() {
+    let mut c = conn();
+    let mut client = Client::new();
+    client.get(1, true);
+    let (r, _) = run(&mut c, &mut client);
+    r.unwrap();
+    let _ = sent(&mut c);
+    client.raw(kind::WINDOW_UPDATE, 0, 0, &0u32.to_be_bytes());
+    let (r, _) = run(&mut c, &mut client);
+    assert!(r.is_err());
+    assert_eq!(goaway_code(&sent(&mut c)), Some(ErrorCode::PROTOCOL_ERROR));
+    assert_eq!(c.send_capacity(1), 0);
+    c.send_response(1, 200, &HeaderList::new(), false);
+    assert_eq!(c.send_data(1, b"late", true), 0);
+    c.send_trailers(1, &HeaderList::new());
+    c.reset(1, ErrorCode::CANCEL);
+    assert!(sent(&mut c).is_empty());
 }

@@ -9,7 +9,7 @@
 //! 431, 501), logs it with flag DPE and closes the connection. Connections
 //! this server does not speak go on with the bytes read so far replayed
 //! ([`handoff`]): the HTTP/2 prior-knowledge preface (h2c) to
-//! `proxy::h2_server`, and a request asking for an upgrade (WebSocket) or
+//! `proxy::serve_h2` (the downstream HTTP/2 server), and a request asking for an upgrade (WebSocket) or
 //! `CONNECT` to hyper.
 
 mod handoff;
@@ -77,7 +77,7 @@ enum Ended {
     /// hyper serves the rest: the bytes already read (left in the read
     /// buffer) are replayed to it.
     HandOff,
-    /// The HTTP/2 preface: `h2_server` serves the rest, likewise.
+    /// The HTTP/2 preface: `serve_h2` serves the rest, likewise.
     H2,
     /// A TLS ClientHello on the sidecar listener: routed by its SNI
     /// (`passthrough`), nothing read from it yet.
@@ -142,7 +142,7 @@ impl<F: Future<Output = Ended>> Future for Expiring<'_, F> {
     }
 }
 
-/// Whoever serves the connection after this server: hyper, `h2_server` or
+/// Whoever serves the connection after this server: hyper, `serve_h2` or
 /// `passthrough`, with what was read replayed; `None` when it is closed.
 /// Not async: their futures are boxed here, so no part of them (nor any
 /// temporary of their making) is in the connection's task while it waits.
@@ -386,7 +386,7 @@ impl Connection {
         }
     }
 
-    /// Give the connection to hyper (or `h2_server`: no head, the
+    /// Give the connection to hyper (or `serve_h2`: no head, the
     /// HTTP/2 preface), replaying what was read (`head`: the request head
     /// already taken off the buffer).
     fn hand_off(&mut self, head: Option<&RequestHead>) -> Ended {

@@ -17,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::keepalive::KeepAlive;
+use super::premature::PrematureResets;
 use super::request::{self};
 use super::request_body::{self, Inbox, RequestBody};
 use super::slots::Slots;
@@ -54,8 +55,7 @@ pub(super) struct Served<S, F, M> {
     blocked: Vec<usize>,
     new_stream: M,
     keepalive: Option<KeepAlive>,
-    /// GOAWAY sent: the connection ends with its last stream.
-    draining: bool,
+    premature: PrematureResets,
     /// The client closed its side (or a connection error was sent).
     closing: Option<Result<(), Failed>>,
 }
@@ -77,17 +77,17 @@ where
             blocked: Vec::new(),
             new_stream,
             keepalive,
-            draining: false,
+            premature: PrematureResets::default(),
             closing: None,
         }
     }
 
-    /// GOAWAY: finish the streams in flight, take no new ones.
+    /// GOAWAY, twice with a PING between (see
+    /// `Connection::go_away_gracefully`): finish the streams in flight,
+    /// take no new ones after the final GOAWAY; the connection ends with
+    /// its last stream.
     pub(super) fn graceful_shutdown(&mut self) {
-        if !self.draining {
-            self.draining = true;
-            self.conn.go_away(ErrorCode::NO_ERROR);
-        }
+        self.conn.go_away_gracefully();
     }
 
     fn unsent(&self) -> usize {
@@ -149,10 +149,15 @@ where
                 self.request(stream, parts, end_stream)?;
             }
             Event::TooLarge { stream } => {
-                // h2's answer: 431, the stream ended.
+                // h2's answer: 431, the stream ended. A request still open
+                // (its body to come) is then reset NO_ERROR, as Envoy's
+                // connection manager resets a stream whose response ended
+                // first (`doEndStream`: `LocalReset`, which its HTTP/2 codec
+                // sends as NO_ERROR; RFC 9113 §8.1). A request that ended
+                // is closed both ways: nothing follows the 431.
                 self.conn
                     .send_response(stream, 431, &Default::default(), true);
-                self.conn.reset(stream, ErrorCode::REFUSED_STREAM);
+                self.conn.reset(stream, ErrorCode::NO_ERROR);
             }
             Event::Data {
                 stream,
@@ -273,11 +278,26 @@ where
         self.conn.refuse(stream, code)
     }
 
-    /// A stream leaves: what its body holds goes back to the windows.
+    /// A stream leaves: what its body holds goes back to the windows, and
+    /// it counts for Envoy's premature-reset rule (too many streams closed
+    /// before they were answered close the connection).
     fn leave(&mut self, s: &Stream<F>) {
         let n = s.released(true);
         if n > 0 {
             self.conn.release(s.id, n);
+        }
+        let responded = s.responded();
+        let lifetime = if responded {
+            0
+        } else {
+            crate::proxy::clock::now_ms().saturating_sub(s.opened_ms)
+        };
+        if self.premature.closed(responded, lifetime) && self.closing.is_none() {
+            let e = self.conn.close(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many streams reset before they were answered",
+            );
+            self.closing = Some(Err(Failed::Protocol(e)));
         }
     }
 
@@ -377,7 +397,7 @@ where
         }
         let over = self.conn.is_closed()
             || self.closing.is_some()
-            || (self.draining && self.streams.is_empty());
+            || (self.conn.is_going_away() && self.streams.is_empty());
         if over && written.is_ready() {
             // Once, best effort (TCP's FIN, TLS's close_notify), as h2
             // shuts its codec down at the end; the socket closes anyway.

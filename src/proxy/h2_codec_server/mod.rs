@@ -1,7 +1,7 @@
 //! The downstream side of HTTP/2 (h2c with prior knowledge, and h2 over TLS
-//! after ALPN) on strait's own codec (`crate::http2`, issue #15), chosen
-//! with `STRAIT_HTTP2_SERVER=codec` (`DownstreamLimits::http2_server`;
-//! `proxy::h2_server`, on the `h2` crate, is the default). One task per
+//! after ALPN) on strait's own codec (`crate::http2`, issue #15): the
+//! default (`DownstreamLimits::http2_server`; `STRAIT_HTTP2_SERVER=h2` or
+//! `--http2-server h2` picks `proxy::h2_server`, on the `h2` crate). One task per
 //! connection reads into the codec, runs each stream's request future
 //! itself and writes the codec's output once per pass; no `HeaderMap` on
 //! the way in or out. What `h2_server` does is kept (each file names the
@@ -16,9 +16,12 @@
 //! - [`stream`]: one stream's request future and its response sent.
 //! - [`response`]: the response head as HTTP/2 allows it.
 //! - [`keepalive`]: the keep-alive PING and its timeout.
+//! - [`premature`]: Envoy's rule for streams reset before they were
+//!   answered.
 
 mod connection;
 mod keepalive;
+mod premature;
 mod request;
 mod request_body;
 mod response;

@@ -18,9 +18,11 @@ pub(super) fn config(limits: &DownstreamLimits) -> Config {
         max_frame_size: h2.max_frame_size,
         limits: Limits {
             max_list_size,
-            // h2 counts the list's size only; each field costs at least 32
-            // octets of it, so this adds no limit of its own.
-            max_fields: max_list_size / 32 + 1,
+            // Envoy's `max_headers_count` applies to HTTP/2 too
+            // (`http2/codec_impl.cc`, `saveHeader`: the stream's header
+            // map, pseudo-headers included, over the count is refused, as
+            // over `max_request_headers_kb`); trailers count the same way.
+            max_fields: limits.max_request_headers.max(1),
         },
         max_header_block: max_list_size.saturating_mul(2).max(16 * 1024),
         max_pending_accept_reset_streams: h2.max_pending_accept_reset_streams,
@@ -42,6 +44,7 @@ mod tests {
         assert_eq!(c.limits.max_list_size, 60 * 1024);
         assert_eq!(c.max_pending_accept_reset_streams, 20);
         assert_eq!(c.max_local_error_reset_streams, 1024);
+        assert_eq!(c.limits.max_fields, 100, "Envoy's max_headers_count");
         let wild = DownstreamLimits {
             max_request_headers_kb: usize::MAX,
             buffer_limit_kb: usize::MAX,

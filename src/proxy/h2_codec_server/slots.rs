@@ -5,31 +5,71 @@
 //! kept for the connection's life: no allocation per stream) and a slot's
 //! stream is found by its HTTP/2 stream id without hashing (ids only grow:
 //! a sorted vector, binary search).
+//!
+//! The woken slots form a list without a lock (a Treiber stack of slot
+//! indices, linked through each slot's waker): a wake pushes its slot
+//! with one compare-and-swap on the head, the connection's task takes the
+//! whole list with one swap and walks it. Safe code and atomics only. A
+//! slot is in the list at most once (its `queued` flag), and the task
+//! reads a slot's link before it clears the flag, so a wake that pushes
+//! the slot again (into the next list) never changes a link still to be
+//! read; the task only ever takes the whole list, so the head's value
+//! cannot be recycled under a pushing waker (no ABA).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Wake, Waker};
 
 use futures_util::task::AtomicWaker;
 
+/// The end of the list of woken slots.
+const NONE: usize = usize::MAX;
+
 /// The slots woken since the connection's task last looked, and that
 /// task's waker.
-#[derive(Default)]
 struct Ready {
-    woken: Mutex<Vec<usize>>,
+    /// The slot woken last (`NONE`: none); each links to the one woken
+    /// before it.
+    head: AtomicUsize,
     task: AtomicWaker,
 }
 
-/// A poisoned lock still holds plain indices.
-fn lock(m: &Mutex<Vec<usize>>) -> MutexGuard<'_, Vec<usize>> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Default for Ready {
+    fn default() -> Ready {
+        Ready {
+            head: AtomicUsize::new(NONE),
+            task: AtomicWaker::new(),
+        }
+    }
 }
 
 struct SlotWaker {
     index: usize,
     /// Queued and not yet taken: a second wake adds nothing.
     queued: AtomicBool,
+    /// The slot woken before this one (while queued).
+    next: AtomicUsize,
     ready: Arc<Ready>,
+}
+
+impl SlotWaker {
+    /// Queue the slot; whether it was not queued already.
+    fn queue(&self) -> bool {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let head = &self.ready.head;
+        let mut last = head.load(Ordering::Relaxed);
+        loop {
+            self.next.store(last, Ordering::Relaxed);
+            // Release: the link is seen by whoever takes the list.
+            match head.compare_exchange_weak(last, self.index, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => last = now,
+            }
+        }
+    }
 }
 
 impl Wake for SlotWaker {
@@ -38,8 +78,7 @@ impl Wake for SlotWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            lock(&self.ready.woken).push(self.index);
+        if self.queue() {
             self.ready.task.wake();
         }
     }
@@ -100,6 +139,7 @@ impl<T> Slots<T> {
                 let waker = Arc::new(SlotWaker {
                     index,
                     queued: AtomicBool::new(false),
+                    next: AtomicUsize::new(NONE),
                     ready: self.ready.clone(),
                 });
                 self.slots.push(Slot {
@@ -161,10 +201,8 @@ impl<T> Slots<T> {
     /// Queue slot `index` to be polled, from the connection's own task
     /// (which is running: it is not woken again).
     pub(super) fn wake(&self, index: usize) {
-        if let Some(s) = self.slots.get(index)
-            && !s.waker.queued.swap(true, Ordering::AcqRel)
-        {
-            lock(&self.ready.woken).push(index);
+        if let Some(s) = self.slots.get(index) {
+            s.waker.queue();
         }
     }
 
@@ -174,12 +212,19 @@ impl<T> Slots<T> {
     pub(super) fn take_woken(&mut self) -> Vec<usize> {
         let mut taken = std::mem::take(&mut self.taken);
         taken.clear();
-        std::mem::swap(&mut *lock(&self.ready.woken), &mut taken);
-        for &i in &taken {
-            if let Some(s) = self.slots.get(i) {
-                s.waker.queued.store(false, Ordering::Release);
-            }
+        // Acquire: every link pushed before is visible (the pushes'
+        // compare-and-swaps continue one release sequence).
+        let mut at = self.ready.head.swap(NONE, Ordering::Acquire);
+        while let Some(s) = self.slots.get(at) {
+            // The link first: once the flag is clear, a wake may push the
+            // slot again and rewrite it.
+            let next = s.waker.next.load(Ordering::Relaxed);
+            taken.push(at);
+            s.waker.queued.store(false, Ordering::Release);
+            at = next;
         }
+        // Pushed last first: polled in the order they were woken.
+        taken.reverse();
         taken
     }
 
@@ -216,5 +261,56 @@ mod tests {
         s.give_back(woken);
         assert_eq!(s.drain().count(), 2);
         assert!(s.is_empty());
+    }
+
+    /// Wakes from other threads, racing with the task taking the list:
+    /// every wake after a take is seen by a later take, no slot is taken
+    /// twice in one, and none is lost.
+    #[test]
+    fn wakes_from_other_threads_are_never_lost_or_doubled() {
+        const SLOTS: usize = 64;
+        const ROUNDS: usize = 2000;
+        let mut s = Slots::new();
+        for id in 0..SLOTS as u32 {
+            s.insert(2 * id + 1, ());
+        }
+        let _ = s.take_woken();
+        let wakers: Vec<Waker> = (0..SLOTS)
+            .map(|i| s.get_with_waker(i).unwrap().1.clone())
+            .collect();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (wakers, done) = (&wakers, &done);
+                scope.spawn(move || {
+                    for r in 0..ROUNDS {
+                        wakers[(r * 7 + t * 13) % SLOTS].wake_by_ref();
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            let mut seen = 0usize;
+            loop {
+                let finished = done.load(Ordering::SeqCst) == 4;
+                let woken = s.take_woken();
+                let mut sorted = woken.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), woken.len(), "a slot taken twice");
+                assert!(woken.iter().all(|&i| i < SLOTS));
+                seen += woken.len();
+                s.give_back(woken);
+                if finished && seen > 0 {
+                    break;
+                }
+            }
+        });
+        // After the threads, one wake of every slot is seen exactly once.
+        for w in &wakers {
+            w.wake_by_ref();
+        }
+        let mut all = s.take_woken();
+        all.sort_unstable();
+        assert_eq!(all, (0..SLOTS).collect::<Vec<_>>());
     }
 }

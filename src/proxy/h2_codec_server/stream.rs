@@ -32,6 +32,8 @@ pub(super) struct Stream<F> {
     pub(super) remaining: Option<u64>,
     /// The client ended its side.
     pub(super) remote_done: bool,
+    /// When it opened (`clock::now_ms`), for Envoy's premature-reset rule.
+    pub(super) opened_ms: u64,
 }
 
 enum Phase<F> {
@@ -74,7 +76,13 @@ impl<F: Future<Output = Reply>> Stream<F> {
             inbox,
             remaining,
             remote_done,
+            opened_ms: crate::proxy::clock::now_ms(),
         }
+    }
+
+    /// Whether a response head went out.
+    pub(super) fn responded(&self) -> bool {
+        !matches!(self.phase, Phase::Handling(_))
     }
 
     /// Drive the stream as far as it goes now.

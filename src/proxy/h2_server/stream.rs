@@ -29,6 +29,10 @@ pub(super) async fn serve(
     mut respond: SendResponse<Bytes>,
 ) {
     let (parts, recv) = request.into_parts();
+    if fields(&parts) > shared.limits.max_request_headers {
+        too_many_headers(respond, recv);
+        return;
+    }
     // CONNECT, as hyper: no request body (the stream would be a tunnel's),
     // and a CONNECT announcing one is reset.
     let (body, _tunnel) = if parts.method == Method::CONNECT {
@@ -60,6 +64,33 @@ pub(super) async fn serve(
     if let Some(answer) = answer {
         send(respond, answer).await;
     }
+}
+
+/// The head's field count as Envoy counts it for `max_headers_count` on
+/// HTTP/2 (`http2/codec_impl.cc`, `saveHeader`: the header map's size,
+/// pseudo-headers included); h2 has no such limit of its own.
+fn fields(parts: &http::request::Parts) -> usize {
+    let uri = &parts.uri;
+    let pseudo = 1
+        + usize::from(uri.scheme().is_some())
+        + usize::from(uri.authority().is_some())
+        + usize::from(uri.path_and_query().is_some());
+    parts.headers.len() + pseudo
+}
+
+/// Over `max_headers_count`: 431 with nothing else, as h2 answers a list
+/// over SETTINGS_MAX_HEADER_LIST_SIZE. A request still open is then reset
+/// NO_ERROR (Envoy's `doEndStream`; RFC 9113 §8.1), as the codec server
+/// does: h2 sends that reset itself once both halves of the stream are
+/// dropped with the response sent and the request still streaming
+/// (`maybe_cancel`); an explicit reset would discard the queued 431.
+fn too_many_headers(mut respond: SendResponse<Bytes>, recv: RecvStream) {
+    let head = Response::builder()
+        .status(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        .body(())
+        .unwrap_or_default();
+    let _ = respond.send_response(head, true);
+    drop((respond, recv));
 }
 
 /// What `handler::handle` returns, as the response h2 sends (the one place

@@ -74,9 +74,9 @@ pub struct DownstreamLimits {
     /// (`continue_on_listener_filters_timeout` false), counted in
     /// `envoy_listener_downstream_pre_cx_timeout`.
     pub listener_filters_timeout: Option<Duration>,
-    /// Which server speaks downstream HTTP/2 (h2c and h2 by ALPN): the `h2`
-    /// crate's (the default) or strait's own codec (issue #15, on trial:
-    /// `STRAIT_HTTP2_SERVER=codec`).
+    /// Which server speaks downstream HTTP/2 (h2c and h2 by ALPN): strait's
+    /// own codec (the default since issue #15) or the `h2` crate's, kept as
+    /// the way back for now (`STRAIT_HTTP2_SERVER=h2`, `--http2-server h2`).
     pub http2_server: Http2Server,
 }
 
@@ -84,9 +84,9 @@ pub struct DownstreamLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Http2Server {
     /// `proxy::h2_server`, on the `h2` crate.
-    #[default]
     H2,
     /// `proxy::h2_codec_server`, on strait's codec (`crate::http2`).
+    #[default]
     Codec,
 }
 
@@ -98,7 +98,7 @@ impl std::str::FromStr for Http2Server {
             "h2" => Ok(Http2Server::H2),
             "codec" => Ok(Http2Server::Codec),
             _ => Err(format!(
-                "unknown HTTP/2 server {s:?}: use \"h2\" (the default) or \"codec\""
+                "unknown HTTP/2 server {s:?}: use \"codec\" (the default) or \"h2\""
             )),
         }
     }
@@ -137,7 +137,7 @@ impl Default for DownstreamLimits {
             memory_sample_interval: Duration::from_millis(250),
             start_unready: false,
             listener_filters_timeout: Some(Duration::from_secs(15)),
-            http2_server: Http2Server::H2,
+            http2_server: Http2Server::Codec,
         }
     }
 }
@@ -230,7 +230,8 @@ impl DownstreamLimits {
 
     /// The HTTP/2 settings, clamped: h2 panics on windows over 2^31-1 and
     /// frame sizes outside RFC 9113's range, so unvalidated limits never
-    /// panic. Both HTTP/2 servers (hyper's, `proxy::h2_server`) apply these.
+    /// panic. Every HTTP/2 server (hyper's, `proxy::h2_codec_server`,
+    /// `proxy::h2_server`) applies these.
     pub(crate) fn http2(&self) -> Http2Settings {
         const MAX_WINDOW: usize = (1 << 31) - 1;
         Http2Settings {
